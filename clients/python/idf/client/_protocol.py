@@ -1,0 +1,152 @@
+"""What the sync and async clients share: channel options, request builders, response decoders.
+
+Both twins build the same requests and decode the same responses, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from idf.client.fields import from_field, to_field
+from idf.v1 import diffusion_pb2, field_pb2, predict_pb2
+
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVICES = (
+    "idf.v1.PredictService",
+    "idf.v1.DiffusionService",
+    "idf.v1.ProofService",
+    "idf.v1.MarketService",
+    "idf.v1.TelemetryService",
+)
+
+
+def default_target() -> str:
+    """`IDF_SERVER` when set, else localhost on the default port."""
+    return os.environ.get("IDF_SERVER") or f"localhost:{DEFAULT_PORT}"
+
+
+def channel_options(max_message_bytes: int, max_attempts: int) -> list[tuple[str, object]]:
+    """Message-size limits, plus gRPC's own retry policy: only UNAVAILABLE is retried, with
+    exponential backoff. Retries are done by grpc-core (transparently, before any response
+    message arrived), so streaming calls are never replayed after they produced output."""
+    config: dict[str, object] = {"methodConfig": [{"name": [{"service": s} for s in SERVICES]}]}
+    if max_attempts > 1:
+        config["methodConfig"][0]["retryPolicy"] = {  # type: ignore[index]
+            "maxAttempts": max_attempts,
+            "initialBackoff": "0.1s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        }
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.enable_retries", 1 if max_attempts > 1 else 0),
+        ("grpc.service_config", json.dumps(config)),
+    ]
+
+
+def combined_credentials(
+    credentials: grpc.ChannelCredentials | None,
+    call_credentials: grpc.CallCredentials | None,
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials, composed with per-call credentials when both are given."""
+    if call_credentials is not None and credentials is None:
+        raise ValueError("call_credentials need a secure channel: pass credentials as well")
+    if call_credentials is not None:
+        return grpc.composite_channel_credentials(credentials, call_credentials)
+    return credentials
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Measured work of one call."""
+
+    site_updates: int
+    compute_seconds: float
+    charged_ceu: int
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The result of `predict`: `frames` has shape (steps, *field_shape)."""
+
+    frames: np.ndarray
+    stddev: np.ndarray | None
+    frame_interval: float
+    model: str
+    totals: np.ndarray
+    cfl: float
+    usage: Usage
+
+
+def _frames(history: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(history, np.ndarray):
+        return [history]
+    frames = [np.asarray(h) for h in history]
+    if not frames:
+        raise ValueError("history needs at least one frame")
+    return frames
+
+
+def predict_request(
+    history: np.ndarray | Sequence[np.ndarray],
+    steps: int,
+    *,
+    model: str = "",
+    diffusivity: float = 0.0,
+    velocity: Sequence[float] | None = None,
+    dt: float = 0.0,
+    substeps: int = 1,
+    source: np.ndarray | None = None,
+    spacing: Sequence[float] | None = None,
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
+    units: str = "",
+) -> predict_pb2.PredictRequest:
+    """Build a PredictRequest. `history` is one frame or a sequence of frames (oldest first)."""
+    meta = dict(spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units)
+    transport = predict_pb2.TransportParameters(
+        diffusivity=diffusivity, velocity=list(velocity or ()), dt=dt, substeps=substeps
+    )
+    if source is not None:
+        transport.source.CopyFrom(to_field(source, spacing=spacing))
+    return predict_pb2.PredictRequest(
+        history=[to_field(f, **meta) for f in _frames(history)],
+        steps=steps,
+        model=model,
+        transport=transport,
+    )
+
+
+def usage_from(usage: field_pb2.Usage) -> Usage:
+    return Usage(usage.site_updates, usage.compute_seconds, usage.charged_ceu)
+
+
+def forecast_from(response: predict_pb2.PredictResponse) -> Forecast:
+    frames = np.stack([from_field(f) for f in response.frames])
+    stddev = np.stack([from_field(f) for f in response.stddev]) if response.stddev else None
+    return Forecast(
+        frames=frames,
+        stddev=stddev,
+        frame_interval=response.frame_interval,
+        model=response.model,
+        totals=np.asarray(response.totals, dtype=np.float64),
+        cfl=response.cfl,
+        usage=usage_from(response.usage),
+    )
+
+
+def models_from(response: diffusion_pb2.ListModelsResponse) -> list[dict[str, object]]:
+    from google.protobuf import json_format
+
+    return [
+        json_format.MessageToDict(m, preserving_proto_field_name=True) for m in response.models
+    ]

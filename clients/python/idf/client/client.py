@@ -1,0 +1,202 @@
+"""`Client` (blocking) and `AsyncClient` (asyncio): twins with the same methods and arguments.
+
+    from idf.client import Client
+    with Client("localhost:50051") as idf:
+        forecast = idf.predict(field, steps=10, diffusivity=0.2)
+
+Failed calls raise `idf.client.errors.IdfError` subclasses carrying the server's status details.
+UNAVAILABLE is retried with backoff by gRPC's retry policy; nothing else is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from idf.client import _protocol as p
+from idf.client.errors import from_rpc_error
+from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, predict_pb2_grpc
+
+_SERVING = health_pb2.HealthCheckResponse.ServingStatus
+
+
+class _Base:
+    def __init__(
+        self,
+        target: str | None,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str]] | None,
+    ) -> None:
+        self.target = target or p.default_target()
+        self.timeout = timeout
+        self.metadata = tuple(metadata or ())
+
+    def _kw(self, timeout: float | None) -> dict[str, Any]:
+        return {"timeout": self.timeout if timeout is None else timeout, "metadata": self.metadata}
+
+
+class Client(_Base):
+    """Blocking client.
+
+    Args:
+        target: "host:port"; defaults to `IDF_SERVER`, else localhost:50051.
+        timeout: default deadline in seconds for every call (None: no deadline).
+        credentials: TLS channel credentials (`grpc.ssl_channel_credentials(...)`); None means
+            plaintext.
+        call_credentials: per-call credentials (tokens), composed onto `credentials`.
+        metadata: extra metadata sent with every call (for example an API key header).
+        max_attempts: attempts for calls that fail with UNAVAILABLE (1 disables retries).
+        max_message_bytes: largest message sent or received.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = 60.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        call_credentials: grpc.CallCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+        max_attempts: int = 4,
+        max_message_bytes: int = p.DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        super().__init__(target, timeout, metadata)
+        options = p.channel_options(max_message_bytes, max_attempts)
+        creds = p.combined_credentials(credentials, call_credentials)
+        self.channel = (
+            grpc.secure_channel(self.target, creds, options)
+            if creds is not None
+            else grpc.insecure_channel(self.target, options)
+        )
+        self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
+        self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(request, **self._kw(timeout))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def _stream(self, method: Any, request: Any, timeout: float | None) -> Iterator[Any]:
+        try:
+            yield from method(request, **self._kw(timeout))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The server's health status name ("SERVING", "NOT_SERVING", ...)."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        return _SERVING.Name(self._call(self._health.Check, request, timeout).status)
+
+    def predict(
+        self,
+        history: np.ndarray | Sequence[np.ndarray],
+        steps: int,
+        *,
+        timeout: float | None = None,
+        **parameters: Any,
+    ) -> p.Forecast:
+        """Forecast `steps` frames. Keyword parameters are those of `predict_request`:
+        model, diffusivity, velocity, dt, substeps, source, spacing, boundary,
+        boundary_value, units."""
+        request = p.predict_request(history, steps, **parameters)
+        return p.forecast_from(self._call(self.predict_stub.Predict, request, timeout))
+
+    def list_models(self, *, timeout: float | None = None) -> list[dict[str, object]]:
+        """Every model the server can run, as plain dicts."""
+        request = diffusion_pb2.ListModelsRequest(page_size=1000)
+        return p.models_from(self._call(self.diffusion_stub.ListModels, request, timeout))
+
+    def sample(
+        self, request: diffusion_pb2.SampleRequest, *, timeout: float | None = None
+    ) -> Iterator[diffusion_pb2.SampleResponse]:
+        """Stream a Sample call: progress messages, then the result."""
+        return self._stream(self.diffusion_stub.Sample, request, timeout)
+
+
+class AsyncClient(_Base):
+    """asyncio twin of `Client`: the same arguments, every method awaitable."""
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = 60.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        call_credentials: grpc.CallCredentials | None = None,
+        metadata: Sequence[tuple[str, str]] | None = None,
+        max_attempts: int = 4,
+        max_message_bytes: int = p.DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        super().__init__(target, timeout, metadata)
+        options = p.channel_options(max_message_bytes, max_attempts)
+        creds = p.combined_credentials(credentials, call_credentials)
+        self.channel = (
+            grpc.aio.secure_channel(self.target, creds, options)
+            if creds is not None
+            else grpc.aio.insecure_channel(self.target, options)
+        )
+        self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
+        self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(request, **self._kw(timeout))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def _stream(self, method: Any, request: Any, timeout: float | None) -> AsyncIterator[Any]:
+        try:
+            async for message in method(request, **self._kw(timeout)):
+                yield message
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        request = health_pb2.HealthCheckRequest(service=service)
+        return _SERVING.Name((await self._call(self._health.Check, request, timeout)).status)
+
+    async def predict(
+        self,
+        history: np.ndarray | Sequence[np.ndarray],
+        steps: int,
+        *,
+        timeout: float | None = None,
+        **parameters: Any,
+    ) -> p.Forecast:
+        request = p.predict_request(history, steps, **parameters)
+        return p.forecast_from(await self._call(self.predict_stub.Predict, request, timeout))
+
+    async def list_models(self, *, timeout: float | None = None) -> list[dict[str, object]]:
+        request = diffusion_pb2.ListModelsRequest(page_size=1000)
+        return p.models_from(await self._call(self.diffusion_stub.ListModels, request, timeout))
+
+    def sample(
+        self, request: diffusion_pb2.SampleRequest, *, timeout: float | None = None
+    ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
+        return self._stream(self.diffusion_stub.Sample, request, timeout)

@@ -1,0 +1,77 @@
+import datetime
+
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from idf.v1 import field_pb2 as _field_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SensorReading(_message.Message):
+    __slots__ = ("site", "sensor", "index", "value", "measure_time")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    SENSOR_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    MEASURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    sensor: str
+    index: _containers.RepeatedScalarFieldContainer[int]
+    value: float
+    measure_time: _timestamp_pb2.Timestamp
+    def __init__(self, site: _Optional[str] = ..., sensor: _Optional[str] = ..., index: _Optional[_Iterable[int]] = ..., value: _Optional[float] = ..., measure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PublishRequest(_message.Message):
+    __slots__ = ("readings",)
+    READINGS_FIELD_NUMBER: _ClassVar[int]
+    readings: _containers.RepeatedCompositeFieldContainer[SensorReading]
+    def __init__(self, readings: _Optional[_Iterable[_Union[SensorReading, _Mapping]]] = ...) -> None: ...
+
+class PublishResponse(_message.Message):
+    __slots__ = ("accepted_count", "rejected_count")
+    ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    accepted_count: int
+    rejected_count: int
+    def __init__(self, accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ...) -> None: ...
+
+class EnergyMap(_message.Message):
+    __slots__ = ("name", "field", "update_time", "reading_count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    READING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    field: _field_pb2.Field
+    update_time: _timestamp_pb2.Timestamp
+    reading_count: int
+    def __init__(self, name: _Optional[str] = ..., field: _Optional[_Union[_field_pb2.Field, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reading_count: _Optional[int] = ...) -> None: ...
+
+class GetEnergyMapRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetEnergyMapResponse(_message.Message):
+    __slots__ = ("energy_map",)
+    ENERGY_MAP_FIELD_NUMBER: _ClassVar[int]
+    energy_map: EnergyMap
+    def __init__(self, energy_map: _Optional[_Union[EnergyMap, _Mapping]] = ...) -> None: ...
+
+class WatchEnergyMapRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WatchEnergyMapResponse(_message.Message):
+    __slots__ = ("energy_map",)
+    ENERGY_MAP_FIELD_NUMBER: _ClassVar[int]
+    energy_map: EnergyMap
+    def __init__(self, energy_map: _Optional[_Union[EnergyMap, _Mapping]] = ...) -> None: ...
