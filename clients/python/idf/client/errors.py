@@ -37,7 +37,8 @@ class IdfError(Exception):
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
         for v in self.violations:
-            text += f"\n  {v.field}: {v.description}"
+            if v.description not in self.message:
+                text += f"\n  {v.field}: {v.description}"
         return text
 
 

@@ -1,0 +1,1 @@
+"""The `idf` command-line interface."""

@@ -1,0 +1,3 @@
+from idf.cli.main import main
+
+main()

@@ -1,0 +1,144 @@
+"""The physics forecaster: repeated conservative transport steps (`idf.kernels.transport`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from idf.engine.errors import Cancelled, ParameterError
+from idf.kernels import transport
+
+PHYSICS_MODEL = "physics-advection-diffusion"
+DEFAULT_CFL = 0.9
+FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """Physical parameters of du/dt + div(v u) = div(kappa grad u) + s on the field's grid."""
+
+    diffusivity: float = 0.0
+    velocity: tuple[float, ...] = ()
+    dt: float = 0.0  # 0: the largest step with CFL number DEFAULT_CFL
+    substeps: int = 1
+    spacing: tuple[float, ...] = ()
+    boundary: str = "periodic"
+    boundary_value: float = 0.0
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    frames: np.ndarray  # (steps, *shape), dtype of the input
+    frame_interval: float
+    dt: float
+    cfl: float
+    totals: np.ndarray  # float64 spatial total of each frame
+    site_updates: int
+    compute_seconds: float
+
+
+def spatial_total(u: np.ndarray, spacing: Sequence[float]) -> float:
+    """Sum of values times cell volume, accumulated in float64."""
+    return float(np.sum(u, dtype=np.float64) * math.prod(spacing))
+
+
+def _resolve(spec: TransportSpec, shape: tuple[int, ...]) -> tuple[TransportSpec, float]:
+    """Check the spec against the grid, fill defaults; returns (spec, cfl number)."""
+    ndim = len(shape)
+    if not 1 <= ndim <= 3:
+        raise ParameterError("shape", f"the physics forecaster takes 1 to 3 axes, got {ndim}")
+    spacing = spec.spacing or (1.0,) * ndim
+    if len(spacing) != ndim or not all(math.isfinite(h) and h > 0 for h in spacing):
+        raise ParameterError("spacing", f"needs {ndim} finite values > 0, got {list(spacing)}")
+    if not (math.isfinite(spec.diffusivity) and spec.diffusivity >= 0):
+        raise ParameterError("diffusivity", f"must be finite and >= 0, got {spec.diffusivity}")
+    velocity = spec.velocity or (0.0,) * ndim
+    if len(velocity) != ndim:
+        raise ParameterError("velocity", f"needs one component per axis ({ndim}), got {len(velocity)}")
+    if not all(math.isfinite(v) for v in velocity):
+        raise ParameterError("velocity", "components must be finite")
+    if spec.boundary not in transport.BOUNDARIES:
+        raise ParameterError("boundary", f"must be one of {transport.BOUNDARIES}")
+    if not math.isfinite(spec.boundary_value):
+        raise ParameterError("boundary_value", "must be finite")
+    if spec.substeps < 1:
+        raise ParameterError("substeps", f"must be >= 1, got {spec.substeps}")
+    if not (math.isfinite(spec.dt) and spec.dt >= 0):
+        raise ParameterError("dt", f"must be finite and >= 0, got {spec.dt}")
+    dt = spec.dt
+    if dt == 0:
+        dt = transport.stable_dt(spacing, spec.diffusivity, velocity, DEFAULT_CFL)
+        dt = 1.0 if math.isinf(dt) else dt  # nothing moves: any step is exact
+    cfl = transport.cfl_number(dt, spacing, spec.diffusivity, velocity)
+    if cfl > 1.0:
+        limit = transport.stable_dt(spacing, spec.diffusivity, velocity, 1.0)
+        raise ParameterError(
+            "dt", f"unstable: CFL number {cfl:.4g} > 1; the largest stable dt is {limit:.6g}"
+        )
+    resolved = TransportSpec(
+        spec.diffusivity, tuple(velocity), dt, spec.substeps, tuple(spacing),
+        spec.boundary, spec.boundary_value,
+    )
+    return resolved, cfl
+
+
+def physics_forecast(
+    history: Sequence[np.ndarray],
+    steps: int,
+    spec: TransportSpec,
+    *,
+    source: np.ndarray | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> ForecastResult:
+    """Advance the last frame of `history` by `steps` frames of `spec.substeps` solver steps.
+
+    Raises ParameterError for a domain violation and Cancelled when `should_stop()` turns true
+    between solver steps.
+    """
+    if not history:
+        raise ParameterError("history", "needs at least one frame")
+    present = history[-1]
+    if present.dtype not in FLOAT_DTYPES:
+        raise ParameterError("dtype", f"the physics forecaster takes float32 or float64, got {present.dtype}")
+    if not np.all(np.isfinite(present)):
+        raise ParameterError("history", "contains NaN or Inf")
+    if steps < 1:
+        raise ParameterError("steps", f"must be >= 1, got {steps}")
+    spec, cfl = _resolve(spec, present.shape)
+    if source is not None:
+        if source.shape != present.shape:
+            raise ParameterError("source", f"shape {source.shape} != field shape {present.shape}")
+        if not np.all(np.isfinite(source)):
+            raise ParameterError("source", "contains NaN or Inf")
+
+    start = time.perf_counter()
+    u = torch.tensor(present)  # one copy: wire buffers are read-only
+    s = torch.tensor(source, dtype=u.dtype) if source is not None else None
+    frames = np.empty((steps, *present.shape), dtype=present.dtype)
+    kwargs = dict(
+        dt=spec.dt, spacing=spec.spacing, diffusivity=spec.diffusivity, velocity=spec.velocity,
+        boundary=spec.boundary, boundary_value=spec.boundary_value, source=s,
+    )
+    with torch.inference_mode():
+        for k in range(steps):
+            for _ in range(spec.substeps):
+                if should_stop():
+                    raise Cancelled()
+                u = transport.transport_step(u, **kwargs)
+            frames[k] = u.numpy()
+    seconds = time.perf_counter() - start
+    totals = np.array([spatial_total(f, spec.spacing) for f in frames])
+    return ForecastResult(
+        frames=frames,
+        frame_interval=spec.dt * spec.substeps,
+        dt=spec.dt,
+        cfl=cfl,
+        totals=totals,
+        site_updates=int(present.size) * steps * spec.substeps,
+        compute_seconds=seconds,
+    )

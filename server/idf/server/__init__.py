@@ -1,0 +1,1 @@
+"""Transports and operations: gRPC servicers, errors, config, logs, wiring."""

@@ -1,0 +1,114 @@
+"""Wiring: the async grpcio server with every service, health, reflection, message-size limits,
+and graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from idf.server.config import Settings
+from idf.server.services.diffusion import DiffusionServicer
+from idf.server.services.pending import PendingMarket, PendingProof, PendingTelemetry
+from idf.server.services.predict import PredictServicer
+from idf.v1 import (
+    diffusion_pb2,
+    diffusion_pb2_grpc,
+    market_pb2,
+    market_pb2_grpc,
+    predict_pb2,
+    predict_pb2_grpc,
+    proof_pb2,
+    proof_pb2_grpc,
+    telemetry_pb2,
+    telemetry_pb2_grpc,
+)
+
+log = logging.getLogger("idf.server")
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (predict_pb2, "PredictService"),
+        (diffusion_pb2, "DiffusionService"),
+        (proof_pb2, "ProofService"),
+        (market_pb2, "MarketService"),
+        (telemetry_pb2, "TelemetryService"),
+    )
+)
+
+
+@dataclass
+class Running:
+    """A started server: the bound port, and what shutdown needs."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    executor: ThreadPoolExecutor
+    settings: Settings
+
+    async def stop(self) -> None:
+        """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
+        log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.grace_period)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+
+async def start(
+    settings: Settings, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()
+) -> Running:
+    """Build and start the server; returns once it is listening."""
+    size = settings.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
+    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor), server)
+    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(), server)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(PendingProof(), server)
+    market_pb2_grpc.add_MarketServiceServicer_to_server(PendingMarket(), server)
+    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if extra_handlers:
+        server.add_generic_rpc_handlers(tuple(extra_handlers))
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    await server.start()
+    serving = health_pb2.HealthCheckResponse.SERVING
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, serving)
+    log.info("listening", extra={"host": settings.host, "port": port})
+    return Running(server, port, health_servicer, executor, settings)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop()

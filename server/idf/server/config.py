@@ -1,0 +1,87 @@
+"""One settings object for the server, read from (highest precedence first): explicit
+arguments (CLI flags), `IDF_*` environment variables, a TOML config file (`IDF_CONFIG` or
+`--config`), then the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field can be set as IDF_<NAME> (for example IDF_PORT=50052)."""
+
+    model_config = SettingsConfigDict(env_prefix="IDF_", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on ('0.0.0.0' for all).")
+    port: int = Field(50051, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_message_bytes: int = Field(
+        64 * MIB, ge=4 * MIB, description="Largest gRPC message received or sent."
+    )
+    max_field_elements: int = Field(
+        4096 * 4096, ge=1, description="Largest number of elements in one Field."
+    )
+    max_predict_steps: int = Field(100_000, ge=1, description="Most frames one Predict returns.")
+    grace_period: float = Field(
+        10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
+    )
+    workers: int = Field(2, ge=1, description="Threads running engine work.")
+    data_dir: Path = Field(Path(".idf"), description="Where embedded state lives.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["json", "text"] = Field("json", description="Structured JSON or plain text.")
+    reflection: bool = Field(True, description="Serve gRPC server reflection.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Settings from overrides, environment, then `config_file` (or IDF_CONFIG)."""
+        path = config_file or os.environ.get("IDF_CONFIG")
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        toml = Path(path) if path else None
+
+        class _FromFile(cls):  # type: ignore[valid-type, misc]
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+                if toml is not None:
+                    sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml),)
+                return sources
+
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return cls.model_validate(_FromFile(**values).model_dump())
+
+
+def default_config_toml() -> str:
+    """A commented config file listing every setting with its default (for `idf init`)."""
+    lines = ["# Industriverse IDF server settings. Environment variables IDF_<NAME> override these."]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        value = f'"{default}"' if isinstance(default, (str, Path)) else str(default).lower()
+        lines += [f"# {info.description}", f"{name} = {value}", ""]
+    return "\n".join(lines)

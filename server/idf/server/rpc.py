@@ -1,0 +1,109 @@
+"""The RPC boundary every servicer method passes through: access logs with timing, ApiError ->
+status with details, unexpected exceptions -> INTERNAL without leaking internals, and engine work
+run on worker threads that stop when the call is cancelled or its deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import grpc
+
+from idf.server.errors import ApiError
+
+log = logging.getLogger("idf.rpc")
+T = TypeVar("T")
+
+
+def unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a unary-response servicer coroutine (unary-unary or stream-unary)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await method(self, request, context)
+        except ApiError as e:
+            code = e.code
+            await context.abort(e.code, e.message, trailing_metadata=e.trailing_metadata())
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # noqa: BLE001 - the boundary must never leak a traceback
+            if _is_abort(e):
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unhandled error", extra={"rpc": method.__qualname__})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+        finally:
+            _access(method.__qualname__, code, start, context)
+
+    return wrapper
+
+
+def streaming(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a server-streaming servicer async generator."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            async for message in method(self, request, context):
+                yield message
+        except ApiError as e:
+            code = e.code
+            await context.abort(e.code, e.message, trailing_metadata=e.trailing_metadata())
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # noqa: BLE001
+            if _is_abort(e):
+                raise
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unhandled error", extra={"rpc": method.__qualname__})
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+        finally:
+            _access(method.__qualname__, code, start, context)
+
+    return wrapper
+
+
+def _is_abort(error: Exception) -> bool:
+    # grpc.aio raises AbortError out of context.abort(); it must propagate untouched.
+    return type(error).__name__ == "AbortError"
+
+
+def _access(rpc: str, code: grpc.StatusCode, start: float, context: Any) -> None:
+    log.info(
+        "rpc",
+        extra={
+            "rpc": rpc,
+            "code": code.name,
+            "duration_ms": round((time.perf_counter() - start) * 1e3, 3),
+            "peer": context.peer(),
+        },
+    )
+
+
+async def run_engine(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking engine work on the worker pool. `fn` must accept `should_stop`; it turns true
+    when this call is cancelled (client cancel, deadline, shutdown past the grace period)."""
+    stop = threading.Event()
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(
+        executor, functools.partial(fn, *args, should_stop=stop.is_set, **kwargs)
+    )
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop.set()
+        raise

@@ -1,0 +1,74 @@
+"""Services whose engines are not built yet. Every method answers UNIMPLEMENTED naming the
+missing capability — never a fake result. Each class shrinks as its engine lands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from idf.server.errors import unimplemented
+from idf.server.rpc import streaming, unary
+from idf.v1 import (
+    diffusion_pb2_grpc,
+    market_pb2_grpc,
+    proof_pb2_grpc,
+    telemetry_pb2_grpc,
+)
+
+_DIFFUSION = "the diffusion engine (Boltzmann samplers, learned reverse diffusion)"
+_PROOF = "the proof engine (metrics, policies, signed records in a verifiable log)"
+_MARKET = "the market ledger (CEU/PFT balances, metering, constant-product AMM)"
+_TELEMETRY = "telemetry ingestion (NATS streams, live energy maps)"
+
+
+def _unary(service: str, method: str, capability: str) -> Any:
+    @unary
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        raise unimplemented(f"{service}.{method}", capability)
+
+    handler.__qualname__ = f"{service}.{method}"
+    return handler
+
+
+def _stream(service: str, method: str, capability: str) -> Any:
+    @streaming
+    async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        raise unimplemented(f"{service}.{method}", capability)
+        yield  # pragma: no cover - makes this an async generator
+
+    handler.__qualname__ = f"{service}.{method}"
+    return handler
+
+
+class PendingDiffusion(diffusion_pb2_grpc.DiffusionServiceServicer):
+    Sample = _stream("DiffusionService", "Sample", _DIFFUSION)
+    Reconstruct = _unary("DiffusionService", "Reconstruct", _DIFFUSION + " and its reconstruction checkpoint")
+    ListEnergyModels = _unary("DiffusionService", "ListEnergyModels", "the energy-model registry")
+
+
+class PendingProof(proof_pb2_grpc.ProofServiceServicer):
+    CreateProof = _unary("ProofService", "CreateProof", _PROOF)
+    GetProof = _unary("ProofService", "GetProof", _PROOF)
+    ListProofs = _unary("ProofService", "ListProofs", _PROOF)
+    ListPolicies = _unary("ProofService", "ListPolicies", _PROOF)
+    GetCheckpoint = _unary("ProofService", "GetCheckpoint", _PROOF)
+    GetConsistencyProof = _unary("ProofService", "GetConsistencyProof", _PROOF)
+    GetPublicKey = _unary("ProofService", "GetPublicKey", _PROOF)
+
+
+class PendingMarket(market_pb2_grpc.MarketServiceServicer):
+    GetPool = _unary("MarketService", "GetPool", _MARKET)
+    Quote = _unary("MarketService", "Quote", _MARKET)
+    Swap = _unary("MarketService", "Swap", _MARKET)
+    AddLiquidity = _unary("MarketService", "AddLiquidity", _MARKET)
+    RemoveLiquidity = _unary("MarketService", "RemoveLiquidity", _MARKET)
+    GetBalance = _unary("MarketService", "GetBalance", _MARKET)
+    ListTransactions = _unary("MarketService", "ListTransactions", _MARKET)
+    Mint = _unary("MarketService", "Mint", _MARKET)
+
+
+class PendingTelemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
+    Publish = _unary("TelemetryService", "Publish", _TELEMETRY)
+    GetEnergyMap = _unary("TelemetryService", "GetEnergyMap", _TELEMETRY)
+    WatchEnergyMap = _stream("TelemetryService", "WatchEnergyMap", _TELEMETRY)

@@ -1,0 +1,140 @@
+"""PredictService: thin servicer over `idf.engine.forecast`."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import grpc
+
+from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
+from idf.engine import forecast
+from idf.engine.errors import ParameterError
+from idf.server.config import Settings
+from idf.server.errors import invalid_argument, too_large, unimplemented
+from idf.server.rpc import run_engine, unary
+from idf.server.validation import decode_field, require_finite
+from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
+
+# engine parameter name -> request field path
+_PARAMETER_PATHS = {
+    "diffusivity": "transport.diffusivity",
+    "velocity": "transport.velocity",
+    "dt": "transport.dt",
+    "substeps": "transport.substeps",
+    "source": "transport.source",
+    "spacing": "history[0].spacing",
+    "shape": "history[0].shape",
+    "dtype": "history[0].dtype",
+    "boundary": "history[0].boundary",
+    "boundary_value": "history[0].boundary_value",
+    "steps": "steps",
+    "history": "history",
+}
+
+
+class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
+    def __init__(self, settings: Settings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+
+    @unary
+    async def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        model = request.model or forecast.PHYSICS_MODEL
+        if model != forecast.PHYSICS_MODEL:
+            raise invalid_argument(
+                "model", f"unknown forecaster {model!r}; available: {forecast.PHYSICS_MODEL!r}"
+            )
+        history, spec, source = self._decode(request)
+        present = history[-1]
+        response_bytes = present.nbytes * request.steps
+        if response_bytes > self.settings.max_message_bytes * 0.95:
+            fit = int(self.settings.max_message_bytes * 0.95 // present.nbytes)
+            raise too_large(
+                "steps",
+                f"{request.steps} frames of {present.nbytes} bytes exceed the "
+                f"{self.settings.max_message_bytes}-byte response limit; ask for at most {fit} "
+                "per call",
+            )
+        try:
+            result = await run_engine(
+                self.executor, forecast.physics_forecast, history, request.steps, spec,
+                source=source,
+            )
+        except ParameterError as e:
+            raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None
+        meta = field_meta(request.history[0])
+        return predict_pb2.PredictResponse(
+            frames=[
+                to_field(
+                    frame, spacing=meta.spacing, boundary=meta.boundary,
+                    boundary_value=meta.boundary_value, units=meta.units,
+                )
+                for frame in result.frames
+            ],
+            frame_interval=result.frame_interval,
+            model=model,
+            totals=result.totals.tolist(),
+            cfl=result.cfl,
+            usage=field_pb2.Usage(
+                site_updates=result.site_updates, compute_seconds=result.compute_seconds
+            ),
+        )
+
+    def _decode(self, request: predict_pb2.PredictRequest):  # noqa: ANN202
+        if not request.history:
+            raise invalid_argument("history", "needs at least one frame")
+        if request.steps < 1:
+            raise invalid_argument("steps", f"must be >= 1, got {request.steps}")
+        if request.steps > self.settings.max_predict_steps:
+            raise invalid_argument(
+                "steps", f"{request.steps} exceeds the maximum {self.settings.max_predict_steps}"
+            )
+        limit = self.settings.max_field_elements
+        history = []
+        first = request.history[0]
+        for i, frame in enumerate(request.history):
+            path = f"history[{i}]"
+            array = decode_field(frame, path, max_elements=limit)
+            require_finite(array, path)
+            if i and _layout(frame) != _layout(first):
+                raise invalid_argument(
+                    path, "every frame must share shape, dtype, spacing and boundary with history[0]"
+                )
+            history.append(array)
+        if first.dtype not in (field_pb2.DTYPE_FLOAT32, field_pb2.DTYPE_FLOAT64):
+            raise invalid_argument(
+                "history[0].dtype", "Predict takes DTYPE_FLOAT32 or DTYPE_FLOAT64 fields"
+            )
+        meta = field_meta(first)
+        if first.boundary and first.boundary not in BOUNDARY_NAMES:
+            raise invalid_argument("history[0].boundary", "unknown boundary condition")
+        t = request.transport
+        source = None
+        if t.HasField("source"):
+            source = decode_field(t.source, "transport.source", max_elements=limit)
+            require_finite(source, "transport.source")
+        spec = forecast.TransportSpec(
+            diffusivity=t.diffusivity,
+            velocity=tuple(t.velocity),
+            dt=t.dt,
+            substeps=t.substeps or 1,
+            spacing=meta.spacing,
+            boundary=meta.boundary,
+            boundary_value=meta.boundary_value,
+        )
+        return history, spec, source
+
+    @unary
+    async def DetectRegime(
+        self, request: predict_pb2.DetectRegimeRequest, context: grpc.aio.ServicerContext
+    ) -> predict_pb2.DetectRegimeResponse:
+        raise unimplemented(
+            "PredictService.DetectRegime",
+            "the regime detector (trained on simulated Kolmogorov flows)",
+        )
+
+
+def _layout(field: field_pb2.Field) -> tuple:
+    return (tuple(field.shape), field.dtype, tuple(field.spacing), field.boundary, field.boundary_value)
