@@ -28,6 +28,7 @@ def unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        log.debug("rpc start", extra={"rpc": method.__qualname__})
         try:
             return await method(self, request, context)
         except ApiError as e:
