@@ -92,14 +92,20 @@ async def start(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
     address = f"{settings.host}:{settings.port}"
-    port = server.add_insecure_port(address)
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
-    log.info("listening", extra={"host": settings.host, "port": port})
+    log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
     return Running(server, port, health_servicer, executor, settings)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["json", "text"] = Field("json", description="Structured JSON or plain text.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
+    tls_cert_file: Optional[Path] = Field(None, description="PEM certificate chain; enables TLS.")
+    tls_key_file: Optional[Path] = Field(None, description="PEM private key for tls_cert_file.")
 
     @field_validator("log_level")
     @classmethod
@@ -49,6 +51,12 @@ class Settings(BaseSettings):
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -76,12 +84,3 @@ class Settings(BaseSettings):
         values = {k: v for k, v in overrides.items() if v is not None}
         return cls.model_validate(_FromFile(**values).model_dump())
 
-
-def default_config_toml() -> str:
-    """A commented config file listing every setting with its default (for `idf init`)."""
-    lines = ["# Industriverse IDF server settings. Environment variables IDF_<NAME> override these."]
-    for name, info in Settings.model_fields.items():
-        default = info.default
-        value = f'"{default}"' if isinstance(default, (str, Path)) else str(default).lower()
-        lines += [f"# {info.description}", f"{name} = {value}", ""]
-    return "\n".join(lines)
