@@ -1,0 +1,40 @@
+# Industriverse IDF — developer entry points. `make demo` and `make test` do all the set-up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TS := clients/typescript
+
+.PHONY: setup demo test generate lint bench clean
+
+setup: $(VENV)/.installed $(TS)/node_modules/.installed
+
+# torch first, pinned: on this project's machines 2.13.0 is a CPU wheel; a looser requirement
+# would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[server,dev]'
+	touch $@
+
+$(TS)/node_modules/.installed: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	bash tools/demo.sh
+
+test: setup
+	$(BIN)/pytest -q
+
+generate: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/buf generate
+
+lint: setup
+	$(BIN)/buf lint
+
+bench: setup
+	$(BIN)/python bench/predict_latency.py
+
+clean:
+	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache

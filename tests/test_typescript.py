@@ -1,0 +1,31 @@
+"""The TypeScript SDK builds with tsc and decodes Fields encoded by the Python SDK."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from helpers import REPO
+from idf.client import to_field
+
+TS = REPO / "clients" / "typescript"
+
+
+def test_typescript_builds_and_its_tests_pass(tmp_path):
+    tsc = TS / "node_modules" / ".bin" / "tsc"
+    assert tsc.exists(), "run npm ci in clients/typescript"
+    node = shutil.which("node")
+    assert node, "node is required for the TypeScript SDK"
+    subprocess.run([str(tsc), "-p", str(TS)], check=True)
+    field = to_field(np.arange(12, dtype=np.float64).reshape(3, 4) / 4, spacing=(0.25, 2.0))
+    path = tmp_path / "field.binpb"
+    path.write_bytes(field.SerializeToString())
+    result = subprocess.run(
+        [node, "--test", "test/"], cwd=TS, capture_output=True, text=True,
+        env={**os.environ, "IDF_PY_FIELD": str(path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# pass 3" in result.stdout and "# fail 0" in result.stdout
