@@ -64,7 +64,7 @@ export function fromField(field: Field): { values: FieldArray; shape: number[] }
   if (shape.length === 0 || field.data.byteLength !== count * itemsize) {
     throw new RangeError(`byte length ${field.data.byteLength} != prod(shape) ${count} x ${itemsize}`);
   }
-  const bytes = field.data.slice(); // aligned copy
+  const bytes = new Uint8Array(field.data); // aligned copy with its own buffer (Buffer.slice would be a view)
   const buffer = bytes.buffer;
   switch (field.dtype) {
     case Dtype.FLOAT32:
