@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import filecmp
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,10 @@ from idf.server.app import SERVICE_NAMES
 from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 MODULES = (predict_pb2, diffusion_pb2, proof_pb2, market_pb2, telemetry_pb2)
-BUF = shutil.which("buf")
+VENV_BIN = Path(sys.executable).parent
+BUF = shutil.which("buf", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+# buf.gen.yaml runs `python` (grpc_tools' protoc and our stub plugin): use this interpreter
+ENV = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 TS = REPO / "clients" / "typescript"
 
 
@@ -52,7 +57,7 @@ def test_every_field_has_a_field_behavior():
 
 def test_buf_lint_passes():
     assert BUF, "buf is not installed (pip install buf-bin)"
-    result = subprocess.run([BUF, "lint"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([BUF, "lint"], cwd=REPO, capture_output=True, text=True, env=ENV)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -60,7 +65,7 @@ def test_every_element_is_documented(tmp_path: Path):
     """Leading comments on every service, RPC, message, field and enum value (they become the
     OpenAPI and SDK docs)."""
     image = tmp_path / "image.binpb"
-    subprocess.run([BUF, "build", "-o", str(image), "--path", "proto/idf"], cwd=REPO, check=True)
+    subprocess.run([BUF, "build", "-o", str(image), "--path", "proto/idf"], cwd=REPO, check=True, env=ENV)
     fds = descriptor_pb2.FileDescriptorSet.FromString(image.read_bytes())
     undocumented = []
     for file in fds.file:
@@ -102,7 +107,7 @@ def test_regenerated_code_equals_committed_code(tmp_path: Path):
         outs[committed] = Path(plugin["out"])
     gen = tmp_path / "buf.gen.yaml"
     gen.write_text(yaml.safe_dump(template))
-    subprocess.run([BUF, "generate", "--template", str(gen)], cwd=REPO, check=True)
+    subprocess.run([BUF, "generate", "--template", str(gen)], cwd=REPO, check=True, env=ENV)
     for committed, fresh in outs.items():
         suffixes = (".ts",) if "typescript" in str(committed) else (".py", ".pyi")
         subdir = "idf/v1" if suffixes != (".ts",) else ""
