@@ -42,3 +42,10 @@ def test_bad_values_are_refused(tmp_path: Path, text: str):
 def test_missing_config_file_is_an_error(tmp_path: Path):
     with pytest.raises(FileNotFoundError):
         Settings.load(tmp_path / "nope.toml")
+
+
+def test_the_production_profile_loads():
+    from helpers import REPO
+
+    s = Settings.load(REPO / "deploy" / "idf.production.toml")
+    assert s.host == "0.0.0.0" and s.log_format == "json" and s.grace_period == 30.0

@@ -5,11 +5,12 @@ run on worker threads that stop when the call is cancelled or its deadline passe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -21,31 +22,37 @@ log = logging.getLogger("idf.rpc")
 T = TypeVar("T")
 
 
+@contextlib.asynccontextmanager
+async def _boundary(rpc: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    start = time.perf_counter()
+    code = grpc.StatusCode.OK
+    log.debug("rpc start", extra={"rpc": rpc})
+    try:
+        yield
+    except ApiError as e:
+        code = e.code
+        await context.abort(e.code, e.message, trailing_metadata=e.trailing_metadata())
+    except asyncio.CancelledError:
+        code = grpc.StatusCode.CANCELLED
+        raise
+    except Exception as e:  # noqa: BLE001 - the boundary must never leak a traceback
+        if _is_abort(e):
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        code = grpc.StatusCode.INTERNAL
+        log.exception("unhandled error", extra={"rpc": rpc})
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+    finally:
+        _access(rpc, code, start, context)
+
+
 def unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Wrap a unary-response servicer coroutine (unary-unary or stream-unary)."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        log.debug("rpc start", extra={"rpc": method.__qualname__})
-        try:
+        async with _boundary(method.__qualname__, context):
             return await method(self, request, context)
-        except ApiError as e:
-            code = e.code
-            await context.abort(e.code, e.message, trailing_metadata=e.trailing_metadata())
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:  # noqa: BLE001 - the boundary must never leak a traceback
-            if _is_abort(e):
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            code = grpc.StatusCode.INTERNAL
-            log.exception("unhandled error", extra={"rpc": method.__qualname__})
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
-        finally:
-            _access(method.__qualname__, code, start, context)
 
     return wrapper
 
@@ -55,25 +62,9 @@ def streaming(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
+        async with _boundary(method.__qualname__, context):
             async for message in method(self, request, context):
                 yield message
-        except ApiError as e:
-            code = e.code
-            await context.abort(e.code, e.message, trailing_metadata=e.trailing_metadata())
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:  # noqa: BLE001
-            if _is_abort(e):
-                raise
-            code = grpc.StatusCode.INTERNAL
-            log.exception("unhandled error", extra={"rpc": method.__qualname__})
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
-        finally:
-            _access(method.__qualname__, code, start, context)
 
     return wrapper
 
