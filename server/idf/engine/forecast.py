@@ -94,11 +94,12 @@ def physics_forecast(
     *,
     source: np.ndarray | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    device: str | torch.device | None = None,
 ) -> ForecastResult:
     """Advance the last frame of `history` by `steps` frames of `spec.substeps` solver steps.
 
     Raises ParameterError for a domain violation and Cancelled when `should_stop()` turns true
-    between solver steps.
+    between solver steps. `device` defaults to CUDA when available (the Triton kernel), else CPU.
     """
     if not history:
         raise ParameterError("history", "needs at least one frame")
@@ -117,8 +118,9 @@ def physics_forecast(
             raise ParameterError("source", "contains NaN or Inf")
 
     start = time.perf_counter()
-    u = torch.tensor(present)  # one copy: wire buffers are read-only
-    s = torch.tensor(source, dtype=u.dtype) if source is not None else None
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    u = torch.tensor(present, device=device)  # one copy: wire buffers are read-only
+    s = torch.tensor(source, dtype=u.dtype, device=device) if source is not None else None
     frames = np.empty((steps, *present.shape), dtype=present.dtype)
     kwargs = dict(
         dt=spec.dt, spacing=spec.spacing, diffusivity=spec.diffusivity, velocity=spec.velocity,
@@ -130,7 +132,7 @@ def physics_forecast(
                 if should_stop():
                     raise Cancelled()
                 u = transport.transport_step(u, **kwargs)
-            frames[k] = u.numpy()
+            frames[k] = u.cpu().numpy()
     seconds = time.perf_counter() - start
     totals = np.array([spatial_total(f, spec.spacing) for f in frames])
     return ForecastResult(

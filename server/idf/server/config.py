@@ -37,6 +37,7 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
     )
     workers: int = Field(2, ge=1, description="Threads running engine work.")
+    device: str = Field("auto", description="Engine device: auto (CUDA when present), cpu, cuda, cuda:N.")
     data_dir: Path = Field(Path(".idf"), description="Where embedded state lives.")
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["json", "text"] = Field("json", description="Structured JSON or plain text.")
@@ -51,6 +52,22 @@ class Settings(BaseSettings):
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value != "auto":
+            import torch
+
+            torch.device(value)  # raises on a malformed device string
+        return value
+
+    def engine_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

@@ -36,6 +36,7 @@ class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
     def __init__(self, settings: Settings, executor: Executor) -> None:
         self.settings = settings
         self.executor = executor
+        self.device = settings.engine_device()
 
     @unary
     async def Predict(
@@ -60,7 +61,7 @@ class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
         try:
             result = await run_engine(
                 self.executor, forecast.physics_forecast, history, request.steps, spec,
-                source=source,
+                source=source, device=self.device,
             )
         except ParameterError as e:
             raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None

@@ -1,0 +1,58 @@
+"""Unadjusted Langevin step for the phi^4 / Gaussian-free-field energy, fused into one pass:
+
+    phi <- phi - eta * dE/dphi + sqrt(2 eta T) * xi,   xi ~ N(0, 1)
+
+The Triton kernel reads each site and its neighbours once, draws xi in-kernel (Philox, keyed by
+`step_seed(seed, step)` and the site index; no noise tensor), writes the new field once and
+leaves per-block partial sums of E(phi) — the energy of the state it started from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from idf.kernels import _grid
+from idf.kernels._triton import use_triton
+from idf.kernels.phi4 import MODE_PROPOSE, Phi4, launch_phi4, phi4_reference
+from idf.kernels.random import cpu_generator, step_seed
+
+
+def _check(step_size: float, temperature: float) -> float:
+    if not (step_size > 0 and temperature >= 0):
+        raise ValueError(f"need step_size > 0 and temperature >= 0, got {step_size}, {temperature}")
+    return math.sqrt(2.0 * step_size * temperature)
+
+
+def langevin_step_reference(
+    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, noise: torch.Tensor, ndim: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(new phi, E(phi) per chain) with the given standard-normal noise."""
+    sigma = _check(step_size, temperature)
+    ev = phi4_reference(phi, model, ndim)
+    return phi - step_size * ev.gradient + sigma * noise, ev.energy
+
+
+def langevin_step_triton(
+    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, key: int, ndim: int = 2,
+    block: int = _grid.BLOCK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused kernel; `key` is the Philox seed of this step (see `step_seed`)."""
+    sigma = _check(step_size, temperature)
+    phi = phi.contiguous()
+    new = torch.empty_like(phi)
+    part = launch_phi4(phi, model, ndim, MODE_PROPOSE, eta=step_size, sigma=sigma, seed=key, out=new, block=block)
+    return new, part[0].sum(-1, dtype=torch.float64).reshape(phi.shape[: phi.ndim - ndim])
+
+
+def langevin_step(
+    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, seed: int, step: int, ndim: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Langevin step of every chain in `phi` (B, *grid): (new phi, E(old phi) per chain)."""
+    if use_triton(phi):
+        return langevin_step_triton(
+            phi, model, step_size=step_size, temperature=temperature, key=step_seed(seed, step), ndim=ndim
+        )
+    noise = torch.randn(phi.shape, generator=cpu_generator(seed, step), dtype=phi.dtype)
+    return langevin_step_reference(phi, model, step_size=step_size, temperature=temperature, noise=noise, ndim=ndim)
