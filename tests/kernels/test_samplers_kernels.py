@@ -142,3 +142,37 @@ def test_philox_is_reproducible_and_well_distributed():
     assert abs(a.mean().item()) < 0.016 and abs(a.var().item() - 1) < 0.023
     u = philox_uniform(5, (100_000,), device=DEVICE).cpu()
     assert 0 <= u.min().item() and u.max().item() < 1 and abs(u.mean().item() - 0.5) < 0.0046  # 5 sigma
+
+
+@pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
+@pytest.mark.parametrize("h", [0.0, "field"])
+def test_ising_cpu_path_equals_the_reference(rule, h):
+    from idf.kernels.ising import sweep_cpu
+
+    gen = torch.Generator().manual_seed(8)
+    s = (torch.randint(0, 2, (3, 8, 12), generator=gen) * 2 - 1).to(torch.int8)
+    model = Ising(J=1.0, h=torch.randn(8, 12, generator=gen) if h == "field" else h)
+    u = torch.rand(s.shape, generator=gen)
+    fast = sweep_cpu(s, model, 0.5, rule, u)
+    ref = sweep_reference(s, model, 0.5, rule, (u, u))
+    assert torch.equal(fast.spins, ref.spins)
+    assert torch.equal(fast.energy, ref.energy) and torch.equal(fast.magnetisation, ref.magnetisation)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, ndim", SHAPES)
+@pytest.mark.parametrize("field", [False, True])
+def test_langevin_cpu_path_agrees_with_the_reference(dtype, shape, ndim, field):
+    from idf.kernels.langevin import langevin_step_cpu
+
+    gen = torch.Generator().manual_seed(12)
+    phi = torch.randn(shape, generator=gen, dtype=dtype)
+    noise = torch.randn(shape, generator=gen, dtype=dtype)
+    model = _model(shape, ndim, dtype, field)
+    kw = dict(step_size=0.05, temperature=1.3, noise=noise, ndim=ndim)
+    fast, e_fast = langevin_step_cpu(phi, model, **kw)
+    ref, e_ref = langevin_step_reference(phi, model, **kw)
+    # different association of the same sums: a few eps of the largest term (|phi|^3 ~ 60 here)
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(fast, ref, rtol=0, atol=64 * eps * ref.abs().max().item())
+    _rel_total(e_fast, e_ref, dtype)
