@@ -87,6 +87,9 @@ def langevin_numpy(size: int) -> Callable[[int], object]:
 def _compiled_langevin(fallback_random: bool) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     import torch._inductor.config as inductor
 
+    # Dynamo caches compiled code per code object: without a reset the second variant would
+    # silently reuse the first one's compilation (and its random-number lowering).
+    torch._dynamo.reset()
     inductor.fallback_random = fallback_random
 
     def step(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
