@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ class ServerThread:
 
     def __init__(self, **settings: object) -> None:
         settings.setdefault("port", 0)
+        settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="idf-test-")))
         settings.setdefault("log_format", "text")
         self.settings = Settings(**settings)
         self.loop = asyncio.new_event_loop()
@@ -45,7 +47,7 @@ class ServerProcess:
             [sys.executable, "-m", "idf.cli", "serve", "--port", "0", "--log-format", "json", *args],
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"), **(env or {})},
         )
         self.lines: list[str] = []
         self.port = self._wait_for_port()

@@ -9,7 +9,7 @@ port=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)
 export IDF_SERVER=127.0.0.1:$port
 
 echo "== starting idf serve on $IDF_SERVER (log: $work/server.log)"
-$BIN/idf serve --port "$port" --log-format text 2>"$work/server.log" &
+IDF_DATA_DIR="$work/data" $BIN/idf serve --port "$port" --log-format text 2>"$work/server.log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 300); do

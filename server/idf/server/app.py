@@ -17,8 +17,11 @@ from grpc_reflection.v1alpha import reflection
 
 from idf.server.config import Settings
 from idf.server.services.diffusion import DiffusionServicer
-from idf.server.services.pending import PendingMarket, PendingProof, PendingTelemetry
+from idf.server import signing
+from idf.server.services.pending import PendingMarket, PendingTelemetry
 from idf.server.services.predict import PredictServicer
+from idf.server.services.proof import ProofServicer
+from idf.store.proof_log import ProofLog, open_proof_log
 from idf.v1 import (
     diffusion_pb2,
     diffusion_pb2_grpc,
@@ -55,13 +58,15 @@ class Running:
     health: health.aio.HealthServicer
     executor: ThreadPoolExecutor
     settings: Settings
+    proof_log: ProofLog
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
         log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.settings.grace_period)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.proof_log.close()
         log.info("stopped")
 
 
@@ -80,7 +85,9 @@ async def start(
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
     predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor), server)
     diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(), server)
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(PendingProof(), server)
+    proof_log = open_proof_log(settings.store_url())
+    key = signing.load_or_create(settings.key_path())
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key), server)
     market_pb2_grpc.add_MarketServiceServicer_to_server(PendingMarket(), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()
@@ -106,7 +113,7 @@ async def start(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
-    return Running(server, port, health_servicer, executor, settings)
+    return Running(server, port, health_servicer, executor, settings, proof_log)
 
 
 async def serve(settings: Settings) -> None:

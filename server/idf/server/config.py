@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["json", "text"] = Field("json", description="Structured JSON or plain text.")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
+    database_url: Optional[str] = Field(
+        None, description="postgresql://... for PostgreSQL; unset means SQLite at <data_dir>/idf.sqlite3."
+    )
+    proof_key_file: Optional[Path] = Field(
+        None, description="Ed25519 PEM signing key; unset means <data_dir>/keys/proof-ed25519.pem (created on first start)."
+    )
+    log_origin: str = Field("idf/proofs", description="Identity of the proof log, part of every signed checkpoint.")
     tls_cert_file: Optional[Path] = Field(None, description="PEM certificate chain; enables TLS.")
     tls_key_file: Optional[Path] = Field(None, description="PEM private key for tls_cert_file.")
 
@@ -61,6 +68,12 @@ class Settings(BaseSettings):
 
             torch.device(value)  # raises on a malformed device string
         return value
+
+    def store_url(self) -> str:
+        return self.database_url or str(self.data_dir / "idf.sqlite3")
+
+    def key_path(self) -> Path:
+        return self.proof_key_file or self.data_dir / "keys" / "proof-ed25519.pem"
 
     def engine_device(self) -> str:
         import torch

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 
 from idf.client.fields import from_field, to_field
-from idf.v1 import diffusion_pb2, field_pb2, predict_pb2
+from idf.v1 import diffusion_pb2, field_pb2, predict_pb2, proof_pb2
 
 DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -150,3 +150,25 @@ def models_from(response: diffusion_pb2.ListModelsResponse) -> list[dict[str, ob
     return [
         json_format.MessageToDict(m, preserving_proto_field_name=True) for m in response.models
     ]
+
+
+def create_proof_request(
+    *,
+    prediction: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    sequence: Sequence[np.ndarray] | None = None,
+    policy: str = "",
+    producer: tuple[str, str] = ("", ""),
+    request_id: str = "",
+) -> proof_pb2.CreateProofRequest:
+    """Prediction versus reference, or a time sequence, under a policy."""
+    request = proof_pb2.CreateProofRequest(
+        policy=policy, producer=proof_pb2.Producer(name=producer[0], version=producer[1]), request_id=request_id
+    )
+    if prediction is not None:
+        request.prediction.CopyFrom(to_field(prediction))
+    if reference is not None:
+        request.reference.CopyFrom(to_field(reference))
+    for frame in sequence or ():
+        request.sequence.append(to_field(frame))
+    return request

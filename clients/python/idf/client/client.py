@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from idf.client import _protocol as p
 from idf.client.errors import from_rpc_error
-from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, predict_pb2_grpc
+from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
 
 _SERVING = health_pb2.HealthCheckResponse.ServingStatus
 
@@ -75,6 +75,7 @@ class Client(_Base):
         )
         self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
         self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
+        self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> Client:
@@ -128,6 +129,32 @@ class Client(_Base):
         """Stream a Sample call: progress messages, then the result."""
         return self._stream(self.diffusion_stub.Sample, request, timeout)
 
+    def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
+        """Validate and log: keyword arguments of `create_proof_request` (prediction, reference,
+        sequence, policy, producer, request_id). Returns the signed Proof with its inclusion
+        proof; check it offline with `idf.client.proofs.verify_proof`."""
+        return self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout).proof
+
+    def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
+        return self._call(self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout).proof
+
+    def list_proofs(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None, **filters: Any) -> proof_pb2.ListProofsResponse:
+        request = proof_pb2.ListProofsRequest(page_size=page_size, page_token=page_token, **filters)
+        return self._call(self.proof_stub.ListProofs, request, timeout)
+
+    def list_policies(self, *, timeout: float | None = None) -> list[proof_pb2.Policy]:
+        return list(self._call(self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout).policies)
+
+    def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
+        return self._call(self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout).checkpoint
+
+    def consistency_proof(self, first: int, second: int, *, timeout: float | None = None) -> list[bytes]:
+        request = proof_pb2.GetConsistencyProofRequest(first_tree_size=first, second_tree_size=second)
+        return list(self._call(self.proof_stub.GetConsistencyProof, request, timeout).hashes)
+
+    def public_key(self, *, timeout: float | None = None) -> bytes:
+        return self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout).public_key
+
 
 class AsyncClient(_Base):
     """asyncio twin of `Client`: the same arguments, every method awaitable."""
@@ -153,6 +180,7 @@ class AsyncClient(_Base):
         )
         self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
         self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
+        self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def __aenter__(self) -> AsyncClient:
@@ -200,3 +228,15 @@ class AsyncClient(_Base):
         self, request: diffusion_pb2.SampleRequest, *, timeout: float | None = None
     ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
         return self._stream(self.diffusion_stub.Sample, request, timeout)
+
+    async def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
+        return (await self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout)).proof
+
+    async def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
+        return (await self._call(self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout)).proof
+
+    async def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
+        return (await self._call(self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout)).checkpoint
+
+    async def public_key(self, *, timeout: float | None = None) -> bytes:
+        return (await self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout)).public_key

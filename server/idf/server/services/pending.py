@@ -12,12 +12,10 @@ from idf.server.rpc import streaming, unary
 from idf.v1 import (
     diffusion_pb2_grpc,
     market_pb2_grpc,
-    proof_pb2_grpc,
     telemetry_pb2_grpc,
 )
 
 _DIFFUSION = "the diffusion engine (Boltzmann samplers, learned reverse diffusion)"
-_PROOF = "the proof engine (metrics, policies, signed records in a verifiable log)"
 _MARKET = "the market ledger (CEU/PFT balances, metering, constant-product AMM)"
 _TELEMETRY = "telemetry ingestion (NATS streams, live energy maps)"
 
@@ -45,16 +43,6 @@ class PendingDiffusion(diffusion_pb2_grpc.DiffusionServiceServicer):
     Sample = _stream("DiffusionService", "Sample", _DIFFUSION)
     Reconstruct = _unary("DiffusionService", "Reconstruct", _DIFFUSION + " and its reconstruction checkpoint")
     ListEnergyModels = _unary("DiffusionService", "ListEnergyModels", "the energy-model registry")
-
-
-class PendingProof(proof_pb2_grpc.ProofServiceServicer):
-    CreateProof = _unary("ProofService", "CreateProof", _PROOF)
-    GetProof = _unary("ProofService", "GetProof", _PROOF)
-    ListProofs = _unary("ProofService", "ListProofs", _PROOF)
-    ListPolicies = _unary("ProofService", "ListPolicies", _PROOF)
-    GetCheckpoint = _unary("ProofService", "GetCheckpoint", _PROOF)
-    GetConsistencyProof = _unary("ProofService", "GetConsistencyProof", _PROOF)
-    GetPublicKey = _unary("ProofService", "GetPublicKey", _PROOF)
 
 
 class PendingMarket(market_pb2_grpc.MarketServiceServicer):

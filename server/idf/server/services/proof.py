@@ -1,0 +1,214 @@
+"""ProofService: metrics and policies from the engine, canonical signed records, an RFC 6962 log
+in the store, Merkle proofs from `idf.client.merkle`."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import threading
+import uuid
+from concurrent.futures import Executor
+
+import grpc
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import timestamp_pb2
+
+from idf.client.merkle import MerkleTree, leaf_hash
+from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key_id
+from idf.engine import metrics, policies
+from idf.engine.errors import ParameterError
+from idf.server.config import Settings
+from idf.server.errors import ApiError, invalid_argument
+from idf.server.rpc import run_engine, unary
+from idf.server.signing import raw_public_key
+from idf.server.validation import decode_field
+from idf.store.proof_log import Leaf, NewLeaf, ProofLog
+from idf.v1 import proof_pb2, proof_pb2_grpc
+
+RECORD_VERSION = 1
+DEFAULT_PAGE, MAX_PAGE = 50, 1000
+_VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
+
+
+def _no_stop(fn):  # noqa: ANN001, ANN202 - engine calls that are short and need no stop flag
+    def call(*args, should_stop=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _page_token(index: int) -> str:
+    return base64.urlsafe_b64encode(f"before:{index}".encode()).decode()
+
+
+def _parse_token(token: str) -> int:
+    try:
+        kind, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        if kind != "before":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise invalid_argument("page_token", "not a token this server issued") from None
+
+
+class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
+    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.log = log
+        self.key = key
+        self.public_key = raw_public_key(key)
+        self.tree = MerkleTree(log.leaf_hashes())
+        self.tree_lock = threading.Lock()
+
+    # -- log head ------------------------------------------------------------------------
+    def _sync(self) -> int:
+        """Bring the in-memory tree up to the store (other writers may share it)."""
+        with self.tree_lock:
+            for h in self.log.leaf_hashes(len(self.tree)):
+                self.tree.append(h)
+            return len(self.tree)
+
+    def _checkpoint(self, size: int) -> proof_pb2.Checkpoint:
+        with self.tree_lock:
+            root = self.tree.root(size)
+        sign_time = timestamp_pb2.Timestamp()
+        sign_time.GetCurrentTime()
+        cp = proof_pb2.Checkpoint(origin=self.settings.log_origin, tree_size=size, root_hash=root, sign_time=sign_time)
+        cp.signature = self.key.sign(checkpoint_text(cp))
+        return cp
+
+    def _proof(self, leaf: Leaf, size: int | None) -> proof_pb2.Proof:
+        record = json.loads(leaf.record)
+        create_time = timestamp_pb2.Timestamp()
+        create_time.FromJsonString(record["create_time"])
+        proof = proof_pb2.Proof(
+            name=f"proofs/{leaf.proof_id}",
+            record=leaf.record,
+            signature=leaf.signature,
+            verdict=_VERDICTS[record["verdict"]],
+            policy=record["policy"],
+            metrics=[proof_pb2.Metric(name=k, value=v) for k, v in sorted(record["metrics"].items())],
+            checks=[
+                proof_pb2.Check(metric=c["metric"], comparison=c["comparison"], threshold=c["threshold"],
+                                value=c["value"], verdict=_VERDICTS[c["verdict"]])
+                for c in record["checks"]
+            ],
+            input_digests=record["inputs"],
+            producer=proof_pb2.Producer(**record["producer"]),
+            create_time=create_time,
+        )
+        if size is not None:
+            with self.tree_lock:
+                hashes = self.tree.inclusion_proof(leaf.index, size)
+            proof.inclusion_proof.CopyFrom(proof_pb2.InclusionProof(leaf_index=leaf.index, tree_size=size, hashes=hashes))
+            proof.checkpoint.CopyFrom(self._checkpoint(size))
+        return proof
+
+    # -- RPCs ------------------------------------------------------------------------------
+    @unary
+    async def CreateProof(self, request: proof_pb2.CreateProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.CreateProofResponse:
+        try:
+            policy = policies.get(request.policy)
+        except ParameterError as e:
+            raise invalid_argument("policy", e.reason) from None
+        limit = self.settings.max_field_elements
+        inputs: dict[str, np.ndarray] = {}
+        try:
+            if policy.kind == "compare":
+                for role in ("prediction", "reference"):
+                    if not request.HasField(role):
+                        raise invalid_argument(role, f"policy {policy.name} compares a prediction with a reference")
+                    inputs[role] = decode_field(getattr(request, role), role, max_elements=limit)
+                values = await run_engine(self.executor, _no_stop(metrics.compare), inputs["prediction"], inputs["reference"])
+            else:
+                if len(request.sequence) < 2:
+                    raise invalid_argument("sequence", f"policy {policy.name} checks a time sequence of at least 2 frames")
+                frames = [decode_field(f, f"sequence[{i}]", max_elements=limit) for i, f in enumerate(request.sequence)]
+                inputs.update({f"sequence[{i}]": f for i, f in enumerate(frames)})
+                values = await run_engine(self.executor, _no_stop(metrics.sequence_metrics), frames)
+            outcomes, passed = policies.evaluate(policy, values)
+        except ParameterError as e:
+            raise invalid_argument(e.parameter, e.reason) from None
+        proof_id = uuid.uuid4().hex
+        verdict = "PASS" if passed else "FAIL"
+        record = {
+            "version": RECORD_VERSION,
+            "id": proof_id,
+            "log": self.settings.log_origin,
+            "create_time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "policy": policy.name,
+            "verdict": verdict,
+            "metrics": values,
+            "checks": [
+                {"metric": o.metric, "comparison": o.comparison, "threshold": o.threshold, "value": o.value,
+                 "verdict": "PASS" if o.passed else "FAIL"}
+                for o in outcomes
+            ],
+            "inputs": {role: array_digest(a) for role, a in inputs.items()},
+            "producer": {"name": request.producer.name, "version": request.producer.version},
+        }
+        body = canonical_json(record)
+        new = NewLeaf(proof_id, body, self.key.sign(body), leaf_hash(body), policy.name, verdict,
+                      request.producer.name, record["create_time"], request.request_id or None)
+        leaf, _created = await run_engine(self.executor, _no_stop(self.log.append), new)
+        size = await run_engine(self.executor, _no_stop(self._sync))
+        return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size))
+
+    @unary
+    async def GetProof(self, request: proof_pb2.GetProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetProofResponse:
+        prefix, _, proof_id = request.name.partition("/")
+        if prefix != "proofs" or not proof_id:
+            raise invalid_argument("name", "must look like proofs/{proof_id}")
+        leaf = await run_engine(self.executor, _no_stop(self.log.get), proof_id)
+        if leaf is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist", reason="PROOF_NOT_FOUND")
+        size = await run_engine(self.executor, _no_stop(self._sync))
+        return proof_pb2.GetProofResponse(proof=self._proof(leaf, size))
+
+    @unary
+    async def ListProofs(self, request: proof_pb2.ListProofsRequest, context: grpc.aio.ServicerContext) -> proof_pb2.ListProofsResponse:
+        if request.page_size < 0:
+            raise invalid_argument("page_size", "must be >= 0")
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        before = _parse_token(request.page_token) if request.page_token else None
+        verdict = {proof_pb2.VERDICT_PASS: "PASS", proof_pb2.VERDICT_FAIL: "FAIL"}.get(request.verdict, "")
+        leaves = await run_engine(
+            self.executor, _no_stop(self.log.list), before=before, limit=size + 1,
+            policy=request.policy, verdict=verdict, producer=request.producer,
+        )
+        page = leaves[:size]
+        token = _page_token(page[-1].index) if len(leaves) > size else ""
+        return proof_pb2.ListProofsResponse(proofs=[self._proof(leaf, None) for leaf in page], next_page_token=token)
+
+    @unary
+    async def ListPolicies(self, request: proof_pb2.ListPoliciesRequest, context: grpc.aio.ServicerContext) -> proof_pb2.ListPoliciesResponse:
+        return proof_pb2.ListPoliciesResponse(policies=[
+            proof_pb2.Policy(name=p.name, description=p.description, checks=[
+                proof_pb2.Check(metric=c.metric, comparison=c.comparison, threshold=c.threshold) for c in p.checks
+            ])
+            for p in sorted(policies.POLICIES.values(), key=lambda p: p.name)
+        ])
+
+    @unary
+    async def GetCheckpoint(self, request: proof_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetCheckpointResponse:
+        size = await run_engine(self.executor, _no_stop(self._sync))
+        return proof_pb2.GetCheckpointResponse(checkpoint=self._checkpoint(size))
+
+    @unary
+    async def GetConsistencyProof(self, request: proof_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetConsistencyProofResponse:
+        size = await run_engine(self.executor, _no_stop(self._sync))
+        first, second = request.first_tree_size, request.second_tree_size
+        if not 1 <= first <= size:
+            raise invalid_argument("first_tree_size", f"must be in 1..{size} (the current size)")
+        if not first <= second <= size:
+            raise invalid_argument("second_tree_size", f"must be in {first}..{size}")
+        with self.tree_lock:
+            hashes = self.tree.consistency_proof(first, second)
+        return proof_pb2.GetConsistencyProofResponse(hashes=hashes)
+
+    @unary
+    async def GetPublicKey(self, request: proof_pb2.GetPublicKeyRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetPublicKeyResponse:
+        return proof_pb2.GetPublicKeyResponse(public_key=self.public_key, key_id=key_id(self.public_key))
