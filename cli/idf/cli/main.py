@@ -10,8 +10,12 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from idf.cli.output import INPUT_ERROR, REJECTED, UNREACHABLE, console, emit, fail
-from idf.client import Client, IdfError, UnavailableError, default_target
+from idf.cli.output import INPUT_ERROR, console, emit, fail
+from idf.cli.proof import proof_app, validate
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt
+from idf.cli.shared import call_failed as _call_failed
+from idf.cli.shared import client as _client
+from idf.client import IdfError, default_target
 from idf.client.formats import FormatError, load_energy_map
 
 app = typer.Typer(
@@ -21,21 +25,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-ServerOpt = Annotated[
-    Optional[str], typer.Option("--server", help="HOST:PORT of the server [default: IDF_SERVER or localhost:50051].")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")]
-
-
-def _client(server: str | None, timeout: float, attempts: int = 3) -> Client:
-    return Client(server or default_target(), timeout=timeout, max_attempts=attempts)
-
-
-def _call_failed(error: IdfError, server: str, as_json: bool) -> None:
-    if isinstance(error, UnavailableError):
-        fail(f"cannot reach the server at {server}: {error.message}", UNREACHABLE, as_json=as_json)
-    fail(str(error), REJECTED, as_json=as_json)
+app.command()(validate)
+app.add_typer(proof_app, name="proof")
 
 
 @app.command()

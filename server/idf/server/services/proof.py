@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import logging
 import threading
 import uuid
 from concurrent.futures import Executor
@@ -27,6 +28,7 @@ from idf.server.validation import decode_field
 from idf.store.proof_log import Leaf, NewLeaf, ProofLog
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
+log = logging.getLogger("idf.proof")
 RECORD_VERSION = 1
 DEFAULT_PAGE, MAX_PAGE = 50, 1000
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
@@ -81,6 +83,22 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         return cp
 
     def _proof(self, leaf: Leaf, size: int | None) -> proof_pb2.Proof:
+        try:
+            proof = self._fields(leaf)
+        except (ValueError, KeyError, TypeError):
+            # The stored record no longer parses: serve it as stored, so verifiers see exactly
+            # what the store holds (its signature will not verify), and say so in the logs.
+            log.error("stored proof record does not parse; the log may have been tampered with",
+                      extra={"proof_id": leaf.proof_id, "index": leaf.index})
+            proof = proof_pb2.Proof(name=f"proofs/{leaf.proof_id}", record=leaf.record, signature=leaf.signature)
+        if size is not None:
+            with self.tree_lock:
+                hashes = self.tree.inclusion_proof(leaf.index, size)
+            proof.inclusion_proof.CopyFrom(proof_pb2.InclusionProof(leaf_index=leaf.index, tree_size=size, hashes=hashes))
+            proof.checkpoint.CopyFrom(self._checkpoint(size))
+        return proof
+
+    def _fields(self, leaf: Leaf) -> proof_pb2.Proof:
         record = json.loads(leaf.record)
         create_time = timestamp_pb2.Timestamp()
         create_time.FromJsonString(record["create_time"])
@@ -100,11 +118,6 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             producer=proof_pb2.Producer(**record["producer"]),
             create_time=create_time,
         )
-        if size is not None:
-            with self.tree_lock:
-                hashes = self.tree.inclusion_proof(leaf.index, size)
-            proof.inclusion_proof.CopyFrom(proof_pb2.InclusionProof(leaf_index=leaf.index, tree_size=size, hashes=hashes))
-            proof.checkpoint.CopyFrom(self._checkpoint(size))
         return proof
 
     # -- RPCs ------------------------------------------------------------------------------
