@@ -8,8 +8,10 @@ hashes trees: the server builds Merkle proofs from `leaf_hashes`.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -82,97 +84,97 @@ def _filters(policy: str, verdict: str, producer: str, before: int | None, mark:
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-class SqliteProofLog:
-    """The embedded default: one SQLite file in WAL mode, fsync on commit."""
+class _SqlProofLog:
+    """The SQL both stores share; subclasses open the connection and the write transaction."""
 
-    def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA.format(blob="BLOB"))
+    mark = "?"  # parameter placeholder
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
+    def _write(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _one(self, sql: str, args: tuple) -> tuple | None:
+        return self._db.execute(sql.replace("?", self.mark), args).fetchone()  # type: ignore[attr-defined]
+
+    def _run(self, sql: str, args: tuple) -> None:
+        self._db.execute(sql.replace("?", self.mark), args)  # type: ignore[attr-defined]
+
+    def _all(self, sql: str, args: tuple) -> list[tuple]:
+        return self._db.execute(sql.replace("?", self.mark), args).fetchall()  # type: ignore[attr-defined]
+
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if leaf.request_id:
-                    row = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = ?", (leaf.request_id,)).fetchone()
-                    if row:
-                        self._db.execute("COMMIT")
-                        return _leaf(row), False
-                (index,) = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves").fetchone()
-                values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
-                          leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id)
-                self._db.execute(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._write():
+            if leaf.request_id:
+                row = self._one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = ?", (leaf.request_id,))
+                if row:
+                    return _leaf(row), False
+            (index,) = self._one("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves", ())  # type: ignore[misc]
+            values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
+                      leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id)
+            self._run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
         return _leaf(values), True
 
     def get(self, proof_id: str) -> Leaf | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,)).fetchone()
+            row = self._one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,))
         return _leaf(row) if row else None
 
     def leaf_hashes(self, start: int = 0) -> list[bytes]:
         with self._lock:
-            rows = self._db.execute("SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,)).fetchall()
+            rows = self._all("SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,))
         return [bytes(r[0]) for r in rows]
 
     def list(self, *, before: int | None, limit: int, policy: str = "", verdict: str = "", producer: str = "") -> list[Leaf]:
         where, args = _filters(policy, verdict, producer, before, "?")
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = self._all(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?", (*args, limit))
         return [_leaf(r) for r in rows]
 
     def close(self) -> None:
-        self._db.close()
+        self._db.close()  # type: ignore[attr-defined]
 
 
-class PostgresProofLog:
+class SqliteProofLog(_SqlProofLog):
+    """The embedded default: one SQLite file in WAL mode, fsync on commit."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(_SCHEMA.format(blob="BLOB"))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")  # takes the database's write lock (other processes too)
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+class PostgresProofLog(_SqlProofLog):
     """PostgreSQL: the same table; appends serialised by a table lock inside the transaction."""
+
+    mark = "%s"
 
     def __init__(self, url: str) -> None:
         import psycopg
 
+        super().__init__()
         self._db = psycopg.connect(url, autocommit=True)
         self._db.execute(_SCHEMA.format(blob="BYTEA"))
-        self._lock = threading.Lock()
 
-    def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]:
-        with self._lock, self._db.transaction():
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        with self._db.transaction():
             self._db.execute("LOCK TABLE proof_leaves IN SHARE ROW EXCLUSIVE MODE")
-            if leaf.request_id:
-                row = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = %s", (leaf.request_id,)).fetchone()
-                if row:
-                    return _leaf(row), False
-            (index,) = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves").fetchone()
-            values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
-                      leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id)
-            self._db.execute(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", values)
-        return _leaf(values), True
-
-    def get(self, proof_id: str) -> Leaf | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = %s", (proof_id,)).fetchone()
-        return _leaf(row) if row else None
-
-    def leaf_hashes(self, start: int = 0) -> list[bytes]:
-        with self._lock:
-            rows = self._db.execute("SELECT leaf_hash FROM proof_leaves WHERE idx >= %s ORDER BY idx", (start,)).fetchall()
-        return [bytes(r[0]) for r in rows]
-
-    def list(self, *, before: int | None, limit: int, policy: str = "", verdict: str = "", producer: str = "") -> list[Leaf]:
-        where, args = _filters(policy, verdict, producer, before, "%s")
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT %s", (*args, limit)).fetchall()
-        return [_leaf(r) for r in rows]
-
-    def close(self) -> None:
-        self._db.close()
+            yield
 
 
 def open_proof_log(url: str) -> ProofLog:
