@@ -1,20 +1,16 @@
 """The append-only proof log's storage: leaves (signed records) in index order.
 
-Appends are serialised and atomic: one transaction takes the log's write lock (SQLite
-`BEGIN IMMEDIATE`; PostgreSQL `LOCK TABLE ... SHARE ROW EXCLUSIVE`), reads the next index,
-inserts, commits. A retried request (same request id) returns the first append. Nothing here
+Appends are serialised and atomic (`Database.write`): one transaction takes the log's write
+lock, reads the next index, inserts, commits. A retried request (same request id) returns the first append. Nothing here
 hashes trees: the server builds Merkle proofs from `leaf_hashes`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
+
+from idf.store.sql import Database
 
 
 @dataclass(frozen=True)
@@ -84,101 +80,45 @@ def _filters(policy: str, verdict: str, producer: str, before: int | None, mark:
     return (" WHERE " + " AND ".join(where)) if where else "", args
 
 
-class _SqlProofLog:
-    """The SQL both stores share; subclasses open the connection and the write transaction."""
+class SqlProofLog:
+    """The log on SQLite (a path or sqlite:///path) or PostgreSQL (postgresql://...)."""
 
-    mark = "?"  # parameter placeholder
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def _write(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _one(self, sql: str, args: tuple) -> tuple | None:
-        return self._db.execute(sql.replace("?", self.mark), args).fetchone()  # type: ignore[attr-defined]
-
-    def _run(self, sql: str, args: tuple) -> None:
-        self._db.execute(sql.replace("?", self.mark), args)  # type: ignore[attr-defined]
-
-    def _all(self, sql: str, args: tuple) -> list[tuple]:
-        return self._db.execute(sql.replace("?", self.mark), args).fetchall()  # type: ignore[attr-defined]
+    def __init__(self, url: str) -> None:
+        self.db = Database(url, [_SCHEMA])
 
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]:
-        with self._lock, self._write():
+        db = self.db
+        with db.write("proof_leaves"):
             if leaf.request_id:
-                row = self._one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = ?", (leaf.request_id,))
+                row = db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = ?", (leaf.request_id,))
                 if row:
                     return _leaf(row), False
-            (index,) = self._one("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves", ())  # type: ignore[misc]
+            (index,) = db.one("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves")  # type: ignore[misc]
             values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
                       leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id)
-            self._run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+            db.run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
         return _leaf(values), True
 
     def get(self, proof_id: str) -> Leaf | None:
-        with self._lock:
-            row = self._one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,))
+        with self.db.lock:
+            row = self.db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,))
         return _leaf(row) if row else None
 
     def leaf_hashes(self, start: int = 0) -> list[bytes]:
-        with self._lock:
-            rows = self._all("SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,))
+        with self.db.lock:
+            rows = self.db.all("SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,))
         return [bytes(r[0]) for r in rows]
 
     def list(self, *, before: int | None, limit: int, policy: str = "", verdict: str = "", producer: str = "") -> list[Leaf]:
         where, args = _filters(policy, verdict, producer, before, "?")
-        with self._lock:
-            rows = self._all(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?", (*args, limit))
+        with self.db.lock:
+            rows = self.db.all(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?", (*args, limit))
         return [_leaf(r) for r in rows]
 
     def close(self) -> None:
-        self._db.close()  # type: ignore[attr-defined]
-
-
-class SqliteProofLog(_SqlProofLog):
-    """The embedded default: one SQLite file in WAL mode, fsync on commit."""
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA.format(blob="BLOB"))
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")  # takes the database's write lock (other processes too)
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-
-class PostgresProofLog(_SqlProofLog):
-    """PostgreSQL: the same table; appends serialised by a table lock inside the transaction."""
-
-    mark = "%s"
-
-    def __init__(self, url: str) -> None:
-        import psycopg
-
-        super().__init__()
-        self._db = psycopg.connect(url, autocommit=True)
-        self._db.execute(_SCHEMA.format(blob="BYTEA"))
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[None]:
-        with self._db.transaction():
-            self._db.execute("LOCK TABLE proof_leaves IN SHARE ROW EXCLUSIVE MODE")
-            yield
+        self.db.close()
 
 
 def open_proof_log(url: str) -> ProofLog:
     """`postgresql://...` for PostgreSQL; anything else is a SQLite path (or sqlite:///path)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresProofLog(url)
-    return SqliteProofLog(url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url)
+    return SqlProofLog(url)
