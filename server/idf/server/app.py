@@ -18,9 +18,12 @@ from grpc_reflection.v1alpha import reflection
 from idf.server.config import Settings
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server import signing
-from idf.server.services.pending import PendingMarket, PendingTelemetry
+from idf.server.market import DEFAULT_POOL
+from idf.server.services.market import MarketServicer
+from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
+from idf.store.ledger import Ledger
 from idf.store.proof_log import ProofLog, open_proof_log
 from idf.v1 import (
     diffusion_pb2,
@@ -59,6 +62,7 @@ class Running:
     executor: ThreadPoolExecutor
     settings: Settings
     proof_log: ProofLog
+    ledger: Ledger
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -67,6 +71,7 @@ class Running:
         await self.server.stop(self.settings.grace_period)
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.proof_log.close()
+        self.ledger.close()
         log.info("stopped")
 
 
@@ -88,7 +93,9 @@ async def start(
     proof_log = open_proof_log(settings.store_url())
     key = signing.load_or_create(settings.key_path())
     proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key), server)
-    market_pb2_grpc.add_MarketServiceServicer_to_server(PendingMarket(), server)
+    ledger = Ledger(settings.store_url())
+    ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
+    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, executor, ledger), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -113,7 +120,7 @@ async def start(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
-    return Running(server, port, health_servicer, executor, settings, proof_log)
+    return Running(server, port, health_servicer, executor, settings, proof_log, ledger)
 
 
 async def serve(settings: Settings) -> None:

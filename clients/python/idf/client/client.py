@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from idf.client import _protocol as p
 from idf.client.errors import from_rpc_error
-from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
+from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, market_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
 
 _SERVING = health_pb2.HealthCheckResponse.ServingStatus
 
@@ -76,6 +76,7 @@ class Client(_Base):
         self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
         self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
         self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
+        self.market_stub = market_pb2_grpc.MarketServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> Client:
@@ -86,6 +87,11 @@ class Client(_Base):
 
     def close(self) -> None:
         self.channel.close()
+
+    def call(self, method: Any, request: Any, *, timeout: float | None = None) -> Any:
+        """Any RPC through this client's deadlines, metadata and typed errors:
+        `client.call(client.market_stub.Swap, request)`."""
+        return self._call(method, request, timeout)
 
     def _call(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
@@ -181,6 +187,7 @@ class AsyncClient(_Base):
         self.predict_stub = predict_pb2_grpc.PredictServiceStub(self.channel)
         self.diffusion_stub = diffusion_pb2_grpc.DiffusionServiceStub(self.channel)
         self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
+        self.market_stub = market_pb2_grpc.MarketServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def __aenter__(self) -> AsyncClient:

@@ -11,12 +11,10 @@ from idf.server.errors import unimplemented
 from idf.server.rpc import streaming, unary
 from idf.v1 import (
     diffusion_pb2_grpc,
-    market_pb2_grpc,
     telemetry_pb2_grpc,
 )
 
 _DIFFUSION = "the diffusion engine (Boltzmann samplers, learned reverse diffusion)"
-_MARKET = "the market ledger (CEU/PFT balances, metering, constant-product AMM)"
 _TELEMETRY = "telemetry ingestion (NATS streams, live energy maps)"
 
 
@@ -43,17 +41,6 @@ class PendingDiffusion(diffusion_pb2_grpc.DiffusionServiceServicer):
     Sample = _stream("DiffusionService", "Sample", _DIFFUSION)
     Reconstruct = _unary("DiffusionService", "Reconstruct", _DIFFUSION + " and its reconstruction checkpoint")
     ListEnergyModels = _unary("DiffusionService", "ListEnergyModels", "the energy-model registry")
-
-
-class PendingMarket(market_pb2_grpc.MarketServiceServicer):
-    GetPool = _unary("MarketService", "GetPool", _MARKET)
-    Quote = _unary("MarketService", "Quote", _MARKET)
-    Swap = _unary("MarketService", "Swap", _MARKET)
-    AddLiquidity = _unary("MarketService", "AddLiquidity", _MARKET)
-    RemoveLiquidity = _unary("MarketService", "RemoveLiquidity", _MARKET)
-    GetBalance = _unary("MarketService", "GetBalance", _MARKET)
-    ListTransactions = _unary("MarketService", "ListTransactions", _MARKET)
-    Mint = _unary("MarketService", "Mint", _MARKET)
 
 
 class PendingTelemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
