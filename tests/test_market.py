@@ -282,3 +282,31 @@ def test_postgresql_ledger(tmp_path):
         _invariants(s.running.ledger.audit())
     finally:
         s.stop()
+
+
+def test_cli_market_commands(market_server):
+    import json
+
+    from typer.testing import CliRunner
+
+    from idf.cli.main import app
+
+    runner = CliRunner()
+    with Client(market_server.target, max_attempts=1) as c:
+        _mint(c, "market/accounts/dave", CEU, 10**9, "d1")
+        _mint(c, "market/accounts/dave", PFT, 10**9, "d2")
+        c.call(c.market_stub.AddLiquidity, m.AddLiquidityRequest(pool=POOL, account="market/accounts/dave", amount_ceu_desired=10**8,
+                                                                 amount_pft_desired=10**8, deadline=_deadline(), request_id="d3"))
+    srv = ["--server", market_server.target, "--json"]
+    r = runner.invoke(app, ["market", "quote", "CEU", "--amount-in", "1000", *srv])
+    assert r.exit_code == 0, r.output
+    quoted = json.loads(r.output)["amount_out"]
+    r = runner.invoke(app, ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(quoted), *srv])
+    assert r.exit_code == 0 and json.loads(r.output)["amount_out"] == quoted
+    r = runner.invoke(app, ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(10**9), *srv])
+    assert r.exit_code == 4 and "below min_amount_out" in r.stderr
+    r = runner.invoke(app, ["market", "balance", "dave", *srv])
+    assert json.loads(r.output)["CEU"] == 10**9 - 10**8 - 1000
+    r = runner.invoke(app, ["market", "history", "dave", *srv])
+    assert [t["kind"] for t in json.loads(r.output)["transactions"]][:2] == ["swap", "add_liquidity"]
+    assert runner.invoke(app, ["market", "pool", *srv]).exit_code == 0

@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from idf.cli.output import INPUT_ERROR, console, emit, fail
+from idf.cli.market import market_app
 from idf.cli.proof import proof_app, validate
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt
 from idf.cli.shared import call_failed as _call_failed
@@ -27,6 +28,7 @@ app = typer.Typer(
 
 app.command()(validate)
 app.add_typer(proof_app, name="proof")
+app.add_typer(market_app, name="market")
 
 
 @app.command()

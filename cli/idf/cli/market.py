@@ -1,0 +1,124 @@
+"""`idf market ...`: the CEU/PFT pool, quotes, swaps, balances and history."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Optional
+
+import typer
+from google.protobuf import json_format, timestamp_pb2
+
+from idf.cli.output import emit, fail
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, call_failed, client
+from idf.client import IdfError, default_target
+from idf.v1 import market_pb2 as m
+
+market_app = typer.Typer(help="The CEU/PFT market: pool, quotes, swaps, balances, history.", no_args_is_help=True)
+POOL = "market/pools/ceu-pft"
+PoolOpt = Annotated[str, typer.Option(help="Pool resource name.")]
+TOKENS = {"CEU": m.TOKEN_CEU, "PFT": m.TOKEN_PFT}
+
+
+def _account(name: str) -> str:
+    return name if name.startswith("market/accounts/") else f"market/accounts/{name}"
+
+
+def _token(name: str, json_out: bool) -> int:
+    if name.upper() not in TOKENS:
+        fail(f"token must be CEU or PFT, got {name!r}", as_json=json_out)
+    return TOKENS[name.upper()]
+
+
+def _rpc(server: str | None, timeout: float, json_out: bool, method: str, request):  # noqa: ANN001, ANN202
+    target = server or default_target()
+    with client(target, timeout) as c:
+        try:
+            return c.call(getattr(c.market_stub, method), request)
+        except IdfError as e:
+            call_failed(e, target, json_out)
+
+
+def _show(message, json_out: bool, title: str) -> None:  # noqa: ANN001
+    emit(json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True), json_out, title)
+
+
+@market_app.command()
+def pool(name: PoolOpt = POOL, server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
+    """Reserves, LP shares and fee of a pool."""
+    _show(_rpc(server, timeout, json_out, "GetPool", m.GetPoolRequest(name=name)).pool, json_out, name)
+
+
+@market_app.command()
+def quote(
+    token_in: Annotated[str, typer.Argument(help="CEU or PFT, the token paid in.")],
+    amount_in: Annotated[Optional[int], typer.Option(help="Exact amount paid in (base units).")] = None,
+    amount_out: Annotated[Optional[int], typer.Option(help="Exact amount received (base units).")] = None,
+    pool_name: PoolOpt = POOL, server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Price a swap without executing it."""
+    if (amount_in is None) == (amount_out is None):
+        fail("give exactly one of --amount-in and --amount-out", as_json=json_out)
+    request = m.QuoteRequest(pool=pool_name, token_in=_token(token_in, json_out))
+    if amount_in is not None:
+        request.amount_in = amount_in
+    else:
+        request.amount_out = amount_out  # type: ignore[assignment]
+    _show(_rpc(server, timeout, json_out, "Quote", request), json_out, "quote")
+
+
+@market_app.command()
+def swap(
+    account: Annotated[str, typer.Argument(help="Account id or market/accounts/{id}.")],
+    token_in: Annotated[str, typer.Argument(help="CEU or PFT, the token paid in.")],
+    amount_in: Annotated[Optional[int], typer.Option(help="Exact amount paid in.")] = None,
+    amount_out: Annotated[Optional[int], typer.Option(help="Exact amount received.")] = None,
+    min_out: Annotated[int, typer.Option(help="Slippage guard for --amount-in.")] = 0,
+    max_in: Annotated[int, typer.Option(help="Slippage guard for --amount-out (required with it).")] = 0,
+    deadline_s: Annotated[float, typer.Option("--deadline", help="Seconds from now after which the swap is refused.")] = 60.0,
+    request_id: Annotated[str, typer.Option(help="Idempotency key [default: a new random one].")] = "",
+    pool_name: PoolOpt = POOL, server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Swap CEU for PFT or back, exact in or exact out."""
+    if (amount_in is None) == (amount_out is None):
+        fail("give exactly one of --amount-in and --amount-out", as_json=json_out)
+    deadline = timestamp_pb2.Timestamp()
+    deadline.FromNanoseconds(time.time_ns() + int(deadline_s * 1e9))
+    request = m.SwapRequest(pool=pool_name, account=_account(account), token_in=_token(token_in, json_out),
+                            min_amount_out=min_out, max_amount_in=max_in, deadline=deadline,
+                            request_id=request_id or uuid.uuid4().hex)
+    if amount_in is not None:
+        request.amount_in = amount_in
+    else:
+        request.amount_out = amount_out  # type: ignore[assignment]
+    _show(_rpc(server, timeout, json_out, "Swap", request), json_out, "swap")
+
+
+@market_app.command()
+def balance(account: Annotated[str, typer.Argument(help="Account id or market/accounts/{id}.")],
+            server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
+    """An account's balances."""
+    response = _rpc(server, timeout, json_out, "GetBalance", m.GetBalanceRequest(account=_account(account)))
+    emit({m.Token.Name(b.token).removeprefix("TOKEN_"): b.amount for b in response.balances}, json_out, _account(account))
+
+
+@market_app.command()
+def history(account: Annotated[str, typer.Argument(help="Account id or market/accounts/{id}.")],
+            limit: Annotated[int, typer.Option(min=1, max=1000, help="Transactions to show.")] = 20,
+            server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
+    """An account's journal entries, newest first."""
+    response = _rpc(server, timeout, json_out, "ListTransactions", m.ListTransactionsRequest(account=_account(account), page_size=limit))
+    if json_out:
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None))
+        return
+    from rich.table import Table
+
+    from idf.cli.output import console
+
+    table = Table(title=f"{_account(account)} — newest first")
+    for column in ("time", "kind", "postings"):
+        table.add_column(column)
+    for t in response.transactions:
+        legs = "; ".join(f"{p.account.removeprefix('market/')} {p.amount:+d} {m.Token.Name(p.token).removeprefix('TOKEN_')}" for p in t.postings)
+        table.add_row(t.create_time.ToJsonString(), t.kind, legs)
+    console.print(table)
