@@ -12,4 +12,9 @@ class ParameterError(ValueError):
 
 
 class Cancelled(Exception):
-    """The caller asked the engine to stop (deadline passed, client went away, shutdown)."""
+    """The caller asked the engine to stop (deadline passed, client went away, shutdown).
+    `site_updates` is the work done before it stopped (what metering may charge)."""
+
+    def __init__(self, site_updates: int = 0) -> None:
+        super().__init__(f"stopped after {site_updates} site updates")
+        self.site_updates = site_updates

@@ -128,9 +128,9 @@ def physics_forecast(
     )
     with torch.inference_mode():
         for k in range(steps):
-            for _ in range(spec.substeps):
+            for j in range(spec.substeps):
                 if should_stop():
-                    raise Cancelled()
+                    raise Cancelled(int(present.size) * (k * spec.substeps + j))
                 u = transport.transport_step(u, **kwargs)
             frames[k] = u.cpu().numpy()
     seconds = time.perf_counter() - start

@@ -19,6 +19,7 @@ from idf.server.config import Settings
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server import signing
 from idf.server.market import DEFAULT_POOL
+from idf.server.metering import Metering
 from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
@@ -88,13 +89,14 @@ async def start(
         ]
     )
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
-    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor), server)
+    ledger = Ledger(settings.store_url())
+    ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
+    meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering)
+    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor, meter), server)
     diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(), server)
     proof_log = open_proof_log(settings.store_url())
     key = signing.load_or_create(settings.key_path())
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key), server)
-    ledger = Ledger(settings.store_url())
-    ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key, ledger), server)
     market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, executor, ledger), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()

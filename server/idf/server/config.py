@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     proof_key_file: Optional[Path] = Field(
         None, description="Ed25519 PEM signing key; unset means <data_dir>/keys/proof-ed25519.pem (created on first start)."
     )
+    metering: bool = Field(False, description="Charge CEU for billable calls (off in the embedded default, on in deploy/).")
+    ceu_per_million_site_updates: int = Field(1000, ge=1, description="Price schedule: CEU base units per 10^6 site updates.")
     admin_token: Optional[str] = Field(None, description="Bearer token that may call Mint; unset disables minting.")
     market_fee_bps: int = Field(30, ge=0, lt=10_000, description="Swap fee of the default CEU/PFT pool, basis points.")
     log_origin: str = Field("idf/proofs", description="Identity of the proof log, part of every signed checkpoint.")

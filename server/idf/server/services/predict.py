@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
 
 import grpc
@@ -11,6 +12,7 @@ from idf.engine import forecast
 from idf.engine.errors import ParameterError
 from idf.server.config import Settings
 from idf.server.errors import invalid_argument, too_large, unimplemented
+from idf.server.metering import Metering, caller_account
 from idf.server.rpc import run_engine, unary
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
@@ -33,9 +35,10 @@ _PARAMETER_PATHS = {
 
 
 class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, executor: Executor, metering: Metering) -> None:
         self.settings = settings
         self.executor = executor
+        self.metering = metering
         self.device = settings.engine_device()
 
     @unary
@@ -58,13 +61,20 @@ class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
                 f"{self.settings.max_message_bytes}-byte response limit; ask for at most {fit} "
                 "per call",
             )
+        estimate = present.size * request.steps * spec.substeps
+        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
         try:
             result = await run_engine(
                 self.executor, forecast.physics_forecast, history, request.steps, spec,
                 source=source, device=self.device,
             )
         except ParameterError as e:
+            await asyncio.to_thread(self.metering.settle, meter, 0)
             raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
+            raise
+        charged = await asyncio.to_thread(self.metering.settle, meter, result.site_updates)
         meta = field_meta(request.history[0])
         return predict_pb2.PredictResponse(
             frames=[
@@ -79,7 +89,7 @@ class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
             totals=result.totals.tolist(),
             cfl=result.cfl,
             usage=field_pb2.Usage(
-                site_updates=result.site_updates, compute_seconds=result.compute_seconds
+                site_updates=result.site_updates, compute_seconds=result.compute_seconds, charged_ceu=charged
             ),
         )
 

@@ -22,9 +22,11 @@ from idf.engine import metrics, policies
 from idf.engine.errors import ParameterError
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
+from idf.server import metering
 from idf.server.rpc import run_engine, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
+from idf.store.ledger import Ledger
 from idf.store.proof_log import Leaf, NewLeaf, ProofLog
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
@@ -56,7 +58,8 @@ def _parse_token(token: str) -> int:
 
 
 class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
-    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey) -> None:
+    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey, ledger: Ledger) -> None:
+        self.ledger = ledger
         self.settings = settings
         self.executor = executor
         self.log = log
@@ -168,6 +171,11 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                       request.producer.name, record["create_time"], request.request_id or None)
         leaf, _created = await run_engine(self.executor, _no_stop(self.log.append), new)
         size = await run_engine(self.executor, _no_stop(self._sync))
+        stored = json.loads(leaf.record)  # a retried request_id returns the first record
+        if stored["verdict"] == "PASS":
+            threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
+            await run_engine(self.executor, _no_stop(metering.reward), self.ledger, metering.caller_account(context),
+                             leaf.proof_id, stored["policy"], stored["metrics"], threshold)
         return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size))
 
     @unary
