@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/predict_latency.py --out bench/results-predict_latency-$$(date +%F).json
 	$(BIN)/python bench/kernels.py --out bench/results-kernels-$$(date +%F).json
 	$(BIN)/python bench/proof.py --out bench/results-proof-$$(date +%F).json
+	$(BIN)/python bench/market.py --out bench/results-market-$$(date +%F).json
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache
