@@ -17,6 +17,8 @@ Prints one JSON document.
 
 from __future__ import annotations
 
+from report import emit  # noqa: I001 - bench/ is the script's folder
+
 import argparse
 import json
 import math

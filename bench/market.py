@@ -10,8 +10,9 @@ transaction. PostgreSQL is measured when one answers at postgresql://postgres@12
 
 from __future__ import annotations
 
+from report import emit  # noqa: I001 - bench/ is the script's folder
+
 import argparse
-import json
 import os
 import platform
 import random

@@ -9,6 +9,8 @@ here; both share the machine, so on small machines client and server compete for
 
 from __future__ import annotations
 
+from report import emit  # noqa: I001 - bench/ is the script's folder
+
 import argparse
 import json
 import os

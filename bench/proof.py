@@ -10,8 +10,9 @@ proof_leaves table is dropped first). Prints one JSON document.
 
 from __future__ import annotations
 
+from report import emit  # noqa: I001 - bench/ is the script's folder
+
 import argparse
-import json
 import os
 import platform
 import sys

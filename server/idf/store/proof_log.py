@@ -14,8 +14,7 @@ from idf.store.sql import Database
 
 
 @dataclass(frozen=True)
-class Leaf:
-    index: int
+class NewLeaf:
     proof_id: str
     record: bytes
     signature: bytes
@@ -28,16 +27,10 @@ class Leaf:
 
 
 @dataclass(frozen=True)
-class NewLeaf:
-    proof_id: str
-    record: bytes
-    signature: bytes
-    leaf_hash: bytes
-    policy: str
-    verdict: str
-    producer: str
-    create_time: str
-    request_id: str | None
+class Leaf(NewLeaf):
+    """A stored leaf: a NewLeaf and its index in the log."""
+
+    index: int = -1
 
 
 class ProofLog(Protocol):
@@ -65,7 +58,7 @@ CREATE TABLE IF NOT EXISTS proof_leaves (
 
 
 def _leaf(row: tuple) -> Leaf:
-    return Leaf(row[0], row[1], bytes(row[2]), bytes(row[3]), bytes(row[4]), *row[5:])
+    return Leaf(row[1], bytes(row[2]), bytes(row[3]), bytes(row[4]), *row[5:], index=row[0])
 
 
 def _filters(policy: str, verdict: str, producer: str, before: int | None, mark: str) -> tuple[str, list]:
