@@ -276,10 +276,7 @@ def main() -> None:
         results["ising_heat_bath"].append(row)
         print(json.dumps(row), flush=True)
     results["gpu"] = gpu_section(args.sizes)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

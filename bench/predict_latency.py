@@ -12,7 +12,6 @@ from __future__ import annotations
 from report import emit  # noqa: I001 - bench/ is the script's folder
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -122,10 +121,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,7 @@ def main() -> None:
         results["rows"].append(_measure("postgresql", args.count, database_url=PG_URL))
     except Exception as e:  # noqa: BLE001
         results["postgresql"] = f"not measured: {type(e).__name__}: {e}"
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":
