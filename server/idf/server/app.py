@@ -93,7 +93,7 @@ async def start(
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
     meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering)
     predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor, meter), server)
-    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(), server)
+    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, executor, meter), server)
     proof_log = open_proof_log(settings.store_url())
     key = signing.load_or_create(settings.key_path())
     proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key, ledger), server)

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
         4096 * 4096, ge=1, description="Largest number of elements in one Field."
     )
     max_predict_steps: int = Field(100_000, ge=1, description="Most frames one Predict returns.")
+    max_sample_steps: int = Field(1_000_000, ge=1, description="Most sampler steps one Sample call runs.")
+    max_sample_count: int = Field(1024, ge=1, description="Most chains one Sample call runs.")
     grace_period: float = Field(
         10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
     )

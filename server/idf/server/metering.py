@@ -49,6 +49,7 @@ class Meter:
     account: str
     reserved: int
     charged: int = 0
+    settled: bool = False
 
 
 class Metering:
@@ -74,8 +75,9 @@ class Metering:
         return Meter(account, amount)
 
     def settle(self, meter: Meter | None, site_updates: int) -> int:
-        if meter is None:
-            return 0
+        if meter is None or meter.settled:
+            return 0 if meter is None else meter.charged
+        meter.settled = True
         charge = min(meter.reserved, price(site_updates, self.per_million) if site_updates else 0)
         with self.ledger.transaction() as tx:
             tx.post("charge", [(ESCROW, "CEU", -meter.reserved), (TREASURY, "CEU", charge), (meter.account, "CEU", meter.reserved - charge)],

@@ -1,25 +1,51 @@
-"""DiffusionService: the model catalogue is real today; sampling and reconstruction are pending."""
+"""DiffusionService: the model catalogue, the energy-model registry and Boltzmann sampling are
+real; learned reverse diffusion and reconstruction are pending."""
 
 from __future__ import annotations
 
-import grpc
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 
-from idf.engine import models
-from idf.server.errors import invalid_argument
-from idf.server.rpc import unary
+import grpc
+import numpy as np
+
+from idf.client.fields import to_field
+from idf.engine import energy_models, models, sampling
+from idf.engine.errors import ParameterError
+from idf.server.config import Settings
+from idf.server.errors import ApiError, invalid_argument, unimplemented
+from idf.server.metering import Metering, caller_account
+from idf.server.rpc import run_engine, streaming, unary
 from idf.server.services.pending import PendingDiffusion
-from idf.v1 import diffusion_pb2
+from idf.server.validation import decode_field, require_finite
+from idf.v1 import diffusion_pb2, field_pb2
 
 _TASKS = {
     "forecast": diffusion_pb2.MODEL_TASK_FORECAST,
     "denoise": diffusion_pb2.MODEL_TASK_DENOISE,
     "regime": diffusion_pb2.MODEL_TASK_REGIME,
 }
+_KINDS = {
+    diffusion_pb2.SAMPLER_KIND_UNSPECIFIED: "",
+    diffusion_pb2.SAMPLER_KIND_LANGEVIN: "langevin",
+    diffusion_pb2.SAMPLER_KIND_MALA: "mala",
+    diffusion_pb2.SAMPLER_KIND_ANNEALED_LANGEVIN: "annealed-langevin",
+    diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE: "replica-exchange",
+    diffusion_pb2.SAMPLER_KIND_GIBBS: "gibbs",
+}
+_KIND_CODES = {v: k for k, v in _KINDS.items() if v}
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
 class DiffusionServicer(PendingDiffusion):
+    def __init__(self, settings: Settings, executor: Executor, metering: Metering) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.metering = metering
+        self.device = settings.engine_device()
+
     @unary
     async def ListModels(
         self, request: diffusion_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -46,3 +72,110 @@ class DiffusionServicer(PendingDiffusion):
             ],
             next_page_token=page[-1].name if more and page else "",
         )
+
+    @unary
+    async def ListEnergyModels(
+        self, request: diffusion_pb2.ListEnergyModelsRequest, context: grpc.aio.ServicerContext
+    ) -> diffusion_pb2.ListEnergyModelsResponse:
+        out = diffusion_pb2.ListEnergyModelsResponse()
+        for m in sorted(energy_models.REGISTRY.values(), key=lambda m: m.name):
+            out.energy_models.add(
+                name=m.name, description=m.description, accepts_external_field=m.accepts_external_field,
+                constraints=list(m.constraints), samplers=[_KIND_CODES[s] for s in m.samplers],
+                parameters=[diffusion_pb2.ParameterSpec(name=p.name, description=p.description, default_value=p.default,
+                                                        minimum=p.minimum, maximum=p.maximum) for p in m.parameters],
+            )
+        return out
+
+    def _spec(self, request: diffusion_pb2.SampleRequest) -> sampling.SampleSpec:
+        em, sp = request.energy_model, request.sampler
+        if not em.name:
+            raise invalid_argument("energy_model.name", "is required (see ListEnergyModels)")
+        if sp.kind == diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION:
+            raise unimplemented("DiffusionService.Sample", "learned reverse diffusion (a trained denoiser)")
+        if sp.kind not in _KINDS:
+            raise invalid_argument("sampler.kind", f"unknown sampler enum value {sp.kind}")
+        shape = tuple(int(n) for n in request.shape)
+        limit = self.settings.max_field_elements
+        if any(n < 1 for n in shape) or not shape:
+            raise invalid_argument("shape", f"needs 1 to 3 positive extents, got {list(shape)}")
+        if int(np.prod(shape)) > limit:
+            raise invalid_argument("shape", f"{int(np.prod(shape))} sites exceed the limit {limit}")
+        steps = sp.steps or 1000
+        if steps > self.settings.max_sample_steps:
+            raise invalid_argument("sampler.steps", f"{steps} exceeds the maximum {self.settings.max_sample_steps}")
+        count = request.sample_count or 1
+        if not 1 <= count <= self.settings.max_sample_count:
+            raise invalid_argument("sample_count", f"must be in 1..{self.settings.max_sample_count}")
+        external = initial = None
+        if em.HasField("external_field"):
+            external = decode_field(em.external_field, "energy_model.external_field", max_elements=limit)
+            require_finite(external, "energy_model.external_field")
+        if request.HasField("initial"):
+            initial = decode_field(request.initial, "initial", max_elements=limit)
+            require_finite(initial, "initial")
+        dtype = {field_pb2.DTYPE_FLOAT64: "float64", field_pb2.DTYPE_FLOAT32: "float32"}.get(request.dtype, "")
+        temperature = sp.temperature or 1.0  # 0 (unset) means 1; negative values are refused by the engine
+        return sampling.SampleSpec(
+            model=em.name, parameters=dict(em.parameters), shape=shape, sampler=_KINDS[sp.kind],
+            temperature=temperature, step_size=sp.step_size, steps=steps, burn_in=sp.burn_in,
+            max_temperature=sp.max_temperature, temperatures=tuple(sp.temperatures), count=count, seed=request.seed,
+            external_field=external, initial=initial, dtype=dtype,
+            constraints=tuple(sampling.Constraint(c.name, c.target, c.tolerance, c.weight) for c in em.constraints),
+        )
+
+    @streaming
+    async def Sample(self, request: diffusion_pb2.SampleRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[diffusion_pb2.SampleResponse]:
+        spec = self._spec(request)
+        queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * max(1, len(spec.temperatures) or 8)
+        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
+        task = asyncio.ensure_future(run_engine(
+            self.executor, sampling.sample, spec, device=self.device,
+            progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p),
+        ))
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield _progress(getter.result())
+                    continue
+                getter.cancel()
+                break
+            while not queue.empty():
+                yield _progress(queue.get_nowait())
+            out = task.result()
+        except ParameterError as e:
+            await asyncio.to_thread(self.metering.settle, meter, 0)
+            raise invalid_argument(e.parameter, e.reason) from None
+        except BaseException:
+            task.cancel()
+            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
+            raise
+        charged = await asyncio.to_thread(self.metering.settle, meter, out.site_updates)
+        failures = sampling.tolerance_failures(spec, out)
+        if failures:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(failures), reason="CONSTRAINT_VIOLATED",
+                           violations=[(f.split(" ")[0], f) for f in failures])
+        result = diffusion_pb2.SampleResult(effective_sample_size=out.effective_sample_size)
+        result.usage.site_updates = out.site_updates
+        result.usage.compute_seconds = out.compute_seconds
+        result.usage.charged_ceu = charged
+        n = int(np.prod(spec.shape))
+        for i in range(spec.count):
+            g = result.samples.add(field=to_field(out.samples[i]))
+            g.diagnostics.energy = float(out.energy[i])
+            g.diagnostics.energy_per_site = float(out.energy[i]) / n
+            g.diagnostics.total = float(out.total[i])
+            g.diagnostics.constraint_residual = float(out.constraint_residual[i])
+            g.diagnostics.acceptance_rate = float(out.acceptance_rate[i])
+        yield diffusion_pb2.SampleResponse(result=result)
+
+
+def _progress(p: sampling.Progress) -> diffusion_pb2.SampleResponse:
+    return diffusion_pb2.SampleResponse(progress=diffusion_pb2.SampleProgress(
+        step=p.step, total_steps=p.total_steps, temperature=p.temperature, mean_energy=p.mean_energy,
+        acceptance_rate=p.acceptance_rate,
+    ))

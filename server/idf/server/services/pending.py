@@ -14,7 +14,7 @@ from idf.v1 import (
     telemetry_pb2_grpc,
 )
 
-_DIFFUSION = "the diffusion engine (Boltzmann samplers, learned reverse diffusion)"
+_DIFFUSION = "learned reverse diffusion (a trained denoiser)"
 _TELEMETRY = "telemetry ingestion (NATS streams, live energy maps)"
 
 
@@ -38,9 +38,7 @@ def _stream(service: str, method: str, capability: str) -> Any:
 
 
 class PendingDiffusion(diffusion_pb2_grpc.DiffusionServiceServicer):
-    Sample = _stream("DiffusionService", "Sample", _DIFFUSION)
     Reconstruct = _unary("DiffusionService", "Reconstruct", _DIFFUSION + " and its reconstruction checkpoint")
-    ListEnergyModels = _unary("DiffusionService", "ListEnergyModels", "the energy-model registry")
 
 
 class PendingTelemetry(telemetry_pb2_grpc.TelemetryServiceServicer):

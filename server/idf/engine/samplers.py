@@ -1,0 +1,131 @@
+"""Samplers behind one interface: `step(k)` advances every chain one step (one sweep for Gibbs)
+and returns a `StepInfo`. One class per sampler; the kernels do the arithmetic.
+
+Temperature ladders (docs/diffusion.md):
+- annealed Langevin: K levels T_k = T_max (T / T_max)^(k / (K - 1)), k = 0..K-1, the steps split
+  evenly over the levels; at level k the step size is eta_k = eta T_k / T_max (eta is the step at
+  T_max) and the noise variance 2 eta_k T_k, so the chain is Langevin for exp(-E / T_k).
+- replica exchange: R temperatures ascending from T (given, or geometric from T to T_max); each
+  step is one MALA step per replica, then swaps of neighbouring replicas (even pairs on even
+  steps, odd pairs on odd steps) accepted with min(1, exp((1/T_i - 1/T_j)(E_i - E_j))).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from idf.kernels.ising import Ising, ising_energy, ising_sweep
+from idf.kernels.langevin import langevin_step
+from idf.kernels.mala import mala_step
+from idf.kernels.phi4 import Phi4, phi4
+from idf.kernels.random import cpu_generator
+
+
+@dataclass
+class StepInfo:
+    temperature: float
+    energy: torch.Tensor  # (B,) float64, energy of each chain's current (returned) state
+    accepted: torch.Tensor | None  # (B,) bool when the sampler accepts or rejects
+
+
+class Langevin:
+    """Unadjusted Langevin at one temperature, optionally projected onto a fixed total."""
+
+    def __init__(self, x: torch.Tensor, model: Phi4, temperature: float, step_size: float, seed: int, ndim: int,
+                 total: float | None = None) -> None:
+        self.x, self.model, self.t, self.eta, self.seed, self.ndim, self.total = x, model, temperature, step_size, seed, ndim, total
+        self.x = self._project(x)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        if self.total is None:
+            return x
+        axes = tuple(range(x.ndim - self.ndim, x.ndim))
+        n = math.prod(x.shape[-self.ndim:])
+        shift = (x.sum(axes, dtype=torch.float64, keepdim=True) - self.total) / n
+        return x - shift.to(x.dtype)
+
+    def _level(self, k: int) -> tuple[float, float]:
+        return self.t, self.eta
+
+    def step(self, k: int) -> StepInfo:
+        t, eta = self._level(k)
+        self.x, _ = langevin_step(self.x, self.model, step_size=eta, temperature=t, seed=self.seed, step=k, ndim=self.ndim)
+        self.x = self._project(self.x)
+        return StepInfo(t, phi4(self.x, self.model, self.ndim).energy, None)
+
+
+class AnnealedLangevin(Langevin):
+    def __init__(self, x: torch.Tensor, model: Phi4, temperature: float, max_temperature: float, step_size: float,
+                 steps: int, seed: int, ndim: int, levels: int = 10, total: float | None = None) -> None:
+        super().__init__(x, model, temperature, step_size, seed, ndim, total)
+        self.levels = max(1, min(levels, steps))
+        self.steps = steps
+        self.t_max = max_temperature
+
+    def _level(self, k: int) -> tuple[float, float]:
+        level = min(self.levels - 1, k * self.levels // self.steps)
+        frac = level / (self.levels - 1) if self.levels > 1 else 1.0
+        t_k = self.t_max * (self.t / self.t_max) ** frac
+        return t_k, self.eta * t_k / self.t_max
+
+
+class Mala:
+    def __init__(self, x: torch.Tensor, model: Phi4, temperature: float, step_size: float, seed: int, ndim: int) -> None:
+        self.x, self.model, self.t, self.eta, self.seed, self.ndim = x, model, temperature, step_size, seed, ndim
+
+    def step(self, k: int) -> StepInfo:
+        r = mala_step(self.x, self.model, step_size=self.eta, temperature=self.t, seed=self.seed, step=k, ndim=self.ndim)
+        self.x = r.phi
+        return StepInfo(self.t, r.energy, r.accepted)
+
+
+class ReplicaExchange:
+    """x holds the chains at the target temperature; replicas at the higher rungs live here."""
+
+    def __init__(self, x: torch.Tensor, model: Phi4, temperatures: list[float], step_size: float, seed: int, ndim: int) -> None:
+        self.temperatures, self.model, self.eta, self.seed, self.ndim = temperatures, model, step_size, seed, ndim
+        self.replicas = [x.clone() for _ in temperatures]
+        self.energies = [phi4(r, model, ndim).energy for r in self.replicas]
+        self.swaps_accepted = 0
+        self.swaps_tried = 0
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.replicas[0]
+
+    def step(self, k: int) -> StepInfo:
+        accepted = None
+        for i, t in enumerate(self.temperatures):
+            r = mala_step(self.replicas[i], self.model, step_size=self.eta * t / self.temperatures[0], temperature=t,
+                          seed=self.seed, step=k * len(self.temperatures) + i, ndim=self.ndim)
+            self.replicas[i], self.energies[i] = r.phi, r.energy
+            if i == 0:
+                accepted = r.accepted
+        gen = cpu_generator(self.seed, k, 2**31)
+        for i in range(k % 2, len(self.temperatures) - 1, 2):
+            j = i + 1
+            log_a = (1 / self.temperatures[i] - 1 / self.temperatures[j]) * (self.energies[i] - self.energies[j])
+            u = torch.rand(log_a.shape, generator=gen, dtype=torch.float64).to(log_a.device)
+            swap = torch.log(u) < log_a
+            self.swaps_tried += swap.numel()
+            self.swaps_accepted += int(swap.sum())
+            sel = swap.reshape(swap.shape + (1,) * self.ndim)
+            self.replicas[i], self.replicas[j] = torch.where(sel, self.replicas[j], self.replicas[i]), torch.where(sel, self.replicas[i], self.replicas[j])
+            self.energies[i], self.energies[j] = torch.where(swap, self.energies[j], self.energies[i]), torch.where(swap, self.energies[i], self.energies[j])
+        return StepInfo(self.temperatures[0], self.energies[0], accepted)
+
+
+class Gibbs:
+    def __init__(self, x: torch.Tensor, model: Ising, temperature: float, seed: int, rule: str = "heat-bath") -> None:
+        self.x, self.model, self.t, self.seed, self.rule = x, model, temperature, seed, rule
+
+    def step(self, k: int) -> StepInfo:
+        swept = ising_sweep(self.x, self.model, temperature=self.t, rule=self.rule, seed=self.seed, step=k)
+        self.x = swept.spins
+        return StepInfo(self.t, swept.energy, None)
+
+    def energy(self) -> torch.Tensor:
+        return ising_energy(self.x, self.model)[0]

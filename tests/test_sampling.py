@@ -1,0 +1,125 @@
+"""Boltzmann sampling: the Sample stream over a real server, bad input, constraints, and two
+different samplers agreeing on the phi^4 energy distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import ServerThread
+from idf.client import Client, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, from_field
+from idf.engine.sampling import SampleSpec, sample
+from idf.v1 import diffusion_pb2 as d
+
+
+def _request(model="phi4", kind=d.SAMPLER_KIND_MALA, steps=100, shape=(12, 12), count=2, seed=1, **sampler):
+    return d.SampleRequest(energy_model=d.EnergyModelSpec(name=model), shape=list(shape), sample_count=count, seed=seed,
+                           sampler=d.SamplerSpec(kind=kind, steps=steps, **sampler))
+
+
+def test_stream_progress_then_result(client: Client):
+    messages = list(client.sample(_request(steps=200)))
+    progress = [m.progress for m in messages[:-1]]
+    assert all(m.WhichOneof("event") == "progress" for m in messages[:-1])
+    assert [p.step for p in progress] == sorted(p.step for p in progress) and progress[-1].step == 200
+    assert all(0 <= p.acceptance_rate <= 1 for p in progress)
+    result = messages[-1].result
+    assert len(result.samples) == 2 and result.effective_sample_size > 0
+    first = result.samples[0]
+    field = from_field(first.field)
+    assert field.shape == (12, 12)
+    assert first.diagnostics.total == pytest.approx(float(field.sum(dtype=np.float64)), rel=1e-5)
+    assert first.diagnostics.energy_per_site == pytest.approx(first.diagnostics.energy / 144)
+    assert result.usage.site_updates == 144 * 2 * 200
+
+
+def test_same_seed_same_samples(client: Client):
+    a = list(client.sample(_request(seed=7)))[-1].result
+    b = list(client.sample(_request(seed=7)))[-1].result
+    c = list(client.sample(_request(seed=8)))[-1].result
+    assert a.samples[0].field.data == b.samples[0].field.data != c.samples[0].field.data
+
+
+def test_every_sampler_and_model_runs(client: Client):
+    for model, kind, extra in [
+        ("gaussian-free-field", d.SAMPLER_KIND_LANGEVIN, {}),
+        ("phi4", d.SAMPLER_KIND_ANNEALED_LANGEVIN, {"max_temperature": 4.0}),
+        ("phi4", d.SAMPLER_KIND_REPLICA_EXCHANGE, {"temperatures": [1.0, 1.5, 2.2]}),
+        ("ising", d.SAMPLER_KIND_GIBBS, {}),
+    ]:
+        result = list(client.sample(_request(model, kind, steps=50, **extra)))[-1].result
+        assert len(result.samples) == 2
+    spins = from_field(result.samples[0].field)
+    assert spins.dtype == np.int8 and set(np.unique(spins)) <= {-1, 1}
+
+
+def test_energy_models_are_listed(client: Client):
+    listed = {m.name: m for m in client.call(client.diffusion_stub.ListEnergyModels, d.ListEnergyModelsRequest()).energy_models}
+    assert set(listed) == {"gaussian-free-field", "phi4", "ising"}
+    assert [p.name for p in listed["phi4"].parameters] == ["kappa", "a", "b", "h"]
+    assert d.SAMPLER_KIND_GIBBS in listed["ising"].samplers
+
+
+@pytest.mark.parametrize(
+    "request_, field",
+    [
+        (_request(model="nope"), "energy_model.name"),
+        (_request(temperature=-1.0), "sampler.temperature"),
+        (_request(steps=10**9), "sampler.steps"),
+        (_request(model="ising", kind=d.SAMPLER_KIND_GIBBS, shape=(5, 6)), "shape"),
+        (_request(model="ising", kind=d.SAMPLER_KIND_MALA), "sampler.kind"),
+        (_request(shape=(0, 4)), "shape"),
+        (_request(count=10**6), "sample_count"),
+        (d.SampleRequest(energy_model=d.EnergyModelSpec(name="phi4", parameters={"zeta": 1.0}), shape=[4, 4]), "energy_model.parameters[zeta]"),
+        (d.SampleRequest(energy_model=d.EnergyModelSpec(name="phi4", parameters={"b": -1.0}), shape=[4, 4]), "energy_model.parameters[b]"),
+        (d.SampleRequest(energy_model=d.EnergyModelSpec(name="phi4", constraints=[d.Constraint(name="total", target=1.0)]),
+                         shape=[4, 4], sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_MALA)), "energy_model.constraints[0]"),
+        (_request(kind=d.SAMPLER_KIND_ANNEALED_LANGEVIN), "sampler.max_temperature"),
+    ],
+)
+def test_bad_input(client: Client, request_, field):
+    with pytest.raises(InvalidArgumentError) as info:
+        list(client.sample(request_))
+    assert info.value.violations[0].field == field, info.value
+    assert client.health() == "SERVING"
+
+
+def test_constraints_are_enforced_or_fail_loudly(client: Client):
+    spec = d.EnergyModelSpec(name="gaussian-free-field", constraints=[d.Constraint(name="total", target=12.5, tolerance=1e-3)])
+    request = d.SampleRequest(energy_model=spec, shape=[16, 16], sample_count=3, sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_LANGEVIN, steps=100))
+    result = list(client.sample(request))[-1].result
+    for s in result.samples:
+        assert abs(s.diagnostics.total - 12.5) <= 1e-3 and s.diagnostics.constraint_residual <= 1e-3
+    request.energy_model.constraints[0].target = 0.1
+    request.energy_model.constraints[0].tolerance = 1e-12  # float32 sites cannot sum to 0.1 that exactly
+    with pytest.raises(FailedPreconditionError) as info:
+        list(client.sample(request))
+    assert info.value.reason == "CONSTRAINT_VIOLATED"
+
+
+def test_deadline_stops_sampling(client: Client):
+    with pytest.raises(DeadlineExceededError):
+        list(client.sample(_request(shape=(256, 256), steps=10**5, count=8), timeout=0.5))
+    assert client.health() == "SERVING"
+
+
+@pytest.mark.slow
+def test_two_samplers_agree_on_the_phi4_energy_distribution():
+    """2-Wasserstein distance between the final-energy distributions of 512 MALA chains and 512
+    replica-exchange chains. Bound: the same distance between two independent MALA runs (seeds
+    differ) measures pure sampling noise; an agreeing sampler must stay within 3x of it, and a
+    sampler at a 20% higher temperature (negative control) must not."""
+    def energies(kind: str, seed: int, temperature: float = 1.0) -> np.ndarray:
+        spec = SampleSpec("phi4", {"kappa": 0.5, "a": -0.5, "b": 0.5}, (8, 8), sampler=kind, temperature=temperature,
+                          steps=1500, burn_in=500, count=512, seed=seed, step_size=0.05,
+                          temperatures=(temperature, temperature * 1.6, temperature * 2.5) if kind == "replica-exchange" else ())
+        return np.sort(sample(spec).energy)
+
+    def w2(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((a - b) ** 2)))  # 1-D W2 of equal-size samples: sorted pairing
+
+    mala_a, mala_b = energies("mala", 1), energies("mala", 2)
+    tempering = energies("replica-exchange", 3)
+    noise = w2(mala_a, mala_b)
+    assert w2(mala_a, tempering) <= 3 * noise
+    assert w2(mala_a, energies("mala", 4, temperature=1.2)) > 3 * noise
