@@ -123,3 +123,19 @@ def test_two_samplers_agree_on_the_phi4_energy_distribution():
     noise = w2(mala_a, mala_b)
     assert w2(mala_a, tempering) <= 3 * noise
     assert w2(mala_a, energies("mala", 4, temperature=1.2)) > 3 * noise
+
+
+def test_cli_sample(server, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from idf.cli.main import app
+
+    out = tmp_path / "s.npy"
+    r = CliRunner().invoke(app, ["sample", "--model", "ising", "--shape", "16,16", "--steps", "50", "--count", "3",
+                                 "--temperature", "2.0", "--out", str(out), "--server", server.target, "--json"])
+    assert r.exit_code == 0, r.output
+    assert np.load(out).shape == (3, 16, 16) and json.loads(r.output)["samples"] == 3
+    r = CliRunner().invoke(app, ["sample", "--model", "phi4", "--param", "zeta=1", "--out", str(out), "--server", server.target])
+    assert r.exit_code == 4 and "zeta" in r.output

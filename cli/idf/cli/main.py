@@ -13,6 +13,7 @@ import typer
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.market import market_app
 from idf.cli.proof import proof_app, validate
+from idf.cli.sample import sample
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt
 from idf.cli.shared import call_failed as _call_failed
 from idf.cli.shared import client as _client
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 
 app.command()(validate)
+app.command()(sample)
 app.add_typer(proof_app, name="proof")
 app.add_typer(market_app, name="market")
 

@@ -382,7 +382,8 @@ export type SampleResult = Message<"idf.v1.SampleResult"> & {
   samples: GeneratedSample[];
 
   /**
-   * Kish effective sample size of the energy trace, summed over chains.
+   * Effective sample size of the kept energy trace: steps / integrated autocorrelation time
+   * (Geyer's initial positive sequence), summed over chains.
    *
    * @generated from field: double effective_sample_size = 2;
    */
