@@ -30,7 +30,11 @@ def test_async_client_matches_sync(server):
                 await c.predict(u, 0)
             assert info.value.violations[0].field == "steps"
             with pytest.raises(UnimplementedError):
-                async for _ in c.sample(diffusion_pb2.SampleRequest()):
+                reverse = diffusion_pb2.SampleRequest(
+                    energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[8, 8],
+                    sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION),
+                )
+                async for _ in c.sample(reverse):
                     pass
             return forecasts, await c.list_models()
 

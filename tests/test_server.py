@@ -75,14 +75,20 @@ def test_list_models_is_real(client: Client):
     assert models[0]["task"] == "MODEL_TASK_FORECAST"
 
 
+REVERSE_DIFFUSION = diffusion_pb2.SampleRequest(
+    energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[8, 8],
+    sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION),
+)
+
+
 @pytest.mark.parametrize(
     "call",
     [
         lambda c: c.predict_stub.DetectRegime(predict_pb2.DetectRegimeRequest()),
-        lambda c: c.diffusion_stub.ListEnergyModels(diffusion_pb2.ListEnergyModelsRequest()),
-        lambda c: list(c.sample(diffusion_pb2.SampleRequest())),
+        lambda c: c.diffusion_stub.Reconstruct(diffusion_pb2.ReconstructRequest()),
+        lambda c: list(c.sample(REVERSE_DIFFUSION)),
     ],
-    ids=["DetectRegime", "ListEnergyModels", "Sample"],
+    ids=["DetectRegime", "Reconstruct", "Sample-reverse-diffusion"],
 )
 def test_pending_rpcs_say_what_is_missing(client: Client, call):
     try:
