@@ -37,6 +37,7 @@ app.add_typer(market_app, name="market")
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
     port: Annotated[Optional[int], typer.Option(help="TCP port; 0 picks a free one [default: 50051].")] = None,
+    rest_port: Annotated[Optional[int], typer.Option(help="Also serve REST/JSON on this port [default: off].")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file (else IDF_CONFIG).")] = None,
     log_format: Annotated[Optional[str], typer.Option(help="json or text.")] = None,
 ) -> None:
@@ -53,7 +54,7 @@ def serve(
             "pip install 'industriverse-sdk[server]'"
         )
     try:
-        settings = Settings.load(config, host=host, port=port, log_format=log_format)
+        settings = Settings.load(config, host=host, port=port, rest_port=rest_port, log_format=log_format)
     except (FileNotFoundError, ValueError) as e:
         fail(f"bad configuration: {e}")
     configure(settings.log_level, settings.log_format)

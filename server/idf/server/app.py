@@ -9,6 +9,7 @@ import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -64,11 +65,17 @@ class Running:
     settings: Settings
     proof_log: ProofLog
     ledger: Ledger
+    rest_port: int | None = None
+    rest_runner: Any = None
+    transcoder: Any = None
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
         log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
         await self.health.enter_graceful_shutdown()
+        if self.rest_runner is not None:
+            await self.rest_runner.cleanup()
+            await self.transcoder.close()
         await self.server.stop(self.settings.grace_period)
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.proof_log.close()
@@ -122,7 +129,14 @@ async def start(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
-    return Running(server, port, health_servicer, executor, settings, proof_log, ledger)
+    running = Running(server, port, health_servicer, executor, settings, proof_log, ledger)
+    if settings.rest_port is not None:
+        from idf.server import rest
+
+        running.rest_runner, running.rest_port, running.transcoder = await rest.start(
+            settings.host, settings.rest_port, f"127.0.0.1:{port}", settings.max_message_bytes
+        )
+    return running
 
 
 async def serve(settings: Settings) -> None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Interface to listen on ('0.0.0.0' for all).")
     port: int = Field(50051, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    rest_port: Optional[int] = Field(
+        None, ge=0, le=65535, description="Also serve the REST/JSON face on this port (0 picks a free one); unset: gRPC only."
+    )
     max_message_bytes: int = Field(
         64 * MIB, ge=4 * MIB, description="Largest gRPC message received or sent."
     )
@@ -92,6 +95,8 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.rest_port is not None and self.tls_cert_file is not None:
+            raise ValueError("the REST face does not support TLS yet: terminate TLS in front of it, or leave rest_port unset")
         return self
 
     @classmethod
