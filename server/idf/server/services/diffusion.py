@@ -135,6 +135,7 @@ class DiffusionServicer(PendingDiffusion):
             self.executor, sampling.sample, spec, device=self.device,
             progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p),
         ))
+        getter: asyncio.Future | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -152,6 +153,8 @@ class DiffusionServicer(PendingDiffusion):
             raise invalid_argument(e.parameter, e.reason) from None
         except BaseException:
             task.cancel()
+            if getter is not None and not getter.done():
+                getter.cancel()
             await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
         charged = await asyncio.to_thread(self.metering.settle, meter, out.site_updates)
