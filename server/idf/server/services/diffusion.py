@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 
 import grpc
 import numpy as np
@@ -13,9 +12,9 @@ import numpy as np
 from idf.client.fields import to_field
 from idf.engine import energy_models, models, sampling
 from idf.engine.errors import ParameterError
-from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument, unimplemented
-from idf.server.metering import Metering, caller_account
+from idf.server.metering import caller_account
+from idf.server.services.engine_backed import EngineBacked
 from idf.server.rpc import run_engine, streaming, unary
 from idf.server.services.pending import PendingDiffusion
 from idf.server.validation import decode_field, require_finite
@@ -39,13 +38,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-class DiffusionServicer(PendingDiffusion):
-    def __init__(self, settings: Settings, executor: Executor, metering: Metering) -> None:
-        self.settings = settings
-        self.executor = executor
-        self.metering = metering
-        self.device = settings.engine_device()
-
+class DiffusionServicer(EngineBacked, PendingDiffusion):
     @unary
     async def ListModels(
         self, request: diffusion_pb2.ListModelsRequest, context: grpc.aio.ServicerContext

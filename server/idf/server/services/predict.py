@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 
 import grpc
 
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
 from idf.engine import forecast
 from idf.engine.errors import ParameterError
-from idf.server.config import Settings
 from idf.server.errors import invalid_argument, too_large, unimplemented
-from idf.server.metering import Metering, caller_account
+from idf.server.metering import caller_account
+from idf.server.services.engine_backed import EngineBacked
 from idf.server.rpc import run_engine, unary
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
@@ -34,13 +33,7 @@ _PARAMETER_PATHS = {
 }
 
 
-class PredictServicer(predict_pb2_grpc.PredictServiceServicer):
-    def __init__(self, settings: Settings, executor: Executor, metering: Metering) -> None:
-        self.settings = settings
-        self.executor = executor
-        self.metering = metering
-        self.device = settings.engine_device()
-
+class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
     @unary
     async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
