@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import ServerThread
 from idf.client import Client, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, from_field
 from idf.engine.sampling import SampleSpec, sample
 from idf.v1 import diffusion_pb2 as d

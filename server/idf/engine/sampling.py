@@ -14,7 +14,7 @@ import torch
 from idf.engine import energy_models, samplers
 from idf.engine.errors import Cancelled, ParameterError
 from idf.kernels.ising import ising_energy
-from idf.kernels.phi4 import Phi4, phi4
+from idf.kernels.phi4 import phi4
 from idf.kernels.random import cpu_generator
 
 DEFAULT_STEP = {"langevin": 0.05, "mala": 0.01, "annealed-langevin": 0.05, "replica-exchange": 0.01}
