@@ -47,7 +47,7 @@ def test_every_rpc_has_an_http_binding(method):
 
 def test_every_field_has_a_field_behavior():
     missing = []
-    for module in (*MODULES,):
+    for module in MODULES:
         for message in module.DESCRIPTOR.message_types_by_name.values():
             for field in message.fields:
                 if not field.GetOptions().Extensions[field_behavior_pb2.field_behavior]:

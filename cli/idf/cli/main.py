@@ -14,10 +14,7 @@ from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.market import market_app
 from idf.cli.proof import proof_app, validate
 from idf.cli.sample import sample
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt
-from idf.cli.shared import call_failed as _call_failed
-from idf.cli.shared import client as _client
-from idf.client import IdfError, default_target
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.client.formats import FormatError, load_energy_map
 
 app = typer.Typer(
@@ -67,13 +64,9 @@ def serve(
 @app.command()
 def health(server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Ask the server whether it is serving (exit 0 only when SERVING)."""
-    target = server or default_target()
-    with _client(target, timeout) as client:
-        try:
-            status = client.health()
-        except IdfError as e:
-            _call_failed(e, target, json_out)
-    emit({"server": target, "status": status}, json_out)
+    with connected(server, timeout, json_out) as client:
+        status = client.health()
+    emit({"server": client.target, "status": status}, json_out)
     if status != "SERVING":
         raise typer.Exit(1)
 
@@ -166,28 +159,25 @@ def predict(
         boundary_value=meta.boundary_value if boundary_value is None else boundary_value,
         units=meta.units,
     )
-    target = server or default_target()
     # Ask for at most ~16 MiB of frames per call and continue from the last frame: the physics
     # forecaster is Markov, so chunked calls give the same frames as one call.
     chunk = max(1, min(steps, (16 << 20) // max(field.nbytes, 1)))
     frames: list[np.ndarray] = []
     totals: list[float] = []
-    with _client(target, timeout) as client:
-        from rich.progress import Progress
+    from rich.progress import Progress
 
-        with Progress(console=console, transient=True, disable=json_out or steps <= chunk) as bar:
-            task = bar.add_task("forecasting", total=steps)
-            present = field
-            try:
-                while len(frames) < steps:
-                    n = min(chunk, steps - len(frames))
-                    result = client.predict(present, n, **parameters)
-                    frames.extend(result.frames)
-                    totals.extend(result.totals.tolist())
-                    present = result.frames[-1]
-                    bar.advance(task, n)
-            except IdfError as e:
-                _call_failed(e, target, json_out)
+    with connected(server, timeout, json_out) as client, Progress(
+        console=console, transient=True, disable=json_out or steps <= chunk
+    ) as bar:
+        task = bar.add_task("forecasting", total=steps)
+        present = field
+        while len(frames) < steps:
+            n = min(chunk, steps - len(frames))
+            result = client.predict(present, n, **parameters)
+            frames.extend(result.frames)
+            totals.extend(result.totals.tolist())
+            present = result.frames[-1]
+            bar.advance(task, n)
     np.save(out, np.stack(frames))
     start_total = float(np.sum(field, dtype=np.float64) * math.prod(parameters["spacing"]))
     emit(

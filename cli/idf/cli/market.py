@@ -10,8 +10,7 @@ import typer
 from google.protobuf import json_format, timestamp_pb2
 
 from idf.cli.output import emit, fail
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, call_failed, client
-from idf.client import IdfError, default_target
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.v1 import market_pb2 as m
 
 market_app = typer.Typer(help="The CEU/PFT market: pool, quotes, swaps, balances, history.", no_args_is_help=True)
@@ -31,12 +30,8 @@ def _token(name: str, json_out: bool) -> int:
 
 
 def _rpc(server: str | None, timeout: float, json_out: bool, method: str, request):  # noqa: ANN001, ANN202
-    target = server or default_target()
-    with client(target, timeout) as c:
-        try:
-            return c.call(getattr(c.market_stub, method), request)
-        except IdfError as e:
-            call_failed(e, target, json_out)
+    with connected(server, timeout, json_out) as c:
+        return c.call(getattr(c.market_stub, method), request)
 
 
 def _show(message, json_out: bool, title: str) -> None:  # noqa: ANN001

@@ -10,10 +10,9 @@ import typer
 from google.protobuf import json_format
 
 from idf.cli.output import INPUT_ERROR, console, emit, fail
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, call_failed, client
-from idf.client import IdfError, default_target
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.client.formats import FormatError, load_energy_map, load_reference_h5
-from idf.client.proofs import load_public_key, proof_from_json, proof_to_json, public_key_pem, verify_proof
+from idf.client.proofs import key_id, load_public_key, proof_from_json, proof_to_json, public_key_pem, verify_proof
 from idf.v1 import proof_pb2
 
 proof_app = typer.Typer(help="Proof records: keys, log heads, offline verification.", no_args_is_help=True)
@@ -46,12 +45,8 @@ def validate(
     if pred.dtype != ref.dtype:
         ref = ref.astype(pred.dtype)  # files differ in precision more often than in meaning
     name, _, version = producer.partition("@")
-    target = server or default_target()
-    with client(target, timeout) as c:
-        try:
-            proof = c.create_proof(prediction=pred, reference=ref, policy=policy, producer=(name, version), request_id=request_id)
-        except IdfError as e:
-            call_failed(e, target, json_out)
+    with connected(server, timeout, json_out) as c:
+        proof = c.create_proof(prediction=pred, reference=ref, policy=policy, producer=(name, version), request_id=request_id)
     if out:
         out.write_text(proof_to_json(proof))
     verdict = proof_pb2.Verdict.Name(proof.verdict).removeprefix("VERDICT_")
@@ -80,16 +75,10 @@ def validate(
 def key(out: Annotated[Path, typer.Option(help="Where to write the PEM public key.")], server: ServerOpt = None,
         json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
     """Save the log's public key (check its fingerprint out of band once)."""
-    target = server or default_target()
-    with client(target, timeout) as c:
-        try:
-            raw = c.public_key()
-        except IdfError as e:
-            call_failed(e, target, json_out)
+    with connected(server, timeout, json_out) as c:
+        raw = c.public_key()
     out.write_bytes(public_key_pem(raw))
-    import hashlib
-
-    emit({"out": str(out), "key_id": hashlib.sha256(raw).hexdigest()}, json_out)
+    emit({"out": str(out), "key_id": key_id(raw)}, json_out)
 
 
 @proof_app.command("head")
@@ -97,13 +86,9 @@ def head(out: Annotated[Path, typer.Option(help="Where to write the head (JSON).
          since: Annotated[int, typer.Option(help="Also fetch a consistency proof from this tree size.")] = 0,
          server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
     """Save the current signed log head, with a consistency proof from --since."""
-    target = server or default_target()
-    with client(target, timeout) as c:
-        try:
-            cp = c.checkpoint()
-            hashes = c.consistency_proof(since, cp.tree_size) if since else []
-        except IdfError as e:
-            call_failed(e, target, json_out)
+    with connected(server, timeout, json_out) as c:
+        cp = c.checkpoint()
+        hashes = c.consistency_proof(since, cp.tree_size) if since else []
     doc = {"checkpoint": json_format.MessageToDict(cp, preserving_proto_field_name=True),
            "consistency": {"first_tree_size": since, "hashes": [h.hex() for h in hashes]}}
     out.write_text(json.dumps(doc, indent=2))

@@ -10,8 +10,8 @@ import numpy as np
 import typer
 
 from idf.cli.output import console, emit, fail
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, call_failed, client
-from idf.client import IdfError, default_target, from_field, to_field
+from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
+from idf.client import from_field, to_field
 from idf.client.formats import FormatError, load_energy_map
 from idf.v1 import diffusion_pb2 as d
 
@@ -55,21 +55,17 @@ def sample(
             request.energy_model.external_field.CopyFrom(to_field(load_energy_map(external_field)[0]))
         except FormatError as e:
             fail(str(e), as_json=json_out)
-    target = server or default_target()
     result = None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("sampling"), BarColumn(), TextColumn("{task.completed}/{task.total} E={task.fields[energy]:.4g}"), TimeRemainingColumn())
-    with client(target, timeout) as c, Progress(*columns, console=console, transient=True, disable=json_out) as bar:
+    with connected(server, timeout, json_out) as c, Progress(*columns, console=console, transient=True, disable=json_out) as bar:
         task = bar.add_task("sample", total=steps, energy=float("nan"))
-        try:
-            for message in c.sample(request):
-                if message.WhichOneof("event") == "progress":
-                    bar.update(task, completed=message.progress.step, energy=message.progress.mean_energy)
-                else:
-                    result = message.result
-        except IdfError as e:
-            call_failed(e, target, json_out)
+        for message in c.sample(request):
+            if message.WhichOneof("event") == "progress":
+                bar.update(task, completed=message.progress.step, energy=message.progress.mean_energy)
+            else:
+                result = message.result
     assert result is not None
     np.save(out, np.stack([from_field(s.field) for s in result.samples]))
     energies = [s.diagnostics.energy_per_site for s in result.samples]

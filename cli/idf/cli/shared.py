@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Optional
 
 import typer
@@ -16,11 +18,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")]
 
 
-def client(server: str | None, timeout: float, attempts: int = 3) -> Client:
-    return Client(server or default_target(), timeout=timeout, max_attempts=attempts)
-
-
-def call_failed(error: IdfError, server: str, as_json: bool) -> None:
-    if isinstance(error, UnavailableError):
-        fail(f"cannot reach the server at {server}: {error.message}", UNREACHABLE, as_json=as_json)
-    fail(str(error), REJECTED, as_json=as_json)
+@contextlib.contextmanager
+def connected(server: str | None, timeout: float, as_json: bool) -> Iterator[Client]:
+    """A client for the command; a failed call inside the block ends the command with a clear
+    message and exit code 3 (unreachable) or 4 (the server refused the request)."""
+    target = server or default_target()
+    with Client(target, timeout=timeout, max_attempts=3) as c:
+        try:
+            yield c
+        except UnavailableError as e:
+            fail(f"cannot reach the server at {target}: {e.message}", UNREACHABLE, as_json=as_json)
+        except IdfError as e:
+            fail(str(e), REJECTED, as_json=as_json)

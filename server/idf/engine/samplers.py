@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from idf.kernels.ising import Ising, ising_energy, ising_sweep
+from idf.kernels.ising import Ising, ising_sweep
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
 from idf.kernels.phi4 import Phi4, phi4
@@ -126,6 +126,3 @@ class Gibbs:
         swept = ising_sweep(self.x, self.model, temperature=self.t, rule=self.rule, seed=self.seed, step=k)
         self.x = swept.spins
         return StepInfo(self.t, swept.energy, None)
-
-    def energy(self) -> torch.Tensor:
-        return ising_energy(self.x, self.model)[0]

@@ -95,6 +95,14 @@ def effective_sample_size(trace: np.ndarray) -> float:
     return total
 
 
+def replica_ladder(spec: SampleSpec, rungs: int = 8) -> list[float]:
+    """The replica-exchange temperatures: as given, else `rungs` geometric from T to T_max."""
+    if spec.temperatures:
+        return list(spec.temperatures)
+    ratio = spec.max_temperature / spec.temperature
+    return [spec.temperature * ratio ** (i / (rungs - 1)) for i in range(rungs)]
+
+
 def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> str:
     sampler = spec.sampler or ("gibbs" if info.spin else "mala")
     if sampler not in info.samplers:
@@ -160,9 +168,7 @@ def sample(
         raise ParameterError("initial", "Ising states are +1/-1")
     total_target = next((c.target for c in spec.constraints if c.name == "total"), None)
     eta = spec.step_size or DEFAULT_STEP.get(kind, 0.0)
-    ladder = list(spec.temperatures) or [
-        spec.temperature * (spec.max_temperature / spec.temperature) ** (i / 7) for i in range(8)
-    ] if kind == "replica-exchange" else []
+    ladder = replica_ladder(spec) if kind == "replica-exchange" else []
     if kind == "langevin":
         s = samplers.Langevin(x, model, spec.temperature, eta, spec.seed, ndim, total_target)
     elif kind == "annealed-langevin":

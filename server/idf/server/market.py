@@ -4,12 +4,19 @@ dicts (stored with the journal entry, so a retry returns the first result verbat
 
 from __future__ import annotations
 
+import re
+
 from idf.engine import amm
 from idf.store.ledger import ISSUANCE, SYSTEM, Ledger, Tx
 
 DEFAULT_POOL = "market/pools/ceu-pft"
+USER_ACCOUNT = re.compile(r"^market/accounts/[a-z0-9][a-z0-9._-]{0,62}$")  # never a system account
 LOCKED = SYSTEM + "locked"
 TOKENS = ("CEU", "PFT")
+
+
+def is_user_account(name: str | None) -> bool:
+    return bool(name) and USER_ACCOUNT.match(name) is not None  # type: ignore[arg-type]
 
 
 class MarketError(Exception):

@@ -61,7 +61,7 @@ class Metering:
     def reserve(self, account: str | None, estimated_site_updates: int) -> Meter | None:
         if not self.enabled:
             return None
-        if not account or not account.startswith("market/accounts/") or account.startswith(SYSTEM):
+        if not market.is_user_account(account):
             raise ApiError(grpc.StatusCode.UNAUTHENTICATED, f"metered calls name the paying account in the {ACCOUNT_HEADER} metadata",
                            reason="NO_ACCOUNT")
         amount = price(estimated_site_updates, self.per_million)
@@ -88,7 +88,7 @@ class Metering:
 
 def reward(ledger: Ledger, account: str | None, proof_id: str, policy: str, metrics: dict[str, float], nrmse_threshold: float | None) -> int:
     """Mint the PFT reward of a PASS proof (idempotent per proof); returns the amount."""
-    if not account or not account.startswith("market/accounts/") or account.startswith(SYSTEM):
+    if not market.is_user_account(account):
         return 0
     base = REWARD_BASE.get(policy, 0)
     bonus = 0

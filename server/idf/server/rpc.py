@@ -71,7 +71,7 @@ def streaming(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def _is_abort(error: Exception) -> bool:
     # grpc.aio raises AbortError out of context.abort(); it must propagate untouched.
-    return type(error).__name__ == "AbortError"
+    return isinstance(error, grpc.aio.AbortError)
 
 
 def _access(rpc: str, code: grpc.StatusCode, start: float, context: Any) -> None:
@@ -84,6 +84,11 @@ def _access(rpc: str, code: grpc.StatusCode, start: float, context: Any) -> None
             "peer": context.peer(),
         },
     )
+
+
+async def run_blocking(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run short blocking work (a store call, a quick computation) on the worker pool."""
+    return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
 
 async def run_engine(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

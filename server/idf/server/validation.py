@@ -15,7 +15,7 @@ def decode_field(field: field_pb2.Field, path: str, *, max_elements: int) -> np.
     try:
         return from_field(field, max_elements=max_elements)
     except FieldDecodeError as e:
-        if "exceed the limit" in e.reason:
+        if e.too_large:
             raise too_large(f"{path}.{e.path}", e.reason) from None
         raise invalid_argument(f"{path}.{e.path}", e.reason) from None
 

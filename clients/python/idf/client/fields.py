@@ -35,10 +35,11 @@ class FieldDecodeError(ValueError):
     """A Field message that does not describe a valid array. `path` names the offending part
     relative to the Field ("shape", "data", "dtype", "spacing")."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, too_large: bool = False) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.too_large = too_large  # a size limit, not a malformed message
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def from_field(field: field_pb2.Field, *, max_elements: int | None = None) -> np
         count *= n
     if max_elements is not None and count > max_elements:
         raise FieldDecodeError(
-            "shape", f"{count} elements exceed the limit of {max_elements} per field"
+            "shape", f"{count} elements exceed the limit of {max_elements} per field", too_large=True
         )
     if len(field.data) != count * dtype.itemsize:
         raise FieldDecodeError(

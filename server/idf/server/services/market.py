@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -17,11 +16,10 @@ from idf.engine.errors import ParameterError
 from idf.server import market
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
-from idf.server.rpc import run_engine, unary
+from idf.server.rpc import run_blocking, unary
 from idf.store.ledger import AmountOverflow, InsufficientBalance, Ledger
 from idf.v1 import market_pb2, market_pb2_grpc
 
-ACCOUNT = re.compile(r"^market/accounts/[a-z0-9][a-z0-9._-]{0,62}$")
 TOKEN_NAMES = {market_pb2.TOKEN_CEU: "CEU", market_pb2.TOKEN_PFT: "PFT", market_pb2.TOKEN_LP: "LP"}
 TOKEN_CODES = {v: k for k, v in TOKEN_NAMES.items()}
 DEFAULT_PAGE, MAX_PAGE = 50, 1000
@@ -33,7 +31,7 @@ def _failed(reason: str, message: str, field: str = "") -> ApiError:
 
 
 def _account(value: str, field: str = "account") -> str:
-    if not ACCOUNT.match(value):
+    if not market.is_user_account(value):
         raise invalid_argument(field, "must look like market/accounts/{id}: lowercase letters, digits, . _ -, not starting with -")
     return value
 
@@ -84,11 +82,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         self.ledger = ledger
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def call(should_stop: Callable[[], bool]) -> Any:
-            return fn(self.ledger, *args, **kwargs)
-
         try:
-            return await run_engine(self.executor, call)
+            return await run_blocking(self.executor, fn, self.ledger, *args, **kwargs)
         except market.MarketError as e:
             if e.reason == "POOL_NOT_FOUND":
                 raise ApiError(grpc.StatusCode.NOT_FOUND, str(e), reason=e.reason) from None

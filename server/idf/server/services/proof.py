@@ -23,7 +23,7 @@ from idf.engine.errors import ParameterError
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server import metering
-from idf.server.rpc import run_engine, unary
+from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
 from idf.store.ledger import Ledger
@@ -34,13 +34,6 @@ log = logging.getLogger("idf.proof")
 RECORD_VERSION = 1
 DEFAULT_PAGE, MAX_PAGE = 50, 1000
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
-
-
-def _no_stop(fn):  # noqa: ANN001, ANN202 - engine calls that are short and need no stop flag
-    def call(*args, should_stop=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        return fn(*args, **kwargs)
-
-    return call
 
 
 def _page_token(index: int) -> str:
@@ -138,13 +131,13 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                     if not request.HasField(role):
                         raise invalid_argument(role, f"policy {policy.name} compares a prediction with a reference")
                     inputs[role] = decode_field(getattr(request, role), role, max_elements=limit)
-                values = await run_engine(self.executor, _no_stop(metrics.compare), inputs["prediction"], inputs["reference"])
+                values = await run_blocking(self.executor, metrics.compare, inputs["prediction"], inputs["reference"])
             else:
                 if len(request.sequence) < 2:
                     raise invalid_argument("sequence", f"policy {policy.name} checks a time sequence of at least 2 frames")
                 frames = [decode_field(f, f"sequence[{i}]", max_elements=limit) for i, f in enumerate(request.sequence)]
                 inputs.update({f"sequence[{i}]": f for i, f in enumerate(frames)})
-                values = await run_engine(self.executor, _no_stop(metrics.sequence_metrics), frames)
+                values = await run_blocking(self.executor, metrics.sequence_metrics, frames)
             outcomes, passed = policies.evaluate(policy, values)
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
@@ -169,12 +162,12 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         body = canonical_json(record)
         new = NewLeaf(proof_id, body, self.key.sign(body), leaf_hash(body), policy.name, verdict,
                       request.producer.name, record["create_time"], request.request_id or None)
-        leaf, _created = await run_engine(self.executor, _no_stop(self.log.append), new)
-        size = await run_engine(self.executor, _no_stop(self._sync))
+        leaf, _created = await run_blocking(self.executor, self.log.append, new)
+        size = await run_blocking(self.executor, self._sync)
         stored = json.loads(leaf.record)  # a retried request_id returns the first record
         if stored["verdict"] == "PASS":
             threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
-            await run_engine(self.executor, _no_stop(metering.reward), self.ledger, metering.caller_account(context),
+            await run_blocking(self.executor, metering.reward, self.ledger, metering.caller_account(context),
                              leaf.proof_id, stored["policy"], stored["metrics"], threshold)
         return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size))
 
@@ -183,10 +176,10 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         prefix, _, proof_id = request.name.partition("/")
         if prefix != "proofs" or not proof_id:
             raise invalid_argument("name", "must look like proofs/{proof_id}")
-        leaf = await run_engine(self.executor, _no_stop(self.log.get), proof_id)
+        leaf = await run_blocking(self.executor, self.log.get, proof_id)
         if leaf is None:
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist", reason="PROOF_NOT_FOUND")
-        size = await run_engine(self.executor, _no_stop(self._sync))
+        size = await run_blocking(self.executor, self._sync)
         return proof_pb2.GetProofResponse(proof=self._proof(leaf, size))
 
     @unary
@@ -196,8 +189,8 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
         before = _parse_token(request.page_token) if request.page_token else None
         verdict = {proof_pb2.VERDICT_PASS: "PASS", proof_pb2.VERDICT_FAIL: "FAIL"}.get(request.verdict, "")
-        leaves = await run_engine(
-            self.executor, _no_stop(self.log.list), before=before, limit=size + 1,
+        leaves = await run_blocking(
+            self.executor, self.log.list, before=before, limit=size + 1,
             policy=request.policy, verdict=verdict, producer=request.producer,
         )
         page = leaves[:size]
@@ -215,12 +208,12 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
 
     @unary
     async def GetCheckpoint(self, request: proof_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetCheckpointResponse:
-        size = await run_engine(self.executor, _no_stop(self._sync))
+        size = await run_blocking(self.executor, self._sync)
         return proof_pb2.GetCheckpointResponse(checkpoint=self._checkpoint(size))
 
     @unary
     async def GetConsistencyProof(self, request: proof_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetConsistencyProofResponse:
-        size = await run_engine(self.executor, _no_stop(self._sync))
+        size = await run_blocking(self.executor, self._sync)
         first, second = request.first_tree_size, request.second_tree_size
         if not 1 <= first <= size:
             raise invalid_argument("first_tree_size", f"must be in 1..{size} (the current size)")
