@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from idf.client import Client, UnimplementedError
+from idf.client import Client, UnimplementedError, predict_request
 from idf.client.errors import from_rpc_error
 from idf.engine.forecast import TransportSpec, physics_forecast
 from idf.server.app import SERVICE_NAMES
@@ -65,8 +65,13 @@ def test_conservation_over_the_wire_1000_periodic_steps_float64(client: Client):
 
 def test_metadata_is_echoed(client: Client):
     u = np.ones((5, 5), np.float32)
-    forecast = client.predict(u, 1, diffusivity=0.1, spacing=(0.5, 0.5), boundary="fixed-value", boundary_value=1.0, units="K")
-    assert forecast.frame_interval == pytest.approx(0.9 / (2 * 0.1 / 0.25 * 2))
+    request = predict_request(u, 1, diffusivity=0.1, spacing=(0.5, 0.5), boundary="fixed-value", boundary_value=1.0, units="K")
+    response = client.call(client.predict_stub.Predict, request)
+    frame = response.frames[0]
+    assert list(frame.spacing) == [0.5, 0.5] and frame.boundary_value == 1.0 and frame.units == "K"
+    assert frame.boundary == request.history[0].boundary
+    # dt for kappa = 0.1, h = 0.5 in 2-D at CFL 0.9: 0.9 / (2 axes * 2 kappa / h^2)
+    assert response.frame_interval == pytest.approx(0.9 / (2 * 0.1 / 0.25 * 2))
 
 
 def test_list_models_is_real(client: Client):

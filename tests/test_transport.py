@@ -62,7 +62,10 @@ def test_sine_mode_decays_as_the_heat_equation_says():
     lam = kappa * k**2
     bound = lam * t * k**2 / 12 + t * lam**2 * result.dt / 2  # = 1.86e-3 here
     assert abs(amplitude / analytic - 1) <= bound
-    assert abs(amplitude / analytic - 1) > 0  # the bound is not vacuous: errors are real
+    # and to leading order the signed error is exactly those two terms (they partly cancel:
+    # the discrete Laplacian decays slower, forward Euler faster): -2.71e-4 here
+    predicted = lam * t * k**2 / 12 - t * lam**2 * result.dt / 2
+    assert amplitude / analytic - 1 == pytest.approx(predicted, rel=0.05)
 
 
 @pytest.mark.parametrize("v", [1.0, -1.0])
