@@ -77,3 +77,15 @@ def test_passed_proofs_pay_pft_once(metered):
     assert metered.running.ledger.balances(ISSUANCE) == {"PFT": -expected}
     entry = metered.running.ledger.history(ALICE, before=None, limit=5)
     assert [e.reference for e in entry] == [good.name]
+
+
+def test_sampling_reserves_for_the_work_it_will_do(metered):
+    from idf.v1 import diffusion_pb2 as d
+
+    _fund(metered.target, ALICE, price(16 * 16 * 2 * 100, 1000))  # exactly one MALA run's worth
+    request = d.SampleRequest(energy_model=d.EnergyModelSpec(name="phi4"), shape=[16, 16], sample_count=2,
+                              sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_MALA, steps=100))
+    with Client(metered.target, max_attempts=1, metadata=[("x-idf-account", ALICE)]) as c:
+        result = list(c.sample(request))[-1].result
+    assert result.usage.charged_ceu == price(16 * 16 * 2 * 100, 1000)
+    assert _ceu(metered, ALICE) == 0 and _ceu(metered, ESCROW) == 0

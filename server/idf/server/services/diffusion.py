@@ -122,7 +122,9 @@ class DiffusionServicer(EngineBacked, PendingDiffusion):
         spec = self._spec(request)
         queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * max(1, len(spec.temperatures) or 8)
+        tempering = spec.sampler == "replica-exchange" and (spec.temperatures or spec.max_temperature > spec.temperature > 0)
+        replicas = len(sampling.replica_ladder(spec)) if tempering else 1  # each replica is a full chain of work
+        estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * replicas
         meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
         task = asyncio.ensure_future(run_engine(
             self.executor, sampling.sample, spec, device=self.device,
