@@ -198,3 +198,10 @@ def phi4(phi: torch.Tensor, model: Phi4, ndim: int = 2) -> Evaluation:
     if use_triton(phi):
         return phi4_triton(phi, model, ndim)
     return phi4_reference(phi, model, ndim)
+
+
+def phi4_gradient(phi: torch.Tensor, model: Phi4, ndim: int = 2) -> torch.Tensor:
+    """dE/dphi only (Triton on CUDA, torch elsewhere): what guidance and gradient flows need."""
+    if use_triton(phi):
+        return phi4_triton(phi, model, ndim).gradient
+    return phi4_gradient_reference(phi, model, ndim)

@@ -36,7 +36,7 @@ class EnergyModelInfo:
     spin: bool = False  # values are +-1 spins (int8)
 
 
-CONTINUOUS = ("langevin", "mala", "annealed-langevin", "replica-exchange")
+CONTINUOUS = ("langevin", "mala", "annealed-langevin", "replica-exchange", "reverse-diffusion")
 
 REGISTRY: dict[str, EnergyModelInfo] = {
     m.name: m

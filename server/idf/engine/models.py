@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from idf.engine.forecast import PHYSICS_MODEL
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+DEFAULT_DENOISER = "plume-32-edm"
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,7 @@ class ModelInfo:
     version: str
     learned: bool
     history_frames: int = 0
+    checkpoint: str = ""  # file under ARTIFACTS for learned models
 
 
 CATALOGUE: tuple[ModelInfo, ...] = (
@@ -30,8 +36,36 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         learned=False,
         history_frames=1,
     ),
+    ModelInfo(
+        name=DEFAULT_DENOISER,
+        task="denoise",
+        description=(
+            "Sensor-conditioned EDM denoiser (compact U-Net, circular padding) for 32x32 'plume' "
+            "fields (exact advection-diffusion snapshots of 1-4 releases). Serves Reconstruct and "
+            "Sample with SAMPLER_KIND_REVERSE_DIFFUSION. Held-out scores: docs/benchmarks.md."
+        ),
+        version="1",
+        learned=True,
+        checkpoint="plume-32-edm.safetensors",
+    ),
 )
 
 
 def find(name: str) -> ModelInfo | None:
     return next((m for m in CATALOGUE if m.name == name), None)
+
+
+@functools.lru_cache(maxsize=8)
+def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.denoiser.LearnedDenoiser
+    """The shipped denoiser `name`, loaded once per device. Raises KeyError for other names."""
+    from idf.engine import denoiser  # torch and safetensors load only when a learned model is used
+
+    info = find(name)
+    if info is None or info.task != "denoise":
+        raise KeyError(name)
+    model, _ = denoiser.load(ARTIFACTS / info.checkpoint, device=device)
+    return model
+
+
+def denoisers() -> list[str]:
+    return [m.name for m in CATALOGUE if m.task == "denoise"]

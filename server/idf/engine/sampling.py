@@ -46,6 +46,8 @@ class SampleSpec:
     initial: np.ndarray | None = None
     constraints: tuple[Constraint, ...] = ()
     dtype: str = ""
+    denoiser: str = ""  # reverse diffusion: the learned model ("" = the shipped default)
+    guidance_scale: float = 0.0  # reverse diffusion: weight of the energy's gradient
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,10 @@ def sample(
     should_stop: Callable[[], bool] = lambda: False,
     device: str | torch.device = "cpu",
 ) -> SampleOutput:
+    if spec.sampler == "reverse-diffusion":
+        from idf.engine import generation  # the learned path loads its checkpoint only when asked
+
+        return generation.generate(spec, progress=progress, should_stop=should_stop, device=device)
     info = energy_models.info(spec.model)
     params = energy_models.resolve_parameters(info, spec.parameters)
     kind = _check(spec, info)

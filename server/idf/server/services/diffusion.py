@@ -1,5 +1,5 @@
-"""DiffusionService: the model catalogue, the energy-model registry and Boltzmann sampling are
-real; learned reverse diffusion and reconstruction are pending."""
+"""DiffusionService: the model catalogue, the energy-model registry, Boltzmann sampling, learned
+reverse diffusion (Sample) and reconstruction from sparse observations (Reconstruct)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import grpc
 import numpy as np
 
 from idf.client.fields import to_field
-from idf.engine import energy_models, models, sampling
+from idf.engine import energy_models, generation, models, sampling
 from idf.engine.errors import ParameterError
-from idf.server.errors import ApiError, invalid_argument, unimplemented
+from idf.server.errors import ApiError, invalid_argument
 from idf.server.metering import caller_account
 from idf.server.services.engine_backed import EngineBacked
 from idf.server.rpc import run_engine, streaming, unary
-from idf.server.services.pending import PendingDiffusion
+from idf.server.services.reconstruct import Reconstructing
 from idf.server.validation import decode_field, require_finite
-from idf.v1 import diffusion_pb2, field_pb2
+from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, field_pb2
 
 _TASKS = {
     "forecast": diffusion_pb2.MODEL_TASK_FORECAST,
@@ -32,13 +32,14 @@ _KINDS = {
     diffusion_pb2.SAMPLER_KIND_ANNEALED_LANGEVIN: "annealed-langevin",
     diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE: "replica-exchange",
     diffusion_pb2.SAMPLER_KIND_GIBBS: "gibbs",
+    diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION: "reverse-diffusion",
 }
 _KIND_CODES = {v: k for k, v in _KINDS.items() if v}
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-class DiffusionServicer(EngineBacked, PendingDiffusion):
+class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.DiffusionServiceServicer):
     @unary
     async def ListModels(
         self, request: diffusion_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -84,8 +85,6 @@ class DiffusionServicer(EngineBacked, PendingDiffusion):
         em, sp = request.energy_model, request.sampler
         if not em.name:
             raise invalid_argument("energy_model.name", "is required (see ListEnergyModels)")
-        if sp.kind == diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION:
-            raise unimplemented("DiffusionService.Sample", "learned reverse diffusion (a trained denoiser)")
         if sp.kind not in _KINDS:
             raise invalid_argument("sampler.kind", f"unknown sampler enum value {sp.kind}")
         shape = tuple(int(n) for n in request.shape)
@@ -94,7 +93,8 @@ class DiffusionServicer(EngineBacked, PendingDiffusion):
             raise invalid_argument("shape", f"needs 1 to 3 positive extents, got {list(shape)}")
         if int(np.prod(shape)) > limit:
             raise invalid_argument("shape", f"{int(np.prod(shape))} sites exceed the limit {limit}")
-        steps = sp.steps or 1000
+        reverse = sp.kind == diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION
+        steps = sp.steps or (generation.DEFAULT_STEPS if reverse else 1000)
         if steps > self.settings.max_sample_steps:
             raise invalid_argument("sampler.steps", f"{steps} exceeds the maximum {self.settings.max_sample_steps}")
         count = request.sample_count or 1
@@ -115,6 +115,7 @@ class DiffusionServicer(EngineBacked, PendingDiffusion):
             max_temperature=sp.max_temperature, temperatures=tuple(sp.temperatures), count=count, seed=request.seed,
             external_field=external, initial=initial, dtype=dtype,
             constraints=tuple(sampling.Constraint(c.name, c.target, c.tolerance, c.weight) for c in em.constraints),
+            denoiser=sp.model, guidance_scale=sp.guidance_scale,
         )
 
     @streaming
@@ -124,6 +125,8 @@ class DiffusionServicer(EngineBacked, PendingDiffusion):
         loop = asyncio.get_running_loop()
         tempering = spec.sampler == "replica-exchange" and (spec.temperatures or spec.max_temperature > spec.temperature > 0)
         replicas = len(sampling.replica_ladder(spec)) if tempering else 1  # each replica is a full chain of work
+        if spec.sampler == "reverse-diffusion":
+            replicas = 2  # Heun: two denoiser evaluations per step
         estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * replicas
         meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
         task = asyncio.ensure_future(run_engine(

@@ -9,12 +9,8 @@ import grpc
 
 from idf.server.errors import unimplemented
 from idf.server.rpc import streaming, unary
-from idf.v1 import (
-    diffusion_pb2_grpc,
-    telemetry_pb2_grpc,
-)
+from idf.v1 import telemetry_pb2_grpc
 
-_DIFFUSION = "learned reverse diffusion (a trained denoiser)"
 _TELEMETRY = "telemetry ingestion (NATS streams, live energy maps)"
 
 
@@ -35,10 +31,6 @@ def _stream(service: str, method: str, capability: str) -> Any:
 
     handler.__qualname__ = f"{service}.{method}"
     return handler
-
-
-class PendingDiffusion(diffusion_pb2_grpc.DiffusionServiceServicer):
-    Reconstruct = _unary("DiffusionService", "Reconstruct", _DIFFUSION + " and its reconstruction checkpoint")
 
 
 class PendingTelemetry(telemetry_pb2_grpc.TelemetryServiceServicer):
