@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from idf.client import _protocol as p
 from idf.client.errors import from_rpc_error
+from idf.client.fields import to_field
 from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, market_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
 
 _SERVING = health_pb2.HealthCheckResponse.ServingStatus
@@ -135,6 +136,13 @@ class Client(_Base):
         """Stream a Sample call: progress messages, then the result."""
         return self._stream(self.diffusion_stub.Sample, request, timeout)
 
+    def reconstruct(self, observed: np.ndarray, mask: np.ndarray, *, timeout: float | None = None,
+                    **options: Any) -> diffusion_pb2.ReconstructResponse:
+        """Reconstruct a field from the values of `observed` where `mask` is non-zero. Options are
+        ReconstructRequest fields (noise_std, model, sample_count, seed, return_samples); decode
+        the answer's `mean` and `stddev` with `from_field`."""
+        return self._call(self.diffusion_stub.Reconstruct, reconstruct_request(observed, mask, **options), timeout)
+
     def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
         """Validate and log: keyword arguments of `create_proof_request` (prediction, reference,
         sequence, policy, producer, request_id). Returns the signed Proof with its inclusion
@@ -236,6 +244,10 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
         return self._stream(self.diffusion_stub.Sample, request, timeout)
 
+    async def reconstruct(self, observed: np.ndarray, mask: np.ndarray, *, timeout: float | None = None,
+                          **options: Any) -> diffusion_pb2.ReconstructResponse:
+        return await self._call(self.diffusion_stub.Reconstruct, reconstruct_request(observed, mask, **options), timeout)
+
     async def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
         return (await self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout)).proof
 
@@ -247,3 +259,11 @@ class AsyncClient(_Base):
 
     async def public_key(self, *, timeout: float | None = None) -> bytes:
         return (await self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout)).public_key
+
+
+def reconstruct_request(observed: np.ndarray, mask: np.ndarray, **options: Any) -> diffusion_pb2.ReconstructRequest:
+    observed = np.asarray(observed)
+    mask = np.asarray(mask)
+    return diffusion_pb2.ReconstructRequest(
+        shape=list(observed.shape), observed=to_field(np.where(mask != 0, observed, 0).astype(np.float32)),
+        mask=to_field((mask != 0).astype(np.int8)), **options)
