@@ -136,7 +136,7 @@ def test_init_refuses_a_non_empty_folder(tmp_path: Path):
 
 
 def test_every_command_has_help():
-    for command in ("serve", "health", "init", "predict"):
+    for command in ("serve", "health", "init", "predict", "sample", "diffuse", "train"):
         result = idf(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
 

@@ -13,7 +13,9 @@ import typer
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.market import market_app
 from idf.cli.proof import proof_app, validate
+from idf.cli.diffuse import diffuse
 from idf.cli.sample import sample
+from idf.cli.train import train_app
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.client.formats import FormatError, load_energy_map
 
@@ -26,6 +28,8 @@ app = typer.Typer(
 
 app.command()(validate)
 app.command()(sample)
+app.command()(diffuse)
+app.add_typer(train_app, name="train")
 app.add_typer(proof_app, name="proof")
 app.add_typer(market_app, name="market")
 

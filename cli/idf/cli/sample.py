@@ -16,7 +16,8 @@ from idf.client.formats import FormatError, load_energy_map
 from idf.v1 import diffusion_pb2 as d
 
 KINDS = {"langevin": d.SAMPLER_KIND_LANGEVIN, "mala": d.SAMPLER_KIND_MALA, "annealed-langevin": d.SAMPLER_KIND_ANNEALED_LANGEVIN,
-         "replica-exchange": d.SAMPLER_KIND_REPLICA_EXCHANGE, "gibbs": d.SAMPLER_KIND_GIBBS, "default": d.SAMPLER_KIND_UNSPECIFIED}
+         "replica-exchange": d.SAMPLER_KIND_REPLICA_EXCHANGE, "gibbs": d.SAMPLER_KIND_GIBBS, "reverse-diffusion": d.SAMPLER_KIND_REVERSE_DIFFUSION,
+         "default": d.SAMPLER_KIND_UNSPECIFIED}
 
 
 def sample(
@@ -26,13 +27,16 @@ def sample(
     param: Annotated[Optional[list[str]], typer.Option(help="Model parameter NAME=VALUE (repeatable).")] = None,
     sampler: Annotated[str, typer.Option(help=f"One of {', '.join(KINDS)}.")] = "default",
     temperature: Annotated[float, typer.Option(help="Target temperature T > 0.")] = 1.0,
-    steps: Annotated[int, typer.Option(min=1, help="Sampler steps (sweeps for Gibbs).")] = 1000,
+    steps: Annotated[int, typer.Option(min=0, help="Sampler steps (sweeps for Gibbs); 0: 1000, or 32 for reverse-diffusion.")] = 0,
     burn_in: Annotated[int, typer.Option(min=0, help="Steps before diagnostics are collected.")] = 0,
     step_size: Annotated[float, typer.Option(min=0, help="Langevin step size; 0 picks the default.")] = 0.0,
     max_temperature: Annotated[float, typer.Option(help="Top of the annealing / tempering ladder.")] = 0.0,
     count: Annotated[int, typer.Option(min=1, help="Independent chains / samples.")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same samples).")] = 0,
     external_field: Annotated[Optional[Path], typer.Option("--energy-map", help="External field h(x) (.npy/.npz) of the lattice's shape.")] = None,
+    denoiser: Annotated[str, typer.Option(help="reverse-diffusion: the learned model (default: the shipped one).")] = "",
+    guidance_scale: Annotated[float, typer.Option(min=0, help="reverse-diffusion: weight of the energy's gradient.")] = 0.0,
+    png: Annotated[Optional[Path], typer.Option(help="Also write a PNG picture of the (2-D) samples.")] = None,
     server: ServerOpt = None,
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = 3600.0,
@@ -48,7 +52,8 @@ def sample(
     request = d.SampleRequest(
         energy_model=d.EnergyModelSpec(name=model, parameters=params), shape=dims, sample_count=count, seed=seed,
         sampler=d.SamplerSpec(kind=KINDS[sampler], temperature=temperature, steps=steps, burn_in=burn_in,
-                              step_size=step_size, max_temperature=max_temperature),
+                              step_size=step_size, max_temperature=max_temperature, model=denoiser,
+                              guidance_scale=guidance_scale),
     )
     if external_field is not None:
         try:
@@ -60,16 +65,22 @@ def sample(
 
     columns = (TextColumn("sampling"), BarColumn(), TextColumn("{task.completed}/{task.total} E={task.fields[energy]:.4g}"), TimeRemainingColumn())
     with connected(server, timeout, json_out) as c, Progress(*columns, console=console, transient=True, disable=json_out) as bar:
-        task = bar.add_task("sample", total=steps, energy=float("nan"))
+        task = bar.add_task("sample", total=steps or None, energy=float("nan"))
         for message in c.sample(request):
             if message.WhichOneof("event") == "progress":
-                bar.update(task, completed=message.progress.step, energy=message.progress.mean_energy)
+                bar.update(task, completed=message.progress.step, total=message.progress.total_steps,
+                           energy=message.progress.mean_energy)
             else:
                 result = message.result
     assert result is not None
-    np.save(out, np.stack([from_field(s.field) for s in result.samples]))
+    fields = np.stack([from_field(s.field) for s in result.samples])
+    np.save(out, fields)
+    if png is not None and fields.ndim == 3:
+        from idf.cli.picture import write_png
+
+        write_png(png, fields)
     energies = [s.diagnostics.energy_per_site for s in result.samples]
-    summary = {"out": str(out), "samples": len(result.samples), "energy_per_site_mean": float(np.mean(energies)),
+    summary = {"out": str(out), "png": str(png) if png else None, "samples": len(result.samples), "energy_per_site_mean": float(np.mean(energies)),
                "acceptance_rate": float(np.nanmean([s.diagnostics.acceptance_rate for s in result.samples])) if sampler in ("mala", "replica-exchange", "default") and model != "ising" else None,
                "effective_sample_size": result.effective_sample_size, "site_updates": result.usage.site_updates,
                "seconds": result.usage.compute_seconds}

@@ -16,6 +16,7 @@ bit for bit). Checkpoints are written atomically every `checkpoint_every` steps 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -165,8 +166,10 @@ def _save(out: Path, ema: dn.LearnedDenoiser, model: dn.LearnedDenoiser, opt: to
 def _restore(out: Path, config: TrainConfig, model: dn.LearnedDenoiser, ema: dn.LearnedDenoiser,
              opt: torch.optim.Adam) -> int:
     saved, tensors = dn.load(out)
-    if saved.metadata.get("config") != asdict(config) | {"steps": saved.metadata["config"]["steps"]}:
-        raise ParameterError("resume", f"{out} was trained with a different configuration; "
+    wanted = json.loads(json.dumps(asdict(config)))  # as stored: tuples become lists
+    wanted["steps"] = saved.metadata["config"]["steps"]  # a resumed run may go further
+    if saved.metadata.get("config") != wanted:
+        raise ParameterError("out", f"{out} was trained with a different configuration; "
                                        "use another --out or the same options")
     ema.load_state_dict(saved.state_dict())
     model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("raw.")})

@@ -91,7 +91,7 @@ def build(model: EnergyModelInfo, parameters: dict[str, float], external_field: 
           dtype: torch.dtype, device: torch.device) -> Phi4 | Ising:
     h: float | torch.Tensor = parameters["h"]
     if external_field is not None:
-        h = torch.as_tensor(np.asarray(external_field), dtype=torch.float32 if model.spin else dtype, device=device) + parameters["h"]
+        h = torch.as_tensor(np.array(external_field), dtype=torch.float32 if model.spin else dtype, device=device) + parameters["h"]
     if model.name == "ising":
         return Ising(J=parameters["J"], h=h)
     if model.name == "gaussian-free-field":

@@ -1,0 +1,74 @@
+"""`idf train …`: train learned models on this machine (needs the server extra: torch).
+
+`idf train diffusion` runs `idf.engine.diffusion_training`: progress bar, a checkpoint every
+--checkpoint-every steps, resumed automatically when --out exists (same options), Ctrl-C saves
+and stops. The shipped checkpoint is reproduced by the command in docs/diffusion.md."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from idf.cli.output import console, emit, fail
+
+train_app = typer.Typer(help="Train learned models locally.", no_args_is_help=True)
+
+
+@train_app.command()
+def diffusion(
+    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")],
+    family: Annotated[str, typer.Option(help="Field family to learn.")] = "plume",
+    side: Annotated[int, typer.Option(min=8, help="Field side in sites.")] = 32,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 5000,
+    batch: Annotated[int, typer.Option(min=1, help="Fields per step.")] = 32,
+    width: Annotated[int, typer.Option(min=4, help="U-Net base channels.")] = 16,
+    learning_rate: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 2e-3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: same seed and options, same weights.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads (0: torch's default).")] = 0,
+    fresh: Annotated[bool, typer.Option(help="Start over even if --out exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")] = False,
+) -> None:
+    """Train the sensor-conditioned denoiser by denoising score matching."""
+    if out.suffix != ".safetensors":
+        fail(f"--out must end in .safetensors, got {out}", as_json=json_out)
+    if not out.parent.is_dir():
+        fail(f"--out folder {out.parent} does not exist", as_json=json_out)
+    try:
+        from idf.engine.diffusion_training import TrainConfig, train
+        from idf.engine.errors import Cancelled, ParameterError
+    except ImportError as e:
+        fail(f"training needs the server extra (pip install 'industriverse-sdk[server]'): {e}", as_json=json_out)
+    config = TrainConfig(family=family, side=side, steps=steps, batch=batch, width=width, learning_rate=learning_rate,
+                         seed=seed, checkpoint_every=checkpoint_every, threads=threads)
+    command = (f"idf train diffusion --family {family} --side {side} --steps {steps} --batch {batch} --width {width} "
+               f"--learning-rate {learning_rate} --seed {seed} --out {out.name}")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *a: stop.set())
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True, disable=json_out) as bar:
+            task = bar.add_task("train", total=steps, loss=float("nan"))
+
+            def report(p):  # noqa: ANN001 - TrainProgress
+                bar.update(task, completed=p.step, loss=p.loss)
+                if json_out:
+                    print(json.dumps({"step": p.step, "total": p.total, "loss": p.loss, "seconds": p.seconds}), flush=True)
+
+            train(config, out, resume=not fresh, command=command, progress=report, should_stop=stop.is_set,
+                  report_every=max(1, min(50, steps // 20)))
+    except ParameterError as e:
+        fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
+    except Cancelled as e:
+        fail(str(e), 130, as_json=json_out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")
