@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python bench/kernels.py --out bench/results-kernels-$$(date +%F).json
 	$(BIN)/python bench/proof.py --out bench/results-proof-$$(date +%F).json
 	$(BIN)/python bench/market.py --out bench/results-market-$$(date +%F).json
+	$(BIN)/python bench/diffusion.py --out bench/results-diffusion-$$(date +%F).json
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache
