@@ -11,7 +11,7 @@ from idf.client import Client, UnimplementedError, predict_request
 from idf.client.errors import from_rpc_error
 from idf.engine.forecast import TransportSpec, physics_forecast
 from idf.server.app import SERVICE_NAMES
-from idf.v1 import diffusion_pb2, predict_pb2
+from idf.v1 import diffusion_pb2, predict_pb2, telemetry_pb2, telemetry_pb2_grpc
 
 
 def test_health_is_serving(client: Client):
@@ -79,14 +79,15 @@ def test_list_models_is_real(client: Client):
     by_name = {m["name"]: m for m in models}
     assert by_name["physics-advection-diffusion"]["task"] == "MODEL_TASK_FORECAST"
     assert by_name["plume-32-edm"]["task"] == "MODEL_TASK_DENOISE" and by_name["plume-32-edm"]["learned"]
+    assert by_name["regime-kolmogorov"]["task"] == "MODEL_TASK_REGIME"
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda c: c.predict_stub.DetectRegime(predict_pb2.DetectRegimeRequest()),
+        lambda c: telemetry_pb2_grpc.TelemetryServiceStub(c.channel).GetEnergyMap(telemetry_pb2.GetEnergyMapRequest()),
     ],
-    ids=["DetectRegime"],
+    ids=["Telemetry.GetEnergyMap"],
 )
 def test_pending_rpcs_say_what_is_missing(client: Client, call):
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Annotated, Optional
 
@@ -30,3 +31,15 @@ def connected(server: str | None, timeout: float, as_json: bool) -> Iterator[Cli
             fail(f"cannot reach the server at {target}: {e.message}", UNREACHABLE, as_json=as_json)
         except IdfError as e:
             fail(str(e), REJECTED, as_json=as_json)
+
+
+def writable_output(out: Path, suffixes: tuple[str, ...], as_json: bool) -> None:
+    """Refuse an --out with another suffix or in a folder that does not exist (exit 1)."""
+    if out.suffix not in suffixes:
+        fail(f"--out must end in {' or '.join(suffixes)}, got {out}", as_json=as_json)
+    if not out.parent.is_dir():
+        fail(f"--out folder {out.parent} does not exist", as_json=as_json)
+
+
+def needs_server_extra(error: ImportError, what: str, as_json: bool) -> None:
+    fail(f"{what} needs the server extra (pip install 'industriverse-sdk[server]'): {error}", as_json=as_json)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from idf.cli.output import console, emit, fail
+from idf.cli.shared import needs_server_extra, writable_output
 
 train_app = typer.Typer(help="Train learned models locally.", no_args_is_help=True)
 
@@ -35,15 +36,12 @@ def diffusion(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")] = False,
 ) -> None:
     """Train the sensor-conditioned denoiser by denoising score matching."""
-    if out.suffix != ".safetensors":
-        fail(f"--out must end in .safetensors, got {out}", as_json=json_out)
-    if not out.parent.is_dir():
-        fail(f"--out folder {out.parent} does not exist", as_json=json_out)
+    writable_output(out, (".safetensors",), json_out)
     try:
         from idf.engine.diffusion_training import TrainConfig, train
         from idf.engine.errors import Cancelled, ParameterError
     except ImportError as e:
-        fail(f"training needs the server extra (pip install 'industriverse-sdk[server]'): {e}", as_json=json_out)
+        needs_server_extra(e, "training", json_out)
     config = TrainConfig(family=family, side=side, steps=steps, batch=batch, width=width, learning_rate=learning_rate,
                          seed=seed, checkpoint_every=checkpoint_every, threads=threads)
     command = (f"idf train diffusion --family {family} --side {side} --steps {steps} --batch {batch} --width {width} "
@@ -72,3 +70,24 @@ def diffusion(
     finally:
         signal.signal(signal.SIGINT, previous)
     emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")
+
+
+@train_app.command()
+def regime(
+    out: Annotated[Path, typer.Option(help="Detector file to write (.json).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+) -> None:
+    """Simulate labelled Kolmogorov trajectories, fit the regime detector, report held-out accuracy."""
+    writable_output(out, (".json",), json_out)
+    try:
+        from idf.engine import regime_detector
+    except ImportError as e:
+        needs_server_extra(e, "training", json_out)
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True, disable=json_out) as bar:
+        task = bar.add_task("simulating", total=None)
+        report = regime_detector.train(out, command=f"idf train regime --out {out.name}",
+                                       progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n))
+    emit({"out": str(out), **{k: v for k, v in report.items() if k != "held_out_confusion"},
+          "held_out_confusion": json.dumps(report["held_out_confusion"])}, json_out, "regime detector")

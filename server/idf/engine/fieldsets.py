@@ -9,7 +9,8 @@ Gaussian, so the best linear estimator (kriging with the family's exact covarian
 best estimator — which is what a learned prior has to show.
 
 Every parameter is drawn from `numpy.random.default_rng(seed)`, so a seed names a field exactly;
-the training and evaluation seed ranges are disjoint (TRAIN_SEEDS, HELD_OUT_SEEDS).
+the training, validation and evaluation seed ranges are disjoint (TRAIN_SEEDS, VALIDATION_SEEDS,
+HELD_OUT_SEEDS).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FAMILIES = (PLUME,)
 # seeds are integers; training draws from [0, 2**40), held-out evaluation from [2**40, 2**41)
 TRAIN_SEEDS = (0, 2**40)
 HELD_OUT_SEEDS = (2**40, 2**41)
+VALIDATION_SEEDS = (2**41, 2**42)  # for choosing sampler settings; never the held-out range
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from idf.engine.forecast import PHYSICS_MODEL
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_DENOISER = "plume-32-edm"
+DEFAULT_DETECTOR = "regime-kolmogorov"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,20 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         learned=True,
         checkpoint="plume-32-edm.safetensors",
     ),
+    ModelInfo(
+        name=DEFAULT_DETECTOR,
+        task="regime",
+        description=(
+            "Regime detector for 2-D Kolmogorov flows: logistic regression on physical window "
+            "features (relative time derivative, temporal spectra, recurrence, energy fluctuation, "
+            "decorrelation). Labels steady / periodic / chaotic; undetermined below 40 time units "
+            "of frames. Trained on simulated trajectories labelled by their dynamics (docs/regimes.md)."
+        ),
+        version="1",
+        learned=True,
+        history_frames=32,
+        checkpoint="regime-kolmogorov.json",
+    ),
 )
 
 
@@ -69,3 +84,17 @@ def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.denoiser.Lea
 
 def denoisers() -> list[str]:
     return [m.name for m in CATALOGUE if m.task == "denoise"]
+
+
+@functools.lru_cache(maxsize=4)
+def load_detector(name: str):  # -> idf.engine.regime_detector.Detector
+    from idf.engine.regime_detector import Detector
+
+    info = find(name)
+    if info is None or info.task != "regime":
+        raise KeyError(name)
+    return Detector.load(ARTIFACTS / info.checkpoint)
+
+
+def detectors() -> list[str]:
+    return [m.name for m in CATALOGUE if m.task == "regime"]

@@ -89,12 +89,13 @@ class Evaluation:
 
 def evaluate(model: LearnedDenoiser, fraction: float, fields: int, *, seed: int = 0, count: int = DEFAULT_SAMPLES,
              steps: int = DEFAULT_STEPS, method: str = reverse.STOCHASTIC,
-             covariance: baselines.StationaryCovariance | None = None) -> Evaluation:
+             covariance: baselines.StationaryCovariance | None = None,
+             seeds: tuple[int, int] = fieldsets.HELD_OUT_SEEDS) -> Evaluation:
     """Held-out evaluation: `fields` fields from HELD_OUT_SEEDS (never used in training), a random
     `fraction` of sites observed exactly; means over fields of relative L2 and ±2σ coverage."""
     family = model.metadata.get("family", fieldsets.PLUME)
     rng = np.random.default_rng([seed, int(fraction * 1e6)])
-    truth = fieldsets.generate(family, rng.integers(*fieldsets.HELD_OUT_SEEDS, size=fields), model.side)
+    truth = fieldsets.generate(family, rng.integers(*seeds, size=fields), model.side)
     if covariance is None:
         covariance = kriging_covariance(family, model.side)
     rows: dict[str, list[float]] = {k: [] for k in ("d", "l", "k", "dc", "kc")}

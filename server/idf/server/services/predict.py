@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
-from idf.engine import forecast
+from idf.engine import forecast, models, regime_detector, regimes
 from idf.engine.errors import ParameterError
-from idf.server.errors import invalid_argument, too_large, unimplemented
+from idf.server.errors import invalid_argument, too_large
 from idf.server.metering import caller_account
 from idf.server.services.engine_backed import EngineBacked
-from idf.server.rpc import run_engine, unary
+from idf.server.rpc import run_blocking, run_engine, unary
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
 
@@ -134,11 +135,44 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
     async def DetectRegime(
         self, request: predict_pb2.DetectRegimeRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.DetectRegimeResponse:
-        raise unimplemented(
-            "PredictService.DetectRegime",
-            "the regime detector (trained on simulated Kolmogorov flows)",
-        )
+        frames, interval = _regime_window(request, self.settings.max_field_elements)
+        name = request.model or models.DEFAULT_DETECTOR
+        if name not in models.detectors():
+            raise invalid_argument("model", f"unknown regime detector {name!r}; available: {models.detectors()}")
+        detector = await asyncio.to_thread(models.load_detector, name)
+        label, probabilities, features, needed = await run_blocking(
+            self.executor, regime_detector.decide, detector, frames, interval)
+        response = predict_pb2.DetectRegimeResponse(regime=_REGIMES[label], frames_needed=needed, model=name,
+                                                    features=features)
+        for regime, p in probabilities.items():
+            response.probabilities.add(regime=_REGIMES[regime], probability=p)
+        return response
 
 
 def _layout(field: field_pb2.Field) -> tuple:
     return (tuple(field.shape), field.dtype, tuple(field.spacing), field.boundary, field.boundary_value)
+
+
+_REGIMES = {"undetermined": predict_pb2.REGIME_UNDETERMINED, "steady": predict_pb2.REGIME_STEADY,
+            "periodic": predict_pb2.REGIME_PERIODIC, "chaotic": predict_pb2.REGIME_CHAOTIC}
+
+
+def _regime_window(request: predict_pb2.DetectRegimeRequest, limit: int) -> tuple[np.ndarray, float]:
+    """Frames (T, n, m) as float64 and the interval, with every rule checked by field path."""
+    if len(request.frames) < 2:
+        raise invalid_argument("frames", f"needs at least 2 frames (a decision needs {regimes.MIN_FRAMES}+), got {len(request.frames)}")
+    interval = request.frame_interval
+    if not (np.isfinite(interval) and 0 < interval <= regimes.MAX_INTERVAL):
+        raise invalid_argument("frame_interval", f"must be in (0, {regimes.MAX_INTERVAL}] time units, got {interval}")
+    out = []
+    for i, frame in enumerate(request.frames):
+        a = decode_field(frame, f"frames[{i}]", max_elements=limit)
+        require_finite(a, f"frames[{i}]")
+        if a.ndim != 2 or min(a.shape) < 8:
+            raise invalid_argument(f"frames[{i}].shape", f"frames are 2-D vorticity fields of at least 8x8, got {list(a.shape)}")
+        if out and a.shape != out[0].shape:
+            raise invalid_argument(f"frames[{i}].shape", f"{list(a.shape)} differs from frames[0] {list(out[0].shape)}")
+        out.append(a.astype(np.float64))
+    if len(out) * out[0].size > limit * 4:
+        raise invalid_argument("frames", f"the window holds {len(out) * out[0].size} values; at most {limit * 4}")
+    return np.stack(out), float(interval)
