@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/proof.py --out bench/results-proof-$$(date +%F).json
 	$(BIN)/python bench/market.py --out bench/results-market-$$(date +%F).json
 	$(BIN)/python bench/diffusion.py --out bench/results-diffusion-$$(date +%F).json
+	$(BIN)/python bench/predict.py --out bench/results-predict-$$(date +%F).json
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache

@@ -91,3 +91,17 @@ def test_generate_then_detect_from_the_cli(server, tmp_path: Path):
     answer = runner.invoke(app, ["regime", "--data", str(out), "--server", server.target, "--json"])
     assert answer.exit_code == 0, answer.output
     assert json.loads(answer.output)["regime"] == "chaotic"
+
+
+@pytest.mark.slow
+def test_held_out_trajectories_are_classified():
+    """One held-out trajectory per expected regime (Re and seed never trained on), labelled by its
+    own dynamics; the full held-out table is bench/predict.py's."""
+    from idf.engine import models, regime_detector
+
+    detector = models.load_detector(models.DEFAULT_DETECTOR)
+    x, y, runs = regime_detector.dataset({"steady": (14.0,), "periodic": (24.0,), "chaotic": (50.0,)}, (100,))
+    assert [r["regime"] for r in runs] == ["steady", "periodic", "chaotic"]
+    m = regime_detector.confusion(detector, x, y)
+    print(m)
+    assert regime_detector.balanced_accuracy(m) >= 0.95
