@@ -3,10 +3,20 @@ engine's device."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from typing import Any, TypeVar
 
+import grpc
+
+from idf.engine.errors import ParameterError
 from idf.server.config import Settings
-from idf.server.metering import Metering
+from idf.server.errors import invalid_argument
+from idf.server.metering import Metering, caller_account
+from idf.server.rpc import run_engine
+
+T = TypeVar("T")
 
 
 class EngineBacked:
@@ -15,3 +25,20 @@ class EngineBacked:
         self.executor = executor
         self.metering = metering
         self.device = settings.engine_device()
+
+    async def metered(self, context: grpc.aio.ServicerContext, estimate: int, used: Callable[[T], int],
+                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {}, **kwargs: Any) -> tuple[T, int]:
+        """Reserve `estimate` site updates of CEU for the caller, run `fn` on the worker pool, settle
+        what `used(result)` says was done; nothing is charged when it fails. A ParameterError
+        becomes INVALID_ARGUMENT on `paths[parameter]` (else the parameter's own name).
+        Returns (result, charged CEU)."""
+        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
+        try:
+            result = await run_engine(self.executor, fn, *args, **kwargs)
+        except ParameterError as e:
+            await asyncio.to_thread(self.metering.settle, meter, 0)
+            raise invalid_argument(paths.get(e.parameter, e.parameter), e.reason) from None
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
+            raise
+        return result, await asyncio.to_thread(self.metering.settle, meter, used(result))

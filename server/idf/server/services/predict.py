@@ -9,11 +9,9 @@ import numpy as np
 
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
 from idf.engine import forecast, models, regime_detector, regimes
-from idf.engine.errors import ParameterError
 from idf.server.errors import invalid_argument, too_large
-from idf.server.metering import caller_account
 from idf.server.services.engine_backed import EngineBacked
-from idf.server.rpc import run_blocking, run_engine, unary
+from idf.server.rpc import run_blocking, unary
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
 
@@ -56,19 +54,10 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
                 "per call",
             )
         estimate = present.size * request.steps * spec.substeps
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
-        try:
-            result = await run_engine(
-                self.executor, forecast.physics_forecast, history, request.steps, spec,
-                source=source, device=self.device,
-            )
-        except ParameterError as e:
-            await asyncio.to_thread(self.metering.settle, meter, 0)
-            raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
-            raise
-        charged = await asyncio.to_thread(self.metering.settle, meter, result.site_updates)
+        result, charged = await self.metered(
+            context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
+            source=source, device=self.device, paths=_PARAMETER_PATHS,
+        )
         meta = field_meta(request.history[0])
         return predict_pb2.PredictResponse(
             frames=[

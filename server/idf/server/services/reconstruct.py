@@ -10,10 +10,8 @@ import numpy as np
 
 from idf.client.fields import to_field
 from idf.engine import models, reconstruction
-from idf.engine.errors import ParameterError
 from idf.server.errors import invalid_argument
-from idf.server.metering import caller_account
-from idf.server.rpc import run_engine, unary
+from idf.server.rpc import unary
 from idf.server.validation import decode_field
 from idf.v1 import diffusion_pb2
 
@@ -71,18 +69,10 @@ class Reconstructing:
         model = await asyncio.to_thread(models.load_denoiser, name, str(self.device))
         steps = reconstruction.DEFAULT_STEPS
         estimate = count * (2 * steps - 1) * int(np.prod(shape))
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
-        try:
-            out = await run_engine(self.executor, reconstruction.reconstruct, model, values, mask,
-                                   noise_std=request.noise_std, count=count, steps=steps, seed=request.seed,
-                                   device=self.device)
-        except ParameterError as e:
-            await asyncio.to_thread(self.metering.settle, meter, 0)
-            raise invalid_argument(_PATHS.get(e.parameter, e.parameter), e.reason) from None
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
-            raise
-        charged = await asyncio.to_thread(self.metering.settle, meter, out.evaluations * int(np.prod(shape)))
+        out, charged = await self.metered(
+            context, estimate, lambda r: r.evaluations * int(np.prod(shape)), reconstruction.reconstruct, model, values,
+            mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed, device=self.device,
+            paths=_PATHS)
         response = diffusion_pb2.ReconstructResponse(mean=to_field(out.mean), stddev=to_field(out.stddev))
         if request.return_samples:
             response.samples.extend(to_field(s) for s in out.samples)
