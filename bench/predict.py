@@ -77,8 +77,7 @@ def forecast_baselines(side: int = 64, starts: int = 4, horizon: int = 50, inter
         fine = Solver(FlowSpec(resolution=side, reynolds=re))
         coarse = Solver(FlowSpec(resolution=side // 2, reynolds=re, dt=fine.dt))
         every = round(interval / fine.dt)
-        spin = round(150 / fine.dt)
-        w = fine.advance(random_vorticity(side, seed), spin, frame_every=spin)[-1]
+        w = fine.evolve(random_vorticity(side, seed), 150)
         truth_all = fine.advance(w, (starts * 10 + horizon) * every, frame_every=every).numpy()
         scores: dict[str, list[np.ndarray]] = {"persistence": [], "half-resolution solver": []}
         for i in range(starts):

@@ -22,8 +22,7 @@ runner = CliRunner()
 def flow(re: float, resolution: int = 32, frames: int = 100, interval: float = 0.5, seed: int = 100) -> tuple[np.ndarray, float]:
     solver = Solver(FlowSpec(resolution=resolution, reynolds=re))
     every = max(1, round(interval / solver.dt))
-    spin = round(150 / solver.dt)
-    w = solver.advance(random_vorticity(resolution, seed), spin, frame_every=spin)[-1]
+    w = solver.evolve(random_vorticity(resolution, seed), 150)
     return solver.advance(w, frames * every, frame_every=every).float().numpy(), every * solver.dt
 
 

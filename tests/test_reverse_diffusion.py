@@ -42,8 +42,10 @@ def test_plume_snapshots_are_the_transport_equations_solution():
     solved = physics_forecast([start], 1, TransportSpec(diffusivity=release.diffusivity, dt=release.time / n, substeps=n),
                               device="cpu").frames[-1]
     exact = fieldsets.gaussian_release(32, release)
-    # second-order central differences at unit spacing on a width >= 2 Gaussian: observed 0.6%
-    assert np.abs(solved - exact).max() / exact.max() < 0.02
+    error = np.abs(solved - exact).max() / exact.max()
+    print(f"solver vs exact plume: max error {error:.2%} of the peak")
+    # second-order central differences at unit spacing on a width >= 2 Gaussian: observed 0.73%
+    assert error < 0.02
     assert solved.sum() == pytest.approx(exact.sum(), rel=1e-9)  # both conserve the released mass
 
 

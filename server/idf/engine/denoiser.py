@@ -14,7 +14,6 @@ family, training command and step) as JSON strings.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -84,9 +83,7 @@ def read_metadata(path: Path) -> dict:
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[LearnedDenoiser, dict[str, torch.Tensor]]:
     """The denoiser (eval mode) and the checkpoint's other tensors (optimizer state, RNG)."""
     meta = read_metadata(path)
-    arch = json.loads(meta["architecture"])
-    arch["multipliers"] = tuple(arch["multipliers"])
-    model = LearnedDenoiser(UNet(**arch), float(meta["sigma_data"]), int(meta["side"]), json.loads(meta["info"]))
+    model = LearnedDenoiser(UNet(**json.loads(meta["architecture"])), float(meta["sigma_data"]), int(meta["side"]), json.loads(meta["info"]))
     tensors = load_file(str(path), device=str(device))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     model.to(device).eval()
@@ -120,11 +117,3 @@ def gff_power(side: int, kappa: float, mass2: float, temperature: float = 1.0) -
     lap = 2 * (1 - np.cos(k))[:, None] + 2 * (1 - np.cos(k))[None, :]
     return temperature / (mass2 + kappa * lap)
 
-
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def default_sigma_max(sigma_data: float) -> float:
-    """The top of the noise ladder: far above the data scale so x_T ~ N(0, σ_max²) forgets the data."""
-    return max(80.0 * sigma_data, 1.0) if math.isfinite(sigma_data) else 80.0

@@ -16,6 +16,7 @@ bit for bit). Checkpoints are written atomically every `checkpoint_every` steps 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -113,11 +114,10 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
     out = Path(out)
     torch.manual_seed(config.seed)
     sd = sigma_data(config.family, config.side, config.seed)
-    net = UNet(in_channels=3, out_channels=1, width=config.width, multipliers=tuple(config.multipliers))
+    net = UNet(in_channels=3, out_channels=1, width=config.width, multipliers=config.multipliers)
     info = {"family": config.family, "config": asdict(config), "command": command}
     model = dn.LearnedDenoiser(net, sd, config.side, info)
-    ema = dn.LearnedDenoiser(UNet(**{**net.config, "multipliers": tuple(net.config["multipliers"])}), sd, config.side, info)
-    ema.load_state_dict(model.state_dict())
+    ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     start = 0
     if resume and out.exists():

@@ -39,8 +39,7 @@ def generate(spec: FlowSpec, seed: int, out: Path, *, duration: float = 100.0, f
     interval = every * solver.dt
     w = random_vorticity(spec.resolution, seed).to(solver.device)
     if spin_up:
-        n = max(1, round(spin_up / solver.dt))
-        w = solver.advance(w, n, frame_every=n, should_stop=should_stop)[-1]
+        w = solver.evolve(w, spin_up, should_stop=should_stop)
     count = max(1, round(duration / interval))
     frames, energy = [], []
     chunk = max(1, min(count, 50))

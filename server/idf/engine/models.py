@@ -70,31 +70,37 @@ def find(name: str) -> ModelInfo | None:
     return next((m for m in CATALOGUE if m.name == name), None)
 
 
-@functools.lru_cache(maxsize=8)
-def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.denoiser.LearnedDenoiser
-    """The shipped denoiser `name`, loaded once per device. Raises KeyError for other names."""
-    from idf.engine import denoiser  # torch and safetensors load only when a learned model is used
-
-    info = find(name)
-    if info is None or info.task != "denoise":
-        raise KeyError(name)
-    model, _ = denoiser.load(ARTIFACTS / info.checkpoint, device=device)
-    return model
+def names(task: str) -> list[str]:
+    return [m.name for m in CATALOGUE if m.task == task]
 
 
 def denoisers() -> list[str]:
-    return [m.name for m in CATALOGUE if m.task == "denoise"]
+    return names("denoise")
+
+
+def detectors() -> list[str]:
+    return names("regime")
+
+
+def _artifact(name: str, task: str) -> Path:
+    """The shipped file of learned model `name` of `task`; KeyError for any other name."""
+    info = find(name)
+    if info is None or info.task != task or not info.checkpoint:
+        raise KeyError(name)
+    return ARTIFACTS / info.checkpoint
+
+
+# Loaders import their modules lazily: torch and safetensors load only when a learned model is used.
+@functools.lru_cache(maxsize=8)
+def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.denoiser.LearnedDenoiser
+    """The shipped denoiser `name`, loaded once per device."""
+    from idf.engine import denoiser
+
+    return denoiser.load(_artifact(name, "denoise"), device=device)[0]
 
 
 @functools.lru_cache(maxsize=4)
 def load_detector(name: str):  # -> idf.engine.regime_detector.Detector
     from idf.engine.regime_detector import Detector
 
-    info = find(name)
-    if info is None or info.task != "regime":
-        raise KeyError(name)
-    return Detector.load(ARTIFACTS / info.checkpoint)
-
-
-def detectors() -> list[str]:
-    return [m.name for m in CATALOGUE if m.task == "regime"]
+    return Detector.load(_artifact(name, "regime"))

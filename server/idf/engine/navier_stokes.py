@@ -128,14 +128,19 @@ class Solver:
                 frames.append(torch.fft.irfft2(w_hat, s=(self.spec.resolution,) * 2))
         return torch.stack(frames) if frames else w.new_zeros((0, *w.shape))
 
-    # diagnostics, all as domain means ------------------------------------------------------
-    def energy(self, w: torch.Tensor) -> torch.Tensor:
-        u, v = self.velocity(torch.fft.rfft2(w.to(self.device, self.dtype)))
-        return 0.5 * (u * u + v * v).mean((-2, -1))
+    def evolve(self, w: torch.Tensor, duration: float, *, should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
+        """The state after `duration` time units (whole steps, rounded down, at least one)."""
+        steps = max(1, int(duration / self.dt))
+        return self.advance(w, steps, frame_every=steps, should_stop=should_stop)[-1]
 
+    # diagnostics ------------------------------------------------------------------------------
     def kinetic_energy_density(self, w: torch.Tensor) -> torch.Tensor:
         u, v = self.velocity(torch.fft.rfft2(w.to(self.device, self.dtype)))
         return 0.5 * (u * u + v * v)
+
+    def energy(self, w: torch.Tensor) -> torch.Tensor:
+        """Domain-mean kinetic energy (as are the diagnostics below)."""
+        return self.kinetic_energy_density(w).mean((-2, -1))
 
     def enstrophy(self, w: torch.Tensor) -> torch.Tensor:
         return 0.5 * (w.to(self.dtype) ** 2).mean((-2, -1))

@@ -29,13 +29,10 @@ class Reconstruction:
     compute_seconds: float
 
 
-def check_observations(model: LearnedDenoiser, shape: tuple[int, ...], values: np.ndarray, mask: np.ndarray,
-                       noise_std: float) -> None:
+def check_observations(model: LearnedDenoiser, values: np.ndarray, mask: np.ndarray, noise_std: float) -> None:
     side = model.side
-    if tuple(shape) != (side, side):
-        raise ParameterError("shape", f"this model reconstructs {side}x{side} fields, got {list(shape)}")
     if mask.shape != (side, side) or values.shape != (side, side):
-        raise ParameterError("mask", f"observations must cover a {side}x{side} grid")
+        raise ParameterError("shape", f"this model reconstructs {side}x{side} fields, got {list(mask.shape)}")
     if not mask.any():
         raise ParameterError("observations", "at least one observed site is needed")
     if not np.all(np.isfinite(values[mask])):
@@ -51,7 +48,7 @@ def reconstruct(model: LearnedDenoiser, values: np.ndarray, mask: np.ndarray, *,
                 should_stop: Callable[[], bool] = lambda: False) -> Reconstruction:
     mask = np.asarray(mask, dtype=bool)
     values = np.where(mask, np.asarray(values, dtype=np.float64), 0.0)
-    check_observations(model, mask.shape, values, mask, noise_std)
+    check_observations(model, values, mask, noise_std)
     t0 = time.perf_counter()
     g = reverse.Guidance(values=torch.as_tensor(values, dtype=torch.float32, device=device)[None, None],
                          mask=torch.as_tensor(mask, dtype=torch.float32, device=device)[None, None],
@@ -98,27 +95,32 @@ def evaluate(model: LearnedDenoiser, fraction: float, fields: int, *, seed: int 
     truth = fieldsets.generate(family, rng.integers(*seeds, size=fields), model.side)
     if covariance is None:
         covariance = kriging_covariance(family, model.side)
-    rows: dict[str, list[float]] = {k: [] for k in ("d", "l", "k", "dc", "kc")}
-    times = {"d": 0.0, "l": 0.0, "k": 0.0}
+    methods: dict[str, Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]] = {
+        "diffusion": lambda x, mask, i: _mean_std(reconstruct(model, x, mask, count=count, steps=steps, method=method,
+                                                                 seed=seed * 7919 + i)),
+        "linear": lambda x, mask, i: (baselines.linear_interpolation(x, mask), None),
+        "kriging": lambda x, mask, i: covariance.kriging(x, mask),
+    }
+    l2 = {k: [] for k in methods}
+    cover = {k: [] for k in methods}
+    seconds = dict.fromkeys(methods, 0.0)
     for i, x in enumerate(truth):
         mask = fieldsets.random_mask(rng, model.side, fraction)
-        t = time.perf_counter()
-        r = reconstruct(model, x, mask, count=count, steps=steps, method=method, seed=seed * 7919 + i)
-        times["d"] += time.perf_counter() - t
-        t = time.perf_counter()
-        lin = baselines.linear_interpolation(x, mask)
-        times["l"] += time.perf_counter() - t
-        t = time.perf_counter()
-        km, ks = covariance.kriging(x, mask)
-        times["k"] += time.perf_counter() - t
-        rows["d"].append(relative_l2(r.mean, x))
-        rows["l"].append(relative_l2(lin, x))
-        rows["k"].append(relative_l2(km, x))
-        rows["dc"].append(coverage(r.mean, r.stddev, x, mask))
-        rows["kc"].append(coverage(km, ks, x, mask))
-    m = {k: float(np.mean(v)) for k, v in rows.items()}
-    return Evaluation(fraction, fields, m["d"], m["l"], m["k"], m["dc"], m["kc"],
-                      times["d"] / fields, times["l"] / fields, times["k"] / fields)
+        for name, run in methods.items():
+            t = time.perf_counter()
+            mean, std = run(x, mask, i)
+            seconds[name] += time.perf_counter() - t
+            l2[name].append(relative_l2(mean, x))
+            if std is not None:
+                cover[name].append(coverage(mean, std, x, mask))
+    avg = {k: float(np.mean(v)) for k, v in l2.items()}
+    return Evaluation(fraction, fields, avg["diffusion"], avg["linear"], avg["kriging"],
+                      float(np.mean(cover["diffusion"])), float(np.mean(cover["kriging"])),
+                      seconds["diffusion"] / fields, seconds["linear"] / fields, seconds["kriging"] / fields)
+
+
+def _mean_std(r: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
+    return r.mean, r.stddev
 
 
 def kriging_covariance(family: str, side: int, fields: int = 4096) -> baselines.StationaryCovariance:

@@ -13,7 +13,6 @@ and seeds the training never saw.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -146,6 +145,3 @@ def decide(detector: Detector, frames: np.ndarray, interval: float) -> tuple[str
     p = detector.probabilities(feats)
     return detector.classes[int(np.argmax(p))], dict(zip(detector.classes, p.tolist())), feats, 0
 
-
-def finite_features(feats: dict[str, float]) -> bool:
-    return all(math.isfinite(v) for v in feats.values())

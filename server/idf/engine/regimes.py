@@ -51,8 +51,7 @@ def label_trajectory(spec: FlowSpec, seed: int, *, frame_interval: float = 0.5, 
     dt = solver.dt
     every = max(1, round(frame_interval / dt))
     interval = every * dt
-    w = random_vorticity(spec.resolution, seed)
-    w = solver.advance(w, int(spin_up / dt), frame_every=int(spin_up / dt))[-1]
+    w = solver.evolve(random_vorticity(spec.resolution, seed), spin_up)
     scale = float(w.pow(2).mean().sqrt())
     eps = 1e-8 * scale
     rng = np.random.default_rng([seed, 7])

@@ -45,11 +45,11 @@ class Guidance:
     total: float | None = None  # exact constraint: Σx = total, by projecting D′ (the last step returns D′)
 
 
-def sigma_ladder(steps: int, sigma_data: float, device: torch.device | str = "cpu") -> torch.Tensor:
+def sigma_ladder(steps: int, sigma_data: float) -> torch.Tensor:
     smax, smin = 80.0 * sigma_data, 0.004 * sigma_data
     i = torch.arange(steps, dtype=torch.float64)
     s = (smax ** (1 / RHO) + i / max(steps - 1, 1) * (smin ** (1 / RHO) - smax ** (1 / RHO))) ** RHO
-    return torch.cat([s, torch.zeros(1, dtype=torch.float64)]).to(device)
+    return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
 
 
 def guided(model: Denoiser, g: Guidance) -> Callable[[torch.Tensor, float], torch.Tensor]:

@@ -61,6 +61,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32,
                  multipliers: tuple[int, ...] = (1, 2, 2), emb: int = 128) -> None:
         super().__init__()
+        multipliers = tuple(multipliers)  # a checkpoint's JSON gives a list
         self.config = {"in_channels": in_channels, "out_channels": out_channels, "width": width,
                        "multipliers": list(multipliers), "emb": emb}
         self.embed = NoiseEmbedding(emb)

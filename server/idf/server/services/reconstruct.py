@@ -15,9 +15,6 @@ from idf.server.rpc import unary
 from idf.server.validation import decode_field
 from idf.v1 import diffusion_pb2
 
-_PATHS = {"shape": "shape", "mask": "mask", "observations": "observations", "noise_std": "noise_std"}
-
-
 def observations(request: diffusion_pb2.ReconstructRequest, max_elements: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
     """(shape, values, mask) from either form of the request, every rule checked with its field path."""
     shape = tuple(int(n) for n in request.shape)
@@ -68,15 +65,15 @@ class Reconstructing:
             raise invalid_argument("sample_count", f"must be in 1..{self.settings.max_sample_count}")
         model = await asyncio.to_thread(models.load_denoiser, name, str(self.device))
         steps = reconstruction.DEFAULT_STEPS
-        estimate = count * (2 * steps - 1) * int(np.prod(shape))
+        sites = int(np.prod(shape))
         out, charged = await self.metered(
-            context, estimate, lambda r: r.evaluations * int(np.prod(shape)), reconstruction.reconstruct, model, values,
-            mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed, device=self.device,
-            paths=_PATHS)
+            context, count * (2 * steps - 1) * sites, lambda r: r.evaluations * sites, reconstruction.reconstruct,
+            model, values, mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed,
+            device=self.device)
         response = diffusion_pb2.ReconstructResponse(mean=to_field(out.mean), stddev=to_field(out.stddev))
         if request.return_samples:
             response.samples.extend(to_field(s) for s in out.samples)
-        response.usage.site_updates = out.evaluations * int(np.prod(shape))
+        response.usage.site_updates = out.evaluations * sites
         response.usage.compute_seconds = out.compute_seconds
         response.usage.charged_ceu = charged
         return response
