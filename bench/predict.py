@@ -1,11 +1,11 @@
 """Predict and regime detection: forecast latency per frame, detector latency per window, and the
-detector's held-out evaluation against a constant predictor, and the forecast baselines a learned
-forecaster must beat (persistence, the solver at half resolution) — in one run.
+detector's held-out evaluation against a constant predictor, and the learned NVP forecaster's
+held-out evaluation against persistence and the solver at half resolution — in one run.
 
     python bench/predict.py [--skip-evaluation] [--out results.json]
 
-Forecast: the physics forecaster (the learned NVP forecaster is not built yet), one frame = one
-solver step, at 64² and 128². Detector: `regime_detector.decide` on 96-frame windows at 32² and
+Forecast latency: the physics forecaster (one frame = one solver step) at 64² and 128²; the NVP
+forecaster (one frame = 0.5 time units) at 64², its only resolution, with 1 and 16 members. Detector: `regime_detector.decide` on 96-frame windows at 32² and
 64². Evaluation: the held-out Kolmogorov trajectories of `regime_detector.HELD_OUT_RE` ×
 `HELD_OUT_SEEDS` regenerated and labelled by their dynamics, the shipped detector's balanced
 accuracy and confusion matrix, next to the best constant predictor (balanced accuracy 1/3).
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idf.engine import models, regime_detector, regimes
+from idf.engine import models, nvp, nvp_training, regime_detector
 from idf.engine.forecast import TransportSpec, physics_forecast
 from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
 
@@ -67,43 +67,46 @@ def _constant(y: np.ndarray, k: int) -> np.ndarray:
     return m
 
 
-def forecast_baselines(side: int = 64, starts: int = 4, horizon: int = 50, interval: float = 0.5) -> list[dict]:
-    """What a learned forecaster will have to beat: persistence and the same solver at half
-    resolution (spectral down- and up-sampling), on held-out chaotic runs. nRMSE = rms error /
+def forecast_evaluation(starts: int = 8, horizon: int = 50, members: int = nvp.DEFAULT_MEMBERS) -> list[dict]:
+    """The NVP forecaster against persistence and the same solver at half resolution, on the
+    held-out runs of `nvp_training.HELD_OUT` (Reynolds numbers and seeds never trained on), 64²,
+    frames 0.5 apart. Each run: `starts` forecasts START_SPACING frames apart. nRMSE = rms error /
     rms truth at horizons 1, 10, 50 frames; high-correlation time = frames until the Pearson
-    correlation with the truth drops below 0.8."""
+    correlation with the truth drops below 0.8; for the ensemble, spread-skill ratio and ±2σ
+    coverage."""
+    model = models.load_forecaster(models.NVP_FORECASTER)
     rows = []
-    for re, seed in ((50.0, 100), (75.0, 100)):
-        fine = Solver(FlowSpec(resolution=side, reynolds=re))
-        coarse = Solver(FlowSpec(resolution=side // 2, reynolds=re, dt=fine.dt))
-        every = round(interval / fine.dt)
-        w = fine.evolve(random_vorticity(side, seed), 150)
-        truth_all = fine.advance(w, (starts * 10 + horizon) * every, frame_every=every).numpy()
-        scores: dict[str, list[np.ndarray]] = {"persistence": [], "half-resolution solver": []}
-        for i in range(starts):
-            start, truth = truth_all[i * 10], truth_all[i * 10 + 1 : i * 10 + 1 + horizon]
-            half = regimes.resample(start[None], side // 2)[0]
-            run = coarse.advance(torch.as_tensor(half), horizon * every, frame_every=every).numpy()
-            for name, pred in (("persistence", np.broadcast_to(start, truth.shape)),
-                               ("half-resolution solver", regimes.resample(run, side))):
-                scores[name].append(np.stack([_nrmse(pred, truth), _correlation(pred, truth)]))
-        for name, s in scores.items():
-            m = np.mean(s, axis=0)
-            below = np.nonzero(m[1] < 0.8)[0]
-            rows.append({"model": name, "reynolds": re, "seed": seed, "side": side,
-                         **{f"nrmse_{h}": float(m[0][h - 1]) for h in (1, 10, 50)},
-                         "high_correlation_frames": int(below[0]) if below.size else horizon})
+    need = (starts - 1) * nvp_training.START_SPACING + nvp.HISTORY + horizon
+    for re, seed in nvp_training.HELD_OUT:
+        truth = nvp_training.trajectory(re, seed, need)
+        forecasters = {
+            models.NVP_FORECASTER: (nvp_training.ensemble_predictor(model, re, members), members),
+            "persistence": (lambda h, n: (np.broadcast_to(h[-1], (n, *h[-1].shape)), None), 0),
+            "half-resolution solver": (lambda h, n, re=re: (nvp_training.half_resolution_forecast(h, n, re), None), 0),
+        }
+        for name, (predict, m) in forecasters.items():
+            s = nvp_training.score(predict, truth, starts, horizon, m)
+            below = np.nonzero(s["correlation"] < 0.8)[0]
+            row = {"model": name, "reynolds": re, "seed": seed, "side": nvp.SIDE, "starts": starts,
+                   **{f"nrmse_{h}": float(s["nrmse"][h - 1]) for h in (1, 10, 50)},
+                   "high_correlation_frames": int(below[0]) if below.size else horizon}
+            if "spread_skill" in s:
+                row.update({"members": m, **{f"spread_skill_{h}": float(s["spread_skill"][h - 1]) for h in (1, 10, 50)},
+                            "spread_skill_mean": float(np.mean(s["spread_skill"])),
+                            **{f"coverage_{h}": float(s["coverage"][h - 1]) for h in (1, 10, 50)},
+                            "coverage_mean": float(np.mean(s["coverage"]))})
+            rows.append(row)
     return rows
 
 
-def _nrmse(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean((pred - truth) ** 2, axis=(1, 2)) / np.mean(truth**2, axis=(1, 2)))
-
-
-def _correlation(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    a = pred.reshape(len(pred), -1) - pred.reshape(len(pred), -1).mean(1, keepdims=True)
-    b = truth.reshape(len(truth), -1) - truth.reshape(len(truth), -1).mean(1, keepdims=True)
-    return np.sum(a * b, 1) / np.sqrt(np.sum(a * a, 1) * np.sum(b * b, 1))
+def nvp_latency(members: int, frames: int = 20) -> dict:
+    model = models.load_forecaster(models.NVP_FORECASTER)
+    history = nvp_training.trajectory(60.0, 7, 2, spin_up=10.0)
+    nvp.forecast(model, history, 2, 60.0, members=members)
+    t = time.perf_counter()
+    nvp.forecast(model, history, frames, 60.0, members=members)
+    return {"model": models.NVP_FORECASTER, "side": nvp.SIDE, "members": members,
+            "ms_per_frame": 1e3 * (time.perf_counter() - t) / frames}
 
 
 def main() -> None:
@@ -115,8 +118,11 @@ def main() -> None:
         "benchmark": "predict",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "device": "cpu"},
-        "forecast": [forecast_latency(s) for s in (64, 128)],
-        "forecast_baselines": forecast_baselines(),
+        "forecast": [forecast_latency(s) for s in (64, 128)]
+        + [nvp_latency(m) for m in (1, nvp.DEFAULT_MEMBERS)]
+        + [{"model": models.NVP_FORECASTER, "side": 128, "supported": False,
+            "note": "trained at 64x64 only; Predict rejects other shapes"}],
+        "forecast_evaluation": forecast_evaluation(),
         "detector": [detector_latency(s) for s in (32, 64)],
         "evaluation": None if args.skip_evaluation else evaluation(),
     }, args.out)

@@ -1,5 +1,5 @@
 """`idf data generate`: simulate a flow locally and write it as HDF5 (docs/formats.md).
-`idf regime`: ask the server which regime a run's frames are in."""
+`idf regime`: ask the server which regime a run's frames are in; `idf forecast`: forecast its next frames."""
 
 from __future__ import annotations
 
@@ -86,3 +86,41 @@ def regime(
     emit({"regime": predict_pb2.Regime.Name(answer.regime).removeprefix("REGIME_").lower(),
           **{f"p_{predict_pb2.Regime.Name(p.regime).removeprefix('REGIME_').lower()}": p.probability for p in answer.probabilities},
           "frames_needed": answer.frames_needed, "model": answer.model, **dict(answer.features)}, json_out, "regime")
+
+
+def forecast(
+    data: Annotated[Path, typer.Option(help="A 64x64 run written by idf data generate (or any HDF5 'field' (T, n, n)).")],
+    steps: Annotated[int, typer.Option(min=1, help="Frames to forecast (0.5 time units apart).")],
+    out: Annotated[Path, typer.Option(help="Where to write mean, stddev and frame_interval (.npz).")],
+    reynolds: Annotated[float, typer.Option(help="Reynolds number; 0 reads the file's 'reynolds' attribute.")] = 0.0,
+    model: Annotated[str, typer.Option(help="Learned flow forecaster.")] = "nvp-kolmogorov-64",
+    members: Annotated[int, typer.Option(min=0, help="Ensemble members (0: the model's default).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Ensemble seed.")] = 0,
+    server: ServerOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = 300.0,
+) -> None:
+    """Forecast a flow's next frames from its last ones with the learned NVP forecaster (mean and per-pixel stddev)."""
+    from idf.client.formats import FormatError, load_reference_h5
+
+    writable_output(out, (".npz",), json_out)
+    try:
+        frames, meta, _ = load_reference_h5(data)
+    except FormatError as e:
+        fail(str(e), as_json=json_out)
+    if frames.ndim != 3:
+        fail(f"{data}: 'field' must be (time, n, n), got shape {frames.shape}", as_json=json_out)
+    if not reynolds:
+        import h5py
+
+        with h5py.File(data, "r") as f:
+            reynolds = float(f.attrs.get("reynolds", 0.0))
+        if not reynolds:
+            fail(f"{data} has no 'reynolds' attribute: give --reynolds", as_json=json_out)
+    with connected(server, timeout, json_out) as c:
+        answer = c.predict(list(frames[-2:]), steps, model=model, reynolds=reynolds, ensemble_members=members, seed=seed,
+                           spacing=meta.spacing)
+    np.savez(out, mean=answer.frames, stddev=answer.stddev, frame_interval=answer.frame_interval)
+    emit({"out": str(out), "frames": steps, "model": answer.model, "reynolds": reynolds,
+          "frame_interval": answer.frame_interval, "mean_stddev_last": float(np.mean(answer.stddev[-1])),
+          "charged_ceu": answer.usage.charged_ceu}, json_out, "forecast")

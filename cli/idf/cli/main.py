@@ -13,7 +13,7 @@ import typer
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.market import market_app
 from idf.cli.proof import proof_app, validate
-from idf.cli.data import data_app, regime
+from idf.cli.data import data_app, forecast, regime
 from idf.cli.diffuse import diffuse
 from idf.cli.sample import sample
 from idf.cli.train import train_app
@@ -33,6 +33,7 @@ app.command()(diffuse)
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 app.command()(regime)
+app.command()(forecast)
 app.add_typer(proof_app, name="proof")
 app.add_typer(market_app, name="market")
 

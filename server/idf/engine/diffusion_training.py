@@ -29,6 +29,7 @@ import torch
 
 from idf.engine import denoiser as dn
 from idf.engine import fieldsets
+from idf.engine.checkpoints import optimizer_tensors, restore_training
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.unet import UNet
 
@@ -93,15 +94,6 @@ def _check(config: TrainConfig) -> None:
         raise ParameterError("max_observed", "needs 0 <= min_observed <= max_observed <= 1")
 
 
-def _optimizer_tensors(opt: torch.optim.Adam, raw: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-    out = {f"raw.{k}": v for k, v in raw.items()}
-    for i, st in opt.state_dict()["state"].items():
-        for name, v in st.items():
-            out[f"optim.{i}.{name}"] = torch.as_tensor(v).reshape(-1) if name == "step" else v
-    out["train.step"] = torch.tensor([step], dtype=torch.int64)
-    return out
-
-
 def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str = "",
           progress: Callable[[TrainProgress], None] = lambda p: None,
           should_stop: Callable[[], bool] = lambda: False, report_every: int = 50) -> Path:
@@ -160,7 +152,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
 def _save(out: Path, ema: dn.LearnedDenoiser, model: dn.LearnedDenoiser, opt: torch.optim.Adam, step: int,
           config: TrainConfig) -> None:
     raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    dn.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=_optimizer_tensors(opt, raw, step))
+    dn.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, raw, step))
 
 
 def _restore(out: Path, config: TrainConfig, model: dn.LearnedDenoiser, ema: dn.LearnedDenoiser,
@@ -172,11 +164,4 @@ def _restore(out: Path, config: TrainConfig, model: dn.LearnedDenoiser, ema: dn.
         raise ParameterError("out", f"{out} was trained with a different configuration; "
                                        "use another --out or the same options")
     ema.load_state_dict(saved.state_dict())
-    model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("raw.")})
-    state = opt.state_dict()
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            state["state"].setdefault(int(i), {})[name] = v.reshape(()) if name == "step" else v
-    opt.load_state_dict(state)
-    return int(tensors["train.step"][0])
+    return restore_training(tensors, model, opt)

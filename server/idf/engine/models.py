@@ -11,6 +11,7 @@ from idf.engine.forecast import PHYSICS_MODEL
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_DENOISER = "plume-32-edm"
 DEFAULT_DETECTOR = "regime-kolmogorov"
+NVP_FORECASTER = "nvp-kolmogorov-64"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,21 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         version="1",
         learned=False,
         history_frames=1,
+    ),
+    ModelInfo(
+        name=NVP_FORECASTER,
+        task="forecast",
+        description=(
+            "Learned forecaster for 2-D Kolmogorov flow vorticity (forcing sin(4y), drag 0.1) at 64x64, "
+            "frames 0.5 time units apart, Reynolds 35-100 (PredictRequest.flow.reynolds): the solver at "
+            "half resolution corrected by a U-Net trained with multi-step rollouts, run as a calibrated "
+            "stochastic ensemble (mean and per-pixel stddev). Needs 2 history frames. Held-out scores: "
+            "docs/benchmarks.md."
+        ),
+        version="1",
+        learned=True,
+        history_frames=2,
+        checkpoint="nvp-kolmogorov-64.safetensors",
     ),
     ModelInfo(
         name=DEFAULT_DENOISER,
@@ -78,6 +94,10 @@ def denoisers() -> list[str]:
     return names("denoise")
 
 
+def forecasters() -> list[str]:
+    return names("forecast")
+
+
 def detectors() -> list[str]:
     return names("regime")
 
@@ -104,3 +124,11 @@ def load_detector(name: str):  # -> idf.engine.regime_detector.Detector
     from idf.engine.regime_detector import Detector
 
     return Detector.load(_artifact(name, "regime"))
+
+
+@functools.lru_cache(maxsize=4)
+def load_forecaster(name: str, device: str = "cpu"):  # -> idf.engine.nvp.NvpForecaster
+    """The shipped learned forecaster `name`, loaded once per device."""
+    from idf.engine import nvp
+
+    return nvp.load(_artifact(name, "forecast"), device=device)[0]

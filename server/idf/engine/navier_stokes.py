@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -102,15 +102,21 @@ class Solver:
         return torch.fft.rfft2(-(u * wx + v * wy)) * self.dealias + self.forcing_hat
 
     def cfl(self, w_hat: torch.Tensor) -> float:
-        u, v = self.velocity(w_hat)
+        u, v = self.velocity(w_hat.detach())
         return float(torch.maximum(u.abs().max(), v.abs().max())) * self.dt / (2 * math.pi / self.spec.resolution)
 
-    def advance(self, w: torch.Tensor, steps: int, *, frame_every: int = 1,
+    def advance(self, w: torch.Tensor, steps: int, *, frame_every: int = 1, reynolds: torch.Tensor | None = None,
                 should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
         """Integrate `steps` steps from vorticity w (…, n, n); returns the frames after every
-        `frame_every` steps, shape (steps // frame_every, …, n, n)."""
+        `frame_every` steps, shape (steps // frame_every, …, n, n). `reynolds` (shape (B,) for
+        w of shape (B, n, n)) gives each field its own Reynolds number instead of the spec's.
+        Differentiable: gradients flow through the steps (the learned forecaster trains so)."""
         w_hat = torch.fft.rfft2(w.to(self.device, self.dtype))
-        half = 0.5 * self.dt * self.linear
+        linear = self.linear
+        if reynolds is not None:
+            nu = math.sqrt(self.spec.forcing_amplitude) / reynolds.to(self.device, self.dtype)
+            linear = -nu.reshape(-1, 1, 1) * self.k2 - self.spec.drag
+        half = 0.5 * self.dt * linear
         lhs, rhs = 1 - half, 1 + half
         previous = None
         frames = []
@@ -151,6 +157,13 @@ class Solver:
 
     def dissipation(self, w: torch.Tensor) -> torch.Tensor:
         return 2 * self.spec.viscosity * self.enstrophy(w) + 2 * self.spec.drag * self.energy(w)
+
+
+def exact_interval_spec(spec: FlowSpec, interval: float) -> tuple[FlowSpec, int]:
+    """`spec` with the largest step no longer than its default that divides `interval` exactly,
+    and the number of steps per interval: frames land exactly `interval` apart."""
+    steps = math.ceil(interval / replace(spec, dt=0.0).time_step() - 1e-9)
+    return replace(spec, dt=interval / steps), steps
 
 
 def random_vorticity(resolution: int, seed: int, peak: float = 4.0, rms: float = 2.0,

@@ -110,8 +110,13 @@ def predict_request(
     boundary: str = "periodic",
     boundary_value: float = 0.0,
     units: str = "",
+    reynolds: float | None = None,
+    ensemble_members: int = 0,
+    seed: int = 0,
 ) -> predict_pb2.PredictRequest:
-    """Build a PredictRequest. `history` is one frame or a sequence of frames (oldest first)."""
+    """Build a PredictRequest. `history` is one frame or a sequence of frames (oldest first).
+    `reynolds`, `ensemble_members` and `seed` are for learned flow forecasters
+    ("nvp-kolmogorov-64"); the transport parameters are for the physics forecaster."""
     meta = dict(spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units)
     transport = predict_pb2.TransportParameters(
         diffusivity=diffusivity, velocity=list(velocity or ()), dt=dt, substeps=substeps
@@ -123,6 +128,9 @@ def predict_request(
         steps=steps,
         model=model,
         transport=transport,
+        flow=None if reynolds is None else predict_pb2.FlowParameters(reynolds=reynolds),
+        ensemble_members=ensemble_members,
+        seed=seed,
     )
 
 

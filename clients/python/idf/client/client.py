@@ -121,7 +121,7 @@ class Client(_Base):
     ) -> p.Forecast:
         """Forecast `steps` frames. Keyword parameters are those of `predict_request`:
         model, diffusivity, velocity, dt, substeps, source, spacing, boundary,
-        boundary_value, units."""
+        boundary_value, units, and for learned flow forecasters reynolds, ensemble_members, seed."""
         request = p.predict_request(history, steps, **parameters)
         return p.forecast_from(self._call(self.predict_stub.Predict, request, timeout))
 

@@ -38,16 +38,28 @@ class TransportParameters(_message.Message):
     def __init__(self, diffusivity: _Optional[float] = ..., velocity: _Optional[_Iterable[float]] = ..., dt: _Optional[float] = ..., substeps: _Optional[int] = ..., source: _Optional[_Union[_field_pb2.Field, _Mapping]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("history", "steps", "model", "transport")
+    __slots__ = ("history", "steps", "model", "transport", "flow", "ensemble_members", "seed")
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    ENSEMBLE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     history: _containers.RepeatedCompositeFieldContainer[_field_pb2.Field]
     steps: int
     model: str
     transport: TransportParameters
-    def __init__(self, history: _Optional[_Iterable[_Union[_field_pb2.Field, _Mapping]]] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ..., transport: _Optional[_Union[TransportParameters, _Mapping]] = ...) -> None: ...
+    flow: FlowParameters
+    ensemble_members: int
+    seed: int
+    def __init__(self, history: _Optional[_Iterable[_Union[_field_pb2.Field, _Mapping]]] = ..., steps: _Optional[int] = ..., model: _Optional[str] = ..., transport: _Optional[_Union[TransportParameters, _Mapping]] = ..., flow: _Optional[_Union[FlowParameters, _Mapping]] = ..., ensemble_members: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class FlowParameters(_message.Message):
+    __slots__ = ("reynolds",)
+    REYNOLDS_FIELD_NUMBER: _ClassVar[int]
+    reynolds: float
+    def __init__(self, reynolds: _Optional[float] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("frames", "stddev", "frame_interval", "model", "totals", "cfl", "usage")

@@ -8,7 +8,8 @@ import grpc
 import numpy as np
 
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
-from idf.engine import forecast, models, regime_detector, regimes
+from idf.engine import forecast, models, nvp, regime_detector, regimes
+from idf.engine.errors import ParameterError
 from idf.server.errors import invalid_argument, too_large
 from idf.server.services.engine_backed import EngineBacked
 from idf.server.rpc import run_blocking, unary
@@ -32,27 +33,22 @@ _PARAMETER_PATHS = {
 }
 
 
+MAX_MEMBERS = 64
+_NVP_PATHS = {"history": "history", "shape": "history[0].shape", "reynolds": "flow.reynolds", "steps": "steps"}
+
+
 class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
     @unary
     async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
         model = request.model or forecast.PHYSICS_MODEL
+        if model not in models.forecasters():
+            raise invalid_argument("model", f"unknown forecaster {model!r}; available: {models.forecasters()}")
+        history = self._history(request)
         if model != forecast.PHYSICS_MODEL:
-            raise invalid_argument(
-                "model", f"unknown forecaster {model!r}; available: {forecast.PHYSICS_MODEL!r}"
-            )
-        history, spec, source = self._decode(request)
-        present = history[-1]
-        response_bytes = present.nbytes * request.steps
-        if response_bytes > self.settings.max_message_bytes * 0.95:
-            fit = int(self.settings.max_message_bytes * 0.95 // present.nbytes)
-            raise too_large(
-                "steps",
-                f"{request.steps} frames of {present.nbytes} bytes exceed the "
-                f"{self.settings.max_message_bytes}-byte response limit; ask for at most {fit} "
-                "per call",
-            )
+            return await self._learned(request, context, model, history)
+        spec, source = self._transport(request)
         estimate = present.size * request.steps * spec.substeps
         result, charged = await self.metered(
             context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
@@ -76,7 +72,41 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             ),
         )
 
-    def _decode(self, request: predict_pb2.PredictRequest):  # noqa: ANN202
+    async def _learned(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext, model: str,
+                       history: list[np.ndarray]) -> predict_pb2.PredictResponse:
+        """A learned ensemble forecaster (`idf.engine.nvp`): frames are the mean, stddev the spread."""
+        members = request.ensemble_members or nvp.DEFAULT_MEMBERS
+        if not 1 <= members <= MAX_MEMBERS:
+            raise invalid_argument("ensemble_members", f"must be in 0..{MAX_MEMBERS} (0: {nvp.DEFAULT_MEMBERS}), got {members}")
+        if field_meta(request.history[0]).boundary != "periodic":
+            raise invalid_argument("history[0].boundary", f"{model} forecasts periodic flows")
+        if not request.HasField("flow"):
+            raise invalid_argument("flow.reynolds", f"{model} needs the flow's Reynolds number "
+                                                    f"({nvp.RE_RANGE[0]:g} to {nvp.RE_RANGE[1]:g})")
+        frames = np.stack(history)
+        reynolds = request.flow.reynolds
+        try:
+            nvp.check_request(frames, reynolds)
+        except ParameterError as e:
+            raise invalid_argument(_NVP_PATHS.get(e.parameter, e.parameter), e.reason) from None
+        forecaster = await asyncio.to_thread(models.load_forecaster, model, str(self.device))
+        result, charged = await self.metered(
+            context, request.steps * members * frames[0].size, lambda r: r.site_updates, nvp.forecast, forecaster,
+            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS,
+        )
+        meta = field_meta(request.history[0])
+
+        def field(a: np.ndarray) -> field_pb2.Field:
+            return to_field(a, spacing=meta.spacing, boundary=meta.boundary, units=meta.units)
+
+        return predict_pb2.PredictResponse(
+            frames=[field(f) for f in result.frames], stddev=[field(s) for s in result.stddev],
+            frame_interval=result.frame_interval, model=model, totals=result.totals.tolist(), cfl=result.cfl,
+            usage=field_pb2.Usage(site_updates=result.site_updates, compute_seconds=result.compute_seconds,
+                                  charged_ceu=charged),
+        )
+
+    def _history(self, request: predict_pb2.PredictRequest) -> list[np.ndarray]:
         if not request.history:
             raise invalid_argument("history", "needs at least one frame")
         if request.steps < 1:
@@ -101,9 +131,22 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             raise invalid_argument(
                 "history[0].dtype", "Predict takes DTYPE_FLOAT32 or DTYPE_FLOAT64 fields"
             )
-        meta = field_meta(first)
         if first.boundary and first.boundary not in BOUNDARY_NAMES:
             raise invalid_argument("history[0].boundary", "unknown boundary condition")
+        # a learned forecaster returns a stddev frame with every frame
+        size = history[-1].nbytes * (1 if (request.model or forecast.PHYSICS_MODEL) == forecast.PHYSICS_MODEL else 2)
+        if size * request.steps > self.settings.max_message_bytes * 0.95:
+            fit = int(self.settings.max_message_bytes * 0.95 // size)
+            raise too_large(
+                "steps",
+                f"{request.steps} frames of {size} bytes exceed the "
+                f"{self.settings.max_message_bytes}-byte response limit; ask for at most {fit} per call",
+            )
+        return history
+
+    def _transport(self, request: predict_pb2.PredictRequest) -> tuple[forecast.TransportSpec, np.ndarray | None]:
+        limit = self.settings.max_field_elements
+        meta = field_meta(request.history[0])
         t = request.transport
         source = None
         if t.HasField("source"):
@@ -118,7 +161,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             boundary=meta.boundary,
             boundary_value=meta.boundary_value,
         )
-        return history, spec, source
+        return spec, source
 
     @unary
     async def DetectRegime(

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file idf/v1/predict.proto.
  */
 export const file_idf_v1_predict: GenFile = /*@__PURE__*/
-  fileDesc("ChRpZGYvdjEvcHJlZGljdC5wcm90bxIGaWRmLnYxIpcBChNUcmFuc3BvcnRQYXJhbWV0ZXJzEhkKC2RpZmZ1c2l2aXR5GAEgASgBQgTiQQEBEhYKCHZlbG9jaXR5GAIgAygBQgTiQQEBEhAKAmR0GAMgASgBQgTiQQEBEhYKCHN1YnN0ZXBzGAQgASgFQgTiQQEBEiMKBnNvdXJjZRgFIAEoCzINLmlkZi52MS5GaWVsZEIE4kEBASKWAQoOUHJlZGljdFJlcXVlc3QSJAoHaGlzdG9yeRgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAhITCgVzdGVwcxgCIAEoBUIE4kEBAhITCgVtb2RlbBgDIAEoCUIE4kEBARI0Cgl0cmFuc3BvcnQYBCABKAsyGy5pZGYudjEuVHJhbnNwb3J0UGFyYW1ldGVyc0IE4kEBASLbAQoPUHJlZGljdFJlc3BvbnNlEiMKBmZyYW1lcxgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAxIjCgZzdGRkZXYYAiADKAsyDS5pZGYudjEuRmllbGRCBOJBAQMSHAoOZnJhbWVfaW50ZXJ2YWwYAyABKAFCBOJBAQMSEwoFbW9kZWwYBCABKAlCBOJBAQMSFAoGdG90YWxzGAUgAygBQgTiQQEDEhEKA2NmbBgGIAEoAUIE4kEBAxIiCgV1c2FnZRgHIAEoCzINLmlkZi52MS5Vc2FnZUIE4kEBAyJtChNEZXRlY3RSZWdpbWVSZXF1ZXN0EiMKBmZyYW1lcxgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAhIcCg5mcmFtZV9pbnRlcnZhbBgCIAEoAUIE4kEBAhITCgVtb2RlbBgDIAEoCUIE4kEBASJUChFSZWdpbWVQcm9iYWJpbGl0eRIkCgZyZWdpbWUYASABKA4yDi5pZGYudjEuUmVnaW1lQgTiQQEDEhkKC3Byb2JhYmlsaXR5GAIgASgBQgTiQQEDIpsCChREZXRlY3RSZWdpbWVSZXNwb25zZRIkCgZyZWdpbWUYASABKA4yDi5pZGYudjEuUmVnaW1lQgTiQQEDEjYKDXByb2JhYmlsaXRpZXMYAiADKAsyGS5pZGYudjEuUmVnaW1lUHJvYmFiaWxpdHlCBOJBAQMSQgoIZmVhdHVyZXMYAyADKAsyKi5pZGYudjEuRGV0ZWN0UmVnaW1lUmVzcG9uc2UuRmVhdHVyZXNFbnRyeUIE4kEBAxIbCg1mcmFtZXNfbmVlZGVkGAQgASgFQgTiQQEDEhMKBW1vZGVsGAUgASgJQgTiQQEDGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASp1CgZSZWdpbWUSFgoSUkVHSU1FX1VOU1BFQ0lGSUVEEAASFwoTUkVHSU1FX1VOREVURVJNSU5FRBABEhEKDVJFR0lNRV9TVEVBRFkQAhITCg9SRUdJTUVfUEVSSU9ESUMQAxISCg5SRUdJTUVfQ0hBT1RJQxAEMs0BCg5QcmVkaWN0U2VydmljZRJSCgdQcmVkaWN0EhYuaWRmLnYxLlByZWRpY3RSZXF1ZXN0GhcuaWRmLnYxLlByZWRpY3RSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvcHJlZGljdBJnCgxEZXRlY3RSZWdpbWUSGy5pZGYudjEuRGV0ZWN0UmVnaW1lUmVxdWVzdBocLmlkZi52MS5EZXRlY3RSZWdpbWVSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvcmVnaW1lOmRldGVjdGIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_idf_v1_field]);
+  fileDesc("ChRpZGYvdjEvcHJlZGljdC5wcm90bxIGaWRmLnYxIpcBChNUcmFuc3BvcnRQYXJhbWV0ZXJzEhkKC2RpZmZ1c2l2aXR5GAEgASgBQgTiQQEBEhYKCHZlbG9jaXR5GAIgAygBQgTiQQEBEhAKAmR0GAMgASgBQgTiQQEBEhYKCHN1YnN0ZXBzGAQgASgFQgTiQQEBEiMKBnNvdXJjZRgFIAEoCzINLmlkZi52MS5GaWVsZEIE4kEBASL2AQoOUHJlZGljdFJlcXVlc3QSJAoHaGlzdG9yeRgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAhITCgVzdGVwcxgCIAEoBUIE4kEBAhITCgVtb2RlbBgDIAEoCUIE4kEBARI0Cgl0cmFuc3BvcnQYBCABKAsyGy5pZGYudjEuVHJhbnNwb3J0UGFyYW1ldGVyc0IE4kEBARIqCgRmbG93GAUgASgLMhYuaWRmLnYxLkZsb3dQYXJhbWV0ZXJzQgTiQQEBEh4KEGVuc2VtYmxlX21lbWJlcnMYBiABKAVCBOJBAQESEgoEc2VlZBgHIAEoBEIE4kEBASIoCg5GbG93UGFyYW1ldGVycxIWCghyZXlub2xkcxgBIAEoAUIE4kEBASLbAQoPUHJlZGljdFJlc3BvbnNlEiMKBmZyYW1lcxgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAxIjCgZzdGRkZXYYAiADKAsyDS5pZGYudjEuRmllbGRCBOJBAQMSHAoOZnJhbWVfaW50ZXJ2YWwYAyABKAFCBOJBAQMSEwoFbW9kZWwYBCABKAlCBOJBAQMSFAoGdG90YWxzGAUgAygBQgTiQQEDEhEKA2NmbBgGIAEoAUIE4kEBAxIiCgV1c2FnZRgHIAEoCzINLmlkZi52MS5Vc2FnZUIE4kEBAyJtChNEZXRlY3RSZWdpbWVSZXF1ZXN0EiMKBmZyYW1lcxgBIAMoCzINLmlkZi52MS5GaWVsZEIE4kEBAhIcCg5mcmFtZV9pbnRlcnZhbBgCIAEoAUIE4kEBAhITCgVtb2RlbBgDIAEoCUIE4kEBASJUChFSZWdpbWVQcm9iYWJpbGl0eRIkCgZyZWdpbWUYASABKA4yDi5pZGYudjEuUmVnaW1lQgTiQQEDEhkKC3Byb2JhYmlsaXR5GAIgASgBQgTiQQEDIpsCChREZXRlY3RSZWdpbWVSZXNwb25zZRIkCgZyZWdpbWUYASABKA4yDi5pZGYudjEuUmVnaW1lQgTiQQEDEjYKDXByb2JhYmlsaXRpZXMYAiADKAsyGS5pZGYudjEuUmVnaW1lUHJvYmFiaWxpdHlCBOJBAQMSQgoIZmVhdHVyZXMYAyADKAsyKi5pZGYudjEuRGV0ZWN0UmVnaW1lUmVzcG9uc2UuRmVhdHVyZXNFbnRyeUIE4kEBAxIbCg1mcmFtZXNfbmVlZGVkGAQgASgFQgTiQQEDEhMKBW1vZGVsGAUgASgJQgTiQQEDGi8KDUZlYXR1cmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASp1CgZSZWdpbWUSFgoSUkVHSU1FX1VOU1BFQ0lGSUVEEAASFwoTUkVHSU1FX1VOREVURVJNSU5FRBABEhEKDVJFR0lNRV9TVEVBRFkQAhITCg9SRUdJTUVfUEVSSU9ESUMQAxISCg5SRUdJTUVfQ0hBT1RJQxAEMs0BCg5QcmVkaWN0U2VydmljZRJSCgdQcmVkaWN0EhYuaWRmLnYxLlByZWRpY3RSZXF1ZXN0GhcuaWRmLnYxLlByZWRpY3RSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvcHJlZGljdBJnCgxEZXRlY3RSZWdpbWUSGy5pZGYudjEuRGV0ZWN0UmVnaW1lUmVxdWVzdBocLmlkZi52MS5EZXRlY3RSZWdpbWVSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvcmVnaW1lOmRldGVjdGIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_idf_v1_field]);
 
 /**
  * Parameters of the physics forecaster: a conservative finite-volume step of the
@@ -103,6 +103,30 @@ export type PredictRequest = Message<"idf.v1.PredictRequest"> & {
    * @generated from field: idf.v1.TransportParameters transport = 4;
    */
   transport?: TransportParameters | undefined;
+
+  /**
+   * Parameters of the flow, for forecasters of one flow family ("nvp-kolmogorov-64"); ignored
+   * by the physics forecaster.
+   *
+   * @generated from field: idf.v1.FlowParameters flow = 5;
+   */
+  flow?: FlowParameters | undefined;
+
+  /**
+   * Ensemble size of a stochastic forecaster, 0 selects the model's default (16); at most 64.
+   * The frames are the ensemble mean and `stddev` its spread.
+   *
+   * @generated from field: int32 ensemble_members = 6;
+   */
+  ensembleMembers: number;
+
+  /**
+   * Seed of a stochastic forecaster's ensemble: the same request with the same seed returns
+   * the same frames.
+   *
+   * @generated from field: uint64 seed = 7;
+   */
+  seed: bigint;
 };
 
 /**
@@ -111,6 +135,29 @@ export type PredictRequest = Message<"idf.v1.PredictRequest"> & {
  */
 export const PredictRequestSchema: GenMessage<PredictRequest> = /*@__PURE__*/
   messageDesc(file_idf_v1_predict, 1);
+
+/**
+ * Parameters of a Kolmogorov flow (vorticity form, periodic box [0, 2pi)^2, forcing
+ * sin(4y) of amplitude 1, linear drag 0.1): what the "nvp-kolmogorov-64" forecaster models.
+ * Its history frames are vorticity on a 64x64 grid, 0.5 time units apart.
+ *
+ * @generated from message idf.v1.FlowParameters
+ */
+export type FlowParameters = Message<"idf.v1.FlowParameters"> & {
+  /**
+   * Reynolds number sqrt(A)/nu, within the model's trained range (35 to 100).
+   *
+   * @generated from field: double reynolds = 1;
+   */
+  reynolds: number;
+};
+
+/**
+ * Describes the message idf.v1.FlowParameters.
+ * Use `create(FlowParametersSchema)` to create a new message.
+ */
+export const FlowParametersSchema: GenMessage<FlowParameters> = /*@__PURE__*/
+  messageDesc(file_idf_v1_predict, 2);
 
 /**
  * Response of PredictService.Predict.
@@ -176,7 +223,7 @@ export type PredictResponse = Message<"idf.v1.PredictResponse"> & {
  * Use `create(PredictResponseSchema)` to create a new message.
  */
 export const PredictResponseSchema: GenMessage<PredictResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_predict, 2);
+  messageDesc(file_idf_v1_predict, 3);
 
 /**
  * Request for PredictService.DetectRegime.
@@ -211,7 +258,7 @@ export type DetectRegimeRequest = Message<"idf.v1.DetectRegimeRequest"> & {
  * Use `create(DetectRegimeRequestSchema)` to create a new message.
  */
 export const DetectRegimeRequestSchema: GenMessage<DetectRegimeRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_predict, 3);
+  messageDesc(file_idf_v1_predict, 4);
 
 /**
  * The probability the detector assigns to one regime.
@@ -239,7 +286,7 @@ export type RegimeProbability = Message<"idf.v1.RegimeProbability"> & {
  * Use `create(RegimeProbabilitySchema)` to create a new message.
  */
 export const RegimeProbabilitySchema: GenMessage<RegimeProbability> = /*@__PURE__*/
-  messageDesc(file_idf_v1_predict, 4);
+  messageDesc(file_idf_v1_predict, 5);
 
 /**
  * Response of PredictService.DetectRegime.
@@ -288,7 +335,7 @@ export type DetectRegimeResponse = Message<"idf.v1.DetectRegimeResponse"> & {
  * Use `create(DetectRegimeResponseSchema)` to create a new message.
  */
 export const DetectRegimeResponseSchema: GenMessage<DetectRegimeResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_predict, 5);
+  messageDesc(file_idf_v1_predict, 6);
 
 /**
  * A dynamical regime of a time-dependent field.

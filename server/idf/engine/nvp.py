@@ -1,0 +1,176 @@
+"""The learned NVP forecaster for 2-D Kolmogorov flow: a coarse solver with a learned correction
+("solver in the loop", Um et al. 2020; Kochkov et al. 2021), run as a stochastic ensemble.
+
+One forecast step (one frame, INTERVAL time units) from the last two frames ω₋₁, ω₀ at 64²:
+
+    ω̃₁ = up(S_coarse(down(ω₀)))                          the product's solver at 32², INTERVAL time units
+    ω₁ = ω̃₁ + s·U([ω₀, ω₋₁, ω̃₁]/s, ln(Re/60))            U: the compact U-Net of idf.engine.unet
+
+with s the vorticity scale of the training data and down/up spectral resampling. The U-Net learns
+what the half-resolution solver misses (the sub-grid scales and their effect on the resolved ones);
+it is trained through multi-step rollouts with gradients through the coarse solver
+(`idf.engine.nvp_training`).
+
+Uncertainty: an ensemble of `members` runs, each adding band-limited Gaussian noise of rms
+noise·s to the present state and after every step (a stochastic model-error term). The spread
+grows with the flow's own instability; `noise` is calibrated on validation trajectories so that
+spread matches the ensemble mean's error (spread-skill ratio 1), and stored in the checkpoint.
+The forecast is the ensemble mean, its uncertainty the ensemble standard deviation per pixel.
+
+The model knows one flow family: Kolmogorov forcing sin(4y), amplitude 1, drag 0.1, on [0, 2π)²
+sampled at 64², frames INTERVAL = 0.5 time units apart, Reynolds numbers in RE_RANGE.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.navier_stokes import FlowSpec, Solver
+from idf.engine.unet import UNet
+
+FORMAT = "idf-nvp-forecaster/1"
+SIDE = 64
+INTERVAL = 0.5
+HISTORY = 2
+RE_RANGE = (35.0, 100.0)
+COARSE_STEPS = 40  # coarse solver steps per frame: dt = 0.0125, CFL-safe over RE_RANGE
+DEFAULT_MEMBERS = 16
+
+
+def resample(w: torch.Tensor, side: int) -> torch.Tensor:
+    """Spectral resampling of periodic fields (…, n, n) to (…, side, side); differentiable.
+    Keeps the modes |k| < min(n, side)/2 (the smaller grid's Nyquist mode, ambiguous in sign,
+    is dropped; the solver's 2/3 rule zeroes it anyway) and pads the rest with zeros."""
+    n = w.shape[-1]
+    if n == side:
+        return w
+    f = torch.fft.rfft2(w)
+    h = min(n, side) // 2
+    out = f.new_zeros((*w.shape[:-2], side, side // 2 + 1))
+    out[..., :h, :h] = f[..., :h, :h]
+    out[..., -(h - 1):, :h] = f[..., -(h - 1):, :h]
+    return torch.fft.irfft2(out, s=(side, side)) * (side * side) / (n * n)
+
+
+class NvpForecaster(torch.nn.Module):
+    def __init__(self, net: UNet, scale: float, noise: float = 0.0, metadata: dict | None = None) -> None:
+        super().__init__()
+        self.net, self.scale, self.noise = net, float(scale), float(noise)
+        self.metadata = dict(metadata or {})
+        spec = FlowSpec(resolution=SIDE // 2, reynolds=60.0, dt=INTERVAL / COARSE_STEPS)
+        self.coarse = Solver(spec, dtype=torch.float32)
+
+    def to(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - the solver's operators move too
+        out = super().to(*args, **kwargs)
+        device = next(self.net.parameters()).device
+        if device != self.coarse.device:
+            self.coarse = Solver(self.coarse.spec, device=device, dtype=torch.float32)
+        return out
+
+    def forward(self, previous: torch.Tensor, present: torch.Tensor, reynolds: torch.Tensor) -> torch.Tensor:
+        """The next frame (B, SIDE, SIDE) from two frames (B, SIDE, SIDE) and Reynolds numbers (B,)."""
+        coarse = self.coarse.advance(resample(present, SIDE // 2), COARSE_STEPS, frame_every=COARSE_STEPS,
+                                     reynolds=reynolds)[-1]
+        guess = resample(coarse, SIDE)
+        x = torch.stack([present, previous, guess], dim=1) / self.scale
+        return guess + self.scale * self.net(x, torch.log(reynolds / 60.0))[:, 0]
+
+
+def band_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Gaussian fields of unit rms with the modes |k| < n/3 (what the solver keeps) equally weighted."""
+    n = shape[-1]
+    f = torch.fft.rfft2(torch.randn(shape, generator=generator))
+    k = torch.fft.fftfreq(n, d=1.0 / n).abs()[:, None]
+    kr = torch.fft.rfftfreq(n, d=1.0 / n)[None, :]
+    keep = ((k < n / 3) & (kr < n / 3) & ((k + kr) > 0)).to(f.real.dtype)
+    x = torch.fft.irfft2(f * keep, s=(n, n))
+    return x / x.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().clamp(min=1e-12)
+
+
+@dataclass(frozen=True)
+class NvpResult:
+    frames: np.ndarray  # (steps, SIDE, SIDE) ensemble mean, dtype of the input
+    stddev: np.ndarray  # (steps, SIDE, SIDE) ensemble standard deviation
+    frame_interval: float
+    totals: np.ndarray
+    cfl: float
+    site_updates: int
+    compute_seconds: float
+
+
+def check_request(history: np.ndarray, reynolds: float) -> None:
+    """The model's own rules on top of the service's generic ones (finite, same shapes)."""
+    if history.ndim != 3 or history.shape[0] < HISTORY:
+        raise ParameterError("history", f"needs at least {HISTORY} frames {INTERVAL} time units apart, got {history.shape[0]}")
+    if history.shape[1:] != (SIDE, SIDE):
+        raise ParameterError("shape", f"the forecaster takes {SIDE}x{SIDE} vorticity frames, got {list(history.shape[1:])}")
+    if not (math.isfinite(reynolds) and RE_RANGE[0] <= reynolds <= RE_RANGE[1]):
+        raise ParameterError("reynolds", f"must be in [{RE_RANGE[0]:g}, {RE_RANGE[1]:g}] (the trained range), got {reynolds}")
+
+
+@torch.no_grad()
+def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: float, *, members: int = DEFAULT_MEMBERS,
+             seed: int = 0, noise: float | None = None, device: str | torch.device = "cpu",
+             should_stop: Callable[[], bool] = lambda: False) -> NvpResult:
+    """Ensemble forecast of `steps` frames from the last HISTORY frames of `history` (T, SIDE, SIDE)."""
+    check_request(history, reynolds)
+    if steps < 1:
+        raise ParameterError("steps", f"must be >= 1, got {steps}")
+    t0 = time.perf_counter()
+    eps = model.noise if noise is None else noise
+    gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    x = torch.as_tensor(history[-HISTORY:].astype(np.float32))
+    previous, present = (x[0].expand(members, SIDE, SIDE).to(dev), x[1].expand(members, SIDE, SIDE).to(dev))
+    shape = (members, SIDE, SIDE)
+    present = present + eps * model.scale * band_noise(shape, gen).to(dev)
+    re = torch.full((members,), float(reynolds), device=dev)
+    means, sds = [], []
+    for _ in range(steps):
+        if should_stop():
+            raise Cancelled("forecast stopped")
+        nxt = model(previous, present, re) + eps * model.scale * band_noise(shape, gen).to(dev)
+        previous, present = present, nxt
+        means.append(nxt.mean(0))
+        sds.append(nxt.std(0) if members > 1 else torch.zeros_like(nxt[0]))
+    frames = torch.stack(means).cpu().numpy().astype(history.dtype, copy=False)
+    stddev = torch.stack(sds).cpu().numpy().astype(history.dtype, copy=False)
+    cell = (2 * math.pi / SIDE) ** 2
+    totals = frames.astype(np.float64).sum(axis=(1, 2)) * cell
+    return NvpResult(frames, stddev, INTERVAL, totals, cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
+                     site_updates=int(steps * members * SIDE * SIDE), compute_seconds=time.perf_counter() - t0)
+
+
+# checkpoints ------------------------------------------------------------------------------------
+def save(model: NvpForecaster, path: Path, extra: dict | None = None, tensors: dict | None = None) -> None:
+    meta = {"format": FORMAT, "architecture": json.dumps(model.net.config), "scale": repr(model.scale),
+            "noise": repr(model.noise), "info": json.dumps({**model.metadata, **(extra or {})})}
+    state = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state.update({k: v.contiguous().cpu() for k, v in (tensors or {}).items()})
+    tmp = Path(str(path) + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)  # atomic
+
+
+def load(path: Path, device: str | torch.device = "cpu") -> tuple[NvpForecaster, dict[str, torch.Tensor]]:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an {FORMAT} checkpoint (format={meta.get('format')!r})")
+    model = NvpForecaster(UNet(**json.loads(meta["architecture"])), float(meta["scale"]), float(meta["noise"]),
+                          json.loads(meta["info"]))
+    tensors = load_file(str(path), device="cpu")
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.to(device).eval()
+    return model, {k: v for k, v in tensors.items() if not k.startswith("model.")}
