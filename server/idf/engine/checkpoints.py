@@ -1,10 +1,15 @@
-"""Training state in safetensors checkpoints, shared by the trainers (`diffusion_training`,
-`nvp_training`): the raw (non-EMA) weights, Adam's moments and the step count travel as extra
+"""safetensors checkpoints of the learned models (`denoiser`, `nvp`): weights, string metadata
+with a format tag, atomic writes. Training state travels in the same file (shared by the trainers
+`diffusion_training` and `nvp_training`): the raw (non-EMA) weights, Adam's moments and the step count travel as extra
 tensors beside the EMA weights, so a resumed run continues bit for bit."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 
 def optimizer_tensors(opt: torch.optim.Adam, raw: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
@@ -26,3 +31,30 @@ def restore_training(tensors: dict[str, torch.Tensor], model: torch.nn.Module, o
             state["state"].setdefault(int(i), {})[name] = v.reshape(()) if name == "step" else v
     opt.load_state_dict(state)
     return int(tensors["train.step"][0])
+
+
+def write(path: Path, fmt: str, meta: dict[str, str], model: torch.nn.Module,
+          tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Write `model`'s weights as `model.*` (plus any `tensors`) with string metadata and the
+    format tag; atomically: a crash never leaves half a checkpoint under the real name."""
+    state = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state.update({k: v.contiguous().cpu() for k, v in (tensors or {}).items()})
+    tmp = Path(str(path) + ".tmp")
+    save_file(state, str(tmp), metadata={"format": fmt, **meta})
+    tmp.replace(path)
+
+
+def read_metadata(path: Path, fmt: str) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != fmt:
+        raise ValueError(f"{path} is not an {fmt} checkpoint (format={meta.get('format')!r})")
+    return meta
+
+
+def load_into(path: Path, model: torch.nn.Module, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load the `model.*` weights into `model` (moved to `device`, eval mode); returns the other tensors."""
+    tensors = load_file(str(path), device="cpu")
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.to(device).eval()
+    return {k: v for k, v in tensors.items() if not k.startswith("model.")}

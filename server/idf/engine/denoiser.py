@@ -20,9 +20,8 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
+from idf.engine import checkpoints
 from idf.engine.unet import UNet
 
 FORMAT = "idf-edm-denoiser/1"
@@ -62,32 +61,20 @@ class LearnedDenoiser(torch.nn.Module):
 
 def save(model: LearnedDenoiser, path: Path, extra: dict | None = None, tensors: dict | None = None) -> None:
     """Write the weights (and any `tensors`, such as optimizer state) with JSON metadata."""
-    meta = {"format": FORMAT, "architecture": json.dumps(model.net.config),
-            "sigma_data": repr(model.sigma_data), "side": str(model.side),
+    meta = {"architecture": json.dumps(model.net.config), "sigma_data": repr(model.sigma_data), "side": str(model.side),
             "info": json.dumps({**model.metadata, **(extra or {})})}
-    state = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    state.update({k: v.contiguous().cpu() for k, v in (tensors or {}).items()})
-    tmp = Path(str(path) + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic: a crash never leaves half a checkpoint under the real name
+    checkpoints.write(path, FORMAT, meta, model, tensors)
 
 
 def read_metadata(path: Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an {FORMAT} checkpoint (format={meta.get('format')!r})")
-    return meta
+    return checkpoints.read_metadata(path, FORMAT)
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[LearnedDenoiser, dict[str, torch.Tensor]]:
     """The denoiser (eval mode) and the checkpoint's other tensors (optimizer state, RNG)."""
     meta = read_metadata(path)
     model = LearnedDenoiser(UNet(**json.loads(meta["architecture"])), float(meta["sigma_data"]), int(meta["side"]), json.loads(meta["info"]))
-    tensors = load_file(str(path), device=str(device))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.to(device).eval()
-    return model, {k: v for k, v in tensors.items() if not k.startswith("model.")}
+    return model, checkpoints.load_into(path, model, device)
 
 
 @dataclass

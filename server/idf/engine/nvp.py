@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
+from idf.engine import checkpoints
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver
 from idf.engine.unet import UNet
@@ -154,23 +153,13 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
 
 # checkpoints ------------------------------------------------------------------------------------
 def save(model: NvpForecaster, path: Path, extra: dict | None = None, tensors: dict | None = None) -> None:
-    meta = {"format": FORMAT, "architecture": json.dumps(model.net.config), "scale": repr(model.scale),
-            "noise": repr(model.noise), "info": json.dumps({**model.metadata, **(extra or {})})}
-    state = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    state.update({k: v.contiguous().cpu() for k, v in (tensors or {}).items()})
-    tmp = Path(str(path) + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic
+    meta = {"architecture": json.dumps(model.net.config), "scale": repr(model.scale), "noise": repr(model.noise),
+            "info": json.dumps({**model.metadata, **(extra or {})})}
+    checkpoints.write(path, FORMAT, meta, model, tensors)
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[NvpForecaster, dict[str, torch.Tensor]]:
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an {FORMAT} checkpoint (format={meta.get('format')!r})")
+    meta = checkpoints.read_metadata(path, FORMAT)
     model = NvpForecaster(UNet(**json.loads(meta["architecture"])), float(meta["scale"]), float(meta["noise"]),
                           json.loads(meta["info"]))
-    tensors = load_file(str(path), device="cpu")
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    model.to(device).eval()
-    return model, {k: v for k, v in tensors.items() if not k.startswith("model.")}
+    return model, checkpoints.load_into(path, model, device)

@@ -49,7 +49,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         if model != forecast.PHYSICS_MODEL:
             return await self._learned(request, context, model, history)
         spec, source = self._transport(request)
-        estimate = present.size * request.steps * spec.substeps
+        estimate = history[-1].size * request.steps * spec.substeps
         result, charged = await self.metered(
             context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
             source=source, device=self.device, paths=_PARAMETER_PATHS,
