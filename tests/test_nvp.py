@@ -141,3 +141,11 @@ def test_generate_then_forecast_from_the_cli(server, tmp_path: Path):
     assert json.loads(answer.output)["reynolds"] == 60.0
     with np.load(out) as f:
         assert f["mean"].shape == f["stddev"].shape == (3, 64, 64)
+
+
+def test_train_nvp_cli_names_the_bad_option(tmp_path: Path):
+    answer = runner.invoke(app, ["train", "nvp", "--out", str(tmp_path / "m.safetensors"), "--rollout", "5",
+                                 "--frames", "4", "--json"])
+    assert answer.exit_code != 0 and "--frames" in answer.output, answer.output
+    answer = runner.invoke(app, ["train", "nvp", "--out", str(tmp_path / "m.txt"), "--json"])
+    assert answer.exit_code != 0 and ".safetensors" in answer.output, answer.output

@@ -66,15 +66,9 @@ def regime(
 ) -> None:
     """Detect the flow regime (steady, periodic, chaotic) of a window of vorticity frames."""
     from idf.client import to_field
-    from idf.client.formats import FormatError, load_reference_h5
     from idf.v1 import predict_pb2
 
-    try:
-        frames, _, times = load_reference_h5(data)
-    except FormatError as e:
-        fail(str(e), as_json=json_out)
-    if frames.ndim != 3:
-        fail(f"{data}: 'field' must be (time, n, n), got shape {frames.shape}", as_json=json_out)
+    frames, _, times = _load_run(data, json_out)
     interval = frame_interval or (float(np.mean(np.diff(times))) if times is not None and len(times) > 1 else 0.0)
     if interval <= 0:
         fail("the file has no time axis: give --frame-interval", as_json=json_out)
@@ -101,15 +95,8 @@ def forecast(
     timeout: TimeoutOpt = 300.0,
 ) -> None:
     """Forecast a flow's next frames from its last ones with the learned NVP forecaster (mean and per-pixel stddev)."""
-    from idf.client.formats import FormatError, load_reference_h5
-
     writable_output(out, (".npz",), json_out)
-    try:
-        frames, meta, _ = load_reference_h5(data)
-    except FormatError as e:
-        fail(str(e), as_json=json_out)
-    if frames.ndim != 3:
-        fail(f"{data}: 'field' must be (time, n, n), got shape {frames.shape}", as_json=json_out)
+    frames, meta, _ = _load_run(data, json_out)
     if not reynolds:
         import h5py
 
@@ -124,3 +111,16 @@ def forecast(
     emit({"out": str(out), "frames": steps, "model": answer.model, "reynolds": reynolds,
           "frame_interval": answer.frame_interval, "mean_stddev_last": float(np.mean(answer.stddev[-1])),
           "charged_ceu": answer.usage.charged_ceu}, json_out, "forecast")
+
+
+def _load_run(data: Path, json_out: bool) -> tuple:
+    """(frames (T, n, n), metadata, times or None) of an HDF5 run, or a CLI failure."""
+    from idf.client.formats import FormatError, load_reference_h5
+
+    try:
+        frames, meta, times = load_reference_h5(data)
+    except FormatError as e:
+        fail(str(e), as_json=json_out)
+    if frames.ndim != 3:
+        fail(f"{data}: 'field' must be (time, n, n), got shape {frames.shape}", as_json=json_out)
+    return frames, meta, times

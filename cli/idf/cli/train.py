@@ -21,6 +21,37 @@ from idf.cli.shared import needs_server_extra, writable_output
 train_app = typer.Typer(help="Train learned models locally.", no_args_is_help=True)
 
 
+def _run(train, config, out: Path, *, fresh: bool, command: str, steps: int, json_out: bool,  # noqa: ANN001
+         report_every: int) -> None:
+    """Run a trainer with a progress bar (or JSON lines), Ctrl-C saving and stopping, and its
+    errors as CLI failures naming the option."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from idf.engine.errors import Cancelled, ParameterError
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *a: stop.set())
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True, disable=json_out) as bar:
+            task = bar.add_task("training", total=None, loss=float("nan"))
+
+            def report(p):  # noqa: ANN001 - TrainProgress or NvpProgress
+                bar.update(task, description=getattr(p, "stage", "training"), completed=p.step, total=p.total, loss=p.loss)
+                if json_out:
+                    print(json.dumps(vars(p)), flush=True)
+
+            train(config, out, resume=not fresh, command=command, progress=report, should_stop=stop.is_set,
+                  report_every=max(1, min(report_every, steps // 20)))
+    except ParameterError as e:
+        fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
+    except Cancelled as e:
+        fail(str(e), 130, as_json=json_out)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @train_app.command()
 def diffusion(
     out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")],
@@ -40,36 +71,13 @@ def diffusion(
     writable_output(out, (".safetensors",), json_out)
     try:
         from idf.engine.diffusion_training import TrainConfig, train
-        from idf.engine.errors import Cancelled, ParameterError
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
     config = TrainConfig(family=family, side=side, steps=steps, batch=batch, width=width, learning_rate=learning_rate,
                          seed=seed, checkpoint_every=checkpoint_every, threads=threads)
     command = (f"idf train diffusion --family {family} --side {side} --steps {steps} --batch {batch} --width {width} "
                f"--learning-rate {learning_rate} --seed {seed} --out {out.name}")
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *a: stop.set())
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"),
-               TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=console, transient=True, disable=json_out) as bar:
-            task = bar.add_task("train", total=steps, loss=float("nan"))
-
-            def report(p):  # noqa: ANN001 - TrainProgress
-                bar.update(task, completed=p.step, loss=p.loss)
-                if json_out:
-                    print(json.dumps({"step": p.step, "total": p.total, "loss": p.loss, "seconds": p.seconds}), flush=True)
-
-            train(config, out, resume=not fresh, command=command, progress=report, should_stop=stop.is_set,
-                  report_every=max(1, min(50, steps // 20)))
-    except ParameterError as e:
-        fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
-    except Cancelled as e:
-        fail(str(e), 130, as_json=json_out)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    _run(train, config, out, fresh=fresh, command=command, steps=steps, json_out=json_out, report_every=50)
     emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")
 
 
@@ -112,7 +120,6 @@ def nvp(
     """Simulate Kolmogorov flows, train the NVP forecaster with rollouts, calibrate its ensemble."""
     writable_output(out, (".safetensors",), json_out)
     try:
-        from idf.engine.errors import Cancelled, ParameterError
         from idf.engine.nvp_training import NvpConfig, train
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
@@ -120,28 +127,5 @@ def nvp(
                        frames=frames, seed=seed, checkpoint_every=checkpoint_every, threads=threads)
     command = (f"idf train nvp --steps {steps} --batch {batch} --rollout {rollout} --width {width} "
                f"--learning-rate {learning_rate} --frames {frames} --seed {seed} --out {out.name}")
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *a: stop.set())
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"), TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=console, transient=True, disable=json_out) as bar:
-            task = bar.add_task("simulating", total=None, loss=float("nan"))
-
-            def report(p):  # noqa: ANN001 - NvpProgress
-                bar.update(task, description=p.stage, completed=p.step, total=p.total, loss=p.loss)
-                if json_out:
-                    print(json.dumps({"stage": p.stage, "step": p.step, "total": p.total, "loss": p.loss,
-                                      "seconds": p.seconds}), flush=True)
-
-            train(config, out, resume=not fresh, command=command, progress=report, should_stop=stop.is_set,
-                  report_every=max(1, min(20, steps // 20)))
-    except ParameterError as e:
-        fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
-    except Cancelled as e:
-        fail(str(e), 130, as_json=json_out)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    _run(train, config, out, fresh=fresh, command=command, steps=steps, json_out=json_out, report_every=20)
     emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")

@@ -58,3 +58,18 @@ def load_into(path: Path, model: torch.nn.Module, device: str | torch.device = "
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     model.to(device).eval()
     return {k: v for k, v in tensors.items() if not k.startswith("model.")}
+
+
+def optimizer_step(opt: torch.optim.Adam, loss: torch.Tensor, model: torch.nn.Module, ema: torch.nn.Module,
+                   learning_rate: float, decay: float) -> float:
+    """One Adam step at `learning_rate` and the EMA update ema ← decay·ema + (1 − decay)·model;
+    returns the loss as a float."""
+    for g in opt.param_groups:
+        g["lr"] = learning_rate
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+    return float(loss.detach())

@@ -29,7 +29,7 @@ import torch
 
 from idf.engine import denoiser as dn
 from idf.engine import fieldsets
-from idf.engine.checkpoints import optimizer_tensors, restore_training
+from idf.engine.checkpoints import optimizer_step, optimizer_tensors, restore_training
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.unet import UNet
 
@@ -129,15 +129,8 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
         weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
         d = model(x0 + sigma.reshape(-1, 1, 1, 1) * noise, sigma, x0, mask)
         loss = (weight.reshape(-1, 1, 1, 1) * (d - x0) ** 2).mean()
-        for g in opt.param_groups:
-            g["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
-        losses.append(float(loss.detach()))
+        lr = config.learning_rate * min(1.0, (step + 1) / config.warmup)
+        losses.append(optimizer_step(opt, loss, model, ema, lr, decay))
         done = step + 1
         if done % report_every == 0 or done == config.steps:
             progress(TrainProgress(done, config.steps, float(np.mean(losses)), time.perf_counter() - t0))

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from idf.engine import nvp
-from idf.engine.checkpoints import optimizer_tensors, restore_training
+from idf.engine.checkpoints import optimizer_step, optimizer_tensors, restore_training
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
 from idf.engine.unet import UNet
@@ -137,15 +137,8 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
             _save(out, ema, model, opt, step, config)
             raise Cancelled(f"training stopped at step {step}; resume with the same command")
         loss = _rollout_loss(model, frames, reynolds, config, step)
-        for g in opt.param_groups:
-            g["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
-        losses.append(float(loss.detach()))
+        lr = config.learning_rate * min(1.0, (step + 1) / config.warmup)
+        losses.append(optimizer_step(opt, loss, model, ema, lr, decay))
         done = step + 1
         if done % report_every == 0 or done == config.steps:
             progress(NvpProgress("training", done, config.steps, float(np.mean(losses)), time.perf_counter() - t0))
