@@ -20,6 +20,17 @@ from idf.cli.shared import needs_server_extra, writable_output
 
 train_app = typer.Typer(help="Train learned models locally.", no_args_is_help=True)
 
+# options every checkpointed trainer takes
+CheckpointOut = Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")]
+SeedOpt = Annotated[int, typer.Option(min=0, help="Seed: same seed and options, same weights.")]
+EveryOpt = Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")]
+ThreadsOpt = Annotated[int, typer.Option(min=0, help="CPU threads (0: torch's default).")]
+FreshOpt = Annotated[bool, typer.Option(help="Start over even if --out exists.")]
+JsonLinesOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")]
+StepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps.")]
+WidthOpt = Annotated[int, typer.Option(min=4, help="U-Net base channels.")]
+RateOpt = Annotated[float, typer.Option(min=0, help="Adam learning rate.")]
+
 
 def _run(train, config, out: Path, *, fresh: bool, command: str, steps: int, json_out: bool,  # noqa: ANN001
          report_every: int) -> None:
@@ -54,18 +65,18 @@ def _run(train, config, out: Path, *, fresh: bool, command: str, steps: int, jso
 
 @train_app.command()
 def diffusion(
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")],
+    out: CheckpointOut,
     family: Annotated[str, typer.Option(help="Field family to learn.")] = "plume",
     side: Annotated[int, typer.Option(min=8, help="Field side in sites.")] = 32,
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 5000,
+    steps: StepsOpt = 5000,
     batch: Annotated[int, typer.Option(min=1, help="Fields per step.")] = 32,
-    width: Annotated[int, typer.Option(min=4, help="U-Net base channels.")] = 16,
-    learning_rate: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 2e-3,
-    seed: Annotated[int, typer.Option(min=0, help="Seed: same seed and options, same weights.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads (0: torch's default).")] = 0,
-    fresh: Annotated[bool, typer.Option(help="Start over even if --out exists.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")] = False,
+    width: WidthOpt = 16,
+    learning_rate: RateOpt = 2e-3,
+    seed: SeedOpt = 0,
+    checkpoint_every: EveryOpt = 500,
+    threads: ThreadsOpt = 0,
+    fresh: FreshOpt = False,
+    json_out: JsonLinesOpt = False,
 ) -> None:
     """Train the sensor-conditioned denoiser by denoising score matching."""
     writable_output(out, (".safetensors",), json_out)
@@ -104,18 +115,18 @@ def regime(
 
 @train_app.command()
 def nvp(
-    out: Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")],
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 2000,
+    out: CheckpointOut,
+    steps: StepsOpt = 2000,
     batch: Annotated[int, typer.Option(min=1, help="Forecasts per step.")] = 8,
     rollout: Annotated[int, typer.Option(min=1, help="Frames rolled out per forecast in the loss.")] = 4,
-    width: Annotated[int, typer.Option(min=4, help="U-Net base channels.")] = 16,
-    learning_rate: Annotated[float, typer.Option(min=0, help="Adam learning rate.")] = 1e-3,
+    width: WidthOpt = 16,
+    learning_rate: RateOpt = 1e-3,
     frames: Annotated[int, typer.Option(min=3, help="Frames per training trajectory.")] = 240,
-    seed: Annotated[int, typer.Option(min=0, help="Seed: same seed and options, same weights.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 100,
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads (0: torch's default).")] = 0,
-    fresh: Annotated[bool, typer.Option(help="Start over even if --out exists.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")] = False,
+    seed: SeedOpt = 0,
+    checkpoint_every: EveryOpt = 100,
+    threads: ThreadsOpt = 0,
+    fresh: FreshOpt = False,
+    json_out: JsonLinesOpt = False,
 ) -> None:
     """Simulate Kolmogorov flows, train the NVP forecaster with rollouts, calibrate its ensemble."""
     writable_output(out, (".safetensors",), json_out)

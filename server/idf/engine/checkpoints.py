@@ -5,20 +5,38 @@ tensors beside the EMA weights, so a resumed run continues bit for bit."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from idf.engine.errors import ParameterError
 
-def optimizer_tensors(opt: torch.optim.Adam, raw: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-    out = {f"raw.{k}": v for k, v in raw.items()}
+
+def optimizer_tensors(opt: torch.optim.Adam, model: torch.nn.Module, step: int) -> dict[str, torch.Tensor]:
+    """The raw weights of `model`, Adam's state and the step, as extra checkpoint tensors."""
+    out = {f"raw.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     for i, st in opt.state_dict()["state"].items():
         for name, v in st.items():
             out[f"optim.{i}.{name}"] = torch.as_tensor(v).reshape(-1) if name == "step" else v
     out["train.step"] = torch.tensor([step], dtype=torch.int64)
     return out
+
+
+def resume(out: Path, config: object, saved: torch.nn.Module, tensors: dict[str, torch.Tensor],
+           model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Adam) -> int:
+    """Continue the run saved in `out` (`saved`, `tensors` as loaded) if it was trained with the
+    same configuration (a dataclass; its `steps` may grow); returns the step reached."""
+    wanted = json.loads(json.dumps(asdict(config)))  # as stored: tuples become lists
+    wanted["steps"] = saved.metadata["config"]["steps"]
+    if saved.metadata.get("config") != wanted:
+        raise ParameterError("out", f"{out} was trained with a different configuration; "
+                                    "use another --out or the same options")
+    ema.load_state_dict(saved.state_dict())
+    return restore_training(tensors, model, opt)
 
 
 def restore_training(tensors: dict[str, torch.Tensor], model: torch.nn.Module, opt: torch.optim.Adam) -> int:

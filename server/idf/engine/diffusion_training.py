@@ -17,7 +17,6 @@ bit for bit). Checkpoints are written atomically every `checkpoint_every` steps 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ import torch
 
 from idf.engine import denoiser as dn
 from idf.engine import fieldsets
-from idf.engine.checkpoints import optimizer_step, optimizer_tensors, restore_training
+from idf.engine.checkpoints import optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.unet import UNet
 
@@ -144,17 +143,9 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
 
 def _save(out: Path, ema: dn.LearnedDenoiser, model: dn.LearnedDenoiser, opt: torch.optim.Adam, step: int,
           config: TrainConfig) -> None:
-    raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    dn.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, raw, step))
+    dn.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, model, step))
 
 
 def _restore(out: Path, config: TrainConfig, model: dn.LearnedDenoiser, ema: dn.LearnedDenoiser,
              opt: torch.optim.Adam) -> int:
-    saved, tensors = dn.load(out)
-    wanted = json.loads(json.dumps(asdict(config)))  # as stored: tuples become lists
-    wanted["steps"] = saved.metadata["config"]["steps"]  # a resumed run may go further
-    if saved.metadata.get("config") != wanted:
-        raise ParameterError("out", f"{out} was trained with a different configuration; "
-                                       "use another --out or the same options")
-    ema.load_state_dict(saved.state_dict())
-    return restore_training(tensors, model, opt)
+    return resume(out, config, *dn.load(out), model, ema, opt)

@@ -21,7 +21,6 @@ of NOISE_GRID whose ensembles' spread-skill ratio is closest to 1 on average ove
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from idf.engine import nvp
-from idf.engine.checkpoints import optimizer_step, optimizer_tensors, restore_training
+from idf.engine.checkpoints import optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
 from idf.engine.unet import UNet
@@ -251,18 +250,12 @@ def calibrate(model: nvp.NvpForecaster, config: NvpConfig,
 
 def _save(out: Path, ema: nvp.NvpForecaster, model: nvp.NvpForecaster, opt: torch.optim.Adam, step: int,
           config: NvpConfig) -> None:
-    raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    nvp.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, raw, step))
+    nvp.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, model, step))
 
 
 def _restore(out: Path, config: NvpConfig, model: nvp.NvpForecaster, ema: nvp.NvpForecaster,
              opt: torch.optim.Adam) -> int:
     saved, tensors = nvp.load(out)
-    wanted = json.loads(json.dumps(asdict(config)))
-    wanted["steps"] = saved.metadata["config"]["steps"]
-    if saved.metadata.get("config") != wanted:
-        raise ParameterError("out", f"{out} was trained with a different configuration; use another --out or the same options")
-    ema.load_state_dict(saved.state_dict())
-    ema.noise = saved.noise
-    ema.metadata = saved.metadata
-    return restore_training(tensors, model, opt)
+    step = resume(out, config, saved, tensors, model, ema, opt)
+    ema.noise, ema.metadata = saved.noise, saved.metadata
+    return step
