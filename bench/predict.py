@@ -5,8 +5,8 @@ held-out evaluation against persistence and the solver at half resolution — in
     python bench/predict.py [--skip-evaluation] [--out results.json]
 
 Forecast latency: the physics forecaster (one frame = one solver step) at 64² and 128²; the NVP
-forecaster (one frame = 0.5 time units) at 64², its only resolution, with 1 and 16 members. Detector: `regime_detector.decide` on 96-frame windows at 32² and
-64². Evaluation: the held-out Kolmogorov trajectories of `regime_detector.HELD_OUT_RE` ×
+forecaster (one frame = 0.5 time units) at 64², its only resolution, with 1 and 16 members.
+Detector: `regime_detector.decide` on 96-frame windows at 32² and 64². Evaluation: the held-out Kolmogorov trajectories of `regime_detector.HELD_OUT_RE` ×
 `HELD_OUT_SEEDS` regenerated and labelled by their dynamics, the shipped detector's balanced
 accuracy and confusion matrix, next to the best constant predictor (balanced accuracy 1/3).
 Prints one JSON document.

@@ -35,6 +35,7 @@ import torch
 
 from idf.engine import checkpoints
 from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.forecast import spatial_total
 from idf.engine.navier_stokes import FlowSpec, Solver
 from idf.engine.unet import UNet
 
@@ -120,8 +121,7 @@ def check_request(history: np.ndarray, reynolds: float) -> None:
 
 @torch.no_grad()
 def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: float, *, members: int = DEFAULT_MEMBERS,
-             seed: int = 0, noise: float | None = None, device: str | torch.device = "cpu",
-             should_stop: Callable[[], bool] = lambda: False) -> NvpResult:
+             seed: int = 0, noise: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> NvpResult:
     """Ensemble forecast of `steps` frames from the last HISTORY frames of `history` (T, SIDE, SIDE)."""
     check_request(history, reynolds)
     if steps < 1:
@@ -145,8 +145,7 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
         sds.append(nxt.std(0) if members > 1 else torch.zeros_like(nxt[0]))
     frames = torch.stack(means).cpu().numpy().astype(history.dtype, copy=False)
     stddev = torch.stack(sds).cpu().numpy().astype(history.dtype, copy=False)
-    cell = (2 * math.pi / SIDE) ** 2
-    totals = frames.astype(np.float64).sum(axis=(1, 2)) * cell
+    totals = np.array([spatial_total(f, (2 * math.pi / SIDE,) * 2) for f in frames])
     return NvpResult(frames, stddev, INTERVAL, totals, cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
                      site_updates=int(steps * members * SIDE * SIDE), compute_seconds=time.perf_counter() - t0)
 

@@ -193,12 +193,10 @@ def score(predict: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | No
         if sd is not None:
             var.append(np.mean(sd.astype(np.float64) ** 2, axis=(1, 2)))
             cover.append(np.mean(np.abs(d) <= 2 * sd, axis=(1, 2)))
-    out = {"nrmse": np.sqrt(np.mean(err, 0) / np.mean(ref, 0)), "correlation": np.mean(corr, 0),
-           "mse": np.mean(err, 0), "mean_square": np.mean(ref, 0)}
+    out = {"nrmse": np.sqrt(np.mean(err, 0) / np.mean(ref, 0)), "correlation": np.mean(corr, 0)}
     if var:
         factor = (members + 1) / members if members else 1.0
         out["spread_skill"] = np.sqrt(factor * np.mean(var, 0) / np.mean(err, 0))
-        out["variance"] = np.mean(var, 0)
         out["coverage"] = np.mean(cover, 0)
     return out
 

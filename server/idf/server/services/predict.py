@@ -45,8 +45,9 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         model = request.model or forecast.PHYSICS_MODEL
         if model not in models.forecasters():
             raise invalid_argument("model", f"unknown forecaster {model!r}; available: {models.forecasters()}")
-        history = self._history(request)
-        if model != forecast.PHYSICS_MODEL:
+        learned = model != forecast.PHYSICS_MODEL
+        history = self._history(request, frames_per_step=2 if learned else 1)  # learned: frame + stddev
+        if learned:
             return await self._learned(request, context, model, history)
         spec, source = self._transport(request)
         estimate = history[-1].size * request.steps * spec.substeps
@@ -54,23 +55,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
             source=source, device=self.device, paths=_PARAMETER_PATHS,
         )
-        meta = field_meta(request.history[0])
-        return predict_pb2.PredictResponse(
-            frames=[
-                to_field(
-                    frame, spacing=meta.spacing, boundary=meta.boundary,
-                    boundary_value=meta.boundary_value, units=meta.units,
-                )
-                for frame in result.frames
-            ],
-            frame_interval=result.frame_interval,
-            model=model,
-            totals=result.totals.tolist(),
-            cfl=result.cfl,
-            usage=field_pb2.Usage(
-                site_updates=result.site_updates, compute_seconds=result.compute_seconds, charged_ceu=charged
-            ),
-        )
+        return _response(request, model, result, charged)
 
     async def _learned(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext, model: str,
                        history: list[np.ndarray]) -> predict_pb2.PredictResponse:
@@ -94,19 +79,11 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             context, request.steps * members * frames[0].size, lambda r: r.site_updates, nvp.forecast, forecaster,
             frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS,
         )
-        meta = field_meta(request.history[0])
+        return _response(request, model, result, charged, result.stddev)
 
-        def field(a: np.ndarray) -> field_pb2.Field:
-            return to_field(a, spacing=meta.spacing, boundary=meta.boundary, units=meta.units)
-
-        return predict_pb2.PredictResponse(
-            frames=[field(f) for f in result.frames], stddev=[field(s) for s in result.stddev],
-            frame_interval=result.frame_interval, model=model, totals=result.totals.tolist(), cfl=result.cfl,
-            usage=field_pb2.Usage(site_updates=result.site_updates, compute_seconds=result.compute_seconds,
-                                  charged_ceu=charged),
-        )
-
-    def _history(self, request: predict_pb2.PredictRequest) -> list[np.ndarray]:
+    def _history(self, request: predict_pb2.PredictRequest, frames_per_step: int) -> list[np.ndarray]:
+        """The decoded history frames, checked; `frames_per_step` frames of the present's size come
+        back per forecast step (for the response-size limit)."""
         if not request.history:
             raise invalid_argument("history", "needs at least one frame")
         if request.steps < 1:
@@ -133,8 +110,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             )
         if first.boundary and first.boundary not in BOUNDARY_NAMES:
             raise invalid_argument("history[0].boundary", "unknown boundary condition")
-        # a learned forecaster returns a stddev frame with every frame
-        size = history[-1].nbytes * (1 if (request.model or forecast.PHYSICS_MODEL) == forecast.PHYSICS_MODEL else 2)
+        size = history[-1].nbytes * frames_per_step
         if size * request.steps > self.settings.max_message_bytes * 0.95:
             fit = int(self.settings.max_message_bytes * 0.95 // size)
             raise too_large(
@@ -179,6 +155,22 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         for regime, p in probabilities.items():
             response.probabilities.add(regime=_REGIMES[regime], probability=p)
         return response
+
+
+def _response(request: predict_pb2.PredictRequest, model: str, result, charged: int,  # noqa: ANN001 - a forecast result
+              stddev: np.ndarray = ()) -> predict_pb2.PredictResponse:
+    meta = field_meta(request.history[0])
+
+    def field(a: np.ndarray) -> field_pb2.Field:
+        return to_field(a, spacing=meta.spacing, boundary=meta.boundary, boundary_value=meta.boundary_value,
+                        units=meta.units)
+
+    return predict_pb2.PredictResponse(
+        frames=[field(f) for f in result.frames], stddev=[field(s) for s in stddev],
+        frame_interval=result.frame_interval, model=model, totals=result.totals.tolist(), cfl=result.cfl,
+        usage=field_pb2.Usage(site_updates=result.site_updates, compute_seconds=result.compute_seconds,
+                              charged_ceu=charged),
+    )
 
 
 def _layout(field: field_pb2.Field) -> tuple:
