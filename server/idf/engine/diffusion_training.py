@@ -28,7 +28,7 @@ import torch
 
 from idf.engine import denoiser as dn
 from idf.engine import fieldsets
-from idf.engine.checkpoints import optimizer_step, optimizer_tensors, resume
+from idf.engine.checkpoints import deterministic, optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.unet import UNet
 
@@ -98,10 +98,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
           should_stop: Callable[[], bool] = lambda: False, report_every: int = 50) -> Path:
     """Train (or resume) into `out`; returns `out`. Raises Cancelled after saving when stopped."""
     _check(config)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False  # costs ~40% of a CPU step, buys nothing here
+    deterministic(config.threads)
     out = Path(out)
     torch.manual_seed(config.seed)
     sd = sigma_data(config.family, config.side, config.seed)

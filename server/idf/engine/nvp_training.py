@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from idf.engine import nvp
-from idf.engine.checkpoints import optimizer_step, optimizer_tensors, resume
+from idf.engine.checkpoints import deterministic, optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
 from idf.engine.unet import UNet
@@ -103,10 +103,7 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
           should_stop: Callable[[], bool] = lambda: False, report_every: int = 20) -> Path:
     """Simulate, train (or resume) and calibrate into `out`. Raises Cancelled after saving when stopped."""
     _check(config)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    deterministic(config.threads)
     out = Path(out)
     t0 = time.perf_counter()
     runs = [(re, s) for re in config.train_re for s in config.train_seeds]
