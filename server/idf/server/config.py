@@ -38,6 +38,34 @@ class Settings(BaseSettings):
     max_predict_steps: int = Field(100_000, ge=1, description="Most frames one Predict returns.")
     max_sample_steps: int = Field(1_000_000, ge=1, description="Most sampler steps one Sample call runs.")
     max_sample_count: int = Field(1024, ge=1, description="Most chains one Sample call runs.")
+    max_call_site_updates: int = Field(
+        20_000_000_000, ge=1,
+        description="Work ceiling of one engine call, in site updates (sites x steps x substeps x chains x replicas); larger requests are refused before they start.",
+    )
+    max_call_bytes: int = Field(
+        8 * 1024 * MIB, ge=MIB, description="Memory ceiling of one engine call's working set (its state arrays), bytes."
+    )
+    default_deadline: float = Field(
+        300.0, gt=0, description="Server-side deadline (s) for engine calls: applied when the client sets none, and the longest any call may run."
+    )
+    max_queued_calls: int = Field(
+        8, ge=0, description="Engine calls that may wait for a worker; past this, RESOURCE_EXHAUSTED with RetryInfo."
+    )
+    max_calls_per_caller: int = Field(
+        4, ge=1, description="Engine calls one caller (account, else peer address) may have running or queued at once."
+    )
+    max_inflight_request_bytes: int = Field(
+        512 * MIB, ge=MIB, description="Total bytes of requests being served at once; past this, RESOURCE_EXHAUSTED with RetryInfo."
+    )
+    reservation_ttl: float = Field(
+        600.0, gt=0, description="Seconds a CEU reservation may stay in escrow before the sweeper refunds it (longer than default_deadline)."
+    )
+    node_id: str = Field(
+        "", description="This replica's name in reservation records; unset: the host name. Open reservations of this node are refunded at start-up."
+    )
+    reward_pft_per_ceu: float = Field(
+        1.0, ge=0, description="Ceiling of PFT minted per CEU the rewarded output cost (rewards cannot exceed spending times this)."
+    )
     grace_period: float = Field(
         10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
     )
