@@ -90,8 +90,12 @@ def test_paging_and_consistency_over_many_proofs(log_server):
 def test_idempotent_retry_returns_the_first_proof(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         first = c.create_proof(prediction=REF, reference=REF, request_id="job-42")
-        again = c.create_proof(prediction=REF * 3, reference=REF, request_id="job-42")
+        again = c.create_proof(prediction=REF, reference=REF, request_id="job-42")
         assert again.name == first.name and again.record == first.record
+        # the same key with other inputs is a mistake, never a silent return of the first proof
+        with pytest.raises(InvalidArgumentError) as info:
+            c.create_proof(prediction=REF * 3, reference=REF, request_id="job-42")
+        assert info.value.reason == "IDEMPOTENCY_KEY_REUSED" and info.value.violations[0].field == "request_id"
         assert c.checkpoint().tree_size == 1
 
 

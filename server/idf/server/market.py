@@ -1,13 +1,15 @@
 """Market operations: the AMM rules of `idf.engine.amm` applied to the ledger of
-`idf.store.ledger`, one ledger transaction each, idempotent by request id. Results are plain
-dicts (stored with the journal entry, so a retry returns the first result verbatim)."""
+`idf.store.ledger`, one ledger transaction each, idempotent by (account, operation, request id)
+with a fingerprint of the parameters: a retry returns the first result verbatim (results are
+plain dicts stored with the journal entry); the same key with other parameters raises
+`IdempotencyKeyReused`."""
 
 from __future__ import annotations
 
 import re
 
 from idf.engine import amm
-from idf.store.ledger import ISSUANCE, SYSTEM, Ledger, Tx
+from idf.store.ledger import ISSUANCE, SYSTEM, Ledger, Tx, fingerprint
 
 DEFAULT_POOL = "market/pools/ceu-pft"
 USER_ACCOUNT = re.compile(r"^market/accounts/[a-z0-9][a-z0-9._-]{0,62}$")  # never a system account
@@ -65,8 +67,10 @@ def swap(ledger: Ledger, pool: str, account: str, token_in: str, *, amount_in: i
          min_amount_out: int = 0, max_amount_in: int = 0, request_id: str) -> dict:
     fee = _fee(ledger, pool)
     token_out = "PFT" if token_in == "CEU" else "CEU"
+    key = ("swap", request_id, fingerprint({"pool": pool, "token_in": token_in, "amount_in": amount_in, "amount_out": amount_out,
+                                            "min_amount_out": min_amount_out, "max_amount_in": max_amount_in}))
     with ledger.transaction() as tx:
-        if (prior := tx.prior(request_id)) is not None:
+        if (prior := tx.prior(account, *key)) is not None:
             return prior
         r = reserves(tx, pool, fee)
         r_in, r_out = r.of(token_in)
@@ -88,15 +92,17 @@ def swap(ledger: Ledger, pool: str, account: str, token_in: str, *, amount_in: i
         result = {"amount_in": amount_in, "amount_out": amount_out, "pool": _pool_dict(after, pool)}
         tx.post("swap", [(account, token_in, -amount_in), (pool, token_in, amount_in),
                          (pool, token_out, -amount_out), (account, token_out, amount_out)],
-                request_id=request_id, reference=pool, result=result)
-        return tx.prior(request_id)  # type: ignore[return-value]
+                request_id=request_id, reference=pool, result=result, account=account, operation=key[0], fingerprint=key[2])
+        return tx.prior(account, *key)  # type: ignore[return-value]
 
 
 def add_liquidity(ledger: Ledger, pool: str, account: str, ceu_desired: int, pft_desired: int,
                   ceu_min: int, pft_min: int, *, request_id: str) -> dict:
     fee = _fee(ledger, pool)
+    key = ("add_liquidity", request_id, fingerprint({"pool": pool, "ceu_desired": ceu_desired, "pft_desired": pft_desired,
+                                                     "ceu_min": ceu_min, "pft_min": pft_min}))
     with ledger.transaction() as tx:
-        if (prior := tx.prior(request_id)) is not None:
+        if (prior := tx.prior(account, *key)) is not None:
             return prior
         r = reserves(tx, pool, fee)
         ceu, pft = amm.optimal_deposit(r, ceu_desired, pft_desired, ceu_min, pft_min)
@@ -109,15 +115,16 @@ def add_liquidity(ledger: Ledger, pool: str, account: str, ceu_desired: int, pft
             locked = amm.MINIMUM_LIQUIDITY
             postings += [(issuance, "LP", -locked), (LOCKED, "LP", locked)]
         after = amm.Reserves(r.ceu + ceu, r.pft + pft, r.shares + shares + locked, fee)
-        tx.post("add_liquidity", postings, request_id=request_id, reference=pool,
+        tx.post("add_liquidity", postings, request_id=request_id, reference=pool, account=account, operation=key[0], fingerprint=key[2],
                 result={"amount_ceu": ceu, "amount_pft": pft, "shares": shares, "pool": _pool_dict(after, pool)})
-        return tx.prior(request_id)  # type: ignore[return-value]
+        return tx.prior(account, *key)  # type: ignore[return-value]
 
 
 def remove_liquidity(ledger: Ledger, pool: str, account: str, shares: int, ceu_min: int, pft_min: int, *, request_id: str) -> dict:
     fee = _fee(ledger, pool)
+    key = ("remove_liquidity", request_id, fingerprint({"pool": pool, "shares": shares, "ceu_min": ceu_min, "pft_min": pft_min}))
     with ledger.transaction() as tx:
-        if (prior := tx.prior(request_id)) is not None:
+        if (prior := tx.prior(account, *key)) is not None:
             return prior
         r = reserves(tx, pool, fee)
         if r.shares == 0:
@@ -129,18 +136,19 @@ def remove_liquidity(ledger: Ledger, pool: str, account: str, shares: int, ceu_m
         after = amm.Reserves(r.ceu - ceu, r.pft - pft, r.shares - shares, fee)
         tx.post("remove_liquidity", [(account, "LP", -shares), (ISSUANCE + ":" + pool, "LP", shares),
                                      (pool, "CEU", -ceu), (account, "CEU", ceu), (pool, "PFT", -pft), (account, "PFT", pft)],
-                request_id=request_id, reference=pool,
+                request_id=request_id, reference=pool, account=account, operation=key[0], fingerprint=key[2],
                 result={"amount_ceu": ceu, "amount_pft": pft, "pool": _pool_dict(after, pool)})
-        return tx.prior(request_id)  # type: ignore[return-value]
+        return tx.prior(account, *key)  # type: ignore[return-value]
 
 
 def mint(ledger: Ledger, account: str, token: str, amount: int, *, request_id: str, reference: str = "") -> dict:
     if amount <= 0:
         raise MarketError("INVALID_AMOUNT", f"amount must be > 0, got {amount}", "amount.amount")
+    key = ("mint", request_id, fingerprint({"token": token, "amount": amount, "reference": reference}))
     with ledger.transaction() as tx:
-        if (prior := tx.prior(request_id)) is not None:
+        if (prior := tx.prior(account, *key)) is not None:
             return prior
         balance = tx.balance(account, token) + amount
-        tx.post("mint", [(ISSUANCE, token, -amount), (account, token, amount)], request_id=request_id,
-                reference=reference, result={"balance": {"token": token, "amount": balance}})
-        return tx.prior(request_id)  # type: ignore[return-value]
+        tx.post("mint", [(ISSUANCE, token, -amount), (account, token, amount)], request_id=request_id, account=account,
+                operation=key[0], fingerprint=key[2], reference=reference, result={"balance": {"token": token, "amount": balance}})
+        return tx.prior(account, *key)  # type: ignore[return-value]

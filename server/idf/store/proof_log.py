@@ -1,8 +1,11 @@
 """The append-only proof log's storage: leaves (signed records) in index order.
 
 Appends are serialised and atomic (`Database.write`): one transaction takes the log's write
-lock, reads the next index, inserts, commits. A retried request (same request id) returns the first append. Nothing here
-hashes trees: the server builds Merkle proofs from `leaf_hashes`.
+lock, reads the next index, inserts, commits. A retried request (same caller account and
+request id, same fingerprint of its inputs) returns the first append; the same key with another
+fingerprint raises `IdempotencyKeyReused`. Logs written before keys were scoped by account are
+migrated in place (their leaves keep account ''). Nothing here hashes trees: the server builds
+Merkle proofs from `leaf_hashes`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from idf.store.ledger import IdempotencyKeyReused
 from idf.store.sql import Database
 
 
@@ -24,6 +28,8 @@ class NewLeaf:
     producer: str
     create_time: str
     request_id: str | None
+    account: str = ""  # the caller's account: scopes request_id
+    fingerprint: str | None = None  # of the request's inputs, for idempotency
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,10 @@ class ProofLog(Protocol):
     def close(self) -> None: ...
 
 
-_COLUMNS = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id"
+_COLUMNS = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id, account, fingerprint"
+_LEGACY = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS proof_leaves (
+CREATE TABLE IF NOT EXISTS {table} (
     idx BIGINT PRIMARY KEY,
     proof_id TEXT NOT NULL UNIQUE,
     record {blob} NOT NULL,
@@ -53,8 +60,11 @@ CREATE TABLE IF NOT EXISTS proof_leaves (
     verdict TEXT NOT NULL,
     producer TEXT NOT NULL,
     create_time TEXT NOT NULL,
-    request_id TEXT UNIQUE
+    request_id TEXT,
+    account TEXT NOT NULL DEFAULT '',
+    fingerprint TEXT
 )"""
+_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS proof_leaves_key ON proof_leaves (account, request_id)"
 
 
 def _leaf(row: tuple) -> Leaf:
@@ -77,19 +87,37 @@ class SqlProofLog:
     """The log on SQLite (a path or sqlite:///path) or PostgreSQL (postgresql://...)."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, [_SCHEMA])
+        self.db = Database(url, [_SCHEMA.replace("{table}", "proof_leaves")])
+        db = self.db
+        if "account" not in db.columns("proof_leaves"):  # written before keys were scoped by account
+            with db.write("proof_leaves"):
+                if "account" not in db.columns("proof_leaves"):
+                    if db.postgres:
+                        db.drop_unique("proof_leaves", "request_id")
+                        db.run("ALTER TABLE proof_leaves ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+                        db.run("ALTER TABLE proof_leaves ADD COLUMN fingerprint TEXT")
+                    else:  # SQLite cannot drop the UNIQUE on request_id: rebuild the table
+                        db.run(_SCHEMA.replace("{table}", "proof_leaves_scoped").format(blob="BLOB"))
+                        db.run(f"INSERT INTO proof_leaves_scoped ({_LEGACY}) SELECT {_LEGACY} FROM proof_leaves")
+                        db.run("DROP TABLE proof_leaves")
+                        db.run("ALTER TABLE proof_leaves_scoped RENAME TO proof_leaves")
+        with db.lock:
+            db.run(_KEY_INDEX)
 
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]:
         db = self.db
         with db.write("proof_leaves"):
             if leaf.request_id:
-                row = db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE request_id = ?", (leaf.request_id,))
+                row = db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE account = ? AND request_id = ?", (leaf.account, leaf.request_id))
                 if row:
-                    return _leaf(row), False
+                    first = _leaf(row)
+                    if first.fingerprint is not None and leaf.fingerprint is not None and first.fingerprint != leaf.fingerprint:
+                        raise IdempotencyKeyReused("CreateProof", leaf.request_id)
+                    return first, False
             (index,) = db.one("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves")  # type: ignore[misc]
             values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
-                      leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id)
-            db.run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+                      leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id, leaf.account, leaf.fingerprint)
+            db.run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
         return _leaf(values), True
 
     def get(self, proof_id: str) -> Leaf | None:

@@ -46,6 +46,35 @@ class Database:
     def run(self, sql: str, args: tuple = ()) -> None:
         self._db.execute(sql.replace("?", self.mark), args)
 
+    def many(self, sql: str, rows: Sequence[tuple]) -> None:
+        """One statement for many rows (inside a write transaction)."""
+        if not rows:
+            return
+        if self.postgres:
+            with self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", self.mark), rows)
+        else:
+            self._db.executemany(sql, rows)
+
+    def columns(self, table: str) -> set[str]:
+        """The column names of `table` (empty when it does not exist)."""
+        if self.postgres:
+            rows = self.all("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?", (table,))
+        else:
+            rows = [(r[1],) for r in self.all(f"PRAGMA table_info({table})")]
+        return {r[0] for r in rows}
+
+    def drop_unique(self, table: str, column: str) -> None:
+        """PostgreSQL: drop the single-column UNIQUE constraint(s) on `table.column` (in a write
+        transaction). SQLite cannot drop a constraint: rebuild the table instead."""
+        assert self.postgres
+        rows = self.all(
+            "SELECT c.conname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+            " WHERE c.conrelid = to_regclass(?) AND c.contype = 'u' AND array_length(c.conkey, 1) = 1 AND a.attname = ?",
+            (table, column))
+        for (name,) in rows:
+            self.run(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+
     @contextlib.contextmanager
     def write(self, *tables: str) -> Iterator[None]:
         """One serialised, atomic write transaction (rolled back on any exception)."""

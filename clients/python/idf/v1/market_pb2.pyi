@@ -252,3 +252,47 @@ class MintResponse(_message.Message):
     transaction_id: str
     balance: TokenAmount
     def __init__(self, transaction_id: _Optional[str] = ..., balance: _Optional[_Union[TokenAmount, _Mapping]] = ...) -> None: ...
+
+class GetLedgerAuditRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AccountBalance(_message.Message):
+    __slots__ = ("account", "token", "amount")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    token: Token
+    amount: int
+    def __init__(self, account: _Optional[str] = ..., token: _Optional[_Union[Token, str]] = ..., amount: _Optional[int] = ...) -> None: ...
+
+class LedgerInvariant(_message.Message):
+    __slots__ = ("name", "description", "passed", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    passed: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., passed: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class GetLedgerAuditResponse(_message.Message):
+    __slots__ = ("system_balances", "supply", "open_reservation_count", "open_reservation_total", "invariants", "passed", "journal_entries")
+    SYSTEM_BALANCES_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_FIELD_NUMBER: _ClassVar[int]
+    OPEN_RESERVATION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_RESERVATION_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INVARIANTS_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    system_balances: _containers.RepeatedCompositeFieldContainer[AccountBalance]
+    supply: _containers.RepeatedCompositeFieldContainer[TokenAmount]
+    open_reservation_count: int
+    open_reservation_total: int
+    invariants: _containers.RepeatedCompositeFieldContainer[LedgerInvariant]
+    passed: bool
+    journal_entries: int
+    def __init__(self, system_balances: _Optional[_Iterable[_Union[AccountBalance, _Mapping]]] = ..., supply: _Optional[_Iterable[_Union[TokenAmount, _Mapping]]] = ..., open_reservation_count: _Optional[int] = ..., open_reservation_total: _Optional[int] = ..., invariants: _Optional[_Iterable[_Union[LedgerInvariant, _Mapping]]] = ..., passed: _Optional[bool] = ..., journal_entries: _Optional[int] = ...) -> None: ...

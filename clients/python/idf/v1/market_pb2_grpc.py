@@ -77,6 +77,11 @@ class MarketServiceStub:
                 request_serializer=idf_dot_v1_dot_market__pb2.MintRequest.SerializeToString,
                 response_deserializer=idf_dot_v1_dot_market__pb2.MintResponse.FromString,
                 _registered_method=True)
+        self.GetLedgerAudit = channel.unary_unary(
+                '/idf.v1.MarketService/GetLedgerAudit',
+                request_serializer=idf_dot_v1_dot_market__pb2.GetLedgerAuditRequest.SerializeToString,
+                response_deserializer=idf_dot_v1_dot_market__pb2.GetLedgerAuditResponse.FromString,
+                _registered_method=True)
 
 
 class MarketServiceServicer:
@@ -141,6 +146,15 @@ class MarketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLedgerAudit(self, request, context):
+        """Audits the ledger (administrators only: `authorization: Bearer <admin token>`): system
+        balances, supply per token, open escrow reservations, and every ledger invariant with
+        whether it holds. Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +197,11 @@ def add_MarketServiceServicer_to_server(servicer, server):
                     servicer.Mint,
                     request_deserializer=idf_dot_v1_dot_market__pb2.MintRequest.FromString,
                     response_serializer=idf_dot_v1_dot_market__pb2.MintResponse.SerializeToString,
+            ),
+            'GetLedgerAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLedgerAudit,
+                    request_deserializer=idf_dot_v1_dot_market__pb2.GetLedgerAuditRequest.FromString,
+                    response_serializer=idf_dot_v1_dot_market__pb2.GetLedgerAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +423,33 @@ class MarketService:
             '/idf.v1.MarketService/Mint',
             idf_dot_v1_dot_market__pb2.MintRequest.SerializeToString,
             idf_dot_v1_dot_market__pb2.MintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLedgerAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idf.v1.MarketService/GetLedgerAudit',
+            idf_dot_v1_dot_market__pb2.GetLedgerAuditRequest.SerializeToString,
+            idf_dot_v1_dot_market__pb2.GetLedgerAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -17,7 +18,7 @@ from idf.server import market
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
-from idf.store.ledger import AmountOverflow, InsufficientBalance, Ledger
+from idf.store.ledger import INT64_MAX, SYSTEM, AmountOverflow, IdempotencyKeyReused, InsufficientBalance, Ledger, invariants
 from idf.v1 import market_pb2, market_pb2_grpc
 
 TOKEN_NAMES = {market_pb2.TOKEN_CEU: "CEU", market_pb2.TOKEN_PFT: "PFT", market_pb2.TOKEN_LP: "LP"}
@@ -94,6 +95,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             raise _failed("INSUFFICIENT_BALANCE", str(e), "account") from None
         except AmountOverflow as e:
             raise invalid_argument("amount", str(e), reason="AMOUNT_OVERFLOW") from None
+        except IdempotencyKeyReused as e:
+            raise invalid_argument("request_id", str(e), reason="IDEMPOTENCY_KEY_REUSED") from None
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
 
@@ -165,6 +168,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         if request.page_token:
             try:
                 before = int(base64.urlsafe_b64decode(request.page_token.encode()).decode().removeprefix("seq:"))
+                if not 0 < before <= INT64_MAX:  # the store's integers are int64
+                    raise ValueError
             except ValueError:
                 raise invalid_argument("page_token", "not a token this server issued") from None
         entries = await self._run(lambda ledger: ledger.history(account, before=before, limit=size + 1))
@@ -178,14 +183,41 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
                 t.postings.add(account=a, token=TOKEN_CODES.get(tok, market_pb2.TOKEN_UNSPECIFIED), amount=amount)
         return out
 
-    @unary
-    async def Mint(self, request: market_pb2.MintRequest, context: grpc.aio.ServicerContext) -> market_pb2.MintResponse:
+    def _require_admin(self, context: grpc.aio.ServicerContext, rpc: str) -> None:
+        """`authorization: Bearer <admin_token>`, compared in constant time."""
         token = self.settings.admin_token
         if token is None:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "minting is disabled: no admin token is configured (IDF_ADMIN_TOKEN)", reason="ADMIN_DISABLED")
-        metadata = dict(context.invocation_metadata() or ())
-        if metadata.get("authorization") != f"Bearer {token}":
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "Mint is for administrators: send authorization: Bearer <admin token>", reason="NOT_ADMIN")
+            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, f"{rpc} is disabled: no admin token is configured (IDF_ADMIN_TOKEN)",
+                           reason="ADMIN_DISABLED")
+        sent = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), "")
+        given = sent.encode() if isinstance(sent, str) else bytes(sent)
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, f"{rpc} is for administrators: send authorization: Bearer <admin token>",
+                           reason="NOT_ADMIN")
+
+    @unary
+    async def GetLedgerAudit(self, request: market_pb2.GetLedgerAuditRequest,
+                             context: grpc.aio.ServicerContext) -> market_pb2.GetLedgerAuditResponse:
+        self._require_admin(context, "GetLedgerAudit")
+        audit = await self._run(lambda ledger: ledger.audit())
+        checks = invariants(audit)
+        out = market_pb2.GetLedgerAuditResponse(
+            open_reservation_count=audit["open_reservations"]["count"], open_reservation_total=audit["open_reservations"]["total"],
+            journal_entries=audit["entries"], passed=all(c.passed for c in checks),
+            invariants=[market_pb2.LedgerInvariant(name=c.name, description=c.description, passed=c.passed, detail=c.detail)
+                        for c in checks])
+        supply: dict[str, int] = {}
+        for (account, token), amount in sorted(audit["balances"].items()):
+            if account.startswith(SYSTEM) or not market.is_user_account(account):
+                out.system_balances.add(account=account, token=TOKEN_CODES.get(token, market_pb2.TOKEN_UNSPECIFIED), amount=amount)
+            if account.startswith(market.ISSUANCE):
+                supply[token] = supply.get(token, 0) - amount
+        out.supply.extend(market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a) for t, a in sorted(supply.items()) if t in TOKEN_CODES)
+        return out
+
+    @unary
+    async def Mint(self, request: market_pb2.MintRequest, context: grpc.aio.ServicerContext) -> market_pb2.MintResponse:
+        self._require_admin(context, "Mint")
         account = _account(request.account)
         if request.amount.token not in (market_pb2.TOKEN_CEU, market_pb2.TOKEN_PFT):
             raise invalid_argument("amount.token", "must be TOKEN_CEU or TOKEN_PFT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import logging
 import threading
@@ -18,6 +19,7 @@ from google.protobuf import timestamp_pb2
 
 from idf.client.merkle import MerkleTree, leaf_hash
 from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key_id
+from idf.server import market
 from idf.engine import metrics, policies
 from idf.engine.errors import ParameterError
 from idf.server.config import Settings
@@ -26,7 +28,7 @@ from idf.server import metering
 from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
-from idf.store.ledger import Ledger
+from idf.store.ledger import INT64_MAX, IdempotencyKeyReused, Ledger, fingerprint
 from idf.store.proof_log import Leaf, NewLeaf, ProofLog
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
@@ -34,6 +36,11 @@ log = logging.getLogger("idf.proof")
 RECORD_VERSION = 1
 DEFAULT_PAGE, MAX_PAGE = 50, 1000
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
+# CreateProof's answer says in trailing metadata what the proof earned and why (the contract's
+# response has no field for it yet): PFT base units, and a reason (REWARDED, REWARD_CAPPED, or why
+# nothing was paid: METERING_OFF, NO_ACCOUNT, NO_PREDICTION, SELF_COMPARISON, NOT_A_BILLED_OUTPUT,
+# NOT_CALLERS_OUTPUT, REFERENCE_IS_SERVICE_OUTPUT, ALREADY_REWARDED, CALL_CAP_REACHED, PROOF_FAILED).
+REWARD_HEADER, REWARD_REASON_HEADER = "x-idf-reward-pft", "x-idf-reward-reason"
 
 
 def _page_token(index: int) -> str:
@@ -43,9 +50,10 @@ def _page_token(index: int) -> str:
 def _parse_token(token: str) -> int:
     try:
         kind, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        if kind != "before":
+        index = int(value)
+        if kind != "before" or not 0 < index <= INT64_MAX:
             raise ValueError
-        return int(value)
+        return index
     except ValueError:
         raise invalid_argument("page_token", "not a token this server issued") from None
 
@@ -160,15 +168,33 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             "producer": {"name": request.producer.name, "version": request.producer.version},
         }
         body = canonical_json(record)
+        header = metering.caller_account(context)
+        account = header if market.is_user_account(header) else None
+        # A request_id is scoped by the caller's account; its fingerprint covers every input of the
+        # record (policy, input digests, producer), so a retry with other inputs is refused.
+        key_print = fingerprint({"policy": policy.name, "inputs": record["inputs"], "producer": record["producer"]})
         new = NewLeaf(proof_id, body, self.key.sign(body), leaf_hash(body), policy.name, verdict,
-                      request.producer.name, record["create_time"], request.request_id or None)
-        leaf, _created = await run_blocking(self.executor, self.log.append, new)
+                      request.producer.name, record["create_time"], request.request_id or None, account or "", key_print)
+        try:
+            leaf, created = await run_blocking(self.executor, self.log.append, new)
+        except IdempotencyKeyReused as e:
+            raise invalid_argument("request_id", str(e), reason="IDEMPOTENCY_KEY_REUSED") from None
         size = await run_blocking(self.executor, self._sync)
         stored = json.loads(leaf.record)  # a retried request_id returns the first record
-        if stored["verdict"] == "PASS":
-            threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
-            await run_blocking(self.executor, metering.reward, self.ledger, metering.caller_account(context),
-                             leaf.proof_id, stored["policy"], stored["metrics"], threshold)
+        if created:  # a retry never pays: the reward was decided when the proof was appended
+            if stored["verdict"] == "PASS":
+                threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
+                digests = stored["inputs"]
+                paid = await run_blocking(
+                    self.executor, functools.partial(
+                        metering.reward, self.ledger, enabled=self.settings.metering, pft_per_ceu=self.settings.reward_pft_per_ceu,
+                        account=account, proof_id=leaf.proof_id, policy=stored["policy"], metrics=stored["metrics"],
+                        nrmse_threshold=threshold, prediction=digests.get("prediction"), reference=digests.get("reference")))
+            else:
+                paid = metering.Reward(0, "PROOF_FAILED")
+            log.info("proof reward", extra={"proof_id": leaf.proof_id, "account": account, "reward_pft": paid.amount,
+                                            "reward_reason": paid.reason})
+            context.set_trailing_metadata(((REWARD_HEADER, str(paid.amount)), (REWARD_REASON_HEADER, paid.reason)))
         return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size))
 
     @unary

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file idf/v1/market.proto.
  */
 export const file_idf_v1_market: GenFile = /*@__PURE__*/
-  fileDesc("ChNpZGYvdjEvbWFya2V0LnByb3RvEgZpZGYudjEiRwoLVG9rZW5BbW91bnQSIgoFdG9rZW4YASABKA4yDS5pZGYudjEuVG9rZW5CBOJBAQISFAoGYW1vdW50GAIgASgDQgTiQQECIoMBCgRQb29sEhIKBG5hbWUYASABKAlCBOJBAQgSGQoLcmVzZXJ2ZV9jZXUYAiABKANCBOJBAQMSGQoLcmVzZXJ2ZV9wZnQYAyABKANCBOJBAQMSGgoMdG90YWxfc2hhcmVzGAQgASgDQgTiQQEDEhUKB2ZlZV9icHMYBSABKAVCBOJBAQMiJAoOR2V0UG9vbFJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAiIzCg9HZXRQb29sUmVzcG9uc2USIAoEcG9vbBgBIAEoCzIMLmlkZi52MS5Qb29sQgTiQQEDIooBCgxRdW90ZVJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIlCgh0b2tlbl9pbhgCIAEoDjINLmlkZi52MS5Ub2tlbkIE4kEBAhIZCglhbW91bnRfaW4YAyABKANCBOJBAQFIABIaCgphbW91bnRfb3V0GAQgASgDQgTiQQEBSABCCAoGYW1vdW50InEKDVF1b3RlUmVzcG9uc2USFwoJYW1vdW50X2luGAEgASgDQgTiQQEDEhgKCmFtb3VudF9vdXQYAiABKANCBOJBAQMSEQoDZmVlGAMgASgDQgTiQQEDEhoKDHByaWNlX2ltcGFjdBgEIAEoAUIE4kEBAyKpAgoLU3dhcFJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIVCgdhY2NvdW50GAIgASgJQgTiQQECEiUKCHRva2VuX2luGAMgASgOMg0uaWRmLnYxLlRva2VuQgTiQQECEhkKCWFtb3VudF9pbhgEIAEoA0IE4kEBAUgAEhoKCmFtb3VudF9vdXQYBSABKANCBOJBAQFIABIcCg5taW5fYW1vdW50X291dBgGIAEoA0IE4kEBARIbCg1tYXhfYW1vdW50X2luGAcgASgDQgTiQQEBEjIKCGRlYWRsaW5lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAhIYCgpyZXF1ZXN0X2lkGAkgASgJQgTiQQECQggKBmFtb3VudCKBAQoMU3dhcFJlc3BvbnNlEhcKCWFtb3VudF9pbhgBIAEoA0IE4kEBAxIYCgphbW91bnRfb3V0GAIgASgDQgTiQQEDEiAKBHBvb2wYAyABKAsyDC5pZGYudjEuUG9vbEIE4kEBAxIcCg50cmFuc2FjdGlvbl9pZBgEIAEoCUIE4kEBAyKOAgoTQWRkTGlxdWlkaXR5UmVxdWVzdBISCgRwb29sGAEgASgJQgTiQQECEhUKB2FjY291bnQYAiABKAlCBOJBAQISIAoSYW1vdW50X2NldV9kZXNpcmVkGAMgASgDQgTiQQECEiAKEmFtb3VudF9wZnRfZGVzaXJlZBgEIAEoA0IE4kEBAhIcCg5hbW91bnRfY2V1X21pbhgFIAEoA0IE4kEBARIcCg5hbW91bnRfcGZ0X21pbhgGIAEoA0IE4kEBARIyCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQISGAoKcmVxdWVzdF9pZBgIIAEoCUIE4kEBAiKgAQoUQWRkTGlxdWlkaXR5UmVzcG9uc2USGAoKYW1vdW50X2NldRgBIAEoA0IE4kEBAxIYCgphbW91bnRfcGZ0GAIgASgDQgTiQQEDEhQKBnNoYXJlcxgDIAEoA0IE4kEBAxIgCgRwb29sGAQgASgLMgwuaWRmLnYxLlBvb2xCBOJBAQMSHAoOdHJhbnNhY3Rpb25faWQYBSABKAlCBOJBAQMi4wEKFlJlbW92ZUxpcXVpZGl0eVJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIVCgdhY2NvdW50GAIgASgJQgTiQQECEhQKBnNoYXJlcxgDIAEoA0IE4kEBAhIcCg5hbW91bnRfY2V1X21pbhgEIAEoA0IE4kEBARIcCg5hbW91bnRfcGZ0X21pbhgFIAEoA0IE4kEBARIyCghkZWFkbGluZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQISGAoKcmVxdWVzdF9pZBgHIAEoCUIE4kEBAiKNAQoXUmVtb3ZlTGlxdWlkaXR5UmVzcG9uc2USGAoKYW1vdW50X2NldRgBIAEoA0IE4kEBAxIYCgphbW91bnRfcGZ0GAIgASgDQgTiQQEDEiAKBHBvb2wYAyABKAsyDC5pZGYudjEuUG9vbEIE4kEBAxIcCg50cmFuc2FjdGlvbl9pZBgEIAEoCUIE4kEBAyIqChFHZXRCYWxhbmNlUmVxdWVzdBIVCgdhY2NvdW50GAEgASgJQgTiQQECIkEKEkdldEJhbGFuY2VSZXNwb25zZRIrCghiYWxhbmNlcxgBIAMoCzITLmlkZi52MS5Ub2tlbkFtb3VudEIE4kEBAyJaCgdQb3N0aW5nEhUKB2FjY291bnQYASABKAlCBOJBAQMSIgoFdG9rZW4YAiABKA4yDS5pZGYudjEuVG9rZW5CBOJBAQMSFAoGYW1vdW50GAMgASgDQgTiQQEDIsYBCgtUcmFuc2FjdGlvbhIQCgJpZBgBIAEoCUIE4kEBAxISCgRraW5kGAIgASgJQgTiQQEDEicKCHBvc3RpbmdzGAMgAygLMg8uaWRmLnYxLlBvc3RpbmdCBOJBAQMSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhgKCnJlcXVlc3RfaWQYBSABKAlCBOJBAQMSFwoJcmVmZXJlbmNlGAYgASgJQgTiQQEDImMKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKB2FjY291bnQYASABKAlCBOJBAQISFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEiagoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEi8KDHRyYW5zYWN0aW9ucxgBIAMoCzITLmlkZi52MS5UcmFuc2FjdGlvbkIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiaQoLTWludFJlcXVlc3QSFQoHYWNjb3VudBgBIAEoCUIE4kEBAhIpCgZhbW91bnQYAiABKAsyEy5pZGYudjEuVG9rZW5BbW91bnRCBOJBAQISGAoKcmVxdWVzdF9pZBgDIAEoCUIE4kEBAiJYCgxNaW50UmVzcG9uc2USHAoOdHJhbnNhY3Rpb25faWQYASABKAlCBOJBAQMSKgoHYmFsYW5jZRgCIAEoCzITLmlkZi52MS5Ub2tlbkFtb3VudEIE4kEBAypKCgVUb2tlbhIVChFUT0tFTl9VTlNQRUNJRklFRBAAEg0KCVRPS0VOX0NFVRABEg0KCVRPS0VOX1BGVBACEgwKCFRPS0VOX0xQEAMynwcKDU1hcmtldFNlcnZpY2USXQoHR2V0UG9vbBIWLmlkZi52MS5HZXRQb29sUmVxdWVzdBoXLmlkZi52MS5HZXRQb29sUmVzcG9uc2UiIYLT5JMCGxIZL3YxL3tuYW1lPW1hcmtldC9wb29scy8qfRJgCgVRdW90ZRIULmlkZi52MS5RdW90ZVJlcXVlc3QaFS5pZGYudjEuUXVvdGVSZXNwb25zZSIqgtPkkwIkOgEqIh8vdjEve3Bvb2w9bWFya2V0L3Bvb2xzLyp9OnF1b3RlElwKBFN3YXASEy5pZGYudjEuU3dhcFJlcXVlc3QaFC5pZGYudjEuU3dhcFJlc3BvbnNlIimC0+STAiM6ASoiHi92MS97cG9vbD1tYXJrZXQvcG9vbHMvKn06c3dhcBJ8CgxBZGRMaXF1aWRpdHkSGy5pZGYudjEuQWRkTGlxdWlkaXR5UmVxdWVzdBocLmlkZi52MS5BZGRMaXF1aWRpdHlSZXNwb25zZSIxgtPkkwIrOgEqIiYvdjEve3Bvb2w9bWFya2V0L3Bvb2xzLyp9OmFkZExpcXVpZGl0eRKIAQoPUmVtb3ZlTGlxdWlkaXR5Eh4uaWRmLnYxLlJlbW92ZUxpcXVpZGl0eVJlcXVlc3QaHy5pZGYudjEuUmVtb3ZlTGlxdWlkaXR5UmVzcG9uc2UiNILT5JMCLjoBKiIpL3YxL3twb29sPW1hcmtldC9wb29scy8qfTpyZW1vdmVMaXF1aWRpdHkSdAoKR2V0QmFsYW5jZRIZLmlkZi52MS5HZXRCYWxhbmNlUmVxdWVzdBoaLmlkZi52MS5HZXRCYWxhbmNlUmVzcG9uc2UiL4LT5JMCKRInL3YxL3thY2NvdW50PW1hcmtldC9hY2NvdW50cy8qfS9iYWxhbmNlEosBChBMaXN0VHJhbnNhY3Rpb25zEh8uaWRmLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0GiAuaWRmLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXNwb25zZSI0gtPkkwIuEiwvdjEve2FjY291bnQ9bWFya2V0L2FjY291bnRzLyp9L3RyYW5zYWN0aW9ucxJiCgRNaW50EhMuaWRmLnYxLk1pbnRSZXF1ZXN0GhQuaWRmLnYxLk1pbnRSZXNwb25zZSIvgtPkkwIpOgEqIiQvdjEve2FjY291bnQ9bWFya2V0L2FjY291bnRzLyp9Om1pbnRiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChNpZGYvdjEvbWFya2V0LnByb3RvEgZpZGYudjEiRwoLVG9rZW5BbW91bnQSIgoFdG9rZW4YASABKA4yDS5pZGYudjEuVG9rZW5CBOJBAQISFAoGYW1vdW50GAIgASgDQgTiQQECIoMBCgRQb29sEhIKBG5hbWUYASABKAlCBOJBAQgSGQoLcmVzZXJ2ZV9jZXUYAiABKANCBOJBAQMSGQoLcmVzZXJ2ZV9wZnQYAyABKANCBOJBAQMSGgoMdG90YWxfc2hhcmVzGAQgASgDQgTiQQEDEhUKB2ZlZV9icHMYBSABKAVCBOJBAQMiJAoOR2V0UG9vbFJlcXVlc3QSEgoEbmFtZRgBIAEoCUIE4kEBAiIzCg9HZXRQb29sUmVzcG9uc2USIAoEcG9vbBgBIAEoCzIMLmlkZi52MS5Qb29sQgTiQQEDIooBCgxRdW90ZVJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIlCgh0b2tlbl9pbhgCIAEoDjINLmlkZi52MS5Ub2tlbkIE4kEBAhIZCglhbW91bnRfaW4YAyABKANCBOJBAQFIABIaCgphbW91bnRfb3V0GAQgASgDQgTiQQEBSABCCAoGYW1vdW50InEKDVF1b3RlUmVzcG9uc2USFwoJYW1vdW50X2luGAEgASgDQgTiQQEDEhgKCmFtb3VudF9vdXQYAiABKANCBOJBAQMSEQoDZmVlGAMgASgDQgTiQQEDEhoKDHByaWNlX2ltcGFjdBgEIAEoAUIE4kEBAyKpAgoLU3dhcFJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIVCgdhY2NvdW50GAIgASgJQgTiQQECEiUKCHRva2VuX2luGAMgASgOMg0uaWRmLnYxLlRva2VuQgTiQQECEhkKCWFtb3VudF9pbhgEIAEoA0IE4kEBAUgAEhoKCmFtb3VudF9vdXQYBSABKANCBOJBAQFIABIcCg5taW5fYW1vdW50X291dBgGIAEoA0IE4kEBARIbCg1tYXhfYW1vdW50X2luGAcgASgDQgTiQQEBEjIKCGRlYWRsaW5lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAhIYCgpyZXF1ZXN0X2lkGAkgASgJQgTiQQECQggKBmFtb3VudCKBAQoMU3dhcFJlc3BvbnNlEhcKCWFtb3VudF9pbhgBIAEoA0IE4kEBAxIYCgphbW91bnRfb3V0GAIgASgDQgTiQQEDEiAKBHBvb2wYAyABKAsyDC5pZGYudjEuUG9vbEIE4kEBAxIcCg50cmFuc2FjdGlvbl9pZBgEIAEoCUIE4kEBAyKOAgoTQWRkTGlxdWlkaXR5UmVxdWVzdBISCgRwb29sGAEgASgJQgTiQQECEhUKB2FjY291bnQYAiABKAlCBOJBAQISIAoSYW1vdW50X2NldV9kZXNpcmVkGAMgASgDQgTiQQECEiAKEmFtb3VudF9wZnRfZGVzaXJlZBgEIAEoA0IE4kEBAhIcCg5hbW91bnRfY2V1X21pbhgFIAEoA0IE4kEBARIcCg5hbW91bnRfcGZ0X21pbhgGIAEoA0IE4kEBARIyCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQISGAoKcmVxdWVzdF9pZBgIIAEoCUIE4kEBAiKgAQoUQWRkTGlxdWlkaXR5UmVzcG9uc2USGAoKYW1vdW50X2NldRgBIAEoA0IE4kEBAxIYCgphbW91bnRfcGZ0GAIgASgDQgTiQQEDEhQKBnNoYXJlcxgDIAEoA0IE4kEBAxIgCgRwb29sGAQgASgLMgwuaWRmLnYxLlBvb2xCBOJBAQMSHAoOdHJhbnNhY3Rpb25faWQYBSABKAlCBOJBAQMi4wEKFlJlbW92ZUxpcXVpZGl0eVJlcXVlc3QSEgoEcG9vbBgBIAEoCUIE4kEBAhIVCgdhY2NvdW50GAIgASgJQgTiQQECEhQKBnNoYXJlcxgDIAEoA0IE4kEBAhIcCg5hbW91bnRfY2V1X21pbhgEIAEoA0IE4kEBARIcCg5hbW91bnRfcGZ0X21pbhgFIAEoA0IE4kEBARIyCghkZWFkbGluZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQISGAoKcmVxdWVzdF9pZBgHIAEoCUIE4kEBAiKNAQoXUmVtb3ZlTGlxdWlkaXR5UmVzcG9uc2USGAoKYW1vdW50X2NldRgBIAEoA0IE4kEBAxIYCgphbW91bnRfcGZ0GAIgASgDQgTiQQEDEiAKBHBvb2wYAyABKAsyDC5pZGYudjEuUG9vbEIE4kEBAxIcCg50cmFuc2FjdGlvbl9pZBgEIAEoCUIE4kEBAyIqChFHZXRCYWxhbmNlUmVxdWVzdBIVCgdhY2NvdW50GAEgASgJQgTiQQECIkEKEkdldEJhbGFuY2VSZXNwb25zZRIrCghiYWxhbmNlcxgBIAMoCzITLmlkZi52MS5Ub2tlbkFtb3VudEIE4kEBAyJaCgdQb3N0aW5nEhUKB2FjY291bnQYASABKAlCBOJBAQMSIgoFdG9rZW4YAiABKA4yDS5pZGYudjEuVG9rZW5CBOJBAQMSFAoGYW1vdW50GAMgASgDQgTiQQEDIsYBCgtUcmFuc2FjdGlvbhIQCgJpZBgBIAEoCUIE4kEBAxISCgRraW5kGAIgASgJQgTiQQEDEicKCHBvc3RpbmdzGAMgAygLMg8uaWRmLnYxLlBvc3RpbmdCBOJBAQMSNQoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhgKCnJlcXVlc3RfaWQYBSABKAlCBOJBAQMSFwoJcmVmZXJlbmNlGAYgASgJQgTiQQEDImMKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EhUKB2FjY291bnQYASABKAlCBOJBAQISFwoJcGFnZV9zaXplGAIgASgFQgTiQQEBEhgKCnBhZ2VfdG9rZW4YAyABKAlCBOJBAQEiagoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEi8KDHRyYW5zYWN0aW9ucxgBIAMoCzITLmlkZi52MS5UcmFuc2FjdGlvbkIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiaQoLTWludFJlcXVlc3QSFQoHYWNjb3VudBgBIAEoCUIE4kEBAhIpCgZhbW91bnQYAiABKAsyEy5pZGYudjEuVG9rZW5BbW91bnRCBOJBAQISGAoKcmVxdWVzdF9pZBgDIAEoCUIE4kEBAiJYCgxNaW50UmVzcG9uc2USHAoOdHJhbnNhY3Rpb25faWQYASABKAlCBOJBAQMSKgoHYmFsYW5jZRgCIAEoCzITLmlkZi52MS5Ub2tlbkFtb3VudEIE4kEBAyIXChVHZXRMZWRnZXJBdWRpdFJlcXVlc3QiYQoOQWNjb3VudEJhbGFuY2USFQoHYWNjb3VudBgBIAEoCUIE4kEBAxIiCgV0b2tlbhgCIAEoDjINLmlkZi52MS5Ub2tlbkIE4kEBAxIUCgZhbW91bnQYAyABKANCBOJBAQMibAoPTGVkZ2VySW52YXJpYW50EhIKBG5hbWUYASABKAlCBOJBAQMSGQoLZGVzY3JpcHRpb24YAiABKAlCBOJBAQMSFAoGcGFzc2VkGAMgASgIQgTiQQEDEhQKBmRldGFpbBgEIAEoCUIE4kEBAyKuAgoWR2V0TGVkZ2VyQXVkaXRSZXNwb25zZRI1Cg9zeXN0ZW1fYmFsYW5jZXMYASADKAsyFi5pZGYudjEuQWNjb3VudEJhbGFuY2VCBOJBAQMSKQoGc3VwcGx5GAIgAygLMhMuaWRmLnYxLlRva2VuQW1vdW50QgTiQQEDEiQKFm9wZW5fcmVzZXJ2YXRpb25fY291bnQYAyABKANCBOJBAQMSJAoWb3Blbl9yZXNlcnZhdGlvbl90b3RhbBgEIAEoA0IE4kEBAxIxCgppbnZhcmlhbnRzGAUgAygLMhcuaWRmLnYxLkxlZGdlckludmFyaWFudEIE4kEBAxIUCgZwYXNzZWQYBiABKAhCBOJBAQMSHQoPam91cm5hbF9lbnRyaWVzGAcgASgDQgTiQQEDKkoKBVRva2VuEhUKEVRPS0VOX1VOU1BFQ0lGSUVEEAASDQoJVE9LRU5fQ0VVEAESDQoJVE9LRU5fUEZUEAISDAoIVE9LRU5fTFAQAzKKCAoNTWFya2V0U2VydmljZRJdCgdHZXRQb29sEhYuaWRmLnYxLkdldFBvb2xSZXF1ZXN0GhcuaWRmLnYxLkdldFBvb2xSZXNwb25zZSIhgtPkkwIbEhkvdjEve25hbWU9bWFya2V0L3Bvb2xzLyp9EmAKBVF1b3RlEhQuaWRmLnYxLlF1b3RlUmVxdWVzdBoVLmlkZi52MS5RdW90ZVJlc3BvbnNlIiqC0+STAiQ6ASoiHy92MS97cG9vbD1tYXJrZXQvcG9vbHMvKn06cXVvdGUSXAoEU3dhcBITLmlkZi52MS5Td2FwUmVxdWVzdBoULmlkZi52MS5Td2FwUmVzcG9uc2UiKYLT5JMCIzoBKiIeL3YxL3twb29sPW1hcmtldC9wb29scy8qfTpzd2FwEnwKDEFkZExpcXVpZGl0eRIbLmlkZi52MS5BZGRMaXF1aWRpdHlSZXF1ZXN0GhwuaWRmLnYxLkFkZExpcXVpZGl0eVJlc3BvbnNlIjGC0+STAis6ASoiJi92MS97cG9vbD1tYXJrZXQvcG9vbHMvKn06YWRkTGlxdWlkaXR5EogBCg9SZW1vdmVMaXF1aWRpdHkSHi5pZGYudjEuUmVtb3ZlTGlxdWlkaXR5UmVxdWVzdBofLmlkZi52MS5SZW1vdmVMaXF1aWRpdHlSZXNwb25zZSI0gtPkkwIuOgEqIikvdjEve3Bvb2w9bWFya2V0L3Bvb2xzLyp9OnJlbW92ZUxpcXVpZGl0eRJ0CgpHZXRCYWxhbmNlEhkuaWRmLnYxLkdldEJhbGFuY2VSZXF1ZXN0GhouaWRmLnYxLkdldEJhbGFuY2VSZXNwb25zZSIvgtPkkwIpEicvdjEve2FjY291bnQ9bWFya2V0L2FjY291bnRzLyp9L2JhbGFuY2USiwEKEExpc3RUcmFuc2FjdGlvbnMSHy5pZGYudjEuTGlzdFRyYW5zYWN0aW9uc1JlcXVlc3QaIC5pZGYudjEuTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlIjSC0+STAi4SLC92MS97YWNjb3VudD1tYXJrZXQvYWNjb3VudHMvKn0vdHJhbnNhY3Rpb25zEmIKBE1pbnQSEy5pZGYudjEuTWludFJlcXVlc3QaFC5pZGYudjEuTWludFJlc3BvbnNlIi+C0+STAik6ASoiJC92MS97YWNjb3VudD1tYXJrZXQvYWNjb3VudHMvKn06bWludBJpCg5HZXRMZWRnZXJBdWRpdBIdLmlkZi52MS5HZXRMZWRnZXJBdWRpdFJlcXVlc3QaHi5pZGYudjEuR2V0TGVkZ2VyQXVkaXRSZXNwb25zZSIYgtPkkwISEhAvdjEvbWFya2V0OmF1ZGl0YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * An amount of one token.
@@ -300,7 +300,10 @@ export type SwapRequest = Message<"idf.v1.SwapRequest"> & {
   deadline?: Timestamp | undefined;
 
   /**
-   * Idempotency key: a retry with the same key returns the first result, never applies twice.
+   * Idempotency key, 1 to 128 characters, scoped to (account, operation): a retry with the same
+   * key and the same parameters returns the first result and never applies twice; the same key
+   * with other parameters is INVALID_ARGUMENT (reason IDEMPOTENCY_KEY_REUSED). The deadline is
+   * not part of the parameters.
    *
    * @generated from field: string request_id = 9;
    */
@@ -412,7 +415,7 @@ export type AddLiquidityRequest = Message<"idf.v1.AddLiquidityRequest"> & {
   deadline?: Timestamp | undefined;
 
   /**
-   * Idempotency key.
+   * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
    *
    * @generated from field: string request_id = 8;
    */
@@ -524,7 +527,7 @@ export type RemoveLiquidityRequest = Message<"idf.v1.RemoveLiquidityRequest"> & 
   deadline?: Timestamp | undefined;
 
   /**
-   * Idempotency key.
+   * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
    *
    * @generated from field: string request_id = 7;
    */
@@ -672,8 +675,9 @@ export type Transaction = Message<"idf.v1.Transaction"> & {
   id: string;
 
   /**
-   * Kind: "mint", "burn", "swap", "add_liquidity", "remove_liquidity", "charge", "refund",
-   * "reward".
+   * Kind: "mint", "burn", "swap", "add_liquidity", "remove_liquidity", "reserve" (CEU to
+   * escrow before metered work), "charge" (the settlement of a reservation), "refund" (a
+   * reservation returned whole: expired, or left by a server that died), "reward".
    *
    * @generated from field: string kind = 2;
    */
@@ -736,7 +740,7 @@ export type ListTransactionsRequest = Message<"idf.v1.ListTransactionsRequest"> 
   pageSize: number;
 
   /**
-   * `next_page_token` of a previous call.
+   * `next_page_token` of a previous call; anything else is INVALID_ARGUMENT.
    *
    * @generated from field: string page_token = 3;
    */
@@ -799,7 +803,7 @@ export type MintRequest = Message<"idf.v1.MintRequest"> & {
   amount?: TokenAmount | undefined;
 
   /**
-   * Idempotency key.
+   * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
    *
    * @generated from field: string request_id = 3;
    */
@@ -840,6 +844,165 @@ export type MintResponse = Message<"idf.v1.MintResponse"> & {
  */
 export const MintResponseSchema: GenMessage<MintResponse> = /*@__PURE__*/
   messageDesc(file_idf_v1_market, 19);
+
+/**
+ * Request for MarketService.GetLedgerAudit.
+ *
+ * @generated from message idf.v1.GetLedgerAuditRequest
+ */
+export type GetLedgerAuditRequest = Message<"idf.v1.GetLedgerAuditRequest"> & {
+};
+
+/**
+ * Describes the message idf.v1.GetLedgerAuditRequest.
+ * Use `create(GetLedgerAuditRequestSchema)` to create a new message.
+ */
+export const GetLedgerAuditRequestSchema: GenMessage<GetLedgerAuditRequest> = /*@__PURE__*/
+  messageDesc(file_idf_v1_market, 20);
+
+/**
+ * The balance of one account in one token.
+ *
+ * @generated from message idf.v1.AccountBalance
+ */
+export type AccountBalance = Message<"idf.v1.AccountBalance"> & {
+  /**
+   * Account name: a system account ("market/accounts/-escrow"), a pool ("market/pools/ceu-pft")
+   * or a user account.
+   *
+   * @generated from field: string account = 1;
+   */
+  account: string;
+
+  /**
+   * The token.
+   *
+   * @generated from field: idf.v1.Token token = 2;
+   */
+  token: Token;
+
+  /**
+   * Base units; only issuance accounts may be negative.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message idf.v1.AccountBalance.
+ * Use `create(AccountBalanceSchema)` to create a new message.
+ */
+export const AccountBalanceSchema: GenMessage<AccountBalance> = /*@__PURE__*/
+  messageDesc(file_idf_v1_market, 21);
+
+/**
+ * One ledger invariant and whether it holds.
+ *
+ * @generated from message idf.v1.LedgerInvariant
+ */
+export type LedgerInvariant = Message<"idf.v1.LedgerInvariant"> & {
+  /**
+   * Stable name, for example "escrow_equals_open_reservations".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it states.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Whether it holds.
+   *
+   * @generated from field: bool passed = 3;
+   */
+  passed: boolean;
+
+  /**
+   * The first violations when it fails (empty when it holds).
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message idf.v1.LedgerInvariant.
+ * Use `create(LedgerInvariantSchema)` to create a new message.
+ */
+export const LedgerInvariantSchema: GenMessage<LedgerInvariant> = /*@__PURE__*/
+  messageDesc(file_idf_v1_market, 22);
+
+/**
+ * Response of MarketService.GetLedgerAudit: one consistent snapshot of the ledger.
+ *
+ * @generated from message idf.v1.GetLedgerAuditResponse
+ */
+export type GetLedgerAuditResponse = Message<"idf.v1.GetLedgerAuditResponse"> & {
+  /**
+   * Balances of the system accounts ("market/accounts/-issuance", "-escrow", "-treasury",
+   * "-locked", "-issuance:<pool>") and of the pools (their reserves).
+   *
+   * @generated from field: repeated idf.v1.AccountBalance system_balances = 1;
+   */
+  systemBalances: AccountBalance[];
+
+  /**
+   * Supply of each token (minus the issuance balances).
+   *
+   * @generated from field: repeated idf.v1.TokenAmount supply = 2;
+   */
+  supply: TokenAmount[];
+
+  /**
+   * Number of CEU reservations still open (calls running, or awaiting refund).
+   *
+   * @generated from field: int64 open_reservation_count = 3;
+   */
+  openReservationCount: bigint;
+
+  /**
+   * CEU held by the open reservations; equals escrow's balance when the ledger is sound.
+   *
+   * @generated from field: int64 open_reservation_total = 4;
+   */
+  openReservationTotal: bigint;
+
+  /**
+   * Every ledger invariant: postings balance per entry, balances equal a replay of the journal,
+   * holdings equal supply per token, escrow equals the open reservations, no negative user
+   * balance.
+   *
+   * @generated from field: repeated idf.v1.LedgerInvariant invariants = 5;
+   */
+  invariants: LedgerInvariant[];
+
+  /**
+   * True when every invariant holds.
+   *
+   * @generated from field: bool passed = 6;
+   */
+  passed: boolean;
+
+  /**
+   * Journal entries audited.
+   *
+   * @generated from field: int64 journal_entries = 7;
+   */
+  journalEntries: bigint;
+};
+
+/**
+ * Describes the message idf.v1.GetLedgerAuditResponse.
+ * Use `create(GetLedgerAuditResponseSchema)` to create a new message.
+ */
+export const GetLedgerAuditResponseSchema: GenMessage<GetLedgerAuditResponse> = /*@__PURE__*/
+  messageDesc(file_idf_v1_market, 23);
 
 /**
  * A token of the market.
@@ -969,6 +1132,18 @@ export const MarketService: GenService<{
     methodKind: "unary";
     input: typeof MintRequestSchema;
     output: typeof MintResponseSchema;
+  },
+  /**
+   * Audits the ledger (administrators only: `authorization: Bearer <admin token>`): system
+   * balances, supply per token, open escrow reservations, and every ledger invariant with
+   * whether it holds. Read-only.
+   *
+   * @generated from rpc idf.v1.MarketService.GetLedgerAudit
+   */
+  getLedgerAudit: {
+    methodKind: "unary";
+    input: typeof GetLedgerAuditRequestSchema;
+    output: typeof GetLedgerAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_idf_v1_market, 0);
