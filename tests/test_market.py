@@ -267,14 +267,10 @@ def test_sigkill_under_load_leaves_no_half_applied_transaction(tmp_path):
 
 @pytest.mark.postgres
 def test_postgresql_ledger(tmp_path):
-    try:
-        import psycopg
+    from test_money_hardening import _drop_schema, _pg_schema
 
-        url = "postgresql://postgres@127.0.0.1:5432/test"
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            for table in ("balances", "journal", "postings", "pools", "proof_leaves"):
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-    except Exception:  # noqa: BLE001
+    url = _pg_schema()  # a fresh schema: never drops the shared database's tables
+    if url is None:
         pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
     s = ServerThread(data_dir=tmp_path, admin_token="s3cret", database_url=url)
     try:
@@ -282,6 +278,7 @@ def test_postgresql_ledger(tmp_path):
         _invariants(s.running.ledger.audit())
     finally:
         s.stop()
+        _drop_schema(url)
 
 
 def test_cli_market_commands(market_server):

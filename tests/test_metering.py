@@ -65,18 +65,29 @@ def test_refused_or_cancelled_calls_are_refunded(metered):
     assert _ceu(metered, ALICE) == 10**8 - price(16, 1000)
 
 
-def test_passed_proofs_pay_pft_once(metered):
-    ref = np.random.default_rng(0).random((32, 32)) + 1
-    with Client(metered.target, max_attempts=1, metadata=[("x-idf-account", ALICE)]) as c:
-        good = c.create_proof(prediction=ref * 1.001, reference=ref, request_id="p1")
-        c.create_proof(prediction=ref * 1.001, reference=ref, request_id="p1")  # retried: same proof
-        c.create_proof(prediction=ref * 2, reference=ref)  # FAIL: no reward
-    nrmse = next(x.value for x in good.metrics if x.name == "nrmse")
-    expected = 1000 + int(1000 * (1 - nrmse / 0.1))
-    assert metered.running.ledger.balances(ALICE) == {"PFT": expected}
-    assert metered.running.ledger.balances(ISSUANCE) == {"PFT": -expected}
-    entry = metered.running.ledger.history(ALICE, before=None, limit=5)
-    assert [e.reference for e in entry] == [good.name]
+def test_passed_proofs_pay_pft_once(tmp_path):
+    # Rewards are paid only for outputs the caller was billed for, capped at reward_pft_per_ceu
+    # PFT per CEU of that call (issue 12 item 3; was: any PASS proof paid, for any field). 100
+    # PFT/CEU puts the cap (41 CEU -> 4,100 PFT) above one proof's reward, so the formula is seen.
+    s = ServerThread(data_dir=tmp_path, admin_token="s3cret", metering=True, reward_pft_per_ceu=100.0)
+    try:
+        _fund(s.target, ALICE, 10_000)
+        with Client(s.target, max_attempts=1, metadata=[("x-idf-account", ALICE)]) as c:
+            forecast = c.predict(np.random.default_rng(0).random((64, 64)) + 1, 10, diffusivity=0.1)
+            billed = np.asarray(forecast.frames[-1])
+            ref = billed * 1.001  # ground truth from elsewhere
+            good = c.create_proof(prediction=billed, reference=ref, request_id="p1")
+            c.create_proof(prediction=billed, reference=ref, request_id="p1")  # retried: same proof, paid once
+            c.create_proof(prediction=billed * 2, reference=ref)  # FAIL: no reward
+        nrmse = next(x.value for x in good.metrics if x.name == "nrmse")
+        expected = 1000 + int(1000 * (1 - nrmse / 0.1))
+        ceu = 10_000 - forecast.usage.charged_ceu
+        assert s.running.ledger.balances(ALICE) == {"CEU": ceu, "PFT": expected}
+        assert s.running.ledger.balances(ISSUANCE) == {"CEU": -10_000, "PFT": -expected}
+        entry = s.running.ledger.history(ALICE, before=None, limit=5)
+        assert [e.reference for e in entry if e.kind == "reward"] == [good.name]
+    finally:
+        s.stop()
 
 
 def test_sampling_reserves_for_the_work_it_will_do(metered):

@@ -242,21 +242,11 @@ def test_concurrent_appends_lose_and_duplicate_nothing(log_server):
         assert all(verify_proof(c.get_proof(n), key).ok for n in names[:10])
 
 
-def _postgres_url() -> str | None:
-    try:
-        import psycopg
-
-        url = "postgresql://postgres@127.0.0.1:5432/test"
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            conn.execute("DROP TABLE IF EXISTS proof_leaves")
-        return url
-    except Exception:  # noqa: BLE001
-        return None
-
-
 @pytest.mark.postgres
 def test_postgresql_store(tmp_path):
-    url = _postgres_url()
+    from test_money_hardening import _drop_schema, _pg_schema
+
+    url = _pg_schema()  # a fresh schema: never drops the shared database's tables
     if url is None:
         pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
     server = ServerThread(data_dir=tmp_path, database_url=url)
@@ -270,6 +260,7 @@ def test_postgresql_store(tmp_path):
             assert all(verify_proof(c.get_proof(p.name), key).ok for p in proofs)
     finally:
         server.stop()
+        _drop_schema(url)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`idf market ...`: the CEU/PFT pool, quotes, swaps, balances and history."""
+"""`idf market ...`: the CEU/PFT pool, quotes, swaps, balances, history, and the operator audit."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ market_app = typer.Typer(help="The CEU/PFT market: pool, quotes, swaps, balances
 POOL = "market/pools/ceu-pft"
 PoolOpt = Annotated[str, typer.Option(help="Pool resource name.")]
 TOKENS = {"CEU": m.TOKEN_CEU, "PFT": m.TOKEN_PFT}
+AUDIT_FAILED = 5  # `idf market audit`: the server answered, and a ledger invariant fails
 
 
 def _account(name: str) -> str:
@@ -117,3 +118,49 @@ def history(account: Annotated[str, typer.Argument(help="Account id or market/ac
         legs = "; ".join(f"{p.account.removeprefix('market/')} {p.amount:+d} {m.Token.Name(p.token).removeprefix('TOKEN_')}" for p in t.postings)
         table.add_row(t.create_time.ToJsonString(), t.kind, legs)
     console.print(table)
+
+
+@market_app.command()
+def audit(
+    admin_token: Annotated[str, typer.Option(envvar="IDF_ADMIN_TOKEN", help="The server's admin token [env: IDF_ADMIN_TOKEN].")] = "",
+    server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 30.0,
+) -> None:
+    """Operator audit: system balances, supply, open escrow reservations and every ledger
+    invariant. Exits 5 when an invariant fails."""
+    if not admin_token:
+        fail("the audit is for administrators: give --admin-token or set IDF_ADMIN_TOKEN", as_json=json_out)
+    with connected(server, timeout, json_out) as c:
+        response = c.ledger_audit(admin_token)
+    if json_out:
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None,
+                                        always_print_fields_with_no_presence=True))
+    else:
+        from rich.table import Table
+
+        from idf.cli.output import console
+
+        def token(code: int) -> str:
+            return m.Token.Name(code).removeprefix("TOKEN_")
+
+        balances = Table(title="system balances")
+        for column in ("account", "token", "amount"):
+            balances.add_column(column, justify="right" if column == "amount" else "left")
+        for b in response.system_balances:
+            balances.add_row(b.account, token(b.token), f"{b.amount:,}")
+        console.print(balances)
+        console.print("supply: " + ", ".join(f"{s.amount:,} {token(s.token)}" for s in response.supply))
+        console.print(f"open reservations: {response.open_reservation_count} holding {response.open_reservation_total:,} CEU; "
+                      f"journal entries: {response.journal_entries:,}")
+        checks = Table(title="invariants")
+        for column in ("invariant", "holds", "detail"):
+            checks.add_column(column)
+        for inv in response.invariants:
+            checks.add_row(inv.name, "[green]yes[/]" if inv.passed else "[bold red]NO[/]", inv.detail or inv.description)
+        console.print(checks)
+    if not response.passed:
+        failed = ", ".join(i.name for i in response.invariants if not i.passed)
+        if not json_out:
+            from idf.cli.output import err_console
+
+            err_console.print(f"[bold red]ledger invariants fail:[/] {failed}")
+        raise typer.Exit(AUDIT_FAILED)

@@ -177,8 +177,8 @@ class Ledger:
                         db.run("DROP TABLE journal")
                         db.run("ALTER TABLE journal_scoped RENAME TO journal")
                     db.run("UPDATE journal SET operation = kind, account = COALESCE((SELECT MIN(p.account) FROM postings p"
-                           " WHERE p.seq = journal.seq AND p.account LIKE 'market/accounts/%' AND p.account NOT LIKE ?), '')",
-                           (SYSTEM + "%",))
+                           " WHERE p.seq = journal.seq AND p.account LIKE ? AND p.account NOT LIKE ?), '')",
+                           ("market/accounts/%", SYSTEM + "%"))
         with db.lock:
             db.run(_KEY_INDEX)
 

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from idf.client import _protocol as p
 from idf.client.errors import from_rpc_error
 from idf.client.fields import to_field
-from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, market_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
+from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, market_pb2, market_pb2_grpc, predict_pb2_grpc, proof_pb2, proof_pb2_grpc
 
 _SERVING = health_pb2.HealthCheckResponse.ServingStatus
 
@@ -169,6 +169,14 @@ class Client(_Base):
     def public_key(self, *, timeout: float | None = None) -> bytes:
         return self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout).public_key
 
+    def ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> market_pb2.GetLedgerAuditResponse:
+        """The operator audit (administrators only): system balances, supply, open escrow
+        reservations and every ledger invariant with whether it holds (`.passed`: all hold)."""
+        try:
+            return self.market_stub.GetLedgerAudit(market_pb2.GetLedgerAuditRequest(), **_admin(self._kw(timeout), admin_token))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
 
 class AsyncClient(_Base):
     """asyncio twin of `Client`: the same arguments, every method awaitable."""
@@ -259,6 +267,18 @@ class AsyncClient(_Base):
 
     async def public_key(self, *, timeout: float | None = None) -> bytes:
         return (await self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout)).public_key
+
+    async def ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> market_pb2.GetLedgerAuditResponse:
+        try:
+            return await self.market_stub.GetLedgerAudit(market_pb2.GetLedgerAuditRequest(), **_admin(self._kw(timeout), admin_token))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+
+def _admin(kw: dict[str, Any], admin_token: str) -> dict[str, Any]:
+    """Call options with `authorization: Bearer <admin_token>` added to the metadata."""
+    kept = tuple((k, v) for k, v in kw["metadata"] if k.lower() != "authorization")
+    return {**kw, "metadata": (*kept, ("authorization", f"Bearer {admin_token}"))}
 
 
 def reconstruct_request(observed: np.ndarray, mask: np.ndarray, **options: Any) -> diffusion_pb2.ReconstructRequest:
