@@ -20,7 +20,7 @@ from idf.server.config import Settings
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server import signing
 from idf.server.market import DEFAULT_POOL
-from idf.server.metering import Metering
+from idf.server.metering import Metering, Sweeper, start_sweeper
 from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
@@ -68,6 +68,7 @@ class Running:
     rest_port: int | None = None
     rest_runner: Any = None
     transcoder: Any = None
+    sweeper: Sweeper | None = None  # refunds expired CEU reservations
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -78,6 +79,8 @@ class Running:
             await self.transcoder.close()
         await self.server.stop(self.settings.grace_period)
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         self.proof_log.close()
         self.ledger.close()
         log.info("stopped")
@@ -98,7 +101,8 @@ async def start(
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
     ledger = Ledger(settings.store_url())
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
-    meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering)
+    meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering, node=settings.node_id, ttl=settings.reservation_ttl)
+    sweeper = await start_sweeper(meter)  # before serving: refunds what a dead incarnation left in escrow
     predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor, meter), server)
     diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, executor, meter), server)
     proof_log = open_proof_log(settings.store_url())
@@ -130,6 +134,7 @@ async def start(
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
     running = Running(server, port, health_servicer, executor, settings, proof_log, ledger)
+    running.sweeper = sweeper
     if settings.rest_port is not None:
         from idf.server import rest
 

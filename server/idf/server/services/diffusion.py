@@ -128,7 +128,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         if spec.sampler == "reverse-diffusion":
             replicas = 2  # Heun: two denoiser evaluations per step
         estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * replicas
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
+        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate, "Sample")
         task = asyncio.ensure_future(run_engine(
             self.executor, sampling.sample, spec, device=self.device,
             progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p),
@@ -155,7 +155,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
                 getter.cancel()
             await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
-        charged = await asyncio.to_thread(self.metering.settle, meter, out.site_updates)
+        charged = await asyncio.to_thread(self.metering.settle, meter, out.site_updates, list(out.samples[:spec.count]))
         failures = sampling.tolerance_failures(spec, out)
         if failures:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(failures), reason="CONSTRAINT_VIOLATED",

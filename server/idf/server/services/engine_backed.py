@@ -4,11 +4,12 @@ engine's device."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 
 from idf.engine.errors import ParameterError
 from idf.server.config import Settings
@@ -27,12 +28,15 @@ class EngineBacked:
         self.device = settings.engine_device()
 
     async def metered(self, context: grpc.aio.ServicerContext, estimate: int, used: Callable[[T], int],
-                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {}, **kwargs: Any) -> tuple[T, int]:
+                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {},
+                      outputs: Callable[[T], Sequence[np.ndarray]] | None = None, rpc: str = "", **kwargs: Any) -> tuple[T, int]:
         """Reserve `estimate` site updates of CEU for the caller, run `fn` on the worker pool, settle
         what `used(result)` says was done; nothing is charged when it fails. A ParameterError
         becomes INVALID_ARGUMENT on `paths[parameter]` (else the parameter's own name).
+        `outputs(result)` are the arrays the answer returns: settlement records their digests as
+        billed outputs (what proof rewards are paid against); `rpc` names the call in its reservation.
         Returns (result, charged CEU)."""
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate)
+        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate, rpc)
         try:
             result = await run_engine(self.executor, fn, *args, **kwargs)
         except ParameterError as e:
@@ -41,4 +45,4 @@ class EngineBacked:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
-        return result, await asyncio.to_thread(self.metering.settle, meter, used(result))
+        return result, await asyncio.to_thread(self.metering.settle, meter, used(result), outputs(result) if outputs else ())

@@ -54,6 +54,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         result, charged = await self.metered(
             context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
             source=source, device=self.device, paths=_PARAMETER_PATHS,
+            outputs=lambda r: r.frames, rpc="Predict",
         )
         return _response(request, model, result, charged)
 
@@ -78,6 +79,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         result, charged = await self.metered(
             context, request.steps * members * frames[0].size, lambda r: r.site_updates, nvp.forecast, forecaster,
             frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS,
+            outputs=lambda r: [*r.frames, *r.stddev], rpc="Predict",
         )
         return _response(request, model, result, charged, result.stddev)
 

@@ -69,7 +69,8 @@ class Reconstructing:
         out, charged = await self.metered(
             context, count * (2 * steps - 1) * sites, lambda r: r.evaluations * sites, reconstruction.reconstruct,
             model, values, mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed,
-            device=self.device)
+            device=self.device, rpc="Reconstruct",
+            outputs=lambda r: [r.mean, r.stddev, *(r.samples if request.return_samples else ())])
         response = diffusion_pb2.ReconstructResponse(mean=to_field(out.mean), stddev=to_field(out.stddev))
         if request.return_samples:
             response.samples.extend(to_field(s) for s in out.samples)
