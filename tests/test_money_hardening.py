@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import grpc
 import numpy as np
