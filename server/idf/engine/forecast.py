@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, ParameterError
 from idf.kernels import transport
 
@@ -85,6 +86,29 @@ def _resolve(spec: TransportSpec, shape: tuple[int, ...]) -> tuple[TransportSpec
         spec.boundary, spec.boundary_value,
     )
     return resolved, cfl
+
+
+# Field-sized buffers the torch stepper holds at once besides the returned frames, measured by
+# `python -m idf.engine.cost` (1 to 3 axes, float32 and float64): the state, its update and the
+# face-flux temporaries, 7 when periodic; walls (torch.cat of ghost faces) and a source (its copy
+# and dt*source) raise it to 16.3 on a cold process. Rounded up.
+WORKING_BUFFERS = {"periodic": 10}
+WALL_WORKING_BUFFERS = 18
+
+
+def estimate(history_shape: Sequence[int], dtype: np.dtype | str, steps: int, spec: TransportSpec) -> Cost:
+    """The cost of `physics_forecast` from a present frame of `history_shape` (the shape of one
+    frame, its grid) and `dtype` (see idf.engine.cost). Work: sites x steps x substeps, what the
+    forecast reports; state: the returned frames plus the stepper's working buffers. Pure
+    arithmetic that never raises (the forecast itself checks the spec)."""
+    sites = math.prod(int(n) for n in history_shape)
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError:
+        itemsize = 8
+    steps, substeps = max(0, int(steps)), max(1, int(spec.substeps))
+    working = WORKING_BUFFERS.get(spec.boundary, WALL_WORKING_BUFFERS)
+    return Cost(site_updates=sites * steps * substeps, state_bytes=sites * itemsize * (steps + working))
 
 
 def physics_forecast(

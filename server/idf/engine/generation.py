@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from idf.engine import energy_models, models, reverse
+from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
 from idf.engine.sampling import Progress, SampleOutput, SampleSpec
 from idf.kernels.phi4 import phi4
@@ -26,6 +27,10 @@ def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
     name = spec.denoiser or models.DEFAULT_DENOISER
     if name not in models.denoisers():
         raise ParameterError("sampler.model", f"unknown denoiser {name!r}; available: {models.denoisers()}")
+    if spec.steps < 1:
+        raise ParameterError("sampler.steps", f"must be >= 1, got {spec.steps}")
+    if spec.count < 1:
+        raise ParameterError("sample_count", f"must be >= 1, got {spec.count}")
     if not (math.isfinite(spec.guidance_scale) and spec.guidance_scale >= 0):
         raise ParameterError("sampler.guidance_scale", f"must be finite and >= 0, got {spec.guidance_scale}")
     if spec.initial is not None:
@@ -33,6 +38,17 @@ def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
     for i, c in enumerate(spec.constraints):
         if c.weight != 0:
             raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
+
+
+def estimate(spec: SampleSpec) -> Cost:
+    """The cost of `generate(spec)` before it runs (no checkpoint loaded): the shipped denoisers'
+    side is the spec's shape when the spec is valid (`generate` refuses any other)."""
+    info = energy_models.info(spec.model)
+    energy_models.resolve_parameters(info, spec.parameters)
+    check(spec, info)
+    from idf.engine import reconstruction
+
+    return reconstruction.estimate(tuple(spec.shape), spec.count, spec.steps)
 
 
 def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda p: None,

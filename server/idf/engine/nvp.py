@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from idf.engine import checkpoints
+from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.forecast import spatial_total
 from idf.engine.navier_stokes import FlowSpec, Solver
@@ -117,6 +118,25 @@ def check_request(history: np.ndarray, reynolds: float) -> None:
         raise ParameterError("shape", f"the forecaster takes {SIDE}x{SIDE} vorticity frames, got {list(history.shape[1:])}")
     if not (math.isfinite(reynolds) and RE_RANGE[0] <= reynolds <= RE_RANGE[1]):
         raise ParameterError("reynolds", f"must be in [{RE_RANGE[0]:g}, {RE_RANGE[1]:g}] (the trained range), got {reynolds}")
+
+
+# Peak bytes of a forecast on the CPU path, measured by `python -m idf.engine.cost` (16 and 64
+# members, 2 to 60 steps): the U-Net's activations and the coarse solver's spectra per member
+# (about 5.4 MB a member at 64x64, float32), the per-step means and spreads (kept in lists, then
+# stacked: four frame-sized float32 copies per step), and the allocator's growth (~30 MB).
+BYTES_PER_MEMBER_SITE = 1536
+BYTES_PER_STEP_SITE = 16
+FIXED_BYTES = 48 << 20
+
+
+def estimate(frames_shape: Sequence[int], steps: int, members: int = DEFAULT_MEMBERS) -> Cost:
+    """The cost of `forecast` of `steps` frames by `members` members from history frames of
+    `frames_shape` ((T, SIDE, SIDE); see idf.engine.cost). Work: steps x members x SIDE², what
+    the forecast reports. Pure arithmetic that never raises."""
+    sites = SIDE * SIDE  # the model's grid (check_request refuses any other)
+    steps, members = max(0, int(steps)), max(1, int(members))
+    return Cost(site_updates=steps * members * sites,
+                state_bytes=sites * (members * BYTES_PER_MEMBER_SITE + steps * BYTES_PER_STEP_SITE) + FIXED_BYTES)
 
 
 @torch.no_grad()

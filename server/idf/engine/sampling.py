@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from idf.engine import energy_models, samplers
+from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, ParameterError
 from idf.kernels.ising import ising_energy
 from idf.kernels.phi4 import phi4
@@ -117,6 +118,8 @@ def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> str:
         raise ParameterError("shape", "Ising lattices are 2-D with even sides (checkerboard updates)")
     if spec.steps < 1:
         raise ParameterError("sampler.steps", f"must be >= 1, got {spec.steps}")
+    if spec.count < 1:
+        raise ParameterError("sample_count", f"must be >= 1, got {spec.count}")
     if not 0 <= spec.burn_in < spec.steps:
         raise ParameterError("sampler.burn_in", f"must be in [0, steps), got {spec.burn_in}")
     if spec.step_size < 0 or not math.isfinite(spec.step_size):
@@ -140,6 +143,46 @@ def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> str:
     if spec.external_field is not None and spec.external_field.shape != spec.shape:
         raise ParameterError("energy_model.external_field", f"shape {spec.external_field.shape} differs from {list(spec.shape)}")
     return sampler
+
+
+# Peak bytes per chain-site of one step on the CPU path, as multiples of the state's itemsize
+# (measured by `python -m idf.engine.cost`, see idf.engine.cost; measured 11, 14.6, 13 + R and
+# 67 B, plus ~5% for a cold process): the state, the noise, the
+# Laplacian and bond temporaries of the step and of the energy evaluation. Replica exchange keeps
+# one state per replica plus one MALA step's temporaries. Gibbs holds int8 spins but computes in
+# float32 (local fields, uniforms) and float64 (energies): bytes, not buffers.
+STEP_BUFFERS = {"langevin": 12, "annealed-langevin": 12, "mala": 15, "replica-exchange": 14}
+GIBBS_BYTES_PER_SITE = 68
+EXTERNAL_FIELD_BYTES_PER_SITE = 64  # copies of h (float64 decode, tensor, + h) shared by the chains
+TRACE_BYTES_PER_ENTRY = 16  # the energy trace: float64 per chain per kept step, list then array
+TRACE_BYTES_PER_STEP = 120  # one numpy array object and a list slot per kept step
+
+
+def estimate(spec: SampleSpec) -> Cost:
+    """The cost of `sample(spec)` before it runs: no allocation, no model loaded. Raises the
+    ParameterError `sample` would raise for a spec it refuses. site_updates = sites x chains x
+    steps x replicas (the replicas of replica exchange; reverse diffusion: denoiser evaluations
+    x sites), exactly what a completed run reports."""
+    if spec.sampler == "reverse-diffusion":
+        from idf.engine import generation
+
+        return generation.estimate(spec)
+    info = energy_models.info(spec.model)
+    energy_models.resolve_parameters(info, spec.parameters)
+    kind = _check(spec, info)
+    sites = math.prod(spec.shape)
+    replicas = len(replica_ladder(spec)) if kind == "replica-exchange" else 1
+    if info.spin:
+        per_chain_site = GIBBS_BYTES_PER_SITE
+    else:
+        itemsize = 8 if spec.dtype == "float64" else 4
+        per_chain_site = itemsize * (STEP_BUFFERS[kind] + (replicas if kind == "replica-exchange" else 0))
+    kept = spec.steps - spec.burn_in
+    state = spec.count * sites * per_chain_site
+    if spec.external_field is not None:
+        state += sites * EXTERNAL_FIELD_BYTES_PER_SITE
+    trace = kept * (spec.count * TRACE_BYTES_PER_ENTRY + TRACE_BYTES_PER_STEP)
+    return Cost(site_updates=sites * spec.count * spec.steps * replicas, state_bytes=state + trace)
 
 
 def sample(
@@ -192,9 +235,10 @@ def sample(
     accepted = torch.zeros(count, dtype=torch.float64, device=device)
     window = torch.zeros(count, dtype=torch.float64, device=device)
     n_window = 0
+    replicas = len(ladder) if kind == "replica-exchange" else 1
     for k in range(spec.steps):
         if should_stop():
-            raise Cancelled(math.prod(spec.shape) * count * k)
+            raise Cancelled(math.prod(spec.shape) * count * k * replicas)
         step = s.step(k)
         if step.accepted is not None:
             acc = step.accepted.to(torch.float64)
@@ -221,7 +265,6 @@ def sample(
     residual = np.abs(totals - total_target) if total_target is not None else np.zeros(count)
     kept = spec.steps - spec.burn_in
     rates = (accepted / kept).cpu().numpy() if isinstance(s, (samplers.Mala, samplers.ReplicaExchange)) else np.full(count, np.nan)
-    replicas = len(ladder) if kind == "replica-exchange" else 1
     return SampleOutput(
         samples=samples, energy=energy.cpu().numpy(), total=totals, constraint_residual=residual,
         acceptance_rate=rates, effective_sample_size=effective_sample_size(np.asarray(trace)),
