@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 class ServerThread:
     """The real async server, on its own event loop in a background thread."""
 
-    def __init__(self, **settings: object) -> None:
+    def __init__(self, extra_handlers: tuple = (), **settings: object) -> None:
         settings.setdefault("port", 0)
         settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="idf-test-")))
         settings.setdefault("log_format", "text")
@@ -30,7 +30,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(app.start(self.settings), self.loop).result(30)
+        self.running = asyncio.run_coroutine_threadsafe(app.start(self.settings, extra_handlers), self.loop).result(30)
         self.target = f"127.0.0.1:{self.running.port}"
 
     def stop(self) -> None:

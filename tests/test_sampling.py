@@ -98,7 +98,7 @@ def test_constraints_are_enforced_or_fail_loudly(client: Client):
 
 def test_deadline_stops_sampling(client: Client):
     with pytest.raises(DeadlineExceededError):
-        list(client.sample(_request(shape=(256, 256), steps=10**5, count=8), timeout=0.5))
+        list(client.sample(_request(shape=(256, 256), steps=10**4, count=8), timeout=0.5))  # 5e9 site updates: within the per-call ceiling
     assert client.health() == "SERVING"
 
 

@@ -13,7 +13,7 @@ import torch
 
 from idf.engine import energy_models, samplers
 from idf.engine.cost import Cost
-from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.kernels.ising import ising_energy
 from idf.kernels.phi4 import phi4
 from idf.kernels.random import cpu_generator
@@ -73,14 +73,18 @@ class SampleOutput:
     extras: dict[str, float] = field(default_factory=dict)
 
 
-def effective_sample_size(trace: np.ndarray) -> float:
+def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = lambda: False,
+                          site_updates: int = 0) -> float:
     """Sum over chains of n / tau, tau the integrated autocorrelation time of the chain's energy
-    trace (Geyer's initial positive sequence). trace: (steps, chains)."""
+    trace (Geyer's initial positive sequence). trace: (steps, chains). Checks `should_stop`
+    between chains (Cancelled carries `site_updates`, the sampling work already done)."""
     n, chains = trace.shape
     if n < 4:
         return float(n * chains)
     total = 0.0
     for c in range(chains):
+        if should_stop():
+            raise Cancelled(site_updates)
         x = trace[:, c] - trace[:, c].mean()
         var = float(np.dot(x, x) / n)
         if var == 0:
@@ -88,12 +92,12 @@ def effective_sample_size(trace: np.ndarray) -> float:
             continue
         f = np.fft.rfft(x, 2 * n)
         acf = np.fft.irfft(f * np.conj(f))[:n] / (n * var)
-        tau = -1.0
-        for t in range(0, n - 1, 2):
-            pair = acf[t] + acf[t + 1]
-            if pair <= 0:
-                break
-            tau += 2 * pair
+        # tau = -1 + 2 sum of the pair sums acf[t] + acf[t+1] (t even) before the first that is
+        # <= 0; a sequential cumulative sum gives the very same floats as the scalar loop did
+        m = n // 2
+        pairs = acf[0 : 2 * m : 2] + acf[1 : 2 * m : 2]
+        stop = int(np.argmax(pairs <= 0)) if np.any(pairs <= 0) else m
+        tau = float(np.cumsum(np.concatenate(([-1.0], 2 * pairs[:stop])))[-1])
         total += n / max(tau, 1.0)
     return total
 
@@ -106,14 +110,44 @@ def replica_ladder(spec: SampleSpec, rungs: int = 8) -> list[float]:
     return [spec.temperature * ratio ** (i / (rungs - 1)) for i in range(rungs)]
 
 
-def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> str:
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6  # energy units: beyond them exp(-E/T) under/overflows
+MAX_FIELD_VALUE = 1e6  # |mean value| a constraint may impose, and |value| of initial states
+GRADIENT_SAMPLERS = ("langevin", "annealed-langevin", "mala", "replica-exchange")
+
+
+def curvature(info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
+    """The largest curvature of the energy near its minima: 4·ndim·κ from the lattice Laplacian
+    plus a (or -2a at the double well's minima φ² = -a/b). A gradient step of size η is linearly
+    stable when η·curvature < 2: the Langevin chain of a Gaussian field diverges beyond it."""
+    if info.spin:
+        return 0.0
+    kappa = params["kappa"]
+    a = params.get("mass2", params.get("a", 0.0))
+    b = params.get("b", 0.0)
+    return 4 * ndim * kappa + (a if a >= 0 else (-2 * a if b > 0 else 0.0))
+
+
+def max_step_size(info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
+    """The largest step size a gradient sampler accepts for this model: the linear stability
+    limit 2 / curvature (a flat energy has none; then 1e3 bounds the noise a step adds)."""
+    c = curvature(info, params, ndim)
+    return min(2.0 / c, 1e3) if c > 0 else 1e3
+
+
+def _temperature_ok(t: float) -> bool:
+    return math.isfinite(t) and MIN_TEMPERATURE <= t <= MAX_TEMPERATURE
+
+
+def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo, params: dict[str, float]) -> str:
+    """Every caller-controlled parameter of a sampling run, checked before any work: a
+    ParameterError naming the first that is wrong (non-finite, out of range, inconsistent)."""
     sampler = spec.sampler or ("gibbs" if info.spin else "mala")
     if sampler not in info.samplers:
         raise ParameterError("sampler.kind", f"{info.name} samples with {list(info.samplers)}, not {sampler}")
-    if not (math.isfinite(spec.temperature) and spec.temperature > 0):
-        raise ParameterError("sampler.temperature", f"must be finite and > 0, got {spec.temperature}")
+    if not _temperature_ok(spec.temperature):
+        raise ParameterError("sampler.temperature", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {spec.temperature}")
     if not 1 <= len(spec.shape) <= (2 if info.spin else 3) or any(n < 1 for n in spec.shape):
-        raise ParameterError("shape", f"{info.name} takes {'2' if info.spin else '1 to 3'} positive extents, got {list(spec.shape)}")
+        raise ParameterError("shape", f"{info.name} takes {'2' if info.spin else '1 to 3'} positive extents, got {list(spec.shape)[:4]}")
     if info.spin and (len(spec.shape) != 2 or spec.shape[0] % 2 or spec.shape[1] % 2):
         raise ParameterError("shape", "Ising lattices are 2-D with even sides (checkerboard updates)")
     if spec.steps < 1:
@@ -123,25 +157,47 @@ def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> str:
     if not 0 <= spec.burn_in < spec.steps:
         raise ParameterError("sampler.burn_in", f"must be in [0, steps), got {spec.burn_in}")
     if spec.step_size < 0 or not math.isfinite(spec.step_size):
-        raise ParameterError("sampler.step_size", "must be finite and >= 0")
+        raise ParameterError("sampler.step_size", f"must be finite and >= 0, got {spec.step_size}")
+    if sampler in GRADIENT_SAMPLERS:
+        limit = max_step_size(info, params, len(spec.shape))
+        if spec.step_size > limit:
+            raise ParameterError("sampler.step_size", f"{spec.step_size:.4g} is too large for this model: gradient steps are "
+                                                      f"stable below 2/curvature = {limit:.4g} (0: the default)")
+    if spec.max_temperature != 0 and not _temperature_ok(spec.max_temperature):
+        raise ParameterError("sampler.max_temperature", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
+                                                        f"got {spec.max_temperature:.4g}")
     if sampler in ("annealed-langevin", "replica-exchange") and not spec.temperatures:
         if not spec.max_temperature > spec.temperature:
             raise ParameterError("sampler.max_temperature", f"{sampler} needs max_temperature > temperature")
     if spec.temperatures:
-        ladder = list(spec.temperatures)
-        if ladder[0] != spec.temperature or any(b <= a for a, b in zip(ladder, ladder[1:])) or ladder[0] <= 0:
+        ladder = spec.temperatures
+        for i, t in enumerate(ladder):
+            if not _temperature_ok(t):
+                raise ParameterError(f"sampler.temperatures[{i}]", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {t:.4g}")
+        if ladder[0] != spec.temperature or any(b <= a for a, b in zip(ladder, ladder[1:])):
             raise ParameterError("sampler.temperatures", "an ascending ladder starting at the target temperature")
+    sites = math.prod(spec.shape)
     for i, c in enumerate(spec.constraints):
         if c.name not in info.constraints:
             raise ParameterError(f"energy_model.constraints[{i}].name", f"{info.name} supports {list(info.constraints)}")
         if c.weight != 0:
             raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
+        if not (math.isfinite(c.target) and abs(c.target) <= MAX_FIELD_VALUE * sites):
+            raise ParameterError(f"energy_model.constraints[{i}].target", f"must be finite with |target| / sites <= {MAX_FIELD_VALUE:g}, "
+                                                                         f"got {c.target:.4g}")
+        if not (math.isfinite(c.tolerance) and c.tolerance >= 0):
+            raise ParameterError(f"energy_model.constraints[{i}].tolerance", f"must be finite and >= 0, got {c.tolerance:.4g}")
         if sampler not in ("langevin", "annealed-langevin"):
             raise ParameterError(f"energy_model.constraints[{i}]", "exact constraints are enforced by projected Langevin: use langevin or annealed-langevin")
-    if spec.initial is not None and spec.initial.shape != spec.shape:
-        raise ParameterError("initial", f"shape {spec.initial.shape} differs from {list(spec.shape)}")
-    if spec.external_field is not None and spec.external_field.shape != spec.shape:
-        raise ParameterError("energy_model.external_field", f"shape {spec.external_field.shape} differs from {list(spec.shape)}")
+    for name, array in (("initial", spec.initial), ("energy_model.external_field", spec.external_field)):
+        if array is None:
+            continue
+        if array.shape != spec.shape:
+            raise ParameterError(name, f"shape {list(array.shape)[:4]} differs from {list(spec.shape)}")
+        if array.dtype.kind not in "biuf":
+            raise ParameterError(name, f"must be numeric, got {array.dtype}")
+        if not np.all(np.isfinite(array)) or (array.size and float(np.max(np.abs(array))) > MAX_FIELD_VALUE):
+            raise ParameterError(name, f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}")
     return sampler
 
 
@@ -168,8 +224,8 @@ def estimate(spec: SampleSpec) -> Cost:
 
         return generation.estimate(spec)
     info = energy_models.info(spec.model)
-    energy_models.resolve_parameters(info, spec.parameters)
-    kind = _check(spec, info)
+    params = energy_models.resolve_parameters(info, spec.parameters)
+    kind = _check(spec, info, params)
     sites = math.prod(spec.shape)
     replicas = len(replica_ladder(spec)) if kind == "replica-exchange" else 1
     if info.spin:
@@ -183,6 +239,40 @@ def estimate(spec: SampleSpec) -> Cost:
         state += sites * EXTERNAL_FIELD_BYTES_PER_SITE
     trace = kept * (spec.count * TRACE_BYTES_PER_ENTRY + TRACE_BYTES_PER_STEP)
     return Cost(site_updates=sites * spec.count * spec.steps * replicas, state_bytes=state + trace)
+
+
+FINITE_CHECK_EVERY = 8  # steps between checks that every chain's energy is finite (one sync)
+
+
+def _default_step(kind: str, info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
+    """DEFAULT_STEP, unless it is past this model's stability limit (where the chain would
+    diverge): then half that limit."""
+    default = DEFAULT_STEP.get(kind, 0.0)
+    limit = max_step_size(info, params, ndim)
+    return default if default < limit else limit / 2
+
+
+def _diverged(k: int, eta: float, kind: str, site_updates: int) -> Diverged:
+    if kind in ("mala", "replica-exchange"):
+        reason = (f"the chain's energy overflowed at step {k}: the model's parameters, the initial state or the "
+                  f"temperature put it beyond floating-point range")
+        return Diverged("energy_model.parameters", reason, step=k, site_updates=site_updates)
+    reason = (f"step_size {eta:.4g} too large for this model and temperature: the chain diverged (non-finite "
+              f"energy) at step {k}; try step_size <= {eta / 4:.3g}")
+    return Diverged("sampler.step_size", reason, step=k, site_updates=site_updates)
+
+
+def _check_finite(energy: torch.Tensor, k: int, eta: float, kind: str, site_updates: int) -> None:
+    if not bool(torch.isfinite(energy).all()):
+        raise _diverged(k, eta, kind, site_updates)
+
+
+def _check_initial_energy(x: torch.Tensor, model: object, ndim: int, spec: SampleSpec) -> None:
+    """The energy of the starting state must be finite, else no sampler can move from it."""
+    first = x[:1]
+    if not bool(torch.isfinite(phi4(first, model, ndim).energy).all()):  # type: ignore[arg-type]
+        name = "initial" if spec.initial is not None else "energy_model.external_field"
+        raise ParameterError(name, "the energy of the initial state overflows: values too large for this model")
 
 
 def sample(
@@ -199,7 +289,7 @@ def sample(
         return generation.generate(spec, progress=progress, should_stop=should_stop, device=device)
     info = energy_models.info(spec.model)
     params = energy_models.resolve_parameters(info, spec.parameters)
-    kind = _check(spec, info)
+    kind = _check(spec, info, params)
     device = torch.device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
     model = energy_models.build(info, params, spec.external_field, dtype, device)
@@ -216,8 +306,12 @@ def sample(
     if info.spin and not torch.all((x == 1) | (x == -1)):
         raise ParameterError("initial", "Ising states are +1/-1")
     total_target = next((c.target for c in spec.constraints if c.name == "total"), None)
-    eta = spec.step_size or DEFAULT_STEP.get(kind, 0.0)
+    eta = spec.step_size or _default_step(kind, info, params, ndim)
     ladder = replica_ladder(spec) if kind == "replica-exchange" else []
+    sites = math.prod(spec.shape)
+    replicas = len(ladder) if kind == "replica-exchange" else 1
+    if not info.spin:
+        _check_initial_energy(x, model, ndim, spec)
     if kind == "langevin":
         s = samplers.Langevin(x, model, spec.temperature, eta, spec.seed, ndim, total_target)
     elif kind == "annealed-langevin":
@@ -226,7 +320,7 @@ def sample(
     elif kind == "mala":
         s = samplers.Mala(x, model, spec.temperature, eta, spec.seed, ndim)
     elif kind == "replica-exchange":
-        s = samplers.ReplicaExchange(x, model, ladder, eta, spec.seed, ndim)
+        s = samplers.ReplicaExchange(x, model, ladder, eta, spec.seed, ndim, should_stop=should_stop)
     else:
         s = samplers.Gibbs(x, model, spec.temperature, spec.seed)
     every = progress_every or max(1, spec.steps // 20)
@@ -235,11 +329,12 @@ def sample(
     accepted = torch.zeros(count, dtype=torch.float64, device=device)
     window = torch.zeros(count, dtype=torch.float64, device=device)
     n_window = 0
-    replicas = len(ladder) if kind == "replica-exchange" else 1
     for k in range(spec.steps):
         if should_stop():
-            raise Cancelled(math.prod(spec.shape) * count * k * replicas)
+            raise Cancelled(sites * count * k * replicas)
         step = s.step(k)
+        if (k + 1) % FINITE_CHECK_EVERY == 0 or k + 1 == spec.steps:
+            _check_finite(step.energy, k, eta, kind, sites * count * (k + 1) * replicas)
         if step.accepted is not None:
             acc = step.accepted.to(torch.float64)
             window += acc
@@ -263,12 +358,15 @@ def sample(
     grid_axes = tuple(range(1, samples.ndim))
     totals = samples.sum(grid_axes, dtype=np.float64)
     residual = np.abs(totals - total_target) if total_target is not None else np.zeros(count)
+    work = sites * count * spec.steps * replicas
+    if not (np.all(np.isfinite(samples)) and bool(torch.isfinite(energy).all())):
+        raise _diverged(spec.steps - 1, eta, kind, work)
     kept = spec.steps - spec.burn_in
     rates = (accepted / kept).cpu().numpy() if isinstance(s, (samplers.Mala, samplers.ReplicaExchange)) else np.full(count, np.nan)
     return SampleOutput(
         samples=samples, energy=energy.cpu().numpy(), total=totals, constraint_residual=residual,
-        acceptance_rate=rates, effective_sample_size=effective_sample_size(np.asarray(trace)),
-        site_updates=math.prod(spec.shape) * count * spec.steps * replicas, compute_seconds=seconds,
+        acceptance_rate=rates, compute_seconds=seconds, site_updates=work,
+        effective_sample_size=effective_sample_size(np.asarray(trace), should_stop, work),
     )
 
 

@@ -1,10 +1,13 @@
 """Wiring: the async grpcio server with every service, health, reflection, message-size limits,
-and graceful shutdown on SIGTERM/SIGINT."""
+the Guard interceptor (every call), admission control (engine calls), two thread pools (engine
+work; store and light work, so cheap calls never wait behind the engine), private data files,
+and graceful shutdown on SIGTERM/SIGINT that really stops engine work."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +19,11 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from idf.server.admission import Admission
 from idf.server.config import Settings
+from idf.server.rpc import Guard
 from idf.server.services.diffusion import DiffusionServicer
-from idf.server import signing
+from idf.server import memory, signing
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
 from idf.server.services.market import MarketServicer
@@ -54,6 +59,28 @@ SERVICE_NAMES = tuple(
 )
 
 
+# Concurrent RPCs the server accepts before answering RESOURCE_EXHAUSTED itself (engine calls are
+# bounded far below this by admission; this bounds everything else, streams included).
+MAX_CONCURRENT_RPCS = 512
+IO_THREADS = 8  # store reads and writes, proof metrics: short, never engine loops
+
+
+def _private_data_dir(settings: Settings) -> None:
+    """The data directory holds keys, the ledger and the proof log: 0700, owner only."""
+    if settings.database_url is None or settings.proof_key_file is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(settings.data_dir, 0o700)
+
+
+def _private_files(settings: Settings) -> None:
+    """SQLite files 0600 (SQLite gives its -wal and -shm files the database file's mode)."""
+    if settings.database_url is None:
+        for suffix in ("", "-wal", "-shm"):
+            path = settings.data_dir / f"idf.sqlite3{suffix}"
+            if path.exists():
+                os.chmod(path, 0o600)
+
+
 @dataclass
 class Running:
     """A started server: the bound port, and what shutdown needs."""
@@ -62,6 +89,8 @@ class Running:
     port: int
     health: health.aio.HealthServicer
     executor: ThreadPoolExecutor
+    io_executor: ThreadPoolExecutor
+    admission: Admission
     settings: Settings
     proof_log: ProofLog
     ledger: Ledger
@@ -78,7 +107,13 @@ class Running:
             await self.rest_runner.cleanup()
             await self.transcoder.close()
         await self.server.stop(self.settings.grace_period)
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        # past the grace period every call was cancelled, which tells its engine to stop; make
+        # sure of it (a call may sit between two checks), then wait for the threads to return
+        stopped = self.admission.stop_all()
+        if stopped:
+            log.info("stopping engine work", extra={"calls": stopped})
+        await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
+        self.io_executor.shutdown(wait=True, cancel_futures=True)
         if self.sweeper is not None:
             await self.sweeper.stop()
         self.proof_log.close()
@@ -91,24 +126,31 @@ async def start(
 ) -> Running:
     """Build and start the server; returns once it is listening."""
     size = settings.max_message_bytes
+    _private_data_dir(settings)
+    memory.limit_arenas()
     server = grpc.aio.server(
+        interceptors=[Guard(size, settings.max_inflight_request_bytes)],
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
+    io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="idf-io")
+    admission = Admission(settings, executor)
     ledger = Ledger(settings.store_url())
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
     meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering, node=settings.node_id, ttl=settings.reservation_ttl)
     sweeper = await start_sweeper(meter)  # before serving: refunds what a dead incarnation left in escrow
-    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, executor, meter), server)
-    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, executor, meter), server)
+    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, admission, meter), server)
+    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, admission, meter), server)
     proof_log = open_proof_log(settings.store_url())
+    _private_files(settings)
     key = signing.load_or_create(settings.key_path())
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, executor, proof_log, key, ledger), server)
-    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, executor, ledger), server)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, proof_log, key, ledger), server)
+    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, io_executor, ledger), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -133,7 +175,7 @@ async def start(
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
-    running = Running(server, port, health_servicer, executor, settings, proof_log, ledger)
+    running = Running(server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger)
     running.sweeper = sweeper
     if settings.rest_port is not None:
         from idf.server import rest

@@ -1,6 +1,14 @@
-"""The RPC boundary every servicer method passes through: access logs with timing, ApiError ->
-status with details, unexpected exceptions -> INTERNAL without leaking internals, and engine work
-run on worker threads that stop when the call is cancelled or its deadline passes."""
+"""The RPC boundary every call passes through.
+
+`Guard`, a server interceptor, is the one point every RPC of every service (health and reflection
+included) crosses: bytes that do not decode -> INVALID_ARGUMENT (gRPC alone answers UNKNOWN, and
+logs nothing); string fields past their limits -> INVALID_ARGUMENT; the bytes of requests being
+served at once bounded; every response (each message of a stream) checked against the message
+size limit *before* it is encoded -> RESOURCE_EXHAUSTED naming the limit; an access log line per
+call with its code and duration.
+
+`unary` / `streaming` wrap servicer methods: ApiError -> status with details, unexpected
+exceptions -> INTERNAL without leaking internals (a bug: it is logged with its traceback)."""
 
 from __future__ import annotations
 
@@ -8,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
@@ -16,17 +23,19 @@ from typing import Any, TypeVar
 
 import grpc
 
-from idf.server.errors import ApiError
+from idf.server import limits, memory
+from idf.server.errors import ApiError, exhausted, invalid_argument, too_large
 
 log = logging.getLogger("idf.rpc")
 T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
-async def _boundary(rpc: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _boundary(rpc: str, context: grpc.aio.ServicerContext, access: bool = False) -> AsyncIterator[None]:
     start = time.perf_counter()
     code = grpc.StatusCode.OK
-    log.debug("rpc start", extra={"rpc": rpc})
+    if access:
+        log.debug("rpc start", extra={"rpc": rpc})
     try:
         yield
     except ApiError as e:
@@ -37,13 +46,107 @@ async def _boundary(rpc: str, context: grpc.aio.ServicerContext) -> AsyncIterato
         raise
     except Exception as e:  # noqa: BLE001 - the boundary must never leak a traceback
         if _is_abort(e):
-            code = context.code() or grpc.StatusCode.UNKNOWN
+            code = _code(context)
             raise
         code = grpc.StatusCode.INTERNAL
         log.exception("unhandled error", extra={"rpc": rpc})
         await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
     finally:
-        _access(rpc, code, start, context)
+        if access:
+            _access(rpc, code, start, context)
+
+
+def _code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    code = context.code()
+    if isinstance(code, int):  # grpc.aio may report the raw integer
+        code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    return code or grpc.StatusCode.UNKNOWN
+
+
+class Guard(grpc.aio.ServerInterceptor):
+    """The checks every call passes, whatever its service (see the module docstring)."""
+
+    def __init__(self, max_message_bytes: int, max_inflight_request_bytes: int) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.max_inflight = max_inflight_request_bytes
+        self.inflight = 0
+
+    async def intercept_service(self, continuation: Callable[..., Awaitable[Any]], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        rpc = details.method.lstrip("/") if details.method else "?"
+        deserializer = handler.request_deserializer
+        if deserializer is not None:
+            cls = getattr(deserializer, "__self__", None)
+            if cls is not None and hasattr(cls, "DESCRIPTOR"):
+                deserializer = limits.deserializer(cls)
+        if handler.unary_unary is not None:
+            return handler._replace(request_deserializer=deserializer, unary_unary=self._unary(rpc, handler.unary_unary))
+        if handler.unary_stream is not None:
+            return handler._replace(request_deserializer=deserializer, unary_stream=self._stream(rpc, handler.unary_stream))
+        if handler.stream_unary is not None:
+            return handler._replace(request_deserializer=deserializer,
+                                    stream_unary=self._unary(rpc, handler.stream_unary, streamed=True))
+        return handler._replace(request_deserializer=deserializer,
+                                stream_stream=self._stream(rpc, handler.stream_stream, streamed=True))
+
+    def _admit(self, rpc: str, request: Any, context: grpc.aio.ServicerContext) -> int:
+        """Checks on the decoded request; returns the bytes it holds (released by the caller)."""
+        if isinstance(request, limits.Undecodable):
+            log.warning("undecodable request", extra={"rpc": rpc, "bytes": request.size, "error": request.error,
+                                                      "peer": context.peer()})
+            raise invalid_argument("request", f"the {request.size} bytes received are not a valid {request.message_type} "
+                                   f"({request.error})", reason="UNDECODABLE_REQUEST")
+        limits.check_strings(request)
+        size = request.ByteSize()
+        if self.inflight + size > self.max_inflight:
+            raise exhausted("SERVER_BUSY", f"the server is holding {self.inflight} bytes of requests (limit "
+                            f"{self.max_inflight}); retry shortly", retry_after=1.0)
+        self.inflight += size
+        return size
+
+    def _check_size(self, response: Any) -> None:
+        size = response.ByteSize()
+        if size > self.max_message_bytes:
+            raise too_large("response", f"the answer would be {size} bytes, past the {self.max_message_bytes}-byte "
+                            "message limit; ask for fewer frames, samples or sites per call (or page through them)")
+
+    def _unary(self, rpc: str, inner: Callable[..., Awaitable[Any]], streamed: bool = False) -> Callable[..., Awaitable[Any]]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            size = 0
+            async with _boundary(rpc, context, access=True):
+                try:
+                    if not streamed:
+                        size = self._admit(rpc, request, context)
+                    response = await inner(request, context)
+                    if response is not None:
+                        self._check_size(response)
+                    return response
+                finally:
+                    self._release(size)
+
+        return behavior
+
+    def _release(self, size: int) -> None:
+        self.inflight -= size
+        if size >= memory.TRIM_AFTER_BYTES:
+            asyncio.get_running_loop().run_in_executor(None, memory.trim)
+
+    def _stream(self, rpc: str, inner: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            size = 0
+            async with _boundary(rpc, context, access=True):
+                try:
+                    if not streamed:
+                        size = self._admit(rpc, request, context)
+                    async for response in inner(request, context):
+                        self._check_size(response)
+                        yield response
+                finally:
+                    self._release(size)
+
+        return behavior
 
 
 def unary(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -91,16 +194,3 @@ async def run_blocking(executor: Executor, fn: Callable[..., T], *args: Any, **k
     return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
 
-async def run_engine(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run blocking engine work on the worker pool. `fn` must accept `should_stop`; it turns true
-    when this call is cancelled (client cancel, deadline, shutdown past the grace period)."""
-    stop = threading.Event()
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(
-        executor, functools.partial(fn, *args, should_stop=stop.is_set, **kwargs)
-    )
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        stop.set()
-        raise

@@ -24,7 +24,9 @@ class IdfError(Exception):
     """A call that ended with a non-OK status.
 
     `reason` and `domain` come from the server's ErrorInfo (stable, for programs);
-    `violations` from its BadRequest (which request fields were wrong and why).
+    `violations` from its BadRequest (which request fields were wrong and why);
+    `retry_after` (seconds) from its RetryInfo: set when the condition is transient (a full queue,
+    a rate limit) and the same call may succeed after that delay; None when retrying will not help.
     """
 
     code: grpc.StatusCode
@@ -33,6 +35,7 @@ class IdfError(Exception):
     domain: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[FieldViolation] = field(default_factory=list)
+    retry_after: float | None = None
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -122,3 +125,7 @@ def _attach_details(exc: IdfError, status: status_pb2.Status) -> None:
             detail.Unpack(info)
             exc.reason, exc.domain = info.reason, info.domain
             exc.metadata.update(info.metadata)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            exc.retry_after = retry.retry_delay.ToMilliseconds() / 1000

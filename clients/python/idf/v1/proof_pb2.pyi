@@ -128,10 +128,14 @@ class CreateProofRequest(_message.Message):
     def __init__(self, prediction: _Optional[_Union[_field_pb2.Field, _Mapping]] = ..., reference: _Optional[_Union[_field_pb2.Field, _Mapping]] = ..., sequence: _Optional[_Iterable[_Union[_field_pb2.Field, _Mapping]]] = ..., policy: _Optional[str] = ..., producer: _Optional[_Union[Producer, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateProofResponse(_message.Message):
-    __slots__ = ("proof",)
+    __slots__ = ("proof", "reward_pft", "reward_reason")
     PROOF_FIELD_NUMBER: _ClassVar[int]
+    REWARD_PFT_FIELD_NUMBER: _ClassVar[int]
+    REWARD_REASON_FIELD_NUMBER: _ClassVar[int]
     proof: Proof
-    def __init__(self, proof: _Optional[_Union[Proof, _Mapping]] = ...) -> None: ...
+    reward_pft: int
+    reward_reason: str
+    def __init__(self, proof: _Optional[_Union[Proof, _Mapping]] = ..., reward_pft: _Optional[int] = ..., reward_reason: _Optional[str] = ...) -> None: ...
 
 class GetProofRequest(_message.Message):
     __slots__ = ("name",)

@@ -13,9 +13,8 @@ from idf.client.fields import to_field
 from idf.engine import energy_models, generation, models, sampling
 from idf.engine.errors import ParameterError
 from idf.server.errors import ApiError, invalid_argument
-from idf.server.metering import caller_account
 from idf.server.services.engine_backed import EngineBacked
-from idf.server.rpc import run_engine, streaming, unary
+from idf.server.rpc import streaming, unary
 from idf.server.services.reconstruct import Reconstructing
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, field_pb2
@@ -107,6 +106,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         if request.HasField("initial"):
             initial = decode_field(request.initial, "initial", max_elements=limit)
             require_finite(initial, "initial")
+        _check_numbers(request)
         dtype = {field_pb2.DTYPE_FLOAT64: "float64", field_pb2.DTYPE_FLOAT32: "float32"}.get(request.dtype, "")
         temperature = sp.temperature or 1.0  # 0 (unset) means 1; negative values are refused by the engine
         return sampling.SampleSpec(
@@ -121,17 +121,19 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
     @streaming
     async def Sample(self, request: diffusion_pb2.SampleRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[diffusion_pb2.SampleResponse]:
         spec = self._spec(request)
+        try:
+            cost = sampling.estimate(spec)
+            itemsize = _itemsize(spec)
+        except ParameterError as e:
+            raise invalid_argument(e.parameter, e.reason) from None
+        n = int(np.prod(spec.shape))
+        self.check_answer(spec.count, n * itemsize, "sample_count", "samples")
         queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        tempering = spec.sampler == "replica-exchange" and (spec.temperatures or spec.max_temperature > spec.temperature > 0)
-        replicas = len(sampling.replica_ladder(spec)) if tempering else 1  # each replica is a full chain of work
-        if spec.sampler == "reverse-diffusion":
-            replicas = 2  # Heun: two denoiser evaluations per step
-        estimate = int(np.prod(spec.shape)) * spec.count * spec.steps * replicas
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate, "Sample")
-        task = asyncio.ensure_future(run_engine(
-            self.executor, sampling.sample, spec, device=self.device,
-            progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p),
+        task = asyncio.ensure_future(self.metered(
+            context, (cost.site_updates, cost.state_bytes), lambda o: o.site_updates, sampling.sample, spec,
+            device=self.device, progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p), field="sampler.steps",
+            outputs=lambda o: list(o.samples[:spec.count]), rpc="Sample",
         ))
         getter: asyncio.Future | None = None
         try:
@@ -145,17 +147,12 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
                 break
             while not queue.empty():
                 yield _progress(queue.get_nowait())
-            out = task.result()
-        except ParameterError as e:
-            await asyncio.to_thread(self.metering.settle, meter, 0)
-            raise invalid_argument(e.parameter, e.reason) from None
+            out, charged = task.result()
         except BaseException:
             task.cancel()
             if getter is not None and not getter.done():
                 getter.cancel()
-            await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
-        charged = await asyncio.to_thread(self.metering.settle, meter, out.site_updates, list(out.samples[:spec.count]))
         failures = sampling.tolerance_failures(spec, out)
         if failures:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(failures), reason="CONSTRAINT_VIOLATED",
@@ -164,7 +161,6 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         result.usage.site_updates = out.site_updates
         result.usage.compute_seconds = out.compute_seconds
         result.usage.charged_ceu = charged
-        n = int(np.prod(spec.shape))
         for i in range(spec.count):
             g = result.samples.add(field=to_field(out.samples[i]))
             g.diagnostics.energy = float(out.energy[i])
@@ -173,6 +169,41 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
             g.diagnostics.constraint_residual = float(out.constraint_residual[i])
             g.diagnostics.acceptance_rate = float(out.acceptance_rate[i])
         yield diffusion_pb2.SampleResponse(result=result)
+
+
+MAX_TEMPERATURE = 1e6  # temperatures in units of the model's energy scale; far past any physical use
+MAX_STEP_SIZE = 1e3
+MAX_RUNGS = 64
+
+
+def _check_numbers(request: diffusion_pb2.SampleRequest) -> None:
+    """Every float the caller controls is finite and within its documented range (main: NaN
+    temperatures and 1e300 step sizes reached the engine and came back INTERNAL or as NaN)."""
+    sp, em = request.sampler, request.energy_model
+    checks = [("sampler.temperature", sp.temperature, 0.0, MAX_TEMPERATURE),
+              ("sampler.max_temperature", sp.max_temperature, 0.0, MAX_TEMPERATURE),
+              ("sampler.step_size", sp.step_size, 0.0, MAX_STEP_SIZE),
+              ("sampler.guidance_scale", sp.guidance_scale, 0.0, 1e6)]
+    checks += [(f"sampler.temperatures[{i}]", t, 1e-12, MAX_TEMPERATURE) for i, t in enumerate(sp.temperatures)]
+    for i, c in enumerate(em.constraints):
+        checks += [(f"energy_model.constraints[{i}].target", c.target, -1e300, 1e300),
+                   (f"energy_model.constraints[{i}].tolerance", c.tolerance, 0.0, 1e300)]
+    checks += [(f"energy_model.parameters[{k[:32]!r}]", v, -1e300, 1e300) for k, v in em.parameters.items()]
+    for path, value, low, high in checks:
+        if not (np.isfinite(value) and low <= value <= high):
+            raise invalid_argument(path, f"must be finite and in [{low:g}, {high:g}], got {value}", reason="NON_FINITE"
+                                   if not np.isfinite(value) else "INVALID_FIELD")
+    if len(sp.temperatures) > MAX_RUNGS:
+        raise invalid_argument("sampler.temperatures", f"at most {MAX_RUNGS} rungs, got {len(sp.temperatures)}")
+    if sp.burn_in < 0:
+        raise invalid_argument("sampler.burn_in", f"must be >= 0, got {sp.burn_in}")
+
+
+def _itemsize(spec: sampling.SampleSpec) -> int:
+    """Bytes per site of the samples Sample returns (int8 spins, float32 or float64 fields)."""
+    if spec.sampler != "reverse-diffusion" and energy_models.info(spec.model).spin:
+        return 1
+    return 8 if spec.dtype == "float64" else 4
 
 
 def _progress(p: sampling.Progress) -> diffusion_pb2.SampleResponse:

@@ -1,44 +1,63 @@
-"""What every servicer that runs engine work holds: settings, the worker pool, metering and the
-engine's device."""
+"""What every servicer that runs engine work holds: settings, admission (the engine's workers,
+queue and ceilings), metering and the engine's device — and the one path engine work takes:
+cost check, reservation, admission, run under the deadline, settlement."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 
-from idf.engine.errors import ParameterError
+from idf.engine.errors import Cancelled, ParameterError
+from idf.server.admission import Admission, caller_of
 from idf.server.config import Settings
-from idf.server.errors import invalid_argument
+from idf.server.errors import invalid_argument, too_large
 from idf.server.metering import Metering, caller_account
-from idf.server.rpc import run_engine
 
 T = TypeVar("T")
+# protobuf framing per array in a response (tag, length, shape, dtype, ...): generous
+_PER_ARRAY_OVERHEAD = 256
 
 
 class EngineBacked:
-    def __init__(self, settings: Settings, executor: Executor, metering: Metering) -> None:
+    def __init__(self, settings: Settings, admission: Admission, metering: Metering) -> None:
         self.settings = settings
-        self.executor = executor
+        self.admission = admission
+        self.executor = admission.executor
         self.metering = metering
         self.device = settings.engine_device()
 
-    async def metered(self, context: grpc.aio.ServicerContext, estimate: int, used: Callable[[T], int],
-                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {},
-                      outputs: Callable[[T], Sequence[np.ndarray]] | None = None, rpc: str = "", **kwargs: Any) -> tuple[T, int]:
-        """Reserve `estimate` site updates of CEU for the caller, run `fn` on the worker pool, settle
-        what `used(result)` says was done; nothing is charged when it fails. A ParameterError
-        becomes INVALID_ARGUMENT on `paths[parameter]` (else the parameter's own name).
-        `outputs(result)` are the arrays the answer returns: settlement records their digests as
-        billed outputs (what proof rewards are paid against); `rpc` names the call in its reservation.
+    def check_answer(self, arrays: int, array_bytes: int, field: str, what: str) -> None:
+        """Refuse, before any work, a call whose answer (`arrays` arrays of `array_bytes` each)
+        cannot fit in one message; the error says how many would fit."""
+        limit = self.settings.max_message_bytes * 0.95
+        each = array_bytes + _PER_ARRAY_OVERHEAD
+        if arrays * each > limit:
+            fit = int(limit // each)
+            raise too_large(field, f"{arrays} {what} of {array_bytes} bytes exceed the {self.settings.max_message_bytes}-byte "
+                                   f"response limit; ask for at most {fit} per call")
+
+    async def metered(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], used: Callable[[T], int],
+                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {}, field: str = "request",
+                      outputs: Callable[[T], Sequence[np.ndarray]] | None = None, rpc: str = "",
+                      **kwargs: Any) -> tuple[T, int]:
+        """Check `cost` = (site updates, state bytes) against the per-call ceilings, reserve its CEU
+        for the caller, wait for a worker, run `fn` under the call's deadline, settle what
+        `used(result)` says was done; nothing is charged when it fails. A ParameterError becomes
+        INVALID_ARGUMENT on `paths[parameter]` (else the parameter's own name). `outputs(result)`
+        are the arrays the answer returns: settlement records their digests as billed outputs
+        (what proof rewards are paid against); `rpc` names the call in its reservation.
         Returns (result, charged CEU)."""
-        meter = await asyncio.to_thread(self.metering.reserve, caller_account(context), estimate, rpc)
+        site_updates, state_bytes = cost
+        self.admission.check_cost(site_updates, state_bytes, field)
+        account = caller_account(context)
+        meter = await asyncio.to_thread(self.metering.reserve, account, site_updates, rpc)
         try:
-            result = await run_engine(self.executor, fn, *args, **kwargs)
+            result = await self.admission.run(caller_of(context, account), self.admission.deadline(context),
+                                              fn, *args, **kwargs)
         except ParameterError as e:
             await asyncio.to_thread(self.metering.settle, meter, 0)
             raise invalid_argument(paths.get(e.parameter, e.parameter), e.reason) from None
@@ -46,3 +65,13 @@ class EngineBacked:
             await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
         return result, await asyncio.to_thread(self.metering.settle, meter, used(result), outputs(result) if outputs else ())
+
+    async def light(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Bounded, unmetered engine work (a regime decision): admitted like any engine call."""
+        def call(*a: Any, should_stop: Callable[[], bool], **kw: Any) -> T:
+            if should_stop():
+                raise Cancelled()
+            return fn(*a, **kw)
+
+        return await self.admission.run(caller_of(context, caller_account(context)), self.admission.deadline(context),
+                                        call, *args, **kwargs)

@@ -12,7 +12,8 @@ from idf.engine import forecast, models, nvp, regime_detector, regimes
 from idf.engine.errors import ParameterError
 from idf.server.errors import invalid_argument, too_large
 from idf.server.services.engine_backed import EngineBacked
-from idf.server.rpc import run_blocking, unary
+from idf.server.errors import quote
+from idf.server.rpc import unary
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
 
@@ -44,16 +45,17 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
     ) -> predict_pb2.PredictResponse:
         model = request.model or forecast.PHYSICS_MODEL
         if model not in models.forecasters():
-            raise invalid_argument("model", f"unknown forecaster {model!r}; available: {models.forecasters()}")
+            raise invalid_argument("model", f"unknown forecaster {quote(model)}; available: {models.forecasters()}")
         learned = model != forecast.PHYSICS_MODEL
         history = self._history(request, frames_per_step=2 if learned else 1)  # learned: frame + stddev
         if learned:
             return await self._learned(request, context, model, history)
         spec, source = self._transport(request)
-        estimate = history[-1].size * request.steps * spec.substeps
+        cost = forecast.estimate(history[-1].shape, history[-1].dtype, request.steps, spec)
         result, charged = await self.metered(
-            context, estimate, lambda r: r.site_updates, forecast.physics_forecast, history, request.steps, spec,
-            source=source, device=self.device, paths=_PARAMETER_PATHS,
+            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, forecast.physics_forecast,
+            history, request.steps, spec, source=source, device=self.device, paths=_PARAMETER_PATHS,
+            field="transport.substeps" if spec.substeps > 1 else "steps",
             outputs=lambda r: r.frames, rpc="Predict",
         )
         return _response(request, model, result, charged)
@@ -75,10 +77,12 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             nvp.check_request(frames, reynolds)
         except ParameterError as e:
             raise invalid_argument(_NVP_PATHS.get(e.parameter, e.parameter), e.reason) from None
+        cost = nvp.estimate(frames.shape, request.steps, members)
+        self.admission.check_cost(cost.site_updates, cost.state_bytes, "steps")
         forecaster = await asyncio.to_thread(models.load_forecaster, model, str(self.device))
         result, charged = await self.metered(
-            context, request.steps * members * frames[0].size, lambda r: r.site_updates, nvp.forecast, forecaster,
-            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS,
+            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, nvp.forecast, forecaster,
+            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS, field="steps",
             outputs=lambda r: [*r.frames, *r.stddev], rpc="Predict",
         )
         return _response(request, model, result, charged, result.stddev)
@@ -148,10 +152,9 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         frames, interval = _regime_window(request, self.settings.max_field_elements)
         name = request.model or models.DEFAULT_DETECTOR
         if name not in models.detectors():
-            raise invalid_argument("model", f"unknown regime detector {name!r}; available: {models.detectors()}")
+            raise invalid_argument("model", f"unknown regime detector {quote(name)}; available: {models.detectors()}")
         detector = await asyncio.to_thread(models.load_detector, name)
-        label, probabilities, features, needed = await run_blocking(
-            self.executor, regime_detector.decide, detector, frames, interval)
+        label, probabilities, features, needed = await self.light(context, regime_detector.decide, detector, frames, interval)
         response = predict_pb2.DetectRegimeResponse(regime=_REGIMES[label], frames_needed=needed, model=name,
                                                     features=features)
         for regime, p in probabilities.items():

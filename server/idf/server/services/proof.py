@@ -181,6 +181,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             raise invalid_argument("request_id", str(e), reason="IDEMPOTENCY_KEY_REUSED") from None
         size = await run_blocking(self.executor, self._sync)
         stored = json.loads(leaf.record)  # a retried request_id returns the first record
+        paid = metering.Reward(0, "RETRY")
         if created:  # a retry never pays: the reward was decided when the proof was appended
             if stored["verdict"] == "PASS":
                 threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
@@ -195,7 +196,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             log.info("proof reward", extra={"proof_id": leaf.proof_id, "account": account, "reward_pft": paid.amount,
                                             "reward_reason": paid.reason})
             context.set_trailing_metadata(((REWARD_HEADER, str(paid.amount)), (REWARD_REASON_HEADER, paid.reason)))
-        return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size))
+        return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size), reward_pft=paid.amount, reward_reason=paid.reason)
 
     @unary
     async def GetProof(self, request: proof_pb2.GetProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetProofResponse:

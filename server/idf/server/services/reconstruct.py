@@ -10,7 +10,7 @@ import numpy as np
 
 from idf.client.fields import to_field
 from idf.engine import models, reconstruction
-from idf.server.errors import invalid_argument
+from idf.server.errors import invalid_argument, quote
 from idf.server.rpc import unary
 from idf.server.validation import decode_field
 from idf.v1 import diffusion_pb2
@@ -59,17 +59,21 @@ class Reconstructing:
         shape, values, mask = observations(request, self.settings.max_field_elements)
         name = request.model or models.DEFAULT_DENOISER
         if name not in models.denoisers():
-            raise invalid_argument("model", f"unknown denoiser {name!r}; available: {models.denoisers()}")
+            raise invalid_argument("model", f"unknown denoiser {quote(name)}; available: {models.denoisers()}")
         count = request.sample_count or reconstruction.DEFAULT_SAMPLES
         if not 1 <= count <= self.settings.max_sample_count:
             raise invalid_argument("sample_count", f"must be in 1..{self.settings.max_sample_count}")
-        model = await asyncio.to_thread(models.load_denoiser, name, str(self.device))
         steps = reconstruction.DEFAULT_STEPS
         sites = int(np.prod(shape))
+        # the answer: mean and stddev, plus the samples when asked (float32 arrays)
+        self.check_answer(2 + (count if request.return_samples else 0), sites * 4, "sample_count", "float32 arrays")
+        cost = reconstruction.estimate(shape, count, steps)
+        self.admission.check_cost(cost.site_updates, cost.state_bytes, "sample_count")
+        model = await asyncio.to_thread(models.load_denoiser, name, str(self.device))
         out, charged = await self.metered(
-            context, count * (2 * steps - 1) * sites, lambda r: r.evaluations * sites, reconstruction.reconstruct,
+            context, (cost.site_updates, cost.state_bytes), lambda r: r.evaluations * sites, reconstruction.reconstruct,
             model, values, mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed,
-            device=self.device, rpc="Reconstruct",
+            device=self.device, field="sample_count", rpc="Reconstruct",
             outputs=lambda r: [r.mean, r.stddev, *(r.samples if request.return_samples else ())])
         response = diffusion_pb2.ReconstructResponse(mean=to_field(out.mean), stddev=to_field(out.stddev))
         if request.return_samples:

@@ -116,21 +116,24 @@ export type SamplerSpec = Message<"idf.v1.SamplerSpec"> & {
   kind: SamplerKind;
 
   /**
-   * Target temperature T > 0.
+   * Target temperature T > 0, finite, at most 1e6.
    *
    * @generated from field: double temperature = 2;
    */
   temperature: number;
 
   /**
-   * Step size eta of Langevin-type samplers; 0 picks a default.
+   * Step size eta of Langevin-type samplers, finite, 0 to 1e3; 0 picks a default.
    *
    * @generated from field: double step_size = 3;
    */
   stepSize: number;
 
   /**
-   * Number of sampler steps (sweeps for Gibbs), up to the server's configured maximum.
+   * Number of sampler steps (sweeps for Gibbs), up to the server's configured maximum
+   * (max_sample_steps). sites x chains x steps x replicas is bounded by the per-call work ceiling
+   * (max_call_site_updates, default 2e10 site updates) and the chains' state by max_call_bytes:
+   * past either, RESOURCE_EXHAUSTED (WORK_LIMIT / MEMORY_LIMIT) before any work starts.
    *
    * @generated from field: int32 steps = 4;
    */
@@ -144,14 +147,15 @@ export type SamplerSpec = Message<"idf.v1.SamplerSpec"> & {
   burnIn: number;
 
   /**
-   * Highest temperature of an annealing ladder.
+   * Highest temperature of an annealing ladder, finite, at most 1e6.
    *
    * @generated from field: double max_temperature = 6;
    */
   maxTemperature: number;
 
   /**
-   * Explicit temperature ladder for replica exchange, ascending.
+   * Explicit temperature ladder for replica exchange, ascending, finite, at most 1e6, at most 64
+   * rungs; every rung is a full set of chains of work.
    *
    * @generated from field: repeated double temperatures = 7;
    */
@@ -207,7 +211,8 @@ export type SampleRequest = Message<"idf.v1.SampleRequest"> & {
   shape: bigint[];
 
   /**
-   * Number of independent samples (chains). 0 means 1.
+   * Number of independent samples (chains). 0 means 1; at most max_sample_count (1024), and no
+   * more than fit in one response message (RESOURCE_EXHAUSTED naming the number that fits).
    *
    * @generated from field: int32 sample_count = 4;
    */

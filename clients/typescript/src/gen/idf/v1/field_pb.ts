@@ -68,7 +68,8 @@ export type Field = Message<"idf.v1.Field"> & {
   boundaryValue: number;
 
   /**
-   * Physical units of the values, free text after UCUM where possible (for example "J/m3", "K").
+   * Physical units of the values, free text after UCUM where possible (for example "J/m3", "K"),
+   * at most 128 characters.
    *
    * @generated from field: string units = 7;
    */

@@ -47,7 +47,9 @@ export type TransportParameters = Message<"idf.v1.TransportParameters"> & {
   dt: number;
 
   /**
-   * Solver steps between two returned frames. 0 means 1.
+   * Solver steps between two returned frames. 0 means 1. steps x substeps x sites is bounded by
+   * the server's per-call work ceiling (max_call_site_updates, default 2e10 site updates): past
+   * it, RESOURCE_EXHAUSTED (reason WORK_LIMIT) before any work starts.
    *
    * @generated from field: int32 substeps = 4;
    */
@@ -83,7 +85,9 @@ export type PredictRequest = Message<"idf.v1.PredictRequest"> & {
   history: Field[];
 
   /**
-   * Number of future frames to return, 1 to the server's configured maximum.
+   * Number of future frames to return, 1 to the server's configured maximum (max_predict_steps,
+   * default 100,000), and no more than fit in one response message (RESOURCE_EXHAUSTED naming the
+   * number that fits).
    *
    * @generated from field: int32 steps = 2;
    */
@@ -91,7 +95,7 @@ export type PredictRequest = Message<"idf.v1.PredictRequest"> & {
 
   /**
    * Forecaster to use, by name from DiffusionService.ListModels. Empty selects
-   * "physics-advection-diffusion".
+   * "physics-advection-diffusion". At most 128 characters (like every string field).
    *
    * @generated from field: string model = 3;
    */
