@@ -18,3 +18,15 @@ class Cancelled(Exception):
     def __init__(self, site_updates: int = 0) -> None:
         super().__init__(f"stopped after {site_updates} site updates")
         self.site_updates = site_updates
+
+
+class Diverged(ParameterError):
+    """A run's state stopped being finite (NaN or Inf): a parameter is too large for the model
+    (usually the step size). A ParameterError, so servicers answer INVALID_ARGUMENT on
+    `parameter`; `reason` says where it diverged and what to try. `step` is the step at which
+    it was detected; `site_updates` the work done until then."""
+
+    def __init__(self, parameter: str, reason: str, *, step: int | None = None, site_updates: int = 0) -> None:
+        super().__init__(parameter, reason)
+        self.step = step
+        self.site_updates = site_updates

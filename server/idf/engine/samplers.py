@@ -13,10 +13,12 @@ Temperature ladders (docs/diffusion.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from idf.engine.errors import Cancelled
 from idf.kernels.ising import Ising, ising_sweep
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
@@ -85,8 +87,10 @@ class Mala:
 class ReplicaExchange:
     """x holds the chains at the target temperature; replicas at the higher rungs live here."""
 
-    def __init__(self, x: torch.Tensor, model: Phi4, temperatures: list[float], step_size: float, seed: int, ndim: int) -> None:
+    def __init__(self, x: torch.Tensor, model: Phi4, temperatures: list[float], step_size: float, seed: int, ndim: int,
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
         self.temperatures, self.model, self.eta, self.seed, self.ndim = temperatures, model, step_size, seed, ndim
+        self.should_stop = should_stop  # checked between rungs: a step of a long ladder is long
         self.replicas = [x.clone() for _ in temperatures]
         self.energies = [phi4(r, model, ndim).energy for r in self.replicas]
         self.swaps_accepted = 0
@@ -99,6 +103,8 @@ class ReplicaExchange:
     def step(self, k: int) -> StepInfo:
         accepted = None
         for i, t in enumerate(self.temperatures):
+            if i and self.should_stop():
+                raise Cancelled(self.replicas[0].numel() * (k * len(self.temperatures) + i))
             r = mala_step(self.replicas[i], self.model, step_size=self.eta * t / self.temperatures[0], temperature=t,
                           seed=self.seed, step=k * len(self.temperatures) + i, ndim=self.ndim)
             self.replicas[i], self.energies[i] = r.phi, r.energy
