@@ -3,39 +3,83 @@
 Routes come from the `google.api.http` annotations of proto/idf/v1 (nothing is listed by hand):
 path templates like `/v1/{name=proofs/*}` bind path variables to request fields, `body: "*"`
 parses the JSON body into the request, query parameters fill the remaining fields of GET
-requests. Each HTTP request becomes one gRPC call on a loopback channel to this server — the
-same interceptors, validation and servicers as native gRPC, so both faces behave identically.
+requests (snake_case or lowerCamelCase names, dotted paths into nested messages; an unknown
+parameter is an error). Each HTTP request becomes one gRPC call on a loopback channel to this
+server — the same interceptors, validation and servicers as native gRPC, so both faces behave
+identically.
 
-Responses are proto3 JSON. Errors carry the HTTP status grpc-gateway uses and a body that is
-the `google.rpc.Status` in JSON (code, message, details with field violations). Server-streaming
-RPCs answer `application/x-ndjson`: one `{"result": ...}` line per message, or a final
-`{"error": ...}` line. Client-streaming RPCs are gRPC only (501 here).
-Headers forwarded as metadata: `authorization`, `x-idf-account`; `x-idf-timeout` (seconds)
-sets the call's deadline.
+Responses are proto3 JSON. Every error has the HTTP status grpc-gateway uses and a body that is
+the `google.rpc.Status` in JSON (code, message, details: always an `ErrorInfo` with a stable
+reason, field violations where a field is to blame). Server-streaming RPCs answer
+`application/x-ndjson`: one `{"result": ...}` line per message, or a final `{"error": ...}` line.
+Client-streaming RPCs are gRPC only (501 here). Headers forwarded as metadata: `authorization`,
+`x-idf-account`; `x-idf-timeout` (seconds, finite, > 0, capped at MAX_TIMEOUT_S) sets the call's
+deadline.
+
+The face protects itself before any gRPC call is made (limits below, documented in docs/api.md):
+a slow or idle client cannot hold a connection (request-head, body and keep-alive timeouts), the
+number of connections is capped, a JSON body is capped below the gRPC message limit (proto3 JSON
+costs several times its size in memory while parsed), and the bytes of all bodies being read and
+parsed at once are capped (429 with Retry-After past it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
-from aiohttp import web
+from aiohttp import web, web_protocol
 from google.api import annotations_pb2
-from google.protobuf import json_format, message_factory
-from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
-from google.rpc import status_pb2
+from google.protobuf import any_pb2, json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-
+from idf.server.errors import DOMAIN
 from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 log = logging.getLogger("idf.rest")
 _MODULES = (predict_pb2, diffusion_pb2, proof_pb2, market_pb2, telemetry_pb2)
 FORWARDED = ("authorization", "x-idf-account")
+MIB = 1024 * 1024
+
+# --- limits of the REST face (module constants: read when the face starts) --------------------
+# A connection may stay without a complete request head this long: from when it opens, and from
+# the end of each response (keep-alive idle). aiohttp's keepalive_timeout is this timer: it runs
+# from connect and between requests and closes the connection while no full head has arrived, so
+# a client sending its headers one byte at a time is cut here just like an idle one.
+IDLE_TIMEOUT_S = 15.0
+# A request's body must arrive within this (aiohttp has no body timeout: reads wait forever).
+BODY_TIMEOUT_S = 30.0
+# After answering early (413, 404, ...) the unread rest of a body is drained this long, then the
+# connection is closed (aiohttp's lingering_time; its default is 10 s).
+LINGER_S = 2.0
+# Connections held at once; past this a new connection gets 503 + Retry-After and is closed.
+MAX_CONNECTIONS = 256
+# Request line and each header line at most this many bytes, at most MAX_HEADERS headers
+# (aiohttp's max_line_size / max_field_size / max_headers; these are its defaults, stated).
+MAX_LINE_BYTES = 8190
+MAX_HEADERS = 128
+# Largest JSON body, as a fraction of the gRPC message limit: proto3 JSON costs about 7.5x its size
+# in memory while parsed (text, the dict tree, base64 decoding, the message), so the REST face
+# takes less than gRPC does. With the default 64 MiB gRPC limit: 32 MiB (a 2048x2048 float32
+# Field is 22 MiB of base64).
+MAX_BODY_FRACTION = 0.5
+# All REST bodies being read and parsed at once, bytes; past this: 429 with Retry-After.
+MAX_PARSING_BYTES = 64 * MIB
+# Longest deadline a caller may set with x-idf-timeout (longer values are cut to this; the
+# server's own default_deadline still applies on top).
+MAX_TIMEOUT_S = 3600.0
+# Deepest nesting of arrays/objects in a JSON body (the messages of idf.v1 need fewer than 10).
+MAX_JSON_DEPTH = 64
+# Bodies larger than this are parsed (and big answers encoded) off the event loop.
+OFFLOAD_BYTES = 1 * MIB
 
 HTTP_STATUS = {
     grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
@@ -45,6 +89,8 @@ HTTP_STATUS = {
     grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.INTERNAL: 500,
     grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DATA_LOSS: 500,
 }
+_CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+_QUOTE_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -87,45 +133,230 @@ def routes() -> list[Route]:
     return out
 
 
-def _set_path(message: Any, path: str, value: str) -> None:
+# --- errors: always a google.rpc.Status with an ErrorInfo -------------------------------------
+
+
+def _quote(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= _QUOTE_CHARS else f"{text[:_QUOTE_CHARS]}... ({len(value)} chars)"
+
+
+class RestError(Exception):
+    """An error answered by the REST face itself, before or instead of a gRPC call."""
+
+    def __init__(self, http_status: int, code: grpc.StatusCode, reason: str, message: str, *,
+                 violations: tuple[tuple[str, str], ...] = (), metadata: dict[str, str] | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.http_status, self.code, self.reason, self.message = http_status, code, reason, message
+        self.violations, self.metadata, self.retry_after = violations, metadata or {}, retry_after
+
+    def status(self) -> status_pb2.Status:
+        details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
+        if self.violations:
+            details.append(error_details_pb2.BadRequest(field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations]))
+        if self.retry_after is not None:
+            retry = error_details_pb2.RetryInfo()
+            retry.retry_delay.FromMilliseconds(int(self.retry_after * 1000))
+            details.append(retry)
+        return _status(self.code.value[0], self.message, details)
+
+    def response(self) -> web.Response:
+        headers = {"Retry-After": str(math.ceil(self.retry_after))} if self.retry_after is not None else None
+        return web.json_response(json_format.MessageToDict(self.status()), status=self.http_status, headers=headers)
+
+
+def _status(code: int, message: str, details: list[Any]) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        any_ = any_pb2.Any()
+        any_.Pack(detail)
+        packed.append(any_)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+def invalid(name: str, description: str, reason: str = "INVALID_FIELD") -> RestError:
+    return RestError(400, grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid {name}: {description}",
+                     violations=((name, description),))
+
+
+def _status_json(error: grpc.aio.AioRpcError) -> tuple[int, dict, dict[str, str]]:
+    """A gRPC error as (HTTP status, Status JSON, headers): the details the server sent, plus an
+    ErrorInfo (reason: the code's name) when it sent none (errors made by gRPC itself: deadline,
+    message size, connection), and Retry-After from a RetryInfo."""
+    status = status_pb2.Status(code=error.code().value[0], message=error.details() or "")
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            try:
+                status = status_pb2.Status.FromString(value)
+            except Exception:  # noqa: BLE001 - a broken detail must not hide the code
+                pass
+    headers = {}
+    has_info = False
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            has_info = True
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            headers["Retry-After"] = str(max(1, math.ceil(retry.retry_delay.ToMilliseconds() / 1000)))
+    if not has_info:
+        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=error.code().name, domain=DOMAIN))
+    code = _CODE_BY_NUMBER.get(status.code, error.code())
+    return HTTP_STATUS.get(code, 500), json_format.MessageToDict(status), headers
+
+
+# --- query parameters --------------------------------------------------------------------------
+
+
+def _field_named(desc: Descriptor, name: str) -> FieldDescriptor | None:
+    field = desc.fields_by_name.get(name)
+    if field is None:
+        field = next((f for f in desc.fields if f.json_name == name), None)
+    return field
+
+
+def _set_param(message: Any, key: str, value: str, bound: frozenset[str], seen: set[str]) -> None:
+    """Set one query parameter (a dotted field path, snake_case or lowerCamelCase) on the request."""
+    *parents, leaf = key.split(".")
+    target = message
+    path: list[str] = []
+    for name in parents:
+        field = _field_named(target.DESCRIPTOR, name)
+        if field is None or field.message_type is None or field.is_repeated:
+            raise invalid(key, f"unknown query parameter {_quote(key)}", "UNKNOWN_PARAMETER")
+        path.append(field.name)
+        target = getattr(target, field.name)
+    field = _field_named(target.DESCRIPTOR, leaf)
+    if field is None:
+        raise invalid(key, f"unknown query parameter {_quote(key)}", "UNKNOWN_PARAMETER")
+    full = ".".join([*path, field.name])
+    if full in bound:
+        return  # bound by the URL path, which wins (grpc-gateway skips these too)
+    if field.message_type is not None:
+        raise invalid(key, "is a message: set its fields (name.field=value)", "UNKNOWN_PARAMETER")
+    oneof = field.containing_oneof
+    if oneof is not None and target.WhichOneof(oneof.name) not in (None, field.name):
+        raise invalid(key, f"only one member of {oneof.name} may be set", "DUPLICATE_ONEOF")
+    if not field.is_repeated and full in seen:
+        raise invalid(key, "given more than once", "DUPLICATE_PARAMETER")
+    seen.add(full)
+    _set_scalar(target, field, value, key)
+
+
+def _set_scalar(message: Any, field: FieldDescriptor, value: str, name: str) -> None:
+    try:
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            enum = field.enum_type
+            if value in enum.values_by_name:
+                converted: Any = enum.values_by_name[value].number
+            elif re.fullmatch(r"-?\d{1,10}", value):
+                converted = int(value)
+            else:
+                raise ValueError(f"not a value of {enum.name}")
+        elif field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            converted = float(value)
+        elif field.type == FieldDescriptor.TYPE_BOOL:
+            if value.lower() not in ("1", "0", "true", "false"):
+                raise ValueError("not true or false")
+            converted = value.lower() in ("1", "true")
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            converted = value
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            converted = value.encode()
+        else:
+            if not re.fullmatch(r"-?\d{1,20}", value.strip()):
+                raise ValueError("not an integer")
+            converted = int(value)
+        if field.is_repeated:
+            getattr(message, field.name).append(converted)
+        else:
+            setattr(message, field.name, converted)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise invalid(name, f"{_quote(value)} is not a valid {_type_name(field)} ({_first_line(e)})") from None
+
+
+def _type_name(field: FieldDescriptor) -> str:
+    if field.enum_type is not None:
+        return field.enum_type.name
+    return {FieldDescriptor.TYPE_DOUBLE: "double", FieldDescriptor.TYPE_FLOAT: "float", FieldDescriptor.TYPE_BOOL: "bool",
+            FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT32: "uint32",
+            FieldDescriptor.TYPE_UINT64: "uint64"}.get(field.type, "value")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _set_path_variable(message: Any, path: str, value: str) -> None:
     *parents, leaf = path.split(".")
     for name in parents:
         message = getattr(message, name)
-    _set_scalar(message, message.DESCRIPTOR.fields_by_name[leaf], value)
+    _set_scalar(message, message.DESCRIPTOR.fields_by_name[leaf], value, path)
 
 
-def _set_scalar(message: Any, field: FieldDescriptor, value: str) -> None:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        raise ValueError(f"{field.name} cannot be set from a query parameter")
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        enum = field.enum_type
-        converted: Any = enum.values_by_name[value].number if value in enum.values_by_name else int(value)
-    elif field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        converted = float(value)
-    elif field.type == FieldDescriptor.TYPE_BOOL:
-        converted = value.lower() in ("1", "true")
-    elif field.type == FieldDescriptor.TYPE_STRING:
-        converted = value
-    elif field.type == FieldDescriptor.TYPE_BYTES:
-        converted = value.encode()
-    else:
-        converted = int(value)
-    if field.is_repeated:
-        getattr(message, field.name).append(converted)
-    else:
-        setattr(message, field.name, converted)
+# --- the body ---------------------------------------------------------------------------------
 
 
-def _camel_to_snake(name: str) -> str:
-    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+class Budget:
+    """Bytes of REST bodies being read and parsed at once (one event loop: no lock needed)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.limit:
+            raise RestError(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER_BUSY",
+                            f"the REST face is parsing {self.used} bytes of request bodies (limit {self.limit}); retry shortly",
+                            metadata={"limit_bytes": str(self.limit)}, retry_after=1.0)
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
 
 
-def _status_json(error: grpc.aio.AioRpcError) -> tuple[int, dict]:
-    status = status_pb2.Status(code=error.code().value[0], message=error.details() or "")
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-    return HTTP_STATUS.get(error.code(), 500), json_format.MessageToDict(status)
+def _too_large(limit: int, size: int | None) -> RestError:
+    seen = f"{size} bytes" if size is not None else "more"
+    return RestError(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "SIZE_LIMIT",
+                     f"request body too large: {seen}, the REST limit is {limit} bytes (send large fields over gRPC, "
+                     "or fewer/smaller fields per call)",
+                     violations=(("body", f"at most {limit} bytes"),), metadata={"limit_bytes": str(limit)})
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _json_depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (brackets inside strings not counted).
+    Checked before parsing: deeply nested input must never reach the recursive parsers (Python's
+    json raises RecursionError, and on CPython 3.11 that leaves the interpreter's recursion
+    bookkeeping off, so a later compile() fails)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # cannot nest deeper than it has brackets
+    import numpy as np
+
+    text = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    steps = np.zeros(text.shape, dtype=np.int32)
+    steps[(text == ord("[")) | (text == ord("{"))] = 1
+    steps[(text == ord("]")) | (text == ord("}"))] = -1
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _timeout(headers: Any) -> float | None:
+    raw = headers.get("x-idf-timeout")
+    if raw is None:
+        return None
+    rule = f"seconds: a finite number > 0 (at most {MAX_TIMEOUT_S:g} is used)"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise invalid("x-idf-timeout", f"{_quote(raw)} is not a number of {rule}", "INVALID_HEADER") from None
+    if not math.isfinite(value) or value <= 0:
+        raise invalid("x-idf-timeout", f"{_quote(raw)} is not {rule}", "INVALID_HEADER")
+    return min(value, MAX_TIMEOUT_S)
 
 
 class Transcoder:
@@ -133,46 +364,102 @@ class Transcoder:
         self.routes = routes()
         self.channel = grpc.aio.insecure_channel(grpc_target, options=[
             ("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)])
-        self.max_body = max_message_bytes
+        self.max_body = int(max_message_bytes * MAX_BODY_FRACTION)
+        self.budget = Budget(max(MAX_PARSING_BYTES, self.max_body))
+        self._bound = {route: frozenset(route.variables) for route in self.routes}
 
-    def _match(self, verb: str, path: str) -> tuple[Route, tuple[str, ...]] | None:
+    def _match(self, verb: str, path: str) -> tuple[Route, tuple[str, ...]]:
+        allowed = []
         for route in self.routes:
-            if route.verb == verb and (m := route.pattern.match(path)):
-                return route, m.groups()
-        return None
+            if m := route.pattern.match(path):
+                if route.verb == verb:
+                    return route, m.groups()
+                allowed.append(route.verb)
+        if allowed:
+            raise RestError(405, grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED",
+                            f"{verb} is not allowed on this path; use {' or '.join(sorted(set(allowed)))}")
+        raise RestError(404, grpc.StatusCode.NOT_FOUND, "NO_ROUTE", f"no route for {verb} {_quote(path)}")
+
+    async def _body(self, http: web.BaseRequest) -> bytes:
+        """The body, read within BODY_TIMEOUT_S and at most max_body bytes (its bytes stay counted
+        in the budget until the caller gives them back)."""
+        declared = http.content_length
+        if declared is not None and declared > self.max_body:
+            raise _too_large(self.max_body, declared)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                async for chunk in http.content.iter_any():
+                    if size + len(chunk) > self.max_body:
+                        raise _too_large(self.max_body, None)
+                    self.budget.take(len(chunk))
+                    size += len(chunk)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RestError(408, grpc.StatusCode.DEADLINE_EXCEEDED, "BODY_TIMEOUT",
+                            f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
+        except BaseException:
+            self.budget.give(size)
+            raise
+        return b"".join(chunks)
 
     def _request(self, route: Route, values: tuple[str, ...], query: Any, body: bytes) -> Any:
         cls = message_factory.GetMessageClass(route.method.input_type)
         request = cls()
-        if route.body == "*" and body:
-            json_format.Parse(body, request)
-        for path, value in zip(route.variables, values):
-            _set_path(request, path, value)
+        if route.body == "*" and body.strip():
+            if _json_depth(body) > MAX_JSON_DEPTH:
+                raise invalid("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "INVALID_JSON")
+            try:
+                json_format.Parse(body, request, max_recursion_depth=32)
+            except json_format.ParseError as e:
+                raise invalid("body", f"not a valid {route.method.input_type.full_name} in proto3 JSON: {_first_line(e)}",
+                              "INVALID_JSON") from None
+            except (RecursionError, UnicodeDecodeError, ValueError, TypeError, OverflowError, KeyError,
+                    AttributeError, IndexError) as e:
+                log.warning("rest body rejected", extra={"rpc": route.method.full_name, "error": repr(e)[:200]})
+                raise invalid("body", f"not valid proto3 JSON ({type(e).__name__})", "INVALID_JSON") from None
+        elif route.body == "" and body.strip():
+            raise invalid("body", f"{route.verb} {route.method.name} takes no body: send its fields as query parameters",
+                          "UNEXPECTED_BODY")
+        bound, seen = self._bound[route], set()
         for key, value in query.items():
-            _set_path(request, _camel_to_snake(key), value)
+            if route.body == "*":
+                raise invalid(key, f"unknown query parameter {_quote(key)}: this route takes its fields in the JSON body",
+                              "UNKNOWN_PARAMETER")
+            _set_param(request, key, value, bound, seen)
+        for path, value in zip(route.variables, values):
+            _set_path_variable(request, path, value)
         return request
 
-    async def handle(self, http: web.Request) -> web.StreamResponse:
+    async def handle(self, http: web.BaseRequest) -> web.StreamResponse:
         try:
             return await self._handle(http)
+        except RestError as e:
+            return e.response()
+        except asyncio.CancelledError:
+            raise
         except Exception:  # noqa: BLE001 - never leak a traceback to the caller
-            log.exception("rest handler failed", extra={"path": http.path})
-            return web.json_response({"code": 13, "message": "internal error; see server logs"}, status=500)
+            log.exception("rest handler failed", extra={"path": http.path[:200]})
+            return RestError(500, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs").response()
 
-    async def _handle(self, http: web.Request) -> web.StreamResponse:
-        matched = self._match(http.method, http.path)
-        if matched is None:
-            return web.json_response({"code": 5, "message": f"no route for {http.method} {http.path}"}, status=404)
-        route, values = matched
+    async def _handle(self, http: web.BaseRequest) -> web.StreamResponse:
+        route, values = self._match(http.method, http.path)
         method = route.method
         if method.client_streaming:
-            return web.json_response({"code": 12, "message": f"{method.full_name} is a client stream: use gRPC"}, status=501)
+            raise RestError(501, grpc.StatusCode.UNIMPLEMENTED, "CLIENT_STREAM",
+                            f"{method.full_name} is a client stream: use gRPC")
+        timeout = _timeout(http.headers)
+        body = await self._body(http)
         try:
-            request = self._request(route, values, http.query, await http.read())
-        except (json_format.ParseError, ValueError, KeyError) as e:
-            return web.json_response({"code": 3, "message": f"bad request: {e}"}, status=400)
+            if len(body) > OFFLOAD_BYTES:
+                request = await asyncio.to_thread(self._request, route, values, http.query, body)
+            else:
+                request = self._request(route, values, http.query, body)
+        finally:
+            self.budget.give(len(body))
+        del body
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
-        timeout = float(http.headers["x-idf-timeout"]) if "x-idf-timeout" in http.headers else None
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_cls.FromString)
         if method.server_streaming:
@@ -180,11 +467,15 @@ class Transcoder:
         try:
             reply = await self.channel.unary_unary(route.path, **kw)(request, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as e:
-            status, body = _status_json(e)
-            return web.json_response(body, status=status)
-        return web.Response(text=json_format.MessageToJson(reply, indent=None), content_type="application/json")
+            status, body_json, headers = _status_json(e)
+            return web.json_response(body_json, status=status, headers=headers or None)
+        if reply.ByteSize() > OFFLOAD_BYTES:
+            text = await asyncio.to_thread(json_format.MessageToJson, reply, indent=None)
+        else:
+            text = json_format.MessageToJson(reply, indent=None)
+        return web.Response(text=text, content_type="application/json")
 
-    async def _stream(self, http: web.Request, call: Any, request: Any, metadata: Any, timeout: float | None) -> web.StreamResponse:
+    async def _stream(self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None) -> web.StreamResponse:
         out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await out.prepare(http)
         try:
@@ -192,7 +483,14 @@ class Transcoder:
                 line = {"result": json_format.MessageToDict(message)}
                 await out.write((json.dumps(line) + "\n").encode())
         except grpc.aio.AioRpcError as e:
-            _, body = _status_json(e)
+            _, body, _ = _status_json(e)
+            await out.write((json.dumps({"error": body}) + "\n").encode())
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:  # noqa: BLE001 - the stream is open: the error goes in its last line
+            log.exception("rest stream failed", extra={"path": http.path[:200]})
+            body = json_format.MessageToDict(RestError(500, grpc.StatusCode.INTERNAL, "INTERNAL",
+                                                       "internal error; see server logs").status())
             await out.write((json.dumps({"error": body}) + "\n").encode())
         await out.write_eof()
         return out
@@ -201,17 +499,69 @@ class Transcoder:
         await self.channel.close()
 
 
-async def start(host: str, port: int, grpc_target: str, max_message_bytes: int) -> tuple[web.AppRunner, int, Transcoder]:
+# --- the HTTP server: aiohttp's, with JSON errors and a connection cap ------------------------
+
+
+def _error_bytes(http_status: int, phrase: str, error: RestError) -> bytes:
+    body = json.dumps(json_format.MessageToDict(error.status())).encode()
+    retry = f"Retry-After: {math.ceil(error.retry_after)}\r\n" if error.retry_after is not None else ""
+    return (f"HTTP/1.1 {http_status} {phrase}\r\nContent-Type: application/json\r\n{retry}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection past MAX_CONNECTIONS: one 503 with Retry-After, then closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        error = RestError(503, grpc.StatusCode.UNAVAILABLE, "TOO_MANY_CONNECTIONS",
+                          f"the REST face holds its limit of {MAX_CONNECTIONS} connections; retry shortly", retry_after=1.0)
+        transport.write(_error_bytes(503, "Service Unavailable", error))  # type: ignore[attr-defined]
+        transport.close()
+
+
+class _Handler(web_protocol.RequestHandler):
+    """aiohttp's connection handler; its own errors (malformed request line, over-long headers)
+    answer a google.rpc.Status JSON body like every other error of this face."""
+
+    def handle_error(self, request: Any, status: int = 500, exc: Exception | None = None, message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # part of an answer went out: the connection is broken
+            raise ConnectionError("response already started; cannot send an error")
+        if status >= 500:
+            log.error("rest connection error", exc_info=exc)
+            error = RestError(status, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs")
+        else:
+            log.debug("malformed http request", exc_info=exc)
+            text = _first_line(exc) if exc is not None else (message or "malformed HTTP request")
+            error = RestError(status, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_HTTP", f"malformed HTTP request: {text}")
+        response = error.response()
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
+        if len(self.connections) >= MAX_CONNECTIONS:
+            return _Refuse()
+        return _Handler(self, loop=self._loop, **self._kwargs)  # same construction as web.Server.__call__
+
+
+async def start(host: str, port: int, grpc_target: str, max_message_bytes: int) -> tuple[web.BaseRunner, int, Transcoder]:
     transcoder = Transcoder(grpc_target, max_message_bytes)
-    app = web.Application(client_max_size=max_message_bytes)
-    app.router.add_route("*", "/{tail:.*}", transcoder.handle)
-    runner = web.AppRunner(app, access_log=None)
+    server = _Server(
+        transcoder.handle,
+        handler_cancellation=True,  # a client that goes away cancels its gRPC call
+        keepalive_timeout=IDLE_TIMEOUT_S,
+        lingering_time=LINGER_S,
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_LINE_BYTES,
+        max_headers=MAX_HEADERS,
+        access_log=None,
+    )
+    runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    log.info("rest listening", extra={"host": host, "port": bound})
+    bound = site.port
+    log.info("rest listening", extra={"host": host, "port": bound, "max_body_bytes": transcoder.max_body,
+                                      "max_connections": MAX_CONNECTIONS})
     return runner, bound, transcoder
-
-
-
