@@ -94,3 +94,109 @@ def test_huge_requests_are_estimated_without_allocating():
     cost = sampling.estimate(spec)
     assert cost.site_updates == 4096 * 4096 * 1024 * 10**6 * 64
     assert cost.state_bytes > 1024 * 4096 * 4096 * 4 * 64
+
+
+# bad numbers: a ParameterError naming the parameter, never another exception or NaN -----------
+from idf.engine.errors import Diverged, ParameterError  # noqa: E402
+
+BASE = dict(shape=(8, 8), steps=10, count=2)
+
+
+@pytest.mark.parametrize("spec, parameter", [
+    # seen on main: ValueError inside the MALA kernel (INTERNAL)
+    (sampling.SampleSpec("phi4", {}, sampler="replica-exchange", temperatures=(1.0, float("nan")), **BASE), "sampler.temperatures[1]"),
+    (sampling.SampleSpec("phi4", {}, sampler="replica-exchange", max_temperature=1e308, **BASE), "sampler.max_temperature"),
+    # seen on main: RuntimeError (overflow converting to float) inside the Langevin step
+    (sampling.SampleSpec("phi4", {}, sampler="langevin", step_size=1e300, **BASE), "sampler.step_size"),
+    (sampling.SampleSpec("phi4", {}, sampler="mala", step_size=1e300, **BASE), "sampler.step_size"),
+    (sampling.SampleSpec("phi4", {}, sampler="langevin", temperature=float("inf"), **BASE), "sampler.temperature"),
+    (sampling.SampleSpec("phi4", {"kappa": float("nan")}, sampler="langevin", **BASE), "energy_model.parameters[kappa]"),
+    (sampling.SampleSpec("phi4", {"b": 1e300}, sampler="langevin", **BASE), "energy_model.parameters[b]"),
+    (sampling.SampleSpec("phi4", {}, sampler="langevin", **BASE,
+                         constraints=(sampling.Constraint("total", 1.0, float("inf"), 0.0),)), "energy_model.constraints[0].tolerance"),
+    (sampling.SampleSpec("phi4", {}, sampler="langevin", initial=np.full((8, 8), 1e300), **BASE), "initial"),
+    (sampling.SampleSpec("ising", {}, sampler="gibbs", external_field=np.full((8, 8), np.nan), **BASE), "energy_model.external_field"),
+])
+def test_absurd_numbers_are_parameter_errors(spec, parameter):
+    for call in (sampling.estimate, sampling.sample):
+        with pytest.raises(ParameterError) as e:
+            call(spec)
+        assert e.value.parameter == parameter
+
+
+def test_nan_total_constraint_is_refused():
+    """main: all-NaN samples with status OK (issue 12, item 9)."""
+    spec = sampling.SampleSpec("phi4", {}, sampler="langevin", constraints=(sampling.Constraint("total", float("nan"), 0.0, 0.0),), **BASE)
+    with pytest.raises(ParameterError) as e:
+        sampling.sample(spec)
+    assert e.value.parameter == "energy_model.constraints[0].target"
+
+
+def test_a_diverging_chain_stops_early_with_advice():
+    """A hot unadjusted Langevin chain of phi^4 at a legal step size blows up: the engine stops
+    within FINITE_CHECK_EVERY steps of it and says which step size to try."""
+    spec = sampling.SampleSpec("phi4", {}, (8, 8), "langevin", temperature=1e6, step_size=0.15, steps=100_000)
+    with pytest.raises(Diverged) as e:
+        sampling.sample(spec)
+    assert e.value.parameter == "sampler.step_size" and "try step_size <=" in e.value.reason
+    assert e.value.step < 100 and e.value.site_updates <= 64 * 100
+
+
+def test_valid_runs_are_unchanged_by_the_checks():
+    """The defaults stay inside the stability limit, so default runs keep their step size."""
+    info = sampling.energy_models.info("phi4")
+    params = sampling.energy_models.resolve_parameters(info, {})
+    for ndim in (1, 2, 3):
+        assert sampling._default_step("langevin", info, params, ndim) == sampling.DEFAULT_STEP["langevin"]
+        assert sampling._default_step("mala", info, params, ndim) == sampling.DEFAULT_STEP["mala"]
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 3e38])
+def test_metrics_of_huge_fields_never_overflow(value):
+    """main: a conservation-strict proof of fields full of 1e308 was INTERNAL (overflow)."""
+    from idf.engine import policies
+
+    f = np.full((4, 4), value)
+    steady = metrics.sequence_metrics([f, f, f])
+    assert steady["total_drift"] == 0
+    if value > 0:  # the entropy check applies to non-negative fields only
+        assert policies.evaluate(policies.get("conservation-strict"), steady)[1]
+    drift = metrics.sequence_metrics([f, 0.5 * f])
+    assert drift["total_drift"] == pytest.approx(0.5)
+    out = metrics.compare(f, -f)
+    assert out["nrmse"] == pytest.approx(2.0) and out["energy_fidelity"] == pytest.approx(-1.0)
+    assert all(v > 0 for k, v in out.items() if k in metrics.LINEAR_METRICS and k != "fourier_rmse_mid" and k != "fourier_rmse_high")
+    assert not policies.evaluate(policies.get("reconstruction-default"), out)[1]  # inf or huge: FAIL, never an error
+
+
+def test_scaling_is_only_used_past_the_safe_magnitude():
+    r = np.random.default_rng(0).random((8, 8)) + 0.5
+    small, big = metrics.compare(r * 1.1, r), metrics.compare(r * 1.1e300, r * 1e300)
+    assert small["nrmse"] == pytest.approx(big["nrmse"], rel=1e-12)
+    assert big["rmse"] == pytest.approx(small["rmse"] * 1e300, rel=1e-12)
+
+
+@pytest.mark.parametrize("p, r, name", [
+    (np.zeros((0, 4)), np.zeros((0, 4)), "prediction"),
+    (np.array([1 + 1j, 2]), np.array([1 + 1j, 2]), "prediction"),
+    (np.array(["a", "b"]), np.array(["a", "b"]), "prediction"),
+    (np.ones(3), np.array([1.0, np.nan, 1.0]), "reference"),
+    (np.ones(3), np.ones(4), "reference"),
+    (np.ones((2, 2, 2, 2)), np.ones((2, 2, 2, 2)), "prediction"),
+])
+def test_compare_bad_inputs_are_parameter_errors(p, r, name):
+    with pytest.raises(ParameterError) as e:
+        metrics.compare(p, r)
+    assert e.value.parameter == name
+
+
+@pytest.mark.parametrize("frames, name", [
+    ([np.zeros(0), np.zeros(0)], "sequence[0]"),
+    ([np.ones(2), np.array([1j, 1])], "sequence[1]"),
+    ([np.ones(2), np.array([np.inf, 1])], "sequence[1]"),
+    ([np.ones(2)], "sequence"),
+])
+def test_sequence_bad_inputs_are_parameter_errors(frames, name):
+    with pytest.raises(ParameterError) as e:
+        metrics.sequence_metrics(frames)
+    assert e.value.parameter == name

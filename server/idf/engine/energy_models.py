@@ -36,6 +36,10 @@ class EnergyModelInfo:
     spin: bool = False  # values are +-1 spins (int8)
 
 
+# Every parameter is bounded (lattice units): beyond ~1e6 energies of ordinary states leave the
+# range where float32 chains stay finite, and no physical setting needs more.
+BOUND = 1e6
+
 CONTINUOUS = ("langevin", "mala", "annealed-langevin", "replica-exchange", "reverse-diffusion")
 
 REGISTRY: dict[str, EnergyModelInfo] = {
@@ -45,22 +49,22 @@ REGISTRY: dict[str, EnergyModelInfo] = {
             "gaussian-free-field",
             "E = sum_i kappa/2 sum_a (phi[i+e_a] - phi_i)^2 + mass2/2 phi_i^2 - h_i phi_i (periodic lattice); "
             "exactly solvable: <|phi_k|^2>/N = T / (kappa sum_a 4 sin^2(k_a/2) + mass2).",
-            (Parameter("kappa", "gradient stiffness", 1.0, 0.0), Parameter("mass2", "mass squared m^2", 1.0, 0.0),
-             Parameter("h", "uniform external field (added to the field map when one is given)", 0.0)),
+            (Parameter("kappa", "gradient stiffness", 1.0, 0.0, BOUND), Parameter("mass2", "mass squared m^2", 1.0, 0.0, BOUND),
+             Parameter("h", "uniform external field (added to the field map when one is given)", 0.0, -BOUND, BOUND)),
             CONTINUOUS, True, ("total",),
         ),
         EnergyModelInfo(
             "phi4",
             "Ginzburg-Landau: E = sum_i kappa/2 sum_a (phi[i+e_a] - phi_i)^2 + a/2 phi_i^2 + b/4 phi_i^4 - h_i phi_i "
             "(periodic lattice); a < 0 gives a double well.",
-            (Parameter("kappa", "gradient stiffness", 1.0, 0.0), Parameter("a", "quadratic coefficient", -1.0),
-             Parameter("b", "quartic coefficient", 1.0, 0.0), Parameter("h", "uniform external field", 0.0)),
+            (Parameter("kappa", "gradient stiffness", 1.0, 0.0, BOUND), Parameter("a", "quadratic coefficient", -1.0, -BOUND, BOUND),
+             Parameter("b", "quartic coefficient", 1.0, 0.0, BOUND), Parameter("h", "uniform external field", 0.0, -BOUND, BOUND)),
             CONTINUOUS, True, ("total",),
         ),
         EnergyModelInfo(
             "ising",
             "E = -J sum_<ij> s_i s_j - sum_i h_i s_i, s = +-1, 2-D periodic lattice with even sides.",
-            (Parameter("J", "coupling", 1.0), Parameter("h", "uniform external field", 0.0)),
+            (Parameter("J", "coupling", 1.0, -BOUND, BOUND), Parameter("h", "uniform external field", 0.0, -BOUND, BOUND)),
             ("gibbs",), True, (), spin=True,
         ),
     )
@@ -82,7 +86,7 @@ def resolve_parameters(model: EnergyModelInfo, given: dict[str, float]) -> dict[
     for p in model.parameters:
         value = float(given.get(p.name, p.default))
         if not (math.isfinite(value) and p.minimum <= value <= p.maximum):
-            raise ParameterError(f"energy_model.parameters[{p.name}]", f"must be finite and in [{p.minimum}, {p.maximum}], got {value}")
+            raise ParameterError(f"energy_model.parameters[{p.name}]", f"must be finite and in [{p.minimum:g}, {p.maximum:g}], got {value:.4g}")
         out[p.name] = value
     return out
 

@@ -68,18 +68,53 @@ def boundary_mask(shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
+SAFE_MAGNITUDE = 1e100  # below it no square, sum or FFT power of a field overflows float64
+LINEAR_METRICS = ("rmse", "conserved_rmse", "boundary_rmse", "max_error",
+                  "fourier_rmse_low", "fourier_rmse_mid", "fourier_rmse_high")  # scale with the field
+
+
+def _real(a: np.ndarray, name: str) -> np.ndarray:
+    """`a` as float64, or a ParameterError naming it (empty, not real-valued, NaN or Inf)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ParameterError(name, f"must hold real numbers, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ParameterError(name, "is empty")
+    a = _f64(a)
+    if not np.isfinite(a).all():
+        raise ParameterError(name, "contains NaN or Inf")
+    return a
+
+
+def _scale(*arrays: np.ndarray) -> float:
+    """1, or a power of two near the largest magnitude when it passes SAFE_MAGNITUDE: fields
+    near float64's maximum are measured divided by it (exact: a power of two), so no
+    intermediate overflows; metrics that scale with the field are multiplied back (a clean inf
+    if the true value is past float64's range, which every policy threshold judges FAIL)."""
+    return _power_of_two(max(float(np.max(np.abs(a))) for a in arrays))
+
+
+def _power_of_two(top: float) -> float:
+    """1 below SAFE_MAGNITUDE, else 2^(e-1) for top = m·2^e, m in [0.5, 1): scaled values stay
+    below 2 and the scale itself is representable (2^1024 is not)."""
+    return 1.0 if top <= SAFE_MAGNITUDE else math.ldexp(1.0, math.frexp(top)[1] - 1)
+
+
 def compare(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Every prediction-versus-reference metric. Raises ParameterError naming the input when a
-    metric is undefined (shape or dtype mismatch, a zero reference, a zero reference total)."""
+    metric is undefined (shape or dtype mismatch, empty or non-real fields, NaN or Inf, a zero
+    reference, a zero reference total). Never overflows: see `_scale`."""
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
     if prediction.shape != reference.shape:
-        raise ParameterError("reference", f"shape {reference.shape} differs from the prediction's {prediction.shape}")
+        raise ParameterError("reference", f"shape {list(reference.shape)[:4]} differs from the prediction's {list(prediction.shape)[:4]}")
     if prediction.dtype != reference.dtype:
         raise ParameterError("reference", f"dtype {reference.dtype} differs from the prediction's {prediction.dtype}")
     if not 1 <= prediction.ndim <= 3:
         raise ParameterError("prediction", f"fields have 1 to 3 axes, got {prediction.ndim}")
-    p, r = _f64(prediction), _f64(reference)
-    if not (np.isfinite(p).all() and np.isfinite(r).all()):
-        raise ParameterError("prediction" if not np.isfinite(p).all() else "reference", "contains NaN or Inf")
+    p, r = _real(prediction, "prediction"), _real(reference, "reference")
+    scale = _scale(p, r)
+    if scale != 1.0:
+        p, r = p / scale, r / scale
     d = p - r
     n = d.size
     ref_norm = math.sqrt(float(np.sum(r * r)))
@@ -108,6 +143,9 @@ def compare(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     )
     if not math.isfinite(out["spectrum_correlation"]):
         del out["spectrum_correlation"]  # undefined (constant spectra, too few modes): not reported
+    if scale != 1.0:
+        for name in LINEAR_METRICS:
+            out[name] = out[name] * scale  # Python floats: past the range this is inf, never an error
     return out
 
 
@@ -119,20 +157,35 @@ def shannon_entropy(u: np.ndarray) -> float:
 
 
 def sequence_metrics(frames: Sequence[np.ndarray]) -> dict[str, float]:
-    """Conservation and second-law metrics of a time sequence of frames (oldest first)."""
+    """Conservation and second-law metrics of a time sequence of frames (oldest first). Both are
+    scale-invariant: frames near float64's maximum are measured divided by a power of two (see
+    `_scale`), so nothing overflows. A ParameterError names the frame that is empty, not real,
+    NaN or Inf, or of another shape."""
     if len(frames) < 2:
         raise ParameterError("sequence", "needs at least 2 frames")
-    shape = frames[0].shape
+    shape = np.shape(frames[0])
+    top = 0.0
     for i, f in enumerate(frames):
-        if f.shape != shape:
-            raise ParameterError(f"sequence[{i}]", f"shape {f.shape} differs from sequence[0]'s {shape}")
-        if not np.isfinite(f).all():
+        if np.shape(f) != shape:
+            raise ParameterError(f"sequence[{i}]", f"shape {list(np.shape(f))[:4]} differs from sequence[0]'s {list(shape)[:4]}")
+        a = np.asarray(f)
+        if a.dtype.kind not in "biuf":
+            raise ParameterError(f"sequence[{i}]", f"must hold real numbers, got dtype {a.dtype}")
+        if a.size == 0:
+            raise ParameterError(f"sequence[{i}]", "is empty")
+        if not np.isfinite(a).all():
             raise ParameterError(f"sequence[{i}]", "contains NaN or Inf")
-    totals = np.array([np.sum(_f64(f)) for f in frames])
+        top = max(top, float(np.max(np.abs(_f64(a)))))
+    scale = _power_of_two(top)
+
+    def scaled(f: np.ndarray) -> np.ndarray:
+        return _f64(f) if scale == 1.0 else _f64(f) / scale
+
+    totals = np.array([np.sum(scaled(f)) for f in frames])
     if totals[0] == 0:
         raise ParameterError("sequence[0]", "has a zero total: the relative drift is undefined")
     out = {"total_drift": float(np.max(np.abs(totals - totals[0])) / abs(totals[0]))}
-    if all((f >= 0).all() for f in frames) and np.all(totals > 0):
-        h = np.array([shannon_entropy(f) for f in frames])
+    if all((np.asarray(f) >= 0).all() for f in frames) and np.all(totals > 0):
+        h = np.array([shannon_entropy(scaled(f)) for f in frames])
         out["entropy_decrease"] = float(max(0.0, -np.min(np.diff(h))))
     return out
