@@ -345,6 +345,15 @@ def _json_depth(body: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
+def _trim() -> None:
+    """Return freed heap to the OS after a large body (glibc keeps it otherwise), off the loop."""
+    try:
+        from idf.server import memory
+    except ImportError:  # pragma: no cover - memory.py lands with the admission work
+        return
+    asyncio.get_running_loop().run_in_executor(None, memory.trim)
+
+
 def _timeout(headers: Any) -> float | None:
     raw = headers.get("x-idf-timeout")
     if raw is None:
@@ -451,14 +460,17 @@ class Transcoder:
                             f"{method.full_name} is a client stream: use gRPC")
         timeout = _timeout(http.headers)
         body = await self._body(http)
+        size = len(body)
         try:
-            if len(body) > OFFLOAD_BYTES:
+            if size > OFFLOAD_BYTES:
                 request = await asyncio.to_thread(self._request, route, values, http.query, body)
             else:
                 request = self._request(route, values, http.query, body)
         finally:
-            self.budget.give(len(body))
-        del body
+            self.budget.give(size)
+            del body
+            if size > OFFLOAD_BYTES:
+                _trim()  # parsing took several times the body's size: give the pages back
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_cls.FromString)
