@@ -696,6 +696,7 @@ class Harness:
         self.crashes = 0
         self.slowest = (0.0, "")
         self._local = threading.local()
+        self._restarting = threading.Lock()
         self._open()
 
     def _open(self) -> None:
@@ -736,26 +737,26 @@ class Harness:
             if not self.server.alive():
                 bad = "crash (server process exited)"
             self._record(case, bad, log_index, elapsed)
-            if not self.server.alive():
-                with self.lock:
+            with self._restarting:  # one thread restarts; the others see it alive again
+                if not self.server.alive():
                     self.crashes += 1
-                if self.restart:
-                    self.server.start()
-                    self.channel.close()
-                    self._open()
+                    if self.restart:
+                        self.server.start()
+                        self._open()  # the old channel is dropped, not closed: other threads may hold it
         return outcome
 
     def _grpc(self, case: Case) -> tuple[str, str | None]:
         path = f"/{case.method.containing_service.full_name}/{case.method.name}"
         kw = dict(request_serializer=None, response_deserializer=None)
+        channel = self.channel
         try:
             if case.method.client_streaming:
-                self.channel.stream_unary(path, **kw)(iter(case.stream), timeout=self.deadline, metadata=case.metadata)
+                channel.stream_unary(path, **kw)(iter(case.stream), timeout=self.deadline, metadata=case.metadata)
             elif case.method.server_streaming:
-                for _ in self.channel.unary_stream(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata):
+                for _ in channel.unary_stream(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata):
                     pass
             else:
-                self.channel.unary_unary(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata)
+                channel.unary_unary(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata)
             return "OK", None
         except grpc.RpcError as e:
             code = e.code().name if e.code() is not None else "NONE"
