@@ -200,3 +200,113 @@ def test_sequence_bad_inputs_are_parameter_errors(frames, name):
     with pytest.raises(ParameterError) as e:
         metrics.sequence_metrics(frames)
     assert e.value.parameter == name
+
+
+# cancellation reaches inside every long loop ----------------------------------------------------
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from idf.engine import navier_stokes, regimes  # noqa: E402
+from idf.engine.errors import Cancelled  # noqa: E402
+
+# The stop flag is set 0.5 s into a run that would take minutes. Stopping must take about one
+# step (a kernel launch, a denoiser evaluation, a replica's MALA step): milliseconds here. The
+# bound is 5 s only because tests must not assert tight wall times on a loaded 2-core machine;
+# what it catches is an engine that runs to the end of a long step or of the whole run (a
+# replica-exchange step of thousands of rungs, a reverse-diffusion run, a lag loop).
+STOP_BOUND_S = 5.0
+
+
+def _time_to_stop(name: str, run, delay: float = 0.5) -> tuple[float, Cancelled]:
+    stop = threading.Event()
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            run(stop.is_set)
+            result["finished"] = True
+        except Cancelled as e:
+            result["cancelled"] = e
+        except BaseException as e:  # noqa: BLE001 - reported below
+            result["error"] = e
+        result["ended"] = time.perf_counter()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    time.sleep(delay)
+    flagged = time.perf_counter()
+    stop.set()
+    thread.join(120)
+    assert not thread.is_alive(), f"{name} did not stop within 120 s"
+    assert "cancelled" in result, result
+    took = result["ended"] - flagged
+    print(f"\n{name}: stopped {took * 1000:.0f} ms after the flag, "
+          f"site_updates={result['cancelled'].site_updates}")
+    return took, result["cancelled"]
+
+
+LONG = 10**6
+SAMPLERS = {
+    "langevin": sampling.SampleSpec("phi4", {}, (128, 128), "langevin", steps=LONG, count=8),
+    "mala": sampling.SampleSpec("phi4", {}, (128, 128), "mala", steps=LONG, count=8),
+    "annealed-langevin": sampling.SampleSpec("phi4", {}, (128, 128), "annealed-langevin", max_temperature=3.0, steps=LONG, count=8),
+    "gibbs": sampling.SampleSpec("ising", {}, (128, 128), "gibbs", steps=LONG, count=8),
+    # main: a step of a long ladder ran to its end (11 s seen); here one step is ~3000 MALA steps
+    "replica-exchange": sampling.SampleSpec("phi4", {}, (32, 32), "replica-exchange", steps=LONG, count=4,
+                                            temperatures=tuple(1.0 + 1e-3 * i for i in range(3000))),
+    "reverse-diffusion": sampling.SampleSpec("phi4", {}, (32, 32), "reverse-diffusion", steps=10_000, count=64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_sampling_stops_promptly(name):
+    spec = SAMPLERS[name]
+    took, e = _time_to_stop(name, lambda stop: sampling.sample(spec, should_stop=stop))
+    assert took < STOP_BOUND_S
+    total = sampling.estimate(spec).site_updates
+    assert 0 <= e.site_updates < total  # the work done so far, never the whole run's
+
+
+def test_reconstruction_stops_promptly():
+    model = models.load_denoiser(models.DEFAULT_DENOISER)
+    mask = np.zeros((model.side, model.side), dtype=bool)
+    mask[::5, ::5] = True
+    values = np.where(mask, 1.0, 0.0)
+    took, e = _time_to_stop("reconstruction", lambda stop: reconstruction.reconstruct(
+        model, values, mask, count=64, steps=10_000, should_stop=stop))
+    assert took < STOP_BOUND_S
+    assert e.site_updates % (model.side * model.side * 64) == 0  # whole evaluations of every field
+
+
+def test_nvp_forecast_stops_promptly():
+    model = models.load_forecaster(models.NVP_FORECASTER)
+    history = navier_stokes.random_vorticity(nvp.SIDE, 3).float().numpy()[None].repeat(2, 0)
+    took, e = _time_to_stop("nvp", lambda stop: nvp.forecast(model, history, 10_000, 60.0, members=64, should_stop=stop))
+    assert took < STOP_BOUND_S
+    assert e.site_updates % (64 * nvp.SIDE * nvp.SIDE) == 0
+
+
+def test_physics_forecast_stops_promptly():
+    u = np.random.default_rng(0).random((256, 256))
+    spec = forecast.TransportSpec(diffusivity=0.1, velocity=(0.3, 0.1), substeps=LONG)
+    took, e = _time_to_stop("physics-forecast", lambda stop: forecast.physics_forecast([u], 100, spec, should_stop=stop, device="cpu"))
+    assert took < STOP_BOUND_S and e.site_updates % u.size == 0
+
+
+def test_navier_stokes_stops_promptly():
+    solver = navier_stokes.Solver(navier_stokes.FlowSpec(resolution=128, reynolds=40.0))
+    w = navier_stokes.random_vorticity(128, 1)
+    took, e = _time_to_stop("navier-stokes", lambda stop: solver.advance(w, LONG, frame_every=LONG, should_stop=stop))
+    assert took < STOP_BOUND_S and e.site_updates % (128 * 128) == 0
+
+
+def test_regime_features_stop_promptly():
+    frames = np.random.default_rng(0).normal(size=(6000, regimes.FEATURE_SIDE, regimes.FEATURE_SIDE)).astype(np.float32)
+    took, _ = _time_to_stop("regime-features", lambda stop: regimes.window_features(frames, 0.5, should_stop=stop))
+    assert took < STOP_BOUND_S
+
+
+def test_effective_sample_size_stops_between_chains():
+    trace = np.random.default_rng(0).normal(size=(2000, 20000))
+    took, e = _time_to_stop("ess", lambda stop: sampling.effective_sample_size(trace, stop, site_updates=7), delay=0.3)
+    assert took < STOP_BOUND_S and e.site_updates == 7

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from idf.engine.cost import Cost
-from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.kernels import transport
 
 PHYSICS_MODEL = "physics-advection-diffusion"
@@ -111,6 +111,16 @@ def estimate(history_shape: Sequence[int], dtype: np.dtype | str, steps: int, sp
     return Cost(site_updates=sites * steps * substeps, state_bytes=sites * itemsize * (steps + working))
 
 
+FINITE_CHECK_EVERY = 16  # solver steps between checks that the field is finite (and every frame)
+
+
+def _overflow(k: int, site_updates: int) -> Diverged:
+    """A CFL-stable conservative step only overflows when the values themselves are near the
+    dtype's range: the history (or the source) is too large."""
+    return Diverged("history", f"the forecast left the dtype's range at frame {k}: the field's values (or the "
+                               f"source's) are too large; rescale them", step=k, site_updates=site_updates)
+
+
 def physics_forecast(
     history: Sequence[np.ndarray],
     steps: int,
@@ -153,9 +163,14 @@ def physics_forecast(
     with torch.inference_mode():
         for k in range(steps):
             for j in range(spec.substeps):
+                done = k * spec.substeps + j
                 if should_stop():
-                    raise Cancelled(int(present.size) * (k * spec.substeps + j))
+                    raise Cancelled(int(present.size) * done)
                 u = transport.transport_step(u, **kwargs)
+                if (done + 1) % FINITE_CHECK_EVERY == 0 and not bool(torch.isfinite(u).all()):
+                    raise _overflow(k, int(present.size) * (done + 1))
+            if not bool(torch.isfinite(u).all()):
+                raise _overflow(k, int(present.size) * (k + 1) * spec.substeps)
             frames[k] = u.cpu().numpy()
     seconds = time.perf_counter() - start
     totals = np.array([spatial_total(f, spec.spacing) for f in frames])

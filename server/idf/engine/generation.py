@@ -12,13 +12,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from idf.engine import energy_models, models, reverse
+from idf.engine import energy_models, models, reverse, sampling
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
 from idf.engine.sampling import Progress, SampleOutput, SampleSpec
 from idf.kernels.phi4 import phi4
 
 DEFAULT_STEPS = 32
+MAX_GUIDANCE = 1e6
 
 
 def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
@@ -31,13 +32,25 @@ def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
         raise ParameterError("sampler.steps", f"must be >= 1, got {spec.steps}")
     if spec.count < 1:
         raise ParameterError("sample_count", f"must be >= 1, got {spec.count}")
-    if not (math.isfinite(spec.guidance_scale) and spec.guidance_scale >= 0):
-        raise ParameterError("sampler.guidance_scale", f"must be finite and >= 0, got {spec.guidance_scale}")
+    if not (math.isfinite(spec.guidance_scale) and 0 <= spec.guidance_scale <= MAX_GUIDANCE):
+        raise ParameterError("sampler.guidance_scale", f"must be finite and in [0, {MAX_GUIDANCE:g}], got {spec.guidance_scale:.4g}")
+    if not (math.isfinite(spec.temperature) and sampling.MIN_TEMPERATURE <= spec.temperature <= sampling.MAX_TEMPERATURE):
+        raise ParameterError("sampler.temperature", f"must be finite and in [{sampling.MIN_TEMPERATURE:g}, "
+                                                    f"{sampling.MAX_TEMPERATURE:g}], got {spec.temperature:.4g}")
     if spec.initial is not None:
         raise ParameterError("initial", "reverse diffusion starts from noise; leave initial unset")
     for i, c in enumerate(spec.constraints):
         if c.weight != 0:
             raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
+        if not (math.isfinite(c.target) and abs(c.target) <= sampling.MAX_FIELD_VALUE * math.prod(spec.shape)):
+            raise ParameterError(f"energy_model.constraints[{i}].target", f"must be finite with |target| / sites <= "
+                                                                         f"{sampling.MAX_FIELD_VALUE:g}, got {c.target:.4g}")
+        if not (math.isfinite(c.tolerance) and c.tolerance >= 0):
+            raise ParameterError(f"energy_model.constraints[{i}].tolerance", f"must be finite and >= 0, got {c.tolerance:.4g}")
+    if spec.external_field is not None and spec.external_field.shape == spec.shape:
+        f = spec.external_field
+        if f.dtype.kind not in "biuf" or not np.all(np.isfinite(f)) or (f.size and float(np.max(np.abs(f))) > sampling.MAX_FIELD_VALUE):
+            raise ParameterError("energy_model.external_field", f"values must be finite with |value| <= {sampling.MAX_FIELD_VALUE:g}")
 
 
 def estimate(spec: SampleSpec) -> Cost:
@@ -49,6 +62,14 @@ def estimate(spec: SampleSpec) -> Cost:
     from idf.engine import reconstruction
 
     return reconstruction.estimate(tuple(spec.shape), spec.count, spec.steps)
+
+
+def _blame(spec: SampleSpec) -> str:
+    """The parameter a diverging generation is most likely due to."""
+    if spec.guidance_scale > 0:
+        return "sampler.guidance_scale"
+    i = next((i for i, c in enumerate(spec.constraints) if c.name == "total"), None)
+    return f"energy_model.constraints[{i}].target" if i is not None else "sampler.model"
 
 
 def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda p: None,
@@ -74,7 +95,7 @@ def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda 
     start = time.perf_counter()
     x, evaluations = reverse.sample(denoiser, spec.count, steps=spec.steps, method=reverse.STOCHASTIC,
                                     guidance=guidance, seed=spec.seed, device=device, progress=report,
-                                    should_stop=should_stop)
+                                    should_stop=should_stop, blame=_blame(spec))
     seconds = time.perf_counter() - start
     x = x[:, 0]
     samples = x.cpu().numpy()

@@ -35,7 +35,7 @@ import torch
 
 from idf.engine import checkpoints
 from idf.engine.cost import Cost
-from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.engine.forecast import spatial_total
 from idf.engine.navier_stokes import FlowSpec, Solver
 from idf.engine.unet import UNet
@@ -79,10 +79,12 @@ class NvpForecaster(torch.nn.Module):
             self.coarse = Solver(self.coarse.spec, device=device, dtype=torch.float32)
         return out
 
-    def forward(self, previous: torch.Tensor, present: torch.Tensor, reynolds: torch.Tensor) -> torch.Tensor:
-        """The next frame (B, SIDE, SIDE) from two frames (B, SIDE, SIDE) and Reynolds numbers (B,)."""
+    def forward(self, previous: torch.Tensor, present: torch.Tensor, reynolds: torch.Tensor,
+                should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
+        """The next frame (B, SIDE, SIDE) from two frames (B, SIDE, SIDE) and Reynolds numbers (B,).
+        `should_stop` is checked at every coarse solver step (the solver raises Cancelled)."""
         coarse = self.coarse.advance(resample(present, SIDE // 2), COARSE_STEPS, frame_every=COARSE_STEPS,
-                                     reynolds=reynolds)[-1]
+                                     reynolds=reynolds, should_stop=should_stop)[-1]
         guess = resample(coarse, SIDE)
         x = torch.stack([present, previous, guess], dim=1) / self.scale
         return guess + self.scale * self.net(x, torch.log(reynolds / 60.0))[:, 0]
@@ -113,11 +115,14 @@ class NvpResult:
 def check_request(history: np.ndarray, reynolds: float) -> None:
     """The model's own rules on top of the service's generic ones (finite, same shapes)."""
     if history.ndim != 3 or history.shape[0] < HISTORY:
-        raise ParameterError("history", f"needs at least {HISTORY} frames {INTERVAL} time units apart, got {history.shape[0]}")
+        got = history.shape[0] if history.ndim == 3 else f"an array of {history.ndim} axes"
+        raise ParameterError("history", f"needs at least {HISTORY} frames {INTERVAL} time units apart, got {got}")
     if history.shape[1:] != (SIDE, SIDE):
         raise ParameterError("shape", f"the forecaster takes {SIDE}x{SIDE} vorticity frames, got {list(history.shape[1:])}")
     if not (math.isfinite(reynolds) and RE_RANGE[0] <= reynolds <= RE_RANGE[1]):
         raise ParameterError("reynolds", f"must be in [{RE_RANGE[0]:g}, {RE_RANGE[1]:g}] (the trained range), got {reynolds}")
+    if history.dtype.kind not in "biuf" or not np.all(np.isfinite(history[-HISTORY:])):
+        raise ParameterError("history", "the last frames must be real and finite")
 
 
 # Peak bytes of a forecast on the CPU path, measured by `python -m idf.engine.cost` (16 and 64
@@ -146,6 +151,12 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
     check_request(history, reynolds)
     if steps < 1:
         raise ParameterError("steps", f"must be >= 1, got {steps}")
+    if members < 1:
+        raise ParameterError("ensemble_members", f"must be >= 1, got {members}")
+    if noise is not None and not (math.isfinite(noise) and 0 <= noise <= 10):
+        raise ParameterError("noise", f"must be finite and in [0, 10], got {noise}")
+    if not 0 <= seed < 2**64:
+        seed %= 2**64  # torch seeds are 64-bit; every seed in range keeps its stream
     t0 = time.perf_counter()
     eps = model.noise if noise is None else noise
     gen = torch.Generator().manual_seed(seed)
@@ -156,10 +167,20 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
     present = present + eps * model.scale * band_noise(shape, gen).to(dev)
     re = torch.full((members,), float(reynolds), device=dev)
     means, sds = [], []
-    for _ in range(steps):
+    per_step = members * SIDE * SIDE
+    for k in range(steps):
         if should_stop():
-            raise Cancelled("forecast stopped")
-        nxt = model(previous, present, re) + eps * model.scale * band_noise(shape, gen).to(dev)
+            raise Cancelled(k * per_step)
+        try:
+            nxt = model(previous, present, re, should_stop) + eps * model.scale * band_noise(shape, gen).to(dev)
+        except Cancelled:
+            raise Cancelled(k * per_step) from None  # the step in progress is not counted
+        except ParameterError as e:  # the coarse solver's CFL check: the flow is beyond the model
+            raise Diverged("history", f"the forecast left the model's range at step {k} ({e.reason}): the history's "
+                                      f"vorticity is too strong for this model", step=k, site_updates=k * per_step) from None
+        if not bool(torch.isfinite(nxt).all()):
+            raise Diverged("history", f"the forecast stopped being finite at step {k}: the history's vorticity is too "
+                                      f"strong for this model", step=k, site_updates=k * per_step)
         previous, present = present, nxt
         means.append(nxt.mean(0))
         sds.append(nxt.std(0) if members > 1 else torch.zeros_like(nxt[0]))

@@ -19,6 +19,7 @@ from idf.engine.errors import ParameterError
 
 DEFAULT_SAMPLES = 16
 DEFAULT_STEPS = 32
+MAX_OBSERVED = 1e30  # |observed value| and noise_std: float32 range with room for the network's arithmetic
 
 
 @dataclass
@@ -46,8 +47,10 @@ def check_observations(model: LearnedDenoiser, values: np.ndarray, mask: np.ndar
         raise ParameterError("observations", "at least one observed site is needed")
     if not np.all(np.isfinite(values[mask])):
         raise ParameterError("observations", "observed values contain NaN or Inf")
-    if not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ParameterError("noise_std", f"must be finite and >= 0, got {noise_std}")
+    if float(np.max(np.abs(values[mask]))) > MAX_OBSERVED:
+        raise ParameterError("observations", f"observed values must be within +-{MAX_OBSERVED:g} (the model computes in float32)")
+    if not (math.isfinite(noise_std) and 0 <= noise_std <= MAX_OBSERVED):
+        raise ParameterError("noise_std", f"must be finite and in [0, {MAX_OBSERVED:g}], got {noise_std:.4g}")
 
 
 def estimate(shape: Sequence[int], count: int = DEFAULT_SAMPLES, steps: int = DEFAULT_STEPS) -> Cost:

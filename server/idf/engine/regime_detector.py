@@ -136,12 +136,13 @@ def train(out: Path, *, command: str = "", progress: Callable[[str, int, int], N
     return report
 
 
-def decide(detector: Detector, frames: np.ndarray, interval: float) -> tuple[str, dict[str, float], dict[str, float], int]:
+def decide(detector: Detector, frames: np.ndarray, interval: float, *,
+           should_stop: Callable[[], bool] = lambda: False) -> tuple[str, dict[str, float], dict[str, float], int]:
     """(label or "undetermined", class probabilities, features, frames still needed)."""
     needed = regimes.frames_needed(len(frames), interval)
     if needed:
         return "undetermined", {}, {}, needed
-    feats = regimes.window_features(frames, interval)
+    feats = regimes.window_features(frames, interval, should_stop)
     p = detector.probabilities(feats)
     return detector.classes[int(np.argmax(p))], dict(zip(detector.classes, p.tolist())), feats, 0
 

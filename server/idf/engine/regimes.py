@@ -17,11 +17,13 @@ recurrence of the state, relative energy fluctuation, decorrelation time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from idf.engine.errors import Cancelled
 from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
 
 REGIMES = ("steady", "periodic", "chaotic")
@@ -110,8 +112,10 @@ def _peak_fraction(power: np.ndarray) -> float:
     return float(power[taken].sum() / total)
 
 
-def window_features(frames: np.ndarray, interval: float) -> dict[str, float]:
-    """The named features of a window of vorticity frames (T, n, m) spaced by `interval`."""
+def window_features(frames: np.ndarray, interval: float,
+                    should_stop: Callable[[], bool] = lambda: False) -> dict[str, float]:
+    """The named features of a window of vorticity frames (T, n, m) spaced by `interval`.
+    The recurrence search is O(T²) in the caller's frame count: it checks `should_stop` per lag."""
     w = resample(frames)
     k = np.fft.fftfreq(FEATURE_SIDE, d=1.0 / FEATURE_SIDE)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
@@ -125,8 +129,11 @@ def window_features(frames: np.ndarray, interval: float) -> dict[str, float]:
     t = len(w)
     lag0 = max(2, t // 8)
     first = w[: t // 2]
-    dist = [np.sqrt(np.mean((w[lag : lag + len(first)] - first[: t - lag]) ** 2, axis=(1, 2))).mean()
-            for lag in range(lag0, t // 2)]
+    dist = []
+    for lag in range(lag0, t // 2):
+        if should_stop():
+            raise Cancelled(t * FEATURE_SIDE * FEATURE_SIDE)  # the resampled window was read
+        dist.append(np.sqrt(np.mean((w[lag : lag + len(first)] - first[: t - lag]) ** 2, axis=(1, 2))).mean())
     recurrence = float(min(dist) / norm) if dist else 0.0
     z = enstrophy - enstrophy.mean()
     ac = np.correlate(z, z, "full")[t - 1 :] / max(np.dot(z, z), 1e-300)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from idf.engine.denoiser import Denoiser
-from idf.engine.errors import Cancelled
+from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.kernels.phi4 import Phi4, phi4_gradient
 
 RHO = 7.0
@@ -92,15 +92,19 @@ def _energy_prox(d: torch.Tensor, energy: Phi4, lam: float, v: float) -> torch.T
 def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHASTIC, churn: float = 30.0,
            guidance: Guidance | None = None, seed: int = 0, device: torch.device | str = "cpu",
            progress: Callable[[int, int, float, torch.Tensor], None] = lambda i, n, s, x: None,
-           should_stop: Callable[[], bool] = lambda: False) -> tuple[torch.Tensor, int]:
+           should_stop: Callable[[], bool] = lambda: False, blame: str = "observations") -> tuple[torch.Tensor, int]:
     """`count` fields of the model's side, (count, 1, H, W) float32, and the denoiser evaluations spent.
 
     `method`: "heun" integrates the probability-flow ODE (2nd order, EDM algorithm 1);
     "stochastic" adds EDM's churn (algorithm 2: noise raised by γ = min(churn/steps, √2 − 1) before
-    each Heun step). Raises Cancelled between steps when `should_stop()` turns true.
+    each Heun step). Raises Cancelled before any denoiser evaluation once `should_stop()` turns
+    true (with the evaluations x sites done), and Diverged on `blame` when the fields stop being
+    finite.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
+    if steps < 1 or count < 1:
+        raise ParameterError("steps" if steps < 1 else "count", f"must be >= 1, got {steps if steps < 1 else count}")
     d = guided(model, guidance or Guidance())
     gen = torch.Generator(device="cpu").manual_seed(int(seed) % 2**63)
     side = model.side
@@ -108,23 +112,32 @@ def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHA
     x = (torch.randn((count, 1, side, side), generator=gen, dtype=torch.float64) * sig[0]).float().to(device)
     gamma = min(churn / steps, math.sqrt(2) - 1) if method == STOCHASTIC else 0.0
     evaluations = 0
+
+    def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """One denoiser evaluation of every field, after a check of `should_stop`."""
+        if should_stop():
+            raise Cancelled(evaluations * side * side)
+        return d(x, sigma)
+
     with torch.no_grad():
         for i in range(steps):
-            if should_stop():
-                raise Cancelled(f"reverse diffusion stopped at step {i} of {steps}")
             s_cur, s_next = sig[i], sig[i + 1]
             if gamma > 0 and s_next > 0:
                 s_hat = s_cur * (1 + gamma)
                 noise = torch.randn(x.shape, generator=gen).to(device)
                 x = x + math.sqrt(s_hat**2 - s_cur**2) * noise
                 s_cur = s_hat
-            slope = (x - d(x, s_cur)) / s_cur
+            slope = (x - denoise(x, s_cur)) / s_cur
             x_next = x + (s_next - s_cur) * slope
             evaluations += count
             if s_next > 0:
-                slope2 = (x_next - d(x_next, s_next)) / s_next
+                slope2 = (x_next - denoise(x_next, s_next)) / s_next
                 x_next = x + (s_next - s_cur) * 0.5 * (slope + slope2)
                 evaluations += count
             x = x_next
+            if not bool(torch.isfinite(x).all()):
+                raise Diverged(blame, f"the reverse diffusion left floating-point range at step {i} of {steps}: "
+                                      f"the guidance or the observations are too large for the model",
+                               step=i, site_updates=evaluations * side * side)
             progress(i + 1, steps, s_next, x)
     return x, evaluations

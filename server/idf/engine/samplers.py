@@ -92,7 +92,8 @@ class ReplicaExchange:
         self.temperatures, self.model, self.eta, self.seed, self.ndim = temperatures, model, step_size, seed, ndim
         self.should_stop = should_stop  # checked between rungs: a step of a long ladder is long
         self.replicas = [x.clone() for _ in temperatures]
-        self.energies = [phi4(r, model, ndim).energy for r in self.replicas]
+        energy = phi4(x, model, ndim).energy  # every replica starts from x: one evaluation serves all
+        self.energies = [energy.clone() for _ in temperatures]
         self.swaps_accepted = 0
         self.swaps_tried = 0
 
