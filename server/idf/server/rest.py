@@ -405,11 +405,11 @@ class Transcoder:
                     self.budget.take(len(chunk))
                     size += len(chunk)
                     chunks.append(chunk)
-        except TimeoutError:
-            raise RestError(408, grpc.StatusCode.DEADLINE_EXCEEDED, "BODY_TIMEOUT",
-                            f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
-        except BaseException:
+        except BaseException as e:
             self.budget.give(size)
+            if isinstance(e, TimeoutError):
+                raise RestError(408, grpc.StatusCode.DEADLINE_EXCEEDED, "BODY_TIMEOUT",
+                                f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
             raise
         return b"".join(chunks)
 
