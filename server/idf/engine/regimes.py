@@ -116,7 +116,10 @@ def window_features(frames: np.ndarray, interval: float,
                     should_stop: Callable[[], bool] = lambda: False) -> dict[str, float]:
     """The named features of a window of vorticity frames (T, n, m) spaced by `interval`.
     The recurrence search is O(T²) in the caller's frame count: it checks `should_stop` per lag."""
+    read = len(frames) * FEATURE_SIDE * FEATURE_SIDE  # the work Cancelled reports: the window was read
     w = resample(frames)
+    if should_stop():
+        raise Cancelled(read)
     k = np.fft.fftfreq(FEATURE_SIDE, d=1.0 / FEATURE_SIDE)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
     w_hat = np.fft.fft2(w) / (FEATURE_SIDE**2)
@@ -132,9 +135,11 @@ def window_features(frames: np.ndarray, interval: float,
     dist = []
     for lag in range(lag0, t // 2):
         if should_stop():
-            raise Cancelled(t * FEATURE_SIDE * FEATURE_SIDE)  # the resampled window was read
+            raise Cancelled(read)
         dist.append(np.sqrt(np.mean((w[lag : lag + len(first)] - first[: t - lag]) ** 2, axis=(1, 2))).mean())
     recurrence = float(min(dist) / norm) if dist else 0.0
+    if should_stop():
+        raise Cancelled(read)
     z = enstrophy - enstrophy.mean()
     ac = np.correlate(z, z, "full")[t - 1 :] / max(np.dot(z, z), 1e-300)
     crossing = np.argmax(ac < 0.5) if np.any(ac < 0.5) else t
