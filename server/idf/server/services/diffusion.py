@@ -13,7 +13,7 @@ from idf.client.fields import to_field
 from idf.engine import energy_models, generation, models, sampling
 from idf.engine.errors import ParameterError
 from idf.server.errors import ApiError, invalid_argument
-from idf.server.services.engine_backed import EngineBacked
+from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.rpc import streaming, unary
 from idf.server.services.reconstruct import Reconstructing
 from idf.server.validation import decode_field, require_finite
@@ -133,6 +133,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         task = asyncio.ensure_future(self.metered(
             context, (cost.site_updates, cost.state_bytes), lambda o: o.site_updates, sampling.sample, spec,
             device=self.device, progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p), field="sampler.steps",
+            weight=LEARNED_WORK_WEIGHT if spec.sampler == "reverse-diffusion" else 1,
             outputs=lambda o: list(o.samples[:spec.count]), rpc="Sample",
         ))
         getter: asyncio.Future | None = None

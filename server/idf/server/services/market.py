@@ -46,7 +46,11 @@ def _token_in(token: int) -> str:
 def _deadline(request: Any) -> None:
     if not request.HasField("deadline"):
         raise invalid_argument("deadline", "every mutating call needs a deadline")
-    if request.deadline.ToNanoseconds() < time.time_ns():
+    d = request.deadline
+    # a Timestamp is valid from 0001-01-01 to 9999-12-31 with nanos in [0, 1e9) (google.protobuf)
+    if not (-62135596800 <= d.seconds <= 253402300799 and 0 <= d.nanos < 10**9):
+        raise invalid_argument("deadline", "not a valid timestamp (seconds between years 1 and 9999, nanos in [0, 1e9))")
+    if d.ToNanoseconds() < time.time_ns():
         raise _failed("DEADLINE_EXPIRED", f"the deadline {request.deadline.ToJsonString()} has passed", "deadline")
 
 

@@ -11,7 +11,7 @@ from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
 from idf.engine import forecast, models, nvp, regime_detector, regimes
 from idf.engine.errors import ParameterError
 from idf.server.errors import invalid_argument, too_large
-from idf.server.services.engine_backed import EngineBacked
+from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.errors import quote
 from idf.server.rpc import unary
 from idf.server.validation import decode_field, require_finite
@@ -78,11 +78,11 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         except ParameterError as e:
             raise invalid_argument(_NVP_PATHS.get(e.parameter, e.parameter), e.reason) from None
         cost = nvp.estimate(frames.shape, request.steps, members)
-        self.admission.check_cost(cost.site_updates, cost.state_bytes, "steps")
+        self.admission.check_cost(cost.site_updates * LEARNED_WORK_WEIGHT, cost.state_bytes, "steps")
         forecaster = await asyncio.to_thread(models.load_forecaster, model, str(self.device))
         result, charged = await self.metered(
             context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, nvp.forecast, forecaster,
-            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS, field="steps",
+            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS, field="steps", weight=LEARNED_WORK_WEIGHT,
             outputs=lambda r: [*r.frames, *r.stddev], rpc="Predict",
         )
         return _response(request, model, result, charged, result.stddev)
@@ -155,7 +155,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             raise invalid_argument("model", f"unknown regime detector {quote(name)}; available: {models.detectors()}")
         detector = await asyncio.to_thread(models.load_detector, name)
         label, probabilities, features, needed = await self.light(context, regime_detector.decide, detector, frames, interval)
-        response = predict_pb2.DetectRegimeResponse(regime=_REGIMES[label], frames_needed=needed, model=name,
+        response = predict_pb2.DetectRegimeResponse(regime=_REGIMES[label], frames_needed=min(needed, 2**31 - 1), model=name,
                                                     features=features)
         for regime, p in probabilities.items():
             response.probabilities.add(regime=_REGIMES[regime], probability=p)
@@ -186,13 +186,16 @@ _REGIMES = {"undetermined": predict_pb2.REGIME_UNDETERMINED, "steady": predict_p
             "periodic": predict_pb2.REGIME_PERIODIC, "chaotic": predict_pb2.REGIME_CHAOTIC}
 
 
+MIN_INTERVAL = 1e-3  # time units: finer sampling adds nothing the features use, and frames_needed stays small
+
+
 def _regime_window(request: predict_pb2.DetectRegimeRequest, limit: int) -> tuple[np.ndarray, float]:
     """Frames (T, n, m) as float64 and the interval, with every rule checked by field path."""
     if len(request.frames) < 2:
         raise invalid_argument("frames", f"needs at least 2 frames (a decision needs {regimes.MIN_FRAMES}+), got {len(request.frames)}")
     interval = request.frame_interval
-    if not (np.isfinite(interval) and 0 < interval <= regimes.MAX_INTERVAL):
-        raise invalid_argument("frame_interval", f"must be in (0, {regimes.MAX_INTERVAL}] time units, got {interval}")
+    if not (np.isfinite(interval) and MIN_INTERVAL <= interval <= regimes.MAX_INTERVAL):
+        raise invalid_argument("frame_interval", f"must be in [{MIN_INTERVAL:g}, {regimes.MAX_INTERVAL}] time units, got {interval}")
     out = []
     for i, frame in enumerate(request.frames):
         a = decode_field(frame, f"frames[{i}]", max_elements=limit)
