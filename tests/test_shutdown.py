@@ -20,15 +20,16 @@ from idf.v1 import diffusion_pb2
 
 @pytest.mark.slow
 def test_sigterm_finishes_in_flight_calls_and_refuses_new_ones():
-    server = ServerProcess(env={"IDF_GRACE_PERIOD": "60", "IDF_LOG_LEVEL": "DEBUG"})
+    server = ServerProcess(env={"IDF_GRACE_PERIOD": "120", "IDF_LOG_LEVEL": "DEBUG"})
     try:
         results: dict[str, object] = {}
 
         def long_call() -> None:
-            with Client(server.target, max_attempts=1, timeout=120) as c:
+            with Client(server.target, max_attempts=1, timeout=240) as c:
                 try:
-                    # a few seconds of work: 256^2 sites x 1000 steps x 4 frames
-                    results["forecast"] = c.predict(np.ones((256, 256)), 4, substeps=1000, diffusivity=0.1)
+                    # about a second of work idle (256^2 sites x 300 steps x 4 frames); the grace
+                    # period is 120 s so a heavily loaded machine still finishes it in time
+                    results["forecast"] = c.predict(np.ones((256, 256)), 4, substeps=300, diffusivity=0.1)
                 except Exception as e:  # noqa: BLE001
                     results["error"] = e
 
@@ -96,7 +97,7 @@ def test_sigterm_stops_engine_work_within_the_grace_period_under_load(rpc):
                 else:
                     request = diffusion_pb2.SampleRequest(
                         energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[128, 128], sample_count=16,
-                        sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_MALA, steps=10**6))
+                        sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_MALA, steps=50_000))  # 1.3e10: within the ceiling
                     list(c.sample(request))
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
