@@ -63,7 +63,7 @@ def _latencies(target: str, calls: int) -> dict[str, dict[str, float]]:
 def _long(target: str, i: int) -> None:
     with Client(target, max_attempts=1, timeout=120, metadata=[("x-idf-account", f"market/accounts/load{i}")]) as c:
         try:
-            c.predict(np.ones((256, 256), np.float32), 4, substeps=100_000, diffusivity=0.1)
+            c.predict(np.ones((256, 256), np.float32), 4, substeps=50_000, diffusivity=0.1)
         except IdfError:
             pass
 
@@ -73,8 +73,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    server = ServerProcess(env={"IDF_WORKERS": str(WORKERS), "IDF_MAX_QUEUED_CALLS": str(QUEUE), "IDF_DEFAULT_DEADLINE": "60",
-                                "IDF_LOG_LEVEL": "WARNING"})
+    server = ServerProcess(env={"IDF_WORKERS": str(WORKERS), "IDF_MAX_QUEUED_CALLS": str(QUEUE), "IDF_DEFAULT_DEADLINE": "60"})
     try:
         idle = _latencies(server.target, args.calls)
         load = [threading.Thread(target=_long, args=(server.target, i), daemon=True) for i in range(WORKERS + QUEUE)]
@@ -102,7 +101,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
         "date": time.strftime("%Y-%m-%d"),
         "settings": {"workers": WORKERS, "max_queued_calls": QUEUE, "calls_per_rpc": args.calls,
-                     "load": f"{WORKERS + QUEUE} Predicts of 256^2 x 4 frames x 100000 substeps"},
+                     "load": f"{WORKERS + QUEUE} Predicts of 256^2 x 4 frames x 50000 substeps"},
         "idle": idle,
         "saturated": busy,
         "p95_ratio_saturated_over_idle": ratio,
