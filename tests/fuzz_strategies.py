@@ -28,6 +28,7 @@ import http.client
 import json
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -416,14 +417,22 @@ class Case:
         """A short reproduction: the request in text format or the HTTP request line and body."""
         if self.face == "grpc":
             if self.message is not None and self.kind == "message":
-                text = text_format.MessageToString(self.message, as_one_line=True)
+                text = _elide(text_format.MessageToString(self.message, as_one_line=True))
                 body = f"{self.method.full_name} {{{_clip(text, limit)}}}"
             else:
                 body = f"{self.method.full_name} raw bytes ({self.kind}) {_clip(repr(self.payload), limit)}"
             meta = f" metadata={dict(self.metadata)}" if self.metadata else ""
             return body + meta
         heads = {k: _clip(v, 80) for k, v in self.headers.items() if k.lower() != "content-type"}
-        return f"{self.verb} {_clip(self.path, 300)} headers={heads} body={_clip(self.payload.decode('utf-8', 'replace'), limit)}"
+        return f"{self.verb} {_clip(self.path, 300)} headers={heads} body={_clip(_elide(self.payload.decode('utf-8', 'replace')), limit)}"
+
+
+_LONG_DATA = re.compile(r'(data: |"data": )"([^"\\]|\\.){64,}"')
+
+
+def _elide(text: str) -> str:
+    """Tensor bytes say little in a repro: keep their length, drop their content."""
+    return _LONG_DATA.sub(lambda m: f'{m.group(1)}"<{len(m.group(0)) - len(m.group(1)) - 2} chars>"', text)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -770,24 +779,35 @@ class Harness:
         return conn
 
     def _rest(self, case: Case) -> tuple[str, str | None]:
-        conn = self._conn()
         headers = {k: v for k, v in case.headers.items() if v != "" or k.lower() == "x-idf-timeout"}
-        try:
-            conn.request(case.verb, case.path, body=case.payload if case.payload or case.verb != "GET" else None, headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-            status = response.status
-            ctype = response.getheader("Content-Type", "")
-            if response.will_close:
+        body_out = case.payload if case.payload or case.verb != "GET" else None
+        error: Exception | None = None
+        for attempt in (0, 1):
+            conn = self._conn()
+            reused = conn.sock is not None
+            try:
+                conn.request(case.verb, case.path, body=body_out, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                status, ctype = response.status, response.getheader("Content-Type", "")
+                if response.will_close:
+                    conn.close()
+                error = None
+                break
+            except (OSError, http.client.HTTPException) as e:
                 conn.close()
-        except (OSError, http.client.HTTPException) as e:
-            conn.close()
-            self._local.conn = None
+                self._local.conn = None
+                error = e
+                stale = isinstance(e, (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected))
+                if not (reused and attempt == 0 and stale):
+                    break
+                # a keep-alive connection the server closed while idle: retry once on a new one, as clients do
+        if error is not None:
             if len(case.path) > MAX_LINE_BYTES or any(len(k) + len(v) > MAX_LINE_BYTES for k, v in headers.items()):
                 # past the face's line limit the server answers 400 and closes while the client is
                 # still sending: a reset is the documented answer (the server keeps serving: checked)
                 return "closed (line too long)", None
-            return f"transport {type(e).__name__}", f"transport error {type(e).__name__}"
+            return f"transport {type(error).__name__}", f"transport error {type(error).__name__}"
         outcome = str(status)
         short = _caller_deadline(case.headers.get("x-idf-timeout", "")) < DEADLINE_S
         code = _json_code(body)
