@@ -335,3 +335,18 @@ def test_data_dir_and_database_are_private(guarded):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, name
     key = guarded.settings.key_path()
     assert stat.S_IMODE(os.stat(key).st_mode) & 0o077 == 0
+
+
+def test_huge_declared_shapes_do_not_overflow_the_size_check(guarded):
+    """shape [2^62, 4] overflowed numpy's int64 product and slipped past the element limit
+    (fuzz finding: INTERNAL 'array is too big')."""
+    from idf.client import to_field
+
+    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+        request = diffusion_pb2.ReconstructRequest(shape=[2**62, 4], mask=to_field(np.ones((3, 8), np.float32)))
+        with pytest.raises(InvalidArgumentError) as e:
+            c.call(c.diffusion_stub.Reconstruct, request)
+        assert e.value.violations[0].field == "shape"
+        with pytest.raises((InvalidArgumentError, ResourceExhaustedError)):
+            list(c.sample(_sample([2**62, 4], 1, 1)))
+    _serving(guarded.target)

@@ -4,6 +4,7 @@ reverse diffusion (Sample) and reconstruction from sparse observations (Reconstr
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 
 import grpc
@@ -90,8 +91,8 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         limit = self.settings.max_field_elements
         if any(n < 1 for n in shape) or not shape:
             raise invalid_argument("shape", f"needs 1 to 3 positive extents, got {list(shape)}")
-        if int(np.prod(shape)) > limit:
-            raise invalid_argument("shape", f"{int(np.prod(shape))} sites exceed the limit {limit}")
+        if math.prod(shape) > limit:
+            raise invalid_argument("shape", f"{math.prod(shape)} sites exceed the limit {limit}")
         reverse = sp.kind == diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION
         steps = sp.steps or (generation.DEFAULT_STEPS if reverse else 1000)
         if steps > self.settings.max_sample_steps:
@@ -126,7 +127,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
             itemsize = _itemsize(spec)
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
-        n = int(np.prod(spec.shape))
+        n = math.prod(spec.shape)
         self.check_answer(spec.count, n * itemsize, "sample_count", "samples")
         queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
         loop = asyncio.get_running_loop()

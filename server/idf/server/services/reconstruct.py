@@ -4,6 +4,7 @@ on the worker pool, meter it, encode mean, standard deviation and (if asked) the
 from __future__ import annotations
 
 import asyncio
+import math
 
 import grpc
 import numpy as np
@@ -19,7 +20,7 @@ from idf.v1 import diffusion_pb2
 def observations(request: diffusion_pb2.ReconstructRequest, max_elements: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
     """(shape, values, mask) from either form of the request, every rule checked with its field path."""
     shape = tuple(int(n) for n in request.shape)
-    if not shape or any(n < 1 for n in shape) or int(np.prod(shape)) > max_elements:
+    if not shape or any(n < 1 for n in shape) or math.prod(shape) > max_elements:
         raise invalid_argument("shape", f"needs positive extents within {max_elements} sites, got {list(shape)}")
     values = np.zeros(shape)
     mask = np.zeros(shape, dtype=bool)
@@ -65,7 +66,7 @@ class Reconstructing:
         if not 1 <= count <= self.settings.max_sample_count:
             raise invalid_argument("sample_count", f"must be in 1..{self.settings.max_sample_count}")
         steps = reconstruction.DEFAULT_STEPS
-        sites = int(np.prod(shape))
+        sites = math.prod(shape)
         # the answer: mean and stddev, plus the samples when asked (float32 arrays)
         self.check_answer(2 + (count if request.return_samples else 0), sites * 4, "sample_count", "float32 arrays")
         cost = reconstruction.estimate(shape, count, steps)
