@@ -350,3 +350,31 @@ def test_huge_declared_shapes_do_not_overflow_the_size_check(guarded):
         with pytest.raises((InvalidArgumentError, ResourceExhaustedError)):
             list(c.sample(_sample([2**62, 4], 1, 1)))
     _serving(guarded.target)
+
+
+def test_list_proofs_pages_by_size_so_old_long_records_cannot_poison_it():
+    """Records stored before strings were bounded (main accepted a 2 MB producer.name) must not
+    make ListProofs fail forever: a page ends early at half the message limit, with a token."""
+    server = ServerThread(max_message_bytes=4 * 2**20)
+    try:
+        rng = np.random.default_rng(3)
+        frame = predict_request(rng.normal(size=(16, 16)).astype(np.float32), 1).history[0]
+        with Client(server.target, max_attempts=1, timeout=30) as c:
+            for _ in range(3):
+                c.call(c.proof_stub.CreateProof, proof_pb2.CreateProofRequest(policy="forecast-default", prediction=frame,
+                                                                               reference=frame))
+        log = server.running.proof_log
+        with log.db.write("proof_leaves"):  # what an old server let in: 1.5 MB producer names
+            log.db.run("UPDATE proof_leaves SET record = ?", (b'{"producer": "' + b"p" * 1_500_000 + b'"}',))
+        seen, token = 0, ""
+        with Client(server.target, max_attempts=1, timeout=30) as c:
+            for _ in range(5):
+                page = c.call(c.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=token))
+                seen += len(page.proofs)
+                assert 1 <= len(page.proofs) <= 2
+                token = page.next_page_token
+                if not token:
+                    break
+        assert seen == 3
+    finally:
+        server.stop()

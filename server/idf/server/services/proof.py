@@ -220,9 +220,18 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             self.executor, self.log.list, before=before, limit=size + 1,
             policy=request.policy, verdict=verdict, producer=request.producer,
         )
-        page = leaves[:size]
-        token = _page_token(page[-1].index) if len(leaves) > size else ""
-        return proof_pb2.ListProofsResponse(proofs=[self._proof(leaf, None) for leaf in page], next_page_token=token)
+        # A page also ends early when its answer would pass half the message limit, so records
+        # written before strings were bounded (a 2 MB producer name) cannot make the list fail forever.
+        budget, used, proofs = self.settings.max_message_bytes // 2, 0, []
+        for leaf in leaves[:size]:
+            proof = self._proof(leaf, None)
+            used += proof.ByteSize() + 16
+            if proofs and used > budget:
+                break
+            proofs.append(proof)
+        more = len(proofs) < len(leaves)
+        token = _page_token(leaves[len(proofs) - 1].index) if more and proofs else ""
+        return proof_pb2.ListProofsResponse(proofs=proofs, next_page_token=token)
 
     @unary
     async def ListPolicies(self, request: proof_pb2.ListPoliciesRequest, context: grpc.aio.ServicerContext) -> proof_pb2.ListPoliciesResponse:
