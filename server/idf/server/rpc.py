@@ -131,7 +131,8 @@ class Guard(grpc.aio.ServerInterceptor):
     def _release(self, size: int) -> None:
         self.inflight -= size
         if size >= memory.TRIM_AFTER_BYTES:
-            asyncio.get_running_loop().run_in_executor(None, memory.trim)
+            loop = asyncio.get_running_loop()
+            loop.call_later(memory.TRIM_DELAY_S, loop.run_in_executor, None, memory.collect_and_trim)
 
     def _stream(self, rpc: str, inner: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
