@@ -295,6 +295,24 @@ def test_reconstruction_stops_promptly():
     assert e.site_updates % (model.side * model.side * 64) == 0  # whole evaluations of every field
 
 
+def test_large_reconstruction_batches_stop_between_chunks():
+    """count = 512 fields: one U-Net pass over all of them would be seconds no stop can interrupt;
+    the denoiser runs in chunks of reverse.CHUNK and the stop lands between chunks (the work done
+    is not a whole number of evaluations of every field)."""
+    from idf.engine import reverse
+
+    model = models.load_denoiser(models.DEFAULT_DENOISER)
+    mask = np.zeros((model.side, model.side), dtype=bool)
+    mask[::5, ::5] = True
+    values = np.where(mask, 1.0, 0.0)
+    took, e = _time_to_stop("reconstruction x512", lambda stop: reconstruction.reconstruct(
+        model, values, mask, count=512, steps=10_000, should_stop=stop))
+    assert took < STOP_BOUND_S
+    per_field = model.side * model.side
+    assert e.site_updates % (per_field * reverse.CHUNK) == 0
+    assert e.site_updates % (per_field * 512) != 0 or e.site_updates == 0
+
+
 def test_nvp_forecast_stops_promptly():
     model = models.load_forecaster(models.NVP_FORECASTER)
     history = navier_stokes.random_vorticity(nvp.SIDE, 3).float().numpy()[None].repeat(2, 0)
