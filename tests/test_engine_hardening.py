@@ -323,6 +323,16 @@ def test_nvp_forecast_stops_promptly():
     assert e.site_updates % (16 * nvp.SIDE * nvp.SIDE) == 0
 
 
+def test_large_nvp_ensembles_stop_between_chunks():
+    """64 members: the U-Net runs in chunks of nvp.NET_CHUNK members with a stop check between
+    them, so the stop does not wait for a whole-ensemble pass."""
+    model = models.load_forecaster(models.NVP_FORECASTER)
+    history = navier_stokes.random_vorticity(nvp.SIDE, 3).float().numpy()[None].repeat(2, 0)
+    took, e = _time_to_stop("nvp x64", lambda stop: nvp.forecast(model, history, 10_000, 60.0, members=64, should_stop=stop))
+    assert took < STOP_BOUND_S
+    assert e.site_updates % (64 * nvp.SIDE * nvp.SIDE) == 0
+
+
 def test_physics_forecast_stops_promptly():
     u = np.random.default_rng(0).random((256, 256))
     spec = forecast.TransportSpec(diffusivity=0.1, velocity=(0.3, 0.1), substeps=LONG)
