@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         description="Work ceiling of one engine call, in site updates (sites x steps x substeps x chains x replicas); larger requests are refused before they start.",
     )
     max_call_bytes: int = Field(
-        8 * 1024 * MIB, ge=MIB, description="Memory ceiling of one engine call's working set (its state arrays), bytes."
+        2 * 1024 * MIB, ge=MIB, description="Memory ceiling of one engine call's working set (its state arrays), bytes. workers x this must fit in memory; it also bounds one uninterruptible engine step (raise it on large or GPU hosts)."
     )
     default_deadline: float = Field(
         300.0, gt=0, description="Server-side deadline (s) for engine calls: applied when the client sets none, and the longest any call may run."
