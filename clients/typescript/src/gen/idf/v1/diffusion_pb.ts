@@ -24,6 +24,7 @@ export const file_idf_v1_diffusion: GenFile = /*@__PURE__*/
 export type Constraint = Message<"idf.v1.Constraint"> & {
   /**
    * Constraint name from the energy model description (for example "total").
+   * At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -67,7 +68,7 @@ export const ConstraintSchema: GenMessage<Constraint> = /*@__PURE__*/
 export type EnergyModelSpec = Message<"idf.v1.EnergyModelSpec"> & {
   /**
    * Energy model name from ListEnergyModels (for example "gaussian-free-field", "phi4",
-   * "ising").
+   * "ising"). At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -162,7 +163,7 @@ export type SamplerSpec = Message<"idf.v1.SamplerSpec"> & {
   temperatures: number[];
 
   /**
-   * Learned model for reverse diffusion, by name from ListModels.
+   * Learned model for reverse diffusion, by name from ListModels. At most 128 characters.
    *
    * @generated from field: string model = 8;
    */
@@ -517,6 +518,7 @@ export type ReconstructRequest = Message<"idf.v1.ReconstructRequest"> & {
 
   /**
    * Denoiser to use, by name from ListModels; empty selects the shipped default.
+   * At most 128 characters.
    *
    * @generated from field: string model = 6;
    */
@@ -748,7 +750,7 @@ export type ListModelsRequest = Message<"idf.v1.ListModelsRequest"> & {
   pageSize: number;
 
   /**
-   * `next_page_token` of a previous call, to continue the listing.
+   * `next_page_token` of a previous call, to continue the listing. At most 512 characters.
    *
    * @generated from field: string page_token = 2;
    */

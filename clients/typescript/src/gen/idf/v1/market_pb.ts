@@ -100,7 +100,7 @@ export const PoolSchema: GenMessage<Pool> = /*@__PURE__*/
  */
 export type GetPoolRequest = Message<"idf.v1.GetPoolRequest"> & {
   /**
-   * Resource name of the pool.
+   * Resource name of the pool. At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -142,7 +142,7 @@ export const GetPoolResponseSchema: GenMessage<GetPoolResponse> = /*@__PURE__*/
  */
 export type QuoteRequest = Message<"idf.v1.QuoteRequest"> & {
   /**
-   * Resource name of the pool.
+   * Resource name of the pool. At most 128 characters.
    *
    * @generated from field: string pool = 1;
    */
@@ -235,14 +235,14 @@ export const QuoteResponseSchema: GenMessage<QuoteResponse> = /*@__PURE__*/
  */
 export type SwapRequest = Message<"idf.v1.SwapRequest"> & {
   /**
-   * Resource name of the pool.
+   * Resource name of the pool. At most 128 characters.
    *
    * @generated from field: string pool = 1;
    */
   pool: string;
 
   /**
-   * Account that pays and receives, "market/accounts/{account_id}".
+   * Account that pays and receives, "market/accounts/{account_id}". At most 128 characters.
    *
    * @generated from field: string account = 2;
    */
@@ -366,14 +366,14 @@ export const SwapResponseSchema: GenMessage<SwapResponse> = /*@__PURE__*/
  */
 export type AddLiquidityRequest = Message<"idf.v1.AddLiquidityRequest"> & {
   /**
-   * Resource name of the pool.
+   * Resource name of the pool. At most 128 characters.
    *
    * @generated from field: string pool = 1;
    */
   pool: string;
 
   /**
-   * Depositing account.
+   * Depositing account. At most 128 characters.
    *
    * @generated from field: string account = 2;
    */
@@ -416,6 +416,7 @@ export type AddLiquidityRequest = Message<"idf.v1.AddLiquidityRequest"> & {
 
   /**
    * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
+   * At most 128 characters.
    *
    * @generated from field: string request_id = 8;
    */
@@ -485,14 +486,14 @@ export const AddLiquidityResponseSchema: GenMessage<AddLiquidityResponse> = /*@_
  */
 export type RemoveLiquidityRequest = Message<"idf.v1.RemoveLiquidityRequest"> & {
   /**
-   * Resource name of the pool.
+   * Resource name of the pool. At most 128 characters.
    *
    * @generated from field: string pool = 1;
    */
   pool: string;
 
   /**
-   * Withdrawing account.
+   * Withdrawing account. At most 128 characters.
    *
    * @generated from field: string account = 2;
    */
@@ -528,6 +529,7 @@ export type RemoveLiquidityRequest = Message<"idf.v1.RemoveLiquidityRequest"> & 
 
   /**
    * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
+   * At most 128 characters.
    *
    * @generated from field: string request_id = 7;
    */
@@ -590,7 +592,7 @@ export const RemoveLiquidityResponseSchema: GenMessage<RemoveLiquidityResponse> 
  */
 export type GetBalanceRequest = Message<"idf.v1.GetBalanceRequest"> & {
   /**
-   * Account name, "market/accounts/{account_id}".
+   * Account name, "market/accounts/{account_id}". At most 128 characters.
    *
    * @generated from field: string account = 1;
    */
@@ -726,7 +728,7 @@ export const TransactionSchema: GenMessage<Transaction> = /*@__PURE__*/
  */
 export type ListTransactionsRequest = Message<"idf.v1.ListTransactionsRequest"> & {
   /**
-   * Account name.
+   * Account name. At most 128 characters.
    *
    * @generated from field: string account = 1;
    */
@@ -741,6 +743,7 @@ export type ListTransactionsRequest = Message<"idf.v1.ListTransactionsRequest"> 
 
   /**
    * `next_page_token` of a previous call; anything else is INVALID_ARGUMENT.
+   * At most 512 characters.
    *
    * @generated from field: string page_token = 3;
    */
@@ -789,7 +792,7 @@ export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse
  */
 export type MintRequest = Message<"idf.v1.MintRequest"> & {
   /**
-   * Receiving account.
+   * Receiving account. At most 128 characters.
    *
    * @generated from field: string account = 1;
    */
@@ -804,6 +807,7 @@ export type MintRequest = Message<"idf.v1.MintRequest"> & {
 
   /**
    * Idempotency key, scoped to (account, operation) as in SwapRequest.request_id.
+   * At most 128 characters.
    *
    * @generated from field: string request_id = 3;
    */

@@ -250,7 +250,7 @@ export type DetectRegimeRequest = Message<"idf.v1.DetectRegimeRequest"> & {
   frameInterval: number;
 
   /**
-   * Detector to use; empty selects the default shipped detector.
+   * Detector to use; empty selects the default shipped detector. At most 128 characters.
    *
    * @generated from field: string model = 3;
    */

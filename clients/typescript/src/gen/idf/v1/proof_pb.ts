@@ -333,7 +333,7 @@ export type CreateProofRequest = Message<"idf.v1.CreateProofRequest"> & {
   sequence: Field[];
 
   /**
-   * Policy name from ListPolicies; empty selects "forecast-default".
+   * Policy name from ListPolicies; empty selects "forecast-default". At most 128 characters.
    *
    * @generated from field: string policy = 4;
    */
@@ -348,6 +348,7 @@ export type CreateProofRequest = Message<"idf.v1.CreateProofRequest"> & {
 
   /**
    * Idempotency key: a retried request with the same key returns the first result.
+   * At most 128 characters.
    *
    * @generated from field: string request_id = 6;
    */
@@ -407,7 +408,7 @@ export const CreateProofResponseSchema: GenMessage<CreateProofResponse> = /*@__P
  */
 export type GetProofRequest = Message<"idf.v1.GetProofRequest"> & {
   /**
-   * Resource name, "proofs/{proof_id}".
+   * Resource name, "proofs/{proof_id}". At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -456,14 +457,14 @@ export type ListProofsRequest = Message<"idf.v1.ListProofsRequest"> & {
   pageSize: number;
 
   /**
-   * `next_page_token` of a previous call.
+   * `next_page_token` of a previous call. At most 512 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only proofs under this policy, when set.
+   * Only proofs under this policy, when set. At most 128 characters.
    *
    * @generated from field: string policy = 3;
    */
@@ -477,7 +478,7 @@ export type ListProofsRequest = Message<"idf.v1.ListProofsRequest"> & {
   verdict: Verdict;
 
   /**
-   * Only proofs from this producer name, when set.
+   * Only proofs from this producer name, when set. At most 128 characters.
    *
    * @generated from field: string producer = 5;
    */

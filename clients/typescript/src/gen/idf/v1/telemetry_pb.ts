@@ -25,14 +25,14 @@ export const file_idf_v1_telemetry: GenFile = /*@__PURE__*/
  */
 export type SensorReading = Message<"idf.v1.SensorReading"> & {
   /**
-   * Site name, "sites/{site_id}".
+   * Site name, "sites/{site_id}". At most 128 characters.
    *
    * @generated from field: string site = 1;
    */
   site: string;
 
   /**
-   * Sensor id, unique within the site.
+   * Sensor id, unique within the site. At most 128 characters.
    *
    * @generated from field: string sensor = 2;
    */
@@ -165,7 +165,7 @@ export const EnergyMapSchema: GenMessage<EnergyMap> = /*@__PURE__*/
  */
 export type GetEnergyMapRequest = Message<"idf.v1.GetEnergyMapRequest"> & {
   /**
-   * Resource name, "sites/{site_id}/energyMap".
+   * Resource name, "sites/{site_id}/energyMap". At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
@@ -207,7 +207,7 @@ export const GetEnergyMapResponseSchema: GenMessage<GetEnergyMapResponse> = /*@_
  */
 export type WatchEnergyMapRequest = Message<"idf.v1.WatchEnergyMapRequest"> & {
   /**
-   * Resource name, "sites/{site_id}/energyMap".
+   * Resource name, "sites/{site_id}/energyMap". At most 128 characters.
    *
    * @generated from field: string name = 1;
    */
