@@ -421,3 +421,31 @@ def test_memory_of_large_requests_is_returned():
         assert after[-1] - after[0] < size_mib
     finally:
         server.kill()
+
+
+def test_a_client_that_never_reads_its_stream_is_bounded():
+    """A Sample whose client never reads its 8 MB answer: the pending answer counts against the
+    server's in-flight byte budget (so such streams cannot exhaust memory), the engine worker is
+    free, and everything is given back when the client goes away."""
+    server = ServerThread(default_deadline=3.0)
+    try:
+        with grpc.insecure_channel(server.target, options=[("grpc.max_receive_message_length", 64 * 2**20)]) as ch:
+            call = ch.unary_stream("/idf.v1.DiffusionService/Sample", request_serializer=diffusion_pb2.SampleRequest.SerializeToString,
+                                   response_deserializer=diffusion_pb2.SampleResponse.FromString)
+            stream = call(_sample([512, 512], 8, 2), timeout=120)  # started, never read
+            _wait(lambda: server.running.guard.inflight >= 8 * 512 * 512 * 4, "the answer to be pending", 60)
+            _wait(lambda: server.running.admission.busy == 0, "the engine worker to be free")
+            _serving(server.target)
+            stream.cancel()
+        _wait(lambda: server.running.guard.inflight == 0, "the pending answer to be released")
+    finally:
+        server.stop()
+
+
+def test_health_watch_still_streams(guarded):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(guarded.target) as ch:
+        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()

@@ -6,6 +6,7 @@ and graceful shutdown on SIGTERM/SIGINT that really stops engine work."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -62,6 +63,7 @@ SERVICE_NAMES = tuple(
 # Concurrent RPCs the server accepts before answering RESOURCE_EXHAUSTED itself (engine calls are
 # bounded far below this by admission; this bounds everything else, streams included).
 MAX_CONCURRENT_RPCS = 512
+MAX_CONNECTION_AGE_S = 3600
 IO_THREADS = 8  # store reads and writes, proof metrics: short, never engine loops
 
 
@@ -98,6 +100,7 @@ class Running:
     rest_runner: Any = None
     transcoder: Any = None
     sweeper: Sweeper | None = None  # refunds expired CEU reservations
+    guard: Guard | None = None  # the interceptor every call passes (its in-flight byte count)
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -128,12 +131,17 @@ async def start(
     size = settings.max_message_bytes
     _private_data_dir(settings)
     memory.limit_arenas()
+    guard = Guard(size, settings.max_inflight_request_bytes, settings.default_deadline)
     server = grpc.aio.server(
-        interceptors=[Guard(size, settings.max_inflight_request_bytes)],
+        interceptors=[guard],
         options=[
             ("grpc.max_receive_message_length", size),
             ("grpc.max_send_message_length", size),
             ("grpc.so_reuseport", 0),
+            # connections are recycled (GOAWAY, then closed after the grace): the bound on how long
+            # a client that stops reading can keep a pending answer; clients reconnect by themselves
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_S * 1000),
+            ("grpc.max_connection_age_grace_ms", int((settings.default_deadline + 30) * 1000)),
         ],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
@@ -170,12 +178,18 @@ async def start(
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
+    # Start-up objects (torch, triton, grpc, protobuf: ~220k) are never garbage: freezing them makes a
+    # full collection ~2 ms instead of ~100 ms and lets the collector run on what requests leave behind.
+    gc.collect()
+    gc.freeze()
+    gc.collect()  # resets the long-lived count the next automatic full collection is measured against
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
     running = Running(server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger)
+    running.guard = guard
     running.sweeper = sweeper
     if settings.rest_port is not None:
         from idf.server import rest

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,10 +67,12 @@ def _code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 class Guard(grpc.aio.ServerInterceptor):
     """The checks every call passes, whatever its service (see the module docstring)."""
 
-    def __init__(self, max_message_bytes: int, max_inflight_request_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, max_inflight_request_bytes: int, stream_deadline: float = 300.0) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_inflight = max_inflight_request_bytes
+        self.stream_deadline = stream_deadline
         self.inflight = 0
+        self.since_collect = 0  # request bytes served since the last collect_and_trim
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[Any]], details: Any) -> Any:
         handler = await continuation(details)
@@ -98,8 +101,9 @@ class Guard(grpc.aio.ServerInterceptor):
                                                       "peer": context.peer()})
             raise invalid_argument("request", f"the {request.size} bytes received are not a valid {request.message_type} "
                                    f"({request.error})", reason="UNDECODABLE_REQUEST")
-        limits.check_strings(request)
         size = request.ByteSize()
+        self.since_collect += size  # refused ones too: their aborted call's cycles hold them as long
+        limits.check_strings(request)
         if self.inflight + size > self.max_inflight:
             raise exhausted("SERVER_BUSY", f"the server is holding {self.inflight} bytes of requests (limit "
                             f"{self.max_inflight}); retry shortly", retry_after=1.0)
@@ -128,23 +132,56 @@ class Guard(grpc.aio.ServerInterceptor):
 
         return behavior
 
+    def _written(self, write: asyncio.Future, size: int) -> None:
+        if not write.cancelled():
+            write.exception()  # retrieved: a failed write of a call that already ended is no news
+        self._release(size)
+
     def _release(self, size: int) -> None:
         self.inflight -= size
-        if size >= memory.TRIM_AFTER_BYTES:
+        # Counted over calls (in _admit), not per call: many smaller aborted requests held by reference
+        # cycles add up too (the fuzz run: +35% RSS over 19k requests, none of 16 MiB, until a full collection).
+        if self.since_collect >= memory.TRIM_AFTER_BYTES:
+            self.since_collect = 0
             loop = asyncio.get_running_loop()
             loop.call_later(memory.TRIM_DELAY_S, loop.run_in_executor, None, memory.collect_and_trim)
 
     def _stream(self, rpc: str, inner: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """A server stream written with `context.write` under the server's deadline: a client that
+        stops reading cannot hold the call (and the answer it is sitting on) past it."""
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> None:
             size = 0
+            remaining = context.time_remaining()
+            end = time.monotonic() + (self.stream_deadline if remaining is None else min(remaining, self.stream_deadline))
             async with _boundary(rpc, context, access=True):
+                responses = None
                 try:
                     if not streamed:
                         size = self._admit(rpc, request, context)
-                    async for response in inner(request, context):
+                    result = inner(request, context)
+                    if inspect.isawaitable(result):  # a handler that writes with context.write itself (health Watch)
+                        await result
+                        return
+                    responses = result
+                    async for response in responses:
                         self._check_size(response)
-                        yield response
+                        # A client that stops reading leaves the write pending (gRPC holds the
+                        # encoded message until the client reads, cancels or its connection ends,
+                        # which max_connection_age bounds): its bytes count against
+                        # max_inflight_request_bytes until then, so such streams cannot exhaust
+                        # memory; past the deadline the call is answered DEADLINE_EXCEEDED.
+                        held = response.ByteSize()
+                        self.inflight += held
+                        write = asyncio.ensure_future(context.write(response))
+                        write.add_done_callback(lambda w, n=held: self._written(w, n))
+                        done, _ = await asyncio.wait({write}, timeout=max(0.001, end - time.monotonic()))
+                        if not done:
+                            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, "the client did not read the stream "
+                                           "before the server's deadline (default_deadline)", reason="DEADLINE")
+                        write.result()
                 finally:
+                    if responses is not None:
+                        await responses.aclose()  # the servicer's clean-up runs now (its engine work stops)
                     self._release(size)
 
         return behavior
