@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import math
 import threading
 import time
@@ -41,20 +42,32 @@ from idf.server.errors import ApiError, exhausted
 T = TypeVar("T")
 
 
-def caller_of(context: grpc.aio.ServicerContext, account: str | None) -> str:
-    """Who a call is counted against: its account when it names one, else its peer host."""
-    if account:
-        return account
+GATEWAY_HEADER = "x-idf-gateway"  # the REST face's per-process secret: proves the next header
+FORWARDED_HEADER = "x-idf-forwarded-for"  # the HTTP client's address, set by the REST face
+
+
+def caller_of(context: grpc.aio.ServicerContext, account: str | None = None, gateway_secret: str = "") -> str:
+    """Who a call is counted against: its peer host — for calls relayed by this server's REST face
+    (which proves itself with `gateway_secret`), the HTTP client's address. Never the free
+    `x-idf-account` header (one caller could name a new account per call); a principal once
+    identities exist (issue 15). `account` is accepted for call-site compatibility and ignored."""
+    if gateway_secret:
+        metadata = dict(context.invocation_metadata() or ())
+        if hmac.compare_digest(metadata.get(GATEWAY_HEADER, ""), gateway_secret) and metadata.get(FORWARDED_HEADER):
+            return "http:" + metadata[FORWARDED_HEADER][:64]
     peer = context.peer() or "unknown"
     host, _, _port = peer.rpartition(":")  # "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1"
     return host or peer
 
 
 class Admission:
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, executor: Executor, *, capacity: int | None = None,
+                 queue: int | None = None, gateway_secret: str = "") -> None:
         self.settings = settings
         self.executor = executor
-        self.capacity = settings.workers
+        self.capacity = capacity or settings.workers
+        self.queue = settings.max_queued_calls if queue is None else queue
+        self.gateway_secret = gateway_secret
         self.busy = 0  # calls holding a worker (until their thread finishes)
         self.waiting = 0
         self.per_caller: Counter[str] = Counter()
@@ -104,10 +117,10 @@ class Admission:
             raise exhausted("CALLER_LIMIT", f"this caller already has {self.per_caller[caller]} engine calls running or "
                             f"queued (the limit is {s.max_calls_per_caller}); retry when one finishes",
                             retry_after=self.retry_after())
-        if self.busy >= self.capacity and self.waiting >= s.max_queued_calls:
+        if self.busy >= self.capacity and self.waiting >= self.queue:
             self.refused["queue"] += 1
             raise exhausted("QUEUE_FULL", f"the engine is busy ({self.busy} calls running, {self.waiting} waiting, "
-                            f"queue limit {s.max_queued_calls}); retry later", retry_after=self.retry_after())
+                            f"queue limit {self.queue}); retry later", retry_after=self.retry_after())
         self.per_caller[caller] += 1
         released = False
 
@@ -135,7 +148,9 @@ class Admission:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, functools.partial(fn, *args, should_stop=stop.is_set, **kwargs))
 
-        def finished(_: Any) -> None:  # the thread is free again: only now release the worker
+        def finished(done: Any) -> None:  # the thread is free again: only now release the worker
+            if not done.cancelled():
+                done.exception()  # retrieved here: a call that was cancelled may never read it
             self.stops.discard(stop)
             release()
             self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - start)

@@ -6,6 +6,7 @@ and graceful shutdown on SIGTERM/SIGINT that really stops engine work."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import gc
 import logging
 import os
@@ -64,7 +65,10 @@ SERVICE_NAMES = tuple(
 # bounded far below this by admission; this bounds everything else, streams included).
 MAX_CONCURRENT_RPCS = 512
 MAX_CONNECTION_AGE_S = 3600
-IO_THREADS = 8  # store reads and writes, proof metrics: short, never engine loops
+IO_THREADS = 8
+# Bounded engine work that is not the heavy kind (proof metrics, regime features): its own small
+# pool and queue, so it neither waits behind long engine calls nor takes the cheap calls' threads
+LIGHT_THREADS = 2  # store reads and writes, proof metrics: short, never engine loops
 
 
 def _private_data_dir(settings: Settings) -> None:
@@ -101,6 +105,7 @@ class Running:
     transcoder: Any = None
     sweeper: Sweeper | None = None  # refunds expired CEU reservations
     guard: Guard | None = None  # the interceptor every call passes (its in-flight byte count)
+    light: Admission | None = None  # proof metrics and regime features
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -112,11 +117,13 @@ class Running:
         await self.server.stop(self.settings.grace_period)
         # past the grace period every call was cancelled, which tells its engine to stop; make
         # sure of it (a call may sit between two checks), then wait for the threads to return
-        stopped = self.admission.stop_all()
+        stopped = self.admission.stop_all() + (self.light.stop_all() if self.light else 0)
         if stopped:
             log.info("stopping engine work", extra={"calls": stopped})
         await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
         self.io_executor.shutdown(wait=True, cancel_futures=True)
+        if self.light is not None:
+            await asyncio.to_thread(self.light.executor.shutdown, wait=True, cancel_futures=True)
         if self.sweeper is not None:
             await self.sweeper.stop()
         self.proof_log.close()
@@ -147,17 +154,20 @@ async def start(
     )
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
     io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="idf-io")
-    admission = Admission(settings, executor)
+    gateway_secret = secrets.token_urlsafe(32)  # the REST face relays client addresses with it
+    admission = Admission(settings, executor, gateway_secret=gateway_secret)
+    light_executor = ThreadPoolExecutor(LIGHT_THREADS, thread_name_prefix="idf-light")
+    light = Admission(settings, light_executor, capacity=LIGHT_THREADS, queue=4 * LIGHT_THREADS, gateway_secret=gateway_secret)
     ledger = Ledger(settings.store_url())
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
     meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering, node=settings.node_id, ttl=settings.reservation_ttl)
     sweeper = await start_sweeper(meter)  # before serving: refunds what a dead incarnation left in escrow
-    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, admission, meter), server)
+    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, admission, meter, light), server)
     diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, admission, meter), server)
     proof_log = open_proof_log(settings.store_url())
     _private_files(settings)
     key = signing.load_or_create(settings.key_path())
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, proof_log, key, ledger), server)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, proof_log, key, ledger, light), server)
     market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, io_executor, ledger), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()
@@ -190,12 +200,13 @@ async def start(
     log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
     running = Running(server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger)
     running.guard = guard
+    running.light = light
     running.sweeper = sweeper
     if settings.rest_port is not None:
         from idf.server import rest
 
         running.rest_runner, running.rest_port, running.transcoder = await rest.start(
-            settings.host, settings.rest_port, f"127.0.0.1:{port}", settings.max_message_bytes
+            settings.host, settings.rest_port, f"127.0.0.1:{port}", settings.max_message_bytes, gateway_secret
         )
     return running
 

@@ -41,12 +41,13 @@ from google.protobuf import any_pb2, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from idf.server.admission import FORWARDED_HEADER, GATEWAY_HEADER
 from idf.server.errors import DOMAIN
 from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 log = logging.getLogger("idf.rest")
 _MODULES = (predict_pb2, diffusion_pb2, proof_pb2, market_pb2, telemetry_pb2)
-FORWARDED = ("authorization", "x-idf-account")
+FORWARDED = ("authorization", "x-idf-account")  # never the gateway headers: those are set here
 MIB = 1024 * 1024
 
 # --- limits of the REST face (module constants: read when the face starts) --------------------
@@ -73,6 +74,8 @@ MAX_HEADERS = 128
 MAX_BODY_FRACTION = 0.5
 # All REST bodies being read and parsed at once, bytes; past this: 429 with Retry-After.
 MAX_PARSING_BYTES = 64 * MIB
+# A stream line the client does not take within this closes its connection (and the gRPC call).
+WRITE_TIMEOUT_S = 30.0
 # Longest deadline a caller may set with x-idf-timeout (longer values are cut to this; the
 # server's own default_deadline still applies on top).
 MAX_TIMEOUT_S = 3600.0
@@ -369,7 +372,8 @@ def _timeout(headers: Any) -> float | None:
 
 
 class Transcoder:
-    def __init__(self, grpc_target: str, max_message_bytes: int) -> None:
+    def __init__(self, grpc_target: str, max_message_bytes: int, gateway_secret: str = "") -> None:
+        self.gateway_secret = gateway_secret  # proves to admission that the forwarded address is ours
         self.routes = routes()
         self.channel = grpc.aio.insecure_channel(grpc_target, options=[
             ("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)])
@@ -472,6 +476,8 @@ class Transcoder:
             if size > OFFLOAD_BYTES:
                 _trim()  # parsing took several times the body's size: give the pages back
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
+        if self.gateway_secret:  # per-caller limits count the HTTP client, not this relay
+            metadata += ((GATEWAY_HEADER, self.gateway_secret), (FORWARDED_HEADER, http.remote or "unknown"))
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_cls.FromString)
         if method.server_streaming:
@@ -493,10 +499,15 @@ class Transcoder:
         try:
             async for message in call(request, metadata=metadata, timeout=timeout):
                 line = {"result": json_format.MessageToDict(message)}
-                await out.write((json.dumps(line) + "\n").encode())
+                # a client that stops reading: the write waits on the socket's drain; cut it off
+                await asyncio.wait_for(out.write((json.dumps(line) + "\n").encode()), WRITE_TIMEOUT_S)
         except grpc.aio.AioRpcError as e:
             _, body, _ = _status_json(e)
             await out.write((json.dumps({"error": body}) + "\n").encode())
+        except asyncio.TimeoutError:
+            log.warning("rest stream client stopped reading", extra={"path": http.path[:200]})
+            http.transport.close() if http.transport is not None else None
+            return out
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception:  # noqa: BLE001 - the stream is open: the error goes in its last line
@@ -557,8 +568,9 @@ class _Server(web.Server):
         return _Handler(self, loop=self._loop, **self._kwargs)  # same construction as web.Server.__call__
 
 
-async def start(host: str, port: int, grpc_target: str, max_message_bytes: int) -> tuple[web.BaseRunner, int, Transcoder]:
-    transcoder = Transcoder(grpc_target, max_message_bytes)
+async def start(host: str, port: int, grpc_target: str, max_message_bytes: int,
+                gateway_secret: str = "") -> tuple[web.BaseRunner, int, Transcoder]:
+    transcoder = Transcoder(grpc_target, max_message_bytes, gateway_secret)
     server = _Server(
         transcoder.handle,
         handler_cancellation=True,  # a client that goes away cancels its gRPC call

@@ -103,6 +103,7 @@ class Guard(grpc.aio.ServerInterceptor):
                                    f"({request.error})", reason="UNDECODABLE_REQUEST")
         size = request.ByteSize()
         self.since_collect += size  # refused ones too: their aborted call's cycles hold them as long
+        limits.check_counts(request)
         limits.check_strings(request)
         if self.inflight + size > self.max_inflight:
             raise exhausted("SERVER_BUSY", f"the server is holding {self.inflight} bytes of requests (limit "

@@ -29,9 +29,10 @@ LEARNED_WORK_WEIGHT = 430
 
 
 class EngineBacked:
-    def __init__(self, settings: Settings, admission: Admission, metering: Metering) -> None:
+    def __init__(self, settings: Settings, admission: Admission, metering: Metering, light: Admission | None = None) -> None:
         self.settings = settings
         self.admission = admission
+        self.light_admission = light or admission  # bounded light work (regime features)
         self.executor = admission.executor
         self.metering = metering
         self.device = settings.engine_device()
@@ -63,7 +64,7 @@ class EngineBacked:
         account = caller_account(context)
         meter = await asyncio.to_thread(self.metering.reserve, account, site_updates, rpc)
         try:
-            result = await self.admission.run(caller_of(context, account), self.admission.deadline(context),
+            result = await self.admission.run(caller_of(context, gateway_secret=self.admission.gateway_secret), self.admission.deadline(context),
                                               fn, *args, **kwargs)
         except ParameterError as e:
             await asyncio.to_thread(self.metering.settle, meter, 0)
@@ -73,8 +74,11 @@ class EngineBacked:
             raise
         return result, await asyncio.to_thread(self.metering.settle, meter, used(result), outputs(result) if outputs else ())
 
-    async def light(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Bounded, unmetered engine work (a regime decision), admitted like any engine call;
-        `fn` takes `should_stop`."""
-        return await self.admission.run(caller_of(context, caller_account(context)), self.admission.deadline(context),
-                                        fn, *args, **kwargs)
+    async def light(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], field: str,
+                    fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Bounded, unmetered light work (a regime decision): cost-checked, then run on the light
+        pool under the call's deadline; `fn` takes `should_stop`."""
+        light = self.light_admission
+        light.check_cost(*cost, field)
+        return await light.run(caller_of(context, gateway_secret=light.gateway_secret), light.deadline(context),
+                               fn, *args, **kwargs)

@@ -154,7 +154,10 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         if name not in models.detectors():
             raise invalid_argument("model", f"unknown regime detector {quote(name)}; available: {models.detectors()}")
         detector = await asyncio.to_thread(models.load_detector, name)
-        label, probabilities, features, needed = await self.light(context, regime_detector.decide, detector, frames, interval)
+        resampled = len(frames) * regimes.FEATURE_SIDE**2  # features work on every frame resampled to 32^2
+        cost = (resampled, resampled * REGIME_BYTES_PER_RESAMPLED_SITE + frames.size * 16)
+        label, probabilities, features, needed = await self.light(context, cost, "frames", regime_detector.decide,
+                                                                  detector, frames, interval)
         response = predict_pb2.DetectRegimeResponse(regime=_REGIMES[label], frames_needed=min(needed, 2**31 - 1), model=name,
                                                     features=features)
         for regime, p in probabilities.items():
@@ -186,11 +189,17 @@ _REGIMES = {"undetermined": predict_pb2.REGIME_UNDETERMINED, "steady": predict_p
             "periodic": predict_pb2.REGIME_PERIODIC, "chaotic": predict_pb2.REGIME_CHAOTIC}
 
 
+MAX_REGIME_FRAMES = 1024  # a decision needs tens of frames; a window of 1024 is long past any use
+# peak bytes per resampled site of the feature extraction (complex spectra, float64 copies): 60,000
+# frames of 8x8 peaked at 3.35 GB in a probe, i.e. ~55 bytes per resampled 32^2 site; rounded up
+REGIME_BYTES_PER_RESAMPLED_SITE = 64
 MIN_INTERVAL = 1e-3  # time units: finer sampling adds nothing the features use, and frames_needed stays small
 
 
 def _regime_window(request: predict_pb2.DetectRegimeRequest, limit: int) -> tuple[np.ndarray, float]:
     """Frames (T, n, m) as float64 and the interval, with every rule checked by field path."""
+    if len(request.frames) > MAX_REGIME_FRAMES:
+        raise invalid_argument("frames", f"at most {MAX_REGIME_FRAMES} frames per window, got {len(request.frames)}")
     if len(request.frames) < 2:
         raise invalid_argument("frames", f"needs at least 2 frames (a decision needs {regimes.MIN_FRAMES}+), got {len(request.frames)}")
     interval = request.frame_interval

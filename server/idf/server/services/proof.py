@@ -10,7 +10,9 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -21,10 +23,12 @@ from idf.client.merkle import MerkleTree, leaf_hash
 from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key_id
 from idf.server import market
 from idf.engine import metrics, policies
+from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server import metering
+from idf.server.admission import Admission, caller_of
 from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
@@ -33,7 +37,12 @@ from idf.store.proof_log import Leaf, NewLeaf, ProofLog
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
 log = logging.getLogger("idf.proof")
+T = TypeVar("T")
 RECORD_VERSION = 1
+# A record lists a digest per input frame (~90 bytes each) and bounded strings: 256 frames keep it
+# near 25 KB; records are append-only and listed in pages, so they must stay small.
+MAX_SEQUENCE_FRAMES = 256
+MAX_RECORD_BYTES = 64 * 1024
 DEFAULT_PAGE, MAX_PAGE = 50, 1000
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
 # CreateProof's answer says in trailing metadata what the proof earned and why (the contract's
@@ -59,7 +68,9 @@ def _parse_token(token: str) -> int:
 
 
 class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
-    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey, ledger: Ledger) -> None:
+    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey, ledger: Ledger,
+                 light: Admission | None = None) -> None:
+        self.light = light  # proof metrics: bounded light work, its own pool (None: the store pool, unbounded)
         self.ledger = ledger
         self.settings = settings
         self.executor = executor
@@ -125,6 +136,15 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         return proof
 
     # -- RPCs ------------------------------------------------------------------------------
+    async def _metrics(self, context: grpc.aio.ServicerContext, cost: Cost, field: str, fn: Callable[..., T], *args: Any) -> T:
+        """Metrics are engine work: cost-checked and run on the light pool (bounded threads and
+        queue), never on the store pool the cheap calls share."""
+        if self.light is None:
+            return await run_blocking(self.executor, fn, *args)
+        self.light.check_cost(cost.site_updates, cost.state_bytes, field)
+        return await self.light.run(caller_of(context, gateway_secret=self.light.gateway_secret), self.light.deadline(context),
+                                    lambda *a, should_stop: fn(*a), *args)
+
     @unary
     async def CreateProof(self, request: proof_pb2.CreateProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.CreateProofResponse:
         try:
@@ -139,13 +159,16 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                     if not request.HasField(role):
                         raise invalid_argument(role, f"policy {policy.name} compares a prediction with a reference")
                     inputs[role] = decode_field(getattr(request, role), role, max_elements=limit)
-                values = await run_blocking(self.executor, metrics.compare, inputs["prediction"], inputs["reference"])
+                cost = metrics.estimate_compare(inputs["prediction"].shape)
+                values = await self._metrics(context, cost, "prediction", metrics.compare, inputs["prediction"], inputs["reference"])
             else:
-                if len(request.sequence) < 2:
-                    raise invalid_argument("sequence", f"policy {policy.name} checks a time sequence of at least 2 frames")
+                if not 2 <= len(request.sequence) <= MAX_SEQUENCE_FRAMES:
+                    raise invalid_argument("sequence", f"policy {policy.name} checks a time sequence of 2 to "
+                                                       f"{MAX_SEQUENCE_FRAMES} frames, got {len(request.sequence)}")
                 frames = [decode_field(f, f"sequence[{i}]", max_elements=limit) for i, f in enumerate(request.sequence)]
                 inputs.update({f"sequence[{i}]": f for i, f in enumerate(frames)})
-                values = await run_blocking(self.executor, metrics.sequence_metrics, frames)
+                cost = metrics.estimate_sequence(len(frames), frames[0].shape)
+                values = await self._metrics(context, cost, "sequence", metrics.sequence_metrics, frames)
             outcomes, passed = policies.evaluate(policy, values)
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
@@ -168,6 +191,8 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             "producer": {"name": request.producer.name, "version": request.producer.version},
         }
         body = canonical_json(record)
+        if len(body) > MAX_RECORD_BYTES:  # defence in depth: every part of a record is bounded above
+            raise invalid_argument("sequence", f"the proof record would be {len(body)} bytes; at most {MAX_RECORD_BYTES}")
         header = metering.caller_account(context)
         account = header if market.is_user_account(header) else None
         # A request_id is scoped by the caller's account; its fingerprint covers every input of the
