@@ -454,3 +454,30 @@ def test_health_watch_still_streams(guarded):
         watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         watch.cancel()
+
+
+@pytest.mark.parametrize("rpc, field", [("Predict", "history"), ("DetectRegime", "frames"), ("CreateProof", "sequence"),
+                                        ("Reconstruct", "observations")])
+def test_huge_repeated_fields_are_refused_before_anything_iterates_them(guarded, rpc, field):
+    """Review findings: a million one-element history frames (13 MB) stalled every cheap call
+    for 9.7 s; a 400,000-frame proof sequence made a 34 MB record that broke ListProofs for good;
+    60,000 regime frames peaked at 3.35 GB. Each is refused by count, naming the field."""
+    from idf.client import to_field
+
+    tiny = to_field(np.ones((1,), np.float32))
+    n = 200_000
+    if rpc == "Predict":
+        request, stub = predict_pb2.PredictRequest(history=[tiny] * n, steps=1), "predict_stub"
+    elif rpc == "DetectRegime":
+        request, stub = predict_pb2.DetectRegimeRequest(frames=[tiny] * n, frame_interval=0.5), "predict_stub"
+    elif rpc == "CreateProof":
+        request, stub = proof_pb2.CreateProofRequest(policy="conservation-strict", sequence=[tiny] * n), "proof_stub"
+    else:
+        request = diffusion_pb2.ReconstructRequest(shape=[64, 64], observations=[diffusion_pb2.Observation(index=[1, 1], value=1.0)] * n)
+        stub = "diffusion_stub"
+    with Client(guarded.target, max_attempts=1, timeout=60) as c:
+        with pytest.raises(InvalidArgumentError) as e:
+            c.call(getattr(getattr(c, stub), rpc), request)
+    assert e.value.violations[0].field == field
+    assert e.value.reason == "TOO_MANY_ENTRIES"
+    _serving(guarded.target)
