@@ -61,7 +61,10 @@ class ServerProcess:
             if not line:
                 raise RuntimeError(f"server exited early: {''.join(self.lines)}")
             self.lines.append(line)
-            entry = json.loads(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:  # not a log line (a traceback on the way out): keep reading
+                continue
             if entry.get("message") == "listening":
                 threading.Thread(target=self._drain, daemon=True).start()
                 return int(entry["port"])
