@@ -62,11 +62,12 @@ def caller_of(context: grpc.aio.ServicerContext, account: str | None = None, gat
 
 class Admission:
     def __init__(self, settings: Settings, executor: Executor, *, capacity: int | None = None,
-                 queue: int | None = None, gateway_secret: str = "") -> None:
+                 queue: int | None = None, per_caller: int | None = None, gateway_secret: str = "") -> None:
         self.settings = settings
         self.executor = executor
         self.capacity = capacity or settings.workers
         self.queue = settings.max_queued_calls if queue is None else queue
+        self.max_per_caller = per_caller or settings.max_calls_per_caller
         self.gateway_secret = gateway_secret
         self.busy = 0  # calls holding a worker (until their thread finishes)
         self.waiting = 0
@@ -110,12 +111,11 @@ class Admission:
         """Wait for a worker (bounded queue, per-caller bound), then run `fn(*args, should_stop=...,
         **kwargs)` on it under `timeout` seconds. DEADLINE_EXCEEDED at the timeout; the engine is
         told to stop on timeout, cancellation and shutdown."""
-        s = self.settings
         start = time.monotonic()
-        if self.per_caller[caller] >= s.max_calls_per_caller:
+        if self.per_caller[caller] >= self.max_per_caller:
             self.refused["caller"] += 1
             raise exhausted("CALLER_LIMIT", f"this caller already has {self.per_caller[caller]} engine calls running or "
-                            f"queued (the limit is {s.max_calls_per_caller}); retry when one finishes",
+                            f"queued (the limit is {self.max_per_caller}); retry when one finishes",
                             retry_after=self.retry_after())
         if self.busy >= self.capacity and self.waiting >= self.queue:
             self.refused["queue"] += 1

@@ -68,7 +68,9 @@ MAX_CONNECTION_AGE_S = 3600
 IO_THREADS = 8
 # Bounded engine work that is not the heavy kind (proof metrics, regime features): its own small
 # pool and queue, so it neither waits behind long engine calls nor takes the cheap calls' threads
-LIGHT_THREADS = 2  # store reads and writes, proof metrics: short, never engine loops
+LIGHT_THREADS = 2
+LIGHT_QUEUE = 128  # light calls are short (a proof's metrics: milliseconds to a second); queued ones
+LIGHT_PER_CALLER = 64  # hold only their request, which max_inflight_request_bytes bounds  # store reads and writes, proof metrics: short, never engine loops
 
 
 def _private_data_dir(settings: Settings) -> None:
@@ -157,7 +159,8 @@ async def start(
     gateway_secret = secrets.token_urlsafe(32)  # the REST face relays client addresses with it
     admission = Admission(settings, executor, gateway_secret=gateway_secret)
     light_executor = ThreadPoolExecutor(LIGHT_THREADS, thread_name_prefix="idf-light")
-    light = Admission(settings, light_executor, capacity=LIGHT_THREADS, queue=4 * LIGHT_THREADS, gateway_secret=gateway_secret)
+    light = Admission(settings, light_executor, capacity=LIGHT_THREADS, queue=LIGHT_QUEUE, per_caller=LIGHT_PER_CALLER,
+                      gateway_secret=gateway_secret)
     ledger = Ledger(settings.store_url())
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
     meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering, node=settings.node_id, ttl=settings.reservation_ttl)
