@@ -44,7 +44,7 @@ def test_sigterm_finishes_in_flight_calls_and_refuses_new_ones():
             with pytest.raises(UnavailableError):
                 c.predict(np.ones((4, 4)), 1, diffusivity=0.1)
         worker.join(120)
-        assert "error" not in results, results.get("error")
+        assert "error" not in results, (results.get("error"), "".join(server.lines[-15:]))
         assert results["forecast"].frames.shape == (4, 256, 256)
         assert server.wait(60) == 0
         assert any('"shutting down"' in line for line in server.lines)

@@ -65,6 +65,7 @@ SERVICE_NAMES = tuple(
 # bounded far below this by admission; this bounds everything else, streams included).
 MAX_CONCURRENT_RPCS = 512
 MAX_CONNECTION_AGE_S = 3600
+FLUSH_S = 0.5  # after the last call completes at shutdown, before the process may exit
 IO_THREADS = 8
 # Bounded engine work that is not the heavy kind (proof metrics, regime features): its own small
 # pool and queue, so it neither waits behind long engine calls nor takes the cheap calls' threads
@@ -117,6 +118,10 @@ class Running:
             await self.rest_runner.cleanup()
             await self.transcoder.close()
         await self.server.stop(self.settings.grace_period)
+        # stop() returns once the last call has completed, which can be before gRPC's I/O thread has
+        # written its final frames: exiting at once then closes the socket under them and the client
+        # sees a reset instead of its answer (seen on a loaded machine). Give the transport a moment.
+        await asyncio.sleep(FLUSH_S)
         # past the grace period every call was cancelled, which tells its engine to stop; make
         # sure of it (a call may sit between two checks), then wait for the threads to return
         stopped = self.admission.stop_all() + (self.light.stop_all() if self.light else 0)
