@@ -46,15 +46,7 @@ GATEWAY_HEADER = "x-idf-gateway"  # the REST face's per-process secret: proves t
 FORWARDED_HEADER = "x-idf-forwarded-for"  # the HTTP client's address, set by the REST face
 
 
-def caller_of(context: grpc.aio.ServicerContext, account: str | None = None, gateway_secret: str = "") -> str:
-    """Who a call is counted against: its peer host — for calls relayed by this server's REST face
-    (which proves itself with `gateway_secret`), the HTTP client's address. Never the free
-    `x-idf-account` header (one caller could name a new account per call); a principal once
-    identities exist (issue 15). `account` is accepted for call-site compatibility and ignored."""
-    if gateway_secret:
-        metadata = dict(context.invocation_metadata() or ())
-        if hmac.compare_digest(metadata.get(GATEWAY_HEADER, ""), gateway_secret) and metadata.get(FORWARDED_HEADER):
-            return "http:" + metadata[FORWARDED_HEADER][:64]
+def _peer_host(context: grpc.aio.ServicerContext) -> str:
     peer = context.peer() or "unknown"
     host, _, _port = peer.rpartition(":")  # "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1"
     return host or peer
@@ -74,15 +66,31 @@ class Admission:
         self.per_caller: Counter[str] = Counter()
         self.stops: set[threading.Event] = set()
         self.seconds = 1.0  # running mean of engine call durations, for RetryInfo
-        self.refused: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(self.capacity)
+
+    def caller(self, context: grpc.aio.ServicerContext) -> str:
+        """Who a call is counted against: its peer host — for calls relayed by this server's REST
+        face (which proves itself with the per-process gateway secret), the HTTP client's address.
+        Never the free `x-idf-account` header (one caller could name a new account per call); a
+        principal once identities exist (issue 15)."""
+        if self.gateway_secret:
+            metadata = dict(context.invocation_metadata() or ())
+            if hmac.compare_digest(metadata.get(GATEWAY_HEADER, ""), self.gateway_secret) and metadata.get(FORWARDED_HEADER):
+                return "http:" + metadata[FORWARDED_HEADER][:64]
+        return _peer_host(context)
+
+    async def call(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], field: str,
+                   fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The whole path of one admitted call: ceilings, then `run` for this call's caller under
+        its deadline."""
+        self.check_cost(*cost, field)
+        return await self.run(self.caller(context), self.deadline(context), fn, *args, **kwargs)
 
     # -- ceilings -----------------------------------------------------------------------------
     def check_cost(self, site_updates: int, state_bytes: int, field: str = "request") -> None:
         """Refuse work past the per-call ceilings (permanent: no RetryInfo)."""
         s = self.settings
         if site_updates > s.max_call_site_updates:
-            self.refused["work"] += 1
             raise exhausted(
                 "WORK_LIMIT",
                 f"this call needs {site_updates:.3g} site updates; one call may do at most "
@@ -91,7 +99,6 @@ class Admission:
                 metadata={"limit": str(s.max_call_site_updates), "requested": str(site_updates)},
             )
         if state_bytes > s.max_call_bytes:
-            self.refused["memory"] += 1
             raise exhausted(
                 "MEMORY_LIMIT",
                 f"this call needs about {state_bytes / 2**20:.0f} MiB of working memory; one call may use at most "
@@ -113,12 +120,10 @@ class Admission:
         told to stop on timeout, cancellation and shutdown."""
         start = time.monotonic()
         if self.per_caller[caller] >= self.max_per_caller:
-            self.refused["caller"] += 1
             raise exhausted("CALLER_LIMIT", f"this caller already has {self.per_caller[caller]} engine calls running or "
                             f"queued (the limit is {self.max_per_caller}); retry when one finishes",
                             retry_after=self.retry_after())
         if self.busy >= self.capacity and self.waiting >= self.queue:
-            self.refused["queue"] += 1
             raise exhausted("QUEUE_FULL", f"the engine is busy ({self.busy} calls running, {self.waiting} waiting, "
                             f"queue limit {self.queue}); retry later", retry_after=self.retry_after())
         self.per_caller[caller] += 1

@@ -1,6 +1,6 @@
 """Wiring: the async grpcio server with every service, health, reflection, message-size limits,
-the Guard interceptor (every call), admission control (engine calls), two thread pools (engine
-work; store and light work, so cheap calls never wait behind the engine), private data files,
+the Guard interceptor (every call), admission control (engine calls), three thread pools (engine
+work; light engine work; store calls, so cheap calls never wait behind the engine), private data files,
 and graceful shutdown on SIGTERM/SIGINT that really stops engine work."""
 
 from __future__ import annotations

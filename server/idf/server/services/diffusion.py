@@ -175,7 +175,6 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
 
 MAX_TEMPERATURE = 1e6  # temperatures in units of the model's energy scale; far past any physical use
 MAX_STEP_SIZE = 1e3
-MAX_RUNGS = 64
 
 
 def _check_numbers(request: diffusion_pb2.SampleRequest) -> None:
@@ -195,8 +194,6 @@ def _check_numbers(request: diffusion_pb2.SampleRequest) -> None:
         if not (np.isfinite(value) and low <= value <= high):
             raise invalid_argument(path, f"must be finite and in [{low:g}, {high:g}], got {value}", reason="NON_FINITE"
                                    if not np.isfinite(value) else "INVALID_FIELD")
-    if len(sp.temperatures) > MAX_RUNGS:
-        raise invalid_argument("sampler.temperatures", f"at most {MAX_RUNGS} rungs, got {len(sp.temperatures)}")
     if sp.burn_in < 0:
         raise invalid_argument("sampler.burn_in", f"must be >= 0, got {sp.burn_in}")
 

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from idf.engine.errors import ParameterError
-from idf.server.admission import Admission, caller_of
+from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import invalid_argument, too_large
 from idf.server.metering import Metering, caller_account
@@ -33,7 +33,6 @@ class EngineBacked:
         self.settings = settings
         self.admission = admission
         self.light_admission = light or admission  # bounded light work (regime features)
-        self.executor = admission.executor
         self.metering = metering
         self.device = settings.engine_device()
 
@@ -64,7 +63,7 @@ class EngineBacked:
         account = caller_account(context)
         meter = await asyncio.to_thread(self.metering.reserve, account, site_updates, rpc)
         try:
-            result = await self.admission.run(caller_of(context, gateway_secret=self.admission.gateway_secret), self.admission.deadline(context),
+            result = await self.admission.run(self.admission.caller(context), self.admission.deadline(context),
                                               fn, *args, **kwargs)
         except ParameterError as e:
             await asyncio.to_thread(self.metering.settle, meter, 0)
@@ -76,9 +75,5 @@ class EngineBacked:
 
     async def light(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], field: str,
                     fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Bounded, unmetered light work (a regime decision): cost-checked, then run on the light
-        pool under the call's deadline; `fn` takes `should_stop`."""
-        light = self.light_admission
-        light.check_cost(*cost, field)
-        return await light.run(caller_of(context, gateway_secret=light.gateway_secret), light.deadline(context),
-                               fn, *args, **kwargs)
+        """Bounded, unmetered light work (a regime decision) on the light pool; `fn` takes `should_stop`."""
+        return await self.light_admission.call(context, cost, field, fn, *args, **kwargs)

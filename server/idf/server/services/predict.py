@@ -10,7 +10,7 @@ import numpy as np
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
 from idf.engine import forecast, models, nvp, regime_detector, regimes
 from idf.engine.errors import ParameterError
-from idf.server.errors import invalid_argument, too_large
+from idf.server.errors import invalid_argument
 from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.errors import quote
 from idf.server.rpc import unary
@@ -116,14 +116,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             )
         if first.boundary and first.boundary not in BOUNDARY_NAMES:
             raise invalid_argument("history[0].boundary", "unknown boundary condition")
-        size = history[-1].nbytes * frames_per_step
-        if size * request.steps > self.settings.max_message_bytes * 0.95:
-            fit = int(self.settings.max_message_bytes * 0.95 // size)
-            raise too_large(
-                "steps",
-                f"{request.steps} frames of {size} bytes exceed the "
-                f"{self.settings.max_message_bytes}-byte response limit; ask for at most {fit} per call",
-            )
+        self.check_answer(request.steps, history[-1].nbytes * frames_per_step, "steps", "frames")
         return history
 
     def _transport(self, request: predict_pb2.PredictRequest) -> tuple[forecast.TransportSpec, np.ndarray | None]:

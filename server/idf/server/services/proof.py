@@ -28,7 +28,7 @@ from idf.engine.errors import ParameterError
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server import metering
-from idf.server.admission import Admission, caller_of
+from idf.server.admission import Admission
 from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
@@ -141,9 +141,8 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         queue), never on the store pool the cheap calls share."""
         if self.light is None:
             return await run_blocking(self.executor, fn, *args)
-        self.light.check_cost(cost.site_updates, cost.state_bytes, field)
-        return await self.light.run(caller_of(context, gateway_secret=self.light.gateway_secret), self.light.deadline(context),
-                                    lambda *a, should_stop: fn(*a), *args)
+        return await self.light.call(context, (cost.site_updates, cost.state_bytes), field,
+                                     lambda *a, should_stop: fn(*a), *args)
 
     @unary
     async def CreateProof(self, request: proof_pb2.CreateProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.CreateProofResponse:
