@@ -21,7 +21,8 @@ T = TypeVar("T")
 # protobuf framing per array in a response (tag, length, shape, dtype, ...): generous
 _PER_ARRAY_OVERHEAD = 256
 # The per-call work ceiling is in stencil site updates. A site update of a learned path (a U-Net
-# evaluation per site) costs far more: measured on this project's 2-core CPU machine, the physics
+# evaluation per site) costs far more: measured on this project's 2-core CPU machine (while other runs
+# loaded it; the ratio, not the speeds, is what is used), the physics
 # stepper does ~6.5e7 site updates/s (256^2 x 4 frames x 2000 substeps in 8 s) and reconstruction
 # ~1.5e5/s (32^2, 16 fields, 32 steps in 6.7 s): a ratio of ~430. Admission weighs learned work
 # by this factor (billing still counts plain site updates).
