@@ -136,10 +136,9 @@ def test_cheap_calls_answer_while_the_engine_is_saturated_and_the_queue_is_bound
     results: list = []
     workers = [threading.Thread(target=_long_predict, args=(guarded.target, results, f"market/accounts/w{i}"))
                for i in range(3)]  # two run, one waits in the queue (max_queued_calls=1)
+    for w in workers:  # together: a call that has taken a worker is no longer counted as waiting
+        w.start()
     try:
-        for i, w in enumerate(workers):  # one at a time: two take the workers, the third waits
-            w.start()
-            _wait(lambda: admission.busy + admission.waiting == i + 1 or bool(results), f"call {i + 1} admitted", 60)
         _wait(lambda: (admission.busy == 2 and admission.waiting == 1) or bool(results), "a saturated engine", 60)
         assert not results, f"a long call ended before the engine was saturated: {results}"
         with Client(guarded.target, max_attempts=1, timeout=5) as c:

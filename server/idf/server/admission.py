@@ -137,16 +137,27 @@ class Admission:
                 if self.per_caller[caller] <= 0:
                     del self.per_caller[caller]
 
+        holding = False
+
+        async def acquire() -> None:  # waiting -> busy in one step: no moment counts a call twice
+            nonlocal holding
+            await self._slots.acquire()
+            self.waiting -= 1
+            self.busy += 1
+            holding = True
+
+        self.waiting += 1
         try:
-            self.waiting += 1
-            try:
-                await asyncio.wait_for(self._acquire(), timeout)
-            except asyncio.TimeoutError:
-                raise _deadline_error(timeout, "waiting for a worker") from None
-            finally:
+            await asyncio.wait_for(acquire(), timeout)
+        except BaseException as e:
+            if holding:  # cancelled after the worker was taken: give it back
+                self.busy -= 1
+                self._slots.release()
+            else:
                 self.waiting -= 1
-        except BaseException:
             release()
+            if isinstance(e, asyncio.TimeoutError):
+                raise _deadline_error(timeout, "waiting for a worker") from None
             raise
         stop = threading.Event()
         self.stops.add(stop)
@@ -173,10 +184,6 @@ class Admission:
         except asyncio.CancelledError:
             stop.set()
             raise
-
-    async def _acquire(self) -> None:
-        await self._slots.acquire()
-        self.busy += 1
 
     def retry_after(self) -> float:
         """A hint for RetryInfo: about one engine call's duration, at least a second."""
