@@ -1,4 +1,5 @@
-"""Test helpers: real servers on loopback ports (in a thread, or as a child process)."""
+"""Test helpers: real servers on loopback ports (in a thread, or as a child process), worker
+threads whose failures fail the test, and waiting on conditions instead of fixed sleeps."""
 
 from __future__ import annotations
 
@@ -7,16 +8,51 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from idf.server import app
 from idf.server.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+# A deadline that only bounds a hang: what a test waits for normally comes in well under a second
+# idle and in seconds on a loaded 2-core machine.
+HANG_S = 60.0
+
+# Child servers run torch (and the BLAS/OpenMP pools under it) on one thread. Unpinned, each child
+# starts one thread per core for every op; with the test process, other children and busy
+# processes all on 2 cores, those pools oversubscribe the machine and a spinning OpenMP barrier can
+# stall an op for seconds. The server has no setting for this (config.py), so the environment
+# sets it; a test's own `env` can still override it.
+PINNED_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def wait_until(predicate: Callable[[], object], what: str, limit: float = HANG_S, interval: float = 0.02) -> None:
+    """Poll `predicate` until it is true; fail naming `what` after `limit` s (a bound on a hang,
+    not a timing the test relies on). For conditions that nothing signals (a counter, /proc)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {limit:.0f} s waiting for {what}"
+        time.sleep(interval)
+
+
+def run_in_threads(fn: Callable[..., T], args: Iterable[tuple], limit: float | None = None) -> list[T]:
+    """Run `fn(*a)` for every `a` in `args`, each on its own thread, all at once; return their
+    results in order. An exception in any of them (an assertion, a `pytest.raises` that saw
+    nothing) is raised here, in the test's thread, so it fails the test — an exception that
+    escapes a bare `threading.Thread` would only be a warning."""
+    calls = list(args)
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        futures = [pool.submit(fn, *a) for a in calls]
+        return [f.result(limit) for f in futures]
 
 
 class ServerThread:
@@ -30,58 +66,102 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(app.start(self.settings, extra_handlers), self.loop).result(30)
+        self.running = asyncio.run_coroutine_threadsafe(app.start(self.settings, extra_handlers), self.loop).result(HANG_S)
         self.target = f"127.0.0.1:{self.running.port}"
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(HANG_S)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.thread.join(HANG_S)
 
 
 class ServerProcess:
-    """`idf serve` as a child process; parses the bound port from its JSON log."""
+    """`idf serve` as a child process (torch threads pinned, see PINNED_THREADS); parses the bound
+    port from its JSON log. Every stderr line is kept in `lines`, and `wait_for_line` waits on
+    them as they arrive (no polling interval)."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "idf.cli", "serve", "--port", "0", "--log-format", "json", *args],
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"), **(env or {})},
+            env={**os.environ, **PINNED_THREADS, "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"), **(env or {})},
         )
         self.lines: list[str] = []
-        self.port = self._wait_for_port()
+        self.closed = False  # stderr reached its end: the process is gone
+        self._changed = threading.Condition()
+        threading.Thread(target=self._drain, daemon=True).start()
+        try:
+            self.port = int(self._listening()["port"])
+        except BaseException:
+            self.kill()
+            raise
         self.target = f"127.0.0.1:{self.port}"
-
-    def _wait_for_port(self) -> int:
-        deadline = time.monotonic() + 60
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError(f"server exited early: {''.join(self.lines)}")
-            self.lines.append(line)
-            try:
-                entry = json.loads(line)
-            except ValueError:  # not a log line (a traceback on the way out): keep reading
-                continue
-            if entry.get("message") == "listening":
-                threading.Thread(target=self._drain, daemon=True).start()
-                return int(entry["port"])
-        raise RuntimeError("server did not start in 60 s")
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self.lines.append(line)
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def _listening(self) -> dict:
+        def entry() -> dict | None:
+            for line in self.lines:
+                try:
+                    parsed = json.loads(line)
+                except ValueError:  # not a log line (a traceback on the way out): keep reading
+                    continue
+                if isinstance(parsed, dict) and parsed.get("message") == "listening":
+                    return parsed
+            return None
+
+        with self._changed:
+            found = self._changed.wait_for(lambda: entry() or self.closed, HANG_S)
+            if isinstance(found, dict):
+                return found
+            if self.closed:
+                raise RuntimeError(f"server exited early: {''.join(self.lines)}")
+            raise RuntimeError(f"server did not start in {HANG_S:.0f} s: {''.join(self.lines)}")
+
+    def wait_for_line(self, match: str | Callable[[str], bool], limit: float = HANG_S, start: int = 0) -> int:
+        """Wait until a stderr line from index `start` on contains `match` (or satisfies it, if
+        callable); returns that line's index. Fails with the last lines if the process ends first
+        or after `limit` s (a bound on a hang)."""
+        test = match if callable(match) else (lambda line: match in line)
+
+        def found() -> int | None:
+            for i in range(start, len(self.lines)):
+                if test(self.lines[i]):
+                    return i
+            return None
+
+        with self._changed:
+            self._changed.wait_for(lambda: found() is not None or self.closed, limit)
+            index = found()
+            if index is None:
+                why = "the server's log ended" if self.closed else f"timed out after {limit:.0f} s"
+                raise AssertionError(f"{why} waiting for a line with {match!r}; last lines:\n{self.tail()}")
+            return index
+
+    def tail(self, n: int = 20) -> str:
+        return "".join(self.lines[-n:])
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def terminate(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
 
-    def wait(self, timeout: float = 60) -> int:
+    def wait(self, timeout: float = HANG_S) -> int:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+            self.proc.wait(HANG_S)

@@ -4,14 +4,12 @@ violation naming the field, and the server keeps serving."""
 from __future__ import annotations
 
 import math
-import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
 
-from helpers import ServerThread
+from helpers import ServerThread, run_in_threads, wait_until
 from idf.client import (
     Client,
     DeadlineExceededError,
@@ -130,36 +128,31 @@ def test_client_cancellation_stops_the_work():
     one_worker = ServerThread(workers=1)
     try:
         with Client(one_worker.target, max_attempts=1) as c:
+            # minutes of work; cancelled once it holds the only worker (not after a fixed sleep:
+            # under load the call may not have reached the server yet, and nothing would be tested)
             request = predict_request(np.ones((256, 256), np.float32), 20, substeps=5000, diffusivity=0.1)
             future = c.predict_stub.Predict.future(request)
-            time.sleep(0.5)
+            wait_until(lambda: one_worker.running.admission.busy == 1, "the long call to take the worker")
             assert future.cancel()
+            # the worker is free again only if the engine stopped: otherwise this waits behind
+            # minutes of work and passes its deadline
             assert c.predict(np.ones((8, 8)), 1, diffusivity=0.1, timeout=30).frames.shape == (1, 8, 8)
     finally:
         one_worker.stop()
 
 
 def test_concurrent_bad_and_good_calls_do_not_interfere(client: Client):
-    errors: list[BaseException] = []
-
     def good():
-        try:
-            for _ in range(5):
-                assert client.predict(np.ones((16, 16)), 3, diffusivity=0.1).frames.shape == (3, 16, 16)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        for _ in range(5):
+            assert client.predict(np.ones((16, 16)), 3, diffusivity=0.1).frames.shape == (3, 16, 16)
 
     def bad():
         for _ in range(5):
             with pytest.raises(InvalidArgumentError):
                 client.predict(np.full((16, 16), np.nan), 3, diffusivity=0.1)
 
-    threads = [threading.Thread(target=f) for f in (good, bad, good, bad)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    # run_in_threads re-raises here what fails in a thread (a pytest.raises that saw nothing too)
+    run_in_threads(lambda f: f(), [(good,), (bad,), (good,), (bad,)])
 
 
 def test_unknown_boundary_enum_is_refused(client: Client):

@@ -8,6 +8,7 @@ import random
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -16,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ServerProcess, ServerThread
+from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
 from idf.client import Client, FailedPreconditionError, IdfError, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from idf.engine import amm
 from idf.engine.errors import ParameterError
@@ -194,10 +195,16 @@ def test_invariants_hold_for_random_sequences(sequence):
 
 # -- concurrency, crash, PostgreSQL --------------------------------------------------------
 
-def _load(target: str, clients: int, ops_per_client: int, stop: threading.Event | None = None) -> list[BaseException]:
-    errors: list[BaseException] = []
+def _load(target: str, clients: int, ops_per_client: int, crash: threading.Event | None = None,
+          done: list[int] | None = None) -> list[BaseException]:
+    """`clients` threads of random swaps and liquidity, ~30% of calls retried with the same key;
+    returns the refusals that were not expected (each thread stops at its first). With `crash`:
+    once it is set the server is being killed, so from then on a failing call ends its thread
+    quietly. `done[i]` counts thread i's operations. Anything else that goes wrong in a thread
+    (an exception other than a refusal) is raised here."""
+    done = done if done is not None else [0] * clients
 
-    def worker(i: int) -> None:
+    def worker(i: int) -> BaseException | None:
         rng = random.Random(i)
         acct = f"market/accounts/w{i}"
         try:
@@ -205,8 +212,6 @@ def _load(target: str, clients: int, ops_per_client: int, stop: threading.Event 
                 _mint(c, acct, CEU, 10**12, f"w{i}-ceu")
                 _mint(c, acct, PFT, 10**12, f"w{i}-pft")
                 for k in range(ops_per_client):
-                    if stop is not None and stop.is_set():
-                        return
                     rid = f"w{i}-{k}"
                     kind = rng.random()
                     if kind < 0.15:
@@ -222,19 +227,13 @@ def _load(target: str, clients: int, ops_per_client: int, stop: threading.Event 
                             c.call(method, req)
                         except FailedPreconditionError:
                             pass  # e.g. no liquidity yet, or slippage: refused, nothing applied
-        except IdfError as e:
-            if stop is None or not stop.is_set():
-                errors.append(e)
-        except grpc.RpcError as e:
-            if stop is None or not stop.is_set():
-                errors.append(e)
+                    done[i] += 1
+        except (IdfError, grpc.RpcError) as e:
+            if crash is None or not crash.is_set():
+                return e
+        return None
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
+    return [e for e in run_in_threads(worker, [(i,) for i in range(clients)]) if e is not None]
 
 
 @pytest.mark.slow
@@ -249,13 +248,18 @@ def test_32_concurrent_clients_with_retries(market_server):
 def test_sigkill_under_load_leaves_no_half_applied_transaction(tmp_path):
     data = tmp_path / "data"
     server = ServerProcess(env={"IDF_DATA_DIR": str(data), "IDF_ADMIN_TOKEN": "s3cret"})
-    stop = threading.Event()
-    loader = threading.Thread(target=_load, args=(server.target, 8, 10**6, stop))
-    loader.start()
-    time.sleep(3.0)
-    server.kill()
-    stop.set()
-    loader.join(60)
+    crash = threading.Event()
+    done = [0] * 8
+    with ThreadPoolExecutor(1) as pool:
+        loader = pool.submit(_load, server.target, 8, 10**6, crash, done)
+        try:
+            # killed once the load is well under way (not after a fixed sleep: under load the
+            # clients may not have started); the calls of 8 clients are in flight when it lands
+            wait_until(lambda: sum(done) >= 200 or loader.done(), "200 market operations")
+        finally:
+            crash.set()
+            server.kill()
+        assert not loader.result(), "calls failed before the kill"
     ledger = Ledger(str(data / "idf.sqlite3"))
     try:
         audit = ledger.audit()
@@ -266,19 +270,13 @@ def test_sigkill_under_load_leaves_no_half_applied_transaction(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgresql_ledger(tmp_path):
-    from test_money_hardening import _drop_schema, _pg_schema
-
-    url = _pg_schema()  # a fresh schema: never drops the shared database's tables
-    if url is None:
-        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
-    s = ServerThread(data_dir=tmp_path, admin_token="s3cret", database_url=url)
+def test_postgresql_ledger(tmp_path, postgres_url):
+    s = ServerThread(data_dir=tmp_path, admin_token="s3cret", database_url=postgres_url)
     try:
         assert not _load(s.target, clients=8, ops_per_client=40)
         _invariants(s.running.ledger.audit())
     finally:
         s.stop()
-        _drop_schema(url)
 
 
 def test_cli_market_commands(market_server):

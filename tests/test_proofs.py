@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import ServerProcess, ServerThread
+from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
 from idf.cli.main import app
 from idf.client import Client, InvalidArgumentError, NotFoundError
 from idf.client.merkle import leaf_hash, verify_inclusion
@@ -218,21 +218,13 @@ def test_bad_input_appends_nothing(log_server, kwargs, field):
 
 
 def test_concurrent_appends_lose_and_duplicate_nothing(log_server):
-    names: list[str] = []
-    lock = threading.Lock()
-
-    def worker(i: int) -> None:
+    def worker(i: int) -> list[str]:
         with Client(log_server.target, max_attempts=1) as c:
-            for j in range(5):
-                p = c.create_proof(prediction=REF + i + j / 10, reference=REF, request_id=f"w{i}-{j}")
-                with lock:
-                    names.append(p.name)
+            return [c.create_proof(prediction=REF + i + j / 10, reference=REF, request_id=f"w{i}-{j}").name
+                    for j in range(5)]
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # a failure in any worker is raised here (run_in_threads), not lost in its thread
+    names = [n for batch in run_in_threads(worker, [(i,) for i in range(12)]) for n in batch]
     with Client(log_server.target, max_attempts=1) as c:
         head = c.checkpoint()
         assert head.tree_size == 60 == len(set(names))
@@ -243,13 +235,8 @@ def test_concurrent_appends_lose_and_duplicate_nothing(log_server):
 
 
 @pytest.mark.postgres
-def test_postgresql_store(tmp_path):
-    from test_money_hardening import _drop_schema, _pg_schema
-
-    url = _pg_schema()  # a fresh schema: never drops the shared database's tables
-    if url is None:
-        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
-    server = ServerThread(data_dir=tmp_path, database_url=url)
+def test_postgresql_store(tmp_path, postgres_url):
+    server = ServerThread(data_dir=tmp_path, database_url=postgres_url)
     try:
         with Client(server.target, max_attempts=1) as c:
             proofs = [c.create_proof(prediction=REF + i, reference=REF, request_id=f"pg-{i}") for i in range(5)]
@@ -260,7 +247,6 @@ def test_postgresql_store(tmp_path):
             assert all(verify_proof(c.get_proof(p.name), key).ok for p in proofs)
     finally:
         server.stop()
-        _drop_schema(url)
 
 
 @pytest.mark.slow
@@ -268,27 +254,31 @@ def test_sigkill_during_appends_leaves_a_consistent_log(tmp_path):
     data = tmp_path / "data"
     server = ServerProcess(env={"IDF_DATA_DIR": str(data)})
     checkpoints: list[proof_pb2.Checkpoint] = []
-    stop = threading.Event()
+    crash = threading.Event()
 
     def appender(i: int) -> None:
         with Client(server.target, max_attempts=1, timeout=10) as c:
             n = 0
-            while not stop.is_set():
+            while True:
                 try:
                     p = c.create_proof(prediction=REF + i + n * 1e-3, reference=REF)
-                    checkpoints.append(p.checkpoint)
-                    n += 1
-                except Exception:  # noqa: BLE001 - the server dies under us
-                    return
+                except Exception:  # noqa: BLE001 - the server dies under us; before that, a failure
+                    if crash.is_set():
+                        return
+                    raise
+                checkpoints.append(p.checkpoint)
+                n += 1
 
-    threads = [threading.Thread(target=appender, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    time.sleep(2.0)
-    server.kill()  # SIGKILL, mid-stream
-    stop.set()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(1) as pool:
+        appenders = pool.submit(run_in_threads, appender, [(i,) for i in range(4)])
+        try:
+            # killed once appends are well under way (not after a fixed sleep: under load they may
+            # not have started); the appends of 4 clients are in flight when it lands
+            wait_until(lambda: len(checkpoints) >= 20 or appenders.done(), "20 appends")
+        finally:
+            crash.set()
+            server.kill()  # SIGKILL, mid-stream
+        appenders.result()  # an append that failed before the kill fails the test
     assert len(checkpoints) > 10
     restarted = ServerThread(data_dir=data)
     try:
