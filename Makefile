@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TS := clients/typescript
 
-.PHONY: setup demo test generate lint bench clean
+.PHONY: setup demo test generate lint bench mutation clean
 
 setup: $(VENV)/.installed $(TS)/node_modules/.installed
 
@@ -41,6 +41,11 @@ bench: setup
 	$(BIN)/python bench/market.py --out bench/results-market-$$(date +%F).json
 	$(BIN)/python bench/diffusion.py --out bench/results-diffusion-$$(date +%F).json
 	$(BIN)/python bench/predict.py --out bench/results-predict-$$(date +%F).json
+
+# Mutation testing of the physics and money code (long: not part of `make test`; docs/testing.md).
+mutation: setup
+	$(BIN)/python -m pip install -q -e '.[server,dev,mutation]'
+	$(BIN)/python tools/mutation.py $(GROUPS)
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache

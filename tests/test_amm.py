@@ -19,7 +19,9 @@ from idf.engine.amm import (
     k_holds,
     liquidity_minted,
     optimal_deposit,
+    price_impact,
 )
+from idf.engine.errors import ParameterError
 
 E18 = 10**18
 # [swap amount, reserve in, reserve out, expected output] (getInputPrice cases)
@@ -81,3 +83,27 @@ def test_deposits_follow_the_pool_ratio():
     with pytest.raises(AmmError) as info:
         optimal_deposit(pool, 10, 100, 0, 21)
     assert info.value.reason == "SLIPPAGE"
+
+
+def test_burning_too_few_shares_to_withdraw_either_token_is_refused():
+    """UniswapV2Pair.burn requires amount0 > 0 && amount1 > 0 (INSUFFICIENT_LIQUIDITY_BURNED)."""
+    pool = Reserves(ceu=1_000_000, pft=1_000, shares=1_000)
+    assert burned(pool, 1) == (1_000, 1)
+    lopsided = Reserves(ceu=1_000_000, pft=999, shares=1_000)  # one share: 1000 CEU but 0 PFT
+    for pool_, shares in ((lopsided, 1), (Reserves(ceu=999, pft=1_000_000, shares=1_000), 1),
+                          (Reserves(ceu=5, pft=5, shares=1_000), 100)):
+        with pytest.raises(AmmError) as info:
+            burned(pool_, shares)
+        assert info.value.reason == "INSUFFICIENT_LIQUIDITY_BURNED"
+        assert str(info.value) == "too few shares to withdraw anything"
+    assert burned(lopsided, 2) == (2_000, 1)
+    with pytest.raises(ParameterError) as info:
+        burned(pool, 0)
+    assert info.value.parameter == "shares"
+
+
+def test_price_impact_is_zero_for_nothing_and_measures_the_slippage():
+    assert price_impact(0, 0, 5 * E18, 10 * E18) == 0.0
+    # 1 in at a marginal price of 2 out per in, 1.662… out: impact 1 - 1.662…/2 (fee included)
+    got = price_impact(E18, 1662497915624478906, 5 * E18, 10 * E18)
+    assert got == pytest.approx(1 - 1.662497915624478906 / 2, rel=1e-12)

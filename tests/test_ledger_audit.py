@@ -1,0 +1,138 @@
+"""The ledger audit catches a tampered database: each invariant fails, names what is wrong, and
+the others still pass. The tampering is done with plain SQL on a real SQLite file, as an operator
+or an attacker with database access would; the figures in each detail are computed by hand from
+the postings below."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from idf.store.ledger import ESCROW, ISSUANCE, Ledger, invariants
+
+ALICE, BOB = "market/accounts/alice", "market/accounts/bob"
+
+
+@pytest.fixture()
+def ledger_file(tmp_path: Path) -> Path:
+    path = tmp_path / "idf.sqlite3"
+    ledger = Ledger(str(path))
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "CEU", -1000), (ALICE, "CEU", 1000)], request_id="m1")
+    with ledger.transaction() as tx:
+        tx.post("transfer", [(ALICE, "CEU", -300), (BOB, "CEU", 300)], request_id="t1")
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "PFT", -50), (BOB, "PFT", 50)], request_id="m2")
+    ledger.close()
+    return path
+
+
+def _audit(path: Path) -> dict[str, object]:
+    ledger = Ledger(str(path))
+    try:
+        return {i.name: i for i in invariants(ledger.audit())}
+    finally:
+        ledger.close()
+
+
+def _sql(path: Path, *statements: str) -> None:
+    with sqlite3.connect(path) as db:
+        for statement in statements:
+            db.execute(statement)
+
+
+ALL = ["entries_balance", "balances_equal_replay", "holdings_equal_supply", "escrow_equals_open_reservations",
+       "no_negative_user_balance"]
+
+
+def _only_failing(found: dict, *names: str) -> None:
+    assert list(found) == ALL
+    assert sorted(n for n, i in found.items() if not i.passed) == sorted(names)
+    for i in found.values():
+        assert i.description and i.description[0].islower()
+        assert (i.detail == "") == i.passed
+
+
+def test_an_honest_ledger_passes_every_invariant(ledger_file):
+    found = _audit(ledger_file)
+    _only_failing(found)
+    assert found["entries_balance"].description == "every journal entry's postings sum to zero per token"
+
+
+def test_a_balance_edited_in_place(ledger_file):
+    _sql(ledger_file, f"UPDATE balances SET amount = amount + 7 WHERE account = '{BOB}' AND token = 'CEU'")
+    found = _audit(ledger_file)
+    _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
+    assert found["balances_equal_replay"].detail == f"{BOB} CEU: stored 307, replayed 300"
+    assert found["holdings_equal_supply"].detail == "CEU: held 1007, supply 1000"
+
+
+def test_a_balance_row_deleted_and_one_invented(ledger_file):
+    # Bob's PFT row vanishes (stored 0, replayed 50); a CEU row appears with no postings behind it
+    _sql(ledger_file, f"DELETE FROM balances WHERE account = '{BOB}' AND token = 'PFT'",
+         f"INSERT INTO balances (account, token, amount) VALUES ('{ALICE}', 'XYZ', 5)")
+    found = _audit(ledger_file)
+    _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
+    assert found["balances_equal_replay"].detail == (
+        f"{ALICE} XYZ: stored 5, replayed 0; {BOB} PFT: stored 0, replayed 50")
+    assert found["holdings_equal_supply"].detail == "PFT: held 0, supply 50; XYZ: held 5, supply 0"
+
+
+def test_an_unbalanced_posting_smuggled_into_the_journal(ledger_file):
+    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 1)",
+         f"UPDATE balances SET amount = 301 WHERE account = '{BOB}' AND token = 'CEU'")
+    found = _audit(ledger_file)
+    _only_failing(found, "entries_balance", "holdings_equal_supply")
+    assert found["entries_balance"].detail == "entry 2 CEU"
+
+
+def test_a_negative_user_balance(ledger_file):
+    # balanced, replay-consistent and supply-consistent, yet Alice is overdrawn: only that fails
+    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -800)",
+         f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 800)",
+         f"UPDATE balances SET amount = -100 WHERE account = '{ALICE}' AND token = 'CEU'",
+         f"UPDATE balances SET amount = 1100 WHERE account = '{BOB}' AND token = 'CEU'")
+    found = _audit(ledger_file)
+    _only_failing(found, "no_negative_user_balance")
+    assert found["no_negative_user_balance"].detail == f"{ALICE} CEU: -100"
+
+
+def test_escrow_without_a_reservation(ledger_file):
+    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -40)",
+         f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ESCROW}', 'CEU', 40)",
+         f"UPDATE balances SET amount = 660 WHERE account = '{ALICE}' AND token = 'CEU'",
+         f"INSERT INTO balances (account, token, amount) VALUES ('{ESCROW}', 'CEU', 40)")
+    found = _audit(ledger_file)
+    _only_failing(found, "escrow_equals_open_reservations")
+    assert found["escrow_equals_open_reservations"].detail == "escrow holds 40 CEU, open reservations total 0"
+
+
+def test_details_show_five_failures_and_count_the_rest(ledger_file):
+    _sql(ledger_file, *[f"INSERT INTO balances (account, token, amount) VALUES ('market/accounts/u{i}', 'CEU', 1)"
+                        for i in range(8)])
+    detail = _audit(ledger_file)["balances_equal_replay"].detail
+    shown = [f"market/accounts/u{i} CEU: stored 1, replayed 0" for i in range(5)]
+    assert detail == "; ".join(shown) + " (and 3 more)"
+    # exactly five: no count
+    _sql(ledger_file, "DELETE FROM balances WHERE account IN ('market/accounts/u5', 'market/accounts/u6', 'market/accounts/u7')")
+    assert _audit(ledger_file)["balances_equal_replay"].detail == "; ".join(shown)
+
+
+def test_a_reused_idempotency_key_is_refused_quoting_a_bounded_prefix(tmp_path):
+    from idf.store.ledger import IdempotencyKeyReused
+
+    ledger = Ledger(str(tmp_path / "idf.sqlite3"))
+    key = "k" * 64 + "TAIL"  # the message quotes at most 64 characters of a caller's key
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "CEU", -10), (ALICE, "CEU", 10)], request_id=key, account=ALICE,
+                operation="Mint", fingerprint="a")
+    with ledger.transaction() as tx:
+        assert tx.prior(ALICE, "Mint", key, "a")["transaction_id"]
+        with pytest.raises(IdempotencyKeyReused) as info:
+            tx.prior(ALICE, "Mint", key, "b")
+    assert str(info.value) == (f"request_id {'k' * 64!r} was used for another Mint request with different parameters;"
+                               " use a new request_id for a new request")
+    assert (info.value.operation, info.value.request_id) == ("Mint", key)
+    ledger.close()

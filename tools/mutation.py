@@ -1,0 +1,191 @@
+"""Mutation testing of the physics and money code with mutmut (`make mutation`; not part of `make test`).
+
+mutmut rewrites every function of the modules under test into a trampoline that can switch to any
+of its mutants (an operator flipped, a constant nudged, an argument dropped, ...), runs the tests
+that cover that function once per mutant, and calls a mutant killed when some test fails.
+
+Our `idf` namespace is spread over four folders (server/, kernels/, clients/python/, cli/), and
+mutmut names modules after their path under `src/`. So each group is staged in its own folder,
+build/mutation/<group>/, holding the four portions merged into `src/idf` (as the wheel merges them),
+the tests, and a pyproject.toml whose [tool.mutmut] names the group's modules and tests; mutmut
+runs there. mutmut does not mutate decorated functions (@triton.jit kernels, properties): the
+Triton kernels are checked by comparison with the reference paths that are mutated here.
+
+    python tools/mutation.py                 # every group, then the report
+    python tools/mutation.py money kernels   # some groups
+    python tools/mutation.py --report        # the report of what has run (docs/mutation-report.md)
+
+Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_equivalent.txt
+(`<mutant name>  # why it cannot change any observable result`); the report counts those apart.
+Results are kept per group (mutmut caches them by source hash), so a rerun only runs what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "mutation"
+PORTIONS = ["server/idf", "kernels/idf", "clients/python/idf", "cli/idf"]
+EQUIVALENT = ROOT / "tools" / "mutation_equivalent.txt"
+REPORT = ROOT / "docs" / "mutation-report.md"
+
+
+@dataclass(frozen=True)
+class Group:
+    modules: tuple[str, ...]  # paths under src/idf
+    tests: tuple[str, ...]  # pytest selection (files or node ids), run in-process
+
+
+GROUPS: dict[str, Group] = {
+    "money": Group(
+        ("engine/amm.py", "store/ledger.py", "client/merkle.py"),
+        ("tests/test_amm.py", "tests/test_merkle.py", "tests/test_market.py", "tests/test_money_hardening.py"),
+    ),
+    "kernels": Group(
+        ("kernels/*.py",),
+        ("tests/kernels", "tests/physics", "tests/test_transport.py"),
+    ),
+    "samplers": Group(
+        ("engine/samplers.py", "engine/sampling.py", "engine/energy_models.py"),
+        ("tests/test_sampling.py", "tests/physics", "tests/test_engine_hardening.py"),
+    ),
+    "flow": Group(
+        ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),
+        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_server.py"),
+    ),
+}
+
+
+def stage(name: str, group: Group) -> Path:
+    """build/mutation/<name>/ with src/idf (the merged portions), tests/ and the mutmut config.
+    mutmut's own results (mutants/) are kept between runs."""
+    where = BUILD / name
+    src = where / "src" / "idf"
+    if src.exists():
+        shutil.rmtree(src)
+    for portion in PORTIONS:
+        shutil.copytree(ROOT / portion, src, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if (where / "tests").exists():
+        shutil.rmtree(where / "tests")
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    only = ", ".join(json.dumps(f"src/idf/{m}") for m in group.modules)
+    tests = ", ".join(json.dumps(t) for t in group.tests)
+    pytest_section = ROOT.joinpath("pyproject.toml").read_text().split("[tool.pytest.ini_options]", 1)[1]
+    pytest_section = pytest_section.split("\n[", 1)[0]
+    (where / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        'source_paths = ["src"]\n'
+        f"only_mutate = [{only}]\n"
+        f"pytest_add_cli_args_test_selection = [{tests}]\n"
+        # -x: the first failing test kills the mutant; no cache folder in the copy
+        'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]\n'
+        # torch, grpc and our server threads are not fork-safe after a test run
+        'process_isolation = "forkserver"\n'
+        "timeout_multiplier = 10.0\n"
+        "timeout_constant = 10.0\n"
+        "\n[tool.pytest.ini_options]" + pytest_section
+    )
+    return where
+
+
+def run(name: str, group: Group, jobs: int) -> None:
+    where = stage(name, group)
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONDONTWRITEBYTECODE="1")
+    mutmut = Path(sys.executable).with_name("mutmut")
+    print(f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True)
+    subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
+
+
+def results(name: str) -> dict[str, str]:
+    """mutant name → status (killed, survived, timeout, no tests, ...) from mutmut's result files."""
+    where = BUILD / name
+    if not (where / "mutants").exists():
+        return {}
+    mutmut = Path(sys.executable).with_name("mutmut")
+    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=where, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    found = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"\s*(\S+__mutmut_\d+):\s*(.+?)\s*$", line)
+        if m:
+            found[m.group(1)] = m.group(2)
+    return found
+
+
+def equivalent() -> dict[str, str]:
+    if not EQUIVALENT.exists():
+        return {}
+    marked = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, why = line.partition("#")
+            marked[name.strip()] = why.strip()
+    return marked
+
+
+def module_of(mutant: str) -> str:
+    return mutant.split(".x_")[0].split(".xǁ")[0]
+
+
+def report(names: list[str]) -> str:
+    marked = equivalent()
+    lines = ["# Mutation report", "",
+             "Written by `python tools/mutation.py --report` from mutmut's results (see docs/testing.md).",
+             "Killed % = killed / (all − equivalent − no tests ran); \"timeout\" counts as killed (the mutant hangs).",
+             "", "| group | module | mutants | killed | survived | equivalent | not covered | killed % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    survivors = []
+    for name in names:
+        by_module: dict[str, dict[str, int]] = {}
+        for mutant, status in sorted(results(name).items()):
+            counts = by_module.setdefault(module_of(mutant), {"all": 0, "killed": 0, "survived": 0, "eq": 0, "none": 0})
+            counts["all"] += 1
+            if mutant in marked:
+                counts["eq"] += 1
+            elif status in ("killed", "timeout"):
+                counts["killed"] += 1
+            elif status == "no tests":
+                counts["none"] += 1
+                survivors.append((mutant, status))
+            else:
+                counts["survived"] += 1
+                survivors.append((mutant, status))
+        for module, c in by_module.items():
+            scored = c["all"] - c["eq"] - c["none"]
+            rate = f"{100 * c['killed'] / scored:.1f}" if scored else "—"
+            lines.append(f"| {name} | `{module}` | {c['all']} | {c['killed']} | {c['survived']} | {c['eq']} | {c['none']} | {rate} |")
+    lines += ["", f"Surviving and uncovered mutants not yet triaged: {len(survivors)}.", ""]
+    lines += [f"- `{m}` ({s})" for m, s in survivors]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)")
+    parser.add_argument("--report", action="store_true", help="only write the report of what has run")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    names = args.groups or list(GROUPS)
+    if not args.report:
+        for name in names:
+            run(name, GROUPS[name], args.jobs)
+    ran = [n for n in GROUPS if (BUILD / n / "mutants").exists()]
+    text = report(ran)
+    REPORT.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
