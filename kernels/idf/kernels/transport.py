@@ -25,6 +25,14 @@ Fields may carry leading batch axes: the grid is the last len(spacing) axes.
 
 `transport_step` dispatches CUDA tensors to the fused Triton kernel (one read of each cell and
 its neighbours, one write) and everything else to the torch reference.
+
+Validated (tests/test_transport.py, tests/kernels/test_transport_kernel.py): conservation of the
+total; diffusion of a sine mode against the scheme's exact factor and exp(−κk²t); pure advection
+on periodic grids at Courant numbers ±0.25, ±0.5, ±0.9 along each axis (and several at once)
+against the scheme's closed-form Fourier multiplier 1 − |C|(1 − e^{−i sign(v) θ}) per step, for
+the reference and the Triton kernel; a bump's centroid moving exactly v·t with the binomial law's
+spread n|C|(1 − |C|)h²; first-order convergence to exact translation with the modified
+equation's numerical diffusion |v|h(1 − C)/2; the exact shift at C = 1.
 """
 
 from __future__ import annotations
