@@ -113,7 +113,7 @@ def test_nonlinear_tendency_is_the_exact_jacobian():
     error = float((tendency - exact).abs().max())
     print(f"exact Jacobian: max error {error:.1e}")
     # FFT round-off on O(1) values: observed 5e-15. A flipped sign is off by 3, a factor 2 by 1.5,
-    # swapped u and v by ~1.
+    # swapped u and v by O(1).
     assert error < 1e-12
 
 
