@@ -101,7 +101,7 @@ def test_unadjusted_langevin_law_after_k_steps(temperature, eta, kappa, mass2, d
         assert abs(boltzmann.sum() - boltzmann.size) / math.sqrt(var.sum()) > 20
 
 
-# (T, eta, kappa, m^2): eta A_k / 2 up to 0.36, 0.36, 0.34 -- an unadjusted chain with these steps
+# (T, eta, kappa, m^2): eta A_k / 2 up to 0.36, 0.34, 0.34 -- an unadjusted chain with these steps
 # would be 1.5 times too wide in its stiffest modes
 MALA_CASES = [(0.3, 0.08, 1.0, 1.0), (3.0, 0.15, 0.5, 0.5), (0.25, 0.04, 2.0, 1.0)]
 

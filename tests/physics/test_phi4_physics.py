@@ -12,7 +12,7 @@ transition kernel iterated on a grid) and compare with it, so no tolerance absor
 Tolerances: 5 standard errors. Chains are independent, so the standard error of a mean over
 chains of per-chain time averages is the chains' spread / sqrt(chains), autocorrelation
 included; with thousands of chains the mean is normal to a good approximation, and the chance
-that any of the ~40 z-scores below passes 5 by chance is ~ 40 x 6e-7.
+that any of the 30 z-scores below passes 5 by chance is ~ 30 x 6e-7.
 """
 
 from __future__ import annotations
