@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz  # numpy < 2 (pyproject allows 1.26)
+
 
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
@@ -68,13 +70,13 @@ class Site:
         lo, hi = inside.min() - 0.5, inside.max() + 0.5
         x = np.linspace(lo, hi, points)
         w = np.exp(-(self.potential(x) - v.min()) / self.temperature)
-        density = w / np.trapezoid(w, x)
+        density = w / trapezoid(w, x)
         assert density[0] < 1e-20 and density[-1] < 1e-20
         return x, density
 
     def moments(self, powers: tuple[int, ...]) -> np.ndarray:
         x, p = self.grid()
-        return np.array([np.trapezoid(p * x**m, x) for m in powers])
+        return np.array([trapezoid(p * x**m, x) for m in powers])
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         x, p = self.grid()
@@ -84,7 +86,7 @@ class Site:
     def ula_law(self, step_size: float, steps: int, points: int = 1601) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) of the unadjusted Langevin chain after `steps` steps from x = 0."""
         s2 = 2 * step_size * self.temperature
-        x0, p0 = self.grid(2001)
+        x0, _ = self.grid(2001)
         lo, hi = x0[0] - 1.0, x0[-1] + 1.0  # the chain is wider than exp(-V/T): its step adds spread
         x = np.linspace(lo, hi, points)
         dx = x[1] - x[0]
@@ -98,7 +100,7 @@ class Site:
         p = np.exp(-((x - step_size * self.h) ** 2) / (2 * s2)) / math.sqrt(2 * math.pi * s2)  # one step from 0
         for _ in range(steps - 1):
             p = kernel @ p
-        mass = np.trapezoid(p, x)
+        mass = trapezoid(p, x)
         assert abs(mass - 1) < 1e-9 and p[0] < 1e-12 and p[-1] < 1e-12, mass
         return x, p
 
@@ -113,12 +115,12 @@ class Site:
         reverse = x2 - y - eta * self.force(y)  # x - y + eta V'(y)
         log_alpha = -(self.potential(y) - self.potential(x2)) / t - reverse**2 / (4 * eta * t) + xi2**2 / 2
         accept = np.exp(np.minimum(log_alpha, 0.0))
-        inner = np.trapezoid(accept * np.exp(-(xi2**2) / 2) / math.sqrt(2 * math.pi), xi, axis=1)
-        return float(np.trapezoid(p * inner, x))
+        inner = trapezoid(accept * np.exp(-(xi2**2) / 2) / math.sqrt(2 * math.pi), xi, axis=1)
+        return float(trapezoid(p * inner, x))
 
 
 def law_moments(x: np.ndarray, p: np.ndarray, powers: tuple[int, ...]) -> np.ndarray:
-    return np.array([np.trapezoid(p * x**m, x) for m in powers])
+    return np.array([trapezoid(p * x**m, x) for m in powers])
 
 
 @dataclass(frozen=True)
