@@ -83,7 +83,7 @@ class Site:
         cdf = np.concatenate(([0.0], np.cumsum((p[1:] + p[:-1]) / 2 * np.diff(x))))
         return np.interp(rng.random(count), cdf / cdf[-1], x)
 
-    def ula_law(self, step_size: float, steps: int, points: int = 1601) -> tuple[np.ndarray, np.ndarray]:
+    def ula_law(self, step_size: float, steps: int, points: int = 1201) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) of the unadjusted Langevin chain after `steps` steps from x = 0."""
         s2 = 2 * step_size * self.temperature
         x0, _ = self.grid(2001)
