@@ -15,14 +15,19 @@ Triton kernels are checked by comparison with the reference paths that are mutat
     python tools/mutation.py money kernels   # some groups
     python tools/mutation.py --report        # the report of what has run (docs/mutation-report.md)
 
-Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_equivalent.txt
-(`<mutant name>  # why it cannot change any observable result`); the report counts those apart.
+Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_triage/<group>.txt as
+`<mutant name or fnmatch pattern>  <category>  # why`, category one of
+    equivalent  it cannot change any observable result (SQL keyword case, a falsy None for False, ...)
+    gpu-only    it changes only the CUDA branch of a dispatch (`use_triton`), which the CPU suite
+                cannot reach; the same tests kill it where a GPU runs them
+The report counts both apart from the score: killed / (mutants − equivalent − gpu-only − not covered).
 Results are kept per group (mutmut caches them by source hash), so a rerun only runs what changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -35,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "mutation"
 PORTIONS = ["server/idf", "kernels/idf", "clients/python/idf", "cli/idf"]
-EQUIVALENT = ROOT / "tools" / "mutation_equivalent.txt"
+TRIAGE = ROOT / "tools" / "mutation_triage"  # one <group>.txt per group
+CATEGORIES = ("equivalent", "gpu-only")
 REPORT = ROOT / "docs" / "mutation-report.md"
 
 
@@ -130,16 +136,26 @@ def results(name: str) -> dict[str, str]:
     return found
 
 
-def equivalent() -> dict[str, str]:
-    if not EQUIVALENT.exists():
-        return {}
-    marked = {}
-    for line in EQUIVALENT.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, why = line.partition("#")
-            marked[name.strip()] = why.strip()
+def triage() -> list[tuple[str, str, str]]:
+    """(pattern, category, why) from tools/mutation_triage/*.txt."""
+    marked = []
+    for path in sorted(TRIAGE.glob("*.txt")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            entry, _, why = line.partition("#")
+            if not entry.strip():
+                continue
+            pattern, category = entry.split()
+            if category not in CATEGORIES or not why.strip():
+                raise SystemExit(f"{path.name}:{number}: need `<mutant> <{'|'.join(CATEGORIES)}>  # why`")
+            marked.append((pattern, category, why.strip()))
     return marked
+
+
+def category_of(mutant: str, marked: list[tuple[str, str, str]]) -> str | None:
+    for pattern, category, _ in marked:
+        if fnmatch.fnmatchcase(mutant, pattern):
+            return category
+    return None
 
 
 def module_of(mutant: str) -> str:
@@ -147,35 +163,48 @@ def module_of(mutant: str) -> str:
 
 
 def report(names: list[str]) -> str:
-    marked = equivalent()
+    marked = triage()
     lines = ["# Mutation report", "",
-             "Written by `python tools/mutation.py --report` from mutmut's results (see docs/testing.md).",
-             "Killed % = killed / (all − equivalent − no tests ran); \"timeout\" counts as killed (the mutant hangs).",
-             "", "| group | module | mutants | killed | survived | equivalent | not covered | killed % |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "Written by `python tools/mutation.py --report` from mutmut's results; how to run and triage: docs/testing.md.",
+             "killed % = killed / (mutants − equivalent − GPU-only − not covered); a mutant that hangs (timeout) or",
+             "crashes the interpreter counts as killed. GPU-only mutants change only the CUDA branch of a dispatch.",
+             "", "| group | module | mutants | killed | survived | equivalent | GPU-only | not covered | killed % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     survivors = []
+    totals = {"all": 0, "killed": 0, "survived": 0, "equivalent": 0, "gpu-only": 0, "none": 0}
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
         for mutant, status in sorted(results(name).items()):
-            counts = by_module.setdefault(module_of(mutant), {"all": 0, "killed": 0, "survived": 0, "eq": 0, "none": 0})
+            if status == "not checked":
+                continue
+            counts = by_module.setdefault(module_of(mutant), dict.fromkeys(totals, 0))
             counts["all"] += 1
-            if mutant in marked:
-                counts["eq"] += 1
-            elif status in ("killed", "timeout"):
+            category = category_of(mutant, marked)
+            if status in ("killed", "timeout", "segfault"):
                 counts["killed"] += 1
+            elif category:
+                counts[category] += 1
             elif status == "no tests":
                 counts["none"] += 1
                 survivors.append((mutant, status))
             else:
                 counts["survived"] += 1
                 survivors.append((mutant, status))
-        for module, c in by_module.items():
-            scored = c["all"] - c["eq"] - c["none"]
-            rate = f"{100 * c['killed'] / scored:.1f}" if scored else "—"
-            lines.append(f"| {name} | `{module}` | {c['all']} | {c['killed']} | {c['survived']} | {c['eq']} | {c['none']} | {rate} |")
+        for module, c in sorted(by_module.items()):
+            for k in totals:
+                totals[k] += c[k]
+            lines.append(_row(name, f"`{module}`", c))
+    lines.append(_row("**all**", "", totals))
     lines += ["", f"Surviving and uncovered mutants not yet triaged: {len(survivors)}.", ""]
     lines += [f"- `{m}` ({s})" for m, s in survivors]
     return "\n".join(lines) + "\n"
+
+
+def _row(group: str, module: str, c: dict[str, int]) -> str:
+    scored = c["all"] - c["equivalent"] - c["gpu-only"] - c["none"]
+    rate = f"{100 * c['killed'] / scored:.1f}" if scored else "—"
+    return (f"| {group} | {module} | {c['all']} | {c['killed']} | {c['survived']} | {c['equivalent']} | "
+            f"{c['gpu-only']} | {c['none']} | {rate} |")
 
 
 def main() -> None:
