@@ -107,3 +107,70 @@ def test_price_impact_is_zero_for_nothing_and_measures_the_slippage():
     # 1 in at a marginal price of 2 out per in, 1.662… out: impact 1 - 1.662…/2 (fee included)
     got = price_impact(E18, 1662497915624478906, 5 * E18, 10 * E18)
     assert got == pytest.approx(1 - 1.662497915624478906 / 2, rel=1e-12)
+
+
+def test_router_library_values_for_get_amount_in_and_out():
+    """UniswapV2Router01.spec.ts (v2-periphery): getAmountOut(2, 100, 100) == 1 and
+    getAmountIn(1, 100, 100) == 2 at the 0.3% fee."""
+    assert amount_out(2, 100, 100, 30) == 1
+    assert amount_in(1, 100, 100, 30) == 2
+
+
+@pytest.mark.parametrize("out, ri, ro, fee", [(1, 100, 100, 30), (7, 1000, 500, 30), (10**6, 10**12, 3 * 10**9, 5),
+                                              (3, 10, 10, 0), (123, 10**9, 10**9, 100)])
+def test_exact_out_is_the_ceiling_uniswap_adds_one_to(out, ri, ro, fee):
+    """getAmountIn is floor(q) + 1 with q = R_in·out·BPS / ((R_out − out)(BPS − fee)) the exact real
+    input: the smallest input K allows when q is not an integer, one more when it is."""
+    from fractions import Fraction
+
+    q = Fraction(ri * out * 10_000, (ro - out) * (10_000 - fee))
+    a = amount_in(out, ri, ro, fee)
+    assert a == q.numerator // q.denominator + 1
+    assert k_holds(ri, ro, a, out, fee)
+    if q.denominator != 1:
+        assert not k_holds(ri, ro, a - 1, out, fee)
+
+
+@pytest.mark.parametrize("call, parameter", [
+    (lambda: amount_out(0, 10, 10, 30), "amount_in"),
+    (lambda: amount_in(0, 10, 10, 30), "amount_out"),
+    (lambda: liquidity_minted(Reserves(0, 0, 0), 0, 10), "amount_ceu"),
+    (lambda: liquidity_minted(Reserves(0, 0, 0), 10, -1), "amount_pft"),
+])
+def test_non_positive_amounts_are_refused_by_name(call, parameter):
+    with pytest.raises(ParameterError) as info:
+        call()
+    assert info.value.parameter == parameter
+    assert str(info.value).startswith(f"{parameter}: must be > 0, got ")
+
+
+@pytest.mark.parametrize("fn", [amount_out, amount_in])
+def test_an_empty_side_is_no_liquidity_and_one_unit_is_liquidity(fn):
+    for ri, ro in ((0, 10), (10, 0), (0, 0), (-1, 10), (10, -1)):
+        with pytest.raises(AmmError) as info:
+            fn(1, ri, ro, 30)
+        assert (info.value.reason, str(info.value)) == ("NO_LIQUIDITY", "the pool has no liquidity")
+    # reserves of one base unit are a (tiny) pool: no NO_LIQUIDITY refusal
+    assert amount_out(1, 1, 1, 30) == 0
+    assert amount_out(10, 1, 1, 30) == 0  # 9.97·1 // (1 + 9.97) in base units
+    with pytest.raises(AmmError) as info:
+        amount_in(1, 1, 1, 30)
+    assert (info.value.reason, str(info.value)) == ("INSUFFICIENT_LIQUIDITY", "cannot take 1 out of a reserve of 1")
+    assert amount_in(1, 1, 2, 30) == 2
+
+
+def test_k_check_refuses_emptying_the_output_reserve():
+    assert not k_holds(100, 100, 10**9, 100, 30)  # taking all 100 out: new_out = 0
+    assert k_holds(100, 100, 10**9, 99, 30)
+
+
+def test_slippage_minimum_is_inclusive_and_named():
+    pool = Reserves(1000 * E18, 2000 * E18, 10**21)
+    assert optimal_deposit(pool, 10, 100, 0, 20) == (10, 20)  # exactly the minimum PFT
+    assert optimal_deposit(pool, 100, 10, 5, 0) == (5, 10)  # exactly the minimum CEU
+    with pytest.raises(AmmError) as info:
+        optimal_deposit(pool, 10, 100, 0, 21)
+    assert str(info.value) == "would deposit 20 PFT, below the minimum 21"
+    with pytest.raises(AmmError) as info:
+        optimal_deposit(pool, 100, 10, 6, 0)
+    assert (info.value.reason, str(info.value)) == ("SLIPPAGE", "would deposit 5 CEU, below the minimum 6")
