@@ -102,8 +102,18 @@ def test_forecast_beats_persistence_and_half_resolution_on_a_held_out_run(client
         lambda h, n: (answer.frames, None),
         lambda h, n: (np.broadcast_to(h[-1], (n, *h[-1].shape)), None),
         lambda h, n: (nvp_training.half_resolution_forecast(h, n, 50.0), None)))
-    print(f"nRMSE h=1: nvp {ours[0]:.4f} persistence {persistence[0]:.4f} half-res {coarse[0]:.4f}; "
-          f"h=10: {ours[-1]:.4f} {persistence[-1]:.4f} {coarse[-1]:.4f}")
+    print(f"nRMSE h=1: nvp {ours[0]:.6f} persistence {persistence[0]:.6f} half-res {coarse[0]:.6f}; "
+          f"h=10: {ours[-1]:.6f} {persistence[-1]:.6f} {coarse[-1]:.6f}; worst ratio to persistence "
+          f"{np.max(ours / persistence):.5f}, to half-res {np.max(ours / coarse):.5f}")
+    # Measured on a 2-core AMD EPYC (AVX-512), torch 2.13.0+cpu, 2026-11-30: nvp nRMSE 0.012209 at
+    # h=1 and 0.022942 at h=10; nvp / persistence at most 0.07449 (h=1), nvp / half-res at most
+    # 0.32507 (h=10). Deterministic: two runs agreed to 10 digits; 1 vs 2 threads and torch/oneDNN
+    # forced to AVX2 (a stand-in for another CPU) moved them < 1e-5 relative. Bounds: 1.3x each,
+    # so float rounding across CPUs/BLAS cannot fail them but a > 30% worse checkpoint does.
+    assert ours[0] < 1.3 * 0.012209 and ours[-1] < 1.3 * 0.022942
+    assert np.max(ours / persistence) < 1.3 * 0.07449
+    assert np.max(ours / coarse) < 1.3 * 0.32507
+    # the documented claim (docs/benchmarks.md): beats both baselines; weaker than the bounds above
     assert np.all(ours < persistence) and ours[0] < coarse[0] and ours[-1] < coarse[-1]
     again = client.predict(list(held_out[:2]), 10, model=MODEL, reynolds=50.0, ensemble_members=8)
     assert np.array_equal(again.frames, answer.frames)  # same seed, same ensemble
