@@ -155,6 +155,19 @@ class ServerProcess:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def wait_with_cpu(self, timeout: float = HANG_S) -> tuple[int, float]:
+        """Wait for the process to exit (polling, up to `timeout` s: a bound on a hang); its exit
+        code and the CPU seconds (user + system) it used in all, from the kernel's accounting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+                return self.proc.returncode, usage.ru_utime + usage.ru_stime
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            time.sleep(0.02)
+
     def terminate(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
 
