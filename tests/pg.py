@@ -47,7 +47,7 @@ def connect_admin(url: str = ADMIN_URL):
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
     except psycopg.OperationalError as e:
-        _unavailable(f"no PostgreSQL server to connect to at {_where(url)}: {str(e).strip()}")
+        _unavailable(f"no PostgreSQL server to connect to at {_where(url)}: {' '.join(str(e).split())}")
 
 
 def database_url(name: str, url: str = ADMIN_URL) -> str:
