@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from kernel_checks import DEVICE
+from kernel_checks import DEVICE, assert_matches
 from idf.kernels.diagnostics import radial_power_spectrum, shannon_entropy, shannon_entropy_triton, total
 from idf.kernels.stencil import (gradient, gradient_reference, gradient_triton, laplacian, laplacian_reference,
                                  laplacian_triton)
-from idf.kernels.transport import cfl_number, stable_dt
+from idf.kernels.transport import cfl_number, stable_dt, transport_step, transport_step_reference, transport_step_triton
 
 
 @pytest.fixture(autouse=True)
@@ -270,3 +270,45 @@ def test_stable_dt_defaults_to_cfl_0_9_and_is_infinite_when_nothing_moves():
     assert stable_dt(spacing, kappa, velocity) == pytest.approx(0.9 / rate, rel=1e-15)
     assert cfl_number(stable_dt(spacing, kappa, velocity, cfl=0.5), spacing, kappa, velocity) == pytest.approx(0.5, rel=1e-15)
     assert stable_dt((1.0, 1.0), 0.0, (0.0, 0.0)) == math.inf
+
+
+TRANSPORTS = {
+    "dispatch": transport_step,
+    "reference": transport_step_reference,
+    "triton": lambda u, **k: transport_step_triton(u.to(DEVICE), block=64, **k).cpu(),
+}
+
+
+@pytest.mark.parametrize("path", list(TRANSPORTS))
+def test_transport_fixed_value_defaults_to_zero(path):
+    """An empty field between walls held at the default value 0 stays empty (no flux anywhere);
+    held at 1, the edge cells gain dt kappa (1 - 0) / (h/2) / h = 2 dt kappa / h^2 per wall."""
+    u = torch.zeros(6, 5, dtype=torch.float64)
+    kw = dict(dt=0.1, spacing=(1.0, 0.5), diffusivity=0.2, velocity=(0.0, 0.0), boundary="fixed-value")
+    assert TRANSPORTS[path](u, **kw).abs().max().item() == 0
+    warmed = TRANSPORTS[path](u, **kw, boundary_value=1.0)
+    expected = torch.zeros(6, 5, dtype=torch.float64)
+    expected[0] += 2 * 0.1 * 0.2 / 1.0**2
+    expected[-1] += 2 * 0.1 * 0.2 / 1.0**2
+    expected[:, 0] += 2 * 0.1 * 0.2 / 0.5**2
+    expected[:, -1] += 2 * 0.1 * 0.2 / 0.5**2
+    torch.testing.assert_close(warmed, expected, rtol=0, atol=1e-15)
+
+
+def test_triton_transport_takes_the_source_in_the_fields_dtype():
+    """A float64 source on a float32 field is added as float32, like every other parameter: the very
+    step (bit for bit in the interpreter) of the reference given the source rounded to float32."""
+    gen = torch.Generator().manual_seed(4)
+    u = torch.rand(2, 9, 11, generator=gen)
+    source = torch.rand(9, 11, generator=gen, dtype=torch.float64) / 3
+    kw = dict(dt=0.1, spacing=(1.0, 0.5), diffusivity=0.3, velocity=(0.2, -0.1))
+    got = transport_step_triton(u.to(DEVICE), **kw, source=source.to(DEVICE), block=64)
+    assert got.dtype == torch.float32
+    assert_matches(got, transport_step_reference(u, **kw, source=source.float()))
+
+
+def test_triton_transport_on_a_batch_of_64_chains():
+    """64 chains of 128 cells in programs of 64 cells: the launch grid is (blocks, chains)."""
+    u = torch.rand(64, 8, 16, generator=torch.Generator().manual_seed(5))
+    kw = dict(dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1), boundary="zero-flux")
+    assert_matches(transport_step_triton(u.to(DEVICE), **kw, block=64), transport_step_reference(u, **kw))

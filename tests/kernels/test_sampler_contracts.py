@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from kernel_checks import DEVICE
-from idf.kernels.ising import Ising, ising_sweep
+from kernel_checks import DEVICE, assert_matches
+from idf.kernels.ising import Ising, colour_mask, ising_sweep, sweep_reference
 from idf.kernels.langevin import langevin_step, langevin_step_cpu, langevin_step_reference, langevin_step_triton
 from idf.kernels.mala import mala_step, mala_step_reference, mala_step_triton
-from idf.kernels.phi4 import Phi4, phi4, phi4_gradient, phi4_reference, phi4_triton
+from idf.kernels.phi4 import (MODE_EVALUATE, MODE_PROPOSE, Phi4, launch_phi4, phi4, phi4_gradient,
+                              phi4_gradient_reference, phi4_reference, phi4_site_energy_reference, phi4_triton)
 from idf.kernels.random import cpu_generator, philox_normal, splitmix64, step_seed
 
 
@@ -310,12 +311,60 @@ def test_phi4_and_its_gradient_on_cpu_evaluate_the_definition(shape, ndim, field
     np.testing.assert_allclose(phi4_gradient(phi, model, **_ndim_kw(ndim)).numpy(), grad, rtol=0, atol=1e-12)
 
 
-def test_phi4_triton_defaults_to_two_grid_axes():
+def test_phi4_paths_default_to_two_grid_axes():
     phi = _field((2, 5, 6), torch.float64, seed=18)
     site, energy, grad = np_phi4(phi.numpy(), **MODEL, ndim=2)
     got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=64)
     np.testing.assert_allclose(got.gradient.cpu().numpy(), grad, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.energy.cpu().numpy(), energy, rtol=1e-12)
+    ref = phi4_reference(phi, Phi4(**MODEL))
+    np.testing.assert_allclose(ref.site_energy.numpy(), site, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ref.energy.numpy(), energy, rtol=1e-12)
+    np.testing.assert_allclose(phi4_site_energy_reference(phi, Phi4(**MODEL)).numpy(), site, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(phi4_gradient_reference(phi, Phi4(**MODEL)).numpy(), grad, rtol=0, atol=1e-12)
+
+
+def test_phi4_triton_on_a_batch_of_64_chains():
+    """64 chains of 128 sites in programs of 64 sites: the launch grid is (blocks, chains)."""
+    phi = _field((64, 8, 16), torch.float32, seed=24)
+    ref = phi4_reference(phi, Phi4(**MODEL))
+    got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=64)
+    assert_matches(got.site_energy, ref.site_energy)
+    assert_matches(got.gradient, ref.gradient)
+    # per-block float32 partials: a few eps of the 128 terms (< 60 each) per chain
+    np.testing.assert_allclose(got.energy.cpu().numpy(), ref.energy.numpy(), rtol=0, atol=1e-3)
+
+
+def test_phi4_triton_uses_an_external_field_in_the_fields_dtype():
+    """A float64 external field on a float32 state is used as float32, like every other parameter:
+    the same results, bit for bit in the interpreter, as with the field rounded to float32."""
+    phi = _field((1, 6, 7), torch.float32, seed=25)
+    h = _field((6, 7), torch.float64, seed=26)
+    got = phi4_triton(phi.to(DEVICE), Phi4(**{**MODEL, "h": h.to(DEVICE)}), block=64)
+    ref = phi4_reference(phi, Phi4(**{**MODEL, "h": h.float()}))
+    assert_matches(got.site_energy, ref.site_energy)
+    assert_matches(got.gradient, ref.gradient)
+
+
+def test_phi4_launch_defaults_are_a_zero_step_and_philox_key_0():
+    """`launch_phi4` in the proposal mode with eta and sigma left at 0: the proposal is the state
+    itself, and the noise it sums (part[1], sum xi^2) is Philox key 0's."""
+    phi = _field((1, 4, 8), torch.float32, seed=27).to(DEVICE)
+    out = torch.empty_like(phi)
+    part = launch_phi4(phi, Phi4(**MODEL), 2, MODE_PROPOSE, out=out, block=64)
+    assert torch.equal(out, phi)
+    xi = philox_normal(0, (1, 4, 8), device=DEVICE)
+    assert part[1].sum().item() == pytest.approx((xi.double() ** 2).sum().item(), rel=1e-6)
+
+
+def test_phi4_launch_limits():
+    """At most 2^31 - 1 sites per launch (Philox counters are 32-bit): 2^31 sites (2 chains of 2^30,
+    a stride-0 view: nothing is allocated) are refused before anything else is looked at. An external
+    field must have one value per site."""
+    with pytest.raises(ValueError, match=r"^at most 2\^31 sites per launch \(32-bit Philox counters\)$"):
+        launch_phi4(torch.zeros(1).expand(2, 2**30), Phi4(h=torch.zeros(3)), 1, MODE_EVALUATE)
+    with pytest.raises(ValueError, match=r"^the external field has 3 values for 16 sites$"):
+        launch_phi4(torch.zeros(2, 4, 4, device=DEVICE), Phi4(h=torch.zeros(3, device=DEVICE)), 2, MODE_EVALUATE)
 
 
 def test_gaussian_free_field_defaults():
@@ -351,6 +400,30 @@ def np_checkerboard_sweep(s: np.ndarray, u: np.ndarray, coupling, field, beta, r
         s = np.where(colour == c, new, s)
         margin = np.where(colour == c, np.abs(u - p), margin)
     return s, margin
+
+
+def test_colour_masks_are_the_checkerboard():
+    """Colour c is the sites with (x + y) mod 2 = c; on the CPU unless asked."""
+    expected = (np.arange(4)[:, None] + np.arange(6)[None, :]) % 2
+    for c in (0, 1):
+        mask = colour_mask((4, 6), c)
+        assert mask.device.type == "cpu" and np.array_equal(mask.numpy(), expected == c)
+
+
+@pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
+def test_sweep_reference_decides_with_each_colours_uniforms(rule):
+    """The reference takes one uniform tensor per colour pass; its int8 result is the checkerboard
+    sweep of np_checkerboard_sweep with those uniforms (the colour-c sites read tensor c)."""
+    shape = (2, 8, 10)
+    s = _spins(shape, seed=28)
+    gen = torch.Generator().manual_seed(29)
+    u0, u1 = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
+    got = sweep_reference(s, Ising(J=0.8, h=0.25), 0.6, rule, (u0, u1))
+    ly, lx = shape[-2:]
+    u = np.where((np.arange(ly)[:, None] + np.arange(lx)[None, :]) % 2 == 1, u1.double().numpy(), u0.double().numpy())
+    expected, margin = np_checkerboard_sweep(s.numpy(), u, 0.8, 0.25, 0.6, rule)
+    assert margin.min() > 1e-6
+    assert got.spins.dtype == torch.int8 and np.array_equal(got.spins.numpy(), expected)
 
 
 def np_ising_energy(s: np.ndarray, coupling, field):
