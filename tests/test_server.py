@@ -100,3 +100,31 @@ def test_pending_rpcs_say_what_is_missing(client: Client, call):
         pytest.fail("expected UNIMPLEMENTED")
     assert isinstance(error, UnimplementedError)
     assert "not built" in error.message and error.reason == "NOT_IMPLEMENTED"
+
+
+def test_a_draining_server_refuses_new_calls_unavailable_and_still_answers_probes():
+    """From the moment shutdown begins, new calls are refused before they start (UNAVAILABLE,
+    SHUTTING_DOWN, with a retry delay) while health checks and reflection still answer."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import ServerThread
+
+    from idf.client import UnavailableError
+
+    server = ServerThread()
+    try:
+        with Client(server.target, max_attempts=1) as c:
+            assert c.predict(np.ones((4, 4)), 1, diffusivity=0.1).frames.shape == (1, 4, 4)
+            server.running.guard.closing = True
+            with pytest.raises(UnavailableError) as info:
+                c.predict(np.ones((4, 4)), 1, diffusivity=0.1)
+            assert info.value.reason == "SHUTTING_DOWN" and info.value.retry_after == pytest.approx(1.0)
+            assert c.health() == "SERVING"  # the servicer's state; stop() turns it NOT_SERVING
+            stub = reflection_pb2_grpc.ServerReflectionStub(c.channel)
+            answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+            assert answers and answers[0].list_services_response.service
+    finally:
+        server.running.guard.closing = False
+        server.stop()

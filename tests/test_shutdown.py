@@ -51,11 +51,10 @@ def test_sigterm_finishes_in_flight_calls_and_refuses_new_ones():
             try:
                 server.wait_for_line(_rpc_started("Predict"))
                 server.terminate()
-                # The server logs "shutting down" just before it stops accepting calls, so a call
-                # sent right after the line can race the door closing: it is either still served
-                # (and must succeed) or, if grpc core had received it but not yet handed it to the
-                # server, reset with CANCELLED (a wart of the server, see the report in the commit
-                # log; clients see it as a refusal too). Call until the door is shut: UNAVAILABLE.
+                # From before the "shutting down" line the server refuses new calls UNAVAILABLE
+                # (SHUTTING_DOWN) itself, but a call that grpc core received as its stop() began
+                # is reset CANCELLED before it reaches the server (a race inside grpc core, seen on
+                # new connections; the call was never started). Call until refused: UNAVAILABLE.
                 server.wait_for_line('"shutting down"')
                 raced = []
                 with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
@@ -63,8 +62,8 @@ def test_sigterm_finishes_in_flight_calls_and_refuses_new_ones():
                     while True:
                         assert time.monotonic() < deadline, "no new call was refused after SIGTERM"
                         try:
-                            assert c.predict(np.ones((4, 4)), 1, diffusivity=0.1).frames.shape == (1, 4, 4)
-                            raced.append("served")
+                            c.predict(np.ones((4, 4)), 1, diffusivity=0.1)
+                            raise AssertionError("a call after the shutting-down line was served")
                         except CancelledError:
                             raced.append("cancelled")
                         except UnavailableError:

@@ -112,6 +112,8 @@ class Running:
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
+        if self.guard is not None:
+            self.guard.closing = True  # before the log line: a call that sees it is refused
         log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
         await self.health.enter_graceful_shutdown()
         if self.rest_runner is not None:

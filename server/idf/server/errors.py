@@ -111,6 +111,13 @@ def exhausted(reason: str, message: str, *, retry_after: float | None = None,
                     metadata=metadata, retry_after=retry_after)
 
 
+def shutting_down() -> ApiError:
+    """UNAVAILABLE while the server drains: the call was not started, so any client may retry it
+    (on another replica, or here after the restart)."""
+    return ApiError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry the call",
+                    reason="SHUTTING_DOWN", retry_after=1.0)
+
+
 def unimplemented(method: str, capability: str) -> ApiError:
     """UNIMPLEMENTED naming the capability that is not built yet: never a fake result."""
     return ApiError(

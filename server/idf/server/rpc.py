@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 import grpc
 
 from idf.server import limits, memory
-from idf.server.errors import ApiError, exhausted, invalid_argument, too_large
+from idf.server.errors import ApiError, exhausted, invalid_argument, shutting_down, too_large
 
 log = logging.getLogger("idf.rpc")
 T = TypeVar("T")
+# answered while the server drains: probes must see NOT_SERVING, not a refusal
+_ALWAYS_SERVED = ("grpc.health.v1.", "grpc.reflection.")
 
 
 @contextlib.asynccontextmanager
@@ -73,6 +75,10 @@ class Guard(grpc.aio.ServerInterceptor):
         self.stream_deadline = stream_deadline
         self.inflight = 0
         self.since_collect = 0  # request bytes served since the last collect_and_trim
+        # set when shutdown begins: new calls are refused UNAVAILABLE before they start (gRPC's
+        # own stop() races them: a call arriving just then could be cancelled mid-way instead);
+        # health and reflection still answer, so probes see NOT_SERVING
+        self.closing = False
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[Any]], details: Any) -> Any:
         handler = await continuation(details)
@@ -122,6 +128,8 @@ class Guard(grpc.aio.ServerInterceptor):
             size = 0
             async with _boundary(rpc, context, access=True):
                 try:
+                    if self.closing and not rpc.startswith(_ALWAYS_SERVED):
+                        raise shutting_down()
                     if not streamed:
                         size = self._admit(rpc, request, context)
                     response = await inner(request, context)
@@ -157,6 +165,8 @@ class Guard(grpc.aio.ServerInterceptor):
             async with _boundary(rpc, context, access=True):
                 responses = None
                 try:
+                    if self.closing and not rpc.startswith(_ALWAYS_SERVED):
+                        raise shutting_down()
                     if not streamed:
                         size = self._admit(rpc, request, context)
                     result = inner(request, context)
