@@ -174,3 +174,15 @@ def test_slippage_minimum_is_inclusive_and_named():
     with pytest.raises(AmmError) as info:
         optimal_deposit(pool, 100, 10, 6, 0)
     assert (info.value.reason, str(info.value)) == ("SLIPPAGE", "would deposit 5 CEU, below the minimum 6")
+
+
+def test_deposit_ratio_tie_keeps_the_desired_ceu():
+    """UniswapV2Router02._addLiquidity: `if (amountBOptimal <= amountBDesired)` deposit A as
+    desired: at equality the other branch would round the CEU down (3:2 pool, 2 CEU → 1 PFT; the
+    reverse quote of 1 PFT is 1 CEU)."""
+    assert optimal_deposit(Reserves(3, 2, 10), 2, 1, 0, 0) == (2, 1)
+
+
+def test_an_empty_output_reserve_never_satisfies_k():
+    assert not k_holds(10, 0, 5, 0, 30)
+    assert not k_holds(0, 0, 5, 0, 30)

@@ -58,7 +58,14 @@ def _only_failing(found: dict, *names: str) -> None:
 def test_an_honest_ledger_passes_every_invariant(ledger_file):
     found = _audit(ledger_file)
     _only_failing(found)
-    assert found["entries_balance"].description == "every journal entry's postings sum to zero per token"
+    # what `idf market audit` and GetLedgerAudit show an operator (docs/market.md)
+    assert {n: i.description for n, i in found.items()} == {
+        "entries_balance": "every journal entry's postings sum to zero per token",
+        "balances_equal_replay": "every balance equals the sum of its postings in the journal",
+        "holdings_equal_supply": "per token, the balances of all non-issuance accounts sum to the supply (minus issuance)",
+        "escrow_equals_open_reservations": "escrow's CEU equals the sum of the open reservations",
+        "no_negative_user_balance": "no account but the system ones holds a negative balance",
+    }
 
 
 def test_a_balance_edited_in_place(ledger_file):
@@ -78,6 +85,20 @@ def test_a_balance_row_deleted_and_one_invented(ledger_file):
     assert found["balances_equal_replay"].detail == (
         f"{ALICE} XYZ: stored 5, replayed 0; {BOB} PFT: stored 0, replayed 50")
     assert found["holdings_equal_supply"].detail == "PFT: held 0, supply 50; XYZ: held 5, supply 0"
+
+
+def test_a_one_unit_balance_deleted(tmp_path):
+    """A row worth exactly one base unit vanishes: the smallest theft is still seen (stored 0)."""
+    path = tmp_path / "idf.sqlite3"
+    ledger = Ledger(str(path))
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "PFT", -1), (BOB, "PFT", 1)], request_id="m")
+    ledger.close()
+    _sql(path, f"DELETE FROM balances WHERE account = '{BOB}'")
+    found = _audit(path)
+    _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
+    assert found["balances_equal_replay"].detail == f"{BOB} PFT: stored 0, replayed 1"
+    assert found["holdings_equal_supply"].detail == "PFT: held 0, supply 1"
 
 
 def test_an_unbalanced_posting_smuggled_into_the_journal(ledger_file):
@@ -115,8 +136,11 @@ def test_details_show_five_failures_and_count_the_rest(ledger_file):
     detail = _audit(ledger_file)["balances_equal_replay"].detail
     shown = [f"market/accounts/u{i} CEU: stored 1, replayed 0" for i in range(5)]
     assert detail == "; ".join(shown) + " (and 3 more)"
+    # six: one more
+    _sql(ledger_file, "DELETE FROM balances WHERE account IN ('market/accounts/u6', 'market/accounts/u7')")
+    assert _audit(ledger_file)["balances_equal_replay"].detail == "; ".join(shown) + " (and 1 more)"
     # exactly five: no count
-    _sql(ledger_file, "DELETE FROM balances WHERE account IN ('market/accounts/u5', 'market/accounts/u6', 'market/accounts/u7')")
+    _sql(ledger_file, "DELETE FROM balances WHERE account = 'market/accounts/u5'")
     assert _audit(ledger_file)["balances_equal_replay"].detail == "; ".join(shown)
 
 
@@ -135,4 +159,17 @@ def test_a_reused_idempotency_key_is_refused_quoting_a_bounded_prefix(tmp_path):
     assert str(info.value) == (f"request_id {'k' * 64!r} was used for another Mint request with different parameters;"
                                " use a new request_id for a new request")
     assert (info.value.operation, info.value.request_id) == ("Mint", key)
+    ledger.close()
+
+
+def test_an_overdraft_is_refused_naming_the_account_and_amounts(tmp_path):
+    from idf.store.ledger import InsufficientBalance
+
+    ledger = Ledger(str(tmp_path / "idf.sqlite3"))
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "CEU", -10), (ALICE, "CEU", 10)], request_id="m")
+    with pytest.raises(InsufficientBalance) as info, ledger.transaction() as tx:
+        tx.post("transfer", [(ALICE, "CEU", -11), (BOB, "CEU", 11)], request_id="t")
+    assert str(info.value) == f"{ALICE} holds 10 CEU, needs 11"
+    assert ledger.balances(ALICE) == {"CEU": 10} and ledger.balances(BOB) == {}
     ledger.close()
