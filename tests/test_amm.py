@@ -186,3 +186,18 @@ def test_deposit_ratio_tie_keeps_the_desired_ceu():
 def test_an_empty_output_reserve_never_satisfies_k():
     assert not k_holds(10, 0, 5, 0, 30)
     assert not k_holds(0, 0, 5, 0, 30)
+
+
+def test_later_deposits_mint_in_proportion_to_the_smaller_side():
+    """UniswapV2Pair.mint: liquidity = min(amount0·totalSupply / reserve0, amount1·totalSupply / reserve1),
+    refused (INSUFFICIENT_LIQUIDITY_MINTED) when it rounds to zero."""
+    pool = Reserves(ceu=1_000, pft=4_000, shares=2_000)
+    assert liquidity_minted(pool, 10, 40) == 20
+    assert liquidity_minted(pool, 10, 80) == 20  # the extra PFT is donated, not minted against
+    assert liquidity_minted(pool, 30, 40) == 20
+    assert liquidity_minted(Reserves(1_000, 1_000, 1_000), 1, 1) == 1  # one share is a share
+    for pool_, ceu, pft in ((Reserves(1_000, 1_000, 10), 50, 50), (Reserves(0, 0, 0), 1_000, 1_000)):
+        with pytest.raises(AmmError) as info:
+            liquidity_minted(pool_, ceu, pft)
+        assert (info.value.reason, str(info.value)) == ("INSUFFICIENT_LIQUIDITY_MINTED",
+                                                         "the deposit is too small to mint any share")
