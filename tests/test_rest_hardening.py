@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import select
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from helpers import ServerThread
+from helpers import HANG_S, ServerThread, wait_until
 from idf.server import rest
 
 
@@ -210,7 +211,7 @@ def test_streamed_100_mb_body_is_413(server):
     writer.start()
     status, _, body = _split(_read_all(sock))
     sock.close()
-    writer.join(30)
+    writer.join(HANG_S)
     assert status == 413
     _status(body, 8, "SIZE_LIMIT", "body")
     assert server.running.transcoder.budget.used == 0
@@ -224,20 +225,14 @@ def test_bytes_in_parse_at_once_are_capped_with_retry_after(server, monkeypatch)
     try:  # a slow client holds 200 KB of a 300 KB body in the budget
         slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 300000\r\n\r\n" + b" " * 200_000)
-        deadline = time.monotonic() + 10
-        while budget.used < 200_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert budget.used >= 200_000
+        wait_until(lambda: budget.used >= 200_000, "the slow body's 200 KB to be counted in the budget")
         status, headers, body = _http(server, "POST", "/v1/predict", b" " * 100_000)
         assert status == 429 and int(headers["Retry-After"]) >= 1
         s = _status(body, 8, "SERVER_BUSY")
         assert any(d["@type"].endswith("google.rpc.RetryInfo") for d in s["details"])
     finally:
         slow.close()
-    deadline = time.monotonic() + 10
-    while budget.used and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert budget.used == 0
+    wait_until(lambda: budget.used == 0, "the closed slow body's bytes to be given back")
     _serving(server)
 
 
@@ -251,7 +246,9 @@ def test_malformed_http_is_a_status_body(server):
 
 def test_slowloris_connections_are_closed(server, monkeypatch):
     """200 slow clients, half sending their headers a byte at a time, half stalling in their body:
-    all closed within the idle/header and body timeouts (were held forever), the server serving."""
+    all closed by the server (were held forever), the server serving. The timers are set to 1 s
+    so that this happens soon; how soon is not asserted (a loaded machine runs late), only that
+    every connection is closed before a generous bound on a hang."""
     monkeypatch.setattr(rest, "BODY_TIMEOUT_S", 1.0, raising=False)
     # the keep-alive/head timer is set when the face starts: a second face with a 1 s timer
     monkeypatch.setattr(rest, "IDLE_TIMEOUT_S", 1.0, raising=False)
@@ -268,8 +265,11 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
         line = b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
         open_ = {s: 0 for s in heads + bodies}
         answers: list[bytes] = []
-        start = time.monotonic()
-        while open_ and time.monotonic() - start < 20:
+        # each round sends every slow head one more byte, then waits up to 0.1 s (the slow
+        # clients' pace) for any socket to be readable: an answer or the server's close. The
+        # deadline bounds a hang only (the timers are 1 s).
+        deadline = time.monotonic() + HANG_S
+        while open_ and time.monotonic() < deadline:
             for s in list(open_):
                 try:
                     if s in heads:
@@ -284,9 +284,9 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
                 except OSError:
                     del open_[s]
                     s.close()
-            time.sleep(0.1)
-        elapsed = time.monotonic() - start
-        assert not open_, f"{len(open_)} slow connections still open after {elapsed:.0f} s"
+            if open_:
+                select.select(list(open_), [], [], 0.1)
+        assert not open_, f"{len(open_)} slow connections still open after {HANG_S:.0f} s"
         timeouts = [a for a in answers if a.startswith(b"HTTP/1.1 408")]
         # The stalled bodies are told why (408 BODY_TIMEOUT) before the close; how many of those
         # answers this poller reads first is timing (a close can reach it as a reset that drops the
@@ -299,9 +299,10 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"GET /v1/policies HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _read_all(s).startswith(b"HTTP/1.1 200")
-            s.settimeout(5)
-            t = time.monotonic()
-            assert s.recv(1) == b"" and time.monotonic() - t < 4
+            # the server closes it (an orderly end of stream, b""); a connection held open would
+            # raise socket.timeout at the bound on a hang instead
+            s.settimeout(HANG_S)
+            assert s.recv(1) == b""
     finally:
         short.stop()
         gc.collect()  # see the server fixture
@@ -312,9 +313,7 @@ def test_connections_past_the_cap_get_503_then_serve_again(server, monkeypatch):
     port = server.running.rest_port
     held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
     try:
-        deadline = time.monotonic() + 10
-        while len(server.running.rest_runner.server.connections) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(server.running.rest_runner.server.connections) >= 20, "the server to hold the 20 connections")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
             status, headers, body = _split(_read_all(extra))
         assert status == 503 and int(headers["retry-after"]) >= 1
@@ -322,9 +321,7 @@ def test_connections_past_the_cap_get_503_then_serve_again(server, monkeypatch):
     finally:
         for s in held:
             s.close()
-    deadline = time.monotonic() + 10
-    while server.running.rest_runner.server.connections and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not server.running.rest_runner.server.connections, "the server to drop the 20 closed connections")
     _serving(server)
 
 
