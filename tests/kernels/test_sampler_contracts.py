@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from kernel_checks import DEVICE, assert_matches
-from idf.kernels.ising import Ising, colour_mask, ising_sweep, sweep_reference
+from idf.kernels.ising import Ising, colour_mask, ising_sweep, philox_uniforms, sweep_reference, sweep_triton
 from idf.kernels.langevin import langevin_step, langevin_step_cpu, langevin_step_reference, langevin_step_triton
 from idf.kernels.mala import mala_step, mala_step_reference, mala_step_triton
 from idf.kernels.phi4 import (MODE_EVALUATE, MODE_PROPOSE, Phi4, launch_phi4, phi4, phi4_gradient,
@@ -426,6 +426,20 @@ def test_sweep_reference_decides_with_each_colours_uniforms(rule):
     assert got.spins.dtype == torch.int8 and np.array_equal(got.spins.numpy(), expected)
 
 
+def test_triton_sweep_of_a_batch_of_64_chains():
+    """64 chains of 4 x 8 spins (16 sites of each colour, one program of 16 per chain and colour):
+    each chain's spins are the reference's with the kernel's Philox uniforms, and its E and M (from
+    per-chain partial sums) are exact for J = 1, h = 0.5."""
+    shape = (64, 4, 8)
+    s = _spins(shape, seed=30)
+    keys = (step_seed(4, 2, 0), step_seed(4, 2, 1))
+    got = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.5), 0.7, "heat-bath", keys, block=16)
+    ref = sweep_reference(s, Ising(J=1.0, h=0.5), 0.7, "heat-bath", tuple(u.cpu() for u in philox_uniforms(s.to(DEVICE), keys)))
+    assert torch.equal(got.spins.cpu(), ref.spins)
+    energy, magnetisation = np_ising_energy(ref.spins.double().numpy(), 1.0, 0.5)
+    assert got.energy.cpu().tolist() == energy.tolist() and got.magnetisation.cpu().tolist() == magnetisation.tolist()
+
+
 def np_ising_energy(s: np.ndarray, coupling, field):
     bonds = s * (np.roll(s, -1, -1) + np.roll(s, -1, -2))
     return -coupling * bonds.sum((-2, -1)) - (field * s).sum((-2, -1)), s.sum((-2, -1))
@@ -477,19 +491,35 @@ def float64_default():
 
 
 def _sampler_outputs(s, phi):
+    fused = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.3), 1 / 2.27, "metropolis", (5, 6))
     return (ising_sweep(s, Ising(J=1.0, h=0.2), temperature=2.27, seed=9, step=1).spins,
             langevin_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1)[0],
-            mala_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1).phi)
+            mala_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1).phi,
+            fused.spins.cpu(), fused.energy.cpu())
 
 
-def test_random_streams_do_not_depend_on_the_default_dtype(request):
-    """The streams are fixed by (seed, step) and the field's dtype alone: a program that sets torch's
-    default dtype to float64 gets the very same samples."""
-    s, phi = _spins((2, 16, 16), seed=21), 0.5 * _field((8, 6, 6), torch.float32, seed=22)
+def test_samplers_do_not_depend_on_the_default_dtype(request):
+    """The streams are fixed by (seed, step) and the field's dtype alone, and the Ising kernel works
+    in float32 whatever torch's default: a program that sets the default dtype to float64 gets the
+    very same samples, and the same Triton energies bit for bit (h = 0.3 is not a float32 number, so
+    float64 parameters would change the 1024-site partial sums)."""
+    s, phi = _spins((2, 32, 64), seed=21), 0.5 * _field((8, 6, 6), torch.float32, seed=22)
     usual = _sampler_outputs(s, phi)
     request.getfixturevalue("float64_default")
     for a, b in zip(usual, _sampler_outputs(s, phi)):
         assert torch.equal(a, b)
+
+
+def test_triton_sweep_uses_an_external_field_in_float32():
+    """A float64 external field is used as float32, like the kernel's other parameters: the same
+    spins and the same energies, bit for bit, as with the field rounded to float32 (1024-site
+    partial sums: float64 per-site values would round differently)."""
+    s = _spins((2, 32, 64), seed=32)
+    h = 0.3 * _field((32, 64), torch.float64, seed=33)
+    keys = (step_seed(8, 1, 0), step_seed(8, 1, 1))
+    wide = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=h.to(DEVICE)), 0.5, "heat-bath", keys)
+    narrow = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=h.float().to(DEVICE)), 0.5, "heat-bath", keys)
+    assert torch.equal(wide.spins, narrow.spins) and torch.equal(wide.energy, narrow.energy)
 
 
 # ---------------------------------------------------------------------------------------------
