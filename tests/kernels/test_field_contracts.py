@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from kernel_checks import DEVICE, assert_matches
+from idf.kernels._triton import interpreting
 from idf.kernels.diagnostics import radial_power_spectrum, shannon_entropy, shannon_entropy_triton, total
 from idf.kernels.stencil import (gradient, gradient_reference, gradient_triton, laplacian, laplacian_reference,
                                  laplacian_triton)
@@ -312,3 +313,32 @@ def test_triton_transport_on_a_batch_of_64_chains():
     u = torch.rand(64, 8, 16, generator=torch.Generator().manual_seed(5))
     kw = dict(dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1), boundary="zero-flux")
     assert_matches(transport_step_triton(u.to(DEVICE), **kw, block=64), transport_step_reference(u, **kw))
+
+
+@pytest.mark.parametrize("path", list(TRANSPORTS))
+def test_transport_diffuses_a_sine_mode_by_its_exact_factor(path):
+    """Pure diffusion (kappa = 1, no velocity) of u = sin(k y) cos(q x) on a periodic grid: one explicit
+    step multiplies it by 1 - dt sum_a (4 kappa / h_a^2) sin^2(k_a h_a / 2), exactly (to rounding)."""
+    ny, nx, hy, hx, dt = 8, 12, 1.0, 0.5, 0.05
+    k, q = 2 * math.pi * 1 / (ny * hy), 2 * math.pi * 2 / (nx * hx)
+    y = torch.arange(ny, dtype=torch.float64).view(-1, 1) * hy
+    x = torch.arange(nx, dtype=torch.float64).view(1, -1) * hx
+    u = torch.sin(k * y) * torch.cos(q * x)
+    factor = 1 - dt * (4 / hy**2 * math.sin(k * hy / 2) ** 2 + 4 / hx**2 * math.sin(q * hx / 2) ** 2)
+    got = TRANSPORTS[path](u, dt=dt, spacing=(hy, hx), diffusivity=1.0, velocity=(0.0, 0.0))
+    torch.testing.assert_close(got, factor * u, rtol=0, atol=1e-14)
+
+
+def test_transport_names_the_boundaries_it_knows():
+    for step in (transport_step, transport_step_reference):
+        with pytest.raises(ValueError, match=r"^boundary must be one of \('periodic', 'zero-flux', 'fixed-value'\), got 'open'$"):
+            step(torch.zeros(4, 4), dt=0.1, spacing=(1.0, 1.0), diffusivity=0.1, velocity=(0.0, 0.0), boundary="open")
+
+
+def test_interpreting_reads_triton_interpret(monkeypatch):
+    """True exactly when TRITON_INTERPRET is set to something other than "" or "0"."""
+    for value, expected in [("1", True), ("yes", True), ("0", False), ("", False)]:
+        monkeypatch.setenv("TRITON_INTERPRET", value)
+        assert interpreting() is expected
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert interpreting() is False

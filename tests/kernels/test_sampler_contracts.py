@@ -482,6 +482,28 @@ def test_ising_sweep_needs_a_positive_temperature(temperature):
         ising_sweep(_spins((1, 4, 4), seed=0), Ising(), temperature=temperature, seed=0, step=0)
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 5), (1, 5, 4), (6,)])
+def test_ising_needs_an_even_lattice(shape):
+    with pytest.raises(ValueError, match=r"^checkerboard sweeps need an even periodic lattice, got shape "):
+        ising_sweep(torch.ones(shape, dtype=torch.int8), Ising(), temperature=1.0, seed=0, step=0)
+
+
+def test_ising_needs_int8_spins_and_a_known_rule():
+    with pytest.raises(TypeError, match=r"^spins are int8 \(\+1/-1\)$"):
+        ising_sweep(torch.ones(1, 4, 4), Ising(), temperature=1.0, seed=0, step=0)
+    with pytest.raises(ValueError, match=r"^rule must be one of \('heat-bath', 'metropolis'\), got 'glauber'$"):
+        ising_sweep(torch.ones(1, 4, 4, dtype=torch.int8), Ising(), temperature=1.0, rule="glauber", seed=0, step=0)
+
+
+def test_ising_sweep_of_one_unbatched_lattice_is_a_batch_of_one():
+    """An (L_y, L_x) lattice is one chain: the same sweep (the same 64 uniforms, in the same order)
+    as the (1, L_y, L_x) batch holding it."""
+    s = _spins((8, 8), seed=34)
+    one = ising_sweep(s, Ising(J=1.0, h=0.1), temperature=2.0, seed=3, step=1)
+    batch = ising_sweep(s[None], Ising(J=1.0, h=0.1), temperature=2.0, seed=3, step=1)
+    assert torch.equal(one.spins, batch.spins[0]) and one.energy.item() == batch.energy.item()
+
+
 @pytest.fixture
 def float64_default():
     before = torch.get_default_dtype()
