@@ -173,3 +173,51 @@ def test_an_overdraft_is_refused_naming_the_account_and_amounts(tmp_path):
     assert str(info.value) == f"{ALICE} holds 10 CEU, needs 11"
     assert ledger.balances(ALICE) == {"CEU": 10} and ledger.balances(BOB) == {}
     ledger.close()
+
+
+def test_fingerprints_are_sha256_of_canonical_json():
+    """The idempotency fingerprint is SHA-256 of the parameters as JSON with sorted keys and no
+    spaces (values JSON cannot hold as their str): computed here with hashlib on the literal text."""
+    import datetime
+    import hashlib
+
+    from idf.store.ledger import fingerprint
+
+    assert fingerprint({"b": 2, "a": [1, "x"]}) == hashlib.sha256(b'{"a":[1,"x"],"b":2}').hexdigest()
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    when = datetime.date(2026, 11, 30)
+    assert fingerprint({"at": when}) == hashlib.sha256(b'{"at":"2026-11-30"}').hexdigest()
+
+
+def test_journal_entries_record_defaults_and_utc_times(tmp_path):
+    import re
+
+    ledger = Ledger(str(tmp_path / "idf.sqlite3"))
+    with ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "CEU", -5), (ALICE, "CEU", 5)], request_id="r1")
+    with ledger.transaction() as tx:
+        # no account, no operation: the key is ("", kind, request_id)
+        assert tx.prior("", "mint", "r1")["transaction_id"]
+        assert tx.prior(ALICE, "mint", "r1") is None
+    (entry,) = ledger.history(ALICE, before=None, limit=10)
+    assert entry.reference == "" and entry.kind == "mint" and entry.request_id == "r1"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry.create_time), entry.create_time
+    ledger.close()
+
+
+def test_unbalanced_entries_and_int64_overflow_are_refused_by_message(tmp_path):
+    from idf.store.ledger import INT64_MAX, AmountOverflow
+
+    ledger = Ledger(str(tmp_path / "idf.sqlite3"))
+    with pytest.raises(ValueError) as info, ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "CEU", -5), (ALICE, "CEU", 7)], request_id="u")
+    assert str(info.value) == "unbalanced journal entry: {'CEU': 2}"
+    with ledger.transaction() as tx:  # a balance of exactly 2^63 - 1 is allowed
+        tx.post("mint", [(ISSUANCE, "PFT", -INT64_MAX), (ALICE, "PFT", INT64_MAX)], request_id="max")
+    assert ledger.balances(ALICE) == {"PFT": INT64_MAX}
+    with pytest.raises(AmountOverflow) as info, ledger.transaction() as tx:
+        tx.post("mint", [(ISSUANCE, "PFT", -1), (ALICE, "PFT", 1)], request_id="over")
+    # issuance (sorted first) would reach -(2^63): it is named before Alice's 2^63
+    assert str(info.value) == f"{ISSUANCE}'s PFT balance would pass 2^63 - 1"
+    assert ledger.balances(ALICE) == {"PFT": INT64_MAX}
+    ledger.close()
