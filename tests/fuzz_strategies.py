@@ -723,7 +723,7 @@ class Harness:
         try:
             reply = self.channel.unary_unary("/idf.v1.DiffusionService/ListModels", request_serializer=None,
                                              response_deserializer=diffusion_pb2.ListModelsResponse.FromString)(
-                diffusion_pb2.ListModelsRequest(page_size=100).SerializeToString(), timeout=30)
+                diffusion_pb2.ListModelsRequest(page_size=100).SerializeToString(), timeout=HANG_S)
             vocab.models = sorted({m.name for m in reply.models} | set(vocab.models))
         except grpc.RpcError:
             pass

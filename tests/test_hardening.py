@@ -50,7 +50,7 @@ def _sample(shape: list[int], count: int, steps: int, **sampler: object) -> diff
 def test_oversized_sample_answer_is_refused_before_work_and_server_survives(guarded):
     """1024^2 x 17 float32 samples = 71 MB > the 64 MiB limit: refused up front, naming
     sample_count and how many would fit (main: RESOURCE_EXHAUSTED, then SIGSEGV)."""
-    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+    with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         for _ in range(3):
             with pytest.raises(ResourceExhaustedError) as e:
                 list(c.sample(_sample([1024, 1024], 17, 1)))
@@ -78,7 +78,7 @@ def test_every_answer_is_checked_against_the_message_limit_before_encoding():
                                   response_deserializer=proof_pb2.GetPublicKeyResponse.FromString)
             for _ in range(3):
                 with pytest.raises(grpc.RpcError) as e:
-                    call(proof_pb2.GetPublicKeyRequest(), timeout=10)
+                    call(proof_pb2.GetPublicKeyRequest(), timeout=HANG_S)
                 assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert "4194304-byte message limit" in e.value.details()
         _serving(server.target)
@@ -92,7 +92,7 @@ def test_unbounded_substeps_are_refused_before_they_start(guarded):
     the per-call ceiling, naming transport.substeps (main: ran for weeks)."""
     request = predict_request(np.zeros((256, 256), np.float32), 2, diffusivity=0.1)
     request.transport.substeps = INT32_MAX
-    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+    with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         with pytest.raises(ResourceExhaustedError) as e:
             c.call(c.predict_stub.Predict, request)
     assert e.value.reason == "WORK_LIMIT"
@@ -103,7 +103,7 @@ def test_unbounded_substeps_are_refused_before_they_start(guarded):
 
 def test_huge_chain_memory_is_refused_before_allocation(guarded):
     """1024 chains x 4096^2 float32 = 64 GiB of state (main: INTERNAL from a failed allocation)."""
-    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+    with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         with pytest.raises(ResourceExhaustedError) as e:
             list(c.sample(_sample([4096, 4096], 1024, 1)))
     assert e.value.reason in ("MEMORY_LIMIT", "SIZE_LIMIT")
@@ -246,7 +246,7 @@ def test_undecodable_bytes_are_invalid_argument_on_every_rpc(guarded):
                 make = ch.unary_stream if stream else ch.unary_unary
                 call = make(path, request_serializer=None, response_deserializer=None)
                 try:
-                    result = call(blob, timeout=10)
+                    result = call(blob, timeout=HANG_S)
                     if stream:
                         list(result)
                 except grpc.RpcError as e:
@@ -259,7 +259,7 @@ def test_undecodable_bytes_name_the_message(guarded):
     with grpc.insecure_channel(guarded.target) as ch:
         call = ch.unary_unary("/idf.v1.MarketService/GetPool", request_serializer=None, response_deserializer=None)
         with pytest.raises(grpc.RpcError) as e:
-            call(b"\xff" * 8, timeout=10)
+            call(b"\xff" * 8, timeout=HANG_S)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "idf.v1.GetPoolRequest" in e.value.details()
 
@@ -293,7 +293,7 @@ def test_long_strings_are_refused_and_never_echoed_whole(guarded):
     """A 2 MB producer.name would poison ListProofs forever; a 1 MB model name overflowed the
     trailers (main: RESOURCE_EXHAUSTED / HTTP 429 instead of INVALID_ARGUMENT)."""
     frame = predict_request(np.ones((4, 4), np.float32), 1).history[0]
-    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+    with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         with pytest.raises(InvalidArgumentError) as e:
             c.call(c.proof_stub.CreateProof, proof_pb2.CreateProofRequest(
                 policy="forecast-default", prediction=frame, reference=frame,
@@ -350,7 +350,7 @@ def test_huge_declared_shapes_do_not_overflow_the_size_check(guarded):
     (fuzz finding: INTERNAL 'array is too big')."""
     from idf.client import to_field
 
-    with Client(guarded.target, max_attempts=1, timeout=30) as c:
+    with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         request = diffusion_pb2.ReconstructRequest(shape=[2**62, 4], mask=to_field(np.ones((3, 8), np.float32)))
         with pytest.raises(InvalidArgumentError) as e:
             c.call(c.diffusion_stub.Reconstruct, request)
@@ -367,7 +367,7 @@ def test_list_proofs_pages_by_size_so_old_long_records_cannot_poison_it():
     try:
         rng = np.random.default_rng(3)
         frame = predict_request(rng.normal(size=(16, 16)).astype(np.float32), 1).history[0]
-        with Client(server.target, max_attempts=1, timeout=30) as c:
+        with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
             for _ in range(3):
                 c.call(c.proof_stub.CreateProof, proof_pb2.CreateProofRequest(policy="forecast-default", prediction=frame,
                                                                                reference=frame))
@@ -375,7 +375,7 @@ def test_list_proofs_pages_by_size_so_old_long_records_cannot_poison_it():
         with log.db.write("proof_leaves"):  # what an old server let in: 1.5 MB producer names
             log.db.run("UPDATE proof_leaves SET record = ?", (b'{"producer": "' + b"p" * 1_500_000 + b'"}',))
         seen, token = 0, ""
-        with Client(server.target, max_attempts=1, timeout=30) as c:
+        with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
             for _ in range(5):
                 page = c.call(c.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=token))
                 seen += len(page.proofs)

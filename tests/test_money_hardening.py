@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
 
-from helpers import ServerProcess, ServerThread, wait_until
+from helpers import HANG_S, ServerProcess, ServerThread, wait_until
 from idf.client import Client, IdfError, InvalidArgumentError, PermissionDeniedError
 from idf.server.metering import ESCROW, TREASURY, Metering, price
 from idf.store.ledger import ISSUANCE, Ledger, invariants
@@ -52,7 +52,7 @@ def _deadline(seconds: float = 60) -> timestamp_pb2.Timestamp:
 def _mint(c: Client, account: str, token: int, amount: int, rid: str) -> m.MintResponse:
     request = m.MintRequest(account=account, amount=m.TokenAmount(token=token, amount=amount), request_id=rid)
     try:
-        return c.market_stub.Mint(request, metadata=ADMIN, timeout=30)
+        return c.market_stub.Mint(request, metadata=ADMIN, timeout=HANG_S)
     except grpc.RpcError as e:
         from idf.client.errors import from_rpc_error
 
@@ -300,7 +300,7 @@ def test_ledger_audit_rpc_rest_and_cli(tmp_path):
         # REST: GET /v1/market:audit with the same admin header
         request = urllib.request.Request(f"http://127.0.0.1:{s.running.rest_port}/v1/market:audit",
                                          headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=HANG_S) as answer:
             body = json.loads(answer.read())
         assert body["passed"] is True and len(body["invariants"]) == 5
         runner = CliRunner()

@@ -221,7 +221,7 @@ def test_streamed_100_mb_body_is_413(server):
 def test_bytes_in_parse_at_once_are_capped_with_retry_after(server, monkeypatch):
     budget = server.running.transcoder.budget
     monkeypatch.setattr(budget, "limit", 256 * 1024)
-    slow = socket.create_connection(("127.0.0.1", server.running.rest_port), timeout=30)
+    slow = socket.create_connection(("127.0.0.1", server.running.rest_port), timeout=HANG_S)
     try:  # a slow client holds 200 KB of a 300 KB body in the budget
         slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 300000\r\n\r\n" + b" " * 200_000)
@@ -255,8 +255,8 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
     short = ServerThread(rest_port=0)
     try:
         port = short.running.rest_port
-        heads = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(100)]
-        bodies = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(100)]
+        heads = [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(100)]
+        bodies = [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(100)]
         request = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
         for s in bodies:
             s.sendall(request + b'{"steps"')
@@ -296,7 +296,7 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
         assert short.running.transcoder.budget.used == 0  # what the stalled bodies held is given back
         assert _http(short, "GET", "/v1/policies")[0] == 200
         # an idle keep-alive connection is closed too
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             s.sendall(b"GET /v1/policies HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _read_all(s).startswith(b"HTTP/1.1 200")
             # the server closes it (an orderly end of stream, b""); a connection held open would
@@ -311,10 +311,10 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
 def test_connections_past_the_cap_get_503_then_serve_again(server, monkeypatch):
     monkeypatch.setattr(rest, "MAX_CONNECTIONS", 20)
     port = server.running.rest_port
-    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+    held = [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(20)]
     try:
         wait_until(lambda: len(server.running.rest_runner.server.connections) >= 20, "the server to hold the 20 connections")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as extra:
             status, headers, body = _split(_read_all(extra))
         assert status == 503 and int(headers["retry-after"]) >= 1
         _status(body, 14, "TOO_MANY_CONNECTIONS")
