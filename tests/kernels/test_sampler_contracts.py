@@ -27,7 +27,7 @@ from idf.kernels.langevin import langevin_step, langevin_step_cpu, langevin_step
 from idf.kernels.mala import mala_step, mala_step_reference, mala_step_triton
 from idf.kernels.phi4 import (MODE_EVALUATE, MODE_PROPOSE, Phi4, launch_phi4, phi4, phi4_gradient,
                               phi4_gradient_reference, phi4_reference, phi4_site_energy_reference, phi4_triton)
-from idf.kernels.random import cpu_generator, philox_normal, splitmix64, step_seed
+from idf.kernels.random import cpu_generator, philox_normal, philox_uniform, splitmix64, step_seed
 
 
 @pytest.fixture(autouse=True)
@@ -357,6 +357,16 @@ def test_phi4_launch_defaults_are_a_zero_step_and_philox_key_0():
     assert part[1].sum().item() == pytest.approx((xi.double() ** 2).sum().item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("ndim, shape, message", [
+    (0, (2, 4), r"^grids have 1 to 3 axes, got 0$"),
+    (4, (2, 2, 2, 2, 2), r"^grids have 1 to 3 axes, got 4$"),
+    (3, (3, 4), r"^shape \(3, 4\) has fewer than 3 axes$"),
+])
+def test_kernels_take_one_to_three_grid_axes(ndim, shape, message):
+    with pytest.raises(ValueError, match=message):
+        phi4_triton(torch.zeros(shape, device=DEVICE), Phi4(), ndim)
+
+
 def test_phi4_launch_limits():
     """At most 2^31 - 1 sites per launch (Philox counters are 32-bit): 2^31 sites (2 chains of 2^30,
     a stride-0 view: nothing is allocated) are refused before anything else is looked at. An external
@@ -517,19 +527,20 @@ def _sampler_outputs(s, phi):
     return (ising_sweep(s, Ising(J=1.0, h=0.2), temperature=2.27, seed=9, step=1).spins,
             langevin_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1)[0],
             mala_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1).phi,
-            fused.spins.cpu(), fused.energy.cpu())
+            fused.spins.cpu(), fused.energy.cpu(),
+            philox_normal(9, (100,), device=DEVICE).cpu(), philox_uniform(9, (100,), device=DEVICE).cpu())
 
 
 def test_samplers_do_not_depend_on_the_default_dtype(request):
     """The streams are fixed by (seed, step) and the field's dtype alone, and the Ising kernel works
     in float32 whatever torch's default: a program that sets the default dtype to float64 gets the
-    very same samples, and the same Triton energies bit for bit (h = 0.3 is not a float32 number, so
+    very same samples (Philox draws stay float32), and the same Triton energies bit for bit (h = 0.3 is not a float32 number, so
     float64 parameters would change the 1024-site partial sums)."""
     s, phi = _spins((2, 32, 64), seed=21), 0.5 * _field((8, 6, 6), torch.float32, seed=22)
     usual = _sampler_outputs(s, phi)
     request.getfixturevalue("float64_default")
     for a, b in zip(usual, _sampler_outputs(s, phi)):
-        assert torch.equal(a, b)
+        assert a.dtype == b.dtype and torch.equal(a, b)  # (torch.equal alone ignores the dtype)
 
 
 def test_triton_sweep_uses_an_external_field_in_float32():
@@ -567,6 +578,28 @@ def test_step_seeds_are_int64_keys_that_depend_on_everything():
     keys = {(s, c): step_seed(s, *c) for s in seeds for c in [(), (0,), (1,), (0, 1), (1, 0), (2**64 - 1,)]}
     assert all(0 <= k < 2**63 for k in keys.values())
     assert len(set(keys.values())) == len(keys)
+
+
+def test_step_seeds_use_all_63_bits():
+    """Well-mixed 63-bit keys: each of the 63 bits is set in some of 64 keys and clear in others (a
+    fixed bit among 64 independent uniform keys has probability 2^-63)."""
+    keys = [step_seed(seed, step) for seed in range(8) for step in range(8)]
+    for bit in range(63):
+        assert 0 < sum(k >> bit & 1 for k in keys) < len(keys), bit
+
+
+def test_philox_draws_at_most_2_to_the_31_numbers_per_step():
+    """Philox offsets are 32-bit: 2^31 numbers are refused before any kernel runs. (The refusal
+    allocates the 8 GiB output without touching it; where the address space cannot be had, skip.
+    block=3 is no power of 2, so a launch would fail at once rather than draw 2^31 numbers.)"""
+    try:
+        probe = torch.empty(2**31)
+    except RuntimeError:
+        pytest.skip("no 8 GiB of address space")
+    del probe
+    for draw in (philox_normal, philox_uniform):
+        with pytest.raises(ValueError, match=r"^Philox offsets are 32-bit: at most 2\^31 numbers per step$"):
+            draw(0, (2, 2**30), device="cpu", block=3)
 
 
 def test_cpu_generator_is_torch_seeded_with_the_step_key():
