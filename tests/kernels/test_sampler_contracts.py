@@ -188,7 +188,7 @@ def test_phi4_energy_is_summed_exactly_in_float64():
 def _coarse_dyadic(shape, seed):
     """phi = +-k/4, k in [10, 15]: per-site energies (kappa = b = 1, a = -1, h = 0.5) are < 2^7 in
     units of 2^-10, so a sum of 64 of them (< 2^13) is exact in float32 while a sum of 1024
-    (~ 4.6e4 ~ 2^15.5) is not."""
+    (~ 4.6e4 ~ 2^15.5) needs more than 24 bits (for the field below it is not exact)."""
     rng = np.random.default_rng(seed)
     k = rng.integers(10, 16, shape) * rng.choice([-1, 1], shape)
     return torch.from_numpy((k / 4).astype(np.float32))
@@ -198,8 +198,8 @@ def _coarse_dyadic(shape, seed):
 def test_triton_energy_partials_follow_the_block_size(op):
     """The fused kernels leave per-block partial sums (in the field's dtype) that are added in float64.
     With block = 64 on a field whose 64-site sums are exact in float32, the energy is exact; with the
-    default 1024-site blocks it would not be (the field is chosen so). 4096 sites: 64 programs."""
-    phi = _coarse_dyadic((1, 64, 64), seed=10)
+    default 1024-site blocks it would not be (the field is chosen so). 1024 sites: 16 programs."""
+    phi = _coarse_dyadic((1, 32, 32), seed=12)
     model = Phi4(kappa=1.0, a=-1.0, b=1.0, h=0.5)
     _, expected, _ = np_phi4(phi.double().numpy(), 1.0, -1.0, 1.0, 0.5, 2)
     if op == "phi4":
@@ -324,14 +324,14 @@ def test_phi4_paths_default_to_two_grid_axes():
     np.testing.assert_allclose(phi4_gradient_reference(phi, Phi4(**MODEL)).numpy(), grad, rtol=0, atol=1e-12)
 
 
-def test_phi4_triton_on_a_batch_of_64_chains():
-    """64 chains of 128 sites in programs of 64 sites: the launch grid is (blocks, chains)."""
-    phi = _field((64, 8, 16), torch.float32, seed=24)
+def test_phi4_triton_on_a_batch_of_16_chains():
+    """16 chains of 32 sites in programs of 16 sites: the launch grid is (blocks, chains) = (2, 16)."""
+    phi = _field((16, 4, 8), torch.float32, seed=24)
     ref = phi4_reference(phi, Phi4(**MODEL))
-    got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=64)
+    got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=16)
     assert_matches(got.site_energy, ref.site_energy)
     assert_matches(got.gradient, ref.gradient)
-    # per-block float32 partials: a few eps of the 128 terms (< 60 each) per chain
+    # per-block float32 partials: a few eps of the 32 terms (< 60 each) per chain
     np.testing.assert_allclose(got.energy.cpu().numpy(), ref.energy.numpy(), rtol=0, atol=1e-3)
 
 
@@ -436,11 +436,11 @@ def test_sweep_reference_decides_with_each_colours_uniforms(rule):
     assert got.spins.dtype == torch.int8 and np.array_equal(got.spins.numpy(), expected)
 
 
-def test_triton_sweep_of_a_batch_of_64_chains():
-    """64 chains of 4 x 8 spins (16 sites of each colour, one program of 16 per chain and colour):
+def test_triton_sweep_of_a_batch_of_chains():
+    """4 chains of 4 x 8 spins (16 sites of each colour, one program of 16 per chain and colour):
     each chain's spins are the reference's with the kernel's Philox uniforms, and its E and M (from
-    per-chain partial sums) are exact for J = 1, h = 0.5."""
-    shape = (64, 4, 8)
+    its own partial sums) are exact for J = 1, h = 0.5."""
+    shape = (4, 4, 8)
     s = _spins(shape, seed=30)
     keys = (step_seed(4, 2, 0), step_seed(4, 2, 1))
     got = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.5), 0.7, "heat-bath", keys, block=16)
