@@ -189,18 +189,17 @@ def test_entropy_needs_a_non_negative_field_with_a_positive_total():
         shannon_entropy(torch.zeros(2, 4, 4))
 
 
-def test_triton_entropy_of_a_batch_of_16_chains():
-    """16 chains of 32 sites in programs of 16: each chain's two partial sums go to its own row
-    (the grid is (blocks, chains) = (2, 16)). The entropy of p_i proportional to i + 1 is exact:
+def test_triton_entropy_of_a_batch_of_chains():
+    """4 chains of 4 sites in programs of 2: each chain's two partial sums go to its own row (the
+    grid is (blocks, chains) = (2, 4)). The entropy of p_i proportional to i + 1 is exact:
     -sum p_i log p_i with p_i = (i + 1) / (N (N + 1) / 2), whatever the chain's scale."""
-    n = 32
-    base = torch.arange(1, n + 1, dtype=torch.float64)
-    scale = torch.arange(1, 17, dtype=torch.float64).reshape(16, 1)
-    x = (base * scale).reshape(16, 4, 8)
+    base = torch.arange(1, 5, dtype=torch.float64)
+    scale = torch.arange(1, 5, dtype=torch.float64).reshape(4, 1)
+    x = (base * scale).reshape(4, 2, 2)
     p = base / base.sum()
     exact = -(p * torch.log(p)).sum().item()
-    got = shannon_entropy_triton(x.to(DEVICE), block=16).cpu()
-    np.testing.assert_allclose(got.numpy(), [exact] * 16, rtol=1e-12)
+    got = shannon_entropy_triton(x.to(DEVICE), block=2).cpu()
+    np.testing.assert_allclose(got.numpy(), [exact] * 4, rtol=1e-12)
 
 
 def _shell_counts(shape):
@@ -308,11 +307,11 @@ def test_triton_transport_takes_the_source_in_the_fields_dtype():
     assert_matches(got, transport_step_reference(u, **kw, source=source.float()))
 
 
-def test_triton_transport_on_a_batch_of_16_chains():
-    """16 chains of 32 cells in programs of 16 cells: the launch grid is (blocks, chains) = (2, 16)."""
-    u = torch.rand(16, 4, 8, generator=torch.Generator().manual_seed(5))
+def test_triton_transport_on_a_batch_of_chains():
+    """2 chains of 2 x 2 cells in programs of 2 cells: the launch grid is (blocks, chains) = (2, 2)."""
+    u = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(5))
     kw = dict(dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1), boundary="zero-flux")
-    assert_matches(transport_step_triton(u.to(DEVICE), **kw, block=16), transport_step_reference(u, **kw))
+    assert_matches(transport_step_triton(u.to(DEVICE), **kw, block=2), transport_step_reference(u, **kw))
 
 
 @pytest.mark.parametrize("path", list(TRANSPORTS))

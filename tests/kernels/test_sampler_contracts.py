@@ -324,15 +324,16 @@ def test_phi4_paths_default_to_two_grid_axes():
     np.testing.assert_allclose(phi4_gradient_reference(phi, Phi4(**MODEL)).numpy(), grad, rtol=0, atol=1e-12)
 
 
-def test_phi4_triton_on_a_batch_of_16_chains():
-    """16 chains of 32 sites in programs of 16 sites: the launch grid is (blocks, chains) = (2, 16)."""
-    phi = _field((16, 4, 8), torch.float32, seed=24)
+def test_phi4_triton_on_a_batch_of_chains():
+    """2 chains of 2 x 2 sites in programs of 2 sites: the launch grid is (blocks, chains) = (2, 2),
+    each chain's energy the sum of its own two partials."""
+    phi = _field((2, 2, 2), torch.float32, seed=24)
     ref = phi4_reference(phi, Phi4(**MODEL))
-    got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=16)
+    got = phi4_triton(phi.to(DEVICE), Phi4(**MODEL), block=2)
     assert_matches(got.site_energy, ref.site_energy)
     assert_matches(got.gradient, ref.gradient)
-    # per-block float32 partials: a few eps of the 32 terms (< 60 each) per chain
-    np.testing.assert_allclose(got.energy.cpu().numpy(), ref.energy.numpy(), rtol=0, atol=1e-3)
+    # float32 partials of 2 terms (< 60 each) added in float64: a few float32 eps of 60
+    np.testing.assert_allclose(got.energy.cpu().numpy(), ref.energy.numpy(), rtol=0, atol=1e-4)
 
 
 def test_phi4_triton_uses_an_external_field_in_the_fields_dtype():
@@ -437,13 +438,13 @@ def test_sweep_reference_decides_with_each_colours_uniforms(rule):
 
 
 def test_triton_sweep_of_a_batch_of_chains():
-    """4 chains of 4 x 8 spins (16 sites of each colour, one program of 16 per chain and colour):
+    """2 chains of 2 x 4 spins (4 sites of each colour, one program of 4 per chain and colour):
     each chain's spins are the reference's with the kernel's Philox uniforms, and its E and M (from
     its own partial sums) are exact for J = 1, h = 0.5."""
-    shape = (4, 4, 8)
+    shape = (2, 2, 4)
     s = _spins(shape, seed=30)
     keys = (step_seed(4, 2, 0), step_seed(4, 2, 1))
-    got = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.5), 0.7, "heat-bath", keys, block=16)
+    got = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.5), 0.7, "heat-bath", keys, block=4)
     ref = sweep_reference(s, Ising(J=1.0, h=0.5), 0.7, "heat-bath", tuple(u.cpu() for u in philox_uniforms(s.to(DEVICE), keys)))
     assert torch.equal(got.spins.cpu(), ref.spins)
     energy, magnetisation = np_ising_energy(ref.spins.double().numpy(), 1.0, 0.5)
