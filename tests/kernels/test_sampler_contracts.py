@@ -362,7 +362,7 @@ def test_phi4_launch_defaults_are_a_zero_step_and_philox_key_0():
     (0, (2, 4), r"^grids have 1 to 3 axes, got 0$"),
     (4, (2, 2, 2, 2, 2), r"^grids have 1 to 3 axes, got 4$"),
     (3, (3, 4), r"^shape \(3, 4\) has fewer than 3 axes$"),
-])
+], ids=["no-axes", "four-axes", "fewer-axes-than-the-tensor"])
 def test_kernels_take_one_to_three_grid_axes(ndim, shape, message):
     with pytest.raises(ValueError, match=message):
         phi4_triton(torch.zeros(shape, device=DEVICE), Phi4(), ndim)
