@@ -167,7 +167,7 @@ def report(names: list[str]) -> str:
     lines = ["# Mutation report", "",
              "Written by `python tools/mutation.py --report` from mutmut's results; how to run and triage: docs/testing.md.",
              "killed % = killed / (mutants − equivalent − GPU-only − not covered); a mutant that hangs (timeout) or",
-             "crashes the interpreter counts as killed. GPU-only mutants change only the CUDA branch of a dispatch.",
+             "segfaults counts as killed; one that aborts (mutmut: suspicious) is still counted as survived. GPU-only mutants change only the CUDA branch of a dispatch.",
              "", "| group | module | mutants | killed | survived | equivalent | GPU-only | not covered | killed % |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     survivors = []
