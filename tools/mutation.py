@@ -43,6 +43,9 @@ PORTIONS = ["server/idf", "kernels/idf", "clients/python/idf", "cli/idf"]
 TRIAGE = ROOT / "tools" / "mutation_triage"  # one <group>.txt per group
 CATEGORIES = ("equivalent", "gpu-only")
 REPORT = ROOT / "docs" / "mutation-report.md"
+# Each group's statuses, kept in the repository after a run (build/ is not): the report is written
+# from these, so a checkout without build/mutation/ still reports every group that has ever run.
+SAVED = ROOT / "tools" / "mutation_results"
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,12 @@ def run(name: str, group: Group, jobs: int) -> None:
 
 
 def results(name: str) -> dict[str, str]:
-    """mutant name → status (killed, survived, timeout, no tests, ...) from mutmut's result files."""
+    """mutant name → status (killed, survived, timeout, no tests, ...): mutmut's result files when
+    this checkout has run the group (and then saved to tools/mutation_results/), else the saved copy."""
     where = BUILD / name
+    saved = SAVED / f"{name}.json"
     if not (where / "mutants").exists():
-        return {}
+        return json.loads(saved.read_text())["results"] if saved.exists() else {}
     mutmut = Path(sys.executable).with_name("mutmut")
     out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=where, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
@@ -133,7 +138,22 @@ def results(name: str) -> dict[str, str]:
         m = re.match(r"\s*(\S+__mutmut_\d+):\s*(.+?)\s*$", line)
         if m:
             found[m.group(1)] = m.group(2)
+    if found:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        SAVED.mkdir(exist_ok=True)
+        saved.write_text(json.dumps({"commit": commit, "results": dict(sorted(found.items()))}, indent=0,
+                                    ensure_ascii=False) + "\n")
     return found
+
+
+def carried_rows(names: list[str]) -> list[str]:
+    """Rows of the current report for groups that have no results here: the runs before results were
+    saved (money and kernels, 2026-11-30) are kept as they were reported, not dropped."""
+    if not REPORT.exists():
+        return []
+    keep = [n for n in GROUPS if n not in names]
+    return [line for line in REPORT.read_text().splitlines()
+            if any(line.startswith(f"| {n} | `") for n in keep)]
 
 
 def triage() -> list[tuple[str, str, str]]:
@@ -194,6 +214,18 @@ def report(names: list[str]) -> str:
             for k in totals:
                 totals[k] += c[k]
             lines.append(_row(name, f"`{module}`", c))
+    carried_modules = []
+    for line in carried_rows(names):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        carried_modules.append(cells[1].strip("`"))
+        for k, v in zip(("all", "killed", "survived", "equivalent", "gpu-only", "none"), cells[2:8]):
+            totals[k] += int(v)
+        lines.append(line)
+    if carried_modules:  # their surviving mutants, as the earlier report listed them
+        for line in REPORT.read_text().splitlines():
+            m = re.match(r"- `(\S+)` \((.+)\)$", line)
+            if m and module_of(m.group(1)) in carried_modules:
+                survivors.append((m.group(1), m.group(2)))
     lines.append(_row("**all**", "", totals))
     lines += ["", f"Surviving and uncovered mutants not yet triaged: {len(survivors)}.", ""]
     lines += [f"- `{m}` ({s})" for m, s in survivors]
@@ -217,7 +249,7 @@ def main() -> None:
     if not args.report:
         for name in names:
             run(name, GROUPS[name], args.jobs)
-    ran = [n for n in GROUPS if (BUILD / n / "mutants").exists()]
+    ran = [n for n in GROUPS if (BUILD / n / "mutants").exists() or (SAVED / f"{n}.json").exists()]
     text = report(ran)
     REPORT.write_text(text)
     print(text)
