@@ -70,11 +70,12 @@ GROUPS: dict[str, Group] = {
     ),
     "samplers": Group(
         ("engine/samplers.py", "engine/sampling.py", "engine/energy_models.py"),
-        ("tests/test_sampling.py", "tests/physics", "tests/test_engine_hardening.py"),
+        ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/physics", "tests/test_engine_hardening.py"),
     ),
     "flow": Group(
         ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),
-        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_server.py"),
+        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_transport.py", "tests/test_engine_hardening.py",
+         "tests/test_server.py"),
     ),
 }
 
