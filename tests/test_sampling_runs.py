@@ -156,6 +156,10 @@ def test_constant_and_alternating_chains_count_every_step():
     pair sum 1/n > 0, τ = −1 + 2·(n/2)/n = 0, capped at 1) both count each of their n steps: exact."""
     n = 64
     assert effective_sample_size(np.full((n, 1), 3.5)) == n
+    # a constant whose float mean is inexact (22 × 0.1) is still constant: was 1.0 (its centred
+    # trace was a constant 1e-17, not zero), while 3.5 gave n
+    for value in (0.1, 1 / 3, -7.3e5, 1e-300):
+        assert effective_sample_size(np.full((22, 1), value)) == 22
     assert effective_sample_size(np.tile([1.0, -1.0], n // 2)[:, None]) == n
 
 

@@ -70,7 +70,8 @@ GROUPS: dict[str, Group] = {
     ),
     "samplers": Group(
         ("engine/samplers.py", "engine/sampling.py", "engine/energy_models.py"),
-        ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/physics", "tests/test_engine_hardening.py"),
+        ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/test_sampling_checks.py",
+         "tests/test_sampling_runs.py", "tests/physics", "tests/test_engine_hardening.py"),
     ),
     "flow": Group(
         ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),

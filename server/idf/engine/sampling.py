@@ -85,9 +85,12 @@ def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = l
     for c in range(chains):
         if should_stop():
             raise Cancelled(site_updates)
+        if np.ptp(trace[:, c]) == 0:  # constant: nothing to correlate (its float mean may be inexact,
+            total += n                # so the centred trace is not always exactly zero)
+            continue
         x = trace[:, c] - trace[:, c].mean()
         var = float(np.dot(x, x) / n)
-        if var == 0:
+        if var == 0:  # differences so small their squares underflow: as good as constant
             total += n
             continue
         f = np.fft.rfft(x, 2 * n)
