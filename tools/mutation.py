@@ -14,6 +14,7 @@ Triton kernels are checked by comparison with the reference paths that are mutat
     python tools/mutation.py                 # every group, then the report
     python tools/mutation.py money kernels   # some groups
     python tools/mutation.py --report        # the report of what has run (docs/mutation-report.md)
+    python tools/mutation.py --survivors samplers  # after new tests: run the survivors again
 
 Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_triage/<group>.txt as
 `<mutant name or fnmatch pattern>  <category>  # why`, category one of
@@ -116,13 +117,22 @@ def stage(name: str, group: Group) -> Path:
     return where
 
 
-def run(name: str, group: Group, jobs: int) -> None:
+def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
+    """mutmut over the group. mutmut keeps each mutant's status while its function is unchanged,
+    so new tests do not reach old survivors by themselves: `survivors` runs those again, after
+    dropping mutmut's map of which tests cover which function (else new tests stay unmapped)."""
+    again = [m for m, status in results(name).items() if status not in ("killed", "timeout", "segfault")] if survivors else []
     where = stage(name, group)
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
     mutmut = Path(sys.executable).with_name("mutmut")
     print(f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True)
-    subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
+    if survivors:
+        (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        print(f"   again: {len(again)} surviving or unchecked mutants", flush=True)
+    subprocess.run([str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False)
+    if survivors:  # and what changed sources made anew (mutmut resets a changed function's mutants)
+        subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
 
 
 def results(name: str) -> dict[str, str]:
@@ -246,11 +256,13 @@ def main() -> None:
     parser.add_argument("groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)")
     parser.add_argument("--report", action="store_true", help="only write the report of what has run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--survivors", action="store_true",
+                        help="run the mutants that survived (or were not covered) again, e.g. after adding tests")
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
     if not args.report:
         for name in names:
-            run(name, GROUPS[name], args.jobs)
+            run(name, GROUPS[name], args.jobs, args.survivors)
     ran = [n for n in GROUPS if (BUILD / n / "mutants").exists() or (SAVED / f"{n}.json").exists()]
     text = report(ran)
     REPORT.write_text(text)
