@@ -21,7 +21,9 @@ Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_
     equivalent  it cannot change any observable result (SQL keyword case, a falsy None for False, ...)
     gpu-only    it changes only the CUDA branch of a dispatch (`use_triton`), which the CPU suite
                 cannot reach; the same tests kill it where a GPU runs them
-The report counts both apart from the score: killed / (mutants − equivalent − gpu-only − not covered).
+The report counts both apart from the score: killed / (mutants − equivalent − gpu-only); a mutant no
+test reaches (not covered) counts against it, and mutants a partial run has not reached yet are
+listed apart, not scored.
 Results are kept per group (mutmut caches them by source hash), so a rerun only runs what changed.
 """
 
@@ -198,16 +200,18 @@ def report(names: list[str]) -> str:
     marked = triage()
     lines = ["# Mutation report", "",
              "Written by `python tools/mutation.py --report` from mutmut's results; how to run and triage: docs/testing.md.",
-             "killed % = killed / (mutants − equivalent − GPU-only − not covered); a mutant that hangs (timeout) or",
+             "killed % = killed / (mutants − equivalent − GPU-only): a mutant no test reaches (not covered) counts as not killed; a mutant that hangs (timeout) or",
              "segfaults counts as killed; one that aborts (mutmut: suspicious) is still counted as survived. GPU-only mutants change only the CUDA branch of a dispatch.",
              "", "| group | module | mutants | killed | survived | equivalent | GPU-only | not covered | killed % |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     survivors = []
     totals = {"all": 0, "killed": 0, "survived": 0, "equivalent": 0, "gpu-only": 0, "none": 0}
+    pending: dict[str, int] = {}
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
         for mutant, status in sorted(results(name).items()):
             if status == "not checked":
+                pending[module_of(mutant)] = pending.get(module_of(mutant), 0) + 1
                 continue
             counts = by_module.setdefault(module_of(mutant), dict.fromkeys(totals, 0))
             counts["all"] += 1
@@ -239,13 +243,16 @@ def report(names: list[str]) -> str:
             if m and module_of(m.group(1)) in carried_modules:
                 survivors.append((m.group(1), m.group(2)))
     lines.append(_row("**all**", "", totals))
+    if pending:
+        lines += ["", "Not run yet (a partial run; these rows count only the mutants that ran): " +
+                  ", ".join(f"`{m}` {n}" for m, n in sorted(pending.items())) + "."]
     lines += ["", f"Surviving and uncovered mutants not yet triaged: {len(survivors)}.", ""]
     lines += [f"- `{m}` ({s})" for m, s in survivors]
     return "\n".join(lines) + "\n"
 
 
 def _row(group: str, module: str, c: dict[str, int]) -> str:
-    scored = c["all"] - c["equivalent"] - c["gpu-only"] - c["none"]
+    scored = c["all"] - c["equivalent"] - c["gpu-only"]
     rate = f"{100 * c['killed'] / scored:.1f}" if scored else "—"
     return (f"| {group} | {module} | {c['all']} | {c['killed']} | {c['survived']} | {c['equivalent']} | "
             f"{c['gpu-only']} | {c['none']} | {rate} |")
