@@ -78,8 +78,8 @@ GROUPS: dict[str, Group] = {
     ),
     "flow": Group(
         ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),
-        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_transport.py", "tests/test_engine_hardening.py",
-         "tests/test_server.py"),
+        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_transport.py", "tests/test_forecast_checks.py",
+         "tests/test_engine_hardening.py", "tests/test_server.py"),
     ),
 }
 
