@@ -160,6 +160,11 @@ def test_constant_and_alternating_chains_count_every_step():
     # trace was a constant 1e-17, not zero), while 3.5 gave n
     for value in (0.1, 1 / 3, -7.3e5, 1e-300):
         assert effective_sample_size(np.full((22, 1), value)) == 22
+    # values apart by the smallest subnormal: the centred squares underflow to a zero variance,
+    # which reads as constant too (not a division by zero)
+    tiny = np.tile([0.0, 5e-324], 11)[:, None]
+    assert effective_sample_size(tiny) == 22
+    assert effective_sample_size(np.hstack([tiny, np.full((22, 1), 0.1), tiny])) == 66
     assert effective_sample_size(np.tile([1.0, -1.0], n // 2)[:, None]) == n
 
 
