@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TS := clients/typescript
 
-.PHONY: setup demo test generate lint bench mutation clean
+.PHONY: setup demo test generate lint bench mutation soak clean
 
 setup: $(VENV)/.installed $(TS)/node_modules/.installed
 
@@ -46,6 +46,12 @@ bench: setup
 mutation: setup
 	$(BIN)/python -m pip install -q -e '.[server,dev,mutation]'
 	$(BIN)/python tools/mutation.py $(GROUPS)
+
+# The flakiness check: the whole suite RUNS times in a row under HOGS CPU hogs (docs/testing.md).
+RUNS ?= 10
+HOGS ?= 2
+soak: setup
+	bash tools/soak.sh $(RUNS) $(HOGS)
 
 clean:
 	rm -rf $(VENV) $(TS)/node_modules $(TS)/dist .pytest_cache

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The flakiness check of docs/testing.md: the whole suite N times in a row (default 10) while K CPU
+# hogs run (default 2, `yes > /dev/null`), stopping at the first failing run. One line per run
+# goes to stdout and to build/soak/summary.txt; each run's full output to build/soak/run-<i>.log.
+#   tools/soak.sh [runs] [hogs]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-10}
+hogs=${2:-2}
+out=build/soak
+mkdir -p "$out"
+make setup >/dev/null
+# as CI does: where PostgreSQL answers, its tests must run (tests/pg.py)
+if [ -z "${IDF_REQUIRE_POSTGRES:-}" ] && timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null; then
+  export IDF_REQUIRE_POSTGRES=1
+fi
+pids=()
+for _ in $(seq "$hogs"); do yes >/dev/null & pids+=($!); done
+trap 'kill "${pids[@]}" 2>/dev/null' EXIT
+echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD): $runs runs, $hogs hogs, $(nproc) cores" | tee "$out/summary.txt"
+for i in $(seq "$runs"); do
+  start=$(date +%s)
+  .venv/bin/pytest -q -p no:cacheprovider >"$out/run-$i.log" 2>&1
+  rc=$?
+  line="run $i: rc $rc, $(( $(date +%s) - start )) s, $(tail -n 1 "$out/run-$i.log")"
+  echo "$line" | tee -a "$out/summary.txt"
+  [ "$rc" -eq 0 ] || exit "$rc"
+done
