@@ -1,0 +1,286 @@
+"""The vorticity solver's diagnostics and helpers (idf.engine.navier_stokes) and the NVP forecaster's
+pieces (idf.engine.nvp), each against an exact ground truth or the rule its docstring states.
+
+- Diagnostics, from fields whose velocity is known in closed form (−∇²ψ = ω, u = ∂ψ/∂y,
+  v = −∂ψ/∂x; axis 0 is y, axis 1 is x): ω = B cos(m y) has u = −(B/m) sin(m y), v = 0;
+  ω = A cos(k x) has u = 0, v = (A/k) sin(k x). Hence the kinetic energy density pointwise, the
+  domain means E = B²/(4m²) and Z = ⟨ω²⟩/2 = B²/4, the injection P = ⟨A_f sin(n y)·u⟩ = −A_f·B/2m
+  when m = n (0 otherwise) and the dissipation 2νZ + 2αE. A batch of fields gives one value per
+  field; a float32 field is computed in the solver's float64 (the same numbers as its float64
+  copy); a field on another device is moved to the solver's (the "meta" device stands in for a GPU
+  on the CPU suite: it checks where the arithmetic happens without computing).
+- taylor_green: the docstring's ω = 2k·A·cos(kx)·cos(ky) pointwise, defaults k = 1, A = 1, and its
+  velocity (ψ = ω/2k²) u = −A cos(kx) sin(ky), v = A sin(kx) cos(ky), E = A²/4.
+- exact_interval_spec: the largest step no longer than the spec's default (the CFL-safe automatic
+  step of dt = 0, whatever dt the spec carries) that divides the interval exactly, and the count.
+- band_noise: every returned field has unit rms, zero mean, and its spectrum is the band
+  0 < |k| < n/3 on both axes: every mode of the band present, nothing outside it; for sizes
+  divisible by 3 or not, and any leading batch shape.
+- nvp.estimate: work = steps × members × SIDE², state bytes growing by SIDE²·BYTES_PER_MEMBER_SITE
+  a member and by four float32 frames a step, never raising (members at least 1, steps at least 0).
+- save/load: scale, noise, metadata merged with `extra`, the extra tensors and the weights round
+  trip; `load(path, device)` puts the model on `device`.
+- NvpForecaster: noise 0 unless given (an ensemble without spread); `to` converts the network
+  (positional and keyword arguments) and moves the coarse solver's operators with it, which
+  stays float32 (the precision of the cost model's measurement, nvp.BYTES_PER_MEMBER_SITE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from idf.engine import nvp
+from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity, taylor_green
+from idf.engine.unet import UNet
+
+META = torch.device("meta")
+
+
+def _grid(n: int) -> torch.Tensor:
+    return torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+
+
+def _solver(n: int = 32, **kwargs) -> Solver:
+    spec = FlowSpec(resolution=n, reynolds=50.0, drag=0.1, forcing_wavenumber=4, forcing_amplitude=1.5, **kwargs)
+    return Solver(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostics
+
+
+def test_diagnostics_of_a_shear_mode_equal_their_closed_forms():
+    s = _solver()
+    n, m, b, af = 32, 4, 1.7, 1.5  # m = the forcing wavenumber: the mode is fed by the force
+    y = _grid(n)[:, None].expand(n, n)
+    w = b * torch.cos(m * y)
+    u = -(b / m) * torch.sin(m * y)
+    # exact to rounding: the spectral velocity of a single resolved mode is exact; 1e-12 leaves
+    # room for the FFTs' rounding (~1e-15 relative) and is far below any change of a factor
+    assert torch.allclose(s.kinetic_energy_density(w), 0.5 * u * u, rtol=0, atol=1e-12)
+    assert float(s.energy(w)) == pytest.approx(b * b / (4 * m * m), rel=1e-12)
+    assert float(s.enstrophy(w)) == pytest.approx(b * b / 4, rel=1e-12)
+    assert float(s.injection(w)) == pytest.approx(-af * b / (2 * m), rel=1e-12)
+    nu, alpha = s.spec.viscosity, s.spec.drag
+    assert float(s.dissipation(w)) == pytest.approx(2 * nu * b * b / 4 + 2 * alpha * b * b / (4 * m * m), rel=1e-12)
+
+
+def test_diagnostics_of_a_cross_stream_mode_equal_their_closed_forms():
+    s = _solver()
+    n, k, a = 32, 3, 0.6
+    x = _grid(n)[None, :].expand(n, n)
+    w = a * torch.cos(k * x)
+    v = (a / k) * torch.sin(k * x)  # u = 0: no work done by the x-directed force
+    assert torch.allclose(s.kinetic_energy_density(w), 0.5 * v * v, rtol=0, atol=1e-12)  # rounding only
+    assert float(s.energy(w)) == pytest.approx(a * a / (4 * k * k), rel=1e-12)
+    assert float(s.enstrophy(w)) == pytest.approx(a * a / 4, rel=1e-12)
+    assert abs(float(s.injection(w))) < 1e-14  # exactly 0 up to rounding of O(a) values
+
+
+def test_diagnostics_of_a_batch_give_one_value_per_field():
+    s = _solver()
+    n = 32
+    y = _grid(n)[:, None].expand(n, n)
+    amps = (1.0, -2.0, 0.5)
+    w = torch.stack([a * torch.cos(4 * y) for a in amps])
+    for got, want in ((s.energy(w), [a * a / 64 for a in amps]), (s.enstrophy(w), [a * a / 4 for a in amps]),
+                      (s.injection(w), [-1.5 * a / 8 for a in amps])):
+        assert got.shape == (3,)
+        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0)  # rounding only
+
+
+def test_a_float32_field_is_measured_in_the_solvers_float64():
+    s = _solver()
+    w32 = random_vorticity(32, 5, rms=3.0).float()
+    w64 = w32.double()  # the same numbers, exactly
+    for f in (s.kinetic_energy_density, s.energy, s.enstrophy, s.injection):
+        got, want = f(w32), f(w64)
+        assert got.dtype == torch.float64
+        # the same float64 arithmetic on the same values: equal to rounding of float64 (1e-13);
+        # a float32 computation would be off by ~1e-7 relative
+        assert torch.allclose(got, want, rtol=1e-13, atol=1e-13 * float(want.abs().max()))
+
+
+def test_a_field_on_another_device_is_moved_to_the_solvers():
+    s = Solver(FlowSpec(resolution=16), device="meta")  # meta: device placement without arithmetic
+    w = taylor_green(16)  # on the CPU
+    assert s.kinetic_energy_density(w).device == META and s.kinetic_energy_density(w).shape == (16, 16)
+    assert s.energy(w).device == META
+    assert s.injection(w).device == META
+
+
+# ---------------------------------------------------------------------------------------------
+# taylor_green
+
+
+def test_taylor_green_is_the_documented_vortex_with_its_exact_velocity():
+    n, k, a = 32, 2, 1.5
+    x, y = _grid(n)[None, :], _grid(n)[:, None]
+    w = taylor_green(n, k, a)
+    assert torch.allclose(w, 2 * k * a * torch.cos(k * x) * torch.cos(k * y), rtol=0, atol=1e-14)  # cos rounding
+    u, v = Solver(FlowSpec(resolution=n)).velocity(torch.fft.rfft2(w))
+    # the classical Taylor–Green velocity of amplitude A; 1e-12: FFT rounding of O(1) values
+    assert torch.allclose(u, -a * torch.cos(k * x) * torch.sin(k * y), rtol=0, atol=1e-12)
+    assert torch.allclose(v, a * torch.sin(k * x) * torch.cos(k * y), rtol=0, atol=1e-12)
+    assert float(Solver(FlowSpec(resolution=n)).energy(w)) == pytest.approx(a * a / 4, rel=1e-12)
+
+
+def test_taylor_green_defaults_are_k_1_and_amplitude_1():
+    n = 16
+    x, y = _grid(n)[None, :], _grid(n)[:, None]
+    assert torch.allclose(taylor_green(n), 2 * torch.cos(x) * torch.cos(y), rtol=0, atol=1e-14)  # cos rounding
+    assert taylor_green(n).dtype == torch.float64
+
+
+# ---------------------------------------------------------------------------------------------
+# exact_interval_spec
+
+
+def test_an_interval_of_whole_default_steps_keeps_the_default_step():
+    spec = FlowSpec(resolution=64, reynolds=75)
+    default = spec.time_step()
+    for m in (1, 5, 37):
+        out, steps = exact_interval_spec(spec, m * default)
+        assert steps == m  # not one more: the default step itself divides the interval
+        assert out.dt == pytest.approx(default, rel=1e-12)  # m*d/m: rounding only
+
+
+def test_the_step_is_the_largest_divisor_no_longer_than_the_default():
+    spec = FlowSpec(resolution=48, reynolds=40)
+    default = spec.time_step()
+    for interval in (0.5, 1.0, 0.37, 5 * default * (1 + 1e-6), 5 * default * (1 - 1e-6)):
+        out, steps = exact_interval_spec(spec, interval)
+        assert steps * out.dt == pytest.approx(interval, rel=1e-12)  # divides exactly, up to rounding
+        assert out.dt <= default * (1 + 1e-12)
+        assert steps == 1 or interval / (steps - 1) > default  # one step fewer would be too long
+        assert replace(out, dt=spec.dt) == spec  # nothing else changes
+
+
+def test_the_default_is_the_automatic_step_whatever_dt_the_spec_carries():
+    # "no longer than its default": the CFL-safe step of dt = 0, not a dt set on the spec
+    spec = FlowSpec(resolution=32, reynolds=60)
+    for dt in (1.0, 1e-4):
+        assert exact_interval_spec(replace(spec, dt=dt), 0.5) == exact_interval_spec(spec, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# band_noise
+
+
+@pytest.mark.parametrize("shape", [(3, 12, 12), (2, 16, 16), (2, 3, 24, 24), (1, 30, 30), (20, 20)])
+def test_band_noise_is_unit_rms_and_fills_exactly_the_solvers_band(shape):
+    n = shape[-1]
+    x = nvp.band_noise(shape, torch.Generator().manual_seed(11))
+    assert x.shape == shape
+    x = x.double()
+    rms = x.pow(2).mean((-2, -1)).sqrt()
+    assert torch.allclose(rms, torch.ones_like(rms), rtol=0, atol=1e-5)  # each field; float32 rounding
+    # zero mean: the vorticity of a periodic flow has none (no net circulation)
+    assert float(x.mean((-2, -1)).abs().max()) < 1e-6  # float32 rounding of unit values
+    ky = torch.fft.fftfreq(n, d=1.0 / n).abs()[:, None]
+    kx = torch.fft.rfftfreq(n, d=1.0 / n)[None, :]
+    band = (ky < n / 3) & (kx < n / 3) & ~((ky == 0) & (kx == 0))
+    power = torch.fft.rfft2(x).abs().pow(2)
+    total = float(power.sum())
+    # outside the band: only float32 rounding (amplitude ~1e-7 relative, power ~1e-14)
+    assert float(power[..., ~band].sum()) < 1e-10 * total
+    inside = power[..., band]
+    # every mode of the band present: |F|² of a Gaussian mode is exponential, below 1e-8 of the
+    # mean with probability 1e-8; and no mode cut out of it (a cut mode has float32-rounding power)
+    assert float(inside.min()) > 1e-8 * float(inside.mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# estimate
+
+
+def test_estimate_costs_the_documented_work_and_bytes():
+    side2 = nvp.SIDE * nvp.SIDE
+    frames = (3, nvp.SIDE, nvp.SIDE)
+    one = nvp.estimate(frames, 0, 1)
+    assert one.site_updates == 0
+    assert one.state_bytes == side2 * nvp.BYTES_PER_MEMBER_SITE + nvp.FIXED_BYTES  # one member, no frames
+    for steps, members in ((1, 1), (7, 1), (5, 3), (20, 16), (2, 64)):
+        c = nvp.estimate(frames, steps, members)
+        assert c.site_updates == steps * members * side2  # what the forecast reports
+        assert isinstance(c.state_bytes, int)
+        more_members, more_steps = nvp.estimate(frames, steps, members + 1), nvp.estimate(frames, steps + 1, members)
+        assert more_members.state_bytes - c.state_bytes == side2 * nvp.BYTES_PER_MEMBER_SITE
+        assert more_steps.state_bytes - c.state_bytes == side2 * 4 * 4  # four float32 frame copies a step
+    assert nvp.estimate(frames, -3, 0) == one  # never raises: at least one member, no negative steps
+
+
+# ---------------------------------------------------------------------------------------------
+# the forecaster: checkpoints, defaults, devices
+
+
+def _net() -> UNet:
+    torch.manual_seed(0)
+    return UNet(in_channels=3, out_channels=1, width=8, multipliers=(1, 2))
+
+
+def test_save_and_load_round_trip_metadata_extra_and_tensors(tmp_path: Path):
+    model = nvp.NvpForecaster(_net(), 2.5, 0.03, {"trained": "here", "steps": 4})
+    with torch.no_grad():
+        model.net.head[-1].weight.normal_()  # not the zero initialisation: the weights must travel
+    path = tmp_path / "m.safetensors"
+    extra_tensors = {"train.step": torch.tensor([7]), "raw.w": torch.arange(6.0).reshape(2, 3)}
+    nvp.save(model, path, extra={"calibration": [1, 2]}, tensors=extra_tensors)
+    back, tensors = nvp.load(path)
+    assert back.scale == 2.5 and back.noise == 0.03
+    assert back.metadata == {"trained": "here", "steps": 4, "calibration": [1, 2]}  # the model's and the extra
+    assert set(tensors) == set(extra_tensors)
+    assert all(torch.equal(tensors[k], extra_tensors[k]) for k in extra_tensors)
+    a, b = model.state_dict(), back.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    nvp.save(model, path)  # no extra: the model's own metadata
+    assert nvp.load(path)[0].metadata == {"trained": "here", "steps": 4}
+
+
+def test_load_puts_the_model_on_the_device_asked_for(tmp_path: Path):
+    path = tmp_path / "m.safetensors"
+    nvp.save(nvp.NvpForecaster(_net(), 1.0), path)
+    model, _ = nvp.load(path, device="meta")  # meta: a device other than the CPU, without a GPU
+    assert all(p.device == META for p in model.parameters())
+    assert model.coarse.device == META and model.coarse.k2.device == META
+
+
+def test_a_forecaster_without_a_noise_runs_an_ensemble_without_spread():
+    model = nvp.NvpForecaster(_net(), 2.0)
+    assert model.noise == 0.0
+    history = np.stack([random_vorticity(nvp.SIDE, s, rms=1.0).numpy() for s in (1, 2)])
+    out = nvp.forecast(model, history, 1, 60.0, members=3, seed=4)
+    assert float(np.abs(out.stddev).max()) < 1e-6  # identical members: zero up to float32 rounding
+    noisy = nvp.forecast(model, history, 1, 60.0, members=3, seed=4, noise=0.05)
+    assert float(noisy.stddev.mean()) > 1e-3  # the noise the default leaves out does spread the members
+
+
+def test_to_converts_the_network_with_positional_and_keyword_arguments():
+    for args, kwargs in (((torch.float64,), {}), ((), {"dtype": torch.float64}), (("cpu", torch.float64), {})):
+        model = nvp.NvpForecaster(_net(), 1.0)
+        assert model.to(*args, **kwargs) is model
+        assert all(p.dtype == torch.float64 for p in model.parameters())
+        assert model.coarse.dtype == torch.float32 and model.coarse.device == torch.device("cpu")
+
+
+def test_to_moves_the_coarse_solver_which_stays_float32():
+    model = nvp.NvpForecaster(_net(), 1.0)
+    spec = model.coarse.spec
+    # the coarse solver computes in float32 whatever it is fed
+    w = random_vorticity(nvp.SIDE // 2, 3, rms=1.0)  # float64
+    assert model.coarse.advance(w, 2).dtype == torch.float32
+    assert model.coarse.dtype == torch.float32
+    model.to("meta")
+    assert all(p.device == META for p in model.parameters())
+    c = model.coarse
+    # its working precision, to which it converts what it is fed (as above; meta cannot run a step)
+    assert c.device == META and c.dtype == torch.float32 and c.spec == spec
+    for op in (c.k2, c.inv_k2, c.dealias, c.linear, c.forcing_hat, c.body_force_x):
+        assert op.device == META
+    assert c.k2.dtype == torch.float32
