@@ -78,8 +78,8 @@ GROUPS: dict[str, Group] = {
     ),
     "flow": Group(
         ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),
-        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_transport.py", "tests/test_forecast_checks.py",
-         "tests/test_engine_hardening.py", "tests/test_server.py"),
+        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_flow_checks.py", "tests/test_transport.py",
+         "tests/test_forecast_checks.py", "tests/test_engine_hardening.py", "tests/test_server.py"),
     ),
 }
 
@@ -123,7 +123,8 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     """mutmut over the group. mutmut keeps each mutant's status while its function is unchanged,
     so new tests do not reach old survivors by themselves: `survivors` runs those again, after
     dropping mutmut's map of which tests cover which function (else new tests stay unmapped)."""
-    again = [m for m, status in results(name).items() if status not in ("killed", "timeout", "segfault")] if survivors else []
+    again = ([m for m, status in results(name).items() if status not in ("killed", "timeout", "segfault", "not checked")]
+             if survivors else [])
     where = stage(name, group)
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
@@ -131,7 +132,7 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     print(f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True)
     if survivors:
         (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-        print(f"   again: {len(again)} surviving or unchecked mutants", flush=True)
+        print(f"   again: {len(again)} surviving or uncovered mutants (then the unchecked ones)", flush=True)
     subprocess.run([str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False)
     if survivors:  # and what changed sources made anew (mutmut resets a changed function's mutants)
         subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
