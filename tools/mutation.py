@@ -153,7 +153,8 @@ def results(name: str) -> dict[str, str]:
         m = re.match(r"\s*(\S+__mutmut_\d+):\s*(.+?)\s*$", line)
         if m:
             found[m.group(1)] = m.group(2)
-    if found:
+    unchanged = saved.exists() and json.loads(saved.read_text())["results"] == found
+    if found and not unchanged:  # the commit of the tree whose results these are
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         SAVED.mkdir(exist_ok=True)
         saved.write_text(json.dumps({"commit": commit, "results": dict(sorted(found.items()))}, indent=0,
