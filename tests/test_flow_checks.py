@@ -36,6 +36,7 @@ import pytest
 import torch
 
 from idf.engine import nvp
+from idf.engine.errors import ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity, taylor_green
 from idf.engine.unet import UNet
 
@@ -284,3 +285,52 @@ def test_to_moves_the_coarse_solver_which_stays_float32():
     for op in (c.k2, c.inv_k2, c.dealias, c.linear, c.forcing_hat, c.body_force_x):
         assert op.device == META
     assert c.k2.dtype == torch.float32
+
+
+# --- nvp.check_request: the model's own refusals, at their edges ---------------------------------------
+
+def _history(frames: int | None = None, side: int | None = None, dtype=np.float32):
+    return np.zeros((frames or nvp.HISTORY, side or nvp.SIDE, side or nvp.SIDE), dtype=dtype)
+
+
+def _refused(history, reynolds):
+    with pytest.raises(ParameterError) as e:
+        nvp.check_request(history, reynolds)
+    return e.value
+
+
+def test_nvp_refuses_short_or_misshapen_histories_saying_what_it_got():
+    re = 0.5 * (nvp.RE_RANGE[0] + nvp.RE_RANGE[1])
+    nvp.check_request(_history(), re)  # exactly HISTORY frames of SIDE² is accepted
+    e = _refused(_history(frames=nvp.HISTORY - 1), re)
+    assert e.parameter == "history"
+    assert e.reason == f"needs at least {nvp.HISTORY} frames {nvp.INTERVAL} time units apart, got {nvp.HISTORY - 1}"
+    e = _refused(np.zeros((nvp.HISTORY, nvp.SIDE * nvp.SIDE), np.float32), re)
+    assert e.parameter == "history" and e.reason.endswith("got an array of 2 axes")
+    e = _refused(_history(side=nvp.SIDE // 2), re)
+    assert e.parameter == "shape"
+    assert e.reason == f"the forecaster takes {nvp.SIDE}x{nvp.SIDE} vorticity frames, got {[nvp.SIDE // 2] * 2}"
+
+
+def test_nvp_accepts_the_trained_reynolds_range_inclusive_and_refuses_beyond():
+    lo, hi = nvp.RE_RANGE
+    for re in (lo, hi):
+        nvp.check_request(_history(), re)
+    for re in (float(np.nextafter(lo, -np.inf)), float(np.nextafter(hi, np.inf)), float("nan")):
+        e = _refused(_history(), re)
+        assert e.parameter == "reynolds"
+        assert e.reason == f"must be in [{lo:g}, {hi:g}] (the trained range), got {re}"
+
+
+def test_nvp_refuses_non_finite_or_non_real_last_frames_only():
+    re = nvp.RE_RANGE[0]
+    h = _history(frames=nvp.HISTORY + 1)
+    h[0] = np.nan  # older than the frames the model reads: accepted
+    nvp.check_request(h, re)
+    for frame in range(1, nvp.HISTORY + 1):  # each of the last HISTORY frames is read
+        bad = h.copy()
+        bad[-frame, 3, 3] = np.inf
+        e = _refused(bad, re)
+        assert (e.parameter, e.reason) == ("history", "the last frames must be real and finite")
+    e = _refused(_history().astype(np.complex64), re)
+    assert (e.parameter, e.reason) == ("history", "the last frames must be real and finite")
