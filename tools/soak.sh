@@ -10,17 +10,13 @@ hogs=${2:-2}
 out=build/soak
 mkdir -p "$out"
 make setup >/dev/null
-# as CI does: where PostgreSQL answers, its tests must run (tests/pg.py)
-if [ -z "${IDF_REQUIRE_POSTGRES:-}" ] && timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null; then
-  export IDF_REQUIRE_POSTGRES=1
-fi
 pids=()
 for _ in $(seq "$hogs"); do yes >/dev/null & pids+=($!); done
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD): $runs runs, $hogs hogs, $(nproc) cores" | tee "$out/summary.txt"
 for i in $(seq "$runs"); do
   start=$(date +%s)
-  .venv/bin/pytest -q -p no:cacheprovider >"$out/run-$i.log" 2>&1
+  bash .ci/run >"$out/run-$i.log" 2>&1  # CI's command: make test, PostgreSQL required where it answers
   rc=$?
   line="run $i: rc $rc, $(( $(date +%s) - start )) s, $(tail -n 1 "$out/run-$i.log")"
   echo "$line" | tee -a "$out/summary.txt"
