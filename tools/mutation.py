@@ -140,7 +140,7 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
 
 def results(name: str) -> dict[str, str]:
     """mutant name → status (killed, survived, timeout, no tests, ...): mutmut's result files when
-    this checkout has run the group (and then saved to tools/mutation_results/), else the saved copy."""
+    this checkout has run the group, else the copy saved in tools/mutation_results/."""
     where = BUILD / name
     saved = SAVED / f"{name}.json"
     if not (where / "mutants").exists():
@@ -153,13 +153,20 @@ def results(name: str) -> dict[str, str]:
         m = re.match(r"\s*(\S+__mutmut_\d+):\s*(.+?)\s*$", line)
         if m:
             found[m.group(1)] = m.group(2)
-    unchanged = saved.exists() and json.loads(saved.read_text())["results"] == found
-    if found and not unchanged:  # the commit of the tree whose results these are
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        SAVED.mkdir(exist_ok=True)
-        saved.write_text(json.dumps({"commit": commit, "results": dict(sorted(found.items()))}, indent=0,
-                                    ensure_ascii=False) + "\n")
     return found
+
+
+def save(name: str) -> None:
+    """Keep mutmut's statuses of a group run here in tools/mutation_results/<name>.json, with the
+    commit they were measured at (rewritten only when they change)."""
+    found = results(name) if (BUILD / name / "mutants").exists() else {}
+    saved = SAVED / f"{name}.json"
+    if not found or (saved.exists() and json.loads(saved.read_text())["results"] == found):
+        return
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    SAVED.mkdir(exist_ok=True)
+    saved.write_text(json.dumps({"commit": commit, "results": dict(sorted(found.items()))}, indent=0,
+                                ensure_ascii=False) + "\n")
 
 
 def carried_rows(names: list[str]) -> list[str]:
@@ -272,6 +279,8 @@ def main() -> None:
     if not args.report:
         for name in names:
             run(name, GROUPS[name], args.jobs, args.survivors)
+    for name in GROUPS:
+        save(name)
     ran = [n for n in GROUPS if (BUILD / n / "mutants").exists() or (SAVED / f"{n}.json").exists()]
     text = report(ran)
     REPORT.write_text(text)
