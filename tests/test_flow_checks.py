@@ -36,7 +36,7 @@ import pytest
 import torch
 
 from idf.engine import nvp
-from idf.engine.errors import ParameterError
+from idf.engine.errors import Cancelled, ParameterError
 from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity, taylor_green
 from idf.engine.unet import UNet
 
@@ -168,6 +168,65 @@ def test_the_default_is_the_automatic_step_whatever_dt_the_spec_carries():
     spec = FlowSpec(resolution=32, reynolds=60)
     for dt in (1.0, 1e-4):
         assert exact_interval_spec(replace(spec, dt=dt), 0.5) == exact_interval_spec(spec, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Solver.evolve: a shear mode in an unforced flow evolves exactly (no advection: u·∇ω = 0 for ω(y),
+# v = 0), each Fourier mode multiplied per step by the Crank–Nicolson factor
+# g = (1 + h)/(1 − h), h = dt·(−ν|k|² − α)/2 — an exact ground truth for whole steps.
+
+
+def _shear(amplitude: float = 4.0, dt: float = 0.05) -> tuple[Solver, torch.Tensor, float]:
+    spec = FlowSpec(resolution=32, reynolds=1.0, drag=0.1, forcing_wavenumber=0, forcing_amplitude=1.0, dt=dt)
+    s = Solver(spec)
+    h = 0.5 * dt * (-spec.viscosity * 1 - spec.drag)  # |k|² = 1 for cos(y)
+    return s, amplitude * torch.cos(_grid(32))[:, None].expand(32, 32), (1 + h) / (1 - h)
+
+
+def test_evolve_takes_whole_steps_rounded_down_and_at_least_one():
+    s, w, g = _shear(amplitude=2.0)  # CFL 0.51: every state within the guard
+    for duration, steps in [(0.4 * s.dt, 1), (1.5 * s.dt, 1), (2.5 * s.dt, 2), (10.5 * s.dt, 10)]:
+        out = s.evolve(w, duration)
+        torch.testing.assert_close(out, g**steps * w, rtol=1e-12, atol=1e-12)  # ~steps roundings of values <= 4
+
+
+def test_evolve_checks_the_cfl_number_of_the_state_it_returns_only():
+    # max|u| = 4 (u = −4 sin y): CFL 4·0.05/(2π/32) = 1.02 at the start, over MAX_CFL = 0.8; ten
+    # viscous steps (ν = 1, α = 0.1) bring it to 0.58. evolve returns the decayed state: the guard
+    # looks at the frames returned (one here), as advance's docstring says, not at every step.
+    s, w, g = _shear()
+    assert s.cfl(torch.fft.rfft2(w)) > 0.8
+    out = s.evolve(w, 10.5 * s.dt)
+    assert s.cfl(torch.fft.rfft2(out)) < 0.8
+    torch.testing.assert_close(out, g**10 * w, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ParameterError, match="CFL number above 0.8"):  # every step a frame: refused at the first
+        s.advance(w, 10)
+
+
+def test_evolve_stops_when_asked_reporting_the_steps_done():
+    s, w, _ = _shear()
+    with pytest.raises(Cancelled) as info:
+        s.evolve(w, 10.5 * s.dt, should_stop=lambda: True)
+    assert info.value.site_updates == 0
+    calls = iter(range(100))
+    with pytest.raises(Cancelled) as info:
+        s.evolve(w, 10.5 * s.dt, should_stop=lambda: next(calls) >= 3)  # stops before the fourth step
+    assert info.value.site_updates == 3 * w.numel()
+
+
+# ---------------------------------------------------------------------------------------------
+# resample: exact for band-limited fields, at any sides, odd ones included
+
+
+@pytest.mark.parametrize("n, side", [(16, 9), (9, 16), (15, 11), (10, 7)])
+def test_resample_is_exact_for_band_limited_fields_at_odd_sides(n, side):
+    def field(m: int) -> torch.Tensor:  # modes |k| <= 2 only: below both grids' Nyquist modes
+        x, y = _grid(m)[None, :], _grid(m)[:, None]
+        return 0.5 + torch.cos(2 * x + y) + torch.sin(x - 2 * y)
+
+    out = nvp.resample(field(n), side)
+    assert out.shape == (side, side)
+    torch.testing.assert_close(out, field(side), rtol=0, atol=1e-13)  # float64 FFT rounding
 
 
 # ---------------------------------------------------------------------------------------------

@@ -163,6 +163,18 @@ def test_frame_interval_is_dt_times_substeps_and_the_source_adds_its_integral_pe
     assert result.frames.shape == (5, 6, 4) and result.totals.dtype == np.float64
 
 
+def test_totals_are_float64_sums_times_the_cell_volume_also_of_float32_frames():
+    # 2^24 + 1 is 2^24 in float32: a float32 accumulation would drop the seven ones (2^24 + 6 or
+    # less); the total is exact in float64, times the cell volume 0.5 x 4 = 2 (not 1, so a division
+    # by the volume shows)
+    u = np.ones((2, 4), np.float32)
+    u[0, 0] = 2.0**24
+    result = physics_forecast([u], 2, TransportSpec(spacing=(0.5, 4.0)), device="cpu")
+    for frame in result.frames:  # nothing moves: the field stays put
+        np.testing.assert_array_equal(frame, u)
+    assert result.totals.tolist() == [(2**24 + 7) * 2.0] * 2
+
+
 def test_a_float32_forecast_computes_in_float32_whatever_the_source_dtype():
     # Nothing moves (dt = 1): each step is u <- u + dt * s, the explicit Euler step, rounded to the
     # field's dtype. s = 1e-8 is below half an ulp of 1.0 in float32 (2^-24 = 6e-8), so the float32

@@ -123,8 +123,16 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     """mutmut over the group. mutmut keeps each mutant's status while its function is unchanged,
     so new tests do not reach old survivors by themselves: `survivors` runs those again, after
     dropping mutmut's map of which tests cover which function (else new tests stay unmapped)."""
-    again = ([m for m, status in results(name).items() if status not in ("killed", "timeout", "segfault", "not checked")]
-             if survivors else [])
+    done = ("killed", "timeout", "segfault")
+    current = unchanged_since_saved(name, group)  # the saved statuses name the mutants of these sources
+    if current:  # run only what has no final status yet (and, asked for, the survivors)
+        again = [m for m, status in statuses(name).items()
+                 if status == "not checked" or (survivors and status not in done)]
+        if not again:
+            print(f"== {name}: nothing to run (every mutant of these sources has a final status)", flush=True)
+            return
+    else:
+        again = [m for m, status in results(name).items() if status not in (*done, "not checked")] if survivors else []
     where = stage(name, group)
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
@@ -132,9 +140,10 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     print(f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True)
     if survivors:
         (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-        print(f"   again: {len(again)} surviving or uncovered mutants (then the unchecked ones)", flush=True)
+    if again:
+        print(f"   {len(again)} mutants: {'surviving, uncovered or ' if survivors else ''}not yet run", flush=True)
     subprocess.run([str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False)
-    if survivors:  # and what changed sources made anew (mutmut resets a changed function's mutants)
+    if survivors and not current:  # and what changed sources made anew (mutmut resets a changed function's mutants)
         subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
 
 
@@ -156,10 +165,35 @@ def results(name: str) -> dict[str, str]:
     return found
 
 
+def unchanged_since_saved(name: str, group: Group) -> bool:
+    """Whether the group's modules are the same now as at the commit its saved statuses were measured
+    at (mutmut names mutants by function and number, so the names mean the same mutants)."""
+    saved = SAVED / f"{name}.json"
+    if not saved.exists():
+        return False
+    commit = json.loads(saved.read_text())["commit"]
+    paths = [str(Path(portion) / module) for portion in PORTIONS for module in group.modules]
+    diff = subprocess.run(["git", "diff", "--quiet", commit, "--", *paths], cwd=ROOT)
+    return diff.returncode == 0
+
+
+def statuses(name: str) -> dict[str, str]:
+    """The group's statuses: this checkout's run over the saved ones when both are of the same
+    sources (a run of only some mutants leaves the others `not checked` in mutmut's record)."""
+    found = results(name)
+    saved = SAVED / f"{name}.json"
+    if not saved.exists() or not (BUILD / name / "mutants").exists() or not unchanged_since_saved(name, GROUPS[name]):
+        return found
+    merged = json.loads(saved.read_text())["results"]
+    merged.update({m: s for m, s in found.items() if s != "not checked" or m not in merged})
+    return merged
+
+
 def save(name: str) -> None:
     """Keep mutmut's statuses of a group run here in tools/mutation_results/<name>.json, with the
-    commit they were measured at (rewritten only when they change)."""
-    found = results(name) if (BUILD / name / "mutants").exists() else {}
+    commit they were measured at (rewritten only when they change). A run in a new checkout of only
+    some mutants (the rest having run before, on the same sources) is merged into the saved ones."""
+    found = statuses(name) if (BUILD / name / "mutants").exists() else {}
     saved = SAVED / f"{name}.json"
     if not found or (saved.exists() and json.loads(saved.read_text())["results"] == found):
         return
@@ -218,7 +252,9 @@ def report(names: list[str]) -> str:
     pending: dict[str, int] = {}
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
-        for mutant, status in sorted(results(name).items()):
+        saved = SAVED / f"{name}.json"  # after save(): this checkout's run merged with the earlier ones
+        statuses = json.loads(saved.read_text())["results"] if saved.exists() else results(name)
+        for mutant, status in sorted(statuses.items()):
             if status == "not checked":
                 pending[module_of(mutant)] = pending.get(module_of(mutant), 0) + 1
                 continue
