@@ -229,11 +229,21 @@ def test_resample_is_exact_for_band_limited_fields_at_odd_sides(n, side):
     torch.testing.assert_close(out, field(side), rtol=0, atol=1e-13)  # float64 FFT rounding
 
 
+def test_resample_takes_the_grid_from_the_last_axes_of_any_batch_shape():
+    x, y = _grid(16)[None, :], _grid(16)[:, None]
+    w = torch.cos(3 * x - y) + 0.5 * torch.sin(2 * y)  # modes |k| <= 3: kept exactly by 16 -> 24 -> 16
+    batch = torch.stack([torch.stack([w, 2 * w, -w])] * 2)  # (2, 3, 16, 16)
+    up = nvp.resample(batch, 24)
+    assert up.shape == (2, 3, 24, 24)
+    torch.testing.assert_close(nvp.resample(up, 16), batch, rtol=0, atol=1e-12)
+    torch.testing.assert_close(up[1, 1], 2 * nvp.resample(w, 24), rtol=0, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # band_noise
 
 
-@pytest.mark.parametrize("shape", [(3, 12, 12), (2, 16, 16), (2, 3, 24, 24), (1, 30, 30), (20, 20)])
+@pytest.mark.parametrize("shape", [(3, 12, 12), (2, 16, 16), (2, 3, 24, 24), (1, 30, 30), (20, 20), (2, 15, 15)])
 def test_band_noise_is_unit_rms_and_fills_exactly_the_solvers_band(shape):
     n = shape[-1]
     x = nvp.band_noise(shape, torch.Generator().manual_seed(11))
@@ -393,3 +403,71 @@ def test_nvp_refuses_non_finite_or_non_real_last_frames_only():
         assert (e.parameter, e.reason) == ("history", "the last frames must be real and finite")
     e = _refused(_history().astype(np.complex64), re)
     assert (e.parameter, e.reason) == ("history", "the last frames must be real and finite")
+
+
+# ---------------------------------------------------------------------------------------------
+# NvpForecaster.forward: next = guess + scale · net(frames / scale, ln(Re/60)), the guess being the
+# coarse solver's step resampled to SIDE. A stand-in network that answers its conditioning input
+# shows what the network is given and how its output is combined, in one call or in chunks.
+
+
+class _ConditionProbe(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # the forecaster reads its device from it
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return condition[:, None, None, None].expand(x.shape[0], 1, *x.shape[-2:])
+
+
+def _coarse_guess(model: nvp.NvpForecaster, present: torch.Tensor, reynolds: torch.Tensor) -> torch.Tensor:
+    coarse = model.coarse.advance(nvp.resample(present, nvp.SIDE // 2), nvp.COARSE_STEPS,
+                                  frame_every=nvp.COARSE_STEPS, reynolds=reynolds)[-1]
+    return nvp.resample(coarse, nvp.SIDE)
+
+
+@pytest.mark.parametrize("batch", [3, nvp.NET_CHUNK + 1])  # one network call, and chunks
+def test_forward_adds_scale_times_the_network_conditioned_on_log_re_over_60(batch):
+    model = nvp.NvpForecaster(_ConditionProbe(), 2.0)
+    frames = torch.stack([random_vorticity(nvp.SIDE, s, rms=1.0).float() for s in range(batch + 1)])
+    previous, present = frames[:-1], frames[1:]
+    reynolds = torch.linspace(nvp.RE_RANGE[0], nvp.RE_RANGE[1], batch)
+    with torch.no_grad():
+        out = model(previous, present, reynolds)
+        expected = _coarse_guess(model, present, reynolds) + 2.0 * torch.log(reynolds / 60.0)[:, None, None]
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)  # float32 rounding of values ~ 1
+
+
+def test_forward_honours_a_stop_between_network_chunks_only_when_there_are_several():
+    model = nvp.NvpForecaster(_ConditionProbe(), 1.0)
+    for batch, stops in ((nvp.NET_CHUNK, False), (nvp.NET_CHUNK + 1, True)):
+        frames = torch.stack([random_vorticity(nvp.SIDE, 1, rms=1.0).float()] * batch)
+        calls = iter(range(1000))
+        # asked to stop once the coarse solver's COARSE_STEPS checks have passed: only a check
+        # between chunks (before the first) can see it
+        stop = lambda: next(calls) >= nvp.COARSE_STEPS  # noqa: E731, B023 - read within this iteration
+        reynolds = torch.full((batch,), 60.0)
+        with torch.no_grad():
+            if stops:
+                with pytest.raises(Cancelled):
+                    model(frames, frames, reynolds, should_stop=stop)
+            else:
+                assert model(frames, frames, reynolds, should_stop=stop).shape == (batch, nvp.SIDE, nvp.SIDE)
+
+
+def test_forward_checks_the_cfl_number_of_the_coarse_state_it_uses_only():
+    # a shear flow 13 cos(y): no advection, so it only decays (ν = 1/35, α = 0.1) while the forcing
+    # adds little; its coarse CFL number starts at 0.83, over MAX_CFL = 0.8, and is 0.78 after the
+    # COARSE_STEPS steps. The guard looks at the state the guess is made from, as Solver.advance's
+    # frames (a guard at every step would refuse it at the first).
+    model = nvp.NvpForecaster(_ConditionProbe(), 1.0)
+    w = (13.0 * torch.cos(_grid(nvp.SIDE)))[:, None].expand(nvp.SIDE, nvp.SIDE)[None].float()
+    reynolds = torch.tensor([35.0])
+    coarse = nvp.resample(w, nvp.SIDE // 2)
+    assert model.coarse.cfl(torch.fft.rfft2(coarse)) > 0.8
+    with torch.no_grad():
+        out = model(w, w, reynolds)
+    torch.testing.assert_close(out, _coarse_guess(model, w, reynolds) + math.log(35 / 60), rtol=0, atol=1e-5)
+    assert model.coarse.cfl(torch.fft.rfft2(nvp.resample(out - math.log(35 / 60), nvp.SIDE // 2))) < 0.8
+    with pytest.raises(ParameterError, match="CFL number above 0.8"):
+        model.coarse.advance(coarse, nvp.COARSE_STEPS, reynolds=reynolds)
