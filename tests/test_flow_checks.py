@@ -37,7 +37,7 @@ import torch
 
 from idf.engine import nvp
 from idf.engine.errors import Cancelled, ParameterError
-from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity, taylor_green
+from idf.engine.navier_stokes import FlowSpec, Solver, check, exact_interval_spec, random_vorticity, taylor_green
 from idf.engine.unet import UNet
 
 META = torch.device("meta")
@@ -168,6 +168,52 @@ def test_the_default_is_the_automatic_step_whatever_dt_the_spec_carries():
     spec = FlowSpec(resolution=32, reynolds=60)
     for dt in (1.0, 1e-4):
         assert exact_interval_spec(replace(spec, dt=dt), 0.5) == exact_interval_spec(spec, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# check: each refusal names its field and says the rule and the value, at the rule's exact edges
+
+INF, NAN = float("inf"), float("nan")
+TINY = 5e-324  # the smallest positive float
+
+
+@pytest.mark.parametrize("change, parameter, reason", [
+    ({"resolution": 7}, "resolution", "must be even and >= 8, got 7"),
+    ({"resolution": 6}, "resolution", "must be even and >= 8, got 6"),
+    ({"resolution": 9}, "resolution", "must be even and >= 8, got 9"),
+    ({"resolution": 33}, "resolution", "must be even and >= 8, got 33"),
+    ({"reynolds": 0.0}, "reynolds", "must be finite and > 0, got 0.0"),
+    ({"reynolds": -1.0}, "reynolds", "must be finite and > 0, got -1.0"),
+    ({"reynolds": INF}, "reynolds", "must be finite and > 0, got inf"),
+    ({"reynolds": NAN}, "reynolds", "must be finite and > 0, got nan"),
+    ({"drag": -TINY}, "drag", "must be finite and >= 0, got -5e-324"),
+    ({"drag": INF}, "drag", "must be finite and >= 0, got inf"),
+    ({"drag": NAN}, "drag", "must be finite and >= 0, got nan"),
+    ({"forcing_wavenumber": -1}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
+    ({"forcing_wavenumber": 10}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
+    ({"resolution": 12, "forcing_wavenumber": 4}, "forcing_wavenumber", "must be in [0, 4) at this resolution"),
+    ({"dt": -TINY}, "dt", "must be finite and >= 0, got -5e-324"),
+    ({"dt": INF}, "dt", "must be finite and >= 0, got inf"),
+    ({"dt": NAN}, "dt", "must be finite and >= 0, got nan"),
+])
+def test_check_refuses_naming_the_field_the_rule_and_the_value(change, parameter, reason):
+    spec = replace(FlowSpec(resolution=32), **change)
+    for refuse in (check, Solver):  # the solver checks its spec before building anything
+        with pytest.raises(ParameterError) as info:
+            refuse(spec)
+        assert (info.value.parameter, info.value.reason) == (parameter, reason)
+
+
+@pytest.mark.parametrize("change", [
+    {"resolution": 8, "forcing_wavenumber": 1},  # the smallest grid; its largest forcing (below 8 // 3 = 2)
+    {"resolution": 10, "forcing_wavenumber": 0},  # even; no forcing at all
+    {"reynolds": TINY}, {"reynolds": 1e300},
+    {"drag": 0.0}, {"drag": 1e300},
+    {"forcing_wavenumber": 9},  # resolution 32: the largest below 32 // 3 = 10
+    {"dt": 0.0}, {"dt": TINY},
+])
+def test_check_accepts_the_edges_of_each_rule(change):
+    check(replace(FlowSpec(resolution=32), **change))
 
 
 # ---------------------------------------------------------------------------------------------
