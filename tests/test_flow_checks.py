@@ -217,6 +217,43 @@ def test_check_accepts_the_edges_of_each_rule(change):
 
 
 # ---------------------------------------------------------------------------------------------
+# Solver operators
+
+
+@pytest.mark.parametrize("n", [24, 30, 32])  # 24, 30: n/3 is a wavenumber of the grid; 32: it is not
+def test_the_tendency_is_dealiased_by_the_two_thirds_rule(n):
+    # −u·∇ω keeps only |kx|, |ky| < n/3 (Orszag's rule): a field with every mode present gives a
+    # nonlinear term with exact zeros at and beyond n/3 (the rfft2 of the product times the 0/1 mask)
+    s = Solver(FlowSpec(resolution=n, forcing_wavenumber=2))
+    w = torch.randn((n, n), generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    nonlinear = s.tendency(torch.fft.rfft2(w)) - s.forcing_hat
+    ky = torch.fft.fftfreq(n, d=1.0 / n).abs()[:, None]
+    kx = torch.fft.rfftfreq(n, d=1.0 / n)[None, :]
+    kept = (ky < n / 3) & (kx < n / 3)
+    assert bool((nonlinear[~kept.expand_as(nonlinear)] == 0).all())
+    # the rest is there, but for the mean: u·∇ω = ∇·(uω) integrates to 0 on the periodic domain
+    rest = kept & ~((ky == 0) & (kx == 0))
+    assert float(nonlinear[rest.expand_as(nonlinear)].abs().min()) > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_uniform_vorticity_carries_no_velocity_however_large(dtype):
+    # the k = 0 mode has no stream function (ψ̂ = ω̂/|k|² is set to 0 there, not divided by a
+    # clamped |k|²); a uniform 1e6 on 32² sums to 1e9 in its k = 0 coefficient
+    s = Solver(FlowSpec(resolution=32), dtype=dtype)
+    u, v = s.velocity(torch.fft.rfft2(torch.full((32, 32), 1e6, dtype=dtype)))
+    assert bool((u == 0).all()) and bool((v == 0).all())
+
+
+def test_the_float64_solver_computes_its_operators_in_float64():
+    s = Solver(FlowSpec(resolution=16))
+    for op in (s.ky, s.kx, s.k2, s.inv_k2, s.linear):
+        assert op.dtype == torch.float64
+    # ν|k|² + α in float64: ν = 1/40 for A = 1, Re = 40 at |k|² = 2·7² = 98
+    assert float(s.linear[7, 7]) == -(1.0 / 40.0) * 98 - 0.1
+
+
+# ---------------------------------------------------------------------------------------------
 # Solver.evolve: a shear mode in an unforced flow evolves exactly (no advection: u·∇ω = 0 for ω(y),
 # v = 0), each Fourier mode multiplied per step by the Crank–Nicolson factor
 # g = (1 + h)/(1 − h), h = dt·(−ν|k|² − α)/2 — an exact ground truth for whole steps.
