@@ -217,6 +217,25 @@ def test_check_accepts_the_edges_of_each_rule(change):
 
 
 # ---------------------------------------------------------------------------------------------
+# FlowSpec.time_step: dt = 0.25·dx / max(U, 1), U = A / (ν n² + α) the laminar Kolmogorov
+# velocity (A when ν n² + α = 0: no forcing mode and no drag), unless the spec gives dt
+
+
+@pytest.mark.parametrize("change, velocity", [
+    ({}, 2.0),  # A 1, n 4, Re 40: ν = 1/40, ν n² + α = 0.5
+    ({"drag": 0.5}, 1 / 0.9),  # U between 1 and 2: max(U, 1) = U
+    ({"drag": 1.9}, 1.0),  # U = 0.5 < 1: the unit velocity scale
+    ({"forcing_wavenumber": 0}, 10.0),  # n = 0: U = A/α
+    ({"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 3.0}, 3.0),  # ν n² + α = 0: U = A
+    ({"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 0.5}, 1.0),
+])
+def test_the_automatic_step_follows_the_laminar_velocity(change, velocity):
+    spec = replace(FlowSpec(resolution=64), **change)
+    assert spec.time_step() == pytest.approx(0.25 * (2 * math.pi / 64) / velocity, rel=1e-15)
+    assert replace(spec, dt=0.003).time_step() == 0.003
+
+
+# ---------------------------------------------------------------------------------------------
 # Solver operators
 
 

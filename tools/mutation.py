@@ -30,7 +30,9 @@ Results are kept per group (mutmut caches them by source hash), so a rerun only 
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -124,15 +126,17 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     so new tests do not reach old survivors by themselves: `survivors` runs those again, after
     dropping mutmut's map of which tests cover which function (else new tests stay unmapped)."""
     done = ("killed", "timeout", "segfault")
-    current = unchanged_since_saved(name, group)  # the saved statuses name the mutants of these sources
-    if current:  # run only what has no final status yet (and, asked for, the survivors)
+    saved = SAVED / f"{name}.json"
+    if saved.exists():  # run only what has no final status for these sources (and, asked for, the survivors)
         again = [m for m, status in statuses(name).items()
                  if status == "not checked" or (survivors and status not in done)]
+        known = {function_of(m) for m, status in statuses(name).items() if status != "not checked"}
+        again += [f"{f}__mutmut_*" for f in changed_functions(name) if f not in known]
         if not again:
             print(f"== {name}: nothing to run (every mutant of these sources has a final status)", flush=True)
             return
-    else:
-        again = [m for m, status in results(name).items() if status not in (*done, "not checked")] if survivors else []
+    else:  # never run: every mutant
+        again = []
     where = stage(name, group)
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
@@ -143,8 +147,6 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     if again:
         print(f"   {len(again)} mutants: {'surviving, uncovered or ' if survivors else ''}not yet run", flush=True)
     subprocess.run([str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False)
-    if survivors and not current:  # and what changed sources made anew (mutmut resets a changed function's mutants)
-        subprocess.run([str(mutmut), "run", "--max-children", str(jobs)], cwd=where, env=env, check=False)
 
 
 def results(name: str) -> dict[str, str]:
@@ -165,27 +167,83 @@ def results(name: str) -> dict[str, str]:
     return found
 
 
-def unchanged_since_saved(name: str, group: Group) -> bool:
-    """Whether the group's modules are the same now as at the commit its saved statuses were measured
-    at (mutmut names mutants by function and number, so the names mean the same mutants)."""
-    saved = SAVED / f"{name}.json"
-    if not saved.exists():
-        return False
-    commit = json.loads(saved.read_text())["commit"]
-    paths = [str(Path(portion) / module) for portion in PORTIONS for module in group.modules]
-    diff = subprocess.run(["git", "diff", "--quiet", commit, "--", *paths], cwd=ROOT)
-    return diff.returncode == 0
+def module_files(group: Group) -> dict[str, str]:
+    """Module name (idf.engine.amm) → its path in the repository, for the group's modules."""
+    files = {}
+    for portion in PORTIONS:
+        for module in group.modules:
+            for path in sorted((ROOT / portion).glob(module)):
+                rel = path.relative_to(ROOT / portion).with_suffix("")
+                files[".".join(("idf", *rel.parts))] = str(path.relative_to(ROOT))
+    return files
+
+
+def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
+    """Each mutated function's key as mutmut names its mutants (idf.engine.amm.x_quote,
+    idf.engine.amm.xǁPoolǁswap) → a hash of its source, and each module → a hash of its code
+    outside functions (a changed constant changes every function's behaviour); of the sources at
+    `commit`, or as they are now."""
+    hashes = {}
+    for module, path in module_files(group).items():
+        if commit is None:
+            source = (ROOT / path).read_text()
+        else:
+            shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True)
+            if shown.returncode:
+                continue
+            source = shown.stdout
+        tree = ast.parse(source)
+        for node in tree.body:
+            defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+            if isinstance(node, ast.ClassDef):
+                defs = [(f"xǁ{node.name}ǁ{m.name}", m) for m in node.body
+                        if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            for key, fn in defs:
+                if fn.decorator_list:  # mutmut leaves decorated functions alone: no mutants, no key
+                    continue
+                hashes[f"{module}.{key}"] = hashlib.sha256(ast.get_source_segment(source, fn).encode()).hexdigest()
+                fn.body = [ast.Pass()]
+        hashes[module] = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return hashes
+
+
+def function_of(mutant: str) -> str:
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
+def _hashes_then_and_now(name: str) -> tuple[dict[str, str], dict[str, str]]:
+    data = json.loads((SAVED / f"{name}.json").read_text())
+    return data.get("functions") or function_hashes(GROUPS[name], data["commit"]), function_hashes(GROUPS[name])
+
+
+def fresh_saved(name: str) -> dict[str, str]:
+    """The saved statuses that still describe these sources: those of functions whose source (and
+    module-level code) is unchanged since they were measured; mutmut numbers a function's mutants
+    from its source, so for those the names still mean the same mutants."""
+    if not (SAVED / f"{name}.json").exists():
+        return {}
+    then, now = _hashes_then_and_now(name)
+    return {m: st for m, st in json.loads((SAVED / f"{name}.json").read_text())["results"].items()
+            if then.get(function_of(m)) == now.get(function_of(m)) and then.get(module_of(m)) == now.get(module_of(m))}
+
+
+def changed_functions(name: str) -> list[str]:
+    """Functions (mutmut's keys) whose source or module-level code changed since the saved run (or
+    that are new): their saved statuses, if any, no longer hold."""
+    if not (SAVED / f"{name}.json").exists():
+        return []
+    then, now = _hashes_then_and_now(name)
+    modules = set(module_files(GROUPS[name]))
+    return sorted(f for f in now if f not in modules
+                  and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f))))
 
 
 def statuses(name: str) -> dict[str, str]:
-    """The group's statuses: this checkout's run over the saved ones when both are of the same
-    sources (a run of only some mutants leaves the others `not checked` in mutmut's record)."""
-    found = results(name)
-    saved = SAVED / f"{name}.json"
-    if not saved.exists() or not (BUILD / name / "mutants").exists() or not unchanged_since_saved(name, GROUPS[name]):
-        return found
-    merged = json.loads(saved.read_text())["results"]
-    merged.update({m: s for m, s in found.items() if s != "not checked" or m not in merged})
+    """The group's statuses: this checkout's run (mutmut's record) over the saved ones that still
+    describe these sources (a run of only some mutants leaves the others `not checked` there)."""
+    merged = fresh_saved(name)
+    if (BUILD / name / "mutants").exists():
+        merged.update({m: st for m, st in results(name).items() if st != "not checked" or m not in merged})
     return merged
 
 
@@ -199,8 +257,8 @@ def save(name: str) -> None:
         return
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     SAVED.mkdir(exist_ok=True)
-    saved.write_text(json.dumps({"commit": commit, "results": dict(sorted(found.items()))}, indent=0,
-                                ensure_ascii=False) + "\n")
+    saved.write_text(json.dumps({"commit": commit, "functions": function_hashes(GROUPS[name]),
+                                 "results": dict(sorted(found.items()))}, indent=0, ensure_ascii=False) + "\n")
 
 
 def carried_rows(names: list[str]) -> list[str]:
@@ -252,9 +310,12 @@ def report(names: list[str]) -> str:
     pending: dict[str, int] = {}
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
-        saved = SAVED / f"{name}.json"  # after save(): this checkout's run merged with the earlier ones
-        statuses = json.loads(saved.read_text())["results"] if saved.exists() else results(name)
-        for mutant, status in sorted(statuses.items()):
+        found = statuses(name)
+        known = {function_of(m) for m in found}
+        stale = [f for f in changed_functions(name) if f not in known]
+        if stale:
+            pending[f"{name}: functions changed since their last run"] = len(stale)
+        for mutant, status in sorted(found.items()):
             if status == "not checked":
                 pending[module_of(mutant)] = pending.get(module_of(mutant), 0) + 1
                 continue
