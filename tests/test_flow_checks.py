@@ -292,6 +292,33 @@ def test_evolve_takes_whole_steps_rounded_down_and_at_least_one():
         torch.testing.assert_close(out, g**steps * w, rtol=1e-12, atol=1e-12)  # ~steps roundings of values <= 4
 
 
+def test_advance_returns_every_step_by_default_or_every_frame_every_th():
+    s, w, g = _shear(amplitude=2.0)
+    out = s.advance(w, 4)
+    assert out.shape == (4, 32, 32)
+    for k in range(4):
+        torch.testing.assert_close(out[k], g ** (k + 1) * w, rtol=1e-12, atol=1e-12)
+    every_other = s.advance(w, 5, frame_every=2)  # after steps 2 and 4
+    torch.testing.assert_close(every_other, torch.stack([g**2 * w, g**4 * w]), rtol=1e-12, atol=1e-12)
+
+
+def test_advance_moves_the_field_to_the_solvers_device():
+    # on "meta" (standing in for a GPU) the steps run without computing; no frame is taken, as a
+    # frame's CFL check would read a number. A field left on the CPU would meet meta operators.
+    s = Solver(FlowSpec(resolution=16), device=META)
+    w = torch.randn((16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert s.advance(w, 2, frame_every=3).shape == (0, 16, 16)
+
+
+def test_the_cfl_number_is_the_largest_velocity_component_times_dt_over_dx():
+    # ω = B cos(y): u = −B sin(y), v = 0, so max|u| = B; ω = A cos(x): v = A sin(x), u = 0
+    s, w, _ = _shear(amplitude=3.0)
+    dx = 2 * math.pi / 32
+    assert s.cfl(torch.fft.rfft2(w)) == pytest.approx(3.0 * s.dt / dx, rel=1e-12)
+    both = w + 5.0 * torch.cos(_grid(32))[None, :]
+    assert s.cfl(torch.fft.rfft2(both)) == pytest.approx(5.0 * s.dt / dx, rel=1e-12)
+
+
 def test_evolve_checks_the_cfl_number_of_the_state_it_returns_only():
     # max|u| = 4 (u = −4 sin y): CFL 4·0.05/(2π/32) = 1.02 at the start, over MAX_CFL = 0.8; ten
     # viscous steps (ν = 1, α = 0.1) bring it to 0.58. evolve returns the decayed state: the guard
