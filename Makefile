@@ -50,7 +50,7 @@ mutation: setup
 # The flakiness check: the whole suite RUNS times in a row under HOGS CPU hogs (docs/testing.md).
 RUNS ?= 10
 HOGS ?= 2
-soak: setup
+soak:
 	bash tools/soak.sh $(RUNS) $(HOGS)
 
 clean:
