@@ -308,6 +308,9 @@ def test_advance_moves_the_field_to_the_solvers_device():
     s = Solver(FlowSpec(resolution=16), device=META)
     w = torch.randn((16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     assert s.advance(w, 2, frame_every=3).shape == (0, 16, 16)
+    # and each field's Reynolds number with it
+    batch = torch.stack([w, -w])
+    assert s.advance(batch, 2, frame_every=3, reynolds=torch.tensor([40.0, 60.0])).shape == (0, 2, 16, 16)
 
 
 def test_the_cfl_number_is_the_largest_velocity_component_times_dt_over_dx():
