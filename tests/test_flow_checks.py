@@ -322,6 +322,27 @@ def test_the_cfl_number_is_the_largest_velocity_component_times_dt_over_dx():
     assert s.cfl(torch.fft.rfft2(both)) == pytest.approx(5.0 * s.dt / dx, rel=1e-12)
 
 
+def test_advance_refuses_a_cfl_number_above_the_limit_naming_dt_the_time_and_the_step():
+    s, w, _ = _shear()  # CFL 1.02 > 0.8 from the first step on
+    with pytest.raises(ParameterError) as info:
+        s.advance(w, 10)  # checked at every frame: the first, t = dt
+    assert (info.value.parameter, info.value.reason) == ("dt", "CFL number above 0.8 at t = 0.05; use a smaller dt than 0.05")
+    with pytest.raises(ParameterError) as info:
+        s.advance(w, 10, frame_every=3)  # the first frame is taken after 3 steps
+    assert info.value.reason == "CFL number above 0.8 at t = 0.15; use a smaller dt than 0.05"
+
+
+def test_a_cfl_number_of_exactly_the_limit_is_accepted():
+    # no forcing, drag or viscosity (A = 0: ν = √A/Re = 0): the shear flow π cos(y) is steady and
+    # its CFL number π·0.05/(2π/32) is 0.8 exactly, in floating point too (asserted)
+    spec = FlowSpec(resolution=32, forcing_wavenumber=0, forcing_amplitude=0.0, drag=0.0, dt=0.05)
+    s = Solver(spec)
+    w = (math.pi * torch.cos(_grid(32)))[:, None].expand(32, 32)
+    frames = s.advance(w, 3)
+    assert [s.cfl(torch.fft.rfft2(f)) for f in frames] == [0.8] * 3
+    torch.testing.assert_close(frames[-1], w, rtol=0, atol=1e-14)
+
+
 def test_evolve_checks_the_cfl_number_of_the_state_it_returns_only():
     # max|u| = 4 (u = −4 sin y): CFL 4·0.05/(2π/32) = 1.02 at the start, over MAX_CFL = 0.8; ten
     # viscous steps (ν = 1, α = 0.1) bring it to 0.58. evolve returns the decayed state: the guard
