@@ -189,6 +189,9 @@ TINY = 5e-324  # the smallest positive float
     ({"drag": -TINY}, "drag", "must be finite and >= 0, got -5e-324"),
     ({"drag": INF}, "drag", "must be finite and >= 0, got inf"),
     ({"drag": NAN}, "drag", "must be finite and >= 0, got nan"),
+    ({"forcing_amplitude": -TINY}, "forcing_amplitude", "must be finite and >= 0, got -5e-324"),
+    ({"forcing_amplitude": INF}, "forcing_amplitude", "must be finite and >= 0, got inf"),
+    ({"forcing_amplitude": NAN}, "forcing_amplitude", "must be finite and >= 0, got nan"),
     ({"forcing_wavenumber": -1}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
     ({"forcing_wavenumber": 10}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
     ({"resolution": 12, "forcing_wavenumber": 4}, "forcing_wavenumber", "must be in [0, 4) at this resolution"),
@@ -209,6 +212,7 @@ def test_check_refuses_naming_the_field_the_rule_and_the_value(change, parameter
     {"resolution": 10, "forcing_wavenumber": 0},  # even; no forcing at all
     {"reynolds": TINY}, {"reynolds": 1e300},
     {"drag": 0.0}, {"drag": 1e300},
+    {"forcing_amplitude": 0.0}, {"forcing_amplitude": 1e300},
     {"forcing_wavenumber": 9},  # resolution 32: the largest below 32 // 3 = 10
     {"dt": 0.0}, {"dt": TINY},
 ])

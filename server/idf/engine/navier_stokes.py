@@ -67,6 +67,8 @@ def check(spec: FlowSpec) -> None:
         raise ParameterError("reynolds", f"must be finite and > 0, got {spec.reynolds}")
     if not (math.isfinite(spec.drag) and spec.drag >= 0):
         raise ParameterError("drag", f"must be finite and >= 0, got {spec.drag}")
+    if not (math.isfinite(spec.forcing_amplitude) and spec.forcing_amplitude >= 0):
+        raise ParameterError("forcing_amplitude", f"must be finite and >= 0, got {spec.forcing_amplitude}")
     if not 0 <= spec.forcing_wavenumber < spec.resolution // 3:
         raise ParameterError("forcing_wavenumber", f"must be in [0, {spec.resolution // 3}) at this resolution")
     if not (math.isfinite(spec.dt) and spec.dt >= 0):
