@@ -22,7 +22,7 @@ for i in $(seq "$runs"); do
   start=$(date +%s)
   bash "$out/tree/.ci/run" >"$out/run-$i.log" 2>&1  # CI's command: make test, PostgreSQL required where it answers
   rc=$?
-  result=$(grep -E "^=+ .*(passed|failed|error).* in [0-9.]+s" "$out/run-$i.log" | tail -n 1)
+  result=$(grep -E "[0-9]+ (passed|failed|error).* in [0-9.]+s" "$out/run-$i.log" | tail -n 1)
   line="run $i: rc $rc, $(( $(date +%s) - start )) s, load $(cut -d' ' -f1-3 /proc/loadavg), ${result:-$(tail -n 1 "$out/run-$i.log")}"
   echo "$line" | tee -a "$out/summary.txt"
   [ "$rc" -eq 0 ] || exit "$rc"
