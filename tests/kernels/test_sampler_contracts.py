@@ -506,6 +506,18 @@ def test_ising_needs_int8_spins_and_a_known_rule():
         ising_sweep(torch.ones(1, 4, 4, dtype=torch.int8), Ising(), temperature=1.0, rule="glauber", seed=0, step=0)
 
 
+@pytest.mark.parametrize("shape", [(2, 2**15, 2**15), (2**21, 2**4, 2**6), (2**31 // 64 + 1, 8, 8)],
+                         ids=["square", "oblong", "just-over"])
+def test_ising_triton_sweep_refuses_2_to_the_31_spins_before_allocating(shape):
+    """At most 2^31 - 1 spins per launch (Philox counters are 32-bit): a stride-0 view of 2^31 spins
+    (or one batch more) is refused before anything is copied or launched. (block=3 is no power of 2:
+    a launch would fail at once with another error, not run 2^31 sites.)"""
+    spins = torch.ones(1, dtype=torch.int8).expand(*shape)
+    assert spins.numel() >= 2**31
+    with pytest.raises(ValueError, match=r"^at most 2\^31 spins per launch \(32-bit Philox counters\)$"):
+        sweep_triton(spins, Ising(), 1.0, "heat-bath", (1, 2), block=3)
+
+
 def test_ising_sweep_of_one_unbatched_lattice_is_a_batch_of_one():
     """An (L_y, L_x) lattice is one chain: the same sweep (the same 64 uniforms, in the same order)
     as the (1, L_y, L_x) batch holding it."""
@@ -590,14 +602,9 @@ def test_step_seeds_use_all_63_bits():
 
 
 def test_philox_draws_at_most_2_to_the_31_numbers_per_step():
-    """Philox offsets are 32-bit: 2^31 numbers are refused before any kernel runs. (The refusal
-    allocates the 8 GiB output without touching it; where the address space cannot be had, skip.
-    block=3 is no power of 2, so a launch would fail at once rather than draw 2^31 numbers.)"""
-    try:
-        probe = torch.empty(2**31)
-    except RuntimeError:
-        pytest.skip("no 8 GiB of address space")
-    del probe
+    """Philox offsets are 32-bit: 2^31 numbers are refused before the output is allocated or any
+    kernel runs. (block=3 is no power of 2, so a launch would fail at once rather than draw 2^31
+    numbers.)"""
     for draw in (philox_normal, philox_uniform):
         with pytest.raises(ValueError, match=r"^Philox offsets are 32-bit: at most 2\^31 numbers per step$"):
             draw(0, (2, 2**30), device="cpu", block=3)

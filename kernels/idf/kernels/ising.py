@@ -162,10 +162,10 @@ def sweep_triton(
 ) -> Sweep:
     """One checkerboard sweep in place on a copy of `s`, with in-kernel Philox uniforms."""
     _check(s, rule)
-    s = s.contiguous().clone()
     batch, _, ly, lx = _grid.grid_dims(s.shape, 2)
-    if batch * lx * ly >= 2**31:
+    if batch * lx * ly >= 2**31:  # refused before the copy: a stride-0 view of 2^31 spins costs nothing
         raise ValueError("at most 2^31 spins per launch (32-bit Philox counters)")
+    s = s.contiguous().clone()
     has_h = isinstance(model.h, torch.Tensor)
     p = torch.tensor([beta, model.J, 0.0 if has_h else float(model.h)], dtype=torch.float32, device=s.device)
     h = model.h.to(torch.float32).contiguous() if has_h else p  # type: ignore[union-attr]

@@ -12,6 +12,8 @@ reproducible run to run, but not the same stream as the GPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from idf.kernels._triton import tl, triton
@@ -51,10 +53,10 @@ def _philox_kernel(out_ptr, seed, n, NORMAL: tl.constexpr, BLOCK: tl.constexpr):
 
 
 def _philox(seed: int, shape: tuple[int, ...], normal: bool, device: torch.device | str, block: int) -> torch.Tensor:
-    out = torch.empty(shape, dtype=torch.float32, device=device)
-    n = out.numel()
-    if n >= 2**31:
+    n = math.prod(shape)
+    if n >= 2**31:  # refused before the output is allocated
         raise ValueError("Philox offsets are 32-bit: at most 2^31 numbers per step")
+    out = torch.empty(shape, dtype=torch.float32, device=device)
     _philox_kernel[(triton.cdiv(n, block),)](out, seed, n, NORMAL=normal, BLOCK=block)
     return out
 
