@@ -101,6 +101,14 @@ def test_a_one_unit_balance_deleted(tmp_path):
     assert found["holdings_equal_supply"].detail == "PFT: held 0, supply 1"
 
 
+def test_a_one_unit_balance_invented_in_a_token_never_issued(ledger_file):
+    """The smallest forgery of a token with no supply at all: one base unit held, none issued."""
+    _sql(ledger_file, f"INSERT INTO balances (account, token, amount) VALUES ('{ALICE}', 'XYZ', 1)")
+    found = _audit(ledger_file)
+    _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
+    assert found["holdings_equal_supply"].detail == "XYZ: held 1, supply 0"
+
+
 def test_an_unbalanced_posting_smuggled_into_the_journal(ledger_file):
     _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 1)",
          f"UPDATE balances SET amount = 301 WHERE account = '{BOB}' AND token = 'CEU'")
