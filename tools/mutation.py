@@ -130,14 +130,14 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     if saved.exists():  # run only what has no final status for these sources (and, asked for, the survivors)
         again = [m for m, status in statuses(name).items()
                  if status == "not checked" or (survivors and status not in done)]
-        known = {function_of(m) for m, status in statuses(name).items() if status != "not checked"}
-        again += [f"{f}__mutmut_*" for f in changed_functions(name) if f not in known]
+        again += [f"{f}__mutmut_*" for f in pending_functions(name)]
         if not again:
             print(f"== {name}: nothing to run (every mutant of these sources has a final status)", flush=True)
             return
     else:  # never run: every mutant
         again = []
     where = stage(name, group)
+    (where / "hashes.json").write_text(json.dumps(function_hashes(group)))  # what this run's statuses are of
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
     mutmut = Path(sys.executable).with_name("mutmut")
@@ -211,49 +211,64 @@ def function_of(mutant: str) -> str:
     return mutant.rsplit("__mutmut_", 1)[0]
 
 
-def _hashes_then_and_now(name: str) -> tuple[dict[str, str], dict[str, str]]:
-    data = json.loads((SAVED / f"{name}.json").read_text())
-    return data.get("functions") or function_hashes(GROUPS[name], data["commit"]), function_hashes(GROUPS[name])
-
-
-def fresh_saved(name: str) -> dict[str, str]:
-    """The saved statuses that still describe these sources: those of functions whose source (and
-    module-level code) is unchanged since they were measured; mutmut numbers a function's mutants
-    from its source, so for those the names still mean the same mutants."""
-    if not (SAVED / f"{name}.json").exists():
-        return {}
-    then, now = _hashes_then_and_now(name)
-    return {m: st for m, st in json.loads((SAVED / f"{name}.json").read_text())["results"].items()
+def _fresh(results: dict[str, str], then: dict[str, str], now: dict[str, str]) -> dict[str, str]:
+    """The statuses, of those measured on sources hashed `then`, that still hold for the sources now:
+    those of functions whose source (and module-level code) is unchanged; mutmut numbers a
+    function's mutants from its source, so for those the names still mean the same mutants."""
+    return {m: st for m, st in results.items()
             if then.get(function_of(m)) == now.get(function_of(m)) and then.get(module_of(m)) == now.get(module_of(m))}
 
 
-def changed_functions(name: str) -> list[str]:
-    """Functions (mutmut's keys) whose source or module-level code changed since the saved run (or
-    that are new): their saved statuses, if any, no longer hold."""
-    if not (SAVED / f"{name}.json").exists():
-        return []
-    then, now = _hashes_then_and_now(name)
-    modules = set(module_files(GROUPS[name]))
-    return sorted(f for f in now if f not in modules
-                  and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f))))
+def _saved(name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The saved (function hashes, statuses) of a group; empty when it has never been saved."""
+    path = SAVED / f"{name}.json"
+    if not path.exists():
+        return {}, {}
+    data = json.loads(path.read_text())
+    return data.get("functions") or function_hashes(GROUPS[name], data["commit"]), data["results"]
+
+
+def _built(name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """This checkout's mutmut record of a group and the function hashes of the sources it last ran on
+    (written by run()); empty when the group has not run here."""
+    hashes = BUILD / name / "hashes.json"
+    if not (BUILD / name / "mutants").exists() or not hashes.exists():
+        return {}, {}
+    return json.loads(hashes.read_text()), results(name)
 
 
 def statuses(name: str) -> dict[str, str]:
-    """The group's statuses: this checkout's run (mutmut's record) over the saved ones that still
-    describe these sources (a run of only some mutants leaves the others `not checked` there)."""
-    merged = fresh_saved(name)
-    if (BUILD / name / "mutants").exists():
-        merged.update({m: st for m, st in results(name).items() if st != "not checked" or m not in merged})
+    """The group's statuses for the sources as they are now: the saved ones that still hold, updated
+    by what this checkout's runs found that still holds (a run of only some mutants leaves the
+    others `not checked` in mutmut's record)."""
+    now = function_hashes(GROUPS[name])
+    merged = _fresh(*reversed(_saved(name)), now) if _saved(name)[0] else {}
+    built_hashes, built = _built(name)
+    for m, st in _fresh(built, built_hashes, now).items():
+        if st != "not checked" or m not in merged:
+            merged[m] = st
     return merged
+
+
+def pending_functions(name: str) -> list[str]:
+    """Functions (mutmut's keys) new or changed since the saved run, with no status for their
+    current source yet: all their mutants are to run. (Functions without mutants, such as a bare
+    `return self.t`, stay here until a save records their hash.)"""
+    then, _ = _saved(name)
+    now = function_hashes(GROUPS[name])
+    modules = set(module_files(GROUPS[name]))
+    known = {function_of(m) for m, st in statuses(name).items() if st != "not checked"}
+    return sorted(f for f in now if f not in modules and f not in known
+                  and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f))))
 
 
 def save(name: str) -> None:
     """Keep mutmut's statuses of a group run here in tools/mutation_results/<name>.json, with the
     commit they were measured at (rewritten only when they change). A run in a new checkout of only
     some mutants (the rest having run before, on the same sources) is merged into the saved ones."""
-    found = statuses(name) if (BUILD / name / "mutants").exists() else {}
+    found = statuses(name) if _built(name)[0] else {}
     saved = SAVED / f"{name}.json"
-    if not found or (saved.exists() and json.loads(saved.read_text())["results"] == found):
+    if not any(st != "not checked" for st in found.values()) or (saved.exists() and json.loads(saved.read_text())["results"] == found):
         return
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     SAVED.mkdir(exist_ok=True)
@@ -311,8 +326,7 @@ def report(names: list[str]) -> str:
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
         found = statuses(name)
-        known = {function_of(m) for m in found}
-        stale = [f for f in changed_functions(name) if f not in known]
+        stale = pending_functions(name)
         if stale:
             pending[f"{name}: functions changed since their last run"] = len(stale)
         for mutant, status in sorted(found.items()):
@@ -347,8 +361,15 @@ def report(names: list[str]) -> str:
         for line in REPORT.read_text().splitlines():
             m = re.match(r"- `(\S+)` \((.+)\)$", line)
             if m and module_of(m.group(1)) in carried_modules:
-                survivors.append((m.group(1), m.group(2)))
+                status = m.group(2).split(";")[0]
+                category = category_of(m.group(1), marked)
+                survivors.append((m.group(1), status + (f"; triaged {category} since, counted when its group runs again"
+                                                         if category else "")))
     lines.append(_row("**all**", "", totals))
+    if carried_modules:
+        lines += ["", "Rows of groups not run since results were saved per function (money and kernels, run 2026-11-30) are "
+                      "carried over from that report as they were; tests and triage entries added since count when the "
+                      "group runs again."]
     if pending:
         lines += ["", "Not run yet (a partial run; these rows count only the mutants that ran): " +
                   ", ".join(f"`{m}` {n}" for m, n in sorted(pending.items())) + "."]
@@ -378,7 +399,7 @@ def main() -> None:
             run(name, GROUPS[name], args.jobs, args.survivors)
     for name in GROUPS:
         save(name)
-    ran = [n for n in GROUPS if (BUILD / n / "mutants").exists() or (SAVED / f"{n}.json").exists()]
+    ran = [n for n in GROUPS if _built(n)[0] or (SAVED / f"{n}.json").exists()]
     text = report(ran)
     REPORT.write_text(text)
     print(text)
