@@ -179,10 +179,7 @@ def module_files(group: Group) -> dict[str, str]:
 
 
 def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
-    """Each mutated function's key as mutmut names its mutants (idf.engine.amm.x_quote,
-    idf.engine.amm.xǁPoolǁswap) → a hash of its source, and each module → a hash of its code
-    outside functions (a changed constant changes every function's behaviour); of the sources at
-    `commit`, or as they are now."""
+    """source_hashes of the group's modules, as they are now or at `commit`."""
     hashes = {}
     for module, path in module_files(group).items():
         if commit is None:
@@ -192,18 +189,28 @@ def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
             if shown.returncode:
                 continue
             source = shown.stdout
-        tree = ast.parse(source)
-        for node in tree.body:
-            defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
-            if isinstance(node, ast.ClassDef):
-                defs = [(f"xǁ{node.name}ǁ{m.name}", m) for m in node.body
-                        if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
-            for key, fn in defs:
-                if fn.decorator_list:  # mutmut leaves decorated functions alone: no mutants, no key
-                    continue
-                hashes[f"{module}.{key}"] = hashlib.sha256(ast.get_source_segment(source, fn).encode()).hexdigest()
-                fn.body = [ast.Pass()]
-        hashes[module] = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+        hashes.update(source_hashes(module, source))
+    return hashes
+
+
+def source_hashes(module: str, source: str) -> dict[str, str]:
+    """Each mutated function's key as mutmut names its mutants (idf.engine.amm.x_quote,
+    idf.engine.amm.xǁPoolǁswap) → a hash of its source, and the module → a hash of the rest: the
+    code outside those functions, decorated functions included (mutmut leaves them unmutated, but
+    a changed constant, property or kernel changes what the mutated functions do)."""
+    hashes = {}
+    tree = ast.parse(source)
+    for node in tree.body:
+        defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+        if isinstance(node, ast.ClassDef):
+            defs = [(f"xǁ{node.name}ǁ{m.name}", m) for m in node.body
+                    if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for key, fn in defs:
+            if fn.decorator_list:  # no mutants, no key: part of the module's hash
+                continue
+            hashes[f"{module}.{key}"] = hashlib.sha256(ast.get_source_segment(source, fn).encode()).hexdigest()
+            fn.body = [ast.Pass()]
+    hashes[module] = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
     return hashes
 
 

@@ -1,0 +1,68 @@
+"""tools/mutation.py's bookkeeping: which saved mutant statuses still hold after the sources change.
+
+mutmut numbers a function's mutants from that function's source, so a saved status (keyed
+`<module>.<function key>__mutmut_<n>`) means the same mutant while the function's source and the
+module's code outside functions are unchanged; a change anywhere else in the module (a constant, a
+property, a decorated kernel) can change what every function does, so it drops the whole module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import mutation  # noqa: E402
+
+SOURCE = '''\
+LIMIT = 3
+
+
+def clip(x):
+    return min(x, LIMIT)
+
+
+class Pool:
+    def swap(self, a):
+        return a + 1
+
+    @property
+    def size(self):
+        return 2
+'''
+
+
+def _hashes(source: str) -> dict[str, str]:
+    return mutation.source_hashes("idf.m", source)
+
+
+def test_keys_are_mutmuts_names_and_decorated_functions_have_none():
+    assert set(_hashes(SOURCE)) == {"idf.m", "idf.m.x_clip", "idf.m.xǁPoolǁswap"}
+
+
+def test_only_the_statuses_of_changed_functions_are_dropped():
+    then = _hashes(SOURCE)
+    results = {"idf.m.x_clip__mutmut_1": "killed", "idf.m.x_clip__mutmut_2": "survived",
+               "idf.m.xǁPoolǁswap__mutmut_1": "killed"}
+    assert mutation._fresh(results, then, then) == results
+    swapped = _hashes(SOURCE.replace("a + 1", "a + 2"))
+    assert mutation._fresh(results, then, swapped) == {k: v for k, v in results.items() if "clip" in k}
+    # comments and blank lines outside the functions do not matter; inside them they do (mutmut
+    # regenerates the function's mutants then)
+    assert mutation._fresh(results, then, _hashes("# a comment\n" + SOURCE)) == results
+
+
+def test_a_change_outside_the_functions_drops_the_whole_module():
+    then = _hashes(SOURCE)
+    results = {"idf.m.x_clip__mutmut_1": "killed", "idf.m.xǁPoolǁswap__mutmut_1": "killed"}
+    for changed in (SOURCE.replace("LIMIT = 3", "LIMIT = 4"), SOURCE.replace("return 2", "return 3")):
+        now = _hashes(changed)
+        assert now["idf.m.x_clip"] == then["idf.m.x_clip"]  # the function itself is unchanged
+        assert mutation._fresh(results, then, now) == {}
+
+
+def test_a_function_removed_or_renamed_loses_its_statuses():
+    then = _hashes(SOURCE)
+    now = _hashes(SOURCE.replace("def clip", "def clamp"))
+    assert mutation._fresh({"idf.m.x_clip__mutmut_1": "killed"}, then, now) == {}
