@@ -24,7 +24,9 @@ Triage: a surviving mutant is killed by a new test, or listed in tools/mutation_
 The report counts both apart from the score: killed / (mutants − equivalent − gpu-only); a mutant no
 test reaches (not covered) counts against it, and mutants a partial run has not reached yet are
 listed apart, not scored.
-Results are kept per group (mutmut caches them by source hash), so a rerun only runs what changed.
+Statuses are saved per group in tools/mutation_results/<group>.json with a hash of each mutated
+function's source; a run (in any checkout) runs only the mutants with no status for the sources as
+they are now, and merges what it finds.
 """
 
 from __future__ import annotations
@@ -128,9 +130,9 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     done = ("killed", "timeout", "segfault")
     saved = SAVED / f"{name}.json"
     if saved.exists():  # run only what has no final status for these sources (and, asked for, the survivors)
-        again = [m for m, status in statuses(name).items()
-                 if status == "not checked" or (survivors and status not in done)]
-        again += [f"{f}__mutmut_*" for f in pending_functions(name)]
+        found = statuses(name)
+        again = [m for m, status in found.items() if status == "not checked" or (survivors and status not in done)]
+        again += [f"{f}__mutmut_*" for f in pending_functions(name, found)]
         if not again:
             print(f"== {name}: nothing to run (every mutant of these sources has a final status)", flush=True)
             return
@@ -150,14 +152,10 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
 
 
 def results(name: str) -> dict[str, str]:
-    """mutant name → status (killed, survived, timeout, no tests, ...): mutmut's result files when
-    this checkout has run the group, else the copy saved in tools/mutation_results/."""
-    where = BUILD / name
-    saved = SAVED / f"{name}.json"
-    if not (where / "mutants").exists():
-        return json.loads(saved.read_text())["results"] if saved.exists() else {}
+    """mutant name → status (killed, survived, timeout, no tests, ...) from mutmut's record of the
+    group in this checkout (build/mutation/<name>/)."""
     mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=where, capture_output=True, text=True,
+    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=BUILD / name, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     found = {}
     for line in out.stdout.splitlines():
@@ -235,13 +233,17 @@ def _saved(name: str) -> tuple[dict[str, str], dict[str, str]]:
     return data.get("functions") or function_hashes(GROUPS[name], data["commit"]), data["results"]
 
 
+def _ran_here(name: str) -> bool:
+    """Whether run() has run the group in this checkout (it records the hashes of what it ran on)."""
+    return (BUILD / name / "mutants").exists() and (BUILD / name / "hashes.json").exists()
+
+
 def _built(name: str) -> tuple[dict[str, str], dict[str, str]]:
-    """This checkout's mutmut record of a group and the function hashes of the sources it last ran on
-    (written by run()); empty when the group has not run here."""
-    hashes = BUILD / name / "hashes.json"
-    if not (BUILD / name / "mutants").exists() or not hashes.exists():
+    """This checkout's mutmut record of a group and the function hashes of the sources it last ran on;
+    empty when the group has not run here."""
+    if not _ran_here(name):
         return {}, {}
-    return json.loads(hashes.read_text()), results(name)
+    return json.loads((BUILD / name / "hashes.json").read_text()), results(name)
 
 
 def statuses(name: str) -> dict[str, str]:
@@ -249,7 +251,8 @@ def statuses(name: str) -> dict[str, str]:
     by what this checkout's runs found that still holds (a run of only some mutants leaves the
     others `not checked` in mutmut's record)."""
     now = function_hashes(GROUPS[name])
-    merged = _fresh(*reversed(_saved(name)), now) if _saved(name)[0] else {}
+    saved_hashes, saved = _saved(name)
+    merged = _fresh(saved, saved_hashes, now)
     built_hashes, built = _built(name)
     for m, st in _fresh(built, built_hashes, now).items():
         if st != "not checked" or m not in merged:
@@ -257,14 +260,14 @@ def statuses(name: str) -> dict[str, str]:
     return merged
 
 
-def pending_functions(name: str) -> list[str]:
-    """Functions (mutmut's keys) new or changed since the saved run, with no status for their
-    current source yet: all their mutants are to run. (Functions without mutants, such as a bare
-    `return self.t`, stay here until a save records their hash.)"""
+def pending_functions(name: str, found: dict[str, str]) -> list[str]:
+    """Functions (mutmut's keys) new or changed since the saved run, with no status in `found` (the
+    group's statuses()) for their current source yet: all their mutants are to run. (Functions
+    without mutants, such as a bare `return self.t`, stay here until a save records their hash.)"""
     then, _ = _saved(name)
     now = function_hashes(GROUPS[name])
     modules = set(module_files(GROUPS[name]))
-    known = {function_of(m) for m, st in statuses(name).items() if st != "not checked"}
+    known = {function_of(m) for m, st in found.items() if st != "not checked"}
     return sorted(f for f in now if f not in modules and f not in known
                   and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f))))
 
@@ -273,7 +276,7 @@ def save(name: str) -> None:
     """Keep mutmut's statuses of a group run here in tools/mutation_results/<name>.json, with the
     commit they were measured at (rewritten only when they change). A run in a new checkout of only
     some mutants (the rest having run before, on the same sources) is merged into the saved ones."""
-    found = statuses(name) if _built(name)[0] else {}
+    found = statuses(name) if _ran_here(name) else {}
     saved = SAVED / f"{name}.json"
     if not any(st != "not checked" for st in found.values()) or (saved.exists() and json.loads(saved.read_text())["results"] == found):
         return
@@ -333,7 +336,7 @@ def report(names: list[str]) -> str:
     for name in names:
         by_module: dict[str, dict[str, int]] = {}
         found = statuses(name)
-        stale = pending_functions(name)
+        stale = pending_functions(name, found)
         if stale:
             pending[f"{name}: functions changed since their last run"] = len(stale)
         for mutant, status in sorted(found.items()):
@@ -406,7 +409,7 @@ def main() -> None:
             run(name, GROUPS[name], args.jobs, args.survivors)
     for name in GROUPS:
         save(name)
-    ran = [n for n in GROUPS if _built(n)[0] or (SAVED / f"{n}.json").exists()]
+    ran = [n for n in GROUPS if _ran_here(n) or (SAVED / f"{n}.json").exists()]
     text = report(ran)
     REPORT.write_text(text)
     print(text)
