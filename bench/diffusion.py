@@ -3,7 +3,7 @@ against linear interpolation and kriging — all in one run.
 
     python bench/diffusion.py [--fields 50] [--sizes 16,32] [--out results.json]
 
-Samplers run through `idf.engine.sampling.sample` (the code Sample serves) on this machine's
+Samplers run through `idf.engine.sampling.boltzmann.sample` (the code Sample serves) on this machine's
 device; ESS is the Kish/Geyer effective sample size of the kept energy trace summed over chains
 (`SampleResult.effective_sample_size`). Reverse diffusion draws independent samples, so its ESS is
 its sample count. Reconstruction: held-out plume fields (seeds the training never drew), 3% and
@@ -14,8 +14,6 @@ JSON document.
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import dataclasses
 import os
@@ -24,9 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
-from idf.engine import models, reconstruction
-from idf.engine.sampling import SampleSpec, sample
+from idf.engine import models
+from idf.engine.sampling.boltzmann import SampleSpec, sample
+from idf.engine.training import evaluation
 
 SAMPLERS = [
     ("phi4", "langevin", {}),
@@ -72,8 +72,8 @@ def main() -> None:
     samplers = [bench_sampler(m, k, e, side, args.chains, args.steps) for side in sizes for m, k, e in SAMPLERS]
     samplers.append(bench_reverse(args.chains))
     denoiser = models.load_denoiser(models.DEFAULT_DENOISER, "cpu")
-    covariance = reconstruction.kriging_covariance(denoiser.metadata.get("family", "plume"), denoiser.side)
-    quality = [dataclasses.asdict(reconstruction.evaluate(denoiser, f, args.fields, covariance=covariance))
+    covariance = evaluation.kriging_covariance(denoiser.metadata.get("family", "plume"), denoiser.side)
+    quality = [dataclasses.asdict(evaluation.evaluate(denoiser, f, args.fields, covariance=covariance))
                for f in (0.03, 0.10)]
     emit({
         "benchmark": "diffusion",

@@ -14,8 +14,6 @@ code, the distinct failures with the smallest request that caused each, RSS, wal
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import sys
 import threading
@@ -24,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fuzz_strategies import DEADLINE_S, FuzzServer, Harness, cases, machine, warm_up  # noqa: E402

@@ -17,8 +17,6 @@ Prints one JSON document.
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import json
 import math
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 from idf.kernels.ising import Ising, ising_sweep, sweep_reference
 from idf.kernels.langevin import langevin_step, langevin_step_reference

@@ -10,8 +10,6 @@ transaction. PostgreSQL is measured when one answers at postgresql://postgres@12
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import os
 import platform
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import timestamp_pb2
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import ServerThread  # noqa: E402

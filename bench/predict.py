@@ -14,8 +14,6 @@ Prints one JSON document.
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import os
 import platform
@@ -24,10 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
-from idf.engine import models, nvp, nvp_training, regime_detector
-from idf.engine.forecast import TransportSpec, physics_forecast
-from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine import models
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine.forecast import nvp
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
+from idf.engine.regimes import detector as regime_detector
+from idf.engine.training import nvp as nvp_training
 
 
 def forecast_latency(side: int, frames: int = 200) -> dict:

@@ -9,8 +9,6 @@ here; both share the machine, so on small machines client and server compete for
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import os
 import platform
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 from idf.client import predict_request
 

@@ -10,8 +10,6 @@ proof_leaves table is dropped first). Prints one JSON document.
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import os
 import platform
@@ -21,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import ServerThread  # noqa: E402

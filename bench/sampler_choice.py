@@ -9,14 +9,17 @@ Prints one JSON document: relative L2 and ±2σ coverage per method and observed
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import dataclasses
 import time
 from pathlib import Path
 
-from idf.engine import fieldsets, models, reconstruction, reverse
+from report import emit  # noqa: I001 - bench/ is the script's folder
+
+from idf.engine import models
+from idf.engine.flows import fieldsets
+from idf.engine.sampling import reverse
+from idf.engine.training import evaluation
 
 
 def main() -> None:
@@ -25,8 +28,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     model = models.load_denoiser(models.DEFAULT_DENOISER, "cpu")
-    covariance = reconstruction.kriging_covariance(model.metadata.get("family", "plume"), model.side)
-    rows = [{"method": method, **dataclasses.asdict(reconstruction.evaluate(
+    covariance = evaluation.kriging_covariance(model.metadata.get("family", "plume"), model.side)
+    rows = [{"method": method, **dataclasses.asdict(evaluation.evaluate(
                 model, fraction, args.fields, method=method, covariance=covariance, seeds=fieldsets.VALIDATION_SEEDS))}
             for method in reverse.METHODS for fraction in (0.03, 0.10)]
     emit({"benchmark": "sampler_choice", "date": time.strftime("%Y-%m-%d"), "denoiser": models.DEFAULT_DENOISER,

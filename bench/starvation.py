@@ -12,8 +12,6 @@ answered (RESOURCE_EXHAUSTED with RetryInfo, and how fast). Prints one JSON docu
 
 from __future__ import annotations
 
-from report import emit  # noqa: I001 - bench/ is the script's folder
-
 import argparse
 import os
 import platform
@@ -23,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import emit  # noqa: I001 - bench/ is the script's folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import ServerProcess  # noqa: E402

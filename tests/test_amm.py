@@ -4,12 +4,12 @@ unit more is refused."""
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idf.engine.amm import (
+from idf.engine.errors import ParameterError
+from idf.engine.market.amm import (
     MINIMUM_LIQUIDITY,
     AmmError,
     Reserves,
@@ -21,7 +21,6 @@ from idf.engine.amm import (
     optimal_deposit,
     price_impact,
 )
-from idf.engine.errors import ParameterError
 
 E18 = 10**18
 # [swap amount, reserve in, reserve out, expected output] (getInputPrice cases)

@@ -8,8 +8,8 @@ import math
 import grpc
 import numpy as np
 import pytest
-
 from helpers import ServerThread, run_in_threads, wait_until
+
 from idf.client import (
     Client,
     DeadlineExceededError,

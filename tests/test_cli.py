@@ -58,7 +58,7 @@ def test_predict_chunks_large_requests_and_matches_one_call(server, tmp_path: Pa
     out = tmp_path / "out.npy"
     result = idf("predict", "--energy-map", str(path), "--steps", "6", "--out", str(out), "--server", server.target)
     assert result.exit_code == 0, result.output
-    from idf.engine.forecast import TransportSpec, physics_forecast
+    from idf.engine.forecast.physics import TransportSpec, physics_forecast
 
     local = physics_forecast([field], 6, TransportSpec(diffusivity=0.1))
     np.testing.assert_array_equal(np.load(out), local.frames)

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from idf.cli.main import app
-from idf.engine import fieldsets
+from idf.engine.flows import fieldsets
 
 runner = CliRunner()
 

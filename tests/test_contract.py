@@ -13,8 +13,8 @@ import pytest
 import yaml
 from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf import descriptor_pb2
-
 from helpers import REPO
+
 from idf.server.app import SERVICE_NAMES
 from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 

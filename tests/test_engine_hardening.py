@@ -9,8 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from idf.engine import forecast, metrics, models, nvp, reconstruction, sampling
+from idf.engine import models
 from idf.engine.cost import Cost
+from idf.engine.forecast import nvp
+from idf.engine.forecast import physics as forecast
+from idf.engine.proofs import metrics
+from idf.engine.reconstruction import posterior as reconstruction
+from idf.engine.sampling import boltzmann as sampling
 
 SMALL = dict(shape=(6, 8), steps=5, count=3, seed=2)
 SAMPLE_SPECS = {
@@ -154,7 +159,7 @@ def test_valid_runs_are_unchanged_by_the_checks():
 @pytest.mark.parametrize("value", [1e308, -1e308, 3e38])
 def test_metrics_of_huge_fields_never_overflow(value):
     """main: a conservation-strict proof of fields full of 1e308 was INTERNAL (overflow)."""
-    from idf.engine import policies
+    from idf.engine.proofs import policies
 
     f = np.full((4, 4), value)
     steady = metrics.sequence_metrics([f, f, f])
@@ -207,8 +212,10 @@ import threading  # noqa: E402
 
 import torch  # noqa: E402
 
-from idf.engine import navier_stokes, regimes, reverse  # noqa: E402
 from idf.engine.errors import Cancelled  # noqa: E402
+from idf.engine.flows import navier_stokes
+from idf.engine.regimes import features as regimes
+from idf.engine.sampling import reverse  # noqa: E402
 
 # How these tests prove "stops after bounded work" without a clock: `should_stop` answers False
 # to its first n-1 calls and True from the n-th on, n chosen to land inside the long loop (past
@@ -423,3 +430,4 @@ def test_effective_sample_size_stops_between_chains():
     trace = np.random.default_rng(0).normal(size=(256, 2000))
     e, _ = _stop_at("ess", lambda should_stop: sampling.effective_sample_size(trace, should_stop, site_updates=7), 1000)
     assert e.site_updates == 7  # the sampling work passed in, as documented
+

@@ -1,5 +1,5 @@
-"""The vorticity solver's diagnostics and helpers (idf.engine.navier_stokes) and the NVP forecaster's
-pieces (idf.engine.nvp), each against an exact ground truth or the rule its docstring states.
+"""The vorticity solver's diagnostics and helpers (idf.engine.flows.navier_stokes) and the NVP forecaster's
+pieces (idf.engine.forecast.nvp), each against an exact ground truth or the rule its docstring states.
 
 - Diagnostics, from fields whose velocity is known in closed form (−∇²ψ = ω, u = ∂ψ/∂y,
   v = −∂ψ/∂x; axis 0 is y, axis 1 is x): ω = B cos(m y) has u = −(B/m) sin(m y), v = 0;
@@ -35,9 +35,16 @@ import numpy as np
 import pytest
 import torch
 
-from idf.engine import nvp
 from idf.engine.errors import Cancelled, ParameterError
-from idf.engine.navier_stokes import FlowSpec, Solver, check, exact_interval_spec, random_vorticity, taylor_green
+from idf.engine.flows.navier_stokes import (
+    FlowSpec,
+    Solver,
+    check,
+    exact_interval_spec,
+    random_vorticity,
+    taylor_green,
+)
+from idf.engine.forecast import nvp
 from idf.engine.unet import UNet
 
 META = torch.device("meta")

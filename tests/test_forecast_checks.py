@@ -1,4 +1,4 @@
-"""The physics forecaster (`idf.engine.forecast`) as a caller sees it, beyond tests/test_transport.py.
+"""The physics forecaster (`idf.engine.forecast.physics`) as a caller sees it, beyond tests/test_transport.py.
 
 Checked, each against a rule stated in the module, `predict.proto` or the transport docstring:
 - every refusal names its field (`ParameterError.parameter`, what the servicer maps onto the request
@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 import torch
 
-from idf.engine import forecast
 from idf.engine.errors import Cancelled, Diverged, ParameterError
-from idf.engine.forecast import TransportSpec, physics_forecast
+from idf.engine.forecast import physics as forecast
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.kernels.transport import cfl_number
 
 

@@ -15,10 +15,9 @@ import os
 import time
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-
 from fuzz_strategies import FuzzServer, Harness, cases, machine, warm_up
 from helpers import wait_until
+from hypothesis import HealthCheck, Phase, given, settings
 
 REQUESTS = int(os.environ.get("IDF_FUZZ_REQUESTS", "2200"))
 

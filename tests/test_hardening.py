@@ -12,8 +12,8 @@ import stat
 import grpc
 import numpy as np
 import pytest
-
 from helpers import HANG_S, ServerThread, run_in_threads, wait_until
+
 from idf.client import (
     Client,
     DeadlineExceededError,

@@ -14,13 +14,20 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
-from idf.client import Client, FailedPreconditionError, IdfError, InvalidArgumentError, NotFoundError, PermissionDeniedError
-from idf.engine import amm
+from idf.client import (
+    Client,
+    FailedPreconditionError,
+    IdfError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from idf.engine.errors import ParameterError
+from idf.engine.market import amm
 from idf.server import market
 from idf.store.ledger import ISSUANCE, SYSTEM, InsufficientBalance, Ledger
 from idf.v1 import market_pb2 as m

@@ -8,7 +8,13 @@ import base64
 
 import pytest
 
-from idf.client.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from idf.client.merkle import (
+    EMPTY_ROOT,
+    MerkleTree,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 
 # The RFC 6962 reference tree, copied as data (never computed here) from two independent
 # publications that agree on every value below:

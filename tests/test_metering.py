@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import ServerThread
-from idf.client import Client, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, UnauthenticatedError
+
+from idf.client import (
+    Client,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    UnauthenticatedError,
+)
 from idf.server.metering import ESCROW, TREASURY, price
 from idf.store.ledger import ISSUANCE
 from idf.v1 import market_pb2 as m

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from idf.engine.errors import ParameterError
-from idf.engine.metrics import boundary_mask, compare, sequence_metrics, shannon_entropy
-from idf.engine.policies import POLICIES, evaluate, get
+from idf.engine.proofs.metrics import boundary_mask, compare, sequence_metrics, shannon_entropy
+from idf.engine.proofs.policies import POLICIES, evaluate, get
 
 
 def test_hand_computed_2x2():

@@ -17,8 +17,8 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf import timestamp_pb2
-
 from helpers import HANG_S, ServerProcess, ServerThread, wait_until
+
 from idf.client import Client, IdfError, InvalidArgumentError, PermissionDeniedError
 from idf.server.metering import ESCROW, TREASURY, Metering, price
 from idf.store.ledger import ISSUANCE, Ledger, invariants

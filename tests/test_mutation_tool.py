@@ -66,3 +66,12 @@ def test_a_function_removed_or_renamed_loses_its_statuses():
     then = _hashes(SOURCE)
     now = _hashes(SOURCE.replace("def clip", "def clamp"))
     assert mutation._fresh({"idf.m.x_clip__mutmut_1": "killed"}, then, now) == {}
+
+
+def test_imports_and_the_module_docstring_do_not_count():
+    """Moving a module rewrites its imports and docstring; its functions compute the same."""
+    then = _hashes(SOURCE)
+    moved = '"""Moved."""\nimport math\nfrom idf.engine.market import amm\n' + SOURCE
+    assert _hashes(moved) == then
+    # a docstring-like string later in the module is code like any other
+    assert _hashes(SOURCE + '\n"""not a docstring"""\n') != then

@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from physics import ns_reference as ref
 
 from idf.engine.errors import ParameterError
-from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity, taylor_green
-from physics import ns_reference as ref
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity, taylor_green
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from idf.cli.main import app
 from idf.client import InvalidArgumentError
-from idf.engine import nvp, nvp_training
 from idf.engine.errors import Cancelled
-from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
+from idf.engine.forecast import nvp
+from idf.engine.training import nvp as nvp_training
 from idf.engine.unet import UNet
 
 runner = CliRunner()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
 from typer.testing import CliRunner
 
-from helpers import ServerProcess, ServerThread, run_in_threads, wait_until
 from idf.cli.main import app
 from idf.client import Client, InvalidArgumentError, NotFoundError
 from idf.client.merkle import leaf_hash, verify_inclusion
@@ -52,7 +52,7 @@ def test_create_verify_and_fetch(log_server):
 
 
 def test_sequence_policy(log_server):
-    from idf.engine.forecast import TransportSpec, physics_forecast
+    from idf.engine.forecast.physics import TransportSpec, physics_forecast
 
     frames = physics_forecast([REF], 20, TransportSpec(diffusivity=0.2)).frames
     with Client(log_server.target, max_attempts=1) as c:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from idf.client import Client, InvalidArgumentError, from_field
-from idf.engine import fieldsets
+from idf.engine.flows import fieldsets
 from idf.v1 import diffusion_pb2 as d
 
 

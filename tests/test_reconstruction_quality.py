@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from idf.engine import models, reconstruction
+from idf.engine import models
+from idf.engine.training import evaluation
 
 # What this exact run (4 held-out fields, 10% observed, 8 samples, seed 11) measured on a 2-core
 # AMD EPYC (AVX-512), torch 2.13.0+cpu, 2026-11-30: diffusion rel. L2 0.027416, linear 0.14545,
@@ -22,7 +23,7 @@ MEASURED_VS_LINEAR = 0.18849
 @pytest.mark.slow
 def test_shipped_denoiser_meets_the_ten_percent_target_and_beats_interpolation():
     model = models.load_denoiser(models.DEFAULT_DENOISER, "cpu")
-    e = reconstruction.evaluate(model, 0.10, 4, count=8, seed=11)
+    e = evaluation.evaluate(model, 0.10, 4, count=8, seed=11)
     print(f"10% observed, 4 fields: diffusion {e.diffusion_rel_l2:.6f}, linear {e.linear_rel_l2:.6f}, "
           f"kriging {e.kriging_rel_l2:.6f}; coverage {e.diffusion_coverage:.4f}")
     assert e.diffusion_rel_l2 < 1.3 * MEASURED_REL_L2  # regression bound: < 0.0356

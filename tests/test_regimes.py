@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from physics import ns_reference as ref
 from typer.testing import CliRunner
 
 from idf.cli.main import app
 from idf.client import InvalidArgumentError, to_field
-from idf.engine import regimes
-from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine.regimes import features as regimes
 from idf.v1 import predict_pb2 as p
-from physics import ns_reference as ref
 
 runner = CliRunner()
 
@@ -97,7 +97,8 @@ def test_generate_then_detect_from_the_cli(server, tmp_path: Path):
 def test_held_out_trajectories_are_classified():
     """One held-out trajectory per expected regime (Re and seed never trained on), labelled by its
     own dynamics; the full held-out table is bench/predict.py's."""
-    from idf.engine import models, regime_detector
+    from idf.engine import models
+    from idf.engine.regimes import detector as regime_detector
 
     detector = models.load_detector(models.DEFAULT_DETECTOR)
     x, y, runs = regime_detector.dataset({"steady": (14.0,), "periodic": (24.0,), "chaotic": (50.0,)}, (100,))

@@ -9,12 +9,12 @@ import urllib.request
 
 import numpy as np
 import pytest
-
+from google.protobuf import json_format
 from helpers import ServerThread
+
 from idf.client import Client, from_field, to_field
 from idf.server.rest import routes
 from idf.v1 import predict_pb2
-from google.protobuf import json_format
 
 
 @pytest.fixture(scope="module")

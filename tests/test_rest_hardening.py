@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from helpers import HANG_S, ServerThread, wait_until
+
 from idf.server import rest
 
 

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from idf.engine import baselines, denoiser as dn, fieldsets, reverse
-from idf.engine.diffusion_training import TrainConfig, train
-from idf.engine.forecast import TransportSpec, physics_forecast
-from idf.kernels.phi4 import Phi4
+from idf.engine.flows import fieldsets
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
+from idf.engine.sampling import denoiser as dn
+from idf.engine.sampling import reverse
+from idf.engine.training import baselines
+from idf.engine.training.diffusion import TrainConfig, train
+from idf.engine.sampling.models.phi4 import Phi4Energy
 
 SIDE = 16
 POWER = dn.gff_power(SIDE, kappa=1.0, mass2=0.5)
@@ -125,7 +128,7 @@ def test_energy_guidance_multiplies_the_prior_by_the_boltzmann_factor(scale, mea
     s2, temperature = 0.5, 2.0
     prior = dn.GaussianDenoiser(np.full((SIDE, SIDE), s2), sigma_data=np.sqrt(s2))
     x, _ = reverse.sample(prior, 1000, steps=32, seed=3, method="heun", guidance=reverse.Guidance(
-        energy=Phi4(kappa=1.0, a=0.5, b=0.0), energy_scale=scale, temperature=temperature))
+        energy=Phi4Energy(kappa=1.0, a=0.5, b=0.0), energy_scale=scale, temperature=temperature))
     exact = 1 / (1 / s2 + scale / dn.gff_power(SIDE, kappa=1.0, mass2=0.5, temperature=temperature))
     kl = kl_per_mode(spectrum(x), exact)
     # 1000 draws, 32 steps: floor mean 2.6e-4 (above). Measured (lambda 0.3 / 3): mean 3.658e-4 /

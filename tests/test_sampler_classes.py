@@ -1,4 +1,4 @@
-"""The sampler classes of idf.engine.samplers, step by step, against their documented rules
+"""The sampler classes of idf.engine.sampling.samplers, step by step, against their documented rules
 (the module docstring and docs/diffusion.md): the annealing ladder, the replica-exchange step (one
 MALA step per rung at η·T_i/T_0 with its own counter, then neighbour swaps on alternating pairs
 accepted with min(1, exp((1/T_i − 1/T_j)(E_i − E_j)))), and the divergence errors.
@@ -15,15 +15,18 @@ import math
 import pytest
 import torch
 
-from idf.engine import sampling, samplers
 from idf.engine.errors import Cancelled, Diverged
+from idf.engine.sampling import boltzmann as sampling
+from idf.engine.sampling import samplers
+from idf.engine.sampling.models.ising import IsingEnergy
+from idf.engine.sampling.models.phi4 import Phi4Energy
 from idf.kernels.ising import Ising, ising_sweep
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
 from idf.kernels.phi4 import Phi4, phi4
 from idf.kernels.random import cpu_generator
 
-MODEL = Phi4(kappa=1.0, a=-1.0, b=1.0)  # the double well: rungs differ in energy, swaps sometimes fail
+MODEL = Phi4Energy(kappa=1.0, a=-1.0, b=1.0)  # the double well: rungs differ in energy, swaps sometimes fail
 
 
 def start(count: int = 16, side: int = 6, seed: int = 5) -> torch.Tensor:
@@ -51,7 +54,7 @@ def test_langevin_and_mala_steps_are_their_kernels_in_any_dimension(shape):
 @pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
 def test_gibbs_sweeps_with_its_rule_and_temperature(rule):
     spins = (torch.randint(0, 2, (3, 8, 8), generator=torch.Generator().manual_seed(2)) * 2 - 1).to(torch.int8)
-    s = samplers.Gibbs(spins.clone(), Ising(J=1.0, h=0.2), 1.5, 6, rule=rule)
+    s = samplers.Gibbs(spins.clone(), IsingEnergy(J=1.0, h=0.2), 1.5, 6, rule=rule)
     x = spins.clone()
     for k in range(3):
         info = s.step(k)
@@ -116,7 +119,7 @@ def test_an_annealed_chain_with_a_total_keeps_it_from_the_start():
 # --- replica exchange: the documented step, from the kernels it names --------------------------------
 
 def documented_step(replicas, energies, temperatures, eta, seed, k, ndim):
-    """Module docstring of idf.engine.samplers: MALA on every rung (step size η·T_i/T_0, counter
+    """Module docstring of idf.engine.sampling.samplers: MALA on every rung (step size η·T_i/T_0, counter
     k·R + i), then swaps of pairs (i, i+1), i ≡ k mod 2, each chain deciding with one uniform
     u from cpu_generator(seed, k, 2**31): swap iff u < exp((1/T_i − 1/T_j)(E_i − E_j))."""
     r = len(temperatures)

@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idf.client import Client, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, from_field
-from idf.engine.sampling import SampleSpec, sample
+from idf.client import (
+    Client,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    from_field,
+)
+from idf.engine.sampling.boltzmann import SampleSpec, sample
 from idf.v1 import diffusion_pb2 as d
 
 

@@ -1,4 +1,4 @@
-"""What a sampling run refuses and what it derives before it starts (idf.engine.sampling._check,
+"""What a sampling run refuses and what it derives before it starts (idf.engine.sampling.boltzmann._check,
 the stability limit, the replica ladder, the energy-model registry), checked as users see it.
 
 - Refusals: every bad parameter is a ParameterError whose `parameter` is the field the caller
@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import torch
 
-from idf.engine import energy_models, sampling
 from idf.engine.errors import ParameterError
+from idf.engine.sampling import boltzmann as sampling
+from idf.engine.sampling import energy_models
 from idf.kernels.ising import ising_energy
 from idf.kernels.phi4 import phi4
 

@@ -1,4 +1,4 @@
-"""A whole sampling run as a caller sees it (idf.engine.sampling), checked against independent
+"""A whole sampling run as a caller sees it (idf.engine.sampling.boltzmann), checked against independent
 ground truths rather than against the code's own arithmetic:
 
 - `effective_sample_size` against a direct-sum implementation of the documented estimator
@@ -28,10 +28,16 @@ import numpy as np
 import pytest
 import torch
 
-from idf.engine import sampling
 from idf.engine.errors import Cancelled, Diverged, ParameterError
-from idf.engine.sampling import Constraint, SampleOutput, SampleSpec, effective_sample_size, estimate, sample
-
+from idf.engine.sampling import boltzmann as sampling
+from idf.engine.sampling.boltzmann import (
+    Constraint,
+    SampleOutput,
+    SampleSpec,
+    effective_sample_size,
+    estimate,
+    sample,
+)
 
 # --- independent references -------------------------------------------------------------------------
 

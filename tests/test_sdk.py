@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from helpers import ServerThread
-from idf.client import AsyncClient, Client, InvalidArgumentError, UnavailableError, UnimplementedError
+
+from idf.client import AsyncClient, Client, InvalidArgumentError, UnavailableError
 from idf.v1 import diffusion_pb2, predict_pb2, predict_pb2_grpc
 
 

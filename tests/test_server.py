@@ -9,9 +9,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from idf.client import Client, UnimplementedError, predict_request
 from idf.client.errors import from_rpc_error
-from idf.engine.forecast import TransportSpec, physics_forecast
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.server.app import SERVICE_NAMES
-from idf.v1 import diffusion_pb2, predict_pb2, telemetry_pb2, telemetry_pb2_grpc
+from idf.v1 import telemetry_pb2, telemetry_pb2_grpc
 
 
 def test_health_is_serving(client: Client):

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
 from helpers import HANG_S, ServerProcess, wait_until
+
 from idf.client import CancelledError, Client, UnavailableError
 from idf.v1 import diffusion_pb2
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from idf.engine.errors import Cancelled, ParameterError
-from idf.engine.forecast import TransportSpec, physics_forecast
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.kernels.transport import cfl_number, stable_dt, transport_step
 
 EPS32 = 2.0**-24  # unit roundoff of float32

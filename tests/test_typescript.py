@@ -7,8 +7,8 @@ import shutil
 import subprocess
 
 import numpy as np
-
 from helpers import REPO
+
 from idf.client import to_field
 
 TS = REPO / "clients" / "typescript"

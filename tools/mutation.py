@@ -66,7 +66,7 @@ class Group:
 
 GROUPS: dict[str, Group] = {
     "money": Group(
-        ("engine/amm.py", "store/ledger.py", "client/merkle.py"),
+        ("engine/market/amm.py", "store/ledger.py", "client/merkle.py"),
         ("tests/test_amm.py", "tests/test_merkle.py", "tests/test_merkle_edges.py", "tests/test_ledger_audit.py",
          "tests/test_market.py", "tests/test_money_hardening.py"),
         skip="sigkill or 32_concurrent_clients",
@@ -76,12 +76,12 @@ GROUPS: dict[str, Group] = {
         ("tests/kernels", "tests/physics", "tests/test_transport.py"),
     ),
     "samplers": Group(
-        ("engine/samplers.py", "engine/sampling.py", "engine/energy_models.py"),
+        ("engine/sampling/samplers.py", "engine/sampling/boltzmann.py", "engine/sampling/energy_models.py"),
         ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/test_sampling_checks.py",
          "tests/test_sampling_runs.py", "tests/physics", "tests/test_engine_hardening.py"),
     ),
     "flow": Group(
-        ("engine/navier_stokes.py", "engine/forecast.py", "engine/nvp.py"),
+        ("engine/flows/navier_stokes.py", "engine/forecast/physics.py", "engine/forecast/nvp.py"),
         ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_flow_checks.py", "tests/test_transport.py",
          "tests/test_forecast_checks.py", "tests/test_engine_hardening.py", "tests/test_server.py"),
     ),
@@ -166,7 +166,7 @@ def results(name: str) -> dict[str, str]:
 
 
 def module_files(group: Group) -> dict[str, str]:
-    """Module name (idf.engine.amm) → its path in the repository, for the group's modules."""
+    """Module name (idf.engine.market.amm) → its path in the repository, for the group's modules."""
     files = {}
     for portion in PORTIONS:
         for module in group.modules:
@@ -192,12 +192,17 @@ def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
 
 
 def source_hashes(module: str, source: str) -> dict[str, str]:
-    """Each mutated function's key as mutmut names its mutants (idf.engine.amm.x_quote,
-    idf.engine.amm.xǁPoolǁswap) → a hash of its source, and the module → a hash of the rest: the
+    """Each mutated function's key as mutmut names its mutants (idf.engine.market.amm.x_quote,
+    idf.engine.market.amm.xǁPoolǁswap) → a hash of its source, and the module → a hash of the rest: the
     code outside those functions, decorated functions included (mutmut leaves them unmutated, but
-    a changed constant, property or kernel changes what the mutated functions do)."""
+    a changed constant, property or kernel changes what the mutated functions do). Module-level
+    imports and the module docstring are left out of that hash: moving a module, or an imported
+    name, changes neither what its functions compute nor the names mutmut gives their mutants
+    beyond the module prefix (code in other modules is not hashed here in any case)."""
     hashes = {}
     tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))
+                 and not (node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     for node in tree.body:
         defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
         if isinstance(node, ast.ClassDef):

@@ -11,13 +11,30 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from kernel_checks import DEVICE, assert_matches
+
 from idf.kernels._triton import interpreting
-from idf.kernels.diagnostics import radial_power_spectrum, shannon_entropy, shannon_entropy_triton, total
-from idf.kernels.stencil import (gradient, gradient_reference, gradient_triton, laplacian, laplacian_reference,
-                                 laplacian_triton)
-from idf.kernels.transport import cfl_number, stable_dt, transport_step, transport_step_reference, transport_step_triton
+from idf.kernels.diagnostics import (
+    radial_power_spectrum,
+    shannon_entropy,
+    shannon_entropy_triton,
+    total,
+)
+from idf.kernels.stencil import (
+    gradient,
+    gradient_reference,
+    gradient_triton,
+    laplacian,
+    laplacian_reference,
+    laplacian_triton,
+)
+from idf.kernels.transport import (
+    cfl_number,
+    stable_dt,
+    transport_step,
+    transport_step_reference,
+    transport_step_triton,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -20,13 +20,35 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from kernel_checks import DEVICE, assert_matches
-from idf.kernels.ising import Ising, colour_mask, ising_sweep, philox_uniforms, sweep_reference, sweep_triton
-from idf.kernels.langevin import langevin_step, langevin_step_cpu, langevin_step_reference, langevin_step_triton
+
+from idf.kernels.ising import (
+    Ising,
+    colour_mask,
+    ising_sweep,
+    philox_uniforms,
+    sweep_reference,
+    sweep_triton,
+)
+from idf.kernels.langevin import (
+    langevin_step,
+    langevin_step_cpu,
+    langevin_step_reference,
+    langevin_step_triton,
+)
 from idf.kernels.mala import mala_step, mala_step_reference, mala_step_triton
-from idf.kernels.phi4 import (MODE_EVALUATE, MODE_PROPOSE, Phi4, launch_phi4, phi4, phi4_gradient,
-                              phi4_gradient_reference, phi4_reference, phi4_site_energy_reference, phi4_triton)
+from idf.kernels.phi4 import (
+    MODE_EVALUATE,
+    MODE_PROPOSE,
+    Phi4,
+    launch_phi4,
+    phi4,
+    phi4_gradient,
+    phi4_gradient_reference,
+    phi4_reference,
+    phi4_site_energy_reference,
+    phi4_triton,
+)
 from idf.kernels.random import cpu_generator, philox_normal, philox_uniform, splitmix64, step_seed
 
 

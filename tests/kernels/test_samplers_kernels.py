@@ -8,10 +8,21 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from kernel_checks import DEVICE, assert_matches
-from idf.kernels.diagnostics import radial_power_spectrum, shannon_entropy_reference, shannon_entropy_triton
-from idf.kernels.ising import Ising, ising_energy, ising_sweep, philox_uniforms, sweep_reference, sweep_triton
+
+from idf.kernels.diagnostics import (
+    radial_power_spectrum,
+    shannon_entropy_reference,
+    shannon_entropy_triton,
+)
+from idf.kernels.ising import (
+    Ising,
+    ising_energy,
+    ising_sweep,
+    philox_uniforms,
+    sweep_reference,
+    sweep_triton,
+)
 from idf.kernels.langevin import langevin_step_reference, langevin_step_triton
 from idf.kernels.mala import mala_step_reference, mala_step_triton
 from idf.kernels.phi4 import Phi4, phi4_reference, phi4_triton

@@ -6,9 +6,15 @@ import math
 
 import pytest
 import torch
-
 from kernel_checks import DEVICE, assert_matches
-from idf.kernels.stencil import gradient_reference, gradient_triton, laplacian, laplacian_reference, laplacian_triton
+
+from idf.kernels.stencil import (
+    gradient_reference,
+    gradient_triton,
+    laplacian,
+    laplacian_reference,
+    laplacian_triton,
+)
 
 CASES = [((13, 17), (1.0, 0.3)), ((2, 5, 6, 7), (1.0, 0.7, 2.0)), ((3, 33), (0.9,)), ((9, 11), (0.25, 4.0))]
 

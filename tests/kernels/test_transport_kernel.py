@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from kernel_checks import DEVICE, assert_matches
-from idf.engine.forecast import TransportSpec, physics_forecast
+
+from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.kernels.transport import transport_step_reference, transport_step_triton
 
 CASES = [

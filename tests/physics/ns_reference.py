@@ -1,5 +1,5 @@
 """An independent 2-D Navier–Stokes solver and the linear theory of Kolmogorov flow, for checking
-`idf.engine.navier_stokes` (tests/test_navier_stokes.py).
+`idf.engine.flows.navier_stokes` (tests/test_navier_stokes.py).
 
 Same equation and conventions as the product (the periodic box [0, 2π)², arrays indexed [y, x]):
 

@@ -21,10 +21,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from exact_laws import one_torch_thread
 
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
-from exact_laws import one_torch_thread
 from idf.kernels.phi4 import Phi4
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

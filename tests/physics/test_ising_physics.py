@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from exact_laws import one_torch_thread
-from idf.kernels.ising import Ising, ising_energy, ising_sweep
 from onsager import T_CRITICAL, elliptic_k, energy_per_spin, magnetisation
+
+from idf.kernels.ising import Ising, ising_energy, ising_sweep
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

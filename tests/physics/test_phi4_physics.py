@@ -22,8 +22,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from exact_laws import Ring, Site, law_moments, one_torch_thread
+
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
 from idf.kernels.phi4 import Phi4

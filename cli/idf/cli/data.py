@@ -10,7 +10,14 @@ import numpy as np
 import typer
 
 from idf.cli.output import console, emit, fail
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected, needs_server_extra, writable_output
+from idf.cli.shared import (
+    JsonOpt,
+    ServerOpt,
+    TimeoutOpt,
+    connected,
+    needs_server_extra,
+    writable_output,
+)
 
 data_app = typer.Typer(help="Generate simulated data.", no_args_is_help=True)
 
@@ -35,9 +42,9 @@ def generate(
         fail(f"--flow must be kolmogorov, got {flow!r}", as_json=json_out)
     writable_output(out, (".h5", ".hdf5"), json_out)
     try:
-        from idf.engine import flow_runs
         from idf.engine.errors import ParameterError
-        from idf.engine.navier_stokes import FlowSpec
+        from idf.engine.flows import runs as flow_runs
+        from idf.engine.flows.navier_stokes import FlowSpec
     except ImportError as e:
         needs_server_extra(e, "simulation", json_out)
     spec = FlowSpec(resolution=resolution, reynolds=re, drag=drag, forcing_wavenumber=forcing_wavenumber, dt=dt)

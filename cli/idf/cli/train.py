@@ -1,7 +1,7 @@
 """`idf train …`: train learned models on this machine (needs the server extra: torch).
 
-`idf train diffusion` runs `idf.engine.diffusion_training`, `idf train nvp` runs
-`idf.engine.nvp_training`: progress bar, a checkpoint every --checkpoint-every steps, resumed
+`idf train diffusion` runs `idf.engine.training.diffusion`, `idf train nvp` runs
+`idf.engine.training.nvp`: progress bar, a checkpoint every --checkpoint-every steps, resumed
 automatically when --out exists (same options), Ctrl-C saves and stops. The shipped checkpoints
 are reproduced by the commands in docs/diffusion.md and docs/forecasting.md."""
 
@@ -81,7 +81,7 @@ def diffusion(
     """Train the sensor-conditioned denoiser by denoising score matching."""
     writable_output(out, (".safetensors",), json_out)
     try:
-        from idf.engine.diffusion_training import TrainConfig, train
+        from idf.engine.training.diffusion import TrainConfig, train
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
     config = TrainConfig(family=family, side=side, steps=steps, batch=batch, width=width, learning_rate=learning_rate,
@@ -100,7 +100,7 @@ def regime(
     """Simulate labelled Kolmogorov trajectories, fit the regime detector, report held-out accuracy."""
     writable_output(out, (".json",), json_out)
     try:
-        from idf.engine import regime_detector
+        from idf.engine.regimes import detector as regime_detector
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
     from rich.progress import Progress
@@ -131,7 +131,7 @@ def nvp(
     """Simulate Kolmogorov flows, train the NVP forecaster with rollouts, calibrate its ensemble."""
     writable_output(out, (".safetensors",), json_out)
     try:
-        from idf.engine.nvp_training import NvpConfig, train
+        from idf.engine.training.nvp import NvpConfig, train
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
     config = NvpConfig(steps=steps, batch=batch, rollout=rollout, width=width, learning_rate=learning_rate,

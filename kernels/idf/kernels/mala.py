@@ -35,7 +35,9 @@ def _sigma(step_size: float, temperature: float) -> float:
     return math.sqrt(2.0 * step_size * temperature)
 
 
-def _decide(phi, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim) -> MalaResult:  # noqa: ANN001
+def mala_decide(phi, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim) -> MalaResult:  # noqa: ANN001
+    """Accept or reject each chain's proposal from the energies and the squared noise and reverse
+    residual norms (shared by the reference, the fused kernel and the engine's generic MALA)."""
     log_alpha = -(e_y - e_x) / temperature - r2 / (2 * sigma**2) + xi2 / 2
     accepted = torch.log(uniform.to(torch.float64)) < log_alpha
     select = accepted.reshape(accepted.shape + (1,) * ndim)
@@ -54,7 +56,7 @@ def mala_step_reference(
     r = phi - proposal + step_size * ev_y.gradient
     xi2 = (noise * noise).sum(axes, dtype=torch.float64)
     r2 = (r * r).sum(axes, dtype=torch.float64)
-    return _decide(phi, proposal, ev_x.energy, ev_y.energy, xi2, r2, uniform, temperature, sigma, ndim)
+    return mala_decide(phi, proposal, ev_x.energy, ev_y.energy, xi2, r2, uniform, temperature, sigma, ndim)
 
 
 def mala_step_triton(
@@ -69,7 +71,7 @@ def mala_step_triton(
     reverse = launch_phi4(proposal, model, ndim, MODE_REVERSE, eta=step_size, aux=phi, block=block)
     e_x, xi2 = forward.sum(-1, dtype=torch.float64).reshape(2, *batch_shape)
     e_y, r2 = reverse.sum(-1, dtype=torch.float64).reshape(2, *batch_shape)
-    return _decide(phi, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim)
+    return mala_decide(phi, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim)
 
 
 def mala_step(

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from idf.engine.forecast import PHYSICS_MODEL
+from idf.engine.forecast.physics import PHYSICS_MODEL
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_DENOISER = "plume-32-edm"
@@ -112,23 +112,23 @@ def _artifact(name: str, task: str) -> Path:
 
 # Loaders import their modules lazily: torch and safetensors load only when a learned model is used.
 @functools.lru_cache(maxsize=8)
-def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.denoiser.LearnedDenoiser
+def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.sampling.denoiser.LearnedDenoiser
     """The shipped denoiser `name`, loaded once per device."""
-    from idf.engine import denoiser
+    from idf.engine.sampling import denoiser
 
     return denoiser.load(_artifact(name, "denoise"), device=device)[0]
 
 
 @functools.lru_cache(maxsize=4)
-def load_detector(name: str):  # -> idf.engine.regime_detector.Detector
-    from idf.engine.regime_detector import Detector
+def load_detector(name: str):  # -> idf.engine.regimes.detector.Detector
+    from idf.engine.regimes.detector import Detector
 
     return Detector.load(_artifact(name, "regime"))
 
 
 @functools.lru_cache(maxsize=4)
-def load_forecaster(name: str, device: str = "cpu"):  # -> idf.engine.nvp.NvpForecaster
+def load_forecaster(name: str, device: str = "cpu"):  # -> idf.engine.forecast.nvp.NvpForecaster
     """The shipped learned forecaster `name`, loaded once per device."""
-    from idf.engine import nvp
+    from idf.engine.forecast import nvp
 
     return nvp.load(_artifact(name, "forecast"), device=device)[0]

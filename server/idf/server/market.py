@@ -1,4 +1,4 @@
-"""Market operations: the AMM rules of `idf.engine.amm` applied to the ledger of
+"""Market operations: the AMM rules of `idf.engine.market.amm` applied to the ledger of
 `idf.store.ledger`, one ledger transaction each, idempotent by (account, operation, request id)
 with a fingerprint of the parameters: a retry returns the first result verbatim (results are
 plain dicts stored with the journal entry); the same key with other parameters raises
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from idf.engine import amm
+from idf.engine.market import amm
 from idf.store.ledger import ISSUANCE, SYSTEM, Ledger, Tx, fingerprint
 
 DEFAULT_POOL = "market/pools/ceu-pft"

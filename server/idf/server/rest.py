@@ -39,7 +39,7 @@ from aiohttp import web, web_protocol
 from google.api import annotations_pb2
 from google.protobuf import any_pb2, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from idf.server.admission import FORWARDED_HEADER, GATEWAY_HEADER
 from idf.server.errors import DOMAIN

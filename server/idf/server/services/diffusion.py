@@ -11,11 +11,14 @@ import grpc
 import numpy as np
 
 from idf.client.fields import to_field
-from idf.engine import energy_models, generation, models, sampling
+from idf.engine import models
 from idf.engine.errors import ParameterError
+from idf.engine.sampling import boltzmann as sampling
+from idf.engine.sampling import energy_models
+from idf.engine.sampling import reverse_diffusion as generation
 from idf.server.errors import ApiError, invalid_argument
-from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.rpc import streaming, unary
+from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.services.reconstruct import Reconstructing
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, field_pb2

@@ -12,13 +12,21 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from idf.engine.amm import AmmError
 from idf.engine.errors import ParameterError
+from idf.engine.market.amm import AmmError
 from idf.server import market
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
-from idf.store.ledger import INT64_MAX, SYSTEM, AmountOverflow, IdempotencyKeyReused, InsufficientBalance, Ledger, invariants
+from idf.store.ledger import (
+    INT64_MAX,
+    SYSTEM,
+    AmountOverflow,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    Ledger,
+    invariants,
+)
 from idf.v1 import market_pb2, market_pb2_grpc
 
 TOKEN_NAMES = {market_pb2.TOKEN_CEU: "CEU", market_pb2.TOKEN_PFT: "PFT", market_pb2.TOKEN_LP: "LP"}

@@ -1,4 +1,4 @@
-"""PredictService: thin servicer over `idf.engine.forecast`."""
+"""PredictService: thin servicer over `idf.engine.forecast.physics`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import grpc
 import numpy as np
 
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
-from idf.engine import forecast, models, nvp, regime_detector, regimes
+from idf.engine import models
 from idf.engine.errors import ParameterError
-from idf.server.errors import invalid_argument
-from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
-from idf.server.errors import quote
+from idf.engine.forecast import nvp
+from idf.engine.forecast import physics as forecast
+from idf.engine.regimes import detector as regime_detector
+from idf.engine.regimes import features as regimes
+from idf.server.errors import invalid_argument, quote
 from idf.server.rpc import unary
+from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
 
@@ -62,7 +65,7 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
 
     async def _learned(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext, model: str,
                        history: list[np.ndarray]) -> predict_pb2.PredictResponse:
-        """A learned ensemble forecaster (`idf.engine.nvp`): frames are the mean, stddev the spread."""
+        """A learned ensemble forecaster (`idf.engine.forecast.nvp`): frames are the mean, stddev the spread."""
         members = request.ensemble_members or nvp.DEFAULT_MEMBERS
         if not 1 <= members <= MAX_MEMBERS:
             raise invalid_argument("ensemble_members", f"must be in 0..{MAX_MEMBERS} (0: {nvp.DEFAULT_MEMBERS}), got {members}")

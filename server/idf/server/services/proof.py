@@ -21,14 +21,13 @@ from google.protobuf import timestamp_pb2
 
 from idf.client.merkle import MerkleTree, leaf_hash
 from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key_id
-from idf.server import market
-from idf.engine import metrics, policies
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
+from idf.engine.proofs import metrics, policies
+from idf.server import market, metering
+from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
-from idf.server import metering
-from idf.server.admission import Admission
 from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field

@@ -1,4 +1,4 @@
-"""DiffusionService.Reconstruct: decode and check the observations, run `idf.engine.reconstruction`
+"""DiffusionService.Reconstruct: decode and check the observations, run `idf.engine.reconstruction.posterior`
 on the worker pool, meter it, encode mean, standard deviation and (if asked) the samples."""
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import grpc
 import numpy as np
 
 from idf.client.fields import to_field
-from idf.engine import models, reconstruction
+from idf.engine import models
+from idf.engine.reconstruction import posterior as reconstruction
 from idf.server.errors import invalid_argument, quote
 from idf.server.rpc import unary
 from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT
 from idf.server.validation import decode_field
 from idf.v1 import diffusion_pb2
+
 
 def observations(request: diffusion_pb2.ReconstructRequest, max_elements: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
     """(shape, values, mask) from either form of the request, every rule checked with its field path."""

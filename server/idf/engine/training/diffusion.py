@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idf.engine import denoiser as dn
-from idf.engine import fieldsets
 from idf.engine.checkpoints import deterministic, optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
+from idf.engine.flows import fieldsets
+from idf.engine.sampling import denoiser as dn
 from idf.engine.unet import UNet
 
 P_STD = 1.2

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from idf.engine.denoiser import Denoiser
 from idf.engine.errors import Cancelled, Diverged, ParameterError
+from idf.engine.sampling.denoiser import Denoiser
 from idf.kernels.phi4 import Phi4, phi4_gradient
 
 RHO = 7.0

@@ -1,5 +1,5 @@
 """The regime detector: multinomial logistic regression on the physical window features of
-`idf.engine.regimes`, trained on generated Kolmogorov trajectories labelled by their dynamics.
+`idf.engine.regimes.features`, trained on generated Kolmogorov trajectories labelled by their dynamics.
 
 Why hand-written: seven standardised features and three classes need ~30 weights; a Newton-free
 full-batch gradient descent in numpy is deterministic, dependency-free and easy to audit, where
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from idf.engine import regimes
-from idf.engine.navier_stokes import FlowSpec
+from idf.engine.flows.navier_stokes import FlowSpec
+from idf.engine.regimes import features as regimes
 
 TRAIN_RE = {"steady": (8.0, 12.0, 16.0, 19.0), "periodic": (21.0, 23.0, 26.0, 28.0), "chaotic": (32.0, 45.0, 60.0, 90.0)}
 HELD_OUT_RE = {"steady": (10.0, 14.0, 18.0), "periodic": (22.0, 24.0, 27.0), "chaotic": (35.0, 50.0, 75.0, 110.0)}

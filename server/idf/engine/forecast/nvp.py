@@ -9,7 +9,7 @@ One forecast step (one frame, INTERVAL time units) from the last two frames ω�
 with s the vorticity scale of the training data and down/up spectral resampling. The U-Net learns
 what the half-resolution solver misses (the sub-grid scales and their effect on the resolved ones);
 it is trained through multi-step rollouts with gradients through the coarse solver
-(`idf.engine.nvp_training`).
+(`idf.engine.training.nvp`).
 
 Uncertainty: an ensemble of `members` runs, each adding band-limited Gaussian noise of rms
 noise·s to the present state and after every step (a stochastic model-error term). The spread
@@ -36,8 +36,8 @@ import torch
 from idf.engine import checkpoints
 from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
-from idf.engine.forecast import spatial_total
-from idf.engine.navier_stokes import FlowSpec, Solver
+from idf.engine.flows.navier_stokes import FlowSpec, Solver
+from idf.engine.forecast.physics import spatial_total
 from idf.engine.unet import UNet
 
 FORMAT = "idf-nvp-forecaster/1"

@@ -12,10 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from idf.engine import energy_models, models, reverse, sampling
+from idf.engine import models
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
-from idf.engine.sampling import Progress, SampleOutput, SampleSpec
+from idf.engine.sampling import boltzmann as sampling
+from idf.engine.sampling import energy_models, reverse
+from idf.engine.sampling.boltzmann import Progress, SampleOutput, SampleSpec
 from idf.kernels.phi4 import phi4
 
 DEFAULT_STEPS = 32
@@ -59,7 +61,7 @@ def estimate(spec: SampleSpec) -> Cost:
     info = energy_models.info(spec.model)
     energy_models.resolve_parameters(info, spec.parameters)
     check(spec, info)
-    from idf.engine import reconstruction
+    from idf.engine.reconstruction import posterior as reconstruction
 
     return reconstruction.estimate(tuple(spec.shape), spec.count, spec.steps)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from idf.engine import energy_models, samplers
 from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
+from idf.engine.sampling import energy_models, samplers
 from idf.kernels.ising import ising_energy
 from idf.kernels.phi4 import phi4
 from idf.kernels.random import cpu_generator
@@ -223,7 +223,7 @@ def estimate(spec: SampleSpec) -> Cost:
     steps x replicas (the replicas of replica exchange; reverse diffusion: denoiser evaluations
     x sites), exactly what a completed run reports."""
     if spec.sampler == "reverse-diffusion":
-        from idf.engine import generation
+        from idf.engine.sampling import reverse_diffusion as generation
 
         return generation.estimate(spec)
     info = energy_models.info(spec.model)
@@ -287,7 +287,9 @@ def sample(
     device: str | torch.device = "cpu",
 ) -> SampleOutput:
     if spec.sampler == "reverse-diffusion":
-        from idf.engine import generation  # the learned path loads its checkpoint only when asked
+        from idf.engine.sampling import (
+            reverse_diffusion as generation,  # the learned path loads its checkpoint only when asked
+        )
 
         return generation.generate(spec, progress=progress, should_stop=should_stop, device=device)
     info = energy_models.info(spec.model)

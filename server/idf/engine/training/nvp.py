@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idf.engine import nvp
 from idf.engine.checkpoints import deterministic, optimizer_step, optimizer_tensors, resume
 from idf.engine.errors import Cancelled, ParameterError
-from idf.engine.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, exact_interval_spec, random_vorticity
+from idf.engine.forecast import nvp
 from idf.engine.unet import UNet
 
 TRAIN_RE = (38.0, 42.0, 46.0, 55.0, 62.0, 70.0, 82.0, 95.0)

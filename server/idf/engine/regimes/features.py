@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from idf.engine.errors import Cancelled
-from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity
 
 REGIMES = ("steady", "periodic", "chaotic")
 STEADY_RATE = 1e-3  # per unit time

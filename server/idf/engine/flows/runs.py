@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from idf.engine.errors import ParameterError
-from idf.engine.navier_stokes import FlowSpec, Solver, random_vorticity
+from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity
 
 FLOWS = ("kolmogorov",)
-GENERATOR = "idf.engine.navier_stokes/1 (pseudo-spectral, 2/3 dealiasing, CN/AB2)"
+GENERATOR = "idf.engine.flows.navier_stokes/1 (pseudo-spectral, 2/3 dealiasing, CN/AB2)"
 
 
 def generate(spec: FlowSpec, seed: int, out: Path, *, duration: float = 100.0, frame_interval: float = 0.5,

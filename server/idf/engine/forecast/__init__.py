@@ -1,0 +1,2 @@
+"""Forecasting: the physics forecaster (conservative transport, `physics`) and the learned NVP
+forecaster of Kolmogorov flow (`nvp`)."""

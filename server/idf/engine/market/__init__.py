@@ -1,0 +1,1 @@
+"""Market rules: the constant-product AMM in integers (`amm`)."""

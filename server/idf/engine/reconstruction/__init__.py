@@ -1,0 +1,1 @@
+"""Field reconstruction from sparse observations with uncertainty (`posterior`)."""

@@ -1,0 +1,2 @@
+"""Flow regimes: their dynamical definition and window features (`features`) and the learned
+detector (`detector`)."""
