@@ -431,3 +431,33 @@ def test_effective_sample_size_stops_between_chains():
     e, _ = _stop_at("ess", lambda should_stop: sampling.effective_sample_size(trace, should_stop, site_updates=7), 1000)
     assert e.site_updates == 7  # the sampling work passed in, as documented
 
+
+def test_every_cost_measurement_case_names_live_engine_functions():
+    """`python -m idf.engine.cost` measures each path from code in strings; a module moved or a
+    function renamed would leave them dead without any test failing. Each case's imports run and
+    every `m.<name>` it uses exists (the measurement itself is minutes of RSS work, not a test)."""
+    import ast
+
+    from idf.engine import cost
+
+    for name, code in cost._CASES.items():
+        tree = ast.parse(code)
+        ns: dict = {}
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                exec(compile(ast.Module([node], []), name, "exec"), ns)  # noqa: S102 - the module's own code
+        used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "m"}
+        assert used and all(hasattr(ns["m"], a) for a in used), (name, sorted(a for a in used if not hasattr(ns["m"], a)))
+
+
+def test_cancelled_carries_a_work_count_and_an_optional_message():
+    """Cancelled(site_updates) is what metering charges: a string there (training used to pass its
+    message positionally) would reach the ledger; it is refused, and messages go by keyword."""
+    from idf.engine.errors import Cancelled
+
+    assert Cancelled(np.int64(12)).site_updates == 12 and str(Cancelled(12)) == "stopped after 12 site updates"
+    stopped = Cancelled(message="training stopped at step 3; resume with the same command")
+    assert stopped.site_updates == 0 and "resume" in str(stopped)
+    for bad in ("training stopped", -1, 1.5):
+        with pytest.raises(TypeError):
+            Cancelled(bad)

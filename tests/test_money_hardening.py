@@ -258,7 +258,7 @@ def test_sigkill_under_metered_load_leaves_nothing_in_escrow(tmp_path):
     restarted = ServerProcess(env=env)
     try:
         with Client(restarted.target, max_attempts=1) as c:
-            audit = c.ledger_audit(ADMIN_TOKEN)
+            audit = c.ledger_audit(ADMIN_TOKEN).raw
             alice = _balances(c, ALICE)[CEU]
     finally:
         restarted.kill()
@@ -290,7 +290,7 @@ def test_ledger_audit_rpc_rest_and_cli(tmp_path):
             for token in ("wrong", f"{ADMIN_TOKEN}x", ADMIN_TOKEN[:-1]):
                 with pytest.raises(PermissionDeniedError):
                     c.ledger_audit(token)
-            audit = c.ledger_audit(ADMIN_TOKEN)
+            audit = c.ledger_audit(ADMIN_TOKEN).raw
         _audit_ok(audit)
         assert {i.name for i in audit.invariants} == {"entries_balance", "balances_equal_replay", "holdings_equal_supply",
                                                       "escrow_equals_open_reservations", "no_negative_user_balance"}

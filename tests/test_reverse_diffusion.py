@@ -15,9 +15,9 @@ from idf.engine.flows import fieldsets
 from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.engine.sampling import denoiser as dn
 from idf.engine.sampling import reverse
+from idf.engine.sampling.models.phi4 import Phi4Energy
 from idf.engine.training import baselines
 from idf.engine.training.diffusion import TrainConfig, train
-from idf.engine.sampling.models.phi4 import Phi4Energy
 
 SIDE = 16
 POWER = dn.gff_power(SIDE, kappa=1.0, mass2=0.5)

@@ -23,7 +23,7 @@ from idf.engine.sampling.models.phi4 import Phi4Energy
 from idf.kernels.ising import Ising, ising_sweep
 from idf.kernels.langevin import langevin_step
 from idf.kernels.mala import mala_step
-from idf.kernels.phi4 import Phi4, phi4
+from idf.kernels.phi4 import phi4
 from idf.kernels.random import cpu_generator
 
 MODEL = Phi4Energy(kappa=1.0, a=-1.0, b=1.0)  # the double well: rungs differ in energy, swaps sometimes fail

@@ -60,7 +60,7 @@ def test_every_sampler_and_model_runs(client: Client):
 
 def test_energy_models_are_listed(client: Client):
     listed = {m.name: m for m in client.call(client.diffusion_stub.ListEnergyModels, d.ListEnergyModelsRequest()).energy_models}
-    assert set(listed) == {"gaussian-free-field", "phi4", "ising"}
+    assert set(listed) == {"gaussian-free-field", "phi4", "ising", "xy"}
     assert [p.name for p in listed["phi4"].parameters] == ["kappa", "a", "b", "h"]
     assert d.SAMPLER_KIND_GIBBS in listed["ising"].samplers
 

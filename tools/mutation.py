@@ -76,12 +76,14 @@ GROUPS: dict[str, Group] = {
         ("tests/kernels", "tests/physics", "tests/test_transport.py"),
     ),
     "samplers": Group(
-        ("engine/sampling/samplers.py", "engine/sampling/boltzmann.py", "engine/sampling/energy_models.py"),
+        ("engine/sampling/samplers.py", "engine/sampling/boltzmann.py", "engine/sampling/energy_models.py",
+         "engine/sampling/spec.py", "engine/sampling/energy.py", "engine/sampling/models/*.py"),
         ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/test_sampling_checks.py",
          "tests/test_sampling_runs.py", "tests/physics", "tests/test_engine_hardening.py"),
     ),
     "flow": Group(
-        ("engine/flows/navier_stokes.py", "engine/forecast/physics.py", "engine/forecast/nvp.py"),
+        ("engine/flows/navier_stokes.py", "engine/forecast/physics.py", "engine/forecast/nvp.py",
+         "engine/forecast/registry.py"),
         ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_flow_checks.py", "tests/test_transport.py",
          "tests/test_forecast_checks.py", "tests/test_engine_hardening.py", "tests/test_server.py"),
     ),

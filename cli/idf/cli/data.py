@@ -72,21 +72,15 @@ def regime(
     timeout: TimeoutOpt = 120.0,
 ) -> None:
     """Detect the flow regime (steady, periodic, chaotic) of a window of vorticity frames."""
-    from idf.client import to_field
-    from idf.v1 import predict_pb2
-
     frames, _, times = _load_run(data, json_out)
     interval = frame_interval or (float(np.mean(np.diff(times))) if times is not None and len(times) > 1 else 0.0)
     if interval <= 0:
         fail("the file has no time axis: give --frame-interval", as_json=json_out)
     window = frames[-last:] if last else frames
-    request = predict_pb2.DetectRegimeRequest(frames=[to_field(np.ascontiguousarray(f)) for f in window],
-                                              frame_interval=interval)
     with connected(server, timeout, json_out) as c:
-        answer = c.call(c.predict_stub.DetectRegime, request)
-    emit({"regime": predict_pb2.Regime.Name(answer.regime).removeprefix("REGIME_").lower(),
-          **{f"p_{predict_pb2.Regime.Name(p.regime).removeprefix('REGIME_').lower()}": p.probability for p in answer.probabilities},
-          "frames_needed": answer.frames_needed, "model": answer.model, **dict(answer.features)}, json_out, "regime")
+        answer = c.detect_regime(list(window), interval)
+    emit({"regime": answer.regime, **{f"p_{name}": p for name, p in answer.probabilities.items()},
+          "frames_needed": answer.frames_needed, "model": answer.model, **answer.features}, json_out, "regime")
 
 
 def forecast(

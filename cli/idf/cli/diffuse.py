@@ -55,7 +55,7 @@ def diffuse(
         if mode == "observations":
             answer = c.reconstruct(np.nan_to_num(field), observed_mask, noise_std=noise_std, sample_count=samples,
                                    seed=seed, model=model)
-            mean, std = from_field(answer.mean), from_field(answer.stddev)
+            mean, std = answer.mean, answer.stddev
             np.save(out, mean)
             std_path = out.with_suffix(".stddev.npy")
             np.save(std_path, std)

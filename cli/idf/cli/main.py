@@ -10,14 +10,14 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from idf.cli.output import INPUT_ERROR, console, emit, fail
-from idf.cli.market import market_app
-from idf.cli.proof import proof_app, validate
 from idf.cli.data import data_app, forecast, regime
 from idf.cli.diffuse import diffuse
+from idf.cli.market import market_app
+from idf.cli.output import INPUT_ERROR, console, emit, fail
+from idf.cli.proof import proof_app, validate
 from idf.cli.sample import sample
-from idf.cli.train import train_app
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
+from idf.cli.train import train_app
 from idf.client.formats import FormatError, load_energy_map
 
 app = typer.Typer(

@@ -2,37 +2,30 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Annotated, Optional
 
 import typer
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from idf.cli.output import emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
+from idf.client import TOKENS, account_name
 from idf.v1 import market_pb2 as m
 
 market_app = typer.Typer(help="The CEU/PFT market: pool, quotes, swaps, balances, history.", no_args_is_help=True)
 POOL = "market/pools/ceu-pft"
 PoolOpt = Annotated[str, typer.Option(help="Pool resource name.")]
-TOKENS = {"CEU": m.TOKEN_CEU, "PFT": m.TOKEN_PFT}
 AUDIT_FAILED = 5  # `idf market audit`: the server answered, and a ledger invariant fails
 
 
 def _account(name: str) -> str:
-    return name if name.startswith("market/accounts/") else f"market/accounts/{name}"
+    return account_name(name)
 
 
-def _token(name: str, json_out: bool) -> int:
+def _token(name: str, json_out: bool) -> str:
     if name.upper() not in TOKENS:
         fail(f"token must be CEU or PFT, got {name!r}", as_json=json_out)
-    return TOKENS[name.upper()]
-
-
-def _rpc(server: str | None, timeout: float, json_out: bool, method: str, request):  # noqa: ANN001, ANN202
-    with connected(server, timeout, json_out) as c:
-        return c.call(getattr(c.market_stub, method), request)
+    return name.upper()
 
 
 def _show(message, json_out: bool, title: str) -> None:  # noqa: ANN001
@@ -42,7 +35,8 @@ def _show(message, json_out: bool, title: str) -> None:  # noqa: ANN001
 @market_app.command()
 def pool(name: PoolOpt = POOL, server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
     """Reserves, LP shares and fee of a pool."""
-    _show(_rpc(server, timeout, json_out, "GetPool", m.GetPoolRequest(name=name)).pool, json_out, name)
+    with connected(server, timeout, json_out) as c:
+        _show(c.get_pool(name).raw, json_out, name)
 
 
 @market_app.command()
@@ -55,12 +49,9 @@ def quote(
     """Price a swap without executing it."""
     if (amount_in is None) == (amount_out is None):
         fail("give exactly one of --amount-in and --amount-out", as_json=json_out)
-    request = m.QuoteRequest(pool=pool_name, token_in=_token(token_in, json_out))
-    if amount_in is not None:
-        request.amount_in = amount_in
-    else:
-        request.amount_out = amount_out  # type: ignore[assignment]
-    _show(_rpc(server, timeout, json_out, "Quote", request), json_out, "quote")
+    with connected(server, timeout, json_out) as c:
+        _show(c.quote(_token(token_in, json_out), amount_in=amount_in, amount_out=amount_out, pool=pool_name).raw,
+              json_out, "quote")
 
 
 @market_app.command()
@@ -78,24 +69,20 @@ def swap(
     """Swap CEU for PFT or back, exact in or exact out."""
     if (amount_in is None) == (amount_out is None):
         fail("give exactly one of --amount-in and --amount-out", as_json=json_out)
-    deadline = timestamp_pb2.Timestamp()
-    deadline.FromNanoseconds(time.time_ns() + int(deadline_s * 1e9))
-    request = m.SwapRequest(pool=pool_name, account=_account(account), token_in=_token(token_in, json_out),
-                            min_amount_out=min_out, max_amount_in=max_in, deadline=deadline,
-                            request_id=request_id or uuid.uuid4().hex)
-    if amount_in is not None:
-        request.amount_in = amount_in
-    else:
-        request.amount_out = amount_out  # type: ignore[assignment]
-    _show(_rpc(server, timeout, json_out, "Swap", request), json_out, "swap")
+    with connected(server, timeout, json_out) as c:
+        done = c.swap(_account(account), _token(token_in, json_out), amount_in=amount_in, amount_out=amount_out,
+                      min_amount_out=min_out, max_amount_in=max_in, deadline_s=deadline_s, request_id=request_id,
+                      pool=pool_name)
+    _show(done.raw, json_out, "swap")
 
 
 @market_app.command()
 def balance(account: Annotated[str, typer.Argument(help="Account id or market/accounts/{id}.")],
             server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
     """An account's balances."""
-    response = _rpc(server, timeout, json_out, "GetBalance", m.GetBalanceRequest(account=_account(account)))
-    emit({m.Token.Name(b.token).removeprefix("TOKEN_"): b.amount for b in response.balances}, json_out, _account(account))
+    with connected(server, timeout, json_out) as c:
+        balances = c.get_balance(_account(account))
+    emit(balances, json_out, _account(account))
 
 
 @market_app.command()
@@ -103,7 +90,8 @@ def history(account: Annotated[str, typer.Argument(help="Account id or market/ac
             limit: Annotated[int, typer.Option(min=1, max=1000, help="Transactions to show.")] = 20,
             server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
     """An account's journal entries, newest first."""
-    response = _rpc(server, timeout, json_out, "ListTransactions", m.ListTransactionsRequest(account=_account(account), page_size=limit))
+    with connected(server, timeout, json_out) as c:
+        response = c.list_transactions(_account(account), page_size=limit).raw
     if json_out:
         print(json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None))
         return
@@ -130,7 +118,7 @@ def audit(
     if not admin_token:
         fail("the audit is for administrators: give --admin-token or set IDF_ADMIN_TOKEN", as_json=json_out)
     with connected(server, timeout, json_out) as c:
-        response = c.ledger_audit(admin_token)
+        response = c.get_ledger_audit(admin_token).raw
     if json_out:
         print(json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None,
                                         always_print_fields_with_no_presence=True))

@@ -12,7 +12,14 @@ from google.protobuf import json_format
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.client.formats import FormatError, load_energy_map, load_reference_h5
-from idf.client.proofs import key_id, load_public_key, proof_from_json, proof_to_json, public_key_pem, verify_proof
+from idf.client.proofs import (
+    key_id,
+    load_public_key,
+    proof_from_json,
+    proof_to_json,
+    public_key_pem,
+    verify_proof,
+)
 from idf.v1 import proof_pb2
 
 proof_app = typer.Typer(help="Proof records: keys, log heads, offline verification.", no_args_is_help=True)

@@ -1,8 +1,8 @@
 """What an engine call will cost, known before it starts: the work model of admission control.
 
-Every engine entry point has a pure `estimate(...)` next to it (`sampling.estimate`,
-`forecast.estimate`, `nvp.estimate`, `reconstruction.estimate`, `metrics.estimate_compare`,
-`metrics.estimate_sequence`) taking the same arguments the call takes, allocating nothing and
+Every engine entry point has a pure `estimate(...)` next to it (`sampling.boltzmann.estimate`,
+`forecast.physics.estimate`, `forecast.nvp.estimate`, `reconstruction.posterior.estimate`,
+`proofs.metrics.estimate_compare`, `proofs.metrics.estimate_sequence`) taking the same arguments the call takes, allocating nothing and
 running nothing. It returns a `Cost`:
 
 - `site_updates`: the work, in the unit metering charges. For a run that completes it equals
@@ -61,31 +61,37 @@ def measure_peak(fn: Callable[[], Any]) -> tuple[int, Any]:
 
 # `python -m idf.engine.cost`: measured peak against estimate for each engine path ------------
 _CASES = {
-    "langevin": "from idf.engine import sampling as m\n"
+    "langevin": "from idf.engine.sampling import boltzmann as m\n"
                 "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
                 "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
-    "mala-3d-float64": "from idf.engine import sampling as m\n"
+    "mala-3d-float64": "from idf.engine.sampling import boltzmann as m\n"
                        "spec = m.SampleSpec('phi4', {}, (128, 128, 128), 'mala', steps=3, count=8, dtype='float64')\n"
                        "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
-    "replica-exchange": "from idf.engine import sampling as m\n"
+    "replica-exchange": "from idf.engine.sampling import boltzmann as m\n"
                         "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'replica-exchange', steps=3, count=16, temperatures=(1, 2, 3, 4))\n"
                         "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
-    "gibbs-field": "from idf.engine import sampling as m\n"
+    "xy-mala": "from idf.engine.sampling import boltzmann as m\n"
+               "spec = m.SampleSpec('xy', {}, (1024, 1024), 'mala', steps=3, count=16)\n"
+               "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "xy-langevin": "from idf.engine.sampling import boltzmann as m\n"
+                   "spec = m.SampleSpec('xy', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
+                   "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "gibbs-field": "from idf.engine.sampling import boltzmann as m\n"
                    "spec = m.SampleSpec('ising', {}, (1024, 1024), 'gibbs', steps=3, count=16, external_field=np.full((1024, 1024), 0.1))\n"
                    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
-    "physics-forecast": "from idf.engine import forecast as m\n"
+    "physics-forecast": "from idf.engine.forecast import physics as m\n"
                         "u = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)\n"
                         "spec = m.TransportSpec(diffusivity=0.1, velocity=(0.3, -0.2), substeps=2, boundary='zero-flux')\n"
                         "run, est = (lambda: m.physics_forecast([u], 3, spec, source=np.ones_like(u), device='cpu')), m.estimate(u.shape, u.dtype, 3, spec)",
-    "nvp": "from idf.engine import models, nvp as m\n"
+    "nvp": "from idf.engine import models\nfrom idf.engine.forecast import nvp as m\n"
            "f = models.load_forecaster('nvp-kolmogorov-64'); h = np.random.default_rng(0).normal(size=(2, 64, 64)).astype(np.float32)\n"
            "m.forecast(f, h, 1, 60.0, members=2)\n"
            "run, est = (lambda: m.forecast(f, h, 20, 60.0, members=64)), m.estimate(h.shape, 20, 64)",
-    "reconstruction": "from idf.engine import models, reconstruction as m\n"
+    "reconstruction": "from idf.engine import models\nfrom idf.engine.reconstruction import posterior as m\n"
                       "d = models.load_denoiser('plume-32-edm'); v = np.zeros((32, 32)); k = np.zeros((32, 32), bool); k[3, 3] = True\n"
                       "m.reconstruct(d, v, k, count=2, steps=2)\n"
                       "run, est = (lambda: m.reconstruct(d, v, k, count=128, steps=4)), m.estimate((32, 32), 128, 4)",
-    "compare": "from idf.engine import metrics as m\n"
+    "compare": "from idf.engine.proofs import metrics as m\n"
                "r = np.random.default_rng(0).random((2048, 2048)) + 1; p = r + 0.01\n"
                "run, est = (lambda: m.compare(p, r)), m.estimate_compare(r.shape)",
 }

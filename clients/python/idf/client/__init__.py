@@ -1,6 +1,14 @@
 """The Python SDK of Industriverse IDF: `Client` / `AsyncClient`, ndarray <-> Field, errors."""
 
-from idf.client._protocol import Forecast, Usage, default_target, predict_request
+from idf.client import results
+from idf.client._protocol import (
+    TOKENS,
+    Forecast,
+    Usage,
+    account_name,
+    default_target,
+    predict_request,
+)
 from idf.client.client import AsyncClient, Client
 from idf.client.errors import (
     CancelledError,
@@ -19,6 +27,7 @@ from idf.client.errors import (
 from idf.client.fields import FieldDecodeError, FieldMeta, field_meta, from_field, to_field
 
 __all__ = [
+    "TOKENS",
     "AsyncClient",
     "CancelledError",
     "Client",
@@ -37,9 +46,11 @@ __all__ = [
     "UnavailableError",
     "UnimplementedError",
     "Usage",
+    "account_name",
     "default_target",
     "field_meta",
     "from_field",
     "predict_request",
+    "results",
     "to_field",
 ]

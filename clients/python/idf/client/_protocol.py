@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
+from google.protobuf import timestamp_pb2
 
 from idf.client.fields import from_field, to_field
-from idf.v1 import diffusion_pb2, field_pb2, predict_pb2, proof_pb2
+from idf.v1 import diffusion_pb2, field_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -180,3 +183,94 @@ def create_proof_request(
     for frame in sequence or ():
         request.sequence.append(to_field(frame))
     return request
+
+
+def detect_regime_request(frames: Sequence[np.ndarray], frame_interval: float, model: str = "") -> predict_pb2.DetectRegimeRequest:
+    """A window of 2-D vorticity frames (oldest first), `frame_interval` time units apart."""
+    return predict_pb2.DetectRegimeRequest(frames=[to_field(np.ascontiguousarray(f)) for f in frames],
+                                           frame_interval=frame_interval, model=model)
+
+
+# --- the market: accounts by id or resource name, tokens by name, amounts in base units ----------
+
+DEFAULT_POOL = "market/pools/ceu-pft"
+TOKENS = {"CEU": market_pb2.TOKEN_CEU, "PFT": market_pb2.TOKEN_PFT}
+
+
+def account_name(account: str) -> str:
+    """"alice" or "market/accounts/alice" -> "market/accounts/alice"."""
+    return account if account.startswith("market/accounts/") else f"market/accounts/{account}"
+
+
+def token(name: str) -> int:
+    if name.upper() not in TOKENS:
+        raise ValueError(f"token must be CEU or PFT, got {name!r}")
+    return TOKENS[name.upper()]
+
+
+def deadline_in(seconds: float) -> timestamp_pb2.Timestamp:
+    t = timestamp_pb2.Timestamp()
+    t.FromNanoseconds(time.time_ns() + int(seconds * 1e9))
+    return t
+
+
+def _exactly_one(amount_in: int | None, amount_out: int | None) -> None:
+    if (amount_in is None) == (amount_out is None):
+        raise ValueError("give exactly one of amount_in and amount_out")
+
+
+def quote_request(token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
+                  pool: str = DEFAULT_POOL) -> market_pb2.QuoteRequest:
+    _exactly_one(amount_in, amount_out)
+    request = market_pb2.QuoteRequest(pool=pool, token_in=token(token_in))
+    if amount_in is not None:
+        request.amount_in = amount_in
+    else:
+        request.amount_out = amount_out  # type: ignore[assignment]
+    return request
+
+
+def swap_request(account: str, token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
+                 min_amount_out: int = 0, max_amount_in: int = 0, deadline_s: float = 60.0, request_id: str = "",
+                 pool: str = DEFAULT_POOL) -> market_pb2.SwapRequest:
+    """A swap, exact in (with `min_amount_out`) or exact out (with `max_amount_in`); refused by
+    the server after `deadline_s` seconds. `request_id` is the idempotency key (default: a new
+    random one; pass your own to retry safely)."""
+    _exactly_one(amount_in, amount_out)
+    request = market_pb2.SwapRequest(pool=pool, account=account_name(account), token_in=token(token_in),
+                                     min_amount_out=min_amount_out, max_amount_in=max_amount_in,
+                                     deadline=deadline_in(deadline_s), request_id=request_id or uuid.uuid4().hex)
+    if amount_in is not None:
+        request.amount_in = amount_in
+    else:
+        request.amount_out = amount_out  # type: ignore[assignment]
+    return request
+
+
+def add_liquidity_request(account: str, amount_ceu: int, amount_pft: int, *, amount_ceu_min: int = 0,
+                          amount_pft_min: int = 0, deadline_s: float = 60.0, request_id: str = "",
+                          pool: str = DEFAULT_POOL) -> market_pb2.AddLiquidityRequest:
+    return market_pb2.AddLiquidityRequest(pool=pool, account=account_name(account), amount_ceu_desired=amount_ceu,
+                                          amount_pft_desired=amount_pft, amount_ceu_min=amount_ceu_min,
+                                          amount_pft_min=amount_pft_min, deadline=deadline_in(deadline_s),
+                                          request_id=request_id or uuid.uuid4().hex)
+
+
+def remove_liquidity_request(account: str, shares: int, *, amount_ceu_min: int = 0, amount_pft_min: int = 0,
+                             deadline_s: float = 60.0, request_id: str = "",
+                             pool: str = DEFAULT_POOL) -> market_pb2.RemoveLiquidityRequest:
+    return market_pb2.RemoveLiquidityRequest(pool=pool, account=account_name(account), shares=shares,
+                                             amount_ceu_min=amount_ceu_min, amount_pft_min=amount_pft_min,
+                                             deadline=deadline_in(deadline_s), request_id=request_id or uuid.uuid4().hex)
+
+
+def mint_request(account: str, token_name: str, amount: int, *, request_id: str = "") -> market_pb2.MintRequest:
+    return market_pb2.MintRequest(account=account_name(account),
+                                  amount=market_pb2.TokenAmount(token=token(token_name), amount=amount),
+                                  request_id=request_id or uuid.uuid4().hex)
+
+
+def publish_request(readings: Sequence[tuple[str, str, Sequence[int], float]]) -> telemetry_pb2.PublishRequest:
+    """Readings as (site, sensor, grid index, value)."""
+    return telemetry_pb2.PublishRequest(readings=[telemetry_pb2.SensorReading(site=s, sensor=n, index=list(i), value=v)
+                                                  for s, n, i, v in readings])

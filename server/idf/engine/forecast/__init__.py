@@ -1,2 +1,3 @@
-"""Forecasting: the physics forecaster (conservative transport, `physics`) and the learned NVP
-forecaster of Kolmogorov flow (`nvp`)."""
+"""Forecasting: the `Forecaster` protocol and its one `Forecast` type (`base`), the physics
+forecaster (conservative transport, `physics`), the learned NVP forecaster of Kolmogorov flow
+(`nvp`), and the registry `Predict` looks them up in (`registry`)."""

@@ -27,7 +27,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from idf.engine import checkpoints
 from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.engine.flows.navier_stokes import FlowSpec, Solver
-from idf.engine.forecast.physics import spatial_total
+from idf.engine.forecast.base import Forecast, ForecastRequest, spatial_total
 from idf.engine.unet import UNet
 
 FORMAT = "idf-nvp-forecaster/1"
@@ -113,15 +112,8 @@ def band_noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
     return x / x.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().clamp(min=1e-12)
 
 
-@dataclass(frozen=True)
-class NvpResult:
-    frames: np.ndarray  # (steps, SIDE, SIDE) ensemble mean, dtype of the input
-    stddev: np.ndarray  # (steps, SIDE, SIDE) ensemble standard deviation
-    frame_interval: float
-    totals: np.ndarray
-    cfl: float
-    site_updates: int
-    compute_seconds: float
+NvpResult = Forecast  # the name this module's callers knew
+MAX_MEMBERS = 64  # ensemble members per request: bounds one call's work and memory (estimate)
 
 
 def check_request(history: np.ndarray, reynolds: float) -> None:
@@ -158,7 +150,7 @@ def estimate(frames_shape: Sequence[int], steps: int, members: int = DEFAULT_MEM
 
 @torch.no_grad()
 def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: float, *, members: int = DEFAULT_MEMBERS,
-             seed: int = 0, noise: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> NvpResult:
+             seed: int = 0, noise: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> Forecast:
     """Ensemble forecast of `steps` frames from the last HISTORY frames of `history` (T, SIDE, SIDE)."""
     check_request(history, reynolds)
     if steps < 1:
@@ -199,8 +191,9 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
     frames = torch.stack(means).cpu().numpy().astype(history.dtype, copy=False)
     stddev = torch.stack(sds).cpu().numpy().astype(history.dtype, copy=False)
     totals = np.array([spatial_total(f, (2 * math.pi / SIDE,) * 2) for f in frames])
-    return NvpResult(frames, stddev, INTERVAL, totals, cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
-                     site_updates=int(steps * members * SIDE * SIDE), compute_seconds=time.perf_counter() - t0)
+    return Forecast(frames=frames, stddev=stddev, frame_interval=INTERVAL, totals=totals,
+                    cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
+                    site_updates=int(steps * members * SIDE * SIDE), compute_seconds=time.perf_counter() - t0)
 
 
 # checkpoints ------------------------------------------------------------------------------------
@@ -215,3 +208,42 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[NvpForecaster,
     model = NvpForecaster(UNet(**json.loads(meta["architecture"])), float(meta["scale"]), float(meta["noise"]),
                           json.loads(meta["info"]))
     return model, checkpoints.load_into(path, model, device)
+
+
+class Learned:
+    """A shipped NVP checkpoint (idf.engine.models) behind the `Forecaster` protocol: the
+    request's rules checked here, the model loaded (once per device) only to run."""
+
+    learned = True
+    outputs_per_step = 2  # the ensemble mean and its spread
+
+    def __init__(self, name: str, load: Callable[[str, str], NvpForecaster]) -> None:
+        self.name, self.load = name, load  # load(name, device): the checkpoint, loaded once per device
+
+    def _members(self, request: ForecastRequest) -> int:
+        return request.members or DEFAULT_MEMBERS
+
+    def check(self, request: ForecastRequest) -> None:
+        members = self._members(request)
+        if not 1 <= members <= MAX_MEMBERS:
+            raise ParameterError("ensemble_members", f"must be in 0..{MAX_MEMBERS} (0: {DEFAULT_MEMBERS}), got {members}")
+        if request.boundary != "periodic":
+            raise ParameterError("boundary", f"{self.name} forecasts periodic flows")
+        if request.reynolds is None:
+            raise ParameterError("reynolds", f"{self.name} needs the flow's Reynolds number ({RE_RANGE[0]:g} to {RE_RANGE[1]:g})")
+        if len({f.shape for f in request.history}) > 1:
+            raise ParameterError("history", "every frame must have the same shape")
+        check_request(np.stack(request.history) if request.history else np.zeros((0, SIDE, SIDE)), request.reynolds)
+        if request.steps < 1:
+            raise ParameterError("steps", f"must be >= 1, got {request.steps}")
+
+    def estimate(self, request: ForecastRequest) -> Cost:
+        return estimate((len(request.history), SIDE, SIDE), request.steps, self._members(request))
+
+    def run(self, request: ForecastRequest, *, should_stop: Callable[[], bool] = lambda: False,
+            device: str | torch.device | None = None) -> Forecast:
+        self.check(request)
+        model = self.load(self.name, str(torch.device(device or "cpu")))
+        assert request.reynolds is not None  # checked
+        return forecast(model, np.stack(request.history), request.steps, request.reynolds,
+                        members=self._members(request), seed=request.seed, should_stop=should_stop)

@@ -1,4 +1,5 @@
-"""The physics forecaster: repeated conservative transport steps (`idf.kernels.transport`)."""
+"""The physics forecaster: repeated conservative transport steps (`idf.kernels.transport`).
+`Physics` serves it behind the `Forecaster` protocol (idf.engine.forecast.base)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import torch
 
 from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
+from idf.engine.forecast.base import Forecast, ForecastRequest, spatial_total
 from idf.kernels import transport
+
+__all__ = ["PHYSICS_MODEL", "Forecast", "ForecastResult", "Physics", "TransportSpec", "estimate", "physics_forecast",
+           "spatial_total"]
 
 PHYSICS_MODEL = "physics-advection-diffusion"
 DEFAULT_CFL = 0.9
@@ -32,20 +37,7 @@ class TransportSpec:
     boundary_value: float = 0.0
 
 
-@dataclass(frozen=True)
-class ForecastResult:
-    frames: np.ndarray  # (steps, *shape), dtype of the input
-    frame_interval: float
-    dt: float
-    cfl: float
-    totals: np.ndarray  # float64 spatial total of each frame
-    site_updates: int
-    compute_seconds: float
-
-
-def spatial_total(u: np.ndarray, spacing: Sequence[float]) -> float:
-    """Sum of values times cell volume, accumulated in float64."""
-    return float(np.sum(u, dtype=np.float64) * math.prod(spacing))
+ForecastResult = Forecast  # the name this module's callers knew
 
 
 def _resolve(spec: TransportSpec, shape: tuple[int, ...]) -> tuple[TransportSpec, float]:
@@ -121,6 +113,28 @@ def _overflow(k: int, site_updates: int) -> Diverged:
                                f"source's) are too large; rescale them", step=k, site_updates=site_updates)
 
 
+def check(history: Sequence[np.ndarray], steps: int, spec: TransportSpec,
+          source: np.ndarray | None = None) -> tuple[TransportSpec, float]:
+    """Every rule of a physics forecast, before any work: ParameterError on the first broken
+    one; else the spec with its defaults filled and its CFL number."""
+    if not history:
+        raise ParameterError("history", "needs at least one frame")
+    present = history[-1]
+    if present.dtype not in FLOAT_DTYPES:
+        raise ParameterError("dtype", f"the physics forecaster takes float32 or float64, got {present.dtype}")
+    if not np.all(np.isfinite(present)):
+        raise ParameterError("history", "contains NaN or Inf")
+    if steps < 1:
+        raise ParameterError("steps", f"must be >= 1, got {steps}")
+    resolved = _resolve(spec, present.shape)
+    if source is not None:
+        if source.shape != present.shape:
+            raise ParameterError("source", f"shape {source.shape} != field shape {present.shape}")
+        if not np.all(np.isfinite(source)):
+            raise ParameterError("source", "contains NaN or Inf")
+    return resolved
+
+
 def physics_forecast(
     history: Sequence[np.ndarray],
     steps: int,
@@ -135,21 +149,8 @@ def physics_forecast(
     Raises ParameterError for a domain violation and Cancelled when `should_stop()` turns true
     between solver steps. `device` defaults to CUDA when available (the Triton kernel), else CPU.
     """
-    if not history:
-        raise ParameterError("history", "needs at least one frame")
+    spec, cfl = check(history, steps, spec, source)
     present = history[-1]
-    if present.dtype not in FLOAT_DTYPES:
-        raise ParameterError("dtype", f"the physics forecaster takes float32 or float64, got {present.dtype}")
-    if not np.all(np.isfinite(present)):
-        raise ParameterError("history", "contains NaN or Inf")
-    if steps < 1:
-        raise ParameterError("steps", f"must be >= 1, got {steps}")
-    spec, cfl = _resolve(spec, present.shape)
-    if source is not None:
-        if source.shape != present.shape:
-            raise ParameterError("source", f"shape {source.shape} != field shape {present.shape}")
-        if not np.all(np.isfinite(source)):
-            raise ParameterError("source", "contains NaN or Inf")
 
     start = time.perf_counter()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -174,7 +175,7 @@ def physics_forecast(
             frames[k] = u.cpu().numpy()
     seconds = time.perf_counter() - start
     totals = np.array([spatial_total(f, spec.spacing) for f in frames])
-    return ForecastResult(
+    return Forecast(
         frames=frames,
         frame_interval=spec.dt * spec.substeps,
         dt=spec.dt,
@@ -183,3 +184,29 @@ def physics_forecast(
         site_updates=int(present.size) * steps * spec.substeps,
         compute_seconds=seconds,
     )
+
+
+class Physics:
+    """The physics forecaster behind the `Forecaster` protocol."""
+
+    name = PHYSICS_MODEL
+    learned = False
+    outputs_per_step = 1
+
+    @staticmethod
+    def spec(request: ForecastRequest) -> TransportSpec:
+        return TransportSpec(diffusivity=request.diffusivity, velocity=tuple(request.velocity), dt=request.dt,
+                             substeps=request.substeps, spacing=tuple(request.spacing), boundary=request.boundary,
+                             boundary_value=request.boundary_value)
+
+    def check(self, request: ForecastRequest) -> None:
+        check(request.history, request.steps, self.spec(request), request.source)
+
+    def estimate(self, request: ForecastRequest) -> Cost:
+        present = request.history[-1] if request.history else np.zeros(0)
+        return estimate(present.shape, present.dtype, request.steps, self.spec(request))
+
+    def run(self, request: ForecastRequest, *, should_stop: Callable[[], bool] = lambda: False,
+            device: str | torch.device | None = None) -> Forecast:
+        return physics_forecast(request.history, request.steps, self.spec(request), source=request.source,
+                                should_stop=should_stop, device=device)

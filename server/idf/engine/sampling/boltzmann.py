@@ -1,76 +1,44 @@
 """A whole sampling run: energy model + sampler settings -> samples with measured diagnostics,
-progress reports along the way, and a clean stop when asked."""
+progress reports along the way, and a clean stop when asked.
+
+`sample` and `estimate` serve every registered sampler: the chain samplers through one loop
+here, samplers that run a whole request themselves (reverse diffusion) through their entry in
+`samplers.SAMPLERS`. Nothing here names a model or a sampler: what differs lives in the
+registries (`energy_models.REGISTRY`, `samplers.SAMPLERS`)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from idf.engine.cost import Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
-from idf.engine.sampling import energy_models, samplers
-from idf.kernels.ising import ising_energy
-from idf.kernels.phi4 import phi4
+from idf.engine.sampling import energy_models
+from idf.engine.sampling.energy import Energy, EnergyModel
+from idf.engine.sampling.samplers import SAMPLERS, SamplerInfo, replica_ladder
+from idf.engine.sampling.spec import (
+    MAX_FIELD_VALUE,
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    Constraint,
+    Progress,
+    SampleOutput,
+    SampleSpec,
+    check_array,
+    check_constraint,
+    check_temperature,
+    total_target,
+)
 from idf.kernels.random import cpu_generator
 
-DEFAULT_STEP = {"langevin": 0.05, "mala": 0.01, "annealed-langevin": 0.05, "replica-exchange": 0.01}
+__all__ = ["MAX_FIELD_VALUE", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "Constraint", "Progress", "SampleOutput",
+           "SampleSpec", "effective_sample_size", "estimate", "replica_ladder", "sample", "tolerance_failures"]
 
-
-@dataclass(frozen=True)
-class Constraint:
-    name: str
-    target: float
-    tolerance: float
-    weight: float
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    model: str
-    parameters: dict[str, float]
-    shape: tuple[int, ...]
-    sampler: str = ""  # "" = the model's default
-    temperature: float = 1.0
-    step_size: float = 0.0
-    steps: int = 1000
-    burn_in: int = 0
-    max_temperature: float = 0.0
-    temperatures: tuple[float, ...] = ()
-    count: int = 1
-    seed: int = 0
-    external_field: np.ndarray | None = None
-    initial: np.ndarray | None = None
-    constraints: tuple[Constraint, ...] = ()
-    dtype: str = ""
-    denoiser: str = ""  # reverse diffusion: the learned model ("" = the shipped default)
-    guidance_scale: float = 0.0  # reverse diffusion: weight of the energy's gradient
-
-
-@dataclass(frozen=True)
-class Progress:
-    step: int
-    total_steps: int
-    temperature: float
-    mean_energy: float
-    acceptance_rate: float
-
-
-@dataclass
-class SampleOutput:
-    samples: np.ndarray  # (count, *shape)
-    energy: np.ndarray  # (count,)
-    total: np.ndarray
-    constraint_residual: np.ndarray
-    acceptance_rate: np.ndarray
-    effective_sample_size: float
-    site_updates: int
-    compute_seconds: float
-    extras: dict[str, float] = field(default_factory=dict)
+DEFAULT_STEP = {name: s.default_step for name, s in SAMPLERS.items() if s.gradient}
 
 
 def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = lambda: False,
@@ -105,54 +73,40 @@ def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = l
     return total
 
 
-def replica_ladder(spec: SampleSpec, rungs: int = 8) -> list[float]:
-    """The replica-exchange temperatures: as given, else `rungs` geometric from T to T_max."""
-    if spec.temperatures:
-        return list(spec.temperatures)
-    ratio = spec.max_temperature / spec.temperature
-    return [spec.temperature * ratio ** (i / (rungs - 1)) for i in range(rungs)]
+def curvature(model: EnergyModel, params: dict[str, float], ndim: int) -> float:
+    """The model's largest curvature near its minima (see its file): a gradient step of size η is
+    linearly stable when η·curvature < 2, and the chain of a Gaussian field diverges beyond it."""
+    return model.curvature(params, ndim)
 
 
-MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6  # energy units: beyond them exp(-E/T) under/overflows
-MAX_FIELD_VALUE = 1e6  # |mean value| a constraint may impose, and |value| of initial states
-GRADIENT_SAMPLERS = ("langevin", "annealed-langevin", "mala", "replica-exchange")
-
-
-def curvature(info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
-    """The largest curvature of the energy near its minima: 4·ndim·κ from the lattice Laplacian
-    plus a (or -2a at the double well's minima φ² = -a/b). A gradient step of size η is linearly
-    stable when η·curvature < 2: the Langevin chain of a Gaussian field diverges beyond it."""
-    if info.spin:
-        return 0.0
-    kappa = params["kappa"]
-    a = params.get("mass2", params.get("a", 0.0))
-    b = params.get("b", 0.0)
-    return 4 * ndim * kappa + (a if a >= 0 else (-2 * a if b > 0 else 0.0))
-
-
-def max_step_size(info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
+def max_step_size(model: EnergyModel, params: dict[str, float], ndim: int) -> float:
     """The largest step size a gradient sampler accepts for this model: the linear stability
     limit 2 / curvature (a flat energy has none; then 1e3 bounds the noise a step adds)."""
-    c = curvature(info, params, ndim)
+    c = curvature(model, params, ndim)
     return min(2.0 / c, 1e3) if c > 0 else 1e3
 
 
-def _temperature_ok(t: float) -> bool:
-    return math.isfinite(t) and MIN_TEMPERATURE <= t <= MAX_TEMPERATURE
+def _sampler(spec: SampleSpec, model: EnergyModel) -> SamplerInfo:
+    kind = spec.sampler or model.default_sampler
+    if kind not in model.samplers:
+        raise ParameterError("sampler.kind", f"{model.name} samples with {list(model.samplers)}, not {kind}")
+    return SAMPLERS[kind]
 
 
-def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo, params: dict[str, float]) -> str:
-    """Every caller-controlled parameter of a sampling run, checked before any work: a
+def _check(spec: SampleSpec, model: EnergyModel, params: dict[str, float]) -> SamplerInfo:
+    """Every caller-controlled parameter of a chain sampling run, checked before any work: a
     ParameterError naming the first that is wrong (non-finite, out of range, inconsistent)."""
-    sampler = spec.sampler or ("gibbs" if info.spin else "mala")
-    if sampler not in info.samplers:
-        raise ParameterError("sampler.kind", f"{info.name} samples with {list(info.samplers)}, not {sampler}")
-    if not _temperature_ok(spec.temperature):
-        raise ParameterError("sampler.temperature", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {spec.temperature}")
-    if not 1 <= len(spec.shape) <= (2 if info.spin else 3) or any(n < 1 for n in spec.shape):
-        raise ParameterError("shape", f"{info.name} takes {'2' if info.spin else '1 to 3'} positive extents, got {list(spec.shape)[:4]}")
-    if info.spin and (len(spec.shape) != 2 or spec.shape[0] % 2 or spec.shape[1] % 2):
-        raise ParameterError("shape", "Ising lattices are 2-D with even sides (checkerboard updates)")
+    sampler = _sampler(spec, model)
+    check_temperature("sampler.temperature", spec.temperature)
+    extents = str(model.ndims[0]) if len(model.ndims) == 1 else f"{model.ndims[0]} to {model.ndims[-1]}"
+    wrong = ParameterError("shape", f"{model.name} takes {extents} positive extents, got {list(spec.shape)[:4]}")
+    if not 1 <= len(spec.shape) <= model.ndims[-1] or any(n < 1 for n in spec.shape):
+        raise wrong
+    refused = model.check_shape(tuple(spec.shape))  # the model's own rule, with its own reason
+    if refused:
+        raise ParameterError("shape", refused)
+    if len(spec.shape) not in model.ndims:
+        raise wrong
     if spec.steps < 1:
         raise ParameterError("sampler.steps", f"must be >= 1, got {spec.steps}")
     if spec.count < 1:
@@ -161,60 +115,43 @@ def _check(spec: SampleSpec, info: energy_models.EnergyModelInfo, params: dict[s
         raise ParameterError("sampler.burn_in", f"must be in [0, steps), got {spec.burn_in}")
     if spec.step_size < 0 or not math.isfinite(spec.step_size):
         raise ParameterError("sampler.step_size", f"must be finite and >= 0, got {spec.step_size}")
-    if sampler in GRADIENT_SAMPLERS:
-        limit = max_step_size(info, params, len(spec.shape))
+    if sampler.gradient:
+        limit = max_step_size(model, params, len(spec.shape))
         if spec.step_size > limit:
             raise ParameterError("sampler.step_size", f"{spec.step_size:.4g} is too large for this model: gradient steps are "
                                                       f"stable below 2/curvature = {limit:.4g} (0: the default)")
-    if spec.max_temperature != 0 and not _temperature_ok(spec.max_temperature):
-        raise ParameterError("sampler.max_temperature", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], "
-                                                        f"got {spec.max_temperature:.4g}")
-    if sampler in ("annealed-langevin", "replica-exchange") and not spec.temperatures:
-        if not spec.max_temperature > spec.temperature:
-            raise ParameterError("sampler.max_temperature", f"{sampler} needs max_temperature > temperature")
+    if spec.max_temperature != 0:
+        check_temperature("sampler.max_temperature", spec.max_temperature)
+    if sampler.ladder and not spec.temperatures and not spec.max_temperature > spec.temperature:
+        raise ParameterError("sampler.max_temperature", f"{sampler.name} needs max_temperature > temperature")
     if spec.temperatures:
         ladder = spec.temperatures
         for i, t in enumerate(ladder):
-            if not _temperature_ok(t):
-                raise ParameterError(f"sampler.temperatures[{i}]", f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {t:.4g}")
+            check_temperature(f"sampler.temperatures[{i}]", t)
         if ladder[0] != spec.temperature or any(b <= a for a, b in zip(ladder, ladder[1:])):
             raise ParameterError("sampler.temperatures", "an ascending ladder starting at the target temperature")
-    sites = math.prod(spec.shape)
     for i, c in enumerate(spec.constraints):
-        if c.name not in info.constraints:
-            raise ParameterError(f"energy_model.constraints[{i}].name", f"{info.name} supports {list(info.constraints)}")
-        if c.weight != 0:
-            raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
-        if not (math.isfinite(c.target) and abs(c.target) <= MAX_FIELD_VALUE * sites):
-            raise ParameterError(f"energy_model.constraints[{i}].target", f"must be finite with |target| / sites <= {MAX_FIELD_VALUE:g}, "
-                                                                         f"got {c.target:.4g}")
-        if not (math.isfinite(c.tolerance) and c.tolerance >= 0):
-            raise ParameterError(f"energy_model.constraints[{i}].tolerance", f"must be finite and >= 0, got {c.tolerance:.4g}")
-        if sampler not in ("langevin", "annealed-langevin"):
-            raise ParameterError(f"energy_model.constraints[{i}]", "exact constraints are enforced by projected Langevin: use langevin or annealed-langevin")
-    for name, array in (("initial", spec.initial), ("energy_model.external_field", spec.external_field)):
-        if array is None:
-            continue
-        if array.shape != spec.shape:
-            raise ParameterError(name, f"shape {list(array.shape)[:4]} differs from {list(spec.shape)}")
-        if array.dtype.kind not in "biuf":
-            raise ParameterError(name, f"must be numeric, got {array.dtype}")
-        if not np.all(np.isfinite(array)) or (array.size and float(np.max(np.abs(array))) > MAX_FIELD_VALUE):
-            raise ParameterError(name, f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}")
+        if c.name not in model.constraints:
+            raise ParameterError(f"energy_model.constraints[{i}].name", f"{model.name} supports {list(model.constraints)}")
+        check_constraint(i, c, math.prod(spec.shape))
+        if c.name not in sampler.constraints:
+            enforcing = [s.name for s in SAMPLERS.values() if c.name in s.constraints and s.name in model.samplers]
+            raise ParameterError(f"energy_model.constraints[{i}]", f"exact constraints are enforced by projected Langevin: "
+                                                                  f"use {' or '.join(enforcing)}")
+    check_array("initial", spec.initial, tuple(spec.shape))
+    check_array("energy_model.external_field", spec.external_field, tuple(spec.shape))
     return sampler
 
 
-# Peak bytes per chain-site of one step on the CPU path, as multiples of the state's itemsize
-# (measured by `python -m idf.engine.cost`, see idf.engine.cost; measured 11, 14.6, 13 + R and
-# 67 B, plus ~5% for a cold process): the state, the noise, the
-# Laplacian and bond temporaries of the step and of the energy evaluation. Replica exchange keeps
-# one state per replica plus one MALA step's temporaries. Gibbs holds int8 spins but computes in
-# float32 (local fields, uniforms) and float64 (energies): bytes, not buffers.
-STEP_BUFFERS = {"langevin": 12, "annealed-langevin": 12, "mala": 15, "replica-exchange": 14}
-GIBBS_BYTES_PER_SITE = 68
+# Memory per chain-site of one step: the model's measured `step_buffers` (see its file and
+# idf.engine.cost) times the state's itemsize, plus one state per replica for replica exchange.
 EXTERNAL_FIELD_BYTES_PER_SITE = 64  # copies of h (float64 decode, tensor, + h) shared by the chains
 TRACE_BYTES_PER_ENTRY = 16  # the energy trace: float64 per chain per kept step, list then array
 TRACE_BYTES_PER_STEP = 120  # one numpy array object and a list slot per kept step
+
+
+def _itemsize(spec: SampleSpec, model: EnergyModel) -> int:
+    return 1 if model.spin else (8 if spec.dtype == "float64" else 4)
 
 
 def estimate(spec: SampleSpec) -> Cost:
@@ -222,20 +159,14 @@ def estimate(spec: SampleSpec) -> Cost:
     ParameterError `sample` would raise for a spec it refuses. site_updates = sites x chains x
     steps x replicas (the replicas of replica exchange; reverse diffusion: denoiser evaluations
     x sites), exactly what a completed run reports."""
-    if spec.sampler == "reverse-diffusion":
-        from idf.engine.sampling import reverse_diffusion as generation
-
-        return generation.estimate(spec)
-    info = energy_models.info(spec.model)
-    params = energy_models.resolve_parameters(info, spec.parameters)
-    kind = _check(spec, info, params)
+    if spec.sampler and spec.sampler in SAMPLERS and SAMPLERS[spec.sampler].estimate is not None:
+        return SAMPLERS[spec.sampler].estimate(spec)  # type: ignore[misc]
+    model = energy_models.info(spec.model)
+    params = energy_models.resolve_parameters(model, spec.parameters)
+    sampler = _check(spec, model, params)
     sites = math.prod(spec.shape)
-    replicas = len(replica_ladder(spec)) if kind == "replica-exchange" else 1
-    if info.spin:
-        per_chain_site = GIBBS_BYTES_PER_SITE
-    else:
-        itemsize = 8 if spec.dtype == "float64" else 4
-        per_chain_site = itemsize * (STEP_BUFFERS[kind] + (replicas if kind == "replica-exchange" else 0))
+    replicas = sampler.replicas(spec)
+    per_chain_site = _itemsize(spec, model) * (model.step_buffers[sampler.name] + (replicas if sampler.keeps_replicas else 0))
     kept = spec.steps - spec.burn_in
     state = spec.count * sites * per_chain_site
     if spec.external_field is not None:
@@ -247,16 +178,16 @@ def estimate(spec: SampleSpec) -> Cost:
 FINITE_CHECK_EVERY = 8  # steps between checks that every chain's energy is finite (one sync)
 
 
-def _default_step(kind: str, info: energy_models.EnergyModelInfo, params: dict[str, float], ndim: int) -> float:
-    """DEFAULT_STEP, unless it is past this model's stability limit (where the chain would
-    diverge): then half that limit."""
-    default = DEFAULT_STEP.get(kind, 0.0)
-    limit = max_step_size(info, params, ndim)
+def _default_step(kind: str, model: EnergyModel, params: dict[str, float], ndim: int) -> float:
+    """The sampler's default step, unless it is past this model's stability limit (where the
+    chain would diverge): then half that limit."""
+    default = SAMPLERS[kind].default_step
+    limit = max_step_size(model, params, ndim)
     return default if default < limit else limit / 2
 
 
 def _diverged(k: int, eta: float, kind: str, site_updates: int) -> Diverged:
-    if kind in ("mala", "replica-exchange"):
+    if SAMPLERS[kind].accepts:
         reason = (f"the chain's energy overflowed at step {k}: the model's parameters, the initial state or the "
                   f"temperature put it beyond floating-point range")
         return Diverged("energy_model.parameters", reason, step=k, site_updates=site_updates)
@@ -270,10 +201,9 @@ def _check_finite(energy: torch.Tensor, k: int, eta: float, kind: str, site_upda
         raise _diverged(k, eta, kind, site_updates)
 
 
-def _check_initial_energy(x: torch.Tensor, model: object, ndim: int, spec: SampleSpec) -> None:
+def _check_initial_energy(x: torch.Tensor, energy: Energy, ndim: int, spec: SampleSpec) -> None:
     """The energy of the starting state must be finite, else no sampler can move from it."""
-    first = x[:1]
-    if not bool(torch.isfinite(phi4(first, model, ndim).energy).all()):  # type: ignore[arg-type]
+    if not bool(torch.isfinite(energy.energy(x[:1], ndim)).all()):
         name = "initial" if spec.initial is not None else "energy_model.external_field"
         raise ParameterError(name, "the energy of the initial state overflows: values too large for this model")
 
@@ -286,48 +216,33 @@ def sample(
     should_stop: Callable[[], bool] = lambda: False,
     device: str | torch.device = "cpu",
 ) -> SampleOutput:
-    if spec.sampler == "reverse-diffusion":
-        from idf.engine.sampling import (
-            reverse_diffusion as generation,  # the learned path loads its checkpoint only when asked
-        )
-
-        return generation.generate(spec, progress=progress, should_stop=should_stop, device=device)
-    info = energy_models.info(spec.model)
-    params = energy_models.resolve_parameters(info, spec.parameters)
-    kind = _check(spec, info, params)
+    if spec.sampler and spec.sampler in SAMPLERS and SAMPLERS[spec.sampler].run is not None:
+        return SAMPLERS[spec.sampler].run(spec, progress=progress, should_stop=should_stop, device=device)  # type: ignore[misc]
+    model = energy_models.info(spec.model)
+    params = energy_models.resolve_parameters(model, spec.parameters)
+    sampler = _check(spec, model, params)
+    kind = sampler.name
     device = torch.device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-    model = energy_models.build(info, params, spec.external_field, dtype, device)
+    energy = energy_models.build(model, params, spec.external_field, dtype, device)
     ndim = len(spec.shape)
     count = spec.count
     gen = cpu_generator(spec.seed, 2**40)
     if spec.initial is not None:
         init = torch.as_tensor(np.asarray(spec.initial)).expand(count, *spec.shape).clone()
-    elif info.spin:
-        init = torch.randint(0, 2, (count, *spec.shape), generator=gen) * 2 - 1
     else:
-        init = torch.zeros((count, *spec.shape))
-    x = init.to(torch.int8 if info.spin else dtype).to(device)
-    if info.spin and not torch.all((x == 1) | (x == -1)):
-        raise ParameterError("initial", "Ising states are +1/-1")
-    total_target = next((c.target for c in spec.constraints if c.name == "total"), None)
-    eta = spec.step_size or _default_step(kind, info, params, ndim)
-    ladder = replica_ladder(spec) if kind == "replica-exchange" else []
+        init = model.initial(count, tuple(spec.shape), gen)
+    x = init.to(model.state_dtype(dtype)).to(device)
+    refused = model.check_initial(x)
+    if refused:
+        raise ParameterError("initial", refused)
+    eta = spec.step_size or (_default_step(kind, model, params, ndim) if sampler.gradient else 0.0)
     sites = math.prod(spec.shape)
-    replicas = len(ladder) if kind == "replica-exchange" else 1
-    if not info.spin:
-        _check_initial_energy(x, model, ndim, spec)
-    if kind == "langevin":
-        s = samplers.Langevin(x, model, spec.temperature, eta, spec.seed, ndim, total_target)
-    elif kind == "annealed-langevin":
-        s = samplers.AnnealedLangevin(x, model, spec.temperature, spec.max_temperature or spec.temperature, eta,
-                                      spec.steps, spec.seed, ndim, total=total_target)
-    elif kind == "mala":
-        s = samplers.Mala(x, model, spec.temperature, eta, spec.seed, ndim)
-    elif kind == "replica-exchange":
-        s = samplers.ReplicaExchange(x, model, ladder, eta, spec.seed, ndim, should_stop=should_stop)
-    else:
-        s = samplers.Gibbs(x, model, spec.temperature, spec.seed)
+    replicas = sampler.replicas(spec)
+    if not model.spin:
+        _check_initial_energy(x, energy, ndim, spec)
+    assert sampler.make is not None  # a sampler without `make` runs whole requests (above)
+    s = sampler.make(x, energy, spec, eta, ndim, should_stop)
     every = progress_every or max(1, spec.steps // 20)
     start = time.perf_counter()
     trace = []
@@ -355,21 +270,19 @@ def sample(
             n_window = 0
     seconds = time.perf_counter() - start
     x = s.x
-    if info.spin:
-        energy = ising_energy(x, model)[0]  # type: ignore[arg-type]
-    else:
-        energy = phi4(x, model, ndim).energy  # type: ignore[arg-type]
+    final = energy.energy(x, ndim)
     samples = x.cpu().numpy()
     grid_axes = tuple(range(1, samples.ndim))
     totals = samples.sum(grid_axes, dtype=np.float64)
-    residual = np.abs(totals - total_target) if total_target is not None else np.zeros(count)
+    target = total_target(spec)
+    residual = np.abs(totals - target) if target is not None else np.zeros(count)
     work = sites * count * spec.steps * replicas
-    if not (np.all(np.isfinite(samples)) and bool(torch.isfinite(energy).all())):
+    if not (np.all(np.isfinite(samples)) and bool(torch.isfinite(final).all())):
         raise _diverged(spec.steps - 1, eta, kind, work)
     kept = spec.steps - spec.burn_in
-    rates = (accepted / kept).cpu().numpy() if isinstance(s, (samplers.Mala, samplers.ReplicaExchange)) else np.full(count, np.nan)
+    rates = (accepted / kept).cpu().numpy() if sampler.accepts else np.full(count, np.nan)
     return SampleOutput(
-        samples=samples, energy=energy.cpu().numpy(), total=totals, constraint_residual=residual,
+        samples=samples, energy=final.cpu().numpy(), total=totals, constraint_residual=residual,
         acceptance_rate=rates, compute_seconds=seconds, site_updates=work,
         effective_sample_size=effective_sample_size(np.asarray(trace), should_stop, work),
     )

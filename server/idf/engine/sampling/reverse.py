@@ -25,7 +25,7 @@ import torch
 
 from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.engine.sampling.denoiser import Denoiser
-from idf.kernels.phi4 import Phi4, phi4_gradient
+from idf.engine.sampling.energy import Energy
 
 RHO = 7.0
 # Fields per uninterruptible denoiser evaluation (a stop is honoured between chunks). Requests of
@@ -42,7 +42,7 @@ class Guidance:
     values: torch.Tensor | None = None  # (1|B, 1, H, W) observed values (0 where unobserved)
     mask: torch.Tensor | None = None  # (1|B, 1, H, W) 1 at observed sites
     noise_std: float = 0.0
-    energy: Phi4 | None = None
+    energy: Energy | None = None
     energy_scale: float = 0.0
     temperature: float = 1.0
     total: float | None = None  # exact constraint: Σx = total, by projecting D′ (the last step returns D′)
@@ -77,17 +77,17 @@ def guided(model: Denoiser, g: Guidance) -> Callable[[torch.Tensor, float], torc
     return d
 
 
-def _energy_prox(d: torch.Tensor, energy: Phi4, lam: float, v: float) -> torch.Tensor:
+def _energy_prox(d: torch.Tensor, energy: Energy, lam: float, v: float) -> torch.Tensor:
     """argmin_y |y − d|²/(2v) + lam·E(y) by Nesterov's method for strongly convex functions, with
-    curvature bounds from the energy's coefficients (Laplacian ≤ 8κ in 2-D, quartic ≤ 3b·max y²)."""
-    quartic = 3 * energy.b * float(d.abs().max()) ** 2 * 4  # room for |y| to grow to 2·max|d|
-    big = 1 / v + lam * (8 * energy.kappa + abs(energy.a) + quartic)
-    small = max(1 / v - lam * max(-energy.a, 0.0), 1e-3 / v)
+    the energy's Hessian bounds lo ⪯ ∇²E ⪯ hi on |y| <= 2·max|d| (room for |y| to grow)."""
+    lo, hi = energy.hessian_bounds(2 * float(d.abs().max()), 2)
+    big = 1 / v + lam * hi
+    small = max(1 / v + lam * lo, 1e-3 / v)
     beta = (math.sqrt(big / small) - 1) / (math.sqrt(big / small) + 1)
     y = prev = d
     for _ in range(PROX_ITERATIONS):
         z = y + beta * (y - prev)
-        grad = (z - d) / v + lam * phi4_gradient(z[:, 0], energy, 2)[:, None]
+        grad = (z - d) / v + lam * energy.gradient(z[:, 0], 2)[:, None]
         prev, y = y, z - grad / big
     return y
 

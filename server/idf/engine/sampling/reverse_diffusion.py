@@ -15,18 +15,27 @@ import torch
 from idf.engine import models
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
-from idf.engine.sampling import boltzmann as sampling
 from idf.engine.sampling import energy_models, reverse
-from idf.engine.sampling.boltzmann import Progress, SampleOutput, SampleSpec
-from idf.kernels.phi4 import phi4
+from idf.engine.sampling.energy import EnergyModel
+from idf.engine.sampling.spec import (
+    MAX_FIELD_VALUE,
+    Progress,
+    SampleOutput,
+    SampleSpec,
+    check_constraint,
+    check_temperature,
+    total_target,
+)
 
 DEFAULT_STEPS = 32
 MAX_GUIDANCE = 1e6
 
 
-def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
+def check(spec: SampleSpec, info: EnergyModel) -> None:
     if info.spin:
         raise ParameterError("sampler.kind", "reverse diffusion generates continuous fields; Ising samples with gibbs")
+    if "reverse-diffusion" not in info.samplers:
+        raise ParameterError("sampler.kind", f"{info.name} samples with {list(info.samplers)}, not reverse-diffusion")
     name = spec.denoiser or models.DEFAULT_DENOISER
     if name not in models.denoisers():
         raise ParameterError("sampler.model", f"unknown denoiser {name!r}; available: {models.denoisers()}")
@@ -36,23 +45,15 @@ def check(spec: SampleSpec, info: energy_models.EnergyModelInfo) -> None:
         raise ParameterError("sample_count", f"must be >= 1, got {spec.count}")
     if not (math.isfinite(spec.guidance_scale) and 0 <= spec.guidance_scale <= MAX_GUIDANCE):
         raise ParameterError("sampler.guidance_scale", f"must be finite and in [0, {MAX_GUIDANCE:g}], got {spec.guidance_scale:.4g}")
-    if not (math.isfinite(spec.temperature) and sampling.MIN_TEMPERATURE <= spec.temperature <= sampling.MAX_TEMPERATURE):
-        raise ParameterError("sampler.temperature", f"must be finite and in [{sampling.MIN_TEMPERATURE:g}, "
-                                                    f"{sampling.MAX_TEMPERATURE:g}], got {spec.temperature:.4g}")
+    check_temperature("sampler.temperature", spec.temperature)
     if spec.initial is not None:
         raise ParameterError("initial", "reverse diffusion starts from noise; leave initial unset")
     for i, c in enumerate(spec.constraints):
-        if c.weight != 0:
-            raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
-        if not (math.isfinite(c.target) and abs(c.target) <= sampling.MAX_FIELD_VALUE * math.prod(spec.shape)):
-            raise ParameterError(f"energy_model.constraints[{i}].target", f"must be finite with |target| / sites <= "
-                                                                         f"{sampling.MAX_FIELD_VALUE:g}, got {c.target:.4g}")
-        if not (math.isfinite(c.tolerance) and c.tolerance >= 0):
-            raise ParameterError(f"energy_model.constraints[{i}].tolerance", f"must be finite and >= 0, got {c.tolerance:.4g}")
+        check_constraint(i, c, math.prod(spec.shape))
     if spec.external_field is not None and spec.external_field.shape == spec.shape:
         f = spec.external_field
-        if f.dtype.kind not in "biuf" or not np.all(np.isfinite(f)) or (f.size and float(np.max(np.abs(f))) > sampling.MAX_FIELD_VALUE):
-            raise ParameterError("energy_model.external_field", f"values must be finite with |value| <= {sampling.MAX_FIELD_VALUE:g}")
+        if f.dtype.kind not in "biuf" or not np.all(np.isfinite(f)) or (f.size and float(np.max(np.abs(f))) > MAX_FIELD_VALUE):
+            raise ParameterError("energy_model.external_field", f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}")
 
 
 def estimate(spec: SampleSpec) -> Cost:
@@ -88,11 +89,11 @@ def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda 
     if spec.external_field is not None and spec.external_field.shape != spec.shape:
         raise ParameterError("energy_model.external_field", f"shape {spec.external_field.shape} differs from {list(spec.shape)}")
     energy = energy_models.build(info, params, spec.external_field, torch.float32, device)
-    total = next((c.target for c in spec.constraints if c.name == "total"), None)
+    total = total_target(spec)
     guidance = reverse.Guidance(energy=energy, energy_scale=spec.guidance_scale, temperature=spec.temperature, total=total)
 
     def report(i: int, n: int, sigma: float, x: torch.Tensor) -> None:
-        progress(Progress(i, n, spec.temperature, float(phi4(x[:, 0], energy, 2).energy.mean()), float("nan")))
+        progress(Progress(i, n, spec.temperature, float(energy.energy(x[:, 0], 2).mean()), float("nan")))
 
     start = time.perf_counter()
     x, evaluations = reverse.sample(denoiser, spec.count, steps=spec.steps, method=reverse.STOCHASTIC,
@@ -104,7 +105,7 @@ def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda 
     totals = samples.sum((1, 2), dtype=np.float64)
     return SampleOutput(
         samples=samples.astype(np.float64 if spec.dtype == "float64" else np.float32),
-        energy=phi4(x, energy, 2).energy.cpu().numpy(), total=totals,
+        energy=energy.energy(x, 2).cpu().numpy(), total=totals,
         constraint_residual=np.abs(totals - total) if total is not None else np.zeros(spec.count),
         acceptance_rate=np.full(spec.count, np.nan),
         effective_sample_size=float(spec.count),  # independent draws: one per sample

@@ -117,7 +117,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
     for step in range(start, config.steps):
         if should_stop():
             _save(out, ema, model, opt, step, config)
-            raise Cancelled(f"training stopped at step {step}; resume with the same command")
+            raise Cancelled(message=f"training stopped at step {step}; resume with the same command")
         x0, mask = batch(config, step)
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         sigma = (torch.randn(config.batch, generator=gen) * P_STD + p_mean).exp()

@@ -110,7 +110,7 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
     data, res = [], []
     for i, (re, s) in enumerate(runs):
         if should_stop():
-            raise Cancelled("stopped while simulating training data; nothing to save yet")
+            raise Cancelled(message="stopped while simulating training data; nothing to save yet")
         progress(NvpProgress("simulating", i, len(runs), float("nan"), time.perf_counter() - t0))
         data.append(trajectory(re, s, config.frames, config.spin_up))
         res.append(re)
@@ -131,7 +131,7 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
     for step in range(start, config.steps):
         if should_stop():
             _save(out, ema, model, opt, step, config)
-            raise Cancelled(f"training stopped at step {step}; resume with the same command")
+            raise Cancelled(message=f"training stopped at step {step}; resume with the same command")
         loss = _rollout_loss(model, frames, reynolds, config, step)
         lr = config.learning_rate * min(1.0, (step + 1) / config.warmup)
         losses.append(optimizer_step(opt, loss, model, ema, lr, decay))

@@ -1,4 +1,5 @@
-"""PredictService: thin servicer over `idf.engine.forecast.physics`."""
+"""PredictService: thin servicer over the forecasters of `idf.engine.forecast.registry` (decode,
+look the forecaster up, check, estimate, run metered, encode) and the regime detector."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 from idf.client.fields import BOUNDARY_NAMES, field_meta, to_field
 from idf.engine import models
 from idf.engine.errors import ParameterError
-from idf.engine.forecast import nvp
-from idf.engine.forecast import physics as forecast
+from idf.engine.forecast import registry
+from idf.engine.forecast.base import Forecast, ForecastRequest
+from idf.engine.forecast.physics import PHYSICS_MODEL
 from idf.engine.regimes import detector as regime_detector
 from idf.engine.regimes import features as regimes
 from idf.server.errors import invalid_argument, quote
@@ -34,11 +36,9 @@ _PARAMETER_PATHS = {
     "boundary_value": "history[0].boundary_value",
     "steps": "steps",
     "history": "history",
+    "reynolds": "flow.reynolds",
+    "ensemble_members": "ensemble_members",
 }
-
-
-MAX_MEMBERS = 64
-_NVP_PATHS = {"history": "history", "shape": "history[0].shape", "reynolds": "flow.reynolds", "steps": "steps"}
 
 
 class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
@@ -46,49 +46,23 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
     async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        model = request.model or forecast.PHYSICS_MODEL
-        if model not in models.forecasters():
-            raise invalid_argument("model", f"unknown forecaster {quote(model)}; available: {models.forecasters()}")
-        learned = model != forecast.PHYSICS_MODEL
-        history = self._history(request, frames_per_step=2 if learned else 1)  # learned: frame + stddev
-        if learned:
-            return await self._learned(request, context, model, history)
-        spec, source = self._transport(request)
-        cost = forecast.estimate(history[-1].shape, history[-1].dtype, request.steps, spec)
-        result, charged = await self.metered(
-            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, forecast.physics_forecast,
-            history, request.steps, spec, source=source, device=self.device, paths=_PARAMETER_PATHS,
-            field="transport.substeps" if spec.substeps > 1 else "steps",
-            outputs=lambda r: r.frames, rpc="Predict",
-        )
-        return _response(request, model, result, charged)
-
-    async def _learned(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext, model: str,
-                       history: list[np.ndarray]) -> predict_pb2.PredictResponse:
-        """A learned ensemble forecaster (`idf.engine.forecast.nvp`): frames are the mean, stddev the spread."""
-        members = request.ensemble_members or nvp.DEFAULT_MEMBERS
-        if not 1 <= members <= MAX_MEMBERS:
-            raise invalid_argument("ensemble_members", f"must be in 0..{MAX_MEMBERS} (0: {nvp.DEFAULT_MEMBERS}), got {members}")
-        if field_meta(request.history[0]).boundary != "periodic":
-            raise invalid_argument("history[0].boundary", f"{model} forecasts periodic flows")
-        if not request.HasField("flow"):
-            raise invalid_argument("flow.reynolds", f"{model} needs the flow's Reynolds number "
-                                                    f"({nvp.RE_RANGE[0]:g} to {nvp.RE_RANGE[1]:g})")
-        frames = np.stack(history)
-        reynolds = request.flow.reynolds
+        name = request.model or PHYSICS_MODEL
+        if name not in registry.names():
+            raise invalid_argument("model", f"unknown forecaster {quote(name)}; available: {registry.names()}")
+        forecaster = registry.get(name)
+        history = self._history(request, frames_per_step=forecaster.outputs_per_step)
+        decoded = self._decode(request, history)
         try:
-            nvp.check_request(frames, reynolds)
+            forecaster.check(decoded)
         except ParameterError as e:
-            raise invalid_argument(_NVP_PATHS.get(e.parameter, e.parameter), e.reason) from None
-        cost = nvp.estimate(frames.shape, request.steps, members)
-        self.admission.check_cost(cost.site_updates * LEARNED_WORK_WEIGHT, cost.state_bytes, "steps")
-        forecaster = await asyncio.to_thread(models.load_forecaster, model, str(self.device))
+            raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None
+        cost = forecaster.estimate(decoded)
         result, charged = await self.metered(
-            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, nvp.forecast, forecaster,
-            frames, request.steps, reynolds, members=members, seed=request.seed, paths=_NVP_PATHS, field="steps", weight=LEARNED_WORK_WEIGHT,
-            outputs=lambda r: [*r.frames, *r.stddev], rpc="Predict",
+            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, forecaster.run, decoded,
+            device=self.device, paths=_PARAMETER_PATHS, field="transport.substeps" if decoded.substeps > 1 else "steps",
+            weight=LEARNED_WORK_WEIGHT if forecaster.learned else 1, outputs=_outputs, rpc="Predict",
         )
-        return _response(request, model, result, charged, result.stddev)
+        return _response(request, name, result, charged)
 
     def _history(self, request: predict_pb2.PredictRequest, frames_per_step: int) -> list[np.ndarray]:
         """The decoded history frames, checked; `frames_per_step` frames of the present's size come
@@ -122,24 +96,20 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         self.check_answer(request.steps, history[-1].nbytes * frames_per_step, "steps", "frames")
         return history
 
-    def _transport(self, request: predict_pb2.PredictRequest) -> tuple[forecast.TransportSpec, np.ndarray | None]:
-        limit = self.settings.max_field_elements
+    def _decode(self, request: predict_pb2.PredictRequest, history: list[np.ndarray]) -> ForecastRequest:
         meta = field_meta(request.history[0])
         t = request.transport
         source = None
         if t.HasField("source"):
-            source = decode_field(t.source, "transport.source", max_elements=limit)
+            source = decode_field(t.source, "transport.source", max_elements=self.settings.max_field_elements)
             require_finite(source, "transport.source")
-        spec = forecast.TransportSpec(
-            diffusivity=t.diffusivity,
-            velocity=tuple(t.velocity),
-            dt=t.dt,
-            substeps=t.substeps or 1,
-            spacing=meta.spacing,
-            boundary=meta.boundary,
-            boundary_value=meta.boundary_value,
+        return ForecastRequest(
+            history=history, steps=request.steps, spacing=tuple(meta.spacing), boundary=meta.boundary,
+            boundary_value=meta.boundary_value, diffusivity=t.diffusivity, velocity=tuple(t.velocity), dt=t.dt,
+            substeps=t.substeps or 1, source=source,
+            reynolds=request.flow.reynolds if request.HasField("flow") else None,
+            members=request.ensemble_members, seed=request.seed,
         )
-        return spec, source
 
     @unary
     async def DetectRegime(
@@ -161,14 +131,18 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
         return response
 
 
-def _response(request: predict_pb2.PredictRequest, model: str, result, charged: int,  # noqa: ANN001 - a forecast result
-              stddev: np.ndarray = ()) -> predict_pb2.PredictResponse:
+def _outputs(result: Forecast) -> list[np.ndarray]:
+    return [*result.frames, *(result.stddev if result.stddev is not None else ())]
+
+
+def _response(request: predict_pb2.PredictRequest, model: str, result: Forecast, charged: int) -> predict_pb2.PredictResponse:
     meta = field_meta(request.history[0])
 
     def field(a: np.ndarray) -> field_pb2.Field:
         return to_field(a, spacing=meta.spacing, boundary=meta.boundary, boundary_value=meta.boundary_value,
                         units=meta.units)
 
+    stddev = result.stddev if result.stddev is not None else ()
     return predict_pb2.PredictResponse(
         frames=[field(f) for f in result.frames], stddev=[field(s) for s in stddev],
         frame_interval=result.frame_interval, model=model, totals=result.totals.tolist(), cfl=result.cfl,

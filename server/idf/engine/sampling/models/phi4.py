@@ -10,7 +10,6 @@ well's minima φ² = −a/b; at |φ| <= A the quartic adds at most 3b·A².
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch

@@ -70,5 +70,8 @@ XY = EnergyModel(
     ("mala", "langevin", "annealed-langevin", "replica-exchange"),
     make=lambda p, h: XYEnergy(J=p["J"], h=h),
     curvature=lambda p, ndim: 4 * ndim * abs(p["J"]) + abs(p["h"]),
-    step_buffers={"langevin": 12, "annealed-langevin": 12, "mala": 15, "replica-exchange": 14},  # placeholder, measured below
+    # measured by `python -m idf.engine.cost` (xy-mala, xy-langevin) and the same measurement for
+    # replica exchange and 3-D float64 runs, 2026-12-02: 11.2 (2-D) and 12.4 (3-D) itemsizes a
+    # chain-site for MALA, 9.3 and 9.6 for Langevin, 10.2 + R for R replicas; +5% for a cold process
+    step_buffers={"langevin": 11, "annealed-langevin": 11, "mala": 13, "replica-exchange": 12},
 )
