@@ -213,8 +213,8 @@ import threading  # noqa: E402
 import torch  # noqa: E402
 
 from idf.engine.errors import Cancelled  # noqa: E402
-from idf.engine.flows import navier_stokes
-from idf.engine.regimes import features as regimes
+from idf.engine.flows import navier_stokes  # noqa: E402
+from idf.engine.regimes import features as regimes  # noqa: E402
 from idf.engine.sampling import reverse  # noqa: E402
 
 # How these tests prove "stops after bounded work" without a clock: `should_stop` answers False

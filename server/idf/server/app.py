@@ -6,10 +6,10 @@ and graceful shutdown on SIGTERM/SIGINT that really stops engine work."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import gc
 import logging
 import os
+import secrets
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +21,13 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from idf.server import memory, signing
 from idf.server.admission import Admission
 from idf.server.config import Settings
-from idf.server.rpc import Guard
-from idf.server.services.diffusion import DiffusionServicer
-from idf.server import memory, signing
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
+from idf.server.rpc import Guard
+from idf.server.services.diffusion import DiffusionServicer
 from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer

@@ -42,7 +42,16 @@ import numpy as np
 from idf.client.proofs import array_digest
 from idf.server import market
 from idf.server.errors import ApiError
-from idf.store.ledger import ESCROW, ISSUANCE, TREASURY, InsufficientBalance, Ledger, Tx, fingerprint, now_text
+from idf.store.ledger import (
+    ESCROW,
+    ISSUANCE,
+    TREASURY,
+    InsufficientBalance,
+    Ledger,
+    Tx,
+    fingerprint,
+    now_text,
+)
 
 __all__ = ["ESCROW", "TREASURY", "ACCOUNT_HEADER", "Meter", "Metering", "Sweeper", "caller_account", "price", "reward",
            "start_sweeper"]

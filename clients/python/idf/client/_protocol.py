@@ -120,14 +120,14 @@ def predict_request(
     """Build a PredictRequest. `history` is one frame or a sequence of frames (oldest first).
     `reynolds`, `ensemble_members` and `seed` are for learned flow forecasters
     ("nvp-kolmogorov-64"); the transport parameters are for the physics forecaster."""
-    meta = dict(spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units)
     transport = predict_pb2.TransportParameters(
         diffusivity=diffusivity, velocity=list(velocity or ()), dt=dt, substeps=substeps
     )
     if source is not None:
         transport.source.CopyFrom(to_field(source, spacing=spacing))
     return predict_pb2.PredictRequest(
-        history=[to_field(f, **meta) for f in _frames(history)],
+        history=[to_field(f, spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units)
+                 for f in _frames(history)],
         steps=steps,
         model=model,
         transport=transport,
@@ -194,7 +194,7 @@ def detect_regime_request(frames: Sequence[np.ndarray], frame_interval: float, m
 # --- the market: accounts by id or resource name, tokens by name, amounts in base units ----------
 
 DEFAULT_POOL = "market/pools/ceu-pft"
-TOKENS = {"CEU": market_pb2.TOKEN_CEU, "PFT": market_pb2.TOKEN_PFT}
+TOKENS: dict[str, market_pb2.Token] = {"CEU": market_pb2.TOKEN_CEU, "PFT": market_pb2.TOKEN_PFT}
 
 
 def account_name(account: str) -> str:
@@ -202,7 +202,7 @@ def account_name(account: str) -> str:
     return account if account.startswith("market/accounts/") else f"market/accounts/{account}"
 
 
-def token(name: str) -> int:
+def token(name: str) -> market_pb2.Token:
     if name.upper() not in TOKENS:
         raise ValueError(f"token must be CEU or PFT, got {name!r}")
     return TOKENS[name.upper()]

@@ -69,13 +69,13 @@ def to_field(
             f"unsupported dtype {array.dtype}; use float32, float64, int8 or int32"
         )
     wire = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code])
-    field = field_pb2.Field(shape=wire.shape, dtype=code, data=wire.tobytes())
+    field = field_pb2.Field(shape=wire.shape, dtype=code, data=wire.tobytes())  # type: ignore[arg-type]  # enum ints
     if spacing is not None:
         field.spacing.extend(float(s) for s in spacing)
     if boundary is not None:
         if boundary not in BOUNDARIES:
             raise ValueError(f"unknown boundary {boundary!r}; expected one of {sorted(BOUNDARIES)}")
-        field.boundary = BOUNDARIES[boundary]
+        field.boundary = BOUNDARIES[boundary]  # type: ignore[assignment]  # enum ints
     field.boundary_value = float(boundary_value)
     field.units = units
     return field

@@ -34,7 +34,7 @@ def _check_array(array: np.ndarray, source: str, max_ndim: int) -> np.ndarray:
 
 
 def _meta(spacing: object, boundary: object, boundary_value: object, units: object, ndim: int, source: str) -> FieldMeta:
-    sp = tuple(float(s) for s in np.atleast_1d(spacing)) if spacing is not None else (1.0,) * ndim
+    sp = tuple(float(s) for s in np.atleast_1d(np.asarray(spacing, dtype=np.float64))) if spacing is not None else (1.0,) * ndim
     if len(sp) == 1 and ndim > 1:
         sp = sp * ndim
     if len(sp) != ndim or not all(s > 0 and np.isfinite(s) for s in sp):
@@ -63,7 +63,9 @@ def load_energy_map(path: str | Path, *, max_ndim: int = 3) -> tuple[np.ndarray,
         if FIELD_DATASET not in loaded.files:
             raise FormatError(f"{path}: an .npz energy map needs an array named 'field', has {loaded.files}")
         array = _check_array(loaded[FIELD_DATASET], str(path), max_ndim)
-        get = lambda k: loaded[k] if k in loaded.files else None  # noqa: E731
+        def get(k: str) -> object:
+            return loaded[k] if k in loaded.files else None
+
         meta = _meta(get("spacing"), get("boundary"), get("boundary_value"), get("units"), array.ndim, str(path))
     return array, meta
 
@@ -97,7 +99,9 @@ def load_reference_h5(path: str | Path, dataset: str = FIELD_DATASET) -> tuple[n
             array = np.asarray(node[()])
             attrs = node.attrs
             time = np.asarray(f["time"][()]) if "time" in f else None
-            pick = lambda k: attrs[k] if k in attrs else None  # noqa: E731
+            def pick(k: str) -> object:
+                return attrs[k] if k in attrs else None
+
             array = _check_array(array, f"{path}:{dataset}", max_ndim=4)
             ndim = array.ndim - (1 if time is not None and array.ndim > 1 else 0)
             meta = _meta(pick("spacing"), pick("boundary"), pick("boundary_value"), pick("units"), ndim, str(path))

@@ -4,7 +4,8 @@ dataclass leaves out. Both twins (`Client`, `AsyncClient`) decode with these fun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class Regime:
     features: dict[str, float]
     frames_needed: int
     model: str
-    raw: predict_pb2.DetectRegimeResponse = field(repr=False)
+    raw: predict_pb2.DetectRegimeResponse = dataclasses.field(repr=False)
 
 
 def regime_from(r: predict_pb2.DetectRegimeResponse) -> Regime:
@@ -59,7 +60,7 @@ class EnergyModel:
     samplers: list[str]  # "langevin", "mala", ... (SamplerKind names, lower-case, dashes)
     accepts_external_field: bool
     constraints: list[str]
-    raw: diffusion_pb2.EnergyModel = field(repr=False)
+    raw: diffusion_pb2.EnergyModel = dataclasses.field(repr=False)
 
 
 def sampler_name(kind: int) -> str:
@@ -79,7 +80,7 @@ class Reconstruction:
     stddev: np.ndarray
     samples: np.ndarray | None  # (count, *shape) when asked for (return_samples)
     usage: Usage
-    raw: diffusion_pb2.ReconstructResponse = field(repr=False)
+    raw: diffusion_pb2.ReconstructResponse = dataclasses.field(repr=False)
 
 
 def reconstruction_from(r: diffusion_pb2.ReconstructResponse) -> Reconstruction:
@@ -94,7 +95,7 @@ class Pool:
     reserve_pft: int
     total_shares: int
     fee_bps: int
-    raw: market_pb2.Pool = field(repr=False)
+    raw: market_pb2.Pool = dataclasses.field(repr=False)
 
 
 def pool_from(p: market_pb2.Pool) -> Pool:
@@ -107,7 +108,7 @@ class Quote:
     amount_out: int
     fee: int
     price_impact: float
-    raw: market_pb2.QuoteResponse = field(repr=False)
+    raw: market_pb2.QuoteResponse = dataclasses.field(repr=False)
 
 
 def quote_from(r: market_pb2.QuoteResponse) -> Quote:
@@ -122,7 +123,7 @@ class Swap:
     amount_out: int  # base units received
     pool: Pool  # the pool after the swap
     transaction_id: str
-    raw: market_pb2.SwapResponse = field(repr=False)
+    raw: market_pb2.SwapResponse = dataclasses.field(repr=False)
 
 
 def swap_from(r: market_pb2.SwapResponse, token_in: int) -> Swap:
@@ -139,7 +140,7 @@ class Liquidity:
     shares: int
     pool: Pool  # the pool after it
     transaction_id: str
-    raw: Message = field(repr=False)
+    raw: Message = dataclasses.field(repr=False)
 
 
 def add_liquidity_from(r: market_pb2.AddLiquidityResponse) -> Liquidity:
@@ -175,7 +176,7 @@ class Transaction:
 class TransactionPage:
     transactions: list[Transaction]
     next_page_token: str
-    raw: market_pb2.ListTransactionsResponse = field(repr=False)
+    raw: market_pb2.ListTransactionsResponse = dataclasses.field(repr=False)
 
 
 def transactions_from(r: market_pb2.ListTransactionsResponse) -> TransactionPage:
@@ -189,7 +190,7 @@ class Mint:
     transaction_id: str
     token: str
     balance: int  # the account's balance of the token afterwards
-    raw: market_pb2.MintResponse = field(repr=False)
+    raw: market_pb2.MintResponse = dataclasses.field(repr=False)
 
 
 def mint_from(r: market_pb2.MintResponse) -> Mint:
@@ -213,7 +214,7 @@ class LedgerAudit:
     open_reservation_count: int
     open_reservation_total: int
     journal_entries: int
-    raw: market_pb2.GetLedgerAuditResponse = field(repr=False)
+    raw: market_pb2.GetLedgerAuditResponse = dataclasses.field(repr=False)
 
 
 def ledger_audit_from(r: market_pb2.GetLedgerAuditResponse) -> LedgerAudit:
@@ -231,7 +232,7 @@ class EnergyMap:
     field: np.ndarray
     update_time: str  # RFC 3339
     reading_count: int
-    raw: telemetry_pb2.EnergyMap = field(repr=False)
+    raw: telemetry_pb2.EnergyMap = dataclasses.field(repr=False)
 
 
 def energy_map_from(m: telemetry_pb2.EnergyMap) -> EnergyMap:
@@ -243,7 +244,7 @@ def energy_map_from(m: telemetry_pb2.EnergyMap) -> EnergyMap:
 class Published:
     accepted_count: int
     rejected_count: int
-    raw: telemetry_pb2.PublishResponse = field(repr=False)
+    raw: telemetry_pb2.PublishResponse = dataclasses.field(repr=False)
 
 
 def published_from(r: telemetry_pb2.PublishResponse) -> Published:

@@ -36,9 +36,10 @@ from idf.engine.sampling.spec import (
 from idf.kernels.random import cpu_generator
 
 __all__ = ["MAX_FIELD_VALUE", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "Constraint", "Progress", "SampleOutput",
-           "SampleSpec", "effective_sample_size", "estimate", "replica_ladder", "sample", "tolerance_failures"]
+           "SampleSpec", "effective_sample_size", "estimate", "itemsize", "replica_ladder", "sample", "tolerance_failures"]
 
 DEFAULT_STEP = {name: s.default_step for name, s in SAMPLERS.items() if s.gradient}
+SAMPLERS_OF_THEIR_OWN = {name for name, s in SAMPLERS.items() if s.run is not None}  # whole-run samplers
 
 
 def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = lambda: False,
@@ -150,8 +151,11 @@ TRACE_BYTES_PER_ENTRY = 16  # the energy trace: float64 per chain per kept step,
 TRACE_BYTES_PER_STEP = 120  # one numpy array object and a list slot per kept step
 
 
-def _itemsize(spec: SampleSpec, model: EnergyModel) -> int:
-    return 1 if model.spin else (8 if spec.dtype == "float64" else 4)
+def itemsize(spec: SampleSpec) -> int:
+    """Bytes per site of the states a run holds and the samples it returns: int8 for spin
+    models (whatever dtype asks), else float64 when asked, float32 by default."""
+    spin = spec.sampler not in SAMPLERS_OF_THEIR_OWN and energy_models.info(spec.model).spin
+    return 1 if spin else (8 if spec.dtype == "float64" else 4)
 
 
 def estimate(spec: SampleSpec) -> Cost:
@@ -166,7 +170,7 @@ def estimate(spec: SampleSpec) -> Cost:
     sampler = _check(spec, model, params)
     sites = math.prod(spec.shape)
     replicas = sampler.replicas(spec)
-    per_chain_site = _itemsize(spec, model) * (model.step_buffers[sampler.name] + (replicas if sampler.keeps_replicas else 0))
+    per_chain_site = itemsize(spec) * (model.step_buffers[sampler.name] + (replicas if sampler.keeps_replicas else 0))
     kept = spec.steps - spec.burn_in
     state = spec.count * sites * per_chain_site
     if spec.external_field is not None:

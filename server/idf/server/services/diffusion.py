@@ -16,6 +16,7 @@ from idf.engine.errors import ParameterError
 from idf.engine.sampling import boltzmann as sampling
 from idf.engine.sampling import energy_models
 from idf.engine.sampling import reverse_diffusion as generation
+from idf.server import paging
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import streaming, unary
 from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
@@ -38,8 +39,6 @@ _KINDS = {
     diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION: "reverse-diffusion",
 }
 _KIND_CODES = {v: k for k, v in _KINDS.items() if v}
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 
 class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.DiffusionServiceServicer):
@@ -47,16 +46,13 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
     async def ListModels(
         self, request: diffusion_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> diffusion_pb2.ListModelsResponse:
-        if request.page_size < 0:
-            raise invalid_argument("page_size", "must be >= 0")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = paging.page_size(request.page_size)
         catalogue = sorted(models.CATALOGUE, key=lambda m: m.name)
         start = 0
         if request.page_token:
-            # the token is the last name of the previous page: stable under catalogue growth
-            start = next(
-                (i for i, m in enumerate(catalogue) if m.name > request.page_token), len(catalogue)
-            )
+            # the token holds the last name of the previous page: stable under catalogue growth
+            after = paging.decode_str(request.page_token, "after")
+            start = next((i for i, m in enumerate(catalogue) if m.name > after), len(catalogue))
         page = catalogue[start : start + size]
         more = start + size < len(catalogue)
         return diffusion_pb2.ListModelsResponse(
@@ -67,7 +63,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
                 )
                 for m in page
             ],
-            next_page_token=page[-1].name if more and page else "",
+            next_page_token=paging.encode("after", page[-1].name) if more and page else "",
         )
 
     @unary
@@ -127,7 +123,7 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         spec = self._spec(request)
         try:
             cost = sampling.estimate(spec)
-            itemsize = _itemsize(spec)
+            itemsize = sampling.itemsize(spec)
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
         n = math.prod(spec.shape)
@@ -199,13 +195,6 @@ def _check_numbers(request: diffusion_pb2.SampleRequest) -> None:
                                    if not np.isfinite(value) else "INVALID_FIELD")
     if sp.burn_in < 0:
         raise invalid_argument("sampler.burn_in", f"must be >= 0, got {sp.burn_in}")
-
-
-def _itemsize(spec: sampling.SampleSpec) -> int:
-    """Bytes per site of the samples Sample returns (int8 spins, float32 or float64 fields)."""
-    if spec.sampler != "reverse-diffusion" and energy_models.info(spec.model).spin:
-        return 1
-    return 8 if spec.dtype == "float64" else 4
 
 
 def _progress(p: sampling.Progress) -> diffusion_pb2.SampleResponse:

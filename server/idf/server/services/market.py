@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hmac
 import time
 from collections.abc import Callable
@@ -14,12 +13,11 @@ from google.protobuf import json_format
 
 from idf.engine.errors import ParameterError
 from idf.engine.market.amm import AmmError
-from idf.server import market
+from idf.server import market, paging
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
 from idf.store.ledger import (
-    INT64_MAX,
     SYSTEM,
     AmountOverflow,
     IdempotencyKeyReused,
@@ -31,7 +29,6 @@ from idf.v1 import market_pb2, market_pb2_grpc
 
 TOKEN_NAMES = {market_pb2.TOKEN_CEU: "CEU", market_pb2.TOKEN_PFT: "PFT", market_pb2.TOKEN_LP: "LP"}
 TOKEN_CODES = {v: k for k, v in TOKEN_NAMES.items()}
-DEFAULT_PAGE, MAX_PAGE = 50, 1000
 
 
 def _failed(reason: str, message: str, field: str = "") -> ApiError:
@@ -173,20 +170,11 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     @unary
     async def ListTransactions(self, request: market_pb2.ListTransactionsRequest, context: grpc.aio.ServicerContext) -> market_pb2.ListTransactionsResponse:
         account = _account(request.account)
-        if request.page_size < 0:
-            raise invalid_argument("page_size", "must be >= 0")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
-        before = None
-        if request.page_token:
-            try:
-                before = int(base64.urlsafe_b64decode(request.page_token.encode()).decode().removeprefix("seq:"))
-                if not 0 < before <= INT64_MAX:  # the store's integers are int64
-                    raise ValueError
-            except ValueError:
-                raise invalid_argument("page_token", "not a token this server issued") from None
+        size = paging.page_size(request.page_size)
+        before = paging.decode_int(request.page_token, "seq") if request.page_token else None
         entries = await self._run(lambda ledger: ledger.history(account, before=before, limit=size + 1))
         page = entries[:size]
-        token = base64.urlsafe_b64encode(f"seq:{page[-1].seq}".encode()).decode() if len(entries) > size else ""
+        token = paging.encode("seq", page[-1].seq) if len(entries) > size else ""
         out = market_pb2.ListTransactionsResponse(next_page_token=token)
         for e in page:
             t = out.transactions.add(id=e.id, kind=e.kind, request_id=e.request_id or "", reference=e.reference)

@@ -3,7 +3,6 @@ in the store, Merkle proofs from `idf.client.merkle`."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import functools
 import json
@@ -24,14 +23,14 @@ from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
 from idf.engine.proofs import metrics, policies
-from idf.server import market, metering
+from idf.server import market, metering, paging
 from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
 from idf.server.signing import raw_public_key
 from idf.server.validation import decode_field
-from idf.store.ledger import INT64_MAX, IdempotencyKeyReused, Ledger, fingerprint
+from idf.store.ledger import IdempotencyKeyReused, Ledger, fingerprint
 from idf.store.proof_log import Leaf, NewLeaf, ProofLog
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
@@ -42,28 +41,12 @@ RECORD_VERSION = 1
 # near 25 KB; records are append-only and listed in pages, so they must stay small.
 MAX_SEQUENCE_FRAMES = 256
 MAX_RECORD_BYTES = 64 * 1024
-DEFAULT_PAGE, MAX_PAGE = 50, 1000
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
 # CreateProof's answer says in trailing metadata what the proof earned and why (the contract's
 # response has no field for it yet): PFT base units, and a reason (REWARDED, REWARD_CAPPED, or why
 # nothing was paid: METERING_OFF, NO_ACCOUNT, NO_PREDICTION, SELF_COMPARISON, NOT_A_BILLED_OUTPUT,
 # NOT_CALLERS_OUTPUT, REFERENCE_IS_SERVICE_OUTPUT, ALREADY_REWARDED, CALL_CAP_REACHED, PROOF_FAILED).
 REWARD_HEADER, REWARD_REASON_HEADER = "x-idf-reward-pft", "x-idf-reward-reason"
-
-
-def _page_token(index: int) -> str:
-    return base64.urlsafe_b64encode(f"before:{index}".encode()).decode()
-
-
-def _parse_token(token: str) -> int:
-    try:
-        kind, value = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        index = int(value)
-        if kind != "before" or not 0 < index <= INT64_MAX:
-            raise ValueError
-        return index
-    except ValueError:
-        raise invalid_argument("page_token", "not a token this server issued") from None
 
 
 class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
@@ -234,10 +217,8 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
 
     @unary
     async def ListProofs(self, request: proof_pb2.ListProofsRequest, context: grpc.aio.ServicerContext) -> proof_pb2.ListProofsResponse:
-        if request.page_size < 0:
-            raise invalid_argument("page_size", "must be >= 0")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
-        before = _parse_token(request.page_token) if request.page_token else None
+        size = paging.page_size(request.page_size)
+        before = paging.decode_int(request.page_token, "before") if request.page_token else None
         verdict = {proof_pb2.VERDICT_PASS: "PASS", proof_pb2.VERDICT_FAIL: "FAIL"}.get(request.verdict, "")
         leaves = await run_blocking(
             self.executor, self.log.list, before=before, limit=size + 1,
@@ -253,7 +234,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                 break
             proofs.append(proof)
         more = len(proofs) < len(leaves)
-        token = _page_token(leaves[len(proofs) - 1].index) if more and proofs else ""
+        token = paging.encode("before", leaves[len(proofs) - 1].index) if more and proofs else ""
         return proof_pb2.ListProofsResponse(proofs=proofs, next_page_token=token)
 
     @unary
