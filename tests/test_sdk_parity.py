@@ -173,3 +173,23 @@ def test_telemetry_methods_reach_the_server(client: Client):
         client.publish([("sites/a", "t1", (0, 0), 1.0)])
     with pytest.raises(UnimplementedError):
         next(iter(client.watch_energy_map("sites/a/maps/heat")))
+
+
+def test_sample_request_builds_what_the_cli_used_to_build_by_hand():
+    from idf.client import sample_request
+
+    field = np.arange(16, dtype=np.float32).reshape(4, 4)
+    built = sample_request("phi4", (4, 4), parameters={"a": -0.5}, sampler="replica-exchange", temperature=0.7,
+                           steps=50, burn_in=5, step_size=0.02, temperatures=(0.7, 1.4), count=3, seed=9,
+                           external_field=field, constraints=[("total", 1.0, 1e-6)], dtype="float64")
+    by_hand = diffusion_pb2.SampleRequest(
+        energy_model=diffusion_pb2.EnergyModelSpec(name="phi4", parameters={"a": -0.5}, external_field=to_field(field),
+                                                   constraints=[diffusion_pb2.Constraint(name="total", target=1.0, tolerance=1e-6)]),
+        shape=[4, 4], sample_count=3, seed=9, dtype=2,
+        sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE, temperature=0.7, steps=50,
+                                          burn_in=5, step_size=0.02, temperatures=[0.7, 1.4]))
+    assert built == by_hand
+    assert sample_request("ising", (4, 4)).sampler.kind == diffusion_pb2.SAMPLER_KIND_UNSPECIFIED  # the model's default
+    for bad in ({"sampler": "metropolis"}, {"dtype": "int8"}):
+        with pytest.raises(ValueError):
+            sample_request("phi4", (4, 4), **bad)

@@ -13,9 +13,8 @@ import typer
 
 from idf.cli.output import emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
-from idf.client import from_field, to_field
+from idf.client import from_field, sample_request
 from idf.client.formats import FormatError, load_energy_map
-from idf.v1 import diffusion_pb2 as d
 
 MODES = ("auto", "observations", "external-field")
 
@@ -65,10 +64,8 @@ def diffuse(
                        "mean_stddev": float(std[~observed_mask].mean()) if (~observed_mask).any() else 0.0,
                        "site_updates": answer.usage.site_updates, "seconds": answer.usage.compute_seconds}
         else:
-            request = d.SampleRequest(
-                energy_model=d.EnergyModelSpec(name=energy_model, external_field=to_field(field.astype(np.float32))),
-                shape=list(field.shape), sample_count=samples or 1, seed=seed,
-                sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_REVERSE_DIFFUSION, model=model, guidance_scale=guidance_scale))
+            request = sample_request(energy_model, field.shape, sampler="reverse-diffusion", count=samples or 1, seed=seed,
+                                     external_field=field.astype(np.float32), denoiser=model, guidance_scale=guidance_scale)
             result = [m.result for m in c.sample(request) if m.WhichOneof("event") == "result"][0]
             fields = np.stack([from_field(s.field) for s in result.samples])
             np.save(out, fields)

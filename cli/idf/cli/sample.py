@@ -11,17 +11,14 @@ import typer
 
 from idf.cli.output import console, emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
-from idf.client import from_field, to_field
+from idf.client import from_field, sample_request
 from idf.client.formats import FormatError, load_energy_map
-from idf.v1 import diffusion_pb2 as d
 
-KINDS = {"langevin": d.SAMPLER_KIND_LANGEVIN, "mala": d.SAMPLER_KIND_MALA, "annealed-langevin": d.SAMPLER_KIND_ANNEALED_LANGEVIN,
-         "replica-exchange": d.SAMPLER_KIND_REPLICA_EXCHANGE, "gibbs": d.SAMPLER_KIND_GIBBS, "reverse-diffusion": d.SAMPLER_KIND_REVERSE_DIFFUSION,
-         "default": d.SAMPLER_KIND_UNSPECIFIED}
+KINDS = ("langevin", "mala", "annealed-langevin", "replica-exchange", "gibbs", "reverse-diffusion", "default")
 
 
 def sample(
-    model: Annotated[str, typer.Option(help="Energy model: gaussian-free-field, phi4, ising.")],
+    model: Annotated[str, typer.Option(help="Energy model: gaussian-free-field, phi4, ising, xy (ListEnergyModels lists them).")],
     out: Annotated[Path, typer.Option(help="Where to write the samples (.npy, shape (count, ...)).")],
     shape: Annotated[str, typer.Option(help="Lattice shape, e.g. 64,64.")] = "64,64",
     param: Annotated[Optional[list[str]], typer.Option(help="Model parameter NAME=VALUE (repeatable).")] = None,
@@ -49,17 +46,16 @@ def sample(
         params = {k: float(v) for k, v in (p.split("=", 1) for p in param or [])}
     except ValueError:
         fail("--shape takes integers like 64,64 and --param NAME=VALUE numbers", as_json=json_out)
-    request = d.SampleRequest(
-        energy_model=d.EnergyModelSpec(name=model, parameters=params), shape=dims, sample_count=count, seed=seed,
-        sampler=d.SamplerSpec(kind=KINDS[sampler], temperature=temperature, steps=steps, burn_in=burn_in,
-                              step_size=step_size, max_temperature=max_temperature, model=denoiser,
-                              guidance_scale=guidance_scale),
-    )
+    field = None
     if external_field is not None:
         try:
-            request.energy_model.external_field.CopyFrom(to_field(load_energy_map(external_field)[0]))
+            field = load_energy_map(external_field)[0]
         except FormatError as e:
             fail(str(e), as_json=json_out)
+    request = sample_request(model, dims, parameters=params, sampler="" if sampler == "default" else sampler,
+                             temperature=temperature, steps=steps, burn_in=burn_in, step_size=step_size,
+                             max_temperature=max_temperature, count=count, seed=seed, external_field=field,
+                             denoiser=denoiser, guidance_scale=guidance_scale)
     result = None
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

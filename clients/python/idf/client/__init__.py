@@ -8,6 +8,7 @@ from idf.client._protocol import (
     account_name,
     default_target,
     predict_request,
+    sample_request,
 )
 from idf.client.client import AsyncClient, Client
 from idf.client.errors import (
@@ -52,5 +53,6 @@ __all__ = [
     "from_field",
     "predict_request",
     "results",
+    "sample_request",
     "to_field",
 ]

@@ -274,3 +274,55 @@ def publish_request(readings: Sequence[tuple[str, str, Sequence[int], float]]) -
     """Readings as (site, sensor, grid index, value)."""
     return telemetry_pb2.PublishRequest(readings=[telemetry_pb2.SensorReading(site=s, sensor=n, index=list(i), value=v)
                                                   for s, n, i, v in readings])
+
+
+SAMPLER_KINDS = {"": diffusion_pb2.SAMPLER_KIND_UNSPECIFIED, "langevin": diffusion_pb2.SAMPLER_KIND_LANGEVIN,
+                 "mala": diffusion_pb2.SAMPLER_KIND_MALA, "annealed-langevin": diffusion_pb2.SAMPLER_KIND_ANNEALED_LANGEVIN,
+                 "replica-exchange": diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE, "gibbs": diffusion_pb2.SAMPLER_KIND_GIBBS,
+                 "reverse-diffusion": diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION}
+_DTYPES = {"": field_pb2.DTYPE_UNSPECIFIED, "float32": field_pb2.DTYPE_FLOAT32, "float64": field_pb2.DTYPE_FLOAT64}
+
+
+def sample_request(
+    model: str,
+    shape: Sequence[int],
+    *,
+    parameters: dict[str, float] | None = None,
+    sampler: str = "",
+    temperature: float = 0.0,
+    steps: int = 0,
+    burn_in: int = 0,
+    step_size: float = 0.0,
+    max_temperature: float = 0.0,
+    temperatures: Sequence[float] = (),
+    count: int = 1,
+    seed: int = 0,
+    external_field: np.ndarray | None = None,
+    initial: np.ndarray | None = None,
+    constraints: Sequence[tuple[str, float, float]] = (),
+    dtype: str = "",
+    denoiser: str = "",
+    guidance_scale: float = 0.0,
+) -> diffusion_pb2.SampleRequest:
+    """A SampleRequest of energy model `model` on a lattice of `shape`. `sampler` is a sampler's
+    name ("mala", "gibbs", "reverse-diffusion", ...; "" lets the model choose), `constraints` are
+    exact constraints (name, target, tolerance), `dtype` "float32" (default) or "float64"; zeros
+    mean the server's defaults (ListEnergyModels lists each model's parameters and samplers)."""
+    if sampler not in SAMPLER_KINDS:
+        raise ValueError(f"sampler must be one of {sorted(k for k in SAMPLER_KINDS if k)}, got {sampler!r}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    request = diffusion_pb2.SampleRequest(
+        energy_model=diffusion_pb2.EnergyModelSpec(
+            name=model, parameters=dict(parameters or {}),
+            constraints=[diffusion_pb2.Constraint(name=n, target=t, tolerance=tol) for n, t, tol in constraints]),
+        shape=[int(n) for n in shape], sample_count=count, seed=seed, dtype=_DTYPES[dtype],
+        sampler=diffusion_pb2.SamplerSpec(kind=SAMPLER_KINDS[sampler], temperature=temperature, steps=steps, burn_in=burn_in,
+                                          step_size=step_size, max_temperature=max_temperature,
+                                          temperatures=list(temperatures), model=denoiser, guidance_scale=guidance_scale),
+    )
+    if external_field is not None:
+        request.energy_model.external_field.CopyFrom(to_field(external_field))
+    if initial is not None:
+        request.initial.CopyFrom(to_field(initial))
+    return request
