@@ -227,3 +227,120 @@ def test_a_finite_check_names_the_step_and_work():
         sampling._check_finite(energy, 7, 0.1, "mala", 123)
     assert (e.value.parameter, e.value.step, e.value.site_updates) == ("energy_model.parameters", 7, 123)
     sampling._check_finite(torch.ones(3, dtype=torch.float64), 7, 0.1, "mala", 123)  # finite: no error
+
+
+# --- the generic steps of idf.engine.sampling.energy (models without fused kernels: XY) -----------
+
+def _xy_reference(x: torch.Tensor, J: float, h: float, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """E and ∇E of the XY energy by autograd of its formula (independent of XYEnergy.evaluate)."""
+    x = x.detach().clone().requires_grad_()
+    axes = tuple(range(x.ndim - ndim, x.ndim))
+    e = -h * torch.cos(x).sum(axes)
+    for a in axes:
+        e = e - J * torch.cos(torch.roll(x, -1, a) - x).sum(axes)
+    e.sum().backward()
+    return e.detach(), x.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", [(7,), (4, 6), (2, 3, 4)], ids=["1d", "2d", "3d"])
+def test_generic_langevin_and_mala_steps_are_the_documented_rule(shape, dtype):
+    """Energy.langevin_step / mala_step (docstring of idf.engine.sampling.energy) step by step against
+    the rule built here from autograd and the documented noise stream: standard normals of the
+    state's dtype from cpu_generator(seed, step), then MALA's float64 uniforms from the same
+    generator; XY then wraps the angles to [−π, π). Energies are float64 whatever the dtype."""
+    from idf.engine.sampling.models.xy import XYEnergy
+
+    ndim, J, h, eta, t, seed = len(shape), 0.8, 0.3, 0.07, 0.6, 11
+    energy = XYEnergy(J=J, h=h)
+    x0 = (torch.rand((5, *shape), generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 8 - 4).to(dtype)
+    x, y = x0.clone(), x0.clone()
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for k in range(3):
+        new, e_old = energy.langevin_step(x, step_size=eta, temperature=t, seed=seed, step=k, ndim=ndim)
+        e_ref, g_ref = _xy_reference(x.double(), J, h, ndim)
+        noise = torch.randn(x.shape, generator=cpu_generator(seed, k), dtype=dtype)
+        want = torch.remainder(x - eta * g_ref.to(dtype) + math.sqrt(2 * eta * t) * noise + math.pi, 2 * math.pi) - math.pi
+        assert e_old.dtype == torch.float64 and torch.allclose(e_old, e_ref, **tol)
+        assert new.dtype == dtype and torch.allclose(new, want, **tol)
+        assert bool(((-math.pi <= new) & (new < math.pi)).all())
+        x = new
+
+        r = energy.mala_step(y, step_size=eta, temperature=t, seed=seed, step=k, ndim=ndim)
+        gen = cpu_generator(seed, k)
+        xi = torch.randn(y.shape, generator=gen, dtype=dtype)
+        u = torch.rand((5,), generator=gen, dtype=torch.float64)
+        e_y, g_y = _xy_reference(y.double(), J, h, ndim)
+        prop = y.double() - eta * g_y + math.sqrt(2 * eta * t) * xi.double()
+        e_p, g_p = _xy_reference(prop, J, h, ndim)
+        axes = tuple(range(1, y.ndim))
+        log_a = (-(e_p - e_y) / t - ((y.double() - prop + eta * g_p) ** 2).sum(axes) / (4 * eta * t)
+                 + (xi.double() ** 2).sum(axes) / 2)
+        accept = torch.log(u) < log_a
+        assert torch.allclose(r.log_alpha, log_a, rtol=1e-9, atol=1e-9 if dtype == torch.float64 else 1e-3)
+        decided = torch.abs(torch.log(u) - log_a) > 1e-3  # float32 rounding cannot flip these decisions
+        assert torch.equal(r.accepted[decided], accept[decided])
+        kept = torch.where(accept.reshape(-1, *[1] * ndim), prop, y.double())
+        wrapped = torch.remainder(kept + math.pi, 2 * math.pi) - math.pi
+        assert torch.allclose(r.phi.double()[decided], wrapped[decided], **tol) and r.phi.dtype == dtype
+        assert torch.allclose(r.energy[decided], torch.where(accept, e_p, e_y)[decided], **tol)
+        y = r.phi
+
+
+def test_energy_defaults_derive_from_evaluate_and_continuous_models_have_no_sweep():
+    from idf.engine.sampling.models.xy import XYEnergy
+
+    energy, x = XYEnergy(J=1.2, h=-0.4), torch.rand((2, 5, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    e, g = energy.evaluate(x, 2)
+    assert torch.equal(energy.energy(x, 2), e) and torch.equal(energy.gradient(x, 2), g)
+    with pytest.raises(NotImplementedError, match="^XYEnergy has no Gibbs sweep$"):
+        energy.sweep(x, temperature=1.0, rule="heat-bath", seed=0, step=0)
+
+
+@pytest.mark.parametrize("kappa,a,b", [(1.0, 0.5, 0.0), (0.7, -1.0, 1.3), (0.0, 2.0, 0.4)])
+def test_phi4_energy_evaluates_with_its_kernels_and_bounds_its_hessian(kappa, a, b):
+    """Phi4Energy.evaluate/gradient are the fused kernel's; hessian_bounds(A) encloses the exact
+    Hessian spectrum (autograd) of every state with |φ_i| <= A, and is attained at φ = 0 for a ≥ 0
+    (top: 4·ndim·κ + a on an even lattice) — the bounds reverse diffusion's guidance steps with."""
+    rng = torch.Generator().manual_seed(4)
+    energy = Phi4Energy(kappa=kappa, a=a, b=b, h=0.2)
+    x = torch.rand((2, 4, 4), generator=rng, dtype=torch.float64) * 3 - 1.5
+    for state, ndim in ((x, 2), (x[0], 1), (x[:, :, :, None].expand(2, 4, 4, 3).contiguous(), 3)):  # ndim reaches the kernel
+        ev = phi4(state, energy, ndim)
+        e, g = energy.evaluate(state, ndim)
+        assert torch.equal(e, ev.energy) and torch.equal(g, ev.gradient) and torch.equal(energy.gradient(state, ndim), ev.gradient)
+    amplitude = 1.5
+    lo, hi = energy.hessian_bounds(amplitude, 2)
+
+    def total(phi: torch.Tensor) -> torch.Tensor:
+        return phi4(phi[None], energy, 2).energy[0]
+
+    for state in (x[0], x[1], torch.full((4, 4), amplitude, dtype=torch.float64), torch.zeros(4, 4, dtype=torch.float64)):
+        eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(total, state).reshape(16, 16))
+        assert lo - 1e-9 <= float(eig.min()) and float(eig.max()) <= hi + 1e-9
+    top_at_zero = float(torch.linalg.eigvalsh(torch.autograd.functional.hessian(total, torch.zeros(4, 4, dtype=torch.float64)).reshape(16, 16)).max())
+    assert top_at_zero == pytest.approx(8 * kappa + a, rel=1e-12)
+    assert lo == min(a, 0.0) and hi == pytest.approx(8 * kappa + abs(a) + 3 * b * amplitude**2)
+
+
+def test_float32_chains_accumulate_energies_and_mala_norms_in_float64():
+    """On a 512² float32 lattice, float32 sums of the energy terms and of MALA's |ξ|² and
+    |x − y + η∇E(y)|² would be off by ~1e-3; the engine sums them in float64 (idf.engine.sampling.energy,
+    models/xy.py). The reference repeats the same float32 arithmetic per site and sums in float64."""
+    from idf.engine.sampling.models.xy import XYEnergy
+
+    energy, eta, t, seed = XYEnergy(J=0.9, h=0.35), 0.05, 0.8, 3
+    x = torch.rand((1, 512, 512), generator=torch.Generator().manual_seed(2)) * 6 - 3  # float32
+    e, g = energy.evaluate(x, 2)
+    bonds = sum(torch.cos(torch.roll(x, -1, a) - x).double().sum() for a in (1, 2))
+    terms = -0.9 * bonds - (0.35 * torch.cos(x)).double().sum()  # per-site products in float32, as documented
+    assert abs(float(e[0]) - float(terms)) < 1e-7  # float32 accumulation is off by ~1e-4 here
+    r = energy.mala_step(x, step_size=eta, temperature=t, seed=seed, step=0, ndim=2)
+    gen = cpu_generator(seed, 0)
+    xi = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    sigma = math.sqrt(2 * eta * t)
+    proposal = x - eta * g + sigma * xi
+    e_y, g_y = energy.evaluate(proposal, 2)
+    res = x - proposal + eta * g_y
+    log_a = -(e_y - e) / t - (res * res).double().sum() / (2 * sigma**2) + (xi * xi).double().sum() / 2
+    assert abs(float(r.log_alpha[0]) - float(log_a[0])) < 1e-6

@@ -202,3 +202,36 @@ def test_xy_is_listed_and_sampled_over_the_wire(client: Client):
         request.sampler.kind = kind
         with pytest.raises(InvalidArgumentError):
             list(client.sample(request))
+
+
+def test_hessian_bounds_with_a_field_map_use_its_largest_value():
+    """With a map h_i the diagonal term h_i cos θ_i reaches ±max|h_i| (+ the uniform h): the
+    bounds are ±(4·ndim·|J| + max|h|), and the spectrum of random states stays inside them."""
+    hmap = RNG.normal(size=(4, 4)) * 2
+    model = energy_models.info("xy")
+    params = energy_models.resolve_parameters(model, {"J": -0.7, "h": 0.5})
+    energy = energy_models.build(model, params, hmap, torch.float64, torch.device("cpu"))
+    lo, hi = energy.hessian_bounds(math.pi, 2)
+    assert hi == pytest.approx(8 * 0.7 + float(np.max(np.abs(hmap + 0.5))), rel=1e-12) and lo == -hi
+    h = torch.as_tensor(hmap + 0.5)
+
+    def total(t: torch.Tensor) -> torch.Tensor:
+        return torch_energy(t, -0.7, 0.0) - (h * torch.cos(t)).sum()
+
+    for _ in range(3):
+        t = torch.as_tensor(RNG.uniform(-math.pi, math.pi, size=(4, 4)))
+        eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(total, t).reshape(16, 16))
+        assert lo <= float(eig.min()) and float(eig.max()) <= hi
+
+
+def test_float32_states_get_float64_energies_and_float32_gradients():
+    """Energies come back in float64 and gradients in the state's dtype; values agree with the
+    float64 evaluation of the same (float32-rounded) angles to float32's per-term accuracy
+    (each cos of a float32 difference is good to ~3e-7; 3 terms a site)."""
+    theta = np.random.default_rng(5).uniform(-math.pi, math.pi, size=(2, 64, 64))
+    energy = XYEnergy(J=1.0, h=0.3)
+    e32, g32 = energy.evaluate(torch.as_tensor(theta, dtype=torch.float32), 2)
+    e64, g64 = energy.evaluate(torch.as_tensor(theta.astype(np.float32).astype(np.float64)), 2)
+    assert e32.dtype == torch.float64 and g32.dtype == torch.float32
+    assert torch.allclose(e32, e64, rtol=0, atol=3 * 64 * 64 * 3e-7)
+    assert torch.allclose(g32.double(), g64, rtol=0, atol=5 * 3e-7 * 2)
