@@ -138,5 +138,5 @@ class EnergyModel:
         h: float | torch.Tensor = parameters.get("h", 0.0)
         if external_field is not None:
             field_dtype = torch.float32 if self.spin else dtype
-            h = torch.as_tensor(np.array(external_field), dtype=field_dtype, device=device) + parameters.get("h", 0.0)
+            h = torch.as_tensor(np.array(external_field), dtype=field_dtype, device=device) + h
         return self.make(parameters, h)
