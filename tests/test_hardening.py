@@ -87,6 +87,37 @@ def test_every_answer_is_checked_against_the_message_limit_before_encoding():
 
 
 # -- 2. starvation ------------------------------------------------------------------------------
+def test_learned_work_is_weighed_against_the_ceiling():
+    """A call's work ceiling counts stencil-equivalent site updates: a learned path's site update
+    (a network evaluation) weighs LEARNED_WORK_WEIGHT. With a ceiling of twice Reconstruct's plain
+    site updates, Reconstruct and reverse-diffusion Sample are refused (430x over) while a physics
+    forecast of the same number of site updates runs."""
+    from idf.engine.cost import LEARNED_WORK_WEIGHT
+    from idf.engine.reconstruction import posterior
+
+    plain = posterior.estimate((32, 32), 2, posterior.DEFAULT_STEPS).site_updates
+    running = ServerThread(max_call_site_updates=2 * plain)
+    try:
+        with Client(running.target, max_attempts=1, timeout=HANG_S) as c:
+            mask = np.zeros((32, 32), np.int8)
+            mask[3, 3] = 1
+            with pytest.raises(ResourceExhaustedError) as e:
+                c.reconstruct(np.zeros((32, 32)), mask, sample_count=2)
+            assert e.value.reason == "WORK_LIMIT" and e.value.violations[0].field == "sample_count"
+            assert e.value.metadata["requested"] == str(plain * LEARNED_WORK_WEIGHT)
+            request = diffusion_pb2.SampleRequest(
+                energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[32, 32], sample_count=2,
+                sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION))
+            with pytest.raises(ResourceExhaustedError) as e:
+                list(c.sample(request))
+            assert e.value.reason == "WORK_LIMIT"
+            steps = plain // (64 * 64)  # the same plain work on the stencil path
+            forecast = c.predict(np.ones((64, 64), np.float32), steps, diffusivity=0.1)
+            assert forecast.usage.site_updates == steps * 64 * 64 <= 2 * plain
+    finally:
+        running.stop()
+
+
 def test_unbounded_substeps_are_refused_before_they_start(guarded):
     """Predict with substeps = 2^31-1 on 256^2 is ~1.4e14 site updates per frame: refused as past
     the per-call ceiling, naming transport.substeps (main: ran for weeks)."""

@@ -8,6 +8,9 @@ running nothing. It returns a `Cost`:
 - `site_updates`: the work, in the unit metering charges. For a run that completes it equals
   the `site_updates` the engine reports afterwards (tests check this for every sampler and
   forecaster); a cancelled run reports less (`Cancelled.site_updates`).
+- `weight`: what one of those site updates costs in stencil-equivalent work, for the per-call
+  work ceiling (`work`): 1 for stencil and spin updates, `LEARNED_WORK_WEIGHT` for a network
+  evaluation per site. Billing counts plain site updates.
 - `state_bytes`: the peak of the memory the call allocates (host RAM on the CPU path): every
   live buffer of chains x sites x itemsize, replicas included, the temporaries of one step, the
   outputs it builds, the network's activations on the learned paths. Inputs the caller already
@@ -29,15 +32,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# A site update of a learned path (a U-Net evaluation per site) costs far more than a stencil
+# one: measured on this project's 2-core CPU machine (while other runs loaded it; the ratio, not
+# the speeds, is what is used), the physics stepper does ~6.5e7 site updates/s (256^2 x 4 frames
+# x 2000 substeps in 8 s) and reconstruction ~1.5e5/s (32^2, 16 fields, 32 steps in 6.7 s): a
+# ratio of ~430.
+LEARNED_WORK_WEIGHT = 430
+
 
 @dataclass(frozen=True)
 class Cost:
     site_updates: int  # work: what the engine reports as site_updates for a completed run
     state_bytes: int  # peak bytes of state the call allocates
+    weight: int = 1  # stencil-equivalent work per site update (LEARNED_WORK_WEIGHT on learned paths)
 
     def __post_init__(self) -> None:
-        if self.site_updates < 0 or self.state_bytes < 0:
-            raise ValueError(f"a cost is never negative: {self}")
+        if self.site_updates < 0 or self.state_bytes < 0 or self.weight < 1:
+            raise ValueError(f"a cost is never negative and weighs at least 1: {self}")
+
+    @property
+    def work(self) -> int:
+        """Stencil-equivalent site updates: what the per-call work ceiling is checked against."""
+        return self.site_updates * self.weight
 
 
 def _status(key: str) -> int:

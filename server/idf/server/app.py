@@ -32,6 +32,7 @@ from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
+from idf.server.transparency import TransparencyLog
 from idf.store.ledger import Ledger
 from idf.store.proof_log import ProofLog, open_proof_log
 from idf.v1 import (
@@ -177,7 +178,7 @@ async def start(
     proof_log = open_proof_log(settings.store_url())
     _private_files(settings)
     key = signing.load_or_create(settings.key_path())
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, proof_log, key, ledger, light), server)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, TransparencyLog(proof_log, key, settings.log_origin), ledger, light), server)
     market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, io_executor, ledger), server)
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()

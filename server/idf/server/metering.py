@@ -1,7 +1,7 @@
 """CEU metering, escrow recovery and PFT rewards on the market ledger.
 
-Price schedule (published in docs/market.md): a billable call costs
-    ceil(site_updates * ceu_per_million_site_updates / 10^6)  CEU base units, at least 1.
+Price schedule (published in docs/market.md; the rule is `idf.engine.market.operations.price`):
+a billable call costs  ceil(site_updates * ceu_per_million_site_updates / 10^6)  CEU base units, at least 1.
 Before work the estimate is moved from the caller's account to escrow (an account without
 enough CEU gets FAILED_PRECONDITION and no work starts); afterwards the measured work is paid to
 the treasury and the rest refunded. A call refused before work pays nothing; a call cancelled
@@ -20,7 +20,9 @@ expired ones of every node are refunded; a sweeper refunds expired ones periodic
 Billed outputs: settlement records the digest (`idf.client.proofs.array_digest`) of every array
 the call returned, with the paying account, the RPC, the charge and the time, in the same
 transaction as the charge. Rewards are paid against these records only (`reward`; the rule and
-the attacks it stops are in docs/market.md).
+the attacks it stops are in docs/market.md): what a proof earns is its policy's
+(`idf.engine.proofs.policies.Policy.reward`), capped per call by
+`idf.engine.market.operations.reward_budget`.
 """
 
 from __future__ import annotations
@@ -28,19 +30,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 import grpc
 import numpy as np
 
 from idf.client.proofs import array_digest
-from idf.server import market
+from idf.engine.market.operations import is_user_account, price, reward_budget
 from idf.server.errors import ApiError
 from idf.store.ledger import (
     ESCROW,
@@ -58,11 +58,6 @@ __all__ = ["ESCROW", "TREASURY", "ACCOUNT_HEADER", "Meter", "Metering", "Sweeper
 
 log = logging.getLogger("idf.metering")
 ACCOUNT_HEADER = "x-idf-account"
-REWARD_BASE = {"forecast-default": 1000, "reconstruction-default": 2000, "conservation-strict": 500, "conservation-float32": 250}
-
-
-def price(site_updates: int, per_million: int) -> int:
-    return max(1, -(-site_updates * per_million // 1_000_000))
 
 
 def caller_account(context: grpc.aio.ServicerContext) -> str | None:
@@ -95,7 +90,7 @@ class Metering:
     def reserve(self, account: str | None, estimated_site_updates: int, rpc: str = "") -> Meter | None:
         if not self.enabled:
             return None
-        if not market.is_user_account(account):
+        if not is_user_account(account):
             raise ApiError(grpc.StatusCode.UNAUTHENTICATED, f"metered calls name the paying account in the {ACCOUNT_HEADER} metadata",
                            reason="NO_ACCOUNT")
         amount = price(estimated_site_updates, self.per_million)
@@ -200,25 +195,23 @@ class Reward:
     reason: str  # REWARDED, REWARD_CAPPED, or why nothing was paid
 
 
-def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | None, proof_id: str, policy: str,
-           metrics: dict[str, float], nrmse_threshold: float | None, prediction: str | None, reference: str | None) -> Reward:
-    """The PFT reward of a PASS proof whose inputs have the digests `prediction` and `reference`
-    (None for sequence policies). Pays only when the prediction is an output this service billed
-    to `account`, the reference is no output of this service and differs from the prediction,
-    once per billed output, at most floor(charge * pft_per_ceu) per billed call in all."""
+def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | None, proof_id: str, earned: int,
+           prediction: str | None, reference: str | None) -> Reward:
+    """The PFT reward of a PASS proof that `earned` PFT base units by its policy's rule and whose
+    inputs have the digests `prediction` and `reference` (None for sequence policies). Pays only
+    when the prediction is an output this service billed to `account`, the reference is no
+    output of this service and differs from the prediction, once per billed output, at most
+    floor(charge * pft_per_ceu) per billed call in all."""
     if not enabled:
         return Reward(0, "METERING_OFF")
-    if not market.is_user_account(account):
+    if not is_user_account(account):
         return Reward(0, "NO_ACCOUNT")
     if prediction is None or reference is None:
         return Reward(0, "NO_PREDICTION")
     if prediction == reference:
         return Reward(0, "SELF_COMPARISON")
-    base = REWARD_BASE.get(policy, 0)
-    bonus = int(base * max(0.0, 1 - metrics["nrmse"] / nrmse_threshold)) if nrmse_threshold and "nrmse" in metrics else 0
-    if base + bonus <= 0:
+    if earned <= 0:
         return Reward(0, "POLICY_PAYS_NOTHING")
-    rate = Fraction(pft_per_ceu)
     with ledger.transaction() as tx:
         db = tx.db
         if db.one("SELECT 1 FROM outputs WHERE digest = ?", (reference,)):
@@ -233,13 +226,13 @@ def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | 
             if rewarded is not None:
                 continue
             (paid,) = db.one("SELECT COALESCE(SUM(reward), 0) FROM outputs WHERE reservation = ?", (reservation,))  # type: ignore[misc]
-            budget = math.floor(rate * int(charged)) - int(paid)
+            budget = reward_budget(int(charged), int(paid), pft_per_ceu)
             if budget <= 0:
                 reason = "CALL_CAP_REACHED"
                 continue
-            amount = min(base + bonus, budget)
+            amount = min(earned, budget)
             tx.post("reward", [(ISSUANCE, "PFT", -amount), (account, "PFT", amount)], request_id=f"reward:{output_id}",  # type: ignore[list-item]
                     account=account, fingerprint=fingerprint({"proof": proof_id}), reference=f"proofs/{proof_id}")  # type: ignore[arg-type]
             db.run("UPDATE outputs SET reward_proof = ?, reward = ? WHERE id = ?", (proof_id, amount, output_id))
-            return Reward(amount, "REWARDED" if amount == base + bonus else "REWARD_CAPPED")
+            return Reward(amount, "REWARDED" if amount == earned else "REWARD_CAPPED")
         return Reward(0, reason)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from idf.engine import checkpoints
-from idf.engine.cost import Cost
+from idf.engine.cost import LEARNED_WORK_WEIGHT, Cost
 from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.engine.flows.navier_stokes import FlowSpec, Solver
 from idf.engine.forecast.base import Forecast, ForecastRequest, spatial_total
@@ -145,7 +145,8 @@ def estimate(frames_shape: Sequence[int], steps: int, members: int = DEFAULT_MEM
     sites = SIDE * SIDE  # the model's grid (check_request refuses any other)
     steps, members = max(0, int(steps)), max(1, int(members))
     return Cost(site_updates=steps * members * sites,
-                state_bytes=sites * (members * BYTES_PER_MEMBER_SITE + steps * BYTES_PER_STEP_SITE) + FIXED_BYTES)
+                state_bytes=sites * (members * BYTES_PER_MEMBER_SITE + steps * BYTES_PER_STEP_SITE) + FIXED_BYTES,
+                weight=LEARNED_WORK_WEIGHT)
 
 
 @torch.no_grad()

@@ -1,2 +1,2 @@
-"""Proof rules: validation and conservation metrics (`metrics`) and the policies that turn them
-into verdicts (`policies`)."""
+"""Proof rules: validation and conservation metrics (`metrics`), the policies that turn them into
+verdicts and rewards (`policies`), and the signed record of a check (`records`)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from idf.engine.cost import Cost
+from idf.engine.cost import LEARNED_WORK_WEIGHT, Cost
 from idf.engine.errors import ParameterError
 from idf.engine.sampling import reverse
 from idf.engine.sampling.denoiser import LearnedDenoiser
@@ -62,7 +62,7 @@ def estimate(shape: Sequence[int], count: int = DEFAULT_SAMPLES, steps: int = DE
     sites = math.prod(int(n) for n in shape)
     count, steps = max(1, int(count)), max(1, int(steps))
     return Cost(site_updates=count * (2 * steps - 1) * sites,
-                state_bytes=count * sites * (DENOISER_BYTES_PER_SITE + OUTPUT_BYTES_PER_SITE))
+                state_bytes=count * sites * (DENOISER_BYTES_PER_SITE + OUTPUT_BYTES_PER_SITE), weight=LEARNED_WORK_WEIGHT)
 
 
 def reconstruct(model: LearnedDenoiser, values: np.ndarray, mask: np.ndarray, *, noise_std: float = 0.0,

@@ -19,7 +19,7 @@ from idf.engine.sampling import reverse_diffusion as generation
 from idf.server import paging
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import streaming, unary
-from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
+from idf.server.services.engine_backed import EngineBacked
 from idf.server.services.reconstruct import Reconstructing
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import diffusion_pb2, diffusion_pb2_grpc, field_pb2
@@ -131,9 +131,8 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(self.metered(
-            context, (cost.site_updates, cost.state_bytes), lambda o: o.site_updates, sampling.sample, spec,
+            context, cost, lambda o: o.site_updates, sampling.sample, spec,
             device=self.device, progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p), field="sampler.steps",
-            weight=LEARNED_WORK_WEIGHT if spec.sampler == "reverse-diffusion" else 1,
             outputs=lambda o: list(o.samples[:spec.count]), rpc="Sample",
         ))
         getter: asyncio.Future | None = None

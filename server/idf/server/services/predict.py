@@ -18,7 +18,7 @@ from idf.engine.regimes import detector as regime_detector
 from idf.engine.regimes import features as regimes
 from idf.server.errors import invalid_argument, quote
 from idf.server.rpc import unary
-from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT, EngineBacked
+from idf.server.services.engine_backed import EngineBacked
 from idf.server.validation import decode_field, require_finite
 from idf.v1 import field_pb2, predict_pb2, predict_pb2_grpc
 
@@ -58,9 +58,9 @@ class PredictServicer(EngineBacked, predict_pb2_grpc.PredictServiceServicer):
             raise invalid_argument(_PARAMETER_PATHS.get(e.parameter, e.parameter), e.reason) from None
         cost = forecaster.estimate(decoded)
         result, charged = await self.metered(
-            context, (cost.site_updates, cost.state_bytes), lambda r: r.site_updates, forecaster.run, decoded,
+            context, cost, lambda r: r.site_updates, forecaster.run, decoded,
             device=self.device, paths=_PARAMETER_PATHS, field="transport.substeps" if decoded.substeps > 1 else "steps",
-            weight=LEARNED_WORK_WEIGHT if forecaster.learned else 1, outputs=_outputs, rpc="Predict",
+            outputs=_outputs, rpc="Predict",
         )
         return _response(request, name, result, charged)
 

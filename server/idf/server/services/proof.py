@@ -1,46 +1,37 @@
-"""ProofService: metrics and policies from the engine, canonical signed records, an RFC 6962 log
-in the store, Merkle proofs from `idf.client.merkle`."""
+"""ProofService: decode, call the proof rules of `idf.engine.proofs` (inputs, metrics, verdict,
+record, reward), append to the `TransparencyLog` (signed records, RFC 6962 tree), encode."""
 
 from __future__ import annotations
 
 import datetime
 import functools
-import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import timestamp_pb2
 
-from idf.client.merkle import MerkleTree, leaf_hash
-from idf.client.proofs import array_digest, canonical_json, checkpoint_text, key_id
+from idf.client.proofs import array_digest
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
-from idf.engine.proofs import metrics, policies
-from idf.server import market, metering, paging
+from idf.engine.market.operations import is_user_account
+from idf.engine.proofs import policies, records
+from idf.server import metering, paging
 from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
-from idf.server.signing import raw_public_key
+from idf.server.transparency import TransparencyLog
 from idf.server.validation import decode_field
 from idf.store.ledger import IdempotencyKeyReused, Ledger, fingerprint
-from idf.store.proof_log import Leaf, NewLeaf, ProofLog
+from idf.store.proof_log import Leaf
 from idf.v1 import proof_pb2, proof_pb2_grpc
 
 log = logging.getLogger("idf.proof")
 T = TypeVar("T")
-RECORD_VERSION = 1
-# A record lists a digest per input frame (~90 bytes each) and bounded strings: 256 frames keep it
-# near 25 KB; records are append-only and listed in pages, so they must stay small.
-MAX_SEQUENCE_FRAMES = 256
-MAX_RECORD_BYTES = 64 * 1024
 _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
 # CreateProof's answer says in trailing metadata what the proof earned and why (the contract's
 # response has no field for it yet): PFT base units, and a reason (REWARDED, REWARD_CAPPED, or why
@@ -49,39 +40,31 @@ _VERDICTS = {"PASS": proof_pb2.VERDICT_PASS, "FAIL": proof_pb2.VERDICT_FAIL}
 REWARD_HEADER, REWARD_REASON_HEADER = "x-idf-reward-pft", "x-idf-reward-reason"
 
 
+def encode(record: records.Record, leaf: Leaf) -> proof_pb2.Proof:
+    create_time = timestamp_pb2.Timestamp()
+    create_time.FromJsonString(record.create_time)
+    return proof_pb2.Proof(
+        name=f"proofs/{leaf.proof_id}", record=leaf.record, signature=leaf.signature, verdict=_VERDICTS[record.verdict],
+        policy=record.policy, metrics=[proof_pb2.Metric(name=k, value=v) for k, v in sorted(record.metrics.items())],
+        checks=[proof_pb2.Check(metric=c.metric, comparison=c.comparison, threshold=c.threshold, value=c.value,
+                                verdict=_VERDICTS["PASS" if c.passed else "FAIL"]) for c in record.checks],
+        input_digests=record.inputs, producer=proof_pb2.Producer(name=record.producer_name, version=record.producer_version),
+        create_time=create_time,
+    )
+
+
 class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
-    def __init__(self, settings: Settings, executor: Executor, log: ProofLog, key: Ed25519PrivateKey, ledger: Ledger,
+    def __init__(self, settings: Settings, executor: Executor, log: TransparencyLog, ledger: Ledger,
                  light: Admission | None = None) -> None:
         self.light = light  # proof metrics: bounded light work, its own pool (None: the store pool, unbounded)
         self.ledger = ledger
         self.settings = settings
         self.executor = executor
         self.log = log
-        self.key = key
-        self.public_key = raw_public_key(key)
-        self.tree = MerkleTree(log.leaf_hashes())
-        self.tree_lock = threading.Lock()
-
-    # -- log head ------------------------------------------------------------------------
-    def _sync(self) -> int:
-        """Bring the in-memory tree up to the store (other writers may share it)."""
-        with self.tree_lock:
-            for h in self.log.leaf_hashes(len(self.tree)):
-                self.tree.append(h)
-            return len(self.tree)
-
-    def _checkpoint(self, size: int) -> proof_pb2.Checkpoint:
-        with self.tree_lock:
-            root = self.tree.root(size)
-        sign_time = timestamp_pb2.Timestamp()
-        sign_time.GetCurrentTime()
-        cp = proof_pb2.Checkpoint(origin=self.settings.log_origin, tree_size=size, root_hash=root, sign_time=sign_time)
-        cp.signature = self.key.sign(checkpoint_text(cp))
-        return cp
 
     def _proof(self, leaf: Leaf, size: int | None) -> proof_pb2.Proof:
         try:
-            proof = self._fields(leaf)
+            proof = encode(records.parse(leaf.record), leaf)
         except (ValueError, KeyError, TypeError):
             # The stored record no longer parses: serve it as stored, so verifiers see exactly
             # what the store holds (its signature will not verify), and say so in the logs.
@@ -89,32 +72,9 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                       extra={"proof_id": leaf.proof_id, "index": leaf.index})
             proof = proof_pb2.Proof(name=f"proofs/{leaf.proof_id}", record=leaf.record, signature=leaf.signature)
         if size is not None:
-            with self.tree_lock:
-                hashes = self.tree.inclusion_proof(leaf.index, size)
+            hashes = self.log.inclusion_proof(leaf.index, size)
             proof.inclusion_proof.CopyFrom(proof_pb2.InclusionProof(leaf_index=leaf.index, tree_size=size, hashes=hashes))
-            proof.checkpoint.CopyFrom(self._checkpoint(size))
-        return proof
-
-    def _fields(self, leaf: Leaf) -> proof_pb2.Proof:
-        record = json.loads(leaf.record)
-        create_time = timestamp_pb2.Timestamp()
-        create_time.FromJsonString(record["create_time"])
-        proof = proof_pb2.Proof(
-            name=f"proofs/{leaf.proof_id}",
-            record=leaf.record,
-            signature=leaf.signature,
-            verdict=_VERDICTS[record["verdict"]],
-            policy=record["policy"],
-            metrics=[proof_pb2.Metric(name=k, value=v) for k, v in sorted(record["metrics"].items())],
-            checks=[
-                proof_pb2.Check(metric=c["metric"], comparison=c["comparison"], threshold=c["threshold"],
-                                value=c["value"], verdict=_VERDICTS[c["verdict"]])
-                for c in record["checks"]
-            ],
-            input_digests=record["inputs"],
-            producer=proof_pb2.Producer(**record["producer"]),
-            create_time=create_time,
-        )
+            proof.checkpoint.CopyFrom(self.log.checkpoint(size))
         return proof
 
     # -- RPCs ------------------------------------------------------------------------------
@@ -128,91 +88,59 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
 
     @unary
     async def CreateProof(self, request: proof_pb2.CreateProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.CreateProofResponse:
+        limit = self.settings.max_field_elements
         try:
             policy = policies.get(request.policy)
-        except ParameterError as e:
-            raise invalid_argument("policy", e.reason) from None
-        limit = self.settings.max_field_elements
-        inputs: dict[str, np.ndarray] = {}
-        try:
             if policy.kind == "compare":
-                for role in ("prediction", "reference"):
-                    if not request.HasField(role):
-                        raise invalid_argument(role, f"policy {policy.name} compares a prediction with a reference")
-                    inputs[role] = decode_field(getattr(request, role), role, max_elements=limit)
-                cost = metrics.estimate_compare(inputs["prediction"].shape)
-                values = await self._metrics(context, cost, "prediction", metrics.compare, inputs["prediction"], inputs["reference"])
+                arrays: dict[str, Any] = {role: decode_field(getattr(request, role), role, max_elements=limit)
+                                          for role in ("prediction", "reference") if request.HasField(role)}
             else:
-                if not 2 <= len(request.sequence) <= MAX_SEQUENCE_FRAMES:
-                    raise invalid_argument("sequence", f"policy {policy.name} checks a time sequence of 2 to "
-                                                       f"{MAX_SEQUENCE_FRAMES} frames, got {len(request.sequence)}")
-                frames = [decode_field(f, f"sequence[{i}]", max_elements=limit) for i, f in enumerate(request.sequence)]
-                inputs.update({f"sequence[{i}]": f for i, f in enumerate(frames)})
-                cost = metrics.estimate_sequence(len(frames), frames[0].shape)
-                values = await self._metrics(context, cost, "sequence", metrics.sequence_metrics, frames)
-            outcomes, passed = policies.evaluate(policy, values)
+                records.check_frames(policy, len(request.sequence))  # before decoding any
+                arrays = {"sequence": [decode_field(f, f"sequence[{i}]", max_elements=limit) for i, f in enumerate(request.sequence)]}
+            inputs = records.ProofInputs.of(policy, **arrays)
+            values = await self._metrics(context, inputs.estimate(), inputs.field, inputs.measure)
+            proof_id = uuid.uuid4().hex
+            now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            record = records.record(inputs, values, proof_id=proof_id, log=self.settings.log_origin, create_time=now,
+                                    digests={role: array_digest(a) for role, a in inputs.arrays.items()},
+                                    producer_name=request.producer.name, producer_version=request.producer.version)
+            header = metering.caller_account(context)
+            account = header if is_user_account(header) else None
+            # A request_id is scoped by the caller's account; its fingerprint covers every input of the
+            # record (policy, input digests, producer), so a retry with other inputs is refused.
+            key_print = fingerprint({"policy": policy.name, "inputs": record["inputs"], "producer": record["producer"]})
+            appended = await run_blocking(self.executor, functools.partial(
+                self.log.append, record, request_id=request.request_id or None, account=account or "", fingerprint=key_print))
         except ParameterError as e:
             raise invalid_argument(e.parameter, e.reason) from None
-        proof_id = uuid.uuid4().hex
-        verdict = "PASS" if passed else "FAIL"
-        record = {
-            "version": RECORD_VERSION,
-            "id": proof_id,
-            "log": self.settings.log_origin,
-            "create_time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "policy": policy.name,
-            "verdict": verdict,
-            "metrics": values,
-            "checks": [
-                {"metric": o.metric, "comparison": o.comparison, "threshold": o.threshold, "value": o.value,
-                 "verdict": "PASS" if o.passed else "FAIL"}
-                for o in outcomes
-            ],
-            "inputs": {role: array_digest(a) for role, a in inputs.items()},
-            "producer": {"name": request.producer.name, "version": request.producer.version},
-        }
-        body = canonical_json(record)
-        if len(body) > MAX_RECORD_BYTES:  # defence in depth: every part of a record is bounded above
-            raise invalid_argument("sequence", f"the proof record would be {len(body)} bytes; at most {MAX_RECORD_BYTES}")
-        header = metering.caller_account(context)
-        account = header if market.is_user_account(header) else None
-        # A request_id is scoped by the caller's account; its fingerprint covers every input of the
-        # record (policy, input digests, producer), so a retry with other inputs is refused.
-        key_print = fingerprint({"policy": policy.name, "inputs": record["inputs"], "producer": record["producer"]})
-        new = NewLeaf(proof_id, body, self.key.sign(body), leaf_hash(body), policy.name, verdict,
-                      request.producer.name, record["create_time"], request.request_id or None, account or "", key_print)
-        try:
-            leaf, created = await run_blocking(self.executor, self.log.append, new)
         except IdempotencyKeyReused as e:
             raise invalid_argument("request_id", str(e), reason="IDEMPOTENCY_KEY_REUSED") from None
-        size = await run_blocking(self.executor, self._sync)
-        stored = json.loads(leaf.record)  # a retried request_id returns the first record
+        leaf = appended.leaf
+        stored = records.parse(leaf.record)  # a retried request_id returns the first record
         paid = metering.Reward(0, "RETRY")
-        if created:  # a retry never pays: the reward was decided when the proof was appended
-            if stored["verdict"] == "PASS":
-                threshold = next((c.threshold for c in policy.checks if c.metric == "nrmse"), None)
-                digests = stored["inputs"]
+        if appended.created:  # a retry never pays: the reward was decided when the proof was appended
+            if stored.verdict == "PASS":
                 paid = await run_blocking(
                     self.executor, functools.partial(
                         metering.reward, self.ledger, enabled=self.settings.metering, pft_per_ceu=self.settings.reward_pft_per_ceu,
-                        account=account, proof_id=leaf.proof_id, policy=stored["policy"], metrics=stored["metrics"],
-                        nrmse_threshold=threshold, prediction=digests.get("prediction"), reference=digests.get("reference")))
+                        account=account, proof_id=leaf.proof_id, earned=policy.reward(stored.metrics),
+                        prediction=stored.inputs.get("prediction"), reference=stored.inputs.get("reference")))
             else:
                 paid = metering.Reward(0, "PROOF_FAILED")
             log.info("proof reward", extra={"proof_id": leaf.proof_id, "account": account, "reward_pft": paid.amount,
                                             "reward_reason": paid.reason})
             context.set_trailing_metadata(((REWARD_HEADER, str(paid.amount)), (REWARD_REASON_HEADER, paid.reason)))
-        return proof_pb2.CreateProofResponse(proof=self._proof(leaf, size), reward_pft=paid.amount, reward_reason=paid.reason)
+        return proof_pb2.CreateProofResponse(proof=self._proof(leaf, appended.size), reward_pft=paid.amount, reward_reason=paid.reason)
 
     @unary
     async def GetProof(self, request: proof_pb2.GetProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetProofResponse:
         prefix, _, proof_id = request.name.partition("/")
         if prefix != "proofs" or not proof_id:
             raise invalid_argument("name", "must look like proofs/{proof_id}")
-        leaf = await run_blocking(self.executor, self.log.get, proof_id)
+        leaf = await run_blocking(self.executor, self.log.store.get, proof_id)
         if leaf is None:
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"{request.name} does not exist", reason="PROOF_NOT_FOUND")
-        size = await run_blocking(self.executor, self._sync)
+        size = await run_blocking(self.executor, self.log.sync)
         return proof_pb2.GetProofResponse(proof=self._proof(leaf, size))
 
     @unary
@@ -221,7 +149,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         before = paging.decode_int(request.page_token, "before") if request.page_token else None
         verdict = {proof_pb2.VERDICT_PASS: "PASS", proof_pb2.VERDICT_FAIL: "FAIL"}.get(request.verdict, "")
         leaves = await run_blocking(
-            self.executor, self.log.list, before=before, limit=size + 1,
+            self.executor, self.log.store.list, before=before, limit=size + 1,
             policy=request.policy, verdict=verdict, producer=request.producer,
         )
         # A page also ends early when its answer would pass half the message limit, so records
@@ -248,21 +176,19 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
 
     @unary
     async def GetCheckpoint(self, request: proof_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetCheckpointResponse:
-        size = await run_blocking(self.executor, self._sync)
-        return proof_pb2.GetCheckpointResponse(checkpoint=self._checkpoint(size))
+        size = await run_blocking(self.executor, self.log.sync)
+        return proof_pb2.GetCheckpointResponse(checkpoint=self.log.checkpoint(size))
 
     @unary
     async def GetConsistencyProof(self, request: proof_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetConsistencyProofResponse:
-        size = await run_blocking(self.executor, self._sync)
+        size = await run_blocking(self.executor, self.log.sync)
         first, second = request.first_tree_size, request.second_tree_size
         if not 1 <= first <= size:
             raise invalid_argument("first_tree_size", f"must be in 1..{size} (the current size)")
         if not first <= second <= size:
             raise invalid_argument("second_tree_size", f"must be in {first}..{size}")
-        with self.tree_lock:
-            hashes = self.tree.consistency_proof(first, second)
-        return proof_pb2.GetConsistencyProofResponse(hashes=hashes)
+        return proof_pb2.GetConsistencyProofResponse(hashes=self.log.consistency_proof(first, second))
 
     @unary
     async def GetPublicKey(self, request: proof_pb2.GetPublicKeyRequest, context: grpc.aio.ServicerContext) -> proof_pb2.GetPublicKeyResponse:
-        return proof_pb2.GetPublicKeyResponse(public_key=self.public_key, key_id=key_id(self.public_key))
+        return proof_pb2.GetPublicKeyResponse(public_key=self.log.public_key, key_id=self.log.key_id)

@@ -14,7 +14,6 @@ from idf.engine import models
 from idf.engine.reconstruction import posterior as reconstruction
 from idf.server.errors import invalid_argument, quote
 from idf.server.rpc import unary
-from idf.server.services.engine_backed import LEARNED_WORK_WEIGHT
 from idf.server.validation import decode_field
 from idf.v1 import diffusion_pb2
 
@@ -72,12 +71,12 @@ class Reconstructing:
         # the answer: mean and stddev, plus the samples when asked (float32 arrays)
         self.check_answer(2 + (count if request.return_samples else 0), sites * 4, "sample_count", "float32 arrays")
         cost = reconstruction.estimate(shape, count, steps)
-        self.admission.check_cost(cost.site_updates * LEARNED_WORK_WEIGHT, cost.state_bytes, "sample_count")
+        self.admission.check_cost(cost.work, cost.state_bytes, "sample_count")  # before the model loads
         model = await asyncio.to_thread(models.load_denoiser, name, str(self.device))
         out, charged = await self.metered(
-            context, (cost.site_updates, cost.state_bytes), lambda r: r.evaluations * sites, reconstruction.reconstruct,
+            context, cost, lambda r: r.evaluations * sites, reconstruction.reconstruct,
             model, values, mask, noise_std=request.noise_std, count=count, steps=steps, seed=request.seed,
-            device=self.device, field="sample_count", weight=LEARNED_WORK_WEIGHT, rpc="Reconstruct",
+            device=self.device, field="sample_count", rpc="Reconstruct",
             outputs=lambda r: [r.mean, r.stddev, *(r.samples if request.return_samples else ())])
         response = diffusion_pb2.ReconstructResponse(mean=to_field(out.mean), stddev=to_field(out.stddev))
         if request.return_samples:
