@@ -48,9 +48,23 @@ def test_only_the_statuses_of_changed_functions_are_dropped():
     assert mutation._fresh(results, then, then) == results
     swapped = _hashes(SOURCE.replace("a + 1", "a + 2"))
     assert mutation._fresh(results, then, swapped) == {k: v for k, v in results.items() if "clip" in k}
-    # comments and blank lines outside the functions do not matter; inside them they do (mutmut
-    # regenerates the function's mutants then)
+    # comments and blank lines do not matter, outside the functions or inside
     assert mutation._fresh(results, then, _hashes("# a comment\n" + SOURCE)) == results
+    assert mutation._fresh(results, then, _hashes(SOURCE.replace("return a + 1", "# note\n\n        return a + 1"))) == results
+
+
+def test_formatting_annotations_and_docstrings_do_not_count():
+    """mutmut numbers mutants on the syntax tree and never mutates inside a type annotation or a
+    triple-quoted string: reformatting (ruff format), typing a signature or rewording a docstring
+    keeps every saved status; a changed single-quoted string is a changed mutant."""
+    then = _hashes(SOURCE)
+    same = (SOURCE.replace("def clip(x):", "def clip(\n    x: int,\n) -> int:")
+            .replace("return min(x, LIMIT)", '"""Clip."""\n    return min( x , LIMIT )')
+            .replace("LIMIT = 3", "LIMIT: int = 3")
+            .replace("def swap(self, a):", "def swap(self, a: 'int | None') -> int:  # typed"))
+    assert _hashes(same) == then
+    assert _hashes(SOURCE.replace("return min(x, LIMIT)", '"Clip."\n    return min(x, LIMIT)'))["idf.m.x_clip"] != then["idf.m.x_clip"]
+    assert _hashes(SOURCE.replace("LIMIT = 3", "LIMIT = 3.0"))["idf.m"] != then["idf.m"]
 
 
 def test_a_change_outside_the_functions_drops_the_whole_module():

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import fnmatch
 import hashlib
 import json
@@ -193,9 +194,38 @@ def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
     return hashes
 
 
+def _normal(node: ast.AST, source: str) -> str:
+    """`node` as mutmut sees it, for hashing: its AST without positions (so formatting, comments and
+    quoting do not count), without type annotations (mutmut never mutates inside one) and without
+    triple-quoted docstrings (mutmut never mutates a triple-quoted string). Two sources with the
+    same normal form get the same mutants, numbered alike."""
+    node = copy.deepcopy(node)
+
+    class Unannotated(ast.NodeTransformer):
+        def visit_AnnAssign(self, n: ast.AnnAssign) -> ast.AST:  # x: T = v is x = v; a bare x: T stays
+            return ast.Assign([n.target], n.value) if n.value is not None else n
+
+    node = Unannotated().visit(node)
+    for n in ast.walk(node):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n.returns = None
+        if isinstance(n, ast.arg):
+            n.annotation = None
+        if isinstance(n, ast.AnnAssign):
+            n.annotation = ast.Constant(None)
+        body = getattr(n, "body", None)
+        if (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+                and (ast.get_source_segment(source, body[0]) or "").lstrip("rRuUbB").startswith(('"""', "'''"))):
+            n.body = body[1:] or [ast.Pass()]
+    return ast.dump(node)
+
+
 def source_hashes(module: str, source: str) -> dict[str, str]:
     """Each mutated function's key as mutmut names its mutants (idf.engine.market.amm.x_quote,
-    idf.engine.market.amm.xǁPoolǁswap) → a hash of its source, and the module → a hash of the rest: the
+    idf.engine.market.amm.xǁPoolǁswap) → a hash of its normal form (`_normal`: formatting,
+    comments, annotations and docstrings do not count), and the module → a hash of the rest: the
     code outside those functions, decorated functions included (mutmut leaves them unmutated, but
     a changed constant, property or kernel changes what the mutated functions do). Module-level
     imports and the module docstring are left out of that hash: moving a module, or an imported
@@ -213,9 +243,9 @@ def source_hashes(module: str, source: str) -> dict[str, str]:
         for key, fn in defs:
             if fn.decorator_list:  # no mutants, no key: part of the module's hash
                 continue
-            hashes[f"{module}.{key}"] = hashlib.sha256(ast.get_source_segment(source, fn).encode()).hexdigest()
+            hashes[f"{module}.{key}"] = hashlib.sha256(_normal(fn, source).encode()).hexdigest()
             fn.body = [ast.Pass()]
-    hashes[module] = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    hashes[module] = hashlib.sha256(_normal(tree, source).encode()).hexdigest()
     return hashes
 
 
