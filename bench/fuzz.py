@@ -33,7 +33,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=4, help="threads sending at once")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-site-updates", type=int, default=50_000_000, help="the server's max_call_site_updates")
+    parser.add_argument(
+        "--max-site-updates",
+        type=int,
+        default=50_000_000,
+        help="the server's max_call_site_updates",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -55,8 +60,13 @@ def main() -> None:
             slots.release()
 
     @seed(args.seed)
-    @settings(max_examples=args.requests, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.requests,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=cases(vocab))
     def fuzz(case: object) -> None:
         nonlocal sent, peak
@@ -66,8 +76,12 @@ def main() -> None:
         if sent % 1000 == 0:
             if server.alive():
                 peak = max(peak, server.rss_bytes())
-            print(f"{sent} sent, {harness.requests} answered, {len(harness.findings)} distinct failures, "
-                  f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"{sent} sent, {harness.requests} answered, {len(harness.findings)} distinct failures, "
+                f"{time.monotonic() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     t1 = time.monotonic()
     fuzz()
@@ -81,21 +95,40 @@ def main() -> None:
         end = server.rss_bytes()
     server.stop()
     if end is not None and end > 1.10 * baseline:
-        problems.append(f"RSS {end / 2**20:.0f} MiB at the end vs {baseline / 2**20:.0f} MiB after warm-up (> +10%)")
+        problems.append(
+            f"RSS {end / 2**20:.0f} MiB at the end vs {baseline / 2**20:.0f} MiB after warm-up (> +10%)"
+        )
     summary = harness.summary(
-        seconds=round(fuzz_s, 1), requests_per_s=round(harness.requests / fuzz_s, 1), warm_up_s=round(warm_s, 1),
-        clients=args.clients, seed=args.seed, deadline_s=DEADLINE_S, max_call_site_updates=args.max_site_updates,
-        rss_mib={"warm": round(baseline / 2**20, 1), "peak": round(peak / 2**20, 1),
-                 "end": round(end / 2**20, 1) if end else None,
-                 "end_vs_warm": round(end / baseline - 1, 3) if end else None},
+        seconds=round(fuzz_s, 1),
+        requests_per_s=round(harness.requests / fuzz_s, 1),
+        warm_up_s=round(warm_s, 1),
+        clients=args.clients,
+        seed=args.seed,
+        deadline_s=DEADLINE_S,
+        max_call_site_updates=args.max_site_updates,
+        rss_mib={
+            "warm": round(baseline / 2**20, 1),
+            "peak": round(peak / 2**20, 1),
+            "end": round(end / 2**20, 1) if end else None,
+            "end_vs_warm": round(end / baseline - 1, 3) if end else None,
+        },
         problems=problems,
     )
     results = {
-        "benchmark": "fuzz", "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "benchmark": "fuzz",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
         "command": " ".join(["python", "bench/fuzz.py", *sys.argv[1:]]),
         **summary,
         "findings": [
-            {"face": f.face, "rpc": f.rpc, "outcome": f.outcome, "count": f.count, "request": f.smallest, "server_log": f.log}
+            {
+                "face": f.face,
+                "rpc": f.rpc,
+                "outcome": f.outcome,
+                "count": f.count,
+                "request": f.smallest,
+                "server_log": f.log,
+            }
             for f in sorted(harness.findings.values(), key=lambda f: (f.rpc, f.face, f.outcome))
         ],
     }

@@ -56,11 +56,14 @@ def _rate(step: Callable[[int], object], sites: int, seconds: float) -> dict[str
 
 # ---- phi^4 Langevin -------------------------------------------------------------------------
 
+
 def langevin_ours(size: int) -> Callable[[int], object]:
     state = {"phi": torch.zeros(1, size, size)}
 
     def step(k: int) -> None:
-        state["phi"], _ = langevin_step(state["phi"], MODEL, step_size=ETA, temperature=TEMPERATURE, seed=1, step=k)
+        state["phi"], _ = langevin_step(
+            state["phi"], MODEL, step_size=ETA, temperature=TEMPERATURE, seed=1, step=k
+        )
 
     return step
 
@@ -76,16 +79,22 @@ def langevin_numpy(size: int) -> Callable[[int], object]:
         right, down = np.roll(phi, -1, 1), np.roll(phi, -1, 0)
         dx, dy = right - phi, down - phi
         p2 = phi * phi
-        energy = np.sum(0.5 * k_ * (dx * dx + dy * dy) + 0.5 * a * p2 + 0.25 * b * p2 * p2, dtype=np.float64)
+        energy = np.sum(
+            0.5 * k_ * (dx * dx + dy * dy) + 0.5 * a * p2 + 0.25 * b * p2 * p2, dtype=np.float64
+        )
         lap = 4 * phi - right - down - np.roll(phi, 1, 1) - np.roll(phi, 1, 0)
         grad = k_ * lap + a * phi + b * p2 * phi
-        state["phi"] = phi - np.float32(ETA) * grad + sigma * rng.standard_normal(phi.shape, dtype=np.float32)
+        state["phi"] = (
+            phi - np.float32(ETA) * grad + sigma * rng.standard_normal(phi.shape, dtype=np.float32)
+        )
         state["energy"] = energy
 
     return step
 
 
-def _compiled_langevin(fallback_random: bool) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def _compiled_langevin(
+    fallback_random: bool,
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     import torch._inductor.config as inductor
 
     # Dynamo caches compiled code per code object: without a reset the second variant would
@@ -95,7 +104,9 @@ def _compiled_langevin(fallback_random: bool) -> Callable[[torch.Tensor], tuple[
 
     def step(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         noise = torch.randn_like(phi)
-        return langevin_step_reference(phi, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=noise)
+        return langevin_step_reference(
+            phi, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=noise
+        )
 
     return torch.compile(step, dynamic=False)
 
@@ -114,6 +125,7 @@ def langevin_compiled(size: int, fallback_random: bool) -> Callable[[int], objec
 
 
 # ---- Ising ----------------------------------------------------------------------------------
+
 
 def ising_ours(size: int) -> Callable[[int], object]:
     state = {"s": torch.ones(1, size, size, dtype=torch.int8)}
@@ -176,9 +188,13 @@ def ising_thrml(size: int, sweeps: int) -> Callable[[int], object] | None:
             i = y * size + x
             edges.append((nodes[i], nodes[y * size + (x + 1) % size]))
             edges.append((nodes[i], nodes[((y + 1) % size) * size + x]))
-    even = Block([nodes[y * size + x] for y in range(size) for x in range(size) if (x + y) % 2 == 0])
+    even = Block(
+        [nodes[y * size + x] for y in range(size) for x in range(size) if (x + y) % 2 == 0]
+    )
     odd = Block([nodes[y * size + x] for y in range(size) for x in range(size) if (x + y) % 2 == 1])
-    ebm = IsingEBM(nodes, edges, jnp.zeros(len(nodes)), jnp.ones(len(edges)), jnp.array(1.0 / ISING_T))
+    ebm = IsingEBM(
+        nodes, edges, jnp.zeros(len(nodes)), jnp.ones(len(edges)), jnp.array(1.0 / ISING_T)
+    )
     program = IsingSamplingProgram(ebm, [even, odd], [])
     key = jax.random.key(1)
     state = {"init": hinton_init(key, ebm, [even, odd], ())}
@@ -192,6 +208,7 @@ def ising_thrml(size: int, sweeps: int) -> Callable[[int], object] | None:
 
 
 # ---- GPU ------------------------------------------------------------------------------------
+
 
 def gpu_section(sizes: list[int]) -> dict[str, object]:
     if not torch.cuda.is_available():
@@ -209,19 +226,40 @@ def gpu_section(sizes: list[int]) -> dict[str, object]:
         t_copy = triton.testing.do_bench(lambda: copy_dst.copy_(phi), return_mode="median")
         bytes_rw = 2 * phi.numel() * 4
         rows = {"size": size, "copy_ms": t_copy, "copy_GBps": bytes_rw / t_copy / 1e6}
-        t = triton.testing.do_bench(lambda: langevin_step_triton(phi, MODEL, step_size=ETA, temperature=TEMPERATURE, key=7), return_mode="median")
+        t = triton.testing.do_bench(
+            lambda: langevin_step_triton(phi, MODEL, step_size=ETA, temperature=TEMPERATURE, key=7),
+            return_mode="median",
+        )
         noise = torch.randn_like(phi)
-        eager = triton.testing.do_bench(lambda: langevin_step_reference(phi, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=torch.randn_like(phi)), return_mode="median")
-        comp_fn = torch.compile(lambda p: langevin_step_reference(p, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=torch.randn_like(p)))
+        eager = triton.testing.do_bench(
+            lambda: langevin_step_reference(
+                phi, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=torch.randn_like(phi)
+            ),
+            return_mode="median",
+        )
+        comp_fn = torch.compile(
+            lambda p: langevin_step_reference(
+                p, MODEL, step_size=ETA, temperature=TEMPERATURE, noise=torch.randn_like(p)
+            )
+        )
         comp = triton.testing.do_bench(lambda: comp_fn(phi), return_mode="median")
-        rows["langevin"] = {"ms": t, "GBps": bytes_rw / t / 1e6, "eager_ms": eager, "compile_ms": comp}
+        rows["langevin"] = {
+            "ms": t,
+            "GBps": bytes_rw / t / 1e6,
+            "eager_ms": eager,
+            "compile_ms": comp,
+        }
         s = torch.ones(1, size, size, dtype=torch.int8, device="cuda")
-        t = triton.testing.do_bench(lambda: sweep_triton(s, Ising(), 1 / ISING_T, "heat-bath", (1, 2)), return_mode="median")
+        t = triton.testing.do_bench(
+            lambda: sweep_triton(s, Ising(), 1 / ISING_T, "heat-bath", (1, 2)), return_mode="median"
+        )
         rows["ising"] = {"ms": t, "GBps": 2 * s.numel() / t / 1e6}
         u = torch.rand(1, size, size, device="cuda")
         kw = dict(dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1))
         t = triton.testing.do_bench(lambda: transport_step_triton(u, **kw), return_mode="median")
-        eager = triton.testing.do_bench(lambda: transport_step_reference(u, **kw), return_mode="median")
+        eager = triton.testing.do_bench(
+            lambda: transport_step_reference(u, **kw), return_mode="median"
+        )
         rows["transport"] = {"ms": t, "GBps": bytes_rw / t / 1e6, "eager_ms": eager}
         del noise
         out["rows"].append(rows)
@@ -239,8 +277,13 @@ def main() -> None:
     results: dict[str, object] = {
         "benchmark": "kernels",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "numpy": np.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
         "unit": "site updates per second (one step updates every site once)",
         "langevin_phi4_float32": [],
         "ising_heat_bath": [],

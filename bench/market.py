@@ -42,14 +42,31 @@ def _deadline() -> timestamp_pb2.Timestamp:
 
 
 def _measure(store: str, clients: int, seconds: float, **settings: object) -> dict[str, object]:
-    server = ServerThread(data_dir=Path(tempfile.mkdtemp(prefix="idf-bench-")), admin_token="bench", **settings)
+    server = ServerThread(
+        data_dir=Path(tempfile.mkdtemp(prefix="idf-bench-")), admin_token="bench", **settings
+    )
     try:
         with Client(server.target, max_attempts=1) as c:
             for token in (m.TOKEN_CEU, m.TOKEN_PFT):
-                c.market_stub.Mint(m.MintRequest(account="market/accounts/lp", amount=m.TokenAmount(token=token, amount=10**15),
-                                                 request_id=f"lp{token}"), metadata=ADMIN)
-            c.call(c.market_stub.AddLiquidity, m.AddLiquidityRequest(pool=POOL, account="market/accounts/lp", amount_ceu_desired=10**15,
-                                                                     amount_pft_desired=10**15, deadline=_deadline(), request_id="seed"))
+                c.market_stub.Mint(
+                    m.MintRequest(
+                        account="market/accounts/lp",
+                        amount=m.TokenAmount(token=token, amount=10**15),
+                        request_id=f"lp{token}",
+                    ),
+                    metadata=ADMIN,
+                )
+            c.call(
+                c.market_stub.AddLiquidity,
+                m.AddLiquidityRequest(
+                    pool=POOL,
+                    account="market/accounts/lp",
+                    amount_ceu_desired=10**15,
+                    amount_pft_desired=10**15,
+                    deadline=_deadline(),
+                    request_id="seed",
+                ),
+            )
         latencies: list[list[float]] = [[] for _ in range(clients)]
         stop = time.perf_counter() + seconds
 
@@ -58,12 +75,24 @@ def _measure(store: str, clients: int, seconds: float, **settings: object) -> di
             acct = f"market/accounts/t{i}"
             with Client(server.target, max_attempts=1, timeout=30) as c:
                 for token in (m.TOKEN_CEU, m.TOKEN_PFT):
-                    c.market_stub.Mint(m.MintRequest(account=acct, amount=m.TokenAmount(token=token, amount=10**14),
-                                                     request_id=f"{acct}{token}"), metadata=ADMIN)
+                    c.market_stub.Mint(
+                        m.MintRequest(
+                            account=acct,
+                            amount=m.TokenAmount(token=token, amount=10**14),
+                            request_id=f"{acct}{token}",
+                        ),
+                        metadata=ADMIN,
+                    )
                 k = 0
                 while time.perf_counter() < stop:
-                    request = m.SwapRequest(pool=POOL, account=acct, token_in=rng.choice([m.TOKEN_CEU, m.TOKEN_PFT]),
-                                            amount_in=rng.randint(1, 10**9), deadline=_deadline(), request_id=f"{acct}-{k}")
+                    request = m.SwapRequest(
+                        pool=POOL,
+                        account=acct,
+                        token_in=rng.choice([m.TOKEN_CEU, m.TOKEN_PFT]),
+                        amount_in=rng.randint(1, 10**9),
+                        deadline=_deadline(),
+                        request_id=f"{acct}-{k}",
+                    )
                     t = time.perf_counter()
                     c.call(c.market_stub.Swap, request)
                     latencies[i].append(time.perf_counter() - t)
@@ -81,8 +110,14 @@ def _measure(store: str, clients: int, seconds: float, **settings: object) -> di
     finally:
         server.stop()
     ms = np.concatenate([np.asarray(x) for x in latencies]) * 1e3
-    return {"store": store, "clients": clients, "swaps": int(ms.size), "swaps_per_s": ms.size / elapsed,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+    return {
+        "store": store,
+        "clients": clients,
+        "swaps": int(ms.size),
+        "swaps_per_s": ms.size / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+    }
 
 
 def main() -> None:
@@ -92,8 +127,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows = [_measure("sqlite", n, args.seconds) for n in args.clients]
-    results: dict[str, object] = {"benchmark": "market", "date": time.strftime("%Y-%m-%d"),
-                                  "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}
+    results: dict[str, object] = {
+        "benchmark": "market",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "rows": rows,
+    }
     try:
         import psycopg
 

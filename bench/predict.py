@@ -38,13 +38,19 @@ def forecast_latency(side: int, frames: int = 200) -> dict:
     physics_forecast([u], 5, spec, device="cpu")
     t = time.perf_counter()
     physics_forecast([u], frames, spec, device="cpu")
-    return {"model": "physics-advection-diffusion", "side": side, "ms_per_frame": 1e3 * (time.perf_counter() - t) / frames}
+    return {
+        "model": "physics-advection-diffusion",
+        "side": side,
+        "ms_per_frame": 1e3 * (time.perf_counter() - t) / frames,
+    }
 
 
 def detector_latency(side: int, repeats: int = 10) -> dict:
     solver = Solver(FlowSpec(resolution=side, reynolds=60))
     every = round(0.5 / solver.dt)
-    frames = solver.advance(random_vorticity(side, 1), 96 * every, frame_every=every).float().numpy()
+    frames = (
+        solver.advance(random_vorticity(side, 1), 96 * every, frame_every=every).float().numpy()
+    )
     detector = models.load_detector(models.DEFAULT_DETECTOR)
     regime_detector.decide(detector, frames, every * solver.dt)
     t = time.perf_counter()
@@ -55,11 +61,19 @@ def detector_latency(side: int, repeats: int = 10) -> dict:
 
 def evaluation() -> dict:
     detector = models.load_detector(models.DEFAULT_DETECTOR)
-    x, y, runs = regime_detector.dataset(regime_detector.HELD_OUT_RE, regime_detector.HELD_OUT_SEEDS)
+    x, y, runs = regime_detector.dataset(
+        regime_detector.HELD_OUT_RE, regime_detector.HELD_OUT_SEEDS
+    )
     m = regime_detector.confusion(detector, x, y)
     constant = max(regime_detector.balanced_accuracy(_constant(y, k)) for k in range(3))
-    return {"classes": detector.classes, "windows": int(len(y)), "balanced_accuracy": regime_detector.balanced_accuracy(m),
-            "confusion": m.tolist(), "constant_predictor_balanced_accuracy": constant, "runs": runs}
+    return {
+        "classes": detector.classes,
+        "windows": int(len(y)),
+        "balanced_accuracy": regime_detector.balanced_accuracy(m),
+        "confusion": m.tolist(),
+        "constant_predictor_balanced_accuracy": constant,
+        "runs": runs,
+    }
 
 
 def _constant(y: np.ndarray, k: int) -> np.ndarray:
@@ -69,7 +83,9 @@ def _constant(y: np.ndarray, k: int) -> np.ndarray:
     return m
 
 
-def forecast_evaluation(starts: int = 8, horizon: int = 50, members: int = nvp.DEFAULT_MEMBERS) -> list[dict]:
+def forecast_evaluation(
+    starts: int = 8, horizon: int = 50, members: int = nvp.DEFAULT_MEMBERS
+) -> list[dict]:
     """The NVP forecaster against persistence and the same solver at half resolution, on the
     held-out runs of `nvp_training.HELD_OUT` (Reynolds numbers and seeds never trained on), 64²,
     frames 0.5 apart. Each run: `starts` forecasts START_SPACING frames apart. nRMSE = rms error /
@@ -84,19 +100,36 @@ def forecast_evaluation(starts: int = 8, horizon: int = 50, members: int = nvp.D
         forecasters = {
             models.NVP_FORECASTER: (nvp_training.ensemble_predictor(model, re, members), members),
             "persistence": (lambda h, n: (np.broadcast_to(h[-1], (n, *h[-1].shape)), None), 0),
-            "half-resolution solver": (lambda h, n, re=re: (nvp_training.half_resolution_forecast(h, n, re), None), 0),
+            "half-resolution solver": (
+                lambda h, n, re=re: (nvp_training.half_resolution_forecast(h, n, re), None),
+                0,
+            ),
         }
         for name, (predict, m) in forecasters.items():
             s = nvp_training.score(predict, truth, starts, horizon, m)
             below = np.nonzero(s["correlation"] < 0.8)[0]
-            row = {"model": name, "reynolds": re, "seed": seed, "side": nvp.SIDE, "starts": starts,
-                   **{f"nrmse_{h}": float(s["nrmse"][h - 1]) for h in (1, 10, 50)},
-                   "high_correlation_frames": int(below[0]) if below.size else horizon}
+            row = {
+                "model": name,
+                "reynolds": re,
+                "seed": seed,
+                "side": nvp.SIDE,
+                "starts": starts,
+                **{f"nrmse_{h}": float(s["nrmse"][h - 1]) for h in (1, 10, 50)},
+                "high_correlation_frames": int(below[0]) if below.size else horizon,
+            }
             if "spread_skill" in s:
-                row.update({"members": m, **{f"spread_skill_{h}": float(s["spread_skill"][h - 1]) for h in (1, 10, 50)},
-                            "spread_skill_mean": float(np.mean(s["spread_skill"])),
-                            **{f"coverage_{h}": float(s["coverage"][h - 1]) for h in (1, 10, 50)},
-                            "coverage_mean": float(np.mean(s["coverage"]))})
+                row.update(
+                    {
+                        "members": m,
+                        **{
+                            f"spread_skill_{h}": float(s["spread_skill"][h - 1])
+                            for h in (1, 10, 50)
+                        },
+                        "spread_skill_mean": float(np.mean(s["spread_skill"])),
+                        **{f"coverage_{h}": float(s["coverage"][h - 1]) for h in (1, 10, 50)},
+                        "coverage_mean": float(np.mean(s["coverage"])),
+                    }
+                )
             rows.append(row)
     return rows
 
@@ -107,8 +140,12 @@ def nvp_latency(members: int, frames: int = 20) -> dict:
     nvp.forecast(model, history, 2, 60.0, members=members)
     t = time.perf_counter()
     nvp.forecast(model, history, frames, 60.0, members=members)
-    return {"model": models.NVP_FORECASTER, "side": nvp.SIDE, "members": members,
-            "ms_per_frame": 1e3 * (time.perf_counter() - t) / frames}
+    return {
+        "model": models.NVP_FORECASTER,
+        "side": nvp.SIDE,
+        "members": members,
+        "ms_per_frame": 1e3 * (time.perf_counter() - t) / frames,
+    }
 
 
 def main() -> None:
@@ -116,18 +153,32 @@ def main() -> None:
     parser.add_argument("--skip-evaluation", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    emit({
-        "benchmark": "predict",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "device": "cpu"},
-        "forecast": [forecast_latency(s) for s in (64, 128)]
-        + [nvp_latency(m) for m in (1, nvp.DEFAULT_MEMBERS)]
-        + [{"model": models.NVP_FORECASTER, "side": 128, "supported": False,
-            "note": "trained at 64x64 only; Predict rejects other shapes"}],
-        "forecast_evaluation": forecast_evaluation(),
-        "detector": [detector_latency(s) for s in (32, 64)],
-        "evaluation": None if args.skip_evaluation else evaluation(),
-    }, args.out)
+    emit(
+        {
+            "benchmark": "predict",
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "torch": torch.__version__,
+                "device": "cpu",
+            },
+            "forecast": [forecast_latency(s) for s in (64, 128)]
+            + [nvp_latency(m) for m in (1, nvp.DEFAULT_MEMBERS)]
+            + [
+                {
+                    "model": models.NVP_FORECASTER,
+                    "side": 128,
+                    "supported": False,
+                    "note": "trained at 64x64 only; Predict rejects other shapes",
+                }
+            ],
+            "forecast_evaluation": forecast_evaluation(),
+            "detector": [detector_latency(s) for s in (32, 64)],
+            "evaluation": None if args.skip_evaluation else evaluation(),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def _raw(channel: grpc.Channel, method: str):
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ms = np.asarray(samples) * 1e3
-    return {f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)} | {"mean_ms": float(ms.mean())}
+    return {f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)} | {
+        "mean_ms": float(ms.mean())
+    }
 
 
 def _latency(call, payload: bytes, n: int) -> list[float]:
@@ -56,8 +58,11 @@ def _throughput(target: str, method: str, payload: bytes, clients: int, seconds:
     """Calls per second with `clients` threads, each on its own channel, for `seconds`."""
     counts = [0] * clients
     stop = time.perf_counter() + seconds
-    options = [("grpc.max_send_message_length", 64 * MB), ("grpc.max_receive_message_length", 64 * MB),
-               ("grpc.use_local_subchannel_pool", 1)]
+    options = [
+        ("grpc.max_send_message_length", 64 * MB),
+        ("grpc.max_receive_message_length", 64 * MB),
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
 
     def worker(i: int) -> None:
         with grpc.insecure_channel(target, options) as ch:
@@ -83,15 +88,24 @@ def main() -> None:
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
 
-    server = subprocess.Popen([sys.executable, str(HERE / "echo_server.py")], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "echo_server.py")], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(server.stdout.readline())
         target = f"127.0.0.1:{port}"
-        options = [("grpc.max_send_message_length", 64 * MB), ("grpc.max_receive_message_length", 64 * MB)]
+        options = [
+            ("grpc.max_send_message_length", 64 * MB),
+            ("grpc.max_receive_message_length", 64 * MB),
+        ]
         results: dict[str, object] = {
             "benchmark": "predict_latency",
             "date": time.strftime("%Y-%m-%d"),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+            },
             "workload": "Predict, physics forecaster, 1 step, float32, diffusivity 0.1; echo returns the request bytes",
             "latency": [],
             "throughput_128": [],
@@ -105,18 +119,31 @@ def main() -> None:
                 payload = predict_request(field, 1, diffusivity=0.1).SerializeToString()
                 p = _percentiles(_latency(predict, payload, n))
                 e = _percentiles(_latency(echo, payload, n))
-                results["latency"].append({
-                    "grid": f"{side}x{side}", "payload_bytes": len(payload), "calls": n,
-                    "predict": p, "echo": e, "p95_ratio_predict_over_echo": p["p95_ms"] / e["p95_ms"],
-                })
-            payload = predict_request(rng.random((128, 128), dtype=np.float32), 1, diffusivity=0.1).SerializeToString()
+                results["latency"].append(
+                    {
+                        "grid": f"{side}x{side}",
+                        "payload_bytes": len(payload),
+                        "calls": n,
+                        "predict": p,
+                        "echo": e,
+                        "p95_ratio_predict_over_echo": p["p95_ms"] / e["p95_ms"],
+                    }
+                )
+            payload = predict_request(
+                rng.random((128, 128), dtype=np.float32), 1, diffusivity=0.1
+            ).SerializeToString()
             for clients in (1, 4, 16):
                 seconds = 3.0 * scale if args.quick else 3.0
                 p = _throughput(target, PREDICT, payload, clients, seconds)
                 e = _throughput(target, ECHO, payload, clients, seconds)
-                results["throughput_128"].append({
-                    "clients": clients, "predict_calls_per_s": p, "echo_calls_per_s": e, "ratio_predict_over_echo": p / e,
-                })
+                results["throughput_128"].append(
+                    {
+                        "clients": clients,
+                        "predict_calls_per_s": p,
+                        "echo_calls_per_s": e,
+                        "ratio_predict_over_echo": p / e,
+                    }
+                )
     finally:
         server.terminate()
         server.wait(30)

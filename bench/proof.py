@@ -55,9 +55,15 @@ def _measure(store: str, count: int, **settings: object) -> dict[str, object]:
     finally:
         server.stop()
     ms = np.asarray(latencies) * 1e3
-    return {"store": store, "proofs": count, "proofs_per_s": count / elapsed,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "verify_ms": verify * 1e3, "log_size_at_end": proofs[-1].checkpoint.tree_size}
+    return {
+        "store": store,
+        "proofs": count,
+        "proofs_per_s": count / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "verify_ms": verify * 1e3,
+        "log_size_at_end": proofs[-1].checkpoint.tree_size,
+    }
 
 
 def main() -> None:
@@ -66,9 +72,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results: dict[str, object] = {
-        "benchmark": "proof", "date": time.strftime("%Y-%m-%d"),
+        "benchmark": "proof",
+        "date": time.strftime("%Y-%m-%d"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "field": "256x256 float32, policy forecast-default", "rows": [_measure("sqlite", args.count)],
+        "field": "256x256 float32, policy forecast-default",
+        "rows": [_measure("sqlite", args.count)],
     }
     try:
         import psycopg

@@ -47,7 +47,13 @@ print(best)
 
 def seconds(tree: Path, case: tuple) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(tree / p) for p in PORTIONS))
-    out = subprocess.run([sys.executable, "-c", TIMER, json.dumps(case)], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", TIMER, json.dumps(case)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -57,21 +63,43 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(base), args.base], cwd=ROOT, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "-q", "--detach", str(base), args.base], cwd=ROOT, check=True
+        )
         try:
             rows = []
             for r in range(args.rounds):
                 for name, case in CASES.items():
                     old, new = seconds(base, case), seconds(ROOT, case)
-                    rows.append({"case": name, "round": r, "base_s": round(old, 4), "head_s": round(new, 4),
-                                 "head_over_base": round(new / old, 3)})
+                    rows.append(
+                        {
+                            "case": name,
+                            "round": r,
+                            "base_s": round(old, 4),
+                            "head_s": round(new, 4),
+                            "head_over_base": round(new / old, 3),
+                        }
+                    )
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False)
-    emit({"benchmark": "sample_walltime", "date": time.strftime("%Y-%m-%d"), "base": args.base, "head": head,
-          "cpus": os.cpu_count(), "results": rows}, args.out)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False
+            )
+    emit(
+        {
+            "benchmark": "sample_walltime",
+            "date": time.strftime("%Y-%m-%d"),
+            "base": args.base,
+            "head": head,
+            "cpus": os.cpu_count(),
+            "results": rows,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,33 @@ def main() -> None:
     args = parser.parse_args()
     model = models.load_denoiser(models.DEFAULT_DENOISER, "cpu")
     covariance = evaluation.kriging_covariance(model.metadata.get("family", "plume"), model.side)
-    rows = [{"method": method, **dataclasses.asdict(evaluation.evaluate(
-                model, fraction, args.fields, method=method, covariance=covariance, seeds=fieldsets.VALIDATION_SEEDS))}
-            for method in reverse.METHODS for fraction in (0.03, 0.10)]
-    emit({"benchmark": "sampler_choice", "date": time.strftime("%Y-%m-%d"), "denoiser": models.DEFAULT_DENOISER,
-          "seeds": "validation", "results": rows}, args.out)
+    rows = [
+        {
+            "method": method,
+            **dataclasses.asdict(
+                evaluation.evaluate(
+                    model,
+                    fraction,
+                    args.fields,
+                    method=method,
+                    covariance=covariance,
+                    seeds=fieldsets.VALIDATION_SEEDS,
+                )
+            ),
+        }
+        for method in reverse.METHODS
+        for fraction in (0.03, 0.10)
+    ]
+    emit(
+        {
+            "benchmark": "sampler_choice",
+            "date": time.strftime("%Y-%m-%d"),
+            "denoiser": models.DEFAULT_DENOISER,
+            "seeds": "validation",
+            "results": rows,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

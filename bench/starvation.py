@@ -36,10 +36,16 @@ def _cheap(c: Client) -> dict[str, object]:
     return {
         "health": lambda: c.health(),
         "ListModels": lambda: c.list_models(),
-        "ListEnergyModels": lambda: c.call(c.diffusion_stub.ListEnergyModels, diffusion_pb2.ListEnergyModelsRequest()),
-        "GetPool": lambda: c.call(c.market_stub.GetPool, market_pb2.GetPoolRequest(name="market/pools/ceu-pft")),
+        "ListEnergyModels": lambda: c.call(
+            c.diffusion_stub.ListEnergyModels, diffusion_pb2.ListEnergyModelsRequest()
+        ),
+        "GetPool": lambda: c.call(
+            c.market_stub.GetPool, market_pb2.GetPoolRequest(name="market/pools/ceu-pft")
+        ),
         "ListPolicies": lambda: c.call(c.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest()),
-        "GetCheckpoint": lambda: c.call(c.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest()),
+        "GetCheckpoint": lambda: c.call(
+            c.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest()
+        ),
     }
 
 
@@ -54,13 +60,21 @@ def _latencies(target: str, calls: int) -> dict[str, dict[str, float]]:
                 fn()
                 times.append((time.perf_counter() - t) * 1e3)
             a = np.array(times)
-            out[name] = {"p50_ms": round(float(np.percentile(a, 50)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3),
-                         "max_ms": round(float(a.max()), 3)}
+            out[name] = {
+                "p50_ms": round(float(np.percentile(a, 50)), 3),
+                "p95_ms": round(float(np.percentile(a, 95)), 3),
+                "max_ms": round(float(a.max()), 3),
+            }
     return out
 
 
 def _long(target: str, i: int) -> None:
-    with Client(target, max_attempts=1, timeout=120, metadata=[("x-idf-account", f"market/accounts/load{i}")]) as c:
+    with Client(
+        target,
+        max_attempts=1,
+        timeout=120,
+        metadata=[("x-idf-account", f"market/accounts/load{i}")],
+    ) as c:
         try:
             c.predict(np.ones((256, 256), np.float32), 4, substeps=50_000, diffusivity=0.1)
         except IdfError:
@@ -68,14 +82,25 @@ def _long(target: str, i: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    server = ServerProcess(env={"IDF_WORKERS": str(WORKERS), "IDF_MAX_QUEUED_CALLS": str(QUEUE), "IDF_DEFAULT_DEADLINE": "60"})
+    server = ServerProcess(
+        env={
+            "IDF_WORKERS": str(WORKERS),
+            "IDF_MAX_QUEUED_CALLS": str(QUEUE),
+            "IDF_DEFAULT_DEADLINE": "60",
+        }
+    )
     try:
         idle = _latencies(server.target, args.calls)
-        load = [threading.Thread(target=_long, args=(server.target, i), daemon=True) for i in range(WORKERS + QUEUE)]
+        load = [
+            threading.Thread(target=_long, args=(server.target, i), daemon=True)
+            for i in range(WORKERS + QUEUE)
+        ]
         for t in load:
             t.start()
         time.sleep(3)  # every worker busy, the queue full
@@ -95,21 +120,30 @@ def main() -> None:
         server.kill()
     ratio = {k: round(busy[k]["p95_ms"] / idle[k]["p95_ms"], 2) for k in idle}
     refusal_ms = [r[1] for r in refused if r[0] == "RESOURCE_EXHAUSTED"]
-    emit({
-        "benchmark": "starvation",
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
-        "date": time.strftime("%Y-%m-%d"),
-        "settings": {"workers": WORKERS, "max_queued_calls": QUEUE, "calls_per_rpc": args.calls,
-                     "load": f"{WORKERS + QUEUE} Predicts of 256^2 x 4 frames x 50000 substeps"},
-        "idle": idle,
-        "saturated": busy,
-        "p95_ratio_saturated_over_idle": ratio,
-        "engine_calls_past_the_queue": {
-            "codes": sorted({r[0] for r in refused}),
-            "retry_after_s": sorted({r[2] for r in refused if r[2] is not None}),
-            "refusal_p95_ms": round(float(np.percentile(refusal_ms, 95)), 3) if refusal_ms else None,
+    emit(
+        {
+            "benchmark": "starvation",
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}",
+            "date": time.strftime("%Y-%m-%d"),
+            "settings": {
+                "workers": WORKERS,
+                "max_queued_calls": QUEUE,
+                "calls_per_rpc": args.calls,
+                "load": f"{WORKERS + QUEUE} Predicts of 256^2 x 4 frames x 50000 substeps",
+            },
+            "idle": idle,
+            "saturated": busy,
+            "p95_ratio_saturated_over_idle": ratio,
+            "engine_calls_past_the_queue": {
+                "codes": sorted({r[0] for r in refused}),
+                "retry_after_s": sorted({r[2] for r in refused if r[2] is not None}),
+                "refusal_p95_ms": round(float(np.percentile(refusal_ms, 95)), 3)
+                if refusal_ms
+                else None,
+            },
         },
-    }, args.out)
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -43,5 +43,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    where = "GPU (compiled)" if torch.cuda.is_available() else "CPU interpreter (TRITON_INTERPRET=1)"
+    where = (
+        "GPU (compiled)" if torch.cuda.is_available() else "CPU interpreter (TRITON_INTERPRET=1)"
+    )
     return f"Triton kernels run on: {where}"

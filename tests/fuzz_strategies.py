@@ -53,7 +53,10 @@ from idf.v1 import diffusion_pb2, field_pb2, market_pb2, predict_pb2, proof_pb2,
 
 MODULES = (predict_pb2, diffusion_pb2, proof_pb2, market_pb2, telemetry_pb2)
 METHODS: list[MethodDescriptor] = [
-    method for module in MODULES for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods
+    method
+    for module in MODULES
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
 ]
 ADMIN_TOKEN = "fuzz-admin"
 MAX_LINE_BYTES = 8190  # the REST face's request-line and header-line limit (rest.MAX_LINE_BYTES)
@@ -62,7 +65,13 @@ MAX_LINE_BYTES = 8190  # the REST face's request-line and header-line limit (res
 # DEADLINE_EXCEEDED still means work that the ceiling should have refused.
 DEADLINE_S = HANG_S
 BAD_GRPC = {"INTERNAL", "UNKNOWN", "DATA_LOSS", "DEADLINE_EXCEEDED", "UNAVAILABLE"}
-BAD_JSON_CODES = {2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS"}
+BAD_JSON_CODES = {
+    2: "UNKNOWN",
+    4: "DEADLINE_EXCEEDED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+}
 
 # ---------------------------------------------------------------------------------------------
 # scalar strategies with boundary values
@@ -71,26 +80,88 @@ INT32_EDGES = [0, 1, -1, 2, 3, 7, 8, 16, 33, 64, 1000, 2**31 - 1, -(2**31)]
 INT64_EDGES = INT32_EDGES + [2**32, 2**53 + 1, 10**15, 2**63 - 1, -(2**63)]
 UINT32_EDGES = [0, 1, 2, 8, 64, 2**31, 2**32 - 1]
 UINT64_EDGES = UINT32_EDGES + [2**53 + 1, 2**64 - 1]
-FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-3, 1e-300, 5e-324, 1e300, 1e308, -1e308,
-               math.inf, -math.inf, math.nan]
-FLOAT32_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-3, 1e-38, 3e38, -3e38, math.inf, -math.inf, math.nan]
+FLOAT_EDGES = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    2.0,
+    1e-3,
+    1e-300,
+    5e-324,
+    1e300,
+    1e308,
+    -1e308,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
+FLOAT32_EDGES = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    2.0,
+    1e-3,
+    1e-38,
+    3e38,
+    -3e38,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
 LONG_SIZES = [256, 4096, 65536, 1 << 20]
-WEIRD_STRINGS = ["", " ", "..", "../../etc/passwd", "%00", "\x00", "\u202e", "é", "名前", "🙂" * 3,
-                 "a/b/c", "proofs/", "market/pools/", ":", "{}", "null", "NaN", "-1", "1e999"]
+WEIRD_STRINGS = [
+    "",
+    " ",
+    "..",
+    "../../etc/passwd",
+    "%00",
+    "\x00",
+    "\u202e",
+    "é",
+    "名前",
+    "🙂" * 3,
+    "a/b/c",
+    "proofs/",
+    "market/pools/",
+    ":",
+    "{}",
+    "null",
+    "NaN",
+    "-1",
+    "1e999",
+]
 
-_PROOF_TOKENS = [base64.urlsafe_b64encode(t.encode()).decode() for t in
-                 ("before:0", "before:-1", f"before:{2**70}", f"before:{2**63}", "before:1e9", "x:1")]
-_MARKET_TOKENS = [base64.urlsafe_b64encode(t.encode()).decode() for t in
-                  ("seq:0", "seq:-1", f"seq:{2**70}", f"seq:{2**63}", "seq:")]
+_PROOF_TOKENS = [
+    base64.urlsafe_b64encode(t.encode()).decode()
+    for t in ("before:0", "before:-1", f"before:{2**70}", f"before:{2**63}", "before:1e9", "x:1")
+]
+_MARKET_TOKENS = [
+    base64.urlsafe_b64encode(t.encode()).decode()
+    for t in ("seq:0", "seq:-1", f"seq:{2**70}", f"seq:{2**63}", "seq:")
+]
 
 
 @dataclass
 class Vocab:
     """Names that make generated requests reach past the first check (filled from the server)."""
 
-    energy_models: list[str] = field(default_factory=lambda: ["gaussian-free-field", "phi4", "ising"])
-    models: list[str] = field(default_factory=lambda: ["physics-advection-diffusion", "nvp-kolmogorov-64"])
-    policies: list[str] = field(default_factory=lambda: ["forecast-default", "reconstruction-default", "conservation-strict"])
+    energy_models: list[str] = field(
+        default_factory=lambda: ["gaussian-free-field", "phi4", "ising"]
+    )
+    models: list[str] = field(
+        default_factory=lambda: ["physics-advection-diffusion", "nvp-kolmogorov-64"]
+    )
+    policies: list[str] = field(
+        default_factory=lambda: [
+            "forecast-default",
+            "reconstruction-default",
+            "conservation-strict",
+        ]
+    )
     parameters: list[str] = field(default_factory=lambda: ["kappa", "mass2", "h", "a", "b", "J"])
 
     def hints(self, f: FieldDescriptor) -> list[str]:
@@ -123,15 +194,22 @@ class Vocab:
 
 
 def _long_strings() -> st.SearchStrategy[str]:
-    return st.tuples(st.sampled_from(LONG_SIZES), st.sampled_from(["x", "é", "名", "🙂", "ab/"])).map(
-        lambda t: (t[1] * t[0])[: t[0]])
+    return st.tuples(
+        st.sampled_from(LONG_SIZES), st.sampled_from(["x", "é", "名", "🙂", "ab/"])
+    ).map(lambda t: (t[1] * t[0])[: t[0]])
 
 
 def strings(hints: list[str]) -> st.SearchStrategy[str]:
     options = [st.sampled_from(WEIRD_STRINGS), st.text(max_size=16), _long_strings()]
     if hints:
         good = st.sampled_from(hints)
-        options = [good, good, good, good.map(lambda s: s + "/x"), good.map(lambda s: s.upper())] + options
+        options = [
+            good,
+            good,
+            good,
+            good.map(lambda s: s + "/x"),
+            good.map(lambda s: s.upper()),
+        ] + options
     return st.one_of(options)
 
 
@@ -141,16 +219,26 @@ def _ints(edges: list[int], lo: int, hi: int) -> st.SearchStrategy[int]:
 
 def scalar(f: FieldDescriptor, vocab: Vocab) -> st.SearchStrategy[Any]:
     t = f.type
-    if t in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32):
+    if t in (
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SFIXED32,
+    ):
         return _ints(INT32_EDGES, -(2**31), 2**31 - 1)
-    if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
+    if t in (
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_SFIXED64,
+    ):
         return _ints(INT64_EDGES, -(2**63), 2**63 - 1)
     if t in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
         return st.one_of(st.integers(0, 64), st.sampled_from(UINT32_EDGES))
     if t in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
         return st.one_of(st.integers(0, 64), st.sampled_from(UINT64_EDGES))
     if t == FieldDescriptor.TYPE_DOUBLE:
-        return st.one_of(st.sampled_from(FLOAT_EDGES), st.floats(-10, 10), st.floats(allow_nan=True))
+        return st.one_of(
+            st.sampled_from(FLOAT_EDGES), st.floats(-10, 10), st.floats(allow_nan=True)
+        )
     if t == FieldDescriptor.TYPE_FLOAT:
         return st.one_of(st.sampled_from(FLOAT32_EDGES), st.floats(-10, 10, width=32))
     if t == FieldDescriptor.TYPE_BOOL:
@@ -158,30 +246,63 @@ def scalar(f: FieldDescriptor, vocab: Vocab) -> st.SearchStrategy[Any]:
     if t == FieldDescriptor.TYPE_STRING:
         return strings(vocab.hints(f))
     if t == FieldDescriptor.TYPE_BYTES:
-        return st.one_of(st.binary(max_size=64), st.sampled_from([0, 1024, 1 << 20]).map(lambda n: b"\x7f" * n))
+        return st.one_of(
+            st.binary(max_size=64), st.sampled_from([0, 1024, 1 << 20]).map(lambda n: b"\x7f" * n)
+        )
     if t == FieldDescriptor.TYPE_ENUM:
         known = [v.number for v in f.enum_type.values]
-        return st.one_of(st.sampled_from(known), st.sampled_from(known), st.sampled_from([-1, 99, 2**31 - 1, -(2**31)]))
+        return st.one_of(
+            st.sampled_from(known),
+            st.sampled_from(known),
+            st.sampled_from([-1, 99, 2**31 - 1, -(2**31)]),
+        )
     raise TypeError(f"no strategy for {f.full_name}")
 
 
 # ---------------------------------------------------------------------------------------------
 # the tensor message and nested messages
 
-_NP = {field_pb2.DTYPE_FLOAT32: np.float32, field_pb2.DTYPE_FLOAT64: np.float64,
-       field_pb2.DTYPE_INT8: np.int8, field_pb2.DTYPE_INT32: np.int32}
+_NP = {
+    field_pb2.DTYPE_FLOAT32: np.float32,
+    field_pb2.DTYPE_FLOAT64: np.float64,
+    field_pb2.DTYPE_INT8: np.int8,
+    field_pb2.DTYPE_INT32: np.int32,
+}
 SMALL_SHAPES = [[8, 8], [16, 16], [32, 32], [64, 64], [4], [16], [4, 4, 4], [2, 3], [1, 1], [8, 16]]
-HUGE_SHAPES = [[4096, 4096], [1 << 20, 1 << 20], [2**31 - 1, 2**31 - 1], [2**62, 4], [2**63 - 1], [1024, 1024],
-               [0, 8], [-1, 8], [8, -8], [], [1] * 12, [65536, 65536, 65536]]
+HUGE_SHAPES = [
+    [4096, 4096],
+    [1 << 20, 1 << 20],
+    [2**31 - 1, 2**31 - 1],
+    [2**62, 4],
+    [2**63 - 1],
+    [1024, 1024],
+    [0, 8],
+    [-1, 8],
+    [8, -8],
+    [],
+    [1] * 12,
+    [65536, 65536, 65536],
+]
 
 
 @st.composite
 def tensors(draw: st.DrawFn) -> field_pb2.Field:
     """A `Field`: mostly a small well-formed array, sometimes malformed or hugely declared."""
-    kind = draw(st.sampled_from(["good"] * 6 + ["bad_length", "bad_dtype", "huge_shape", "empty", "odd"]))
-    shape = draw(st.one_of(st.sampled_from(SMALL_SHAPES), st.lists(st.integers(1, 12), min_size=1, max_size=3)))
-    dtype = draw(st.sampled_from([field_pb2.DTYPE_FLOAT32] * 3 + [field_pb2.DTYPE_FLOAT64] * 2
-                                 + [field_pb2.DTYPE_INT8, field_pb2.DTYPE_INT32]))
+    kind = draw(
+        st.sampled_from(["good"] * 6 + ["bad_length", "bad_dtype", "huge_shape", "empty", "odd"])
+    )
+    shape = draw(
+        st.one_of(
+            st.sampled_from(SMALL_SHAPES), st.lists(st.integers(1, 12), min_size=1, max_size=3)
+        )
+    )
+    dtype = draw(
+        st.sampled_from(
+            [field_pb2.DTYPE_FLOAT32] * 3
+            + [field_pb2.DTYPE_FLOAT64] * 2
+            + [field_pb2.DTYPE_INT8, field_pb2.DTYPE_INT32]
+        )
+    )
     fill = draw(st.sampled_from(["normal", "normal", "zeros", "constant", "sprinkle"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     n = int(np.prod(shape))
@@ -191,11 +312,17 @@ def tensors(draw: st.DrawFn) -> field_pb2.Field:
     elif fill == "constant":
         values[:] = draw(st.sampled_from(FLOAT_EDGES))
     elif fill == "sprinkle":
-        values[rng.integers(0, n, size=max(1, n // 10))] = draw(st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308]))
+        values[rng.integers(0, n, size=max(1, n // 10))] = draw(
+            st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308])
+        )
     with np.errstate(all="ignore"):
         data = values.astype(_NP[dtype]).tobytes()
     if kind == "bad_length":
-        data = data[: draw(st.integers(0, max(0, len(data) - 1)))] if draw(st.booleans()) else data + b"\0" * draw(st.integers(1, 9))
+        data = (
+            data[: draw(st.integers(0, max(0, len(data) - 1)))]
+            if draw(st.booleans())
+            else data + b"\0" * draw(st.integers(1, 9))
+        )
     elif kind == "bad_dtype":
         dtype = draw(st.sampled_from([0, 5, 99, -1]))
     elif kind == "huge_shape":
@@ -206,7 +333,9 @@ def tensors(draw: st.DrawFn) -> field_pb2.Field:
         data = draw(st.binary(max_size=64))
     msg = field_pb2.Field(shape=shape, dtype=dtype, data=data)
     if draw(st.booleans()):
-        msg.spacing.extend(draw(st.lists(st.sampled_from(FLOAT_EDGES + [0.1, 1.0]), max_size=len(shape) + 1)))
+        msg.spacing.extend(
+            draw(st.lists(st.sampled_from(FLOAT_EDGES + [0.1, 1.0]), max_size=len(shape) + 1))
+        )
     if draw(st.booleans()):
         msg.boundary = draw(st.sampled_from([0, 1, 2, 3, 7, -1]))
         msg.boundary_value = draw(st.sampled_from(FLOAT_EDGES))
@@ -219,8 +348,14 @@ def tensors(draw: st.DrawFn) -> field_pb2.Field:
 def timestamps(draw: st.DrawFn) -> Any:
     from google.protobuf import timestamp_pb2
 
-    seconds = draw(st.one_of(st.just(int(time.time()) + 60), st.sampled_from([0, -1, 253402300799, 2**40, -(2**62)])))
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=draw(st.sampled_from([0, 1, 999_999_999, -1])))
+    seconds = draw(
+        st.one_of(
+            st.just(int(time.time()) + 60), st.sampled_from([0, -1, 253402300799, 2**40, -(2**62)])
+        )
+    )
+    return timestamp_pb2.Timestamp(
+        seconds=seconds, nanos=draw(st.sampled_from([0, 1, 999_999_999, -1]))
+    )
 
 
 _CACHE: dict[tuple[str, int], st.SearchStrategy[Any]] = {}
@@ -261,8 +396,12 @@ def field_values(f: FieldDescriptor, vocab: Vocab) -> st.SearchStrategy[Any]:
     if not f.is_repeated:
         return one
     if f.name == "shape":
-        return st.one_of(st.sampled_from(SMALL_SHAPES), st.sampled_from(SMALL_SHAPES), st.sampled_from(HUGE_SHAPES),
-                         st.lists(one, max_size=4))
+        return st.one_of(
+            st.sampled_from(SMALL_SHAPES),
+            st.sampled_from(SMALL_SHAPES),
+            st.sampled_from(HUGE_SHAPES),
+            st.lists(one, max_size=4),
+        )
     return st.one_of(st.lists(one, max_size=4), st.lists(one, min_size=5, max_size=40))
 
 
@@ -310,45 +449,132 @@ def seeds(vocab: Vocab) -> dict[str, list[Any]]:
     later = timestamp_pb2.Timestamp(seconds=int(time.time()) + 3600)
     u = _field([16, 16], 1)
     return {
-        "Predict": [p.PredictRequest(history=[u], steps=2, transport=p.TransportParameters(diffusivity=0.1)),
-                    p.PredictRequest(history=[_field([64, 64], 2)], steps=1, model="nvp-kolmogorov-64",
-                                     flow=p.FlowParameters(reynolds=60), ensemble_members=2, seed=1)],
-        "DetectRegime": [p.DetectRegimeRequest(frames=[_field([32, 32], i) for i in range(24)], frame_interval=0.5)],
-        "Sample": [d.SampleRequest(energy_model=d.EnergyModelSpec(name="ising"), shape=[8, 8], sample_count=2,
-                                   sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_GIBBS, steps=20), seed=1),
-                   d.SampleRequest(energy_model=d.EnergyModelSpec(name="phi4", parameters={"a": -1.0},
-                                                                  constraints=[d.Constraint(name="total", target=0.0)]),
-                                   shape=[8, 8], sample_count=2, sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_LANGEVIN, steps=20,
-                                                                                     step_size=0.01), seed=2),
-                   d.SampleRequest(energy_model=d.EnergyModelSpec(name="gaussian-free-field"), shape=[8, 8], sample_count=2,
-                                   sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_REPLICA_EXCHANGE, steps=10, temperatures=[1, 2]),
-                                   seed=3)],
-        "Reconstruct": [d.ReconstructRequest(shape=[32, 32], observations=[d.Observation(index=[1, 1], value=1.0),
-                                                                           d.Observation(index=[5, 9], value=-0.5)],
-                                             sample_count=1, seed=1)],
+        "Predict": [
+            p.PredictRequest(
+                history=[u], steps=2, transport=p.TransportParameters(diffusivity=0.1)
+            ),
+            p.PredictRequest(
+                history=[_field([64, 64], 2)],
+                steps=1,
+                model="nvp-kolmogorov-64",
+                flow=p.FlowParameters(reynolds=60),
+                ensemble_members=2,
+                seed=1,
+            ),
+        ],
+        "DetectRegime": [
+            p.DetectRegimeRequest(
+                frames=[_field([32, 32], i) for i in range(24)], frame_interval=0.5
+            )
+        ],
+        "Sample": [
+            d.SampleRequest(
+                energy_model=d.EnergyModelSpec(name="ising"),
+                shape=[8, 8],
+                sample_count=2,
+                sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_GIBBS, steps=20),
+                seed=1,
+            ),
+            d.SampleRequest(
+                energy_model=d.EnergyModelSpec(
+                    name="phi4",
+                    parameters={"a": -1.0},
+                    constraints=[d.Constraint(name="total", target=0.0)],
+                ),
+                shape=[8, 8],
+                sample_count=2,
+                sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_LANGEVIN, steps=20, step_size=0.01),
+                seed=2,
+            ),
+            d.SampleRequest(
+                energy_model=d.EnergyModelSpec(name="gaussian-free-field"),
+                shape=[8, 8],
+                sample_count=2,
+                sampler=d.SamplerSpec(
+                    kind=d.SAMPLER_KIND_REPLICA_EXCHANGE, steps=10, temperatures=[1, 2]
+                ),
+                seed=3,
+            ),
+        ],
+        "Reconstruct": [
+            d.ReconstructRequest(
+                shape=[32, 32],
+                observations=[
+                    d.Observation(index=[1, 1], value=1.0),
+                    d.Observation(index=[5, 9], value=-0.5),
+                ],
+                sample_count=1,
+                seed=1,
+            )
+        ],
         "ListEnergyModels": [d.ListEnergyModelsRequest()],
         "ListModels": [d.ListModelsRequest(page_size=2)],
-        "CreateProof": [pr.CreateProofRequest(prediction=u, reference=_field([16, 16], 3), policy="forecast-default",
-                                              producer=pr.Producer(name="fuzz", version="1"), request_id="seed-proof")],
+        "CreateProof": [
+            pr.CreateProofRequest(
+                prediction=u,
+                reference=_field([16, 16], 3),
+                policy="forecast-default",
+                producer=pr.Producer(name="fuzz", version="1"),
+                request_id="seed-proof",
+            )
+        ],
         "GetProof": [pr.GetProofRequest(name="proofs/0")],
         "ListProofs": [pr.ListProofsRequest(page_size=3)],
         "ListPolicies": [pr.ListPoliciesRequest()],
         "GetCheckpoint": [pr.GetCheckpointRequest()],
-        "GetConsistencyProof": [pr.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=1)],
+        "GetConsistencyProof": [
+            pr.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=1)
+        ],
         "GetPublicKey": [pr.GetPublicKeyRequest()],
         "GetPool": [m.GetPoolRequest(name="market/pools/ceu-pft")],
-        "Quote": [m.QuoteRequest(pool="market/pools/ceu-pft", token_in=m.TOKEN_CEU, amount_in=1000)],
-        "Swap": [m.SwapRequest(pool="market/pools/ceu-pft", account="market/accounts/fuzz-a", token_in=m.TOKEN_CEU,
-                               amount_in=10, deadline=later, request_id="seed-swap")],
-        "AddLiquidity": [m.AddLiquidityRequest(pool="market/pools/ceu-pft", account="market/accounts/fuzz-a",
-                                               amount_ceu_desired=10, amount_pft_desired=10, deadline=later, request_id="seed-add")],
-        "RemoveLiquidity": [m.RemoveLiquidityRequest(pool="market/pools/ceu-pft", account="market/accounts/fuzz-a", shares=1,
-                                                     deadline=later, request_id="seed-remove")],
+        "Quote": [
+            m.QuoteRequest(pool="market/pools/ceu-pft", token_in=m.TOKEN_CEU, amount_in=1000)
+        ],
+        "Swap": [
+            m.SwapRequest(
+                pool="market/pools/ceu-pft",
+                account="market/accounts/fuzz-a",
+                token_in=m.TOKEN_CEU,
+                amount_in=10,
+                deadline=later,
+                request_id="seed-swap",
+            )
+        ],
+        "AddLiquidity": [
+            m.AddLiquidityRequest(
+                pool="market/pools/ceu-pft",
+                account="market/accounts/fuzz-a",
+                amount_ceu_desired=10,
+                amount_pft_desired=10,
+                deadline=later,
+                request_id="seed-add",
+            )
+        ],
+        "RemoveLiquidity": [
+            m.RemoveLiquidityRequest(
+                pool="market/pools/ceu-pft",
+                account="market/accounts/fuzz-a",
+                shares=1,
+                deadline=later,
+                request_id="seed-remove",
+            )
+        ],
         "GetBalance": [m.GetBalanceRequest(account="market/accounts/fuzz-a")],
-        "ListTransactions": [m.ListTransactionsRequest(account="market/accounts/fuzz-a", page_size=2)],
-        "Mint": [m.MintRequest(account="market/accounts/fuzz-a", amount=m.TokenAmount(token=m.TOKEN_CEU, amount=1000),
-                               request_id="seed-mint")],
-        "Publish": [t.PublishRequest(readings=[t.SensorReading(site="a", sensor="s", index=[1, 1], value=1.0)])],
+        "ListTransactions": [
+            m.ListTransactionsRequest(account="market/accounts/fuzz-a", page_size=2)
+        ],
+        "Mint": [
+            m.MintRequest(
+                account="market/accounts/fuzz-a",
+                amount=m.TokenAmount(token=m.TOKEN_CEU, amount=1000),
+                request_id="seed-mint",
+            )
+        ],
+        "Publish": [
+            t.PublishRequest(
+                readings=[t.SensorReading(site="a", sensor="s", index=[1, 1], value=1.0)]
+            )
+        ],
         "GetEnergyMap": [t.GetEnergyMapRequest(name="sites/a/energyMap")],
         "WatchEnergyMap": [t.WatchEnergyMapRequest(name="sites/a/energyMap")],
     }
@@ -360,8 +586,11 @@ def _slots(msg: Any) -> list[tuple[Any, FieldDescriptor]]:
     out = []
     for f in msg.DESCRIPTOR.fields:
         out.append((msg, f))
-        if f.message_type is None or f.message_type.GetOptions().map_entry or f.message_type.full_name in (
-                "idf.v1.Field", "google.protobuf.Timestamp"):
+        if (
+            f.message_type is None
+            or f.message_type.GetOptions().map_entry
+            or f.message_type.full_name in ("idf.v1.Field", "google.protobuf.Timestamp")
+        ):
             continue
         if f.is_repeated:
             for child in getattr(msg, f.name):
@@ -435,17 +664,29 @@ _LONG_DATA = re.compile(r'(data: |"data": )"([^"\\]|\\.){64,}"')
 
 def _elide(text: str) -> str:
     """Tensor bytes say little in a repro: keep their length, drop their content."""
-    return _LONG_DATA.sub(lambda m: f'{m.group(1)}"<{len(m.group(0)) - len(m.group(1)) - 2} chars>"', text)
+    return _LONG_DATA.sub(
+        lambda m: f'{m.group(1)}"<{len(m.group(0)) - len(m.group(1)) - 2} chars>"', text
+    )
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit} chars)"
 
 
-_ACCOUNT_META = st.one_of(st.just(()), st.tuples(st.tuples(st.just("x-idf-account"), st.sampled_from(
-    ["market/accounts/fuzz-a", "fuzz-b", "", "x" * 5000, "../../"]))).map(tuple))
-_AUTH_META = st.one_of(st.just(()), st.just((("authorization", f"Bearer {ADMIN_TOKEN}"),)),
-                       st.just((("authorization", "Bearer nope"),)))
+_ACCOUNT_META = st.one_of(
+    st.just(()),
+    st.tuples(
+        st.tuples(
+            st.just("x-idf-account"),
+            st.sampled_from(["market/accounts/fuzz-a", "fuzz-b", "", "x" * 5000, "../../"]),
+        )
+    ).map(tuple),
+)
+_AUTH_META = st.one_of(
+    st.just(()),
+    st.just((("authorization", f"Bearer {ADMIN_TOKEN}"),)),
+    st.just((("authorization", "Bearer nope"),)),
+)
 
 
 @st.composite
@@ -454,7 +695,12 @@ def grpc_cases(draw: st.DrawFn, vocab: Vocab) -> Case:
     metadata = draw(_ACCOUNT_META) + draw(_AUTH_META)
     how = draw(st.sampled_from(["message"] * 8 + ["raw", "garbled"]))
     if how == "raw":
-        payload = draw(st.one_of(st.binary(max_size=256), st.sampled_from([b"\xff" * 4096, b"\x0a\xff\xff\xff\xff\x0f"])))
+        payload = draw(
+            st.one_of(
+                st.binary(max_size=256),
+                st.sampled_from([b"\xff" * 4096, b"\x0a\xff\xff\xff\xff\x0f"]),
+            )
+        )
         return Case("grpc", method, "raw", payload=payload, metadata=metadata, stream=[payload])
     msg = draw(requests(method, vocab))
     payload = msg.SerializeToString()
@@ -464,9 +710,19 @@ def grpc_cases(draw: st.DrawFn, vocab: Vocab) -> Case:
         for i in rng.integers(0, len(buf), size=max(1, len(buf) // 50)):
             buf[i] = int(rng.integers(0, 256))
         payload = bytes(buf[: draw(st.integers(1, len(buf)))])
-        return Case("grpc", method, "garbled", message=msg, payload=payload, metadata=metadata, stream=[payload])
+        return Case(
+            "grpc",
+            method,
+            "garbled",
+            message=msg,
+            payload=payload,
+            metadata=metadata,
+            stream=[payload],
+        )
     stream = [payload] * draw(st.integers(0, 3)) if method.client_streaming else []
-    return Case("grpc", method, "message", message=msg, payload=payload, metadata=metadata, stream=stream)
+    return Case(
+        "grpc", method, "message", message=msg, payload=payload, metadata=metadata, stream=stream
+    )
 
 
 def _template(method: MethodDescriptor) -> tuple[str, str, str]:
@@ -475,12 +731,22 @@ def _template(method: MethodDescriptor) -> tuple[str, str, str]:
     return verb.upper(), getattr(rule, verb), rule.body
 
 
-ROUTED = [m for m in METHODS if m.GetOptions().Extensions[annotations_pb2.http].WhichOneof("pattern")]
+ROUTED = [
+    m for m in METHODS if m.GetOptions().Extensions[annotations_pb2.http].WhichOneof("pattern")
+]
 
 _JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
-              st.text(max_size=10), st.sampled_from(["NaN", "Infinity", "-Infinity", "TOKEN_CEU", "1e999"])),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=10),
+        st.sampled_from(["NaN", "Infinity", "-Infinity", "TOKEN_CEU", "1e999"]),
+    ),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -492,20 +758,37 @@ def _get_path(msg: Any, path: str) -> Any:
 
 
 def _segment(draw: st.DrawFn) -> str:
-    return draw(st.one_of(st.sampled_from(["a", "ceu-pft", "0", "nope", "..", "x" * 3000]),
-                          st.text(min_size=1, max_size=12)))
+    return draw(
+        st.one_of(
+            st.sampled_from(["a", "ceu-pft", "0", "nope", "..", "x" * 3000]),
+            st.text(min_size=1, max_size=12),
+        )
+    )
 
 
 @st.composite
 def rest_cases(draw: st.DrawFn, vocab: Vocab) -> Case:
-    headers = {"Content-Type": draw(st.sampled_from(["application/json"] * 6 + ["text/plain", "application/x-www-form-urlencoded", ""]))}
-    timeout = draw(st.sampled_from([str(DEADLINE_S)] * 12 + ["abc", "-1", "0", "NaN", "inf", "1e308", "", " 5", "1e-9", "9" * 400]))
+    headers = {
+        "Content-Type": draw(
+            st.sampled_from(
+                ["application/json"] * 6 + ["text/plain", "application/x-www-form-urlencoded", ""]
+            )
+        )
+    }
+    timeout = draw(
+        st.sampled_from(
+            [str(DEADLINE_S)] * 12
+            + ["abc", "-1", "0", "NaN", "inf", "1e308", "", " 5", "1e-9", "9" * 400]
+        )
+    )
     headers["x-idf-timeout"] = timeout
     for key, value in draw(_ACCOUNT_META) + draw(_AUTH_META):
         headers[key] = value
     if draw(st.integers(0, 29)) == 0:  # no route at all
         verb = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
-        path = "/" + "/".join(urllib.parse.quote(_segment(draw), safe="") for _ in range(draw(st.integers(0, 4))))
+        path = "/" + "/".join(
+            urllib.parse.quote(_segment(draw), safe="") for _ in range(draw(st.integers(0, 4)))
+        )
         return Case("rest", None, "no-route", verb=verb, path=path, headers=headers, payload=b"")
     method = draw(st.sampled_from(ROUTED))
     verb, template, body_rule = _template(method)
@@ -522,19 +805,28 @@ def rest_cases(draw: st.DrawFn, vocab: Vocab) -> Case:
         pattern = pattern or "*"
         if isinstance(value, str) and value and draw(st.integers(0, 3)) > 0:
             return urllib.parse.quote(value, safe="/")
-        parts = [urllib.parse.quote(_segment(draw), safe="") if s == "*" else s for s in pattern.split("/")]
+        parts = [
+            urllib.parse.quote(_segment(draw), safe="") if s == "*" else s
+            for s in pattern.split("/")
+        ]
         return "/".join(parts)
 
     import re
 
     path = re.sub(r"\{([^}]*)\}", fill, template)
-    how = draw(st.sampled_from(["json"] * 6 + ["json-mutant"] * 3 + ["json-random", "bytes", "deep"]))
+    how = draw(
+        st.sampled_from(["json"] * 6 + ["json-mutant"] * 3 + ["json-random", "bytes", "deep"])
+    )
     query: list[tuple[str, str]] = []
     body = b""
     if body_rule == "*" and verb != "GET":
         try:
             doc = json_format.MessageToDict(msg)
-        except (ValueError, TypeError, json_format.Error):  # e.g. a Timestamp outside the JSON range
+        except (
+            ValueError,
+            TypeError,
+            json_format.Error,
+        ):  # e.g. a Timestamp outside the JSON range
             doc, how = draw(_JSON), "json-random"
         if how == "json-mutant":
             doc = _mutate_json(draw, doc, msg)
@@ -542,21 +834,45 @@ def rest_cases(draw: st.DrawFn, vocab: Vocab) -> Case:
             doc = draw(_JSON)
         body = json.dumps(doc).encode()
         if how == "bytes":
-            body = draw(st.one_of(st.binary(max_size=256), st.just(b"{" * 5000), st.just(b'{"a":' * 3000)))
+            body = draw(
+                st.one_of(st.binary(max_size=256), st.just(b"{" * 5000), st.just(b'{"a":' * 3000))
+            )
         elif how == "deep":
             depth = draw(st.sampled_from([100, 1000, 100_000]))
             body = b"[" * depth + b"]" * depth
     else:
         query = _query(draw, msg, bound)
         if how in ("json-mutant", "json-random", "bytes", "deep"):
-            query.append((draw(st.sampled_from(["foo.bar", "pageSize.x", "page_size", "unknown", "verdict", "a" * 300, "名"])),
-                          draw(st.sampled_from(["1", "abc", "", "-1", "99999999999999999999999", "NaN", "VERDICT_PASS"]))))
+            query.append(
+                (
+                    draw(
+                        st.sampled_from(
+                            [
+                                "foo.bar",
+                                "pageSize.x",
+                                "page_size",
+                                "unknown",
+                                "verdict",
+                                "a" * 300,
+                                "名",
+                            ]
+                        )
+                    ),
+                    draw(
+                        st.sampled_from(
+                            ["1", "abc", "", "-1", "99999999999999999999999", "NaN", "VERDICT_PASS"]
+                        )
+                    ),
+                )
+            )
             how = "query-mutant"
         else:
             how = "query"
     if query:
         path += "?" + urllib.parse.urlencode(query)
-    return Case("rest", method, how, message=msg, verb=verb, path=path, headers=headers, payload=body)
+    return Case(
+        "rest", method, how, message=msg, verb=verb, path=path, headers=headers, payload=body
+    )
 
 
 def _query(draw: st.DrawFn, msg: Any, bound: set[str]) -> list[tuple[str, str]]:
@@ -592,9 +908,15 @@ def _mutate_json(draw: st.DrawFn, doc: Any, msg: Any) -> Any:
             for f in oneof.fields:
                 doc[f.json_name] = draw(st.sampled_from(["1", 1, "2"]))
     elif op == "enum":
-        doc[key] = draw(st.sampled_from(["TOKEN_NOPE", "SAMPLER_KIND_NOPE", 99, -1, "", "DTYPE_FLOAT32"]))
+        doc[key] = draw(
+            st.sampled_from(["TOKEN_NOPE", "SAMPLER_KIND_NOPE", 99, -1, "", "DTYPE_FLOAT32"])
+        )
     elif op == "huge":
-        doc[key] = draw(st.sampled_from([10**30, -(10**30), 1e308, "1e999", "-1e999", 2**63, "18446744073709551616"]))
+        doc[key] = draw(
+            st.sampled_from(
+                [10**30, -(10**30), 1e308, "1e999", "-1e999", 2**63, "18446744073709551616"]
+            )
+        )
     else:
         doc[key] = None
     return doc
@@ -625,8 +947,14 @@ class FuzzServer:
     and log lines readable, restartable after a crash."""
 
     def __init__(self, **settings: object) -> None:
-        self.settings = {"rest_port": 0, "admin_token": ADMIN_TOKEN, "max_call_site_updates": 50_000_000,
-                         "default_deadline": DEADLINE_S, "workers": 2, **settings}
+        self.settings = {
+            "rest_port": 0,
+            "admin_token": ADMIN_TOKEN,
+            "max_call_site_updates": 50_000_000,
+            "default_deadline": DEADLINE_S,
+            "workers": 2,
+            **settings,
+        }
         self.start()
 
     def start(self) -> None:
@@ -636,7 +964,9 @@ class FuzzServer:
         atexit.register(self.proc.kill)
         self.target = self.proc.target
         # the REST face logs {"message": "rest listening", "port": ...} once bound
-        index = self.proc.wait_for_line(lambda line: _log_entry(line).get("message") == "rest listening")
+        index = self.proc.wait_for_line(
+            lambda line: _log_entry(line).get("message") == "rest listening"
+        )
         self.rest_port = int(_log_entry(self.proc.lines[index])["port"])
 
     @property
@@ -655,7 +985,9 @@ class FuzzServer:
     def serving(self) -> bool:
         try:
             with grpc.insecure_channel(self.target) as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=HANG_S)
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=HANG_S
+                )
             return reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError:
             return False
@@ -696,12 +1028,17 @@ class Finding:
 
 
 class Harness:
-    def __init__(self, server: FuzzServer, deadline: float = DEADLINE_S, restart: bool = False) -> None:
+    def __init__(
+        self, server: FuzzServer, deadline: float = DEADLINE_S, restart: bool = False
+    ) -> None:
         self.server = server
         self.deadline = deadline
         self.restart = restart
         self.lock = threading.Lock()
-        self.counts: dict[str, collections.Counter[str]] = {"grpc": collections.Counter(), "rest": collections.Counter()}
+        self.counts: dict[str, collections.Counter[str]] = {
+            "grpc": collections.Counter(),
+            "rest": collections.Counter(),
+        }
         self.per_rpc: collections.Counter[str] = collections.Counter()
         self.findings: dict[tuple[str, str, str], Finding] = {}
         self.crashes = 0
@@ -711,8 +1048,13 @@ class Harness:
         self._open()
 
     def _open(self) -> None:
-        self.channel = grpc.insecure_channel(self.server.target, options=[
-            ("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)])
+        self.channel = grpc.insecure_channel(
+            self.server.target,
+            options=[
+                ("grpc.max_send_message_length", 256 << 20),
+                ("grpc.max_receive_message_length", 256 << 20),
+            ],
+        )
 
     @property
     def requests(self) -> int:
@@ -721,9 +1063,11 @@ class Harness:
     def vocab(self) -> Vocab:
         vocab = Vocab()
         try:
-            reply = self.channel.unary_unary("/idf.v1.DiffusionService/ListModels", request_serializer=None,
-                                             response_deserializer=diffusion_pb2.ListModelsResponse.FromString)(
-                diffusion_pb2.ListModelsRequest(page_size=100).SerializeToString(), timeout=HANG_S)
+            reply = self.channel.unary_unary(
+                "/idf.v1.DiffusionService/ListModels",
+                request_serializer=None,
+                response_deserializer=diffusion_pb2.ListModelsResponse.FromString,
+            )(diffusion_pb2.ListModelsRequest(page_size=100).SerializeToString(), timeout=HANG_S)
             vocab.models = sorted({m.name for m in reply.models} | set(vocab.models))
         except grpc.RpcError:
             pass
@@ -762,12 +1106,18 @@ class Harness:
         channel = self.channel
         try:
             if case.method.client_streaming:
-                channel.stream_unary(path, **kw)(iter(case.stream), timeout=self.deadline, metadata=case.metadata)
+                channel.stream_unary(path, **kw)(
+                    iter(case.stream), timeout=self.deadline, metadata=case.metadata
+                )
             elif case.method.server_streaming:
-                for _ in channel.unary_stream(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata):
+                for _ in channel.unary_stream(path, **kw)(
+                    case.payload, timeout=self.deadline, metadata=case.metadata
+                ):
                     pass
             else:
-                channel.unary_unary(path, **kw)(case.payload, timeout=self.deadline, metadata=case.metadata)
+                channel.unary_unary(path, **kw)(
+                    case.payload, timeout=self.deadline, metadata=case.metadata
+                )
             return "OK", None
         except grpc.RpcError as e:
             code = e.code().name if e.code() is not None else "NONE"
@@ -776,7 +1126,9 @@ class Harness:
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "port", None) != self.server.rest_port:
-            conn = http.client.HTTPConnection("127.0.0.1", self.server.rest_port, timeout=self.deadline + 10)
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", self.server.rest_port, timeout=self.deadline + 10
+            )
             self._local.conn, self._local.port = conn, self.server.rest_port
         return conn
 
@@ -800,12 +1152,16 @@ class Harness:
                 conn.close()
                 self._local.conn = None
                 error = e
-                stale = isinstance(e, (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected))
+                stale = isinstance(
+                    e, (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+                )
                 if not (reused and attempt == 0 and stale):
                     break
                 # a keep-alive connection the server closed while idle: retry once on a new one, as clients do
         if error is not None:
-            if len(case.path) > MAX_LINE_BYTES or any(len(k) + len(v) > MAX_LINE_BYTES for k, v in headers.items()):
+            if len(case.path) > MAX_LINE_BYTES or any(
+                len(k) + len(v) > MAX_LINE_BYTES for k, v in headers.items()
+            ):
                 # past the face's line limit the server answers 400 and closes while the client is
                 # still sending: a reset is the documented answer (the server keeps serving: checked)
                 return "closed (line too long)", None
@@ -866,7 +1222,10 @@ class Harness:
         return {
             "fuzz": "idf.v1",
             "requests": self.requests,
-            "faces": {face: {"requests": sum(c.values()), "codes": dict(sorted(c.items()))} for face, c in self.counts.items()},
+            "faces": {
+                face: {"requests": sum(c.values()), "codes": dict(sorted(c.items()))}
+                for face, c in self.counts.items()
+            },
             "per_rpc": dict(sorted(self.per_rpc.items())),
             "failures": sum(f.count for f in self.findings.values()),
             "distinct_failures": len(self.findings),
@@ -880,8 +1239,10 @@ class Harness:
         """The findings as markdown: one entry per (face, RPC, outcome) with the smallest request seen."""
         out = []
         for f in sorted(self.findings.values(), key=lambda f: (f.rpc, f.face, f.outcome)):
-            out.append(f"- **{f.rpc}** ({f.face}) → `{f.outcome}` ×{f.count}, {f.seconds:.2f} s\n"
-                       f"  - request: `{f.smallest}`\n" + (f"  - server log: `{f.log}`\n" if f.log else ""))
+            out.append(
+                f"- **{f.rpc}** ({f.face}) → `{f.outcome}` ×{f.count}, {f.seconds:.2f} s\n"
+                f"  - request: `{f.smallest}`\n" + (f"  - server log: `{f.log}`\n" if f.log else "")
+            )
         return "\n".join(out)
 
 
@@ -907,8 +1268,12 @@ def _status_problem(status: Any) -> str | None:
     """What is wrong with a REST error body that should be a google.rpc.Status with ErrorInfo."""
     if not isinstance(status, dict) or not isinstance(status.get("code"), int):
         return "no integer code"
-    if not any(isinstance(d, dict) and d.get("@type", "").endswith("google.rpc.ErrorInfo") and d.get("reason")
-               for d in status.get("details", [])):
+    if not any(
+        isinstance(d, dict)
+        and d.get("@type", "").endswith("google.rpc.ErrorInfo")
+        and d.get("reason")
+        for d in status.get("details", [])
+    ):
         return "no ErrorInfo reason"
     return None
 
@@ -931,21 +1296,50 @@ def warm_up(harness: Harness, vocab: Vocab, rounds: int = 2) -> None:
             method = next(m for m in METHODS if m.name == name)
             for msg in msgs:
                 payload = msg.SerializeToString()
-                harness.send(Case("grpc", method, "message", message=msg, payload=payload,
-                                  stream=[payload] if method.client_streaming else []))
+                harness.send(
+                    Case(
+                        "grpc",
+                        method,
+                        "message",
+                        message=msg,
+                        payload=payload,
+                        stream=[payload] if method.client_streaming else [],
+                    )
+                )
                 verb, template, body_rule = _template(method)
                 import re
 
-                path = re.sub(r"\{([^}=]*)(=[^}]*)?\}", lambda m: str(_get_path(msg, m.group(1))), template)
-                body = json.dumps(json_format.MessageToDict(msg)).encode() if body_rule == "*" else b""
-                harness.send(Case("rest", method, "seed", message=msg, verb=verb, path=path, payload=body,
-                                  headers={"Content-Type": "application/json", "x-idf-timeout": str(DEADLINE_S)}))
+                path = re.sub(
+                    r"\{([^}=]*)(=[^}]*)?\}", lambda m: str(_get_path(msg, m.group(1))), template
+                )
+                body = (
+                    json.dumps(json_format.MessageToDict(msg)).encode() if body_rule == "*" else b""
+                )
+                harness.send(
+                    Case(
+                        "rest",
+                        method,
+                        "seed",
+                        message=msg,
+                        verb=verb,
+                        path=path,
+                        payload=body,
+                        headers={
+                            "Content-Type": "application/json",
+                            "x-idf-timeout": str(DEADLINE_S),
+                        },
+                    )
+                )
 
 
 def machine() -> dict[str, Any]:
     import platform
 
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
 def free_port() -> int:

@@ -38,7 +38,9 @@ START_S = 120.0
 PINNED_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def wait_until(predicate: Callable[[], object], what: str, limit: float = HANG_S, interval: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], object], what: str, limit: float = HANG_S, interval: float = 0.02
+) -> None:
     """Poll `predicate` until it is true; fail naming `what` after `limit` s (a bound on a hang,
     not a timing the test relies on). For conditions that nothing signals (a counter, /proc)."""
     deadline = time.monotonic() + limit
@@ -47,7 +49,9 @@ def wait_until(predicate: Callable[[], object], what: str, limit: float = HANG_S
         time.sleep(interval)
 
 
-def run_in_threads(fn: Callable[..., T], args: Iterable[tuple], limit: float | None = None) -> list[T]:
+def run_in_threads(
+    fn: Callable[..., T], args: Iterable[tuple], limit: float | None = None
+) -> list[T]:
     """Run `fn(*a)` for every `a` in `args`, each on its own thread, all at once; return their
     results in order. An exception in any of them (an assertion, a `pytest.raises` that saw
     nothing) is raised here, in the test's thread, so it fails the test — an exception that
@@ -69,7 +73,9 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running = asyncio.run_coroutine_threadsafe(app.start(self.settings, extra_handlers), self.loop).result(START_S)
+        self.running = asyncio.run_coroutine_threadsafe(
+            app.start(self.settings, extra_handlers), self.loop
+        ).result(START_S)
         self.target = f"127.0.0.1:{self.running.port}"
 
     def stop(self) -> None:
@@ -85,11 +91,26 @@ class ServerProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "idf.cli", "serve", "--port", "0", "--log-format", "json", *args],
+            [
+                sys.executable,
+                "-m",
+                "idf.cli",
+                "serve",
+                "--port",
+                "0",
+                "--log-format",
+                "json",
+                *args,
+            ],
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",  # a stray byte in the log must not kill the reader thread
-            env={**os.environ, **PINNED_THREADS, "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"), **(env or {})},
+            env={
+                **os.environ,
+                **PINNED_THREADS,
+                "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"),
+                **(env or {}),
+            },
         )
         self.lines: list[str] = []
         self.closed = False  # stderr reached its end: the process is gone
@@ -131,7 +152,9 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early: {''.join(self.lines)}")
             raise RuntimeError(f"server did not start in {START_S:.0f} s: {''.join(self.lines)}")
 
-    def wait_for_line(self, match: str | Callable[[str], bool], limit: float = HANG_S, start: int = 0) -> int:
+    def wait_for_line(
+        self, match: str | Callable[[str], bool], limit: float = HANG_S, start: int = 0
+    ) -> int:
         """Wait until a stderr line from index `start` on contains `match` (or satisfies it, if
         callable); returns that line's index. Fails with the last lines if the process ends first
         or after `limit` s (a bound on a hang)."""
@@ -148,7 +171,9 @@ class ServerProcess:
             index = found()
             if index is None:
                 why = "the server's log ended" if self.closed else f"timed out after {limit:.0f} s"
-                raise AssertionError(f"{why} waiting for a line with {match!r}; last lines:\n{self.tail()}")
+                raise AssertionError(
+                    f"{why} waiting for a line with {match!r}; last lines:\n{self.tail()}"
+                )
             return index
 
     def tail(self, n: int = 20) -> str:
@@ -166,7 +191,9 @@ class ServerProcess:
         while True:
             pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
-                self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+                self.proc.returncode = os.waitstatus_to_exitcode(
+                    status
+                )  # reaped here, not by Popen
                 return self.proc.returncode, usage.ru_utime + usage.ru_stime
             if time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(self.proc.args, timeout)

@@ -42,12 +42,16 @@ def connect_admin(url: str = ADMIN_URL):
     """An autocommit connection to the server, or skip (fail when required) if none answers."""
     try:
         import psycopg
-    except ImportError as e:  # the server extra is not installed: there is no PostgreSQL store either
+    except (
+        ImportError
+    ) as e:  # the server extra is not installed: there is no PostgreSQL store either
         _unavailable(f"psycopg is not installed: {e}")
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
     except psycopg.OperationalError as e:
-        _unavailable(f"no PostgreSQL server to connect to at {_where(url)}: {' '.join(str(e).split())}")
+        _unavailable(
+            f"no PostgreSQL server to connect to at {_where(url)}: {' '.join(str(e).split())}"
+        )
 
 
 def database_url(name: str, url: str = ADMIN_URL) -> str:
@@ -69,7 +73,9 @@ def private_database(url: str = ADMIN_URL) -> Iterator[str]:
         finally:
             # FORCE (PostgreSQL 13+) ends connections a server under test may have left open
             force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name))
+            )
     finally:
         admin.close()
 

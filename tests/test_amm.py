@@ -57,14 +57,24 @@ def test_burn_golden_values():
     assert burned(pool, minted) == (3 * E18 - 1000, 3 * E18 - 1000)
 
 
-@given(st.integers(1, 10**18), st.integers(10**3, 10**24), st.integers(10**3, 10**24), st.sampled_from([0, 5, 30, 100]))
+@given(
+    st.integers(1, 10**18),
+    st.integers(10**3, 10**24),
+    st.integers(10**3, 10**24),
+    st.sampled_from([0, 5, 30, 100]),
+)
 def test_exact_in_is_the_largest_output_k_allows(a, ri, ro, fee):
     out = amount_out(a, ri, ro, fee)
     assert k_holds(ri, ro, a, out, fee) if out > 0 else True
     assert not k_holds(ri, ro, a, out + 1, fee)
 
 
-@given(st.integers(1, 10**18), st.integers(10**3, 10**24), st.integers(10**3, 10**24), st.sampled_from([0, 5, 30, 100]))
+@given(
+    st.integers(1, 10**18),
+    st.integers(10**3, 10**24),
+    st.integers(10**3, 10**24),
+    st.sampled_from([0, 5, 30, 100]),
+)
 def test_exact_out_is_the_smallest_input_k_allows(out, ri, ro, fee):
     if out >= ro:
         with pytest.raises(AmmError):
@@ -89,8 +99,11 @@ def test_burning_too_few_shares_to_withdraw_either_token_is_refused():
     pool = Reserves(ceu=1_000_000, pft=1_000, shares=1_000)
     assert burned(pool, 1) == (1_000, 1)
     lopsided = Reserves(ceu=1_000_000, pft=999, shares=1_000)  # one share: 1000 CEU but 0 PFT
-    for pool_, shares in ((lopsided, 1), (Reserves(ceu=999, pft=1_000_000, shares=1_000), 1),
-                          (Reserves(ceu=5, pft=5, shares=1_000), 100)):
+    for pool_, shares in (
+        (lopsided, 1),
+        (Reserves(ceu=999, pft=1_000_000, shares=1_000), 1),
+        (Reserves(ceu=5, pft=5, shares=1_000), 100),
+    ):
         with pytest.raises(AmmError) as info:
             burned(pool_, shares)
         assert info.value.reason == "INSUFFICIENT_LIQUIDITY_BURNED"
@@ -115,8 +128,16 @@ def test_router_library_values_for_get_amount_in_and_out():
     assert amount_in(1, 100, 100, 30) == 2
 
 
-@pytest.mark.parametrize("out, ri, ro, fee", [(1, 100, 100, 30), (7, 1000, 500, 30), (10**6, 10**12, 3 * 10**9, 5),
-                                              (3, 10, 10, 0), (123, 10**9, 10**9, 100)])
+@pytest.mark.parametrize(
+    "out, ri, ro, fee",
+    [
+        (1, 100, 100, 30),
+        (7, 1000, 500, 30),
+        (10**6, 10**12, 3 * 10**9, 5),
+        (3, 10, 10, 0),
+        (123, 10**9, 10**9, 100),
+    ],
+)
 def test_exact_out_is_the_ceiling_uniswap_adds_one_to(out, ri, ro, fee):
     """getAmountIn is floor(q) + 1 with q = R_in·out·BPS / ((R_out − out)(BPS − fee)) the exact real
     input: the smallest input K allows when q is not an integer, one more when it is."""
@@ -130,12 +151,15 @@ def test_exact_out_is_the_ceiling_uniswap_adds_one_to(out, ri, ro, fee):
         assert not k_holds(ri, ro, a - 1, out, fee)
 
 
-@pytest.mark.parametrize("call, parameter", [
-    (lambda: amount_out(0, 10, 10, 30), "amount_in"),
-    (lambda: amount_in(0, 10, 10, 30), "amount_out"),
-    (lambda: liquidity_minted(Reserves(0, 0, 0), 0, 10), "amount_ceu"),
-    (lambda: liquidity_minted(Reserves(0, 0, 0), 10, -1), "amount_pft"),
-])
+@pytest.mark.parametrize(
+    "call, parameter",
+    [
+        (lambda: amount_out(0, 10, 10, 30), "amount_in"),
+        (lambda: amount_in(0, 10, 10, 30), "amount_out"),
+        (lambda: liquidity_minted(Reserves(0, 0, 0), 0, 10), "amount_ceu"),
+        (lambda: liquidity_minted(Reserves(0, 0, 0), 10, -1), "amount_pft"),
+    ],
+)
 def test_non_positive_amounts_are_refused_by_name(call, parameter):
     with pytest.raises(ParameterError) as info:
         call()
@@ -154,7 +178,10 @@ def test_an_empty_side_is_no_liquidity_and_one_unit_is_liquidity(fn):
     assert amount_out(10, 1, 1, 30) == 0  # 9.97·1 // (1 + 9.97) in base units
     with pytest.raises(AmmError) as info:
         amount_in(1, 1, 1, 30)
-    assert (info.value.reason, str(info.value)) == ("INSUFFICIENT_LIQUIDITY", "cannot take 1 out of a reserve of 1")
+    assert (info.value.reason, str(info.value)) == (
+        "INSUFFICIENT_LIQUIDITY",
+        "cannot take 1 out of a reserve of 1",
+    )
     assert amount_in(1, 1, 2, 30) == 2
 
 
@@ -172,7 +199,10 @@ def test_slippage_minimum_is_inclusive_and_named():
     assert str(info.value) == "would deposit 20 PFT, below the minimum 21"
     with pytest.raises(AmmError) as info:
         optimal_deposit(pool, 100, 10, 6, 0)
-    assert (info.value.reason, str(info.value)) == ("SLIPPAGE", "would deposit 5 CEU, below the minimum 6")
+    assert (info.value.reason, str(info.value)) == (
+        "SLIPPAGE",
+        "would deposit 5 CEU, below the minimum 6",
+    )
 
 
 def test_deposit_ratio_tie_keeps_the_desired_ceu():
@@ -195,8 +225,13 @@ def test_later_deposits_mint_in_proportion_to_the_smaller_side():
     assert liquidity_minted(pool, 10, 80) == 20  # the extra PFT is donated, not minted against
     assert liquidity_minted(pool, 30, 40) == 20
     assert liquidity_minted(Reserves(1_000, 1_000, 1_000), 1, 1) == 1  # one share is a share
-    for pool_, ceu, pft in ((Reserves(1_000, 1_000, 10), 50, 50), (Reserves(0, 0, 0), 1_000, 1_000)):
+    for pool_, ceu, pft in (
+        (Reserves(1_000, 1_000, 10), 50, 50),
+        (Reserves(0, 0, 0), 1_000, 1_000),
+    ):
         with pytest.raises(AmmError) as info:
             liquidity_minted(pool_, ceu, pft)
-        assert (info.value.reason, str(info.value)) == ("INSUFFICIENT_LIQUIDITY_MINTED",
-                                                         "the deposit is too small to mint any share")
+        assert (info.value.reason, str(info.value)) == (
+            "INSUFFICIENT_LIQUIDITY_MINTED",
+            "the deposit is too small to mint any share",
+        )

@@ -32,28 +32,45 @@ def _mutated(mutate) -> predict_pb2.PredictRequest:
 
 
 CASES = {
-    "short data": (lambda r: setattr(r.history[0], "data", r.history[0].data[:-4]), "history[0].data"),
-    "long data": (lambda r: setattr(r.history[0], "data", r.history[0].data + b"\0" * 4), "history[0].data"),
+    "short data": (
+        lambda r: setattr(r.history[0], "data", r.history[0].data[:-4]),
+        "history[0].data",
+    ),
+    "long data": (
+        lambda r: setattr(r.history[0], "data", r.history[0].data + b"\0" * 4),
+        "history[0].data",
+    ),
     "unsupported dtype": (lambda r: setattr(r.history[0], "dtype", 42), "history[0].dtype"),
     "unspecified dtype": (lambda r: setattr(r.history[0], "dtype", 0), "history[0].dtype"),
-    "int dtype": (lambda r: r.history[0].CopyFrom(to_field(np.ones((8, 8), np.int32))), "history[0].dtype"),
+    "int dtype": (
+        lambda r: r.history[0].CopyFrom(to_field(np.ones((8, 8), np.int32))),
+        "history[0].dtype",
+    ),
     "empty shape": (lambda r: r.history[0].ClearField("shape"), "history[0].shape"),
     "zero extent": (lambda r: r.history[0].shape.__setitem__(0, 0), "history[0].shape"),
     "negative extent": (lambda r: r.history[0].shape.__setitem__(0, -8), "history[0].shape"),
-    "four axes": (lambda r: r.history[0].CopyFrom(to_field(np.ones((2, 2, 2, 2), np.float32))), "history[0].shape"),
+    "four axes": (
+        lambda r: r.history[0].CopyFrom(to_field(np.ones((2, 2, 2, 2), np.float32))),
+        "history[0].shape",
+    ),
     "no history": (lambda r: r.ClearField("history"), "history"),
     "zero steps": (lambda r: setattr(r, "steps", 0), "steps"),
     "too many steps": (lambda r: setattr(r, "steps", 10**9), "steps"),
     "unstable dt": (lambda r: setattr(r.transport, "dt", 100.0), "transport.dt"),
-    "negative diffusivity": (lambda r: setattr(r.transport, "diffusivity", -1.0), "transport.diffusivity"),
+    "negative diffusivity": (
+        lambda r: setattr(r.transport, "diffusivity", -1.0),
+        "transport.diffusivity",
+    ),
     "velocity arity": (lambda r: r.transport.velocity.extend([1.0]), "transport.velocity"),
     "bad spacing": (lambda r: r.history[0].spacing.extend([1.0, 0.0]), "history[0].spacing"),
     "unknown model": (lambda r: setattr(r, "model", "oracle"), "model"),
     "mismatched history": (
-        lambda r: r.history.append(to_field(np.ones((4, 4), np.float32))), "history[1]",
+        lambda r: r.history.append(to_field(np.ones((4, 4), np.float32))),
+        "history[1]",
     ),
     "source shape": (
-        lambda r: r.transport.source.CopyFrom(to_field(np.ones((3, 3), np.float32))), "transport.source",
+        lambda r: r.transport.source.CopyFrom(to_field(np.ones((3, 3), np.float32))),
+        "transport.source",
     ),
 }
 
@@ -117,9 +134,15 @@ def test_deadline_stops_the_work_and_frees_the_worker():
         with Client(one_worker.target, max_attempts=1) as c:
             # ~10^5 steps at 256^2 would take minutes; the 0.5 s deadline cancels it.
             with pytest.raises(DeadlineExceededError):
-                c.predict(np.ones((256, 256), np.float32), 20, substeps=5000, diffusivity=0.1, timeout=0.5)
+                c.predict(
+                    np.ones((256, 256), np.float32), 20, substeps=5000, diffusivity=0.1, timeout=0.5
+                )
             # The only worker thread must be free again: a small call completes.
-            assert c.predict(np.ones((8, 8)), 1, diffusivity=0.1, timeout=30).frames.shape == (1, 8, 8)
+            assert c.predict(np.ones((8, 8)), 1, diffusivity=0.1, timeout=30).frames.shape == (
+                1,
+                8,
+                8,
+            )
     finally:
         one_worker.stop()
 
@@ -130,13 +153,21 @@ def test_client_cancellation_stops_the_work():
         with Client(one_worker.target, max_attempts=1) as c:
             # minutes of work; cancelled once it holds the only worker (not after a fixed sleep:
             # under load the call may not have reached the server yet, and nothing would be tested)
-            request = predict_request(np.ones((256, 256), np.float32), 20, substeps=5000, diffusivity=0.1)
+            request = predict_request(
+                np.ones((256, 256), np.float32), 20, substeps=5000, diffusivity=0.1
+            )
             future = c.predict_stub.Predict.future(request)
-            wait_until(lambda: one_worker.running.admission.busy == 1, "the long call to take the worker")
+            wait_until(
+                lambda: one_worker.running.admission.busy == 1, "the long call to take the worker"
+            )
             assert future.cancel()
             # the worker is free again only if the engine stopped: otherwise this waits behind
             # minutes of work and passes its deadline
-            assert c.predict(np.ones((8, 8)), 1, diffusivity=0.1, timeout=30).frames.shape == (1, 8, 8)
+            assert c.predict(np.ones((8, 8)), 1, diffusivity=0.1, timeout=30).frames.shape == (
+                1,
+                8,
+                8,
+            )
     finally:
         one_worker.stop()
 

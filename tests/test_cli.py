@@ -41,8 +41,16 @@ def test_init_then_predict(server, tmp_path: Path):
     assert Settings.load(project / "idf.toml").port == 50051
     out = tmp_path / "forecast.npy"
     result = idf(
-        "predict", "--energy-map", created["energy_map"], "--steps", "20", "--out", str(out),
-        "--server", server.target, "--json",
+        "predict",
+        "--energy-map",
+        created["energy_map"],
+        "--steps",
+        "20",
+        "--out",
+        str(out),
+        "--server",
+        server.target,
+        "--json",
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -56,7 +64,17 @@ def test_predict_chunks_large_requests_and_matches_one_call(server, tmp_path: Pa
     path = tmp_path / "big.npy"
     np.save(path, field)
     out = tmp_path / "out.npy"
-    result = idf("predict", "--energy-map", str(path), "--steps", "6", "--out", str(out), "--server", server.target)
+    result = idf(
+        "predict",
+        "--energy-map",
+        str(path),
+        "--steps",
+        "6",
+        "--out",
+        str(out),
+        "--server",
+        server.target,
+    )
     assert result.exit_code == 0, result.output
     from idf.engine.forecast.physics import TransportSpec, physics_forecast
 
@@ -66,9 +84,22 @@ def test_predict_chunks_large_requests_and_matches_one_call(server, tmp_path: Pa
 
 def test_npz_metadata_is_used(server, tmp_path: Path):
     path = tmp_path / "map.npz"
-    save_energy_map(path, np.ones((8, 8)), FieldMeta(spacing=(0.5, 0.5), boundary="zero-flux", units="J/m3"))
+    save_energy_map(
+        path, np.ones((8, 8)), FieldMeta(spacing=(0.5, 0.5), boundary="zero-flux", units="J/m3")
+    )
     out = tmp_path / "o.npy"
-    result = idf("predict", "--energy-map", str(path), "--steps", "1", "--out", str(out), "--server", server.target, "--json")
+    result = idf(
+        "predict",
+        "--energy-map",
+        str(path),
+        "--steps",
+        "1",
+        "--out",
+        str(out),
+        "--server",
+        server.target,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     # dt for kappa = 0.1, h = 0.5 in 2D at CFL 0.9: 0.9 / (2 * 2 * 0.1 / 0.25)
     assert json.loads(result.output)["frame_interval"] == pytest.approx(0.9 / 1.6)
@@ -106,14 +137,36 @@ def _junk(path: Path) -> str:
 )
 def test_bad_files_fail_clearly(server, tmp_path: Path, make, message):
     path = make(tmp_path)
-    result = idf("predict", "--energy-map", path, "--steps", "1", "--out", str(tmp_path / "o.npy"), "--server", server.target)
+    result = idf(
+        "predict",
+        "--energy-map",
+        path,
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "o.npy"),
+        "--server",
+        server.target,
+    )
     assert result.exit_code == 1
     assert message in result.output
 
 
 def test_rejected_request_exits_4_with_the_reason(server, tmp_path: Path):
     path = _bad(tmp_path, "ok.npy", np.ones((8, 8)))
-    result = idf("predict", "--energy-map", path, "--steps", "1", "--out", str(tmp_path / "o.npy"), "--dt", "50", "--server", server.target)
+    result = idf(
+        "predict",
+        "--energy-map",
+        path,
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "o.npy"),
+        "--dt",
+        "50",
+        "--server",
+        server.target,
+    )
     assert result.exit_code == 4
     assert "transport.dt" in result.output and "unstable" in result.output
 
@@ -121,7 +174,18 @@ def test_rejected_request_exits_4_with_the_reason(server, tmp_path: Path):
 def test_unreachable_server_exits_3(tmp_path: Path):
     path = _bad(tmp_path, "ok.npy", np.ones((8, 8)))
     target = f"127.0.0.1:{_free_port()}"
-    result = idf("predict", "--energy-map", path, "--steps", "1", "--out", str(tmp_path / "o.npy"), "--server", target, "--json")
+    result = idf(
+        "predict",
+        "--energy-map",
+        path,
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "o.npy"),
+        "--server",
+        target,
+        "--json",
+    )
     assert result.exit_code == 3
     assert "cannot reach the server" in json.loads(result.stderr)["error"]
     assert idf("health", "--server", target).exit_code == 3
@@ -144,6 +208,8 @@ def test_every_command_has_help():
 def test_the_console_script_runs_and_uses_idf_server(server):
     env = {**os.environ, "IDF_SERVER": server.target}
     exe = Path(sys.executable).parent / "idf"
-    result = subprocess.run([str(exe), "health", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(exe), "health", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "SERVING"

@@ -25,8 +25,20 @@ def test_diffuse_reconstructs_nan_marked_observations(server, tmp_path: Path):
     mask = fieldsets.random_mask(rng, 32, 0.1)
     np.save(tmp_path / "obs.npy", np.where(mask, truth, np.nan).astype(np.float32))
     out, png = tmp_path / "mean.npy", tmp_path / "mean.png"
-    result = idf("diffuse", "--energy-map", str(tmp_path / "obs.npy"), "--out", str(out), "--png", str(png),
-                 "--samples", "4", "--server", server.target, "--json")
+    result = idf(
+        "diffuse",
+        "--energy-map",
+        str(tmp_path / "obs.npy"),
+        "--out",
+        str(out),
+        "--png",
+        str(png),
+        "--samples",
+        "4",
+        "--server",
+        server.target,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["mode"] == "observations" and summary["observed_sites"] == int(mask.sum())
@@ -38,8 +50,20 @@ def test_diffuse_reconstructs_nan_marked_observations(server, tmp_path: Path):
 
 def test_diffuse_with_an_external_field_generates(server, tmp_path: Path):
     np.save(tmp_path / "h.npy", np.full((32, 32), 0.1, np.float32))
-    result = idf("diffuse", "--energy-map", str(tmp_path / "h.npy"), "--out", str(tmp_path / "x.npy"), "--samples", "2",
-                 "--guidance-scale", "0.5", "--server", server.target, "--json")
+    result = idf(
+        "diffuse",
+        "--energy-map",
+        str(tmp_path / "h.npy"),
+        "--out",
+        str(tmp_path / "x.npy"),
+        "--samples",
+        "2",
+        "--guidance-scale",
+        "0.5",
+        "--server",
+        server.target,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["mode"] == "external-field"
     assert np.load(tmp_path / "x.npy").shape == (2, 32, 32)
@@ -47,8 +71,24 @@ def test_diffuse_with_an_external_field_generates(server, tmp_path: Path):
 
 def test_sample_writes_a_png(server, tmp_path: Path):
     png = tmp_path / "s.png"
-    result = idf("sample", "--model", "phi4", "--shape", "16,16", "--steps", "20", "--count", "3",
-                 "--out", str(tmp_path / "s.npy"), "--png", str(png), "--server", server.target, "--json")
+    result = idf(
+        "sample",
+        "--model",
+        "phi4",
+        "--shape",
+        "16,16",
+        "--steps",
+        "20",
+        "--count",
+        "3",
+        "--out",
+        str(tmp_path / "s.npy"),
+        "--png",
+        str(png),
+        "--server",
+        server.target,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     image = np.asarray(Image.open(png))
     assert image.shape[2] == 3 and image.shape[1] > image.shape[0]  # three tiles in a row
@@ -56,13 +96,27 @@ def test_sample_writes_a_png(server, tmp_path: Path):
 
 def test_train_diffusion_resumes_and_refuses_other_options(tmp_path: Path):
     out = tmp_path / "m.safetensors"
-    args = ["train", "diffusion", "--out", str(out), "--side", "8", "--batch", "2", "--width", "8", "--json"]
+    args = [
+        "train",
+        "diffusion",
+        "--out",
+        str(out),
+        "--side",
+        "8",
+        "--batch",
+        "2",
+        "--width",
+        "8",
+        "--json",
+    ]
     first = idf(*args, "--steps", "2")
     assert first.exit_code == 0, first.output
     lines = [json.loads(line) for line in first.output.splitlines()]
     assert lines[-2]["step"] == 2 and "reproduce" in lines[-1]
     more = idf(*args, "--steps", "3")
     assert more.exit_code == 0, more.output
-    assert [json.loads(line).get("step") for line in more.output.splitlines()][0] == 3  # resumed, not restarted
+    assert [json.loads(line).get("step") for line in more.output.splitlines()][
+        0
+    ] == 3  # resumed, not restarted
     other = idf(*args[:-1], "--steps", "3", "--seed", "9")
     assert other.exit_code == 1 and "different configuration" in other.output

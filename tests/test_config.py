@@ -30,7 +30,13 @@ def test_precedence(tmp_path: Path, monkeypatch):
 
 @pytest.mark.parametrize(
     "text",
-    ["port = 70000", "max_message_bytes = 10", 'log_level = "LOUD"', "unknown_setting = 1", 'tls_cert_file = "a.pem"'],
+    [
+        "port = 70000",
+        "max_message_bytes = 10",
+        'log_level = "LOUD"',
+        "unknown_setting = 1",
+        'tls_cert_file = "a.pem"',
+    ],
 )
 def test_bad_values_are_refused(tmp_path: Path, text: str):
     config = tmp_path / "idf.toml"

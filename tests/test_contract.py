@@ -35,11 +35,15 @@ def test_every_service_is_served():
     assert sorted(s.full_name for s in services()) == sorted(SERVICE_NAMES)
 
 
-@pytest.mark.parametrize("method", [m for s in services() for m in s.methods], ids=lambda m: m.full_name)
+@pytest.mark.parametrize(
+    "method", [m for s in services() for m in s.methods], ids=lambda m: m.full_name
+)
 def test_every_rpc_has_an_http_binding(method):
     rule = method.GetOptions().Extensions[annotations_pb2.http]
     verb = rule.WhichOneof("pattern")
-    assert verb in ("get", "post", "patch", "delete", "put"), f"{method.full_name} has no google.api.http"
+    assert verb in ("get", "post", "patch", "delete", "put"), (
+        f"{method.full_name} has no google.api.http"
+    )
     assert getattr(rule, verb).startswith("/v1/")
     if verb == "get":
         assert not rule.body, "GET bindings carry no body"
@@ -65,7 +69,9 @@ def test_every_element_is_documented(tmp_path: Path):
     """Leading comments on every service, RPC, message, field and enum value (they become the
     OpenAPI and SDK docs)."""
     image = tmp_path / "image.binpb"
-    subprocess.run([BUF, "build", "-o", str(image), "--path", "proto/idf"], cwd=REPO, check=True, env=ENV)
+    subprocess.run(
+        [BUF, "build", "-o", str(image), "--path", "proto/idf"], cwd=REPO, check=True, env=ENV
+    )
     fds = descriptor_pb2.FileDescriptorSet.FromString(image.read_bytes())
     undocumented = []
     for file in fds.file:
@@ -98,7 +104,9 @@ def _generated(root: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 def test_regenerated_code_equals_committed_code(tmp_path: Path):
     """Run buf generate into a temp dir and compare with the committed Python and TypeScript."""
-    assert (TS / "node_modules" / ".bin" / "protoc-gen-es").exists(), "run npm ci in clients/typescript"
+    assert (TS / "node_modules" / ".bin" / "protoc-gen-es").exists(), (
+        "run npm ci in clients/typescript"
+    )
     template = yaml.safe_load((REPO / "buf.gen.yaml").read_text())
     outs = {}
     for plugin in template["plugins"]:

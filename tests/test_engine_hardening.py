@@ -20,15 +20,28 @@ from idf.engine.sampling import boltzmann as sampling
 SMALL = dict(shape=(6, 8), steps=5, count=3, seed=2)
 SAMPLE_SPECS = {
     "langevin": sampling.SampleSpec("phi4", {}, sampler="langevin", **SMALL),
-    "langevin-total": sampling.SampleSpec("gaussian-free-field", {}, sampler="langevin",
-                                          constraints=(sampling.Constraint("total", 2.0, 0.0, 0.0),), **SMALL),
+    "langevin-total": sampling.SampleSpec(
+        "gaussian-free-field",
+        {},
+        sampler="langevin",
+        constraints=(sampling.Constraint("total", 2.0, 0.0, 0.0),),
+        **SMALL,
+    ),
     "mala": sampling.SampleSpec("phi4", {}, sampler="mala", dtype="float64", **SMALL),
-    "annealed-langevin": sampling.SampleSpec("phi4", {}, sampler="annealed-langevin", max_temperature=3.0, **SMALL),
-    "replica-exchange-ladder": sampling.SampleSpec("phi4", {}, sampler="replica-exchange", temperatures=(1.0, 1.5, 2.0), **SMALL),
-    "replica-exchange-geometric": sampling.SampleSpec("phi4", {}, sampler="replica-exchange", max_temperature=4.0, **SMALL),
+    "annealed-langevin": sampling.SampleSpec(
+        "phi4", {}, sampler="annealed-langevin", max_temperature=3.0, **SMALL
+    ),
+    "replica-exchange-ladder": sampling.SampleSpec(
+        "phi4", {}, sampler="replica-exchange", temperatures=(1.0, 1.5, 2.0), **SMALL
+    ),
+    "replica-exchange-geometric": sampling.SampleSpec(
+        "phi4", {}, sampler="replica-exchange", max_temperature=4.0, **SMALL
+    ),
     "gibbs": sampling.SampleSpec("ising", {}, sampler="gibbs", burn_in=2, **SMALL),
     "mala-3d": sampling.SampleSpec("phi4", {}, shape=(4, 4, 4), sampler="mala", steps=3, count=2),
-    "reverse-diffusion": sampling.SampleSpec("phi4", {}, shape=(32, 32), sampler="reverse-diffusion", steps=3, count=2),
+    "reverse-diffusion": sampling.SampleSpec(
+        "phi4", {}, shape=(32, 32), sampler="reverse-diffusion", steps=3, count=2
+    ),
 }
 
 
@@ -46,7 +59,9 @@ def test_sample_estimate_is_the_work_reported(name):
 @pytest.mark.parametrize("shape", [(16,), (6, 8), (3, 4, 5)])
 def test_forecast_estimate_is_the_work_reported(shape, boundary):
     u = np.random.default_rng(0).random(shape)
-    spec = forecast.TransportSpec(diffusivity=0.1, velocity=(0.2,) * len(shape), substeps=3, boundary=boundary)
+    spec = forecast.TransportSpec(
+        diffusivity=0.1, velocity=(0.2,) * len(shape), substeps=3, boundary=boundary
+    )
     cost = forecast.estimate(u.shape, u.dtype, 4, spec)
     result = forecast.physics_forecast([u], 4, spec, device="cpu")
     assert cost.site_updates == result.site_updates
@@ -94,8 +109,15 @@ def test_estimate_refuses_what_sample_refuses():
 
 
 def test_huge_requests_are_estimated_without_allocating():
-    spec = sampling.SampleSpec("phi4", {}, (4096, 4096), "replica-exchange", steps=10**6, count=1024,
-                               temperatures=tuple(1.0 + i for i in range(64)))
+    spec = sampling.SampleSpec(
+        "phi4",
+        {},
+        (4096, 4096),
+        "replica-exchange",
+        steps=10**6,
+        count=1024,
+        temperatures=tuple(1.0 + i for i in range(64)),
+    )
     cost = sampling.estimate(spec)
     assert cost.site_updates == 4096 * 4096 * 1024 * 10**6 * 64
     assert cost.state_bytes > 1024 * 4096 * 4096 * 4 * 64
@@ -107,21 +129,67 @@ from idf.engine.errors import Diverged, ParameterError  # noqa: E402
 BASE = dict(shape=(8, 8), steps=10, count=2)
 
 
-@pytest.mark.parametrize("spec, parameter", [
-    # seen on main: ValueError inside the MALA kernel (INTERNAL)
-    (sampling.SampleSpec("phi4", {}, sampler="replica-exchange", temperatures=(1.0, float("nan")), **BASE), "sampler.temperatures[1]"),
-    (sampling.SampleSpec("phi4", {}, sampler="replica-exchange", max_temperature=1e308, **BASE), "sampler.max_temperature"),
-    # seen on main: RuntimeError (overflow converting to float) inside the Langevin step
-    (sampling.SampleSpec("phi4", {}, sampler="langevin", step_size=1e300, **BASE), "sampler.step_size"),
-    (sampling.SampleSpec("phi4", {}, sampler="mala", step_size=1e300, **BASE), "sampler.step_size"),
-    (sampling.SampleSpec("phi4", {}, sampler="langevin", temperature=float("inf"), **BASE), "sampler.temperature"),
-    (sampling.SampleSpec("phi4", {"kappa": float("nan")}, sampler="langevin", **BASE), "energy_model.parameters[kappa]"),
-    (sampling.SampleSpec("phi4", {"b": 1e300}, sampler="langevin", **BASE), "energy_model.parameters[b]"),
-    (sampling.SampleSpec("phi4", {}, sampler="langevin", **BASE,
-                         constraints=(sampling.Constraint("total", 1.0, float("inf"), 0.0),)), "energy_model.constraints[0].tolerance"),
-    (sampling.SampleSpec("phi4", {}, sampler="langevin", initial=np.full((8, 8), 1e300), **BASE), "initial"),
-    (sampling.SampleSpec("ising", {}, sampler="gibbs", external_field=np.full((8, 8), np.nan), **BASE), "energy_model.external_field"),
-])
+@pytest.mark.parametrize(
+    "spec, parameter",
+    [
+        # seen on main: ValueError inside the MALA kernel (INTERNAL)
+        (
+            sampling.SampleSpec(
+                "phi4", {}, sampler="replica-exchange", temperatures=(1.0, float("nan")), **BASE
+            ),
+            "sampler.temperatures[1]",
+        ),
+        (
+            sampling.SampleSpec(
+                "phi4", {}, sampler="replica-exchange", max_temperature=1e308, **BASE
+            ),
+            "sampler.max_temperature",
+        ),
+        # seen on main: RuntimeError (overflow converting to float) inside the Langevin step
+        (
+            sampling.SampleSpec("phi4", {}, sampler="langevin", step_size=1e300, **BASE),
+            "sampler.step_size",
+        ),
+        (
+            sampling.SampleSpec("phi4", {}, sampler="mala", step_size=1e300, **BASE),
+            "sampler.step_size",
+        ),
+        (
+            sampling.SampleSpec("phi4", {}, sampler="langevin", temperature=float("inf"), **BASE),
+            "sampler.temperature",
+        ),
+        (
+            sampling.SampleSpec("phi4", {"kappa": float("nan")}, sampler="langevin", **BASE),
+            "energy_model.parameters[kappa]",
+        ),
+        (
+            sampling.SampleSpec("phi4", {"b": 1e300}, sampler="langevin", **BASE),
+            "energy_model.parameters[b]",
+        ),
+        (
+            sampling.SampleSpec(
+                "phi4",
+                {},
+                sampler="langevin",
+                **BASE,
+                constraints=(sampling.Constraint("total", 1.0, float("inf"), 0.0),),
+            ),
+            "energy_model.constraints[0].tolerance",
+        ),
+        (
+            sampling.SampleSpec(
+                "phi4", {}, sampler="langevin", initial=np.full((8, 8), 1e300), **BASE
+            ),
+            "initial",
+        ),
+        (
+            sampling.SampleSpec(
+                "ising", {}, sampler="gibbs", external_field=np.full((8, 8), np.nan), **BASE
+            ),
+            "energy_model.external_field",
+        ),
+    ],
+)
 def test_absurd_numbers_are_parameter_errors(spec, parameter):
     for call in (sampling.estimate, sampling.sample):
         with pytest.raises(ParameterError) as e:
@@ -131,7 +199,13 @@ def test_absurd_numbers_are_parameter_errors(spec, parameter):
 
 def test_nan_total_constraint_is_refused():
     """main: all-NaN samples with status OK (issue 12, item 9)."""
-    spec = sampling.SampleSpec("phi4", {}, sampler="langevin", constraints=(sampling.Constraint("total", float("nan"), 0.0, 0.0),), **BASE)
+    spec = sampling.SampleSpec(
+        "phi4",
+        {},
+        sampler="langevin",
+        constraints=(sampling.Constraint("total", float("nan"), 0.0, 0.0),),
+        **BASE,
+    )
     with pytest.raises(ParameterError) as e:
         sampling.sample(spec)
     assert e.value.parameter == "energy_model.constraints[0].target"
@@ -140,7 +214,9 @@ def test_nan_total_constraint_is_refused():
 def test_a_diverging_chain_stops_early_with_advice():
     """A hot unadjusted Langevin chain of phi^4 at a legal step size blows up: the engine stops
     within FINITE_CHECK_EVERY steps of it and says which step size to try."""
-    spec = sampling.SampleSpec("phi4", {}, (8, 8), "langevin", temperature=1e6, step_size=0.15, steps=100_000)
+    spec = sampling.SampleSpec(
+        "phi4", {}, (8, 8), "langevin", temperature=1e6, step_size=0.15, steps=100_000
+    )
     with pytest.raises(Diverged) as e:
         sampling.sample(spec)
     assert e.value.parameter == "sampler.step_size" and "try step_size <=" in e.value.reason
@@ -152,7 +228,10 @@ def test_valid_runs_are_unchanged_by_the_checks():
     info = sampling.energy_models.info("phi4")
     params = sampling.energy_models.resolve_parameters(info, {})
     for ndim in (1, 2, 3):
-        assert sampling._default_step("langevin", info, params, ndim) == sampling.DEFAULT_STEP["langevin"]
+        assert (
+            sampling._default_step("langevin", info, params, ndim)
+            == sampling.DEFAULT_STEP["langevin"]
+        )
         assert sampling._default_step("mala", info, params, ndim) == sampling.DEFAULT_STEP["mala"]
 
 
@@ -170,8 +249,14 @@ def test_metrics_of_huge_fields_never_overflow(value):
     assert drift["total_drift"] == pytest.approx(0.5)
     out = metrics.compare(f, -f)
     assert out["nrmse"] == pytest.approx(2.0) and out["energy_fidelity"] == pytest.approx(-1.0)
-    assert all(v > 0 for k, v in out.items() if k in metrics.LINEAR_METRICS and k != "fourier_rmse_mid" and k != "fourier_rmse_high")
-    assert not policies.evaluate(policies.get("reconstruction-default"), out)[1]  # inf or huge: FAIL, never an error
+    assert all(
+        v > 0
+        for k, v in out.items()
+        if k in metrics.LINEAR_METRICS and k != "fourier_rmse_mid" and k != "fourier_rmse_high"
+    )
+    assert not policies.evaluate(policies.get("reconstruction-default"), out)[
+        1
+    ]  # inf or huge: FAIL, never an error
 
 
 def test_scaling_is_only_used_past_the_safe_magnitude():
@@ -181,26 +266,32 @@ def test_scaling_is_only_used_past_the_safe_magnitude():
     assert big["rmse"] == pytest.approx(small["rmse"] * 1e300, rel=1e-12)
 
 
-@pytest.mark.parametrize("p, r, name", [
-    (np.zeros((0, 4)), np.zeros((0, 4)), "prediction"),
-    (np.array([1 + 1j, 2]), np.array([1 + 1j, 2]), "prediction"),
-    (np.array(["a", "b"]), np.array(["a", "b"]), "prediction"),
-    (np.ones(3), np.array([1.0, np.nan, 1.0]), "reference"),
-    (np.ones(3), np.ones(4), "reference"),
-    (np.ones((2, 2, 2, 2)), np.ones((2, 2, 2, 2)), "prediction"),
-])
+@pytest.mark.parametrize(
+    "p, r, name",
+    [
+        (np.zeros((0, 4)), np.zeros((0, 4)), "prediction"),
+        (np.array([1 + 1j, 2]), np.array([1 + 1j, 2]), "prediction"),
+        (np.array(["a", "b"]), np.array(["a", "b"]), "prediction"),
+        (np.ones(3), np.array([1.0, np.nan, 1.0]), "reference"),
+        (np.ones(3), np.ones(4), "reference"),
+        (np.ones((2, 2, 2, 2)), np.ones((2, 2, 2, 2)), "prediction"),
+    ],
+)
 def test_compare_bad_inputs_are_parameter_errors(p, r, name):
     with pytest.raises(ParameterError) as e:
         metrics.compare(p, r)
     assert e.value.parameter == name
 
 
-@pytest.mark.parametrize("frames, name", [
-    ([np.zeros(0), np.zeros(0)], "sequence[0]"),
-    ([np.ones(2), np.array([1j, 1])], "sequence[1]"),
-    ([np.ones(2), np.array([np.inf, 1])], "sequence[1]"),
-    ([np.ones(2)], "sequence"),
-])
+@pytest.mark.parametrize(
+    "frames, name",
+    [
+        ([np.zeros(0), np.zeros(0)], "sequence[0]"),
+        ([np.ones(2), np.array([1j, 1])], "sequence[1]"),
+        ([np.ones(2), np.array([np.inf, 1])], "sequence[1]"),
+        ([np.ones(2)], "sequence"),
+    ],
+)
 def test_sequence_bad_inputs_are_parameter_errors(frames, name):
     with pytest.raises(ParameterError) as e:
         metrics.sequence_metrics(frames)
@@ -281,14 +372,18 @@ def _stop_at(name: str, run, n: int, net: torch.nn.Module | None = None) -> tupl
     try:
         thread.start()
         thread.join(HANG_S)
-        assert not thread.is_alive(), f"{name} did not stop within {HANG_S:.0f} s ({stop.calls} checks so far)"
+        assert not thread.is_alive(), (
+            f"{name} did not stop within {HANG_S:.0f} s ({stop.calls} checks so far)"
+        )
     finally:
         stop.close()
     assert "cancelled" in result, (result, f"{stop.calls} checks")
     # the n-th check raised: no check (and no work) after the flag was seen
     assert stop.calls == n and stop.after == 0, (stop.calls, stop.after)
-    print(f"\n{name}: Cancelled at check {n}, site_updates={result['cancelled'].site_updates}"
-          + (f", net fields between checks <= {max(stop.between)}" if net is not None else ""))
+    print(
+        f"\n{name}: Cancelled at check {n}, site_updates={result['cancelled'].site_updates}"
+        + (f", net fields between checks <= {max(stop.between)}" if net is not None else "")
+    )
     return result["cancelled"], stop
 
 
@@ -296,14 +391,25 @@ LONG = 10**6
 SAMPLERS = {
     "langevin": sampling.SampleSpec("phi4", {}, (128, 128), "langevin", steps=LONG, count=8),
     "mala": sampling.SampleSpec("phi4", {}, (128, 128), "mala", steps=LONG, count=8),
-    "annealed-langevin": sampling.SampleSpec("phi4", {}, (128, 128), "annealed-langevin", max_temperature=3.0, steps=LONG, count=8),
+    "annealed-langevin": sampling.SampleSpec(
+        "phi4", {}, (128, 128), "annealed-langevin", max_temperature=3.0, steps=LONG, count=8
+    ),
     "gibbs": sampling.SampleSpec("ising", {}, (128, 128), "gibbs", steps=LONG, count=8),
     # main: a step of a ladder ran to its end (11 s seen with thousands of rungs) and reported one
     # rung's work as the step's. 50 rungs: a step is 50 units, and the stop below lands inside the
     # second step.
-    "replica-exchange": sampling.SampleSpec("phi4", {}, (64, 64), "replica-exchange", steps=LONG, count=4,
-                                            temperatures=tuple(1.0 + 1e-3 * i for i in range(50))),
-    "reverse-diffusion": sampling.SampleSpec("phi4", {}, (32, 32), "reverse-diffusion", steps=10_000, count=64),
+    "replica-exchange": sampling.SampleSpec(
+        "phi4",
+        {},
+        (64, 64),
+        "replica-exchange",
+        steps=LONG,
+        count=4,
+        temperatures=tuple(1.0 + 1e-3 * i for i in range(50)),
+    ),
+    "reverse-diffusion": sampling.SampleSpec(
+        "phi4", {}, (32, 32), "reverse-diffusion", steps=10_000, count=64
+    ),
 }
 
 
@@ -317,13 +423,19 @@ def test_sampling_stops_after_bounded_work(name):
         n, unit, net = len(spec.temperatures) + 3, sites, None
     elif name == "reverse-diffusion":
         # one check before each denoiser evaluation of all 64 fields (64 <= reverse.CHUNK)
-        denoiser = models.load_denoiser(models.DEFAULT_DENOISER, "cpu")  # the instance generate() loads (cached)
+        denoiser = models.load_denoiser(
+            models.DEFAULT_DENOISER, "cpu"
+        )  # the instance generate() loads (cached)
         n, unit, net = 6, spec.count * denoiser.side * denoiser.side, denoiser.net
     else:
         n, unit, net = 8, sites, None  # one check before each step of all chains
-    e, stop = _stop_at(name, lambda should_stop: sampling.sample(spec, should_stop=should_stop), n, net)
+    e, stop = _stop_at(
+        name, lambda should_stop: sampling.sample(spec, should_stop=should_stop), n, net
+    )
     assert e.site_updates == (n - 1) * unit < sampling.estimate(spec).site_updates
-    if name == "replica-exchange":  # stopped between rungs, inside a step (main: only between steps)
+    if (
+        name == "replica-exchange"
+    ):  # stopped between rungs, inside a step (main: only between steps)
         assert e.site_updates % (sites * len(spec.temperatures)) != 0
     if net is not None:  # measured: one evaluation of the 64 fields between checks, never more
         assert max(stop.between) == spec.count and stop.fields == (n - 1) * spec.count
@@ -339,9 +451,17 @@ def _reconstruction_inputs():
 def test_reconstruction_stops_after_bounded_work():
     model, values, mask = _reconstruction_inputs()
     n = 6  # one check before each denoiser evaluation of the 64 fields (64 <= reverse.CHUNK)
-    e, stop = _stop_at("reconstruction", lambda should_stop: reconstruction.reconstruct(
-        model, values, mask, count=64, steps=10_000, should_stop=should_stop), n, model.net)
-    assert e.site_updates == (n - 1) * 64 * model.side * model.side  # whole evaluations of every field
+    e, stop = _stop_at(
+        "reconstruction",
+        lambda should_stop: reconstruction.reconstruct(
+            model, values, mask, count=64, steps=10_000, should_stop=should_stop
+        ),
+        n,
+        model.net,
+    )
+    assert (
+        e.site_updates == (n - 1) * 64 * model.side * model.side
+    )  # whole evaluations of every field
     assert max(stop.between) == 64 and stop.fields == (n - 1) * 64
 
 
@@ -352,8 +472,14 @@ def test_large_reconstruction_batches_stop_between_chunks():
     model, values, mask = _reconstruction_inputs()
     chunks = 512 // reverse.CHUNK
     n = chunks + 3  # one check before each chunk: check 11 is before chunk 2 of the 2nd evaluation
-    e, stop = _stop_at("reconstruction x512", lambda should_stop: reconstruction.reconstruct(
-        model, values, mask, count=512, steps=10_000, should_stop=should_stop), n, model.net)
+    e, stop = _stop_at(
+        "reconstruction x512",
+        lambda should_stop: reconstruction.reconstruct(
+            model, values, mask, count=512, steps=10_000, should_stop=should_stop
+        ),
+        n,
+        model.net,
+    )
     per_field = model.side * model.side
     assert e.site_updates == (n - 1) * reverse.CHUNK * per_field
     assert e.site_updates % (per_field * 512) != 0
@@ -374,9 +500,17 @@ def test_nvp_forecast_stops_after_bounded_work():
     # once, then once per coarse solver step; check n is the 2nd coarse check of step 1.
     per_step_checks = 1 + nvp.COARSE_STEPS
     n = per_step_checks + 3
-    e, stop = _stop_at("nvp", lambda should_stop: nvp.forecast(model, history, 10_000, 60.0, members=16,
-                                                                should_stop=should_stop), n, model.net)
-    assert e.site_updates == 16 * nvp.SIDE * nvp.SIDE  # step 0 done; the step in progress is not counted
+    e, stop = _stop_at(
+        "nvp",
+        lambda should_stop: nvp.forecast(
+            model, history, 10_000, 60.0, members=16, should_stop=should_stop
+        ),
+        n,
+        model.net,
+    )
+    assert (
+        e.site_updates == 16 * nvp.SIDE * nvp.SIDE
+    )  # step 0 done; the step in progress is not counted
     assert max(stop.between) == 16 and stop.fields == 16  # measured: one pass of the 16 members
 
 
@@ -387,9 +521,17 @@ def test_large_nvp_ensembles_stop_between_chunks():
     chunks = 64 // nvp.NET_CHUNK
     per_step_checks = 1 + nvp.COARSE_STEPS + chunks  # the step, its coarse steps, its chunks
     n = per_step_checks + 1 + nvp.COARSE_STEPS + 3  # before chunk 2 of step 1
-    e, stop = _stop_at("nvp x64", lambda should_stop: nvp.forecast(model, history, 10_000, 60.0, members=64,
-                                                                   should_stop=should_stop), n, model.net)
-    assert e.site_updates == 64 * nvp.SIDE * nvp.SIDE  # step 0 done; the step in progress is not counted
+    e, stop = _stop_at(
+        "nvp x64",
+        lambda should_stop: nvp.forecast(
+            model, history, 10_000, 60.0, members=64, should_stop=should_stop
+        ),
+        n,
+        model.net,
+    )
+    assert (
+        e.site_updates == 64 * nvp.SIDE * nvp.SIDE
+    )  # step 0 done; the step in progress is not counted
     # measured: never more than one chunk between two checks; step 0's 64 members and 2 chunks of step 1
     assert max(stop.between) == nvp.NET_CHUNK and stop.fields == 64 + 2 * nvp.NET_CHUNK
 
@@ -400,8 +542,13 @@ def test_physics_forecast_stops_after_bounded_work():
     # substeps) in; not at all, the run ends without Cancelled
     spec = forecast.TransportSpec(diffusivity=0.1, velocity=(0.3, 0.1), substeps=100)
     n = 20  # one check before each solver substep
-    e, _ = _stop_at("physics-forecast", lambda should_stop: forecast.physics_forecast(
-        [u], 100, spec, should_stop=should_stop, device="cpu"), n)
+    e, _ = _stop_at(
+        "physics-forecast",
+        lambda should_stop: forecast.physics_forecast(
+            [u], 100, spec, should_stop=should_stop, device="cpu"
+        ),
+        n,
+    )
     assert e.site_updates == (n - 1) * u.size
 
 
@@ -409,8 +556,11 @@ def test_navier_stokes_stops_after_bounded_work():
     solver = navier_stokes.Solver(navier_stokes.FlowSpec(resolution=128, reynolds=40.0))
     w = navier_stokes.random_vorticity(128, 1)
     n = 20  # one check before each solver step
-    e, _ = _stop_at("navier-stokes", lambda should_stop: solver.advance(w, LONG, frame_every=LONG,
-                                                                         should_stop=should_stop), n)
+    e, _ = _stop_at(
+        "navier-stokes",
+        lambda should_stop: solver.advance(w, LONG, frame_every=LONG, should_stop=should_stop),
+        n,
+    )
     assert e.site_updates == (n - 1) * 128 * 128
 
 
@@ -418,17 +568,31 @@ def test_regime_features_stop_between_lags():
     """The recurrence search is O(T²): it checks once per lag (each lag one pass over half the
     window), after one check past the spectra. Check n lands on the 100th of 1500 lags; a search
     without per-lag checks reaches only 2 checks and runs to its end (no Cancelled: a failure)."""
-    frames = np.random.default_rng(0).normal(size=(4000, regimes.FEATURE_SIDE, regimes.FEATURE_SIDE)).astype(np.float32)
+    frames = (
+        np.random.default_rng(0)
+        .normal(size=(4000, regimes.FEATURE_SIDE, regimes.FEATURE_SIDE))
+        .astype(np.float32)
+    )
     n = 1 + 100
-    e, _ = _stop_at("regime-features", lambda should_stop: regimes.window_features(frames, 0.5, should_stop=should_stop), n)
-    assert e.site_updates == len(frames) * regimes.FEATURE_SIDE**2  # the window was read, as documented
+    e, _ = _stop_at(
+        "regime-features",
+        lambda should_stop: regimes.window_features(frames, 0.5, should_stop=should_stop),
+        n,
+    )
+    assert (
+        e.site_updates == len(frames) * regimes.FEATURE_SIDE**2
+    )  # the window was read, as documented
 
 
 def test_effective_sample_size_stops_between_chains():
     """One check per chain: check 1000 of 2000 chains raises. A loop checking every k > 2 chains
     reaches fewer than 1000 checks and runs to its end (no Cancelled: a failure)."""
     trace = np.random.default_rng(0).normal(size=(256, 2000))
-    e, _ = _stop_at("ess", lambda should_stop: sampling.effective_sample_size(trace, should_stop, site_updates=7), 1000)
+    e, _ = _stop_at(
+        "ess",
+        lambda should_stop: sampling.effective_sample_size(trace, should_stop, site_updates=7),
+        1000,
+    )
     assert e.site_updates == 7  # the sampling work passed in, as documented
 
 
@@ -446,8 +610,15 @@ def test_every_cost_measurement_case_names_live_engine_functions():
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 exec(compile(ast.Module([node], []), name, "exec"), ns)  # noqa: S102 - the module's own code
-        used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "m"}
-        assert used and all(hasattr(ns["m"], a) for a in used), (name, sorted(a for a in used if not hasattr(ns["m"], a)))
+        used = {
+            n.attr
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "m"
+        }
+        assert used and all(hasattr(ns["m"], a) for a in used), (
+            name,
+            sorted(a for a in used if not hasattr(ns["m"], a)),
+        )
 
 
 def test_cancelled_carries_a_work_count_and_an_optional_message():
@@ -455,7 +626,10 @@ def test_cancelled_carries_a_work_count_and_an_optional_message():
     message positionally) would reach the ledger; it is refused, and messages go by keyword."""
     from idf.engine.errors import Cancelled
 
-    assert Cancelled(np.int64(12)).site_updates == 12 and str(Cancelled(12)) == "stopped after 12 site updates"
+    assert (
+        Cancelled(np.int64(12)).site_updates == 12
+        and str(Cancelled(12)) == "stopped after 12 site updates"
+    )
     stopped = Cancelled(message="training stopped at step 3; resume with the same command")
     assert stopped.site_updates == 0 and "resume" in str(stopped)
     for bad in ("training stopped", -1, 1.5):

@@ -49,7 +49,9 @@ def test_decode_is_zero_copy_and_read_only():
 
 
 def test_metadata_travels():
-    field = to_field(np.zeros((2, 2)), spacing=(0.5, 2.0), boundary="fixed-value", boundary_value=3.0, units="K")
+    field = to_field(
+        np.zeros((2, 2)), spacing=(0.5, 2.0), boundary="fixed-value", boundary_value=3.0, units="K"
+    )
     meta = field_meta(field)
     assert meta.spacing == (0.5, 2.0) and meta.boundary == "fixed-value"
     assert meta.boundary_value == 3.0 and meta.units == "K"

@@ -60,7 +60,9 @@ def _shear_mode(n: int, amplitude: float) -> torch.Tensor:
 
 
 def _solver(n: int = 32, **kwargs) -> Solver:
-    spec = FlowSpec(resolution=n, reynolds=50.0, drag=0.1, forcing_wavenumber=4, forcing_amplitude=1.5, **kwargs)
+    spec = FlowSpec(
+        resolution=n, reynolds=50.0, drag=0.1, forcing_wavenumber=4, forcing_amplitude=1.5, **kwargs
+    )
     return Solver(spec)
 
 
@@ -81,7 +83,9 @@ def test_diagnostics_of_a_shear_mode_equal_their_closed_forms():
     assert float(s.enstrophy(w)) == pytest.approx(b * b / 4, rel=1e-12)
     assert float(s.injection(w)) == pytest.approx(-af * b / (2 * m), rel=1e-12)
     nu, alpha = s.spec.viscosity, s.spec.drag
-    assert float(s.dissipation(w)) == pytest.approx(2 * nu * b * b / 4 + 2 * alpha * b * b / (4 * m * m), rel=1e-12)
+    assert float(s.dissipation(w)) == pytest.approx(
+        2 * nu * b * b / 4 + 2 * alpha * b * b / (4 * m * m), rel=1e-12
+    )
 
 
 def test_diagnostics_of_a_cross_stream_mode_equal_their_closed_forms():
@@ -90,7 +94,9 @@ def test_diagnostics_of_a_cross_stream_mode_equal_their_closed_forms():
     x = _grid(n)[None, :].expand(n, n)
     w = a * torch.cos(k * x)
     v = (a / k) * torch.sin(k * x)  # u = 0: no work done by the x-directed force
-    assert torch.allclose(s.kinetic_energy_density(w), 0.5 * v * v, rtol=0, atol=1e-12)  # rounding only
+    assert torch.allclose(
+        s.kinetic_energy_density(w), 0.5 * v * v, rtol=0, atol=1e-12
+    )  # rounding only
     assert float(s.energy(w)) == pytest.approx(a * a / (4 * k * k), rel=1e-12)
     assert float(s.enstrophy(w)) == pytest.approx(a * a / 4, rel=1e-12)
     assert abs(float(s.injection(w))) < 1e-14  # exactly 0 up to rounding of O(a) values
@@ -102,10 +108,15 @@ def test_diagnostics_of_a_batch_give_one_value_per_field():
     y = _grid(n)[:, None].expand(n, n)
     amps = (1.0, -2.0, 0.5)
     w = torch.stack([a * torch.cos(4 * y) for a in amps])
-    for got, want in ((s.energy(w), [a * a / 64 for a in amps]), (s.enstrophy(w), [a * a / 4 for a in amps]),
-                      (s.injection(w), [-1.5 * a / 8 for a in amps])):
+    for got, want in (
+        (s.energy(w), [a * a / 64 for a in amps]),
+        (s.enstrophy(w), [a * a / 4 for a in amps]),
+        (s.injection(w), [-1.5 * a / 8 for a in amps]),
+    ):
         assert got.shape == (3,)
-        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0)  # rounding only
+        assert torch.allclose(
+            got, torch.tensor(want, dtype=torch.float64), rtol=1e-12, atol=0
+        )  # rounding only
 
 
 def test_a_float32_field_is_measured_in_the_solvers_float64():
@@ -123,7 +134,10 @@ def test_a_float32_field_is_measured_in_the_solvers_float64():
 def test_a_field_on_another_device_is_moved_to_the_solvers():
     s = Solver(FlowSpec(resolution=16), device="meta")  # meta: device placement without arithmetic
     w = taylor_green(16)  # on the CPU
-    assert s.kinetic_energy_density(w).device == META and s.kinetic_energy_density(w).shape == (16, 16)
+    assert s.kinetic_energy_density(w).device == META and s.kinetic_energy_density(w).shape == (
+        16,
+        16,
+    )
     assert s.energy(w).device == META
     assert s.injection(w).device == META
 
@@ -136,7 +150,9 @@ def test_taylor_green_is_the_documented_vortex_with_its_exact_velocity():
     n, k, a = 32, 2, 1.5
     x, y = _grid(n)[None, :], _grid(n)[:, None]
     w = taylor_green(n, k, a)
-    assert torch.allclose(w, 2 * k * a * torch.cos(k * x) * torch.cos(k * y), rtol=0, atol=1e-14)  # cos rounding
+    assert torch.allclose(
+        w, 2 * k * a * torch.cos(k * x) * torch.cos(k * y), rtol=0, atol=1e-14
+    )  # cos rounding
     u, v = Solver(FlowSpec(resolution=n)).velocity(torch.fft.rfft2(w))
     # the classical Taylor–Green velocity of amplitude A; 1e-12: FFT rounding of O(1) values
     assert torch.allclose(u, -a * torch.cos(k * x) * torch.sin(k * y), rtol=0, atol=1e-12)
@@ -147,7 +163,9 @@ def test_taylor_green_is_the_documented_vortex_with_its_exact_velocity():
 def test_taylor_green_defaults_are_k_1_and_amplitude_1():
     n = 16
     x, y = _grid(n)[None, :], _grid(n)[:, None]
-    assert torch.allclose(taylor_green(n), 2 * torch.cos(x) * torch.cos(y), rtol=0, atol=1e-14)  # cos rounding
+    assert torch.allclose(
+        taylor_green(n), 2 * torch.cos(x) * torch.cos(y), rtol=0, atol=1e-14
+    )  # cos rounding
     assert taylor_green(n).dtype == torch.float64
 
 
@@ -169,7 +187,9 @@ def test_the_step_is_the_largest_divisor_no_longer_than_the_default():
     default = spec.time_step()
     for interval in (0.5, 1.0, 0.37, 5 * default * (1 + 1e-6), 5 * default * (1 - 1e-6)):
         out, steps = exact_interval_spec(spec, interval)
-        assert steps * out.dt == pytest.approx(interval, rel=1e-12)  # divides exactly, up to rounding
+        assert steps * out.dt == pytest.approx(
+            interval, rel=1e-12
+        )  # divides exactly, up to rounding
         assert out.dt <= default * (1 + 1e-12)
         assert steps == 1 or interval / (steps - 1) > default  # one step fewer would be too long
         assert replace(out, dt=spec.dt) == spec  # nothing else changes
@@ -189,28 +209,35 @@ INF, NAN = float("inf"), float("nan")
 TINY = 5e-324  # the smallest positive float
 
 
-@pytest.mark.parametrize("change, parameter, reason", [
-    ({"resolution": 7}, "resolution", "must be even and >= 8, got 7"),
-    ({"resolution": 6}, "resolution", "must be even and >= 8, got 6"),
-    ({"resolution": 9}, "resolution", "must be even and >= 8, got 9"),
-    ({"resolution": 33}, "resolution", "must be even and >= 8, got 33"),
-    ({"reynolds": 0.0}, "reynolds", "must be finite and > 0, got 0.0"),
-    ({"reynolds": -1.0}, "reynolds", "must be finite and > 0, got -1.0"),
-    ({"reynolds": INF}, "reynolds", "must be finite and > 0, got inf"),
-    ({"reynolds": NAN}, "reynolds", "must be finite and > 0, got nan"),
-    ({"drag": -TINY}, "drag", "must be finite and >= 0, got -5e-324"),
-    ({"drag": INF}, "drag", "must be finite and >= 0, got inf"),
-    ({"drag": NAN}, "drag", "must be finite and >= 0, got nan"),
-    ({"forcing_amplitude": -TINY}, "forcing_amplitude", "must be finite and >= 0, got -5e-324"),
-    ({"forcing_amplitude": INF}, "forcing_amplitude", "must be finite and >= 0, got inf"),
-    ({"forcing_amplitude": NAN}, "forcing_amplitude", "must be finite and >= 0, got nan"),
-    ({"forcing_wavenumber": -1}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
-    ({"forcing_wavenumber": 10}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
-    ({"resolution": 12, "forcing_wavenumber": 4}, "forcing_wavenumber", "must be in [0, 4) at this resolution"),
-    ({"dt": -TINY}, "dt", "must be finite and >= 0, got -5e-324"),
-    ({"dt": INF}, "dt", "must be finite and >= 0, got inf"),
-    ({"dt": NAN}, "dt", "must be finite and >= 0, got nan"),
-])
+@pytest.mark.parametrize(
+    "change, parameter, reason",
+    [
+        ({"resolution": 7}, "resolution", "must be even and >= 8, got 7"),
+        ({"resolution": 6}, "resolution", "must be even and >= 8, got 6"),
+        ({"resolution": 9}, "resolution", "must be even and >= 8, got 9"),
+        ({"resolution": 33}, "resolution", "must be even and >= 8, got 33"),
+        ({"reynolds": 0.0}, "reynolds", "must be finite and > 0, got 0.0"),
+        ({"reynolds": -1.0}, "reynolds", "must be finite and > 0, got -1.0"),
+        ({"reynolds": INF}, "reynolds", "must be finite and > 0, got inf"),
+        ({"reynolds": NAN}, "reynolds", "must be finite and > 0, got nan"),
+        ({"drag": -TINY}, "drag", "must be finite and >= 0, got -5e-324"),
+        ({"drag": INF}, "drag", "must be finite and >= 0, got inf"),
+        ({"drag": NAN}, "drag", "must be finite and >= 0, got nan"),
+        ({"forcing_amplitude": -TINY}, "forcing_amplitude", "must be finite and >= 0, got -5e-324"),
+        ({"forcing_amplitude": INF}, "forcing_amplitude", "must be finite and >= 0, got inf"),
+        ({"forcing_amplitude": NAN}, "forcing_amplitude", "must be finite and >= 0, got nan"),
+        ({"forcing_wavenumber": -1}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
+        ({"forcing_wavenumber": 10}, "forcing_wavenumber", "must be in [0, 10) at this resolution"),
+        (
+            {"resolution": 12, "forcing_wavenumber": 4},
+            "forcing_wavenumber",
+            "must be in [0, 4) at this resolution",
+        ),
+        ({"dt": -TINY}, "dt", "must be finite and >= 0, got -5e-324"),
+        ({"dt": INF}, "dt", "must be finite and >= 0, got inf"),
+        ({"dt": NAN}, "dt", "must be finite and >= 0, got nan"),
+    ],
+)
 def test_check_refuses_naming_the_field_the_rule_and_the_value(change, parameter, reason):
     spec = replace(FlowSpec(resolution=32), **change)
     for refuse in (check, Solver):  # the solver checks its spec before building anything
@@ -219,15 +246,25 @@ def test_check_refuses_naming_the_field_the_rule_and_the_value(change, parameter
         assert (info.value.parameter, info.value.reason) == (parameter, reason)
 
 
-@pytest.mark.parametrize("change", [
-    {"resolution": 8, "forcing_wavenumber": 1},  # the smallest grid; its largest forcing (below 8 // 3 = 2)
-    {"resolution": 10, "forcing_wavenumber": 0},  # even; no forcing at all
-    {"reynolds": TINY}, {"reynolds": 1e300},
-    {"drag": 0.0}, {"drag": 1e300},
-    {"forcing_amplitude": 0.0}, {"forcing_amplitude": 1e300},
-    {"forcing_wavenumber": 9},  # resolution 32: the largest below 32 // 3 = 10
-    {"dt": 0.0}, {"dt": TINY},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {
+            "resolution": 8,
+            "forcing_wavenumber": 1,
+        },  # the smallest grid; its largest forcing (below 8 // 3 = 2)
+        {"resolution": 10, "forcing_wavenumber": 0},  # even; no forcing at all
+        {"reynolds": TINY},
+        {"reynolds": 1e300},
+        {"drag": 0.0},
+        {"drag": 1e300},
+        {"forcing_amplitude": 0.0},
+        {"forcing_amplitude": 1e300},
+        {"forcing_wavenumber": 9},  # resolution 32: the largest below 32 // 3 = 10
+        {"dt": 0.0},
+        {"dt": TINY},
+    ],
+)
 def test_check_accepts_the_edges_of_each_rule(change):
     check(replace(FlowSpec(resolution=32), **change))
 
@@ -237,14 +274,20 @@ def test_check_accepts_the_edges_of_each_rule(change):
 # velocity (A when ν n² + α = 0: no forcing mode and no drag), unless the spec gives dt
 
 
-@pytest.mark.parametrize("change, velocity", [
-    ({}, 2.0),  # A 1, n 4, Re 40: ν = 1/40, ν n² + α = 0.5
-    ({"drag": 0.5}, 1 / 0.9),  # U between 1 and 2: max(U, 1) = U
-    ({"drag": 1.9}, 1.0),  # U = 0.5 < 1: the unit velocity scale
-    ({"forcing_wavenumber": 0}, 10.0),  # n = 0: U = A/α
-    ({"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 3.0}, 3.0),  # ν n² + α = 0: U = A
-    ({"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 0.5}, 1.0),
-])
+@pytest.mark.parametrize(
+    "change, velocity",
+    [
+        ({}, 2.0),  # A 1, n 4, Re 40: ν = 1/40, ν n² + α = 0.5
+        ({"drag": 0.5}, 1 / 0.9),  # U between 1 and 2: max(U, 1) = U
+        ({"drag": 1.9}, 1.0),  # U = 0.5 < 1: the unit velocity scale
+        ({"forcing_wavenumber": 0}, 10.0),  # n = 0: U = A/α
+        (
+            {"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 3.0},
+            3.0,
+        ),  # ν n² + α = 0: U = A
+        ({"forcing_wavenumber": 0, "drag": 0.0, "forcing_amplitude": 0.5}, 1.0),
+    ],
+)
 def test_the_automatic_step_follows_the_laminar_velocity(change, velocity):
     spec = replace(FlowSpec(resolution=64), **change)
     assert spec.time_step() == pytest.approx(0.25 * (2 * math.pi / 64) / velocity, rel=1e-15)
@@ -271,7 +314,9 @@ def test_random_vorticity_has_the_documented_spectrum(peak):
     p = np.array([power[shell == j].mean() for j in ks])
     # the shell mean of k⁴ exp(−(k/peak)²) over each shell's own |k| values, not at its integer radius
     kk = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
-    model = np.array([(kk[shell == j] ** 4 * np.exp(-((kk[shell == j] / peak) ** 2))).mean() for j in ks])
+    model = np.array(
+        [(kk[shell == j] ** 4 * np.exp(-((kk[shell == j] / peak) ** 2))).mean() for j in ks]
+    )
     slope = np.polyfit(ks**2, np.log(p / model), 1)[0]
     assert abs(slope) < 0.1 / peak**2  # flat: the ratio to the documented spectrum is constant
 
@@ -293,7 +338,9 @@ def test_random_vorticity_is_zero_mean_with_the_rms_asked_for_in_the_dtype_asked
 # Solver operators
 
 
-@pytest.mark.parametrize("n", [24, 30, 32])  # 24, 30: n/3 is a wavenumber of the grid; 32: it is not
+@pytest.mark.parametrize(
+    "n", [24, 30, 32]
+)  # 24, 30: n/3 is a wavenumber of the grid; 32: it is not
 def test_the_tendency_is_dealiased_by_the_two_thirds_rule(n):
     # −u·∇ω keeps only |kx|, |ky| < n/3 (Orszag's rule): a field with every mode present gives a
     # nonlinear term with exact zeros at and beyond n/3 (the rfft2 of the product times the 0/1 mask)
@@ -333,7 +380,9 @@ def test_the_float64_solver_computes_its_operators_in_float64():
 
 
 def _shear(amplitude: float = 4.0, dt: float = 0.05) -> tuple[Solver, torch.Tensor, float]:
-    spec = FlowSpec(resolution=32, reynolds=1.0, drag=0.1, forcing_wavenumber=0, forcing_amplitude=1.0, dt=dt)
+    spec = FlowSpec(
+        resolution=32, reynolds=1.0, drag=0.1, forcing_wavenumber=0, forcing_amplitude=1.0, dt=dt
+    )
     s = Solver(spec)
     h = 0.5 * dt * (-spec.viscosity * 1 - spec.drag)  # |k|² = 1 for cos(y)
     return s, _shear_mode(32, amplitude), (1 + h) / (1 - h)
@@ -343,7 +392,9 @@ def test_evolve_takes_whole_steps_rounded_down_and_at_least_one():
     s, w, g = _shear(amplitude=2.0)  # CFL 0.51: every state within the guard
     for duration, steps in [(0.4 * s.dt, 1), (1.5 * s.dt, 1), (2.5 * s.dt, 2), (10.5 * s.dt, 10)]:
         out = s.evolve(w, duration)
-        torch.testing.assert_close(out, g**steps * w, rtol=1e-12, atol=1e-12)  # ~steps roundings of values <= 2
+        torch.testing.assert_close(
+            out, g**steps * w, rtol=1e-12, atol=1e-12
+        )  # ~steps roundings of values <= 2
 
 
 def test_advance_returns_every_step_by_default_or_every_frame_every_th():
@@ -353,7 +404,9 @@ def test_advance_returns_every_step_by_default_or_every_frame_every_th():
     for k in range(4):
         torch.testing.assert_close(out[k], g ** (k + 1) * w, rtol=1e-12, atol=1e-12)
     every_other = s.advance(w, 5, frame_every=2)  # after steps 2 and 4
-    torch.testing.assert_close(every_other, torch.stack([g**2 * w, g**4 * w]), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        every_other, torch.stack([g**2 * w, g**4 * w]), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_advance_moves_the_field_to_the_solvers_device():
@@ -364,7 +417,12 @@ def test_advance_moves_the_field_to_the_solvers_device():
     assert s.advance(w, 2, frame_every=3).shape == (0, 16, 16)
     # and each field's Reynolds number with it
     batch = torch.stack([w, -w])
-    assert s.advance(batch, 2, frame_every=3, reynolds=torch.tensor([40.0, 60.0])).shape == (0, 2, 16, 16)
+    assert s.advance(batch, 2, frame_every=3, reynolds=torch.tensor([40.0, 60.0])).shape == (
+        0,
+        2,
+        16,
+        16,
+    )
 
 
 def test_the_cfl_number_is_the_largest_velocity_component_times_dt_over_dx():
@@ -380,7 +438,10 @@ def test_advance_refuses_a_cfl_number_above_the_limit_naming_dt_the_time_and_the
     s, w, _ = _shear()  # CFL 1.02 > 0.8 from the first step on
     with pytest.raises(ParameterError) as info:
         s.advance(w, 10)  # checked at every frame: the first, t = dt
-    assert (info.value.parameter, info.value.reason) == ("dt", "CFL number above 0.8 at t = 0.05; use a smaller dt than 0.05")
+    assert (info.value.parameter, info.value.reason) == (
+        "dt",
+        "CFL number above 0.8 at t = 0.05; use a smaller dt than 0.05",
+    )
     with pytest.raises(ParameterError) as info:
         s.advance(w, 10, frame_every=3)  # the first frame is taken after 3 steps
     assert info.value.reason == "CFL number above 0.8 at t = 0.15; use a smaller dt than 0.05"
@@ -406,7 +467,9 @@ def test_evolve_checks_the_cfl_number_of_the_state_it_returns_only():
     out = s.evolve(w, 10.5 * s.dt)
     assert s.cfl(torch.fft.rfft2(out)) < 0.8
     torch.testing.assert_close(out, g**10 * w, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ParameterError, match="CFL number above 0.8"):  # every step a frame: refused at the first
+    with pytest.raises(
+        ParameterError, match="CFL number above 0.8"
+    ):  # every step a frame: refused at the first
         s.advance(w, 10)
 
 
@@ -417,7 +480,9 @@ def test_evolve_stops_when_asked_reporting_the_steps_done():
     assert info.value.site_updates == 0
     calls = iter(range(100))
     with pytest.raises(Cancelled) as info:
-        s.evolve(w, 10.5 * s.dt, should_stop=lambda: next(calls) >= 3)  # stops before the fourth step
+        s.evolve(
+            w, 10.5 * s.dt, should_stop=lambda: next(calls) >= 3
+        )  # stops before the fourth step
     assert info.value.site_updates == 3 * w.numel()
 
 
@@ -438,7 +503,9 @@ def test_resample_is_exact_for_band_limited_fields_at_odd_sides(n, side):
 
 def test_resample_takes_the_grid_from_the_last_axes_of_any_batch_shape():
     x, y = _grid(16)[None, :], _grid(16)[:, None]
-    w = torch.cos(3 * x - y) + 0.5 * torch.sin(2 * y)  # modes |k| <= 3: kept exactly by 16 -> 24 -> 16
+    w = torch.cos(3 * x - y) + 0.5 * torch.sin(
+        2 * y
+    )  # modes |k| <= 3: kept exactly by 16 -> 24 -> 16
     batch = torch.stack([torch.stack([w, 2 * w, -w])] * 2)  # (2, 3, 16, 16)
     up = nvp.resample(batch, 24)
     assert up.shape == (2, 3, 24, 24)
@@ -450,14 +517,18 @@ def test_resample_takes_the_grid_from_the_last_axes_of_any_batch_shape():
 # band_noise
 
 
-@pytest.mark.parametrize("shape", [(3, 12, 12), (2, 16, 16), (2, 3, 24, 24), (1, 30, 30), (20, 20), (2, 15, 15)])
+@pytest.mark.parametrize(
+    "shape", [(3, 12, 12), (2, 16, 16), (2, 3, 24, 24), (1, 30, 30), (20, 20), (2, 15, 15)]
+)
 def test_band_noise_is_unit_rms_and_fills_exactly_the_solvers_band(shape):
     n = shape[-1]
     x = nvp.band_noise(shape, torch.Generator().manual_seed(11))
     assert x.shape == shape
     x = x.double()
     rms = x.pow(2).mean((-2, -1)).sqrt()
-    assert torch.allclose(rms, torch.ones_like(rms), rtol=0, atol=1e-5)  # each field; float32 rounding
+    assert torch.allclose(
+        rms, torch.ones_like(rms), rtol=0, atol=1e-5
+    )  # each field; float32 rounding
     # zero mean: the vorticity of a periodic flow has none (no net circulation)
     assert float(x.mean((-2, -1)).abs().max()) < 1e-6  # float32 rounding of unit values
     ky = torch.fft.fftfreq(n, d=1.0 / n).abs()[:, None]
@@ -482,15 +553,24 @@ def test_estimate_costs_the_documented_work_and_bytes():
     frames = (3, nvp.SIDE, nvp.SIDE)
     one = nvp.estimate(frames, 0, 1)
     assert one.site_updates == 0
-    assert one.state_bytes == side2 * nvp.BYTES_PER_MEMBER_SITE + nvp.FIXED_BYTES  # one member, no frames
+    assert (
+        one.state_bytes == side2 * nvp.BYTES_PER_MEMBER_SITE + nvp.FIXED_BYTES
+    )  # one member, no frames
     for steps, members in ((1, 1), (7, 1), (5, 3), (20, 16), (2, 64)):
         c = nvp.estimate(frames, steps, members)
         assert c.site_updates == steps * members * side2  # what the forecast reports
         assert isinstance(c.state_bytes, int)
-        more_members, more_steps = nvp.estimate(frames, steps, members + 1), nvp.estimate(frames, steps + 1, members)
+        more_members, more_steps = (
+            nvp.estimate(frames, steps, members + 1),
+            nvp.estimate(frames, steps + 1, members),
+        )
         assert more_members.state_bytes - c.state_bytes == side2 * nvp.BYTES_PER_MEMBER_SITE
-        assert more_steps.state_bytes - c.state_bytes == side2 * 4 * 4  # four float32 frame copies a step
-    assert nvp.estimate(frames, -3, 0) == one  # never raises: at least one member, no negative steps
+        assert (
+            more_steps.state_bytes - c.state_bytes == side2 * 4 * 4
+        )  # four float32 frame copies a step
+    assert (
+        nvp.estimate(frames, -3, 0) == one
+    )  # never raises: at least one member, no negative steps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +591,11 @@ def test_save_and_load_round_trip_metadata_extra_and_tensors(tmp_path: Path):
     nvp.save(model, path, extra={"calibration": [1, 2]}, tensors=extra_tensors)
     back, tensors = nvp.load(path)
     assert back.scale == 2.5 and back.noise == 0.03
-    assert back.metadata == {"trained": "here", "steps": 4, "calibration": [1, 2]}  # the model's and the extra
+    assert back.metadata == {
+        "trained": "here",
+        "steps": 4,
+        "calibration": [1, 2],
+    }  # the model's and the extra
     assert set(tensors) == set(extra_tensors)
     assert all(torch.equal(tensors[k], extra_tensors[k]) for k in extra_tensors)
     a, b = model.state_dict(), back.state_dict()
@@ -535,11 +619,17 @@ def test_a_forecaster_without_a_noise_runs_an_ensemble_without_spread():
     out = nvp.forecast(model, history, 1, 60.0, members=3, seed=4)
     assert float(np.abs(out.stddev).max()) < 1e-6  # identical members: zero up to float32 rounding
     noisy = nvp.forecast(model, history, 1, 60.0, members=3, seed=4, noise=0.05)
-    assert float(noisy.stddev.mean()) > 1e-3  # the noise the default leaves out does spread the members
+    assert (
+        float(noisy.stddev.mean()) > 1e-3
+    )  # the noise the default leaves out does spread the members
 
 
 def test_to_converts_the_network_with_positional_and_keyword_arguments():
-    for args, kwargs in (((torch.float64,), {}), ((), {"dtype": torch.float64}), (("cpu", torch.float64), {})):
+    for args, kwargs in (
+        ((torch.float64,), {}),
+        ((), {"dtype": torch.float64}),
+        (("cpu", torch.float64), {}),
+    ):
         model = nvp.NvpForecaster(_net(), 1.0)
         assert model.to(*args, **kwargs) is model
         assert all(p.dtype == torch.float64 for p in model.parameters())
@@ -565,6 +655,7 @@ def test_to_moves_the_coarse_solver_which_stays_float32():
 
 # --- nvp.check_request: the model's own refusals, at their edges ---------------------------------------
 
+
 def _history(frames: int | None = None, side: int | None = None, dtype=np.float32):
     return np.zeros((frames or nvp.HISTORY, side or nvp.SIDE, side or nvp.SIDE), dtype=dtype)
 
@@ -580,12 +671,18 @@ def test_nvp_refuses_short_or_misshapen_histories_saying_what_it_got():
     nvp.check_request(_history(), re)  # exactly HISTORY frames of SIDE² is accepted
     e = _refused(_history(frames=nvp.HISTORY - 1), re)
     assert e.parameter == "history"
-    assert e.reason == f"needs at least {nvp.HISTORY} frames {nvp.INTERVAL} time units apart, got {nvp.HISTORY - 1}"
+    assert (
+        e.reason
+        == f"needs at least {nvp.HISTORY} frames {nvp.INTERVAL} time units apart, got {nvp.HISTORY - 1}"
+    )
     e = _refused(np.zeros((nvp.HISTORY, nvp.SIDE * nvp.SIDE), np.float32), re)
     assert e.parameter == "history" and e.reason.endswith("got an array of 2 axes")
     e = _refused(_history(side=nvp.SIDE // 2), re)
     assert e.parameter == "shape"
-    assert e.reason == f"the forecaster takes {nvp.SIDE}x{nvp.SIDE} vorticity frames, got {[nvp.SIDE // 2] * 2}"
+    assert (
+        e.reason
+        == f"the forecaster takes {nvp.SIDE}x{nvp.SIDE} vorticity frames, got {[nvp.SIDE // 2] * 2}"
+    )
 
 
 def test_nvp_accepts_the_trained_reynolds_range_inclusive_and_refuses_beyond():
@@ -627,9 +724,15 @@ class _ConditionProbe(torch.nn.Module):
         return condition[:, None, None, None].expand(x.shape[0], 1, *x.shape[-2:])
 
 
-def _coarse_guess(model: nvp.NvpForecaster, present: torch.Tensor, reynolds: torch.Tensor) -> torch.Tensor:
-    coarse = model.coarse.advance(nvp.resample(present, nvp.SIDE // 2), nvp.COARSE_STEPS,
-                                  frame_every=nvp.COARSE_STEPS, reynolds=reynolds)[-1]
+def _coarse_guess(
+    model: nvp.NvpForecaster, present: torch.Tensor, reynolds: torch.Tensor
+) -> torch.Tensor:
+    coarse = model.coarse.advance(
+        nvp.resample(present, nvp.SIDE // 2),
+        nvp.COARSE_STEPS,
+        frame_every=nvp.COARSE_STEPS,
+        reynolds=reynolds,
+    )[-1]
     return nvp.resample(coarse, nvp.SIDE)
 
 
@@ -641,7 +744,10 @@ def test_forward_adds_scale_times_the_network_conditioned_on_log_re_over_60(batc
     reynolds = torch.linspace(nvp.RE_RANGE[0], nvp.RE_RANGE[1], batch)
     with torch.no_grad():
         out = model(previous, present, reynolds)
-        expected = _coarse_guess(model, present, reynolds) + 2.0 * torch.log(reynolds / 60.0)[:, None, None]
+        expected = (
+            _coarse_guess(model, present, reynolds)
+            + 2.0 * torch.log(reynolds / 60.0)[:, None, None]
+        )
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)  # float32 rounding of values ~ 1
 
 
@@ -659,7 +765,11 @@ def test_forward_honours_a_stop_between_network_chunks_only_when_there_are_sever
                 with pytest.raises(Cancelled):
                     model(frames, frames, reynolds, should_stop=stop)
             else:
-                assert model(frames, frames, reynolds, should_stop=stop).shape == (batch, nvp.SIDE, nvp.SIDE)
+                assert model(frames, frames, reynolds, should_stop=stop).shape == (
+                    batch,
+                    nvp.SIDE,
+                    nvp.SIDE,
+                )
 
 
 def test_forward_checks_the_cfl_number_of_the_coarse_state_it_uses_only():
@@ -674,7 +784,12 @@ def test_forward_checks_the_cfl_number_of_the_coarse_state_it_uses_only():
     assert model.coarse.cfl(torch.fft.rfft2(coarse)) > 0.8
     with torch.no_grad():
         out = model(w, w, reynolds)
-    torch.testing.assert_close(out, _coarse_guess(model, w, reynolds) + math.log(35 / 60), rtol=0, atol=1e-5)
-    assert model.coarse.cfl(torch.fft.rfft2(nvp.resample(out - math.log(35 / 60), nvp.SIDE // 2))) < 0.8
+    torch.testing.assert_close(
+        out, _coarse_guess(model, w, reynolds) + math.log(35 / 60), rtol=0, atol=1e-5
+    )
+    assert (
+        model.coarse.cfl(torch.fft.rfft2(nvp.resample(out - math.log(35 / 60), nvp.SIDE // 2)))
+        < 0.8
+    )
     with pytest.raises(ParameterError, match="CFL number above 0.8"):
         model.coarse.advance(coarse, nvp.COARSE_STEPS, reynolds=reynolds)

@@ -57,7 +57,11 @@ def test_a_grid_of_other_than_1_to_3_axes_is_refused_as_shape(shape, ndim):
         (TransportSpec(velocity=(0.1, math.inf)), "velocity", "components must be finite"),
         (TransportSpec(velocity=(math.nan, 0.1)), "velocity", "components must be finite"),
         (TransportSpec(boundary_value=math.nan), "boundary_value", "must be finite"),
-        (TransportSpec(boundary="fixed-value", boundary_value=-math.inf), "boundary_value", "must be finite"),
+        (
+            TransportSpec(boundary="fixed-value", boundary_value=-math.inf),
+            "boundary_value",
+            "must be finite",
+        ),
         (TransportSpec(substeps=0), "substeps", "must be >= 1, got 0"),
         (TransportSpec(dt=-0.5), "dt", "must be finite and >= 0, got -0.5"),
     ],
@@ -79,9 +83,15 @@ def test_bad_history_steps_and_source_are_named():
     e = _refusal([])
     assert (e.parameter, e.reason) == ("history", "needs at least one frame")
     e = _refusal([np.ones((4, 4), dtype=np.int64)])
-    assert (e.parameter, e.reason) == ("dtype", "the physics forecaster takes float32 or float64, got int64")
+    assert (e.parameter, e.reason) == (
+        "dtype",
+        "the physics forecaster takes float32 or float64, got int64",
+    )
     e = _refusal([np.ones((4, 4), dtype=np.float16)])
-    assert (e.parameter, e.reason) == ("dtype", "the physics forecaster takes float32 or float64, got float16")
+    assert (e.parameter, e.reason) == (
+        "dtype",
+        "the physics forecaster takes float32 or float64, got float16",
+    )
     bad = np.ones((4, 4))
     bad[1, 2] = np.nan
     e = _refusal([bad])
@@ -123,7 +133,9 @@ def test_dt_zero_selects_the_step_at_cfl_number_0_9():
     # docs: C = dt * sum_a (2 kappa / h_a^2 + |v_a| / h_a); dt 0 selects the step with C = 0.9
     spacing, kappa, velocity = (0.5, 2.0), 0.1, (0.3, -0.7)
     rate = sum(2 * kappa / h**2 + abs(v) / h for h, v in zip(spacing, velocity))
-    result = physics_forecast([np.ones((4, 4))], 1, TransportSpec(kappa, velocity, spacing=spacing), device="cpu")
+    result = physics_forecast(
+        [np.ones((4, 4))], 1, TransportSpec(kappa, velocity, spacing=spacing), device="cpu"
+    )
     assert result.dt == pytest.approx(0.9 / rate, rel=1e-15)  # one division and a sum of 4 terms
     assert result.cfl == pytest.approx(0.9, rel=1e-15)
     assert cfl_number(result.dt, spacing, kappa, velocity) == result.cfl
@@ -140,7 +152,9 @@ def test_when_nothing_moves_dt_zero_is_the_unit_step_and_the_field_stays_put():
     # with a source s the field grows by exactly s per unit time: 3 per frame here
     s = np.full((3, 5), 0.25)
     grown = physics_forecast([u], 2, TransportSpec(substeps=3), source=s, device="cpu")
-    np.testing.assert_allclose(grown.frames[1], u + 2 * 3 * 0.25, rtol=0, atol=4e-16)  # 6 roundings of values <= 2.5
+    np.testing.assert_allclose(
+        grown.frames[1], u + 2 * 3 * 0.25, rtol=0, atol=4e-16
+    )  # 6 roundings of values <= 2.5
 
 
 # results against exact ground truth -----------------------------------------------------------------
@@ -196,8 +210,12 @@ def test_the_fixed_value_wall_feeds_its_value_in_at_the_boundary():
     # flux -kappa (u[0] - g) / (h / 2). From u = 0, one step raises the end cells by
     # dt * 2 kappa g / h^2 and leaves the interior at 0.
     g, kappa, dt = 2.0, 0.25, 1.0
-    result = physics_forecast([np.zeros(6)], 1, TransportSpec(kappa, dt=dt, boundary="fixed-value", boundary_value=g),
-                              device="cpu")
+    result = physics_forecast(
+        [np.zeros(6)],
+        1,
+        TransportSpec(kappa, dt=dt, boundary="fixed-value", boundary_value=g),
+        device="cpu",
+    )
     np.testing.assert_array_equal(result.frames[0], [1.0, 0, 0, 0, 0, 1.0])  # 2 * 0.25 * 2 = 1.0
 
 
@@ -217,8 +235,13 @@ def test_cancelled_mid_frame_reports_the_solver_steps_done():
     u = np.ones((3, 4))
     calls = iter(range(1000))
     with pytest.raises(Cancelled) as info:
-        physics_forecast([u], 4, TransportSpec(diffusivity=0.1, substeps=3), should_stop=lambda: next(calls) >= 5,
-                         device="cpu")
+        physics_forecast(
+            [u],
+            4,
+            TransportSpec(diffusivity=0.1, substeps=3),
+            should_stop=lambda: next(calls) >= 5,
+            device="cpu",
+        )
     assert info.value.site_updates == 5 * u.size
     assert isinstance(info.value.site_updates, int)
 
@@ -249,12 +272,16 @@ def test_an_overflow_is_caught_at_the_next_check_with_the_work_done(s, substeps)
     detected = min(next_check, frame_end)
     assert detected <= 3 * substeps  # the cases overflow within the 3 frames asked for
     with pytest.raises(Diverged) as info:
-        physics_forecast([u], 3, TransportSpec(dt=1.0, substeps=substeps), source=source, device="cpu")
+        physics_forecast(
+            [u], 3, TransportSpec(dt=1.0, substeps=substeps), source=source, device="cpu"
+        )
     e = info.value
     frame = (detected - 1) // substeps
     assert (e.parameter, e.step, e.site_updates) == ("history", frame, detected * u.size)
-    assert e.reason == (f"the forecast left the dtype's range at frame {frame}: the field's values (or the "
-                        f"source's) are too large; rescale them")
+    assert e.reason == (
+        f"the forecast left the dtype's range at frame {frame}: the field's values (or the "
+        f"source's) are too large; rescale them"
+    )
 
 
 def test_a_history_near_the_float32_maximum_diverges_in_its_first_step():
@@ -263,7 +290,11 @@ def test_a_history_near_the_float32_maximum_diverges_in_its_first_step():
     u = np.array([3e38, -3e38] * 4, dtype=np.float32)
     with pytest.raises(Diverged) as info:
         physics_forecast([u], 2, TransportSpec(diffusivity=0.25), device="cpu")
-    assert (info.value.parameter, info.value.step, info.value.site_updates) == ("history", 0, u.size)
+    assert (info.value.parameter, info.value.step, info.value.site_updates) == (
+        "history",
+        0,
+        u.size,
+    )
     assert isinstance(info.value, ParameterError)  # answered INVALID_ARGUMENT on `history`
 
 
@@ -282,16 +313,22 @@ def test_estimate_costs_an_unknown_dtype_as_float64_without_raising():
     # "pure arithmetic that never raises": a dtype numpy does not know is costed at 8 bytes per
     # value, the widest the forecaster takes (the call itself then refuses the dtype)
     spec = TransportSpec(substeps=2)
-    assert forecast.estimate((5, 5), "no-such-dtype", 3, spec) == forecast.estimate((5, 5), "float64", 3, spec)
+    assert forecast.estimate((5, 5), "no-such-dtype", 3, spec) == forecast.estimate(
+        (5, 5), "float64", 3, spec
+    )
 
 
 def test_estimate_charges_walls_more_working_buffers_than_periodic():
     # walls build ghost faces (torch.cat) on top of the periodic step's buffers: measured 7 buffers
     # periodic, 16.3 with walls (the estimate's comment, `python -m idf.engine.cost`)
-    costs = {b: forecast.estimate((16, 16), "float64", 2, TransportSpec(boundary=b)).state_bytes
-             for b in ("periodic", "zero-flux", "fixed-value")}
+    costs = {
+        b: forecast.estimate((16, 16), "float64", 2, TransportSpec(boundary=b)).state_bytes
+        for b in ("periodic", "zero-flux", "fixed-value")
+    }
     frames = 2 * 16 * 16 * 8
-    assert frames + 7 * 16 * 16 * 8 <= costs["periodic"] < costs["zero-flux"] == costs["fixed-value"]
+    assert (
+        frames + 7 * 16 * 16 * 8 <= costs["periodic"] < costs["zero-flux"] == costs["fixed-value"]
+    )
     assert costs["zero-flux"] >= frames + 16.3 * 16 * 16 * 8
 
 
@@ -306,7 +343,9 @@ def test_the_steps_run_on_the_device_asked_for_defaulting_to_cuda_when_available
     step = transport.transport_step
 
     def recording_step(u, **kwargs):
-        seen.append((u.device.type, kwargs["source"].device.type, kwargs["source"].dtype == u.dtype))
+        seen.append(
+            (u.device.type, kwargs["source"].device.type, kwargs["source"].dtype == u.dtype)
+        )
         return step(u, **kwargs)
 
     monkeypatch.setattr(transport, "transport_step", recording_step)

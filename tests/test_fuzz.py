@@ -38,12 +38,20 @@ def test_fuzz_every_rpc_on_both_faces(harness):
     start = time.monotonic()
     skipped = 0
 
-    @settings(max_examples=REQUESTS, derandomize=True, database=None, deadline=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=REQUESTS,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=cases(vocab))
     def fuzz(case):
         nonlocal peak, skipped
-        if not harness.server.alive():  # every call has its deadline (fuzz_strategies.DEADLINE_S): no run hangs
+        if (
+            not harness.server.alive()
+        ):  # every call has its deadline (fuzz_strategies.DEADLINE_S): no run hangs
             skipped += 1
             return
         harness.send(case)
@@ -59,19 +67,31 @@ def test_fuzz_every_rpc_on_both_faces(harness):
         # the server trims freed memory shortly after large calls (server/idf/server/memory.py):
         # wait for the RSS to come back, up to the bound on a hang; a finding if it never does
         try:
-            wait_until(lambda: harness.server.rss_bytes() <= 1.10 * baseline, "the RSS to come back within 10% of warm-up")
+            wait_until(
+                lambda: harness.server.rss_bytes() <= 1.10 * baseline,
+                "the RSS to come back within 10% of warm-up",
+            )
         except AssertionError:
             pass  # reported below with the numbers
         end = harness.server.rss_bytes()
-    summary = harness.summary(seconds=round(elapsed, 1), skipped=skipped, machine=machine(),
-                              rss_mib={"warm": round(baseline / 2**20, 1), "peak": round(peak / 2**20, 1),
-                                       "end": round(end / 2**20, 1) if end else None})
+    summary = harness.summary(
+        seconds=round(elapsed, 1),
+        skipped=skipped,
+        machine=machine(),
+        rss_mib={
+            "warm": round(baseline / 2**20, 1),
+            "peak": round(peak / 2**20, 1),
+            "end": round(end / 2**20, 1) if end else None,
+        },
+    )
     print("\nFUZZ " + json.dumps(summary))
     if harness.findings:
         print(harness.report())
     if skipped:
         problems.append(f"{skipped} cases not sent: the server died")
     if end is not None and end > 1.10 * baseline:
-        problems.append(f"RSS {end / 2**20:.0f} MiB at the end vs {baseline / 2**20:.0f} MiB after warm-up (> +10%)")
+        problems.append(
+            f"RSS {end / 2**20:.0f} MiB at the end vs {baseline / 2**20:.0f} MiB after warm-up (> +10%)"
+        )
     assert harness.requests >= 2000
     assert not harness.findings and not problems, (problems, harness.report())

@@ -39,10 +39,16 @@ def _serving(target: str) -> None:
         assert c.health() == "SERVING"
 
 
-def _sample(shape: list[int], count: int, steps: int, **sampler: object) -> diffusion_pb2.SampleRequest:
+def _sample(
+    shape: list[int], count: int, steps: int, **sampler: object
+) -> diffusion_pb2.SampleRequest:
     return diffusion_pb2.SampleRequest(
-        energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=shape, sample_count=count,
-        sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_LANGEVIN, steps=steps, **sampler),
+        energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"),
+        shape=shape,
+        sample_count=count,
+        sampler=diffusion_pb2.SamplerSpec(
+            kind=diffusion_pb2.SAMPLER_KIND_LANGEVIN, steps=steps, **sampler
+        ),
     )
 
 
@@ -65,17 +71,31 @@ def test_every_answer_is_checked_against_the_message_limit_before_encoding():
     """The generic check: a handler whose answer is past the limit gets RESOURCE_EXHAUSTED
     naming the limit, and the server keeps serving (main: the process died in grpc)."""
 
-    async def huge(request: bytes, context: grpc.aio.ServicerContext) -> proof_pb2.GetPublicKeyResponse:
+    async def huge(
+        request: bytes, context: grpc.aio.ServicerContext
+    ) -> proof_pb2.GetPublicKeyResponse:
         return proof_pb2.GetPublicKeyResponse(public_key=b"\0" * (5 * 2**20))
 
-    handler = grpc.method_handlers_generic_handler("test.Huge", {"Get": grpc.unary_unary_rpc_method_handler(
-        huge, request_deserializer=proof_pb2.GetPublicKeyRequest.FromString,
-        response_serializer=proof_pb2.GetPublicKeyResponse.SerializeToString)})
+    handler = grpc.method_handlers_generic_handler(
+        "test.Huge",
+        {
+            "Get": grpc.unary_unary_rpc_method_handler(
+                huge,
+                request_deserializer=proof_pb2.GetPublicKeyRequest.FromString,
+                response_serializer=proof_pb2.GetPublicKeyResponse.SerializeToString,
+            )
+        },
+    )
     server = ServerThread(max_message_bytes=4 * 2**20, extra_handlers=[handler])
     try:
-        with grpc.insecure_channel(server.target, options=[("grpc.max_receive_message_length", 64 * 2**20)]) as ch:
-            call = ch.unary_unary("/test.Huge/Get", request_serializer=proof_pb2.GetPublicKeyRequest.SerializeToString,
-                                  response_deserializer=proof_pb2.GetPublicKeyResponse.FromString)
+        with grpc.insecure_channel(
+            server.target, options=[("grpc.max_receive_message_length", 64 * 2**20)]
+        ) as ch:
+            call = ch.unary_unary(
+                "/test.Huge/Get",
+                request_serializer=proof_pb2.GetPublicKeyRequest.SerializeToString,
+                response_deserializer=proof_pb2.GetPublicKeyResponse.FromString,
+            )
             for _ in range(3):
                 with pytest.raises(grpc.RpcError) as e:
                     call(proof_pb2.GetPublicKeyRequest(), timeout=HANG_S)
@@ -106,8 +126,13 @@ def test_learned_work_is_weighed_against_the_ceiling():
             assert e.value.reason == "WORK_LIMIT" and e.value.violations[0].field == "sample_count"
             assert e.value.metadata["requested"] == str(plain * LEARNED_WORK_WEIGHT)
             request = diffusion_pb2.SampleRequest(
-                energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[32, 32], sample_count=2,
-                sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION))
+                energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"),
+                shape=[32, 32],
+                sample_count=2,
+                sampler=diffusion_pb2.SamplerSpec(
+                    kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION
+                ),
+            )
             with pytest.raises(ResourceExhaustedError) as e:
                 list(c.sample(request))
             assert e.value.reason == "WORK_LIMIT"
@@ -148,8 +173,12 @@ def _long_predicts(target: str, accounts: list[str]):
     engine work. Their deadline only bounds a hang."""
     request = predict_request(np.ones((256, 256), np.float32), 4, substeps=50_000, diffusivity=0.1)
     channels = [grpc.insecure_channel(target) for _ in accounts]
-    calls = [predict_pb2_grpc.PredictServiceStub(ch).Predict.future(request, metadata=[("x-idf-account", a)], timeout=2 * HANG_S)
-             for ch, a in zip(channels, accounts)]
+    calls = [
+        predict_pb2_grpc.PredictServiceStub(ch).Predict.future(
+            request, metadata=[("x-idf-account", a)], timeout=2 * HANG_S
+        )
+        for ch, a in zip(channels, accounts)
+    ]
     try:
         yield calls
     finally:
@@ -173,13 +202,22 @@ def test_cheap_calls_answer_while_the_engine_is_saturated_and_the_queue_is_bound
     # two run, one waits in the queue (max_queued_calls=1); started together: a call that has
     # taken a worker is no longer counted as waiting
     with _long_predicts(guarded.target, [f"market/accounts/w{i}" for i in range(3)]) as calls:
-        wait_until(lambda: (admission.busy == 2 and admission.waiting == 1) or any(c.done() for c in calls), "a saturated engine")
-        assert not _ended(calls), f"a long call ended before the engine was saturated: {_ended(calls)}"
+        wait_until(
+            lambda: (
+                (admission.busy == 2 and admission.waiting == 1) or any(c.done() for c in calls)
+            ),
+            "a saturated engine",
+        )
+        assert not _ended(calls), (
+            f"a long call ended before the engine was saturated: {_ended(calls)}"
+        )
         with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
             for _ in range(5):
                 assert c.health() == "SERVING"
                 assert c.list_models()
-                c.call(c.market_stub.GetPool, market_pb2.GetPoolRequest(name="market/pools/ceu-pft"))
+                c.call(
+                    c.market_stub.GetPool, market_pb2.GetPoolRequest(name="market/pools/ceu-pft")
+                )
                 c.call(c.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest())
                 c.call(c.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest())
                 c.call(c.diffusion_stub.ListEnergyModels, diffusion_pb2.ListEnergyModelsRequest())
@@ -188,9 +226,15 @@ def test_cheap_calls_answer_while_the_engine_is_saturated_and_the_queue_is_bound
             assert e.value.reason == "QUEUE_FULL"
             assert e.value.retry_after is not None and e.value.retry_after >= 1
         # all of that happened while the engine was still saturated by the long calls
-        assert admission.busy == 2 and not any(c.done() for c in calls), (admission.busy, _ended(calls))
+        assert admission.busy == 2 and not any(c.done() for c in calls), (
+            admission.busy,
+            _ended(calls),
+        )
     # cancelled on leaving: their engine work stops and the workers are free again
-    wait_until(lambda: admission.busy == 0 and admission.waiting == 0, "the workers to be released after the cancels")
+    wait_until(
+        lambda: admission.busy == 0 and admission.waiting == 0,
+        "the workers to be released after the cancels",
+    )
     assert all(c.cancelled() for c in calls), _ended(calls)
 
 
@@ -201,10 +245,20 @@ def test_one_caller_cannot_take_every_worker_even_naming_new_accounts():
     server = ServerThread(max_queued_calls=8, max_calls_per_caller=3)
     admission = server.running.admission
     try:
-        with _long_predicts(server.target, [f"market/accounts/alias{i}" for i in range(3)]) as calls:
-            wait_until(lambda: sum(admission.per_caller.values()) == 3 or any(c.done() for c in calls), "three calls of one caller")
+        with _long_predicts(
+            server.target, [f"market/accounts/alias{i}" for i in range(3)]
+        ) as calls:
+            wait_until(
+                lambda: sum(admission.per_caller.values()) == 3 or any(c.done() for c in calls),
+                "three calls of one caller",
+            )
             assert not _ended(calls), _ended(calls)
-            with Client(server.target, max_attempts=1, timeout=HANG_S, metadata=[("x-idf-account", "market/accounts/alias9")]) as c:
+            with Client(
+                server.target,
+                max_attempts=1,
+                timeout=HANG_S,
+                metadata=[("x-idf-account", "market/accounts/alias9")],
+            ) as c:
                 with pytest.raises(ResourceExhaustedError) as e:
                     c.predict(np.ones((8, 8), np.float32), 1, diffusivity=0.1)
             assert e.value.reason == "CALLER_LIMIT"
@@ -226,7 +280,11 @@ def test_server_side_deadline_stops_engine_work_without_a_client_deadline():
         # the worker is free again: a small call runs (under its own deadline, so that a loaded
         # machine cannot make it pass the 1 s default)
         with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
-            assert c.predict(np.ones((8, 8), np.float32), 1, diffusivity=0.1).frames.shape == (1, 8, 8)
+            assert c.predict(np.ones((8, 8), np.float32), 1, diffusivity=0.1).frames.shape == (
+                1,
+                8,
+                8,
+            )
     finally:
         server.stop()
 
@@ -237,17 +295,24 @@ def test_client_cancel_stops_engine_work(guarded):
     stops within one rung of the flag is proved, by counting, in test_engine_hardening.py; here
     the worker must be free before a bound that only catches a hang."""
     admission = guarded.running.admission
-    request = _sample([64, 64], 8, 10_000, max_temperature=4.0)  # 1.6e10 site updates: within the ceiling
+    request = _sample(
+        [64, 64], 8, 10_000, max_temperature=4.0
+    )  # 1.6e10 site updates: within the ceiling
     request.sampler.kind = diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE
     request.sampler.temperatures.extend([1.0 + i / 16 for i in range(48)])
     with grpc.insecure_channel(guarded.target) as ch:
-        stream = ch.unary_stream("/idf.v1.DiffusionService/Sample", request_serializer=diffusion_pb2.SampleRequest.SerializeToString,
-                                 response_deserializer=diffusion_pb2.SampleResponse.FromString)(request, timeout=120)
+        stream = ch.unary_stream(
+            "/idf.v1.DiffusionService/Sample",
+            request_serializer=diffusion_pb2.SampleRequest.SerializeToString,
+            response_deserializer=diffusion_pb2.SampleResponse.FromString,
+        )(request, timeout=120)
         # the engine call has its stop flag and is handed to its worker thread (the first
         # progress message would come only after 500 steps of the ladder: minutes)
         wait_until(lambda: admission.busy == 1 and len(admission.stops) == 1, "the sample to start")
         stream.cancel()
-    wait_until(lambda: admission.busy == 0 and not admission.stops, "the engine to stop after the cancel")
+    wait_until(
+        lambda: admission.busy == 0 and not admission.stops, "the engine to stop after the cancel"
+    )
 
 
 # -- 7. caller mistakes are INVALID_ARGUMENT, never INTERNAL / UNKNOWN -------------------------
@@ -256,10 +321,25 @@ METHODS = [
     for service, methods in {
         "PredictService": ("Predict", "DetectRegime"),
         "DiffusionService": ("ListModels", "ListEnergyModels", "Reconstruct"),
-        "ProofService": ("CreateProof", "GetProof", "ListProofs", "ListPolicies", "GetCheckpoint",
-                         "GetConsistencyProof", "GetPublicKey"),
-        "MarketService": ("GetPool", "Quote", "Swap", "AddLiquidity", "RemoveLiquidity", "GetBalance",
-                          "ListTransactions", "Mint"),
+        "ProofService": (
+            "CreateProof",
+            "GetProof",
+            "ListProofs",
+            "ListPolicies",
+            "GetCheckpoint",
+            "GetConsistencyProof",
+            "GetPublicKey",
+        ),
+        "MarketService": (
+            "GetPool",
+            "Quote",
+            "Swap",
+            "AddLiquidity",
+            "RemoveLiquidity",
+            "GetBalance",
+            "ListTransactions",
+            "Mint",
+        ),
         "TelemetryService": ("GetEnergyMap",),
     }.items()
     for method in methods
@@ -270,7 +350,11 @@ METHODS = [
 def test_undecodable_bytes_are_invalid_argument_on_every_rpc(guarded):
     """Random bytes to any RPC (main: UNKNOWN in 685 of 720 calls, nothing logged)."""
     rng = np.random.default_rng(12)
-    blobs = [b"\xff" * 8, b"\x0a\xff\xff\xff\xff\x0f", bytes(rng.integers(0, 256, 64, dtype=np.uint8))]
+    blobs = [
+        b"\xff" * 8,
+        b"\x0a\xff\xff\xff\xff\x0f",
+        bytes(rng.integers(0, 256, 64, dtype=np.uint8)),
+    ]
     with grpc.insecure_channel(guarded.target) as ch:
         for path, stream in METHODS:
             for blob in blobs:
@@ -281,14 +365,20 @@ def test_undecodable_bytes_are_invalid_argument_on_every_rpc(guarded):
                     if stream:
                         list(result)
                 except grpc.RpcError as e:
-                    assert e.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (path, blob, e)
+                    assert e.code() not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (
+                        path,
+                        blob,
+                        e,
+                    )
                     continue
     _serving(guarded.target)
 
 
 def test_undecodable_bytes_name_the_message(guarded):
     with grpc.insecure_channel(guarded.target) as ch:
-        call = ch.unary_unary("/idf.v1.MarketService/GetPool", request_serializer=None, response_deserializer=None)
+        call = ch.unary_unary(
+            "/idf.v1.MarketService/GetPool", request_serializer=None, response_deserializer=None
+        )
         with pytest.raises(grpc.RpcError) as e:
             call(b"\xff" * 8, timeout=HANG_S)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -305,14 +395,21 @@ def test_page_token_of_a_huge_integer_is_invalid_argument(guarded):
     assert e.value.violations[0].field == "page_token"
 
 
-@pytest.mark.parametrize("sampler, path", [
-    (dict(temperatures=[1.0, float("nan")]), "sampler.temperatures[1]"),
-    (dict(max_temperature=1e308), "sampler.max_temperature"),
-    (dict(step_size=1e300), "sampler.step_size"),
-])
+@pytest.mark.parametrize(
+    "sampler, path",
+    [
+        (dict(temperatures=[1.0, float("nan")]), "sampler.temperatures[1]"),
+        (dict(max_temperature=1e308), "sampler.max_temperature"),
+        (dict(step_size=1e300), "sampler.step_size"),
+    ],
+)
 def test_non_finite_or_absurd_sampler_numbers_are_invalid_argument(guarded, sampler, path):
     request = _sample([8, 8], 1, 10, **sampler)
-    request.sampler.kind = diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE if "temp" in path else diffusion_pb2.SAMPLER_KIND_LANGEVIN
+    request.sampler.kind = (
+        diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE
+        if "temp" in path
+        else diffusion_pb2.SAMPLER_KIND_LANGEVIN
+    )
     with Client(guarded.target, max_attempts=1, timeout=60) as c:
         with pytest.raises(InvalidArgumentError) as e:
             list(c.sample(request))
@@ -326,9 +423,15 @@ def test_long_strings_are_refused_and_never_echoed_whole(guarded):
     frame = predict_request(np.ones((4, 4), np.float32), 1).history[0]
     with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
         with pytest.raises(InvalidArgumentError) as e:
-            c.call(c.proof_stub.CreateProof, proof_pb2.CreateProofRequest(
-                policy="forecast-default", prediction=frame, reference=frame,
-                producer=proof_pb2.Producer(name="p" * 2_000_000)))
+            c.call(
+                c.proof_stub.CreateProof,
+                proof_pb2.CreateProofRequest(
+                    policy="forecast-default",
+                    prediction=frame,
+                    reference=frame,
+                    producer=proof_pb2.Producer(name="p" * 2_000_000),
+                ),
+            )
         assert e.value.violations[0].field == "producer.name"
         assert e.value.reason == "STRING_TOO_LONG"
         request = predict_request(np.ones((4, 4), np.float32), 1)
@@ -382,7 +485,9 @@ def test_huge_declared_shapes_do_not_overflow_the_size_check(guarded):
     from idf.client import to_field
 
     with Client(guarded.target, max_attempts=1, timeout=HANG_S) as c:
-        request = diffusion_pb2.ReconstructRequest(shape=[2**62, 4], mask=to_field(np.ones((3, 8), np.float32)))
+        request = diffusion_pb2.ReconstructRequest(
+            shape=[2**62, 4], mask=to_field(np.ones((3, 8), np.float32))
+        )
         with pytest.raises(InvalidArgumentError) as e:
             c.call(c.diffusion_stub.Reconstruct, request)
         assert e.value.violations[0].field == "shape"
@@ -400,15 +505,24 @@ def test_list_proofs_pages_by_size_so_old_long_records_cannot_poison_it():
         frame = predict_request(rng.normal(size=(16, 16)).astype(np.float32), 1).history[0]
         with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
             for _ in range(3):
-                c.call(c.proof_stub.CreateProof, proof_pb2.CreateProofRequest(policy="forecast-default", prediction=frame,
-                                                                               reference=frame))
+                c.call(
+                    c.proof_stub.CreateProof,
+                    proof_pb2.CreateProofRequest(
+                        policy="forecast-default", prediction=frame, reference=frame
+                    ),
+                )
         log = server.running.proof_log
         with log.db.write("proof_leaves"):  # what an old server let in: 1.5 MB producer names
-            log.db.run("UPDATE proof_leaves SET record = ?", (b'{"producer": "' + b"p" * 1_500_000 + b'"}',))
+            log.db.run(
+                "UPDATE proof_leaves SET record = ?",
+                (b'{"producer": "' + b"p" * 1_500_000 + b'"}',),
+            )
         seen, token = 0, ""
         with Client(server.target, max_attempts=1, timeout=HANG_S) as c:
             for _ in range(5):
-                page = c.call(c.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=token))
+                page = c.call(
+                    c.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=token)
+                )
                 seen += len(page.proofs)
                 assert 1 <= len(page.proofs) <= 2
                 token = page.next_page_token
@@ -434,7 +548,9 @@ def test_memory_of_large_requests_is_returned():
 
     server = ServerProcess()
     try:
-        request = predict_request(np.ones((2560, 4096), np.float32), 0)  # 40 MiB; refused after decoding
+        request = predict_request(
+            np.ones((2560, 4096), np.float32), 0
+        )  # 40 MiB; refused after decoding
         size_mib = request.ByteSize() / 2**20
         with Client(server.target, max_attempts=1, timeout=60) as c:
             with pytest.raises(InvalidArgumentError):
@@ -460,7 +576,9 @@ def test_memory_of_large_requests_is_returned():
             # memory that is never returned fails here, after the bound on a hang
             wait_until(returned, f"the server to return the memory of round {round_ + 1}")
             after.append(_rss_mib(server.proc.pid))
-        print(f"RSS baseline {base:.0f} MiB, after each round of 6 x {size_mib:.0f} MiB: {[round(a) for a in after]}")
+        print(
+            f"RSS baseline {base:.0f} MiB, after each round of 6 x {size_mib:.0f} MiB: {[round(a) for a in after]}"
+        )
         assert after[-1] - base < 3 * size_mib
         assert after[-1] - after[0] < size_mib
     finally:
@@ -475,11 +593,19 @@ def test_a_client_that_never_reads_its_stream_is_bounded():
     # only bounds a hang (3 s could pass on a loaded machine and leave no answer pending)
     server = ServerThread(default_deadline=HANG_S)
     try:
-        with grpc.insecure_channel(server.target, options=[("grpc.max_receive_message_length", 64 * 2**20)]) as ch:
-            call = ch.unary_stream("/idf.v1.DiffusionService/Sample", request_serializer=diffusion_pb2.SampleRequest.SerializeToString,
-                                   response_deserializer=diffusion_pb2.SampleResponse.FromString)
+        with grpc.insecure_channel(
+            server.target, options=[("grpc.max_receive_message_length", 64 * 2**20)]
+        ) as ch:
+            call = ch.unary_stream(
+                "/idf.v1.DiffusionService/Sample",
+                request_serializer=diffusion_pb2.SampleRequest.SerializeToString,
+                response_deserializer=diffusion_pb2.SampleResponse.FromString,
+            )
             stream = call(_sample([512, 512], 8, 2), timeout=120)  # started, never read
-            wait_until(lambda: server.running.guard.inflight >= 8 * 512 * 512 * 4, "the answer to be pending")
+            wait_until(
+                lambda: server.running.guard.inflight >= 8 * 512 * 512 * 4,
+                "the answer to be pending",
+            )
             wait_until(lambda: server.running.admission.busy == 0, "the engine worker to be free")
             _serving(server.target)
             stream.cancel()
@@ -492,13 +618,22 @@ def test_health_watch_still_streams(guarded):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(guarded.target) as ch:
-        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=HANG_S)
+        watch = health_pb2_grpc.HealthStub(ch).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=HANG_S
+        )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         watch.cancel()
 
 
-@pytest.mark.parametrize("rpc, field", [("Predict", "history"), ("DetectRegime", "frames"), ("CreateProof", "sequence"),
-                                        ("Reconstruct", "observations")])
+@pytest.mark.parametrize(
+    "rpc, field",
+    [
+        ("Predict", "history"),
+        ("DetectRegime", "frames"),
+        ("CreateProof", "sequence"),
+        ("Reconstruct", "observations"),
+    ],
+)
 def test_huge_repeated_fields_are_refused_before_anything_iterates_them(guarded, rpc, field):
     """Review findings: a million one-element history frames (13 MB) stalled every cheap call
     for 9.7 s; a 400,000-frame proof sequence made a 34 MB record that broke ListProofs for good;
@@ -510,11 +645,19 @@ def test_huge_repeated_fields_are_refused_before_anything_iterates_them(guarded,
     if rpc == "Predict":
         request, stub = predict_pb2.PredictRequest(history=[tiny] * n, steps=1), "predict_stub"
     elif rpc == "DetectRegime":
-        request, stub = predict_pb2.DetectRegimeRequest(frames=[tiny] * n, frame_interval=0.5), "predict_stub"
+        request, stub = (
+            predict_pb2.DetectRegimeRequest(frames=[tiny] * n, frame_interval=0.5),
+            "predict_stub",
+        )
     elif rpc == "CreateProof":
-        request, stub = proof_pb2.CreateProofRequest(policy="conservation-strict", sequence=[tiny] * n), "proof_stub"
+        request, stub = (
+            proof_pb2.CreateProofRequest(policy="conservation-strict", sequence=[tiny] * n),
+            "proof_stub",
+        )
     else:
-        request = diffusion_pb2.ReconstructRequest(shape=[64, 64], observations=[diffusion_pb2.Observation(index=[1, 1], value=1.0)] * n)
+        request = diffusion_pb2.ReconstructRequest(
+            shape=[64, 64], observations=[diffusion_pb2.Observation(index=[1, 1], value=1.0)] * n
+        )
         stub = "diffusion_stub"
     with Client(guarded.target, max_attempts=1, timeout=60) as c:
         with pytest.raises(InvalidArgumentError) as e:

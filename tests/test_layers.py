@@ -59,7 +59,9 @@ def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
                 if node.level:
                     up = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(up + ([base] if base else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names
+                ]
             else:
                 continue
             for target in targets:
@@ -122,7 +124,9 @@ EDGES = imports(MODULES)
 
 def test_the_graph_is_read():
     """The reader finds what it must (else the checks below would pass on an empty graph)."""
-    assert {"idf.engine.sampling.boltzmann", "idf.server.app", "idf.client", "idf.cli.main"} <= set(MODULES)
+    assert {"idf.engine.sampling.boltzmann", "idf.server.app", "idf.client", "idf.cli.main"} <= set(
+        MODULES
+    )
     assert "idf.engine.sampling.samplers" in EDGES["idf.engine.sampling.boltzmann"]
     assert "idf.kernels.phi4" in EDGES["idf.engine.sampling.models.phi4"]
 
@@ -137,14 +141,23 @@ def test_no_import_cycles():
 
 
 def test_imports_point_down_the_layer_table():
-    wrong = [f"{a} -> {b}" for a in sorted(EDGES) for b in sorted(EDGES[a])
-             if part(a) != part(b) and part(b) not in MAY_IMPORT[part(a)]]
+    wrong = [
+        f"{a} -> {b}"
+        for a in sorted(EDGES)
+        for b in sorted(EDGES[a])
+        if part(a) != part(b) and part(b) not in MAY_IMPORT[part(a)]
+    ]
     assert wrong == []
 
 
 def test_the_cli_uses_the_engine_and_the_server_only_where_allowed():
-    wrong = [f"{a} -> {b}" for a in sorted(EDGES) if part(a) == "idf.cli" for b in sorted(EDGES[a])
-             if part(b) in CLI_MAY_USE and a not in CLI_MAY_USE[part(b)]]
+    wrong = [
+        f"{a} -> {b}"
+        for a in sorted(EDGES)
+        if part(a) == "idf.cli"
+        for b in sorted(EDGES[a])
+        if part(b) in CLI_MAY_USE and a not in CLI_MAY_USE[part(b)]
+    ]
     assert wrong == []
 
 
@@ -152,9 +165,18 @@ def test_the_cli_uses_the_engine_and_the_server_only_where_allowed():
 def test_engine_inner_layers(rule):
     engine = {a: b for a, b in EDGES.items() if a.startswith("idf.engine.")}
     if rule == "base":
-        wrong = [f"{a} -> {b}" for a in sorted(ENGINE_BASE) for b in sorted(engine.get(a, ()))
-                 if b.startswith("idf.engine.") and b not in ENGINE_BASE]
+        wrong = [
+            f"{a} -> {b}"
+            for a in sorted(ENGINE_BASE)
+            for b in sorted(engine.get(a, ()))
+            if b.startswith("idf.engine.") and b not in ENGINE_BASE
+        ]
     else:
-        wrong = [f"{a} -> {b}" for a in sorted(engine) if not a.startswith("idf.engine.training")
-                 for b in sorted(engine[a]) if b.startswith("idf.engine.training")]
+        wrong = [
+            f"{a} -> {b}"
+            for a in sorted(engine)
+            if not a.startswith("idf.engine.training")
+            for b in sorted(engine[a])
+            if b.startswith("idf.engine.training")
+        ]
     assert wrong == []

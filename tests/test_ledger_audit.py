@@ -43,8 +43,13 @@ def _sql(path: Path, *statements: str) -> None:
             db.execute(statement)
 
 
-ALL = ["entries_balance", "balances_equal_replay", "holdings_equal_supply", "escrow_equals_open_reservations",
-       "no_negative_user_balance"]
+ALL = [
+    "entries_balance",
+    "balances_equal_replay",
+    "holdings_equal_supply",
+    "escrow_equals_open_reservations",
+    "no_negative_user_balance",
+]
 
 
 def _only_failing(found: dict, *names: str) -> None:
@@ -69,7 +74,10 @@ def test_an_honest_ledger_passes_every_invariant(ledger_file):
 
 
 def test_a_balance_edited_in_place(ledger_file):
-    _sql(ledger_file, f"UPDATE balances SET amount = amount + 7 WHERE account = '{BOB}' AND token = 'CEU'")
+    _sql(
+        ledger_file,
+        f"UPDATE balances SET amount = amount + 7 WHERE account = '{BOB}' AND token = 'CEU'",
+    )
     found = _audit(ledger_file)
     _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
     assert found["balances_equal_replay"].detail == f"{BOB} CEU: stored 307, replayed 300"
@@ -78,12 +86,16 @@ def test_a_balance_edited_in_place(ledger_file):
 
 def test_a_balance_row_deleted_and_one_invented(ledger_file):
     # Bob's PFT row vanishes (stored 0, replayed 50); a CEU row appears with no postings behind it
-    _sql(ledger_file, f"DELETE FROM balances WHERE account = '{BOB}' AND token = 'PFT'",
-         f"INSERT INTO balances (account, token, amount) VALUES ('{ALICE}', 'XYZ', 5)")
+    _sql(
+        ledger_file,
+        f"DELETE FROM balances WHERE account = '{BOB}' AND token = 'PFT'",
+        f"INSERT INTO balances (account, token, amount) VALUES ('{ALICE}', 'XYZ', 5)",
+    )
     found = _audit(ledger_file)
     _only_failing(found, "balances_equal_replay", "holdings_equal_supply")
     assert found["balances_equal_replay"].detail == (
-        f"{ALICE} XYZ: stored 5, replayed 0; {BOB} PFT: stored 0, replayed 50")
+        f"{ALICE} XYZ: stored 5, replayed 0; {BOB} PFT: stored 0, replayed 50"
+    )
     assert found["holdings_equal_supply"].detail == "PFT: held 0, supply 50; XYZ: held 5, supply 0"
 
 
@@ -110,8 +122,11 @@ def test_a_one_unit_balance_invented_in_a_token_never_issued(ledger_file):
 
 
 def test_an_unbalanced_posting_smuggled_into_the_journal(ledger_file):
-    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 1)",
-         f"UPDATE balances SET amount = 301 WHERE account = '{BOB}' AND token = 'CEU'")
+    _sql(
+        ledger_file,
+        f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 1)",
+        f"UPDATE balances SET amount = 301 WHERE account = '{BOB}' AND token = 'CEU'",
+    )
     found = _audit(ledger_file)
     _only_failing(found, "entries_balance", "holdings_equal_supply")
     assert found["entries_balance"].detail == "entry 2 CEU"
@@ -119,33 +134,50 @@ def test_an_unbalanced_posting_smuggled_into_the_journal(ledger_file):
 
 def test_a_negative_user_balance(ledger_file):
     # balanced, replay-consistent and supply-consistent, yet Alice is overdrawn: only that fails
-    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -800)",
-         f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 800)",
-         f"UPDATE balances SET amount = -100 WHERE account = '{ALICE}' AND token = 'CEU'",
-         f"UPDATE balances SET amount = 1100 WHERE account = '{BOB}' AND token = 'CEU'")
+    _sql(
+        ledger_file,
+        f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -800)",
+        f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{BOB}', 'CEU', 800)",
+        f"UPDATE balances SET amount = -100 WHERE account = '{ALICE}' AND token = 'CEU'",
+        f"UPDATE balances SET amount = 1100 WHERE account = '{BOB}' AND token = 'CEU'",
+    )
     found = _audit(ledger_file)
     _only_failing(found, "no_negative_user_balance")
     assert found["no_negative_user_balance"].detail == f"{ALICE} CEU: -100"
 
 
 def test_escrow_without_a_reservation(ledger_file):
-    _sql(ledger_file, f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -40)",
-         f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ESCROW}', 'CEU', 40)",
-         f"UPDATE balances SET amount = 660 WHERE account = '{ALICE}' AND token = 'CEU'",
-         f"INSERT INTO balances (account, token, amount) VALUES ('{ESCROW}', 'CEU', 40)")
+    _sql(
+        ledger_file,
+        f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ALICE}', 'CEU', -40)",
+        f"INSERT INTO postings (seq, account, token, amount) VALUES (2, '{ESCROW}', 'CEU', 40)",
+        f"UPDATE balances SET amount = 660 WHERE account = '{ALICE}' AND token = 'CEU'",
+        f"INSERT INTO balances (account, token, amount) VALUES ('{ESCROW}', 'CEU', 40)",
+    )
     found = _audit(ledger_file)
     _only_failing(found, "escrow_equals_open_reservations")
-    assert found["escrow_equals_open_reservations"].detail == "escrow holds 40 CEU, open reservations total 0"
+    assert (
+        found["escrow_equals_open_reservations"].detail
+        == "escrow holds 40 CEU, open reservations total 0"
+    )
 
 
 def test_details_show_five_failures_and_count_the_rest(ledger_file):
-    _sql(ledger_file, *[f"INSERT INTO balances (account, token, amount) VALUES ('market/accounts/u{i}', 'CEU', 1)"
-                        for i in range(8)])
+    _sql(
+        ledger_file,
+        *[
+            f"INSERT INTO balances (account, token, amount) VALUES ('market/accounts/u{i}', 'CEU', 1)"
+            for i in range(8)
+        ],
+    )
     detail = _audit(ledger_file)["balances_equal_replay"].detail
     shown = [f"market/accounts/u{i} CEU: stored 1, replayed 0" for i in range(5)]
     assert detail == "; ".join(shown) + " (and 3 more)"
     # six: one more
-    _sql(ledger_file, "DELETE FROM balances WHERE account IN ('market/accounts/u6', 'market/accounts/u7')")
+    _sql(
+        ledger_file,
+        "DELETE FROM balances WHERE account IN ('market/accounts/u6', 'market/accounts/u7')",
+    )
     assert _audit(ledger_file)["balances_equal_replay"].detail == "; ".join(shown) + " (and 1 more)"
     # exactly five: no count
     _sql(ledger_file, "DELETE FROM balances WHERE account = 'market/accounts/u5'")
@@ -158,14 +190,22 @@ def test_a_reused_idempotency_key_is_refused_quoting_a_bounded_prefix(tmp_path):
     ledger = Ledger(str(tmp_path / "idf.sqlite3"))
     key = "k" * 64 + "TAIL"  # the message quotes at most 64 characters of a caller's key
     with ledger.transaction() as tx:
-        tx.post("mint", [(ISSUANCE, "CEU", -10), (ALICE, "CEU", 10)], request_id=key, account=ALICE,
-                operation="Mint", fingerprint="a")
+        tx.post(
+            "mint",
+            [(ISSUANCE, "CEU", -10), (ALICE, "CEU", 10)],
+            request_id=key,
+            account=ALICE,
+            operation="Mint",
+            fingerprint="a",
+        )
     with ledger.transaction() as tx:
         assert tx.prior(ALICE, "Mint", key, "a")["transaction_id"]
         with pytest.raises(IdempotencyKeyReused) as info:
             tx.prior(ALICE, "Mint", key, "b")
-    assert str(info.value) == (f"request_id {'k' * 64!r} was used for another Mint request with different parameters;"
-                               " use a new request_id for a new request")
+    assert str(info.value) == (
+        f"request_id {'k' * 64!r} was used for another Mint request with different parameters;"
+        " use a new request_id for a new request"
+    )
     assert (info.value.operation, info.value.request_id) == ("Mint", key)
     ledger.close()
 
@@ -191,7 +231,9 @@ def test_fingerprints_are_sha256_of_canonical_json():
 
     from idf.store.ledger import fingerprint
 
-    assert fingerprint({"b": 2, "a": [1, "x"]}) == hashlib.sha256(b'{"a":[1,"x"],"b":2}').hexdigest()
+    assert (
+        fingerprint({"b": 2, "a": [1, "x"]}) == hashlib.sha256(b'{"a":[1,"x"],"b":2}').hexdigest()
+    )
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     when = datetime.date(2026, 11, 30)
     assert fingerprint({"at": when}) == hashlib.sha256(b'{"at":"2026-11-30"}').hexdigest()
@@ -209,7 +251,9 @@ def test_journal_entries_record_defaults_and_utc_times(tmp_path):
         assert tx.prior(ALICE, "mint", "r1") is None
     (entry,) = ledger.history(ALICE, before=None, limit=10)
     assert entry.reference == "" and entry.kind == "mint" and entry.request_id == "r1"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry.create_time), entry.create_time
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry.create_time), (
+        entry.create_time
+    )
     ledger.close()
 
 
@@ -221,7 +265,9 @@ def test_unbalanced_entries_and_int64_overflow_are_refused_by_message(tmp_path):
         tx.post("mint", [(ISSUANCE, "CEU", -5), (ALICE, "CEU", 7)], request_id="u")
     assert str(info.value) == "unbalanced journal entry: {'CEU': 2}"
     with ledger.transaction() as tx:  # a balance of exactly 2^63 - 1 is allowed
-        tx.post("mint", [(ISSUANCE, "PFT", -INT64_MAX), (ALICE, "PFT", INT64_MAX)], request_id="max")
+        tx.post(
+            "mint", [(ISSUANCE, "PFT", -INT64_MAX), (ALICE, "PFT", INT64_MAX)], request_id="max"
+        )
     assert ledger.balances(ALICE) == {"PFT": INT64_MAX}
     with pytest.raises(AmountOverflow) as info, ledger.transaction() as tx:
         tx.post("mint", [(ISSUANCE, "PFT", -1), (ALICE, "PFT", 1)], request_id="over")

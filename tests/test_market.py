@@ -44,11 +44,19 @@ def _deadline(seconds: float = 60) -> timestamp_pb2.Timestamp:
 
 
 def _mint(c: Client, account: str, token: int, amount: int, rid: str) -> None:
-    c.market_stub.Mint(m.MintRequest(account=account, amount=m.TokenAmount(token=token, amount=amount), request_id=rid), metadata=ADMIN)
+    c.market_stub.Mint(
+        m.MintRequest(
+            account=account, amount=m.TokenAmount(token=token, amount=amount), request_id=rid
+        ),
+        metadata=ADMIN,
+    )
 
 
 def _balances(c: Client, account: str) -> dict[int, int]:
-    return {b.token: b.amount for b in c.call(c.market_stub.GetBalance, m.GetBalanceRequest(account=account)).balances}
+    return {
+        b.token: b.amount
+        for b in c.call(c.market_stub.GetBalance, m.GetBalanceRequest(account=account)).balances
+    }
 
 
 def _invariants(ledger_audit: dict) -> None:
@@ -75,28 +83,75 @@ def test_liquidity_swaps_and_history(market_server, tmp_path):
         _mint(c, alice, CEU, 10**12, "m1")
         _mint(c, alice, PFT, 4 * 10**12, "m2")
         _mint(c, bob, CEU, 10**9, "m3")
-        add = c.call(c.market_stub.AddLiquidity, m.AddLiquidityRequest(
-            pool=POOL, account=alice, amount_ceu_desired=10**12, amount_pft_desired=4 * 10**12, deadline=_deadline(), request_id="a1"))
+        add = c.call(
+            c.market_stub.AddLiquidity,
+            m.AddLiquidityRequest(
+                pool=POOL,
+                account=alice,
+                amount_ceu_desired=10**12,
+                amount_pft_desired=4 * 10**12,
+                deadline=_deadline(),
+                request_id="a1",
+            ),
+        )
         assert add.shares + amm.MINIMUM_LIQUIDITY == 2 * 10**12  # sqrt(1e12 * 4e12)
         q = c.call(c.market_stub.Quote, m.QuoteRequest(pool=POOL, token_in=CEU, amount_in=10**9))
         expected = amm.amount_out(10**9, 10**12, 4 * 10**12, 30)
         assert q.amount_out == expected and 0 < q.price_impact < 0.01
-        s = c.call(c.market_stub.Swap, m.SwapRequest(pool=POOL, account=bob, token_in=CEU, amount_in=10**9,
-                                                      min_amount_out=expected, deadline=_deadline(), request_id="s1"))
+        s = c.call(
+            c.market_stub.Swap,
+            m.SwapRequest(
+                pool=POOL,
+                account=bob,
+                token_in=CEU,
+                amount_in=10**9,
+                min_amount_out=expected,
+                deadline=_deadline(),
+                request_id="s1",
+            ),
+        )
         assert s.amount_out == expected
         assert _balances(c, bob) == {PFT: expected}
         pool = c.call(c.market_stub.GetPool, m.GetPoolRequest(name=POOL)).pool
         assert (pool.reserve_ceu, pool.reserve_pft) == (10**12 + 10**9, 4 * 10**12 - expected)
         # exact out
-        out = c.call(c.market_stub.Swap, m.SwapRequest(pool=POOL, account=bob, token_in=PFT, amount_out=10**8,
-                                                        max_amount_in=10**9, deadline=_deadline(), request_id="s2"))
-        assert out.amount_out == 10**8 and out.amount_in == amm.amount_in(10**8, pool.reserve_pft, pool.reserve_ceu, 30)
-        rm = c.call(c.market_stub.RemoveLiquidity, m.RemoveLiquidityRequest(pool=POOL, account=alice, shares=add.shares // 2,
-                                                                             deadline=_deadline(), request_id="r1"))
+        out = c.call(
+            c.market_stub.Swap,
+            m.SwapRequest(
+                pool=POOL,
+                account=bob,
+                token_in=PFT,
+                amount_out=10**8,
+                max_amount_in=10**9,
+                deadline=_deadline(),
+                request_id="s2",
+            ),
+        )
+        assert out.amount_out == 10**8 and out.amount_in == amm.amount_in(
+            10**8, pool.reserve_pft, pool.reserve_ceu, 30
+        )
+        rm = c.call(
+            c.market_stub.RemoveLiquidity,
+            m.RemoveLiquidityRequest(
+                pool=POOL,
+                account=alice,
+                shares=add.shares // 2,
+                deadline=_deadline(),
+                request_id="r1",
+            ),
+        )
         assert rm.amount_ceu > 0 and rm.amount_pft > 0
-        history = c.call(c.market_stub.ListTransactions, m.ListTransactionsRequest(account=alice, page_size=2))
-        assert [t.kind for t in history.transactions] == ["remove_liquidity", "add_liquidity"] and history.next_page_token
-        rest = c.call(c.market_stub.ListTransactions, m.ListTransactionsRequest(account=alice, page_token=history.next_page_token))
+        history = c.call(
+            c.market_stub.ListTransactions, m.ListTransactionsRequest(account=alice, page_size=2)
+        )
+        assert [t.kind for t in history.transactions] == [
+            "remove_liquidity",
+            "add_liquidity",
+        ] and history.next_page_token
+        rest = c.call(
+            c.market_stub.ListTransactions,
+            m.ListTransactionsRequest(account=alice, page_token=history.next_page_token),
+        )
         assert [t.kind for t in rest.transactions] == ["mint", "mint"] and not rest.next_page_token
         for t in history.transactions:
             for token in (CEU, PFT, LP):
@@ -116,12 +171,28 @@ def test_bad_requests_leave_the_ledger_untouched(market_server):
     with Client(market_server.target, max_attempts=1) as c:
         _mint(c, acct, CEU, 10**6, "c1")
         _mint(c, acct, PFT, 10**6, "c2")
-        c.call(c.market_stub.AddLiquidity, m.AddLiquidityRequest(pool=POOL, account=acct, amount_ceu_desired=10**5,
-                                                                 amount_pft_desired=10**5, deadline=_deadline(), request_id="c3"))
+        c.call(
+            c.market_stub.AddLiquidity,
+            m.AddLiquidityRequest(
+                pool=POOL,
+                account=acct,
+                amount_ceu_desired=10**5,
+                amount_pft_desired=10**5,
+                deadline=_deadline(),
+                request_id="c3",
+            ),
+        )
         before = market_server.running.ledger.audit()
 
         def swap(**kw):
-            base = dict(pool=POOL, account=acct, token_in=CEU, amount_in=1000, deadline=_deadline(), request_id=f"x{random.random()}")
+            base = dict(
+                pool=POOL,
+                account=acct,
+                token_in=CEU,
+                amount_in=1000,
+                deadline=_deadline(),
+                request_id=f"x{random.random()}",
+            )
             base.update(kw)
             return c.call(c.market_stub.Swap, m.SwapRequest(**base))
 
@@ -133,15 +204,54 @@ def test_bad_requests_leave_the_ledger_untouched(market_server):
             (lambda: swap(pool="market/pools/nope"), NotFoundError, None),
             (lambda: swap(deadline=_deadline(-1)), FailedPreconditionError, "deadline"),
             (lambda: swap(min_amount_out=10**6), FailedPreconditionError, "min_amount_out"),
-            (lambda: swap(amount_in=10**7), FailedPreconditionError, "account"),  # more than carol holds
+            (
+                lambda: swap(amount_in=10**7),
+                FailedPreconditionError,
+                "account",
+            ),  # more than carol holds
             (lambda: swap(request_id=""), InvalidArgumentError, "request_id"),
             (lambda: swap(token_in=m.TOKEN_LP), InvalidArgumentError, "token_in"),
-            (lambda: c.call(c.market_stub.Swap, m.SwapRequest(pool=POOL, account=acct, token_in=CEU, amount_out=10,
-                                                               deadline=_deadline(), request_id="y")), InvalidArgumentError, "max_amount_in"),
-            (lambda: c.call(c.market_stub.Swap, m.SwapRequest(pool=POOL, account=acct, token_in=CEU, amount_out=10**6, max_amount_in=10**9,
-                                                               deadline=_deadline(), request_id="z")), FailedPreconditionError, None),
-            (lambda: c.call(c.market_stub.Mint, m.MintRequest(account=acct, amount=m.TokenAmount(token=CEU, amount=5), request_id="q")),
-             PermissionDeniedError, None),
+            (
+                lambda: c.call(
+                    c.market_stub.Swap,
+                    m.SwapRequest(
+                        pool=POOL,
+                        account=acct,
+                        token_in=CEU,
+                        amount_out=10,
+                        deadline=_deadline(),
+                        request_id="y",
+                    ),
+                ),
+                InvalidArgumentError,
+                "max_amount_in",
+            ),
+            (
+                lambda: c.call(
+                    c.market_stub.Swap,
+                    m.SwapRequest(
+                        pool=POOL,
+                        account=acct,
+                        token_in=CEU,
+                        amount_out=10**6,
+                        max_amount_in=10**9,
+                        deadline=_deadline(),
+                        request_id="z",
+                    ),
+                ),
+                FailedPreconditionError,
+                None,
+            ),
+            (
+                lambda: c.call(
+                    c.market_stub.Mint,
+                    m.MintRequest(
+                        account=acct, amount=m.TokenAmount(token=CEU, amount=5), request_id="q"
+                    ),
+                ),
+                PermissionDeniedError,
+                None,
+            ),
         ]
         for call, error, field in cases:
             with pytest.raises(error) as info:
@@ -155,7 +265,14 @@ def test_minting_is_off_without_an_admin_token(tmp_path):
     s = ServerThread(data_dir=tmp_path)
     try:
         with Client(s.target, max_attempts=1) as c, pytest.raises(PermissionDeniedError):
-            c.call(c.market_stub.Mint, m.MintRequest(account="market/accounts/a", amount=m.TokenAmount(token=CEU, amount=5), request_id="q"))
+            c.call(
+                c.market_stub.Mint,
+                m.MintRequest(
+                    account="market/accounts/a",
+                    amount=m.TokenAmount(token=CEU, amount=5),
+                    request_id="q",
+                ),
+            )
     finally:
         s.stop()
 
@@ -163,8 +280,17 @@ def test_minting_is_off_without_an_admin_token(tmp_path):
 # -- invariants under random sequences (engine + ledger, no network) -------------------------
 
 ACCOUNTS = [f"market/accounts/u{i}" for i in range(4)]
-ops = st.lists(st.tuples(st.sampled_from(["mint", "add", "remove", "swap_in", "swap_out"]), st.sampled_from(ACCOUNTS),
-                         st.sampled_from(["CEU", "PFT"]), st.integers(1, 10**9), st.integers(1, 10**9)), min_size=1, max_size=40)
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["mint", "add", "remove", "swap_in", "swap_out"]),
+        st.sampled_from(ACCOUNTS),
+        st.sampled_from(["CEU", "PFT"]),
+        st.integers(1, 10**9),
+        st.integers(1, 10**9),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -185,16 +311,35 @@ def test_invariants_hold_for_random_sequences(sequence):
                 elif op == "remove":
                     shares = ledger.balances(acct).get("LP", 0)
                     if shares:
-                        market.remove_liquidity(ledger, POOL, acct, max(1, shares * (a % 100 + 1) // 100), 0, 0, request_id=rid)
+                        market.remove_liquidity(
+                            ledger,
+                            POOL,
+                            acct,
+                            max(1, shares * (a % 100 + 1) // 100),
+                            0,
+                            0,
+                            request_id=rid,
+                        )
                 elif op == "swap_in":
                     market.swap(ledger, POOL, acct, token, amount_in=a, request_id=rid)
                 else:
-                    market.swap(ledger, POOL, acct, token, amount_out=a, max_amount_in=10**18, request_id=rid)
+                    market.swap(
+                        ledger,
+                        POOL,
+                        acct,
+                        token,
+                        amount_out=a,
+                        max_amount_in=10**18,
+                        request_id=rid,
+                    )
             except (market.MarketError, amm.AmmError, InsufficientBalance, ParameterError):
                 pass  # refused: nothing may have changed
             after = market.get_pool(ledger, POOL)
             if op != "remove":  # k never decreases except on liquidity removal
-                assert after["reserve_ceu"] * after["reserve_pft"] >= before["reserve_ceu"] * before["reserve_pft"]
+                assert (
+                    after["reserve_ceu"] * after["reserve_pft"]
+                    >= before["reserve_ceu"] * before["reserve_pft"]
+                )
             _invariants(ledger.audit())
     finally:
         ledger.close()
@@ -202,8 +347,14 @@ def test_invariants_hold_for_random_sequences(sequence):
 
 # -- concurrency, crash, PostgreSQL --------------------------------------------------------
 
-def _load(target: str, clients: int, ops_per_client: int, crash: threading.Event | None = None,
-          done: list[int] | None = None) -> list[BaseException]:
+
+def _load(
+    target: str,
+    clients: int,
+    ops_per_client: int,
+    crash: threading.Event | None = None,
+    done: list[int] | None = None,
+) -> list[BaseException]:
     """`clients` threads of random swaps and liquidity, ~30% of calls retried with the same key;
     returns the refusals that were not expected (each thread stops at its first). With `crash`:
     once it is set the server is being killed, so from then on a failing call ends its thread
@@ -222,14 +373,28 @@ def _load(target: str, clients: int, ops_per_client: int, crash: threading.Event
                     rid = f"w{i}-{k}"
                     kind = rng.random()
                     if kind < 0.15:
-                        req = m.AddLiquidityRequest(pool=POOL, account=acct, amount_ceu_desired=rng.randint(10**4, 10**8),
-                                                    amount_pft_desired=rng.randint(10**4, 10**8), deadline=_deadline(), request_id=rid)
+                        req = m.AddLiquidityRequest(
+                            pool=POOL,
+                            account=acct,
+                            amount_ceu_desired=rng.randint(10**4, 10**8),
+                            amount_pft_desired=rng.randint(10**4, 10**8),
+                            deadline=_deadline(),
+                            request_id=rid,
+                        )
                         method = c.market_stub.AddLiquidity
                     else:
-                        req = m.SwapRequest(pool=POOL, account=acct, token_in=rng.choice([CEU, PFT]), amount_in=rng.randint(1, 10**6),
-                                            deadline=_deadline(), request_id=rid)
+                        req = m.SwapRequest(
+                            pool=POOL,
+                            account=acct,
+                            token_in=rng.choice([CEU, PFT]),
+                            amount_in=rng.randint(1, 10**6),
+                            deadline=_deadline(),
+                            request_id=rid,
+                        )
                         method = c.market_stub.Swap
-                    for _ in range(1 + (rng.random() < 0.3)):  # ~30% of calls retried with the same key
+                    for _ in range(
+                        1 + (rng.random() < 0.3)
+                    ):  # ~30% of calls retried with the same key
                         try:
                             c.call(method, req)
                         except FailedPreconditionError:
@@ -297,18 +462,35 @@ def test_cli_market_commands(market_server):
     with Client(market_server.target, max_attempts=1) as c:
         _mint(c, "market/accounts/dave", CEU, 10**9, "d1")
         _mint(c, "market/accounts/dave", PFT, 10**9, "d2")
-        c.call(c.market_stub.AddLiquidity, m.AddLiquidityRequest(pool=POOL, account="market/accounts/dave", amount_ceu_desired=10**8,
-                                                                 amount_pft_desired=10**8, deadline=_deadline(), request_id="d3"))
+        c.call(
+            c.market_stub.AddLiquidity,
+            m.AddLiquidityRequest(
+                pool=POOL,
+                account="market/accounts/dave",
+                amount_ceu_desired=10**8,
+                amount_pft_desired=10**8,
+                deadline=_deadline(),
+                request_id="d3",
+            ),
+        )
     srv = ["--server", market_server.target, "--json"]
     r = runner.invoke(app, ["market", "quote", "CEU", "--amount-in", "1000", *srv])
     assert r.exit_code == 0, r.output
     quoted = json.loads(r.output)["amount_out"]
-    r = runner.invoke(app, ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(quoted), *srv])
+    r = runner.invoke(
+        app,
+        ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(quoted), *srv],
+    )
     assert r.exit_code == 0 and json.loads(r.output)["amount_out"] == quoted
-    r = runner.invoke(app, ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(10**9), *srv])
+    r = runner.invoke(
+        app, ["market", "swap", "dave", "CEU", "--amount-in", "1000", "--min-out", str(10**9), *srv]
+    )
     assert r.exit_code == 4 and "below min_amount_out" in r.stderr
     r = runner.invoke(app, ["market", "balance", "dave", *srv])
     assert json.loads(r.output)["CEU"] == 10**9 - 10**8 - 1000
     r = runner.invoke(app, ["market", "history", "dave", *srv])
-    assert [t["kind"] for t in json.loads(r.output)["transactions"]][:2] == ["swap", "add_liquidity"]
+    assert [t["kind"] for t in json.loads(r.output)["transactions"]][:2] == [
+        "swap",
+        "add_liquidity",
+    ]
     assert runner.invoke(app, ["market", "pool", *srv]).exit_code == 0

@@ -29,16 +29,19 @@ def test_sizes_default_to_the_whole_tree():
     assert tree.consistency_proof(3) == tree.consistency_proof(3, 7)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda t: t.root(8), "tree size 8 outside 0..7"),
-    (lambda t: t.root(-1), "tree size -1 outside 0..7"),
-    (lambda t: t.inclusion_proof(7), "leaf index 7 outside a tree of size 7"),
-    (lambda t: t.inclusion_proof(-1, 7), "leaf index -1 outside a tree of size 7"),
-    (lambda t: t.inclusion_proof(0, 0), "leaf index 0 outside a tree of size 0"),
-    (lambda t: t.consistency_proof(0, 7), r"need 0 < first \(0\) <= second \(7\)"),
-    (lambda t: t.consistency_proof(5, 4), r"need 0 < first \(5\) <= second \(4\)"),
-    (lambda t: t.consistency_proof(1, 8), "tree size 8 outside 0..7"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda t: t.root(8), "tree size 8 outside 0..7"),
+        (lambda t: t.root(-1), "tree size -1 outside 0..7"),
+        (lambda t: t.inclusion_proof(7), "leaf index 7 outside a tree of size 7"),
+        (lambda t: t.inclusion_proof(-1, 7), "leaf index -1 outside a tree of size 7"),
+        (lambda t: t.inclusion_proof(0, 0), "leaf index 0 outside a tree of size 0"),
+        (lambda t: t.consistency_proof(0, 7), r"need 0 < first \(0\) <= second \(7\)"),
+        (lambda t: t.consistency_proof(5, 4), r"need 0 < first \(5\) <= second \(4\)"),
+        (lambda t: t.consistency_proof(1, 8), "tree size 8 outside 0..7"),
+    ],
+)
 def test_out_of_range_arguments_are_refused_by_name(call, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         call(_tree(7))

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import mutation  # noqa: E402
 
-SOURCE = '''\
+SOURCE = """\
 LIMIT = 3
 
 
@@ -30,7 +30,7 @@ class Pool:
     @property
     def size(self):
         return 2
-'''
+"""
 
 
 def _hashes(source: str) -> dict[str, str]:
@@ -43,14 +43,24 @@ def test_keys_are_mutmuts_names_and_decorated_functions_have_none():
 
 def test_only_the_statuses_of_changed_functions_are_dropped():
     then = _hashes(SOURCE)
-    results = {"idf.m.x_clip__mutmut_1": "killed", "idf.m.x_clip__mutmut_2": "survived",
-               "idf.m.xǁPoolǁswap__mutmut_1": "killed"}
+    results = {
+        "idf.m.x_clip__mutmut_1": "killed",
+        "idf.m.x_clip__mutmut_2": "survived",
+        "idf.m.xǁPoolǁswap__mutmut_1": "killed",
+    }
     assert mutation._fresh(results, then, then) == results
     swapped = _hashes(SOURCE.replace("a + 1", "a + 2"))
-    assert mutation._fresh(results, then, swapped) == {k: v for k, v in results.items() if "clip" in k}
+    assert mutation._fresh(results, then, swapped) == {
+        k: v for k, v in results.items() if "clip" in k
+    }
     # comments and blank lines do not matter, outside the functions or inside
     assert mutation._fresh(results, then, _hashes("# a comment\n" + SOURCE)) == results
-    assert mutation._fresh(results, then, _hashes(SOURCE.replace("return a + 1", "# note\n\n        return a + 1"))) == results
+    assert (
+        mutation._fresh(
+            results, then, _hashes(SOURCE.replace("return a + 1", "# note\n\n        return a + 1"))
+        )
+        == results
+    )
 
 
 def test_formatting_annotations_and_docstrings_do_not_count():
@@ -58,19 +68,29 @@ def test_formatting_annotations_and_docstrings_do_not_count():
     triple-quoted string: reformatting (ruff format), typing a signature or rewording a docstring
     keeps every saved status; a changed single-quoted string is a changed mutant."""
     then = _hashes(SOURCE)
-    same = (SOURCE.replace("def clip(x):", "def clip(\n    x: int,\n) -> int:")
-            .replace("return min(x, LIMIT)", '"""Clip."""\n    return min( x , LIMIT )')
-            .replace("LIMIT = 3", "LIMIT: int = 3")
-            .replace("def swap(self, a):", "def swap(self, a: 'int | None') -> int:  # typed"))
+    same = (
+        SOURCE.replace("def clip(x):", "def clip(\n    x: int,\n) -> int:")
+        .replace("return min(x, LIMIT)", '"""Clip."""\n    return min( x , LIMIT )')
+        .replace("LIMIT = 3", "LIMIT: int = 3")
+        .replace("def swap(self, a):", "def swap(self, a: 'int | None') -> int:  # typed")
+    )
     assert _hashes(same) == then
-    assert _hashes(SOURCE.replace("return min(x, LIMIT)", '"Clip."\n    return min(x, LIMIT)'))["idf.m.x_clip"] != then["idf.m.x_clip"]
+    assert (
+        _hashes(SOURCE.replace("return min(x, LIMIT)", '"Clip."\n    return min(x, LIMIT)'))[
+            "idf.m.x_clip"
+        ]
+        != then["idf.m.x_clip"]
+    )
     assert _hashes(SOURCE.replace("LIMIT = 3", "LIMIT = 3.0"))["idf.m"] != then["idf.m"]
 
 
 def test_a_change_outside_the_functions_drops_the_whole_module():
     then = _hashes(SOURCE)
     results = {"idf.m.x_clip__mutmut_1": "killed", "idf.m.xǁPoolǁswap__mutmut_1": "killed"}
-    for changed in (SOURCE.replace("LIMIT = 3", "LIMIT = 4"), SOURCE.replace("return 2", "return 3")):
+    for changed in (
+        SOURCE.replace("LIMIT = 3", "LIMIT = 4"),
+        SOURCE.replace("return 2", "return 3"),
+    ):
         now = _hashes(changed)
         assert now["idf.m.x_clip"] == then["idf.m.x_clip"]  # the function itself is unchanged
         assert mutation._fresh(results, then, now) == {}

@@ -20,7 +20,9 @@ from idf.engine.flows.navier_stokes import FlowSpec, Solver, random_vorticity, t
 @pytest.mark.parametrize("k", [1, 3])
 def test_taylor_green_decays_exactly(k):
     # forcing wavenumber 0: f = 0 while ν = √A/Re = 0.02 (A = 0 would make ν = 0 too)
-    spec = FlowSpec(resolution=32, reynolds=50, forcing_amplitude=1.0, forcing_wavenumber=0, drag=0.1, dt=0.01)
+    spec = FlowSpec(
+        resolution=32, reynolds=50, forcing_amplitude=1.0, forcing_wavenumber=0, drag=0.1, dt=0.01
+    )
     solver = Solver(spec)
     w0 = taylor_green(32, k=k)
     frames = solver.advance(w0, 200, frame_every=100)
@@ -32,7 +34,9 @@ def test_taylor_green_decays_exactly(k):
         error = float((frames[i] - cn * w0).abs().max() / w0.abs().max())
         # which follows exp(−λt) to (λ dt)² λ t / 12 relative (≤ 1.6e-6 here)
         drift = abs(cn / math.exp(-lam * t) - 1)
-        print(f"Taylor-Green k={k} t={t}: max error vs CN factor {error:.1e}, CN vs exp {drift:.1e}")
+        print(
+            f"Taylor-Green k={k} t={t}: max error vs CN factor {error:.1e}, CN vs exp {drift:.1e}"
+        )
         assert error < 1e-12  # rounding: observed ~1e-15
         assert drift <= 1.01 * (lam * spec.dt) ** 2 * lam * t / 12
 
@@ -50,7 +54,9 @@ def test_energy_budget_closes_and_balances_in_a_steady_state():
     budget = np.trapezoid(p - d, dx=solver.dt)
     assert abs((e[-1] - e[0]) - budget) < 1e-3 * p.mean() * span
     imbalance = abs(p.mean() - d.mean()) / p.mean()
-    print(f"time-averaged injection {p.mean():.5f}, dissipation {d.mean():.5f}, imbalance {imbalance:.2%}")
+    print(
+        f"time-averaged injection {p.mean():.5f}, dissipation {d.mean():.5f}, imbalance {imbalance:.2%}"
+    )
     # statistically steady: injection and dissipation agree on average (observed 0.05%)
     assert imbalance < 0.02
 
@@ -70,7 +76,9 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ParameterError, match="reynolds"):
         Solver(FlowSpec(reynolds=-1))
     with pytest.raises(ParameterError, match="dt"):
-        Solver(FlowSpec(resolution=32, reynolds=200, dt=1.0)).advance(random_vorticity(32, 0), 50, frame_every=10)
+        Solver(FlowSpec(resolution=32, reynolds=200, dt=1.0)).advance(
+            random_vorticity(32, 0), 50, frame_every=10
+        )
 
 
 # --- the nonlinear term against exact and independent results -----------------------------------
@@ -81,6 +89,7 @@ def test_bad_parameters_are_refused():
 # true one forced with −f (Kolmogorov flow shifted by π/n in y). The tests below see the direction
 # of transport: the exact Jacobian of a field (and its Taylor series in t), and trajectories of an
 # independent solver from a nonlinear initial state.
+
 
 def _exact_tendency_fields(solver):
     """ω0 = cos x + cos 2y and its first two time derivatives under the Euler equations.
@@ -130,7 +139,9 @@ def test_short_euler_integration_follows_the_taylor_series():
         w = solver.advance(w0, steps, frame_every=steps)[-1]
         remainders.append(float((w - (w0 + t * w1 + 0.5 * t * t * w2)).abs().max()))
     ratio = remainders[0] / remainders[1]
-    print(f"Taylor remainders {remainders[0]:.3e} (t=0.1), {remainders[1]:.3e} (t=0.05), ratio {ratio:.2f}")
+    print(
+        f"Taylor remainders {remainders[0]:.3e} (t=0.1), {remainders[1]:.3e} (t=0.05), ratio {ratio:.2f}"
+    )
     # observed: remainder/t³ = 0.635 at both t (|ω'''|/6 of this flow), ratio 8.00; the stepper's
     # own error (AB2, dt = 1e-3: ~1e-7 here) is 1e-3 of the remainder. The t = 0.1 remainder is
     # 6e-4 while t ω1 is 0.15: a flipped or doubled advection misses by 0.15.
@@ -146,8 +157,12 @@ def _reference_case():
     nu = 1.0 / re  # √A / Re with A = 1
     times = [0.5, 1.0, 2.0]
     forcing = ref.kolmogorov_forcing(n, k_f, 1.0)
-    return w0, times, dict(nu=nu, alpha=drag, forcing=forcing), FlowSpec(resolution=n, reynolds=re, drag=drag,
-                                                                          forcing_wavenumber=k_f)
+    return (
+        w0,
+        times,
+        dict(nu=nu, alpha=drag, forcing=forcing),
+        FlowSpec(resolution=n, reynolds=re, drag=drag, forcing_wavenumber=k_f),
+    )
 
 
 def test_trajectory_matches_an_independent_solver():
@@ -158,11 +173,15 @@ def test_trajectory_matches_an_independent_solver():
     errors = {}
     for dt in (0.01, 0.005):
         solver = Solver(replace(spec, dt=dt))
-        frames = solver.advance(torch.tensor(w0), round(times[-1] / dt), frame_every=round(times[0] / dt)).numpy()
+        frames = solver.advance(
+            torch.tensor(w0), round(times[-1] / dt), frame_every=round(times[0] / dt)
+        ).numpy()
         got = [frames[round(t / times[0]) - 1] for t in times]
         errors[dt] = max(float(np.abs(a - b).max()) for a, b in zip(got, truth)) / scale
     ratio = errors[0.01] / errors[0.005]
-    print(f"vs reference solver: max error {errors[0.01]:.2e} (dt 0.01), {errors[0.005]:.2e} (dt 0.005), ratio {ratio:.2f}")
+    print(
+        f"vs reference solver: max error {errors[0.01]:.2e} (dt 0.01), {errors[0.005]:.2e} (dt 0.005), ratio {ratio:.2f}"
+    )
     # Observed 1.8e-4 and 4.5e-5 of max|ω| (the product's CN/AB2 error; ratio 4.0, second order
     # as documented). Bound 4e-4 at dt 0.005: 9x margin and still 1000x below what a wrong
     # advection gives (below).
@@ -191,15 +210,20 @@ def test_reference_solver_separates_wrong_advection():
 # would decay at ν + α (rates −0.2 at Re 10, −0.35 at Re 4), with advection doubled (U0 → 2 U0)
 # the theory gives +1.73 and +0.26 (Re 4 would be unstable).
 
+
 def _perturbation_norms(spec, seed, amplitude, duration, every, *, without_kx0=False):
     solver = Solver(spec)
     n = spec.forcing_wavenumber
-    laminar = -spec.forcing_amplitude * n * torch.cos(n * solver.y) / (spec.viscosity * n * n + spec.drag)
+    laminar = (
+        -spec.forcing_amplitude * n * torch.cos(n * solver.y) / (spec.viscosity * n * n + spec.drag)
+    )
     p = ref.band_limit(random_vorticity(spec.resolution, seed, rms=1.0).numpy())
     if without_kx0:
         p = p - p.mean(axis=1, keepdims=True)  # axis 1 is x: drops the kx = 0 modes
     frame_every = round(every / solver.dt)
-    frames = solver.advance(laminar + amplitude * torch.tensor(p), round(duration / solver.dt), frame_every=frame_every)
+    frames = solver.advance(
+        laminar + amplitude * torch.tensor(p), round(duration / solver.dt), frame_every=frame_every
+    )
     norms = ((frames - laminar) ** 2).mean((-2, -1)).sqrt().numpy()
     return np.arange(1, len(norms) + 1) * frame_every * solver.dt, norms
 
@@ -207,7 +231,9 @@ def _perturbation_norms(spec, seed, amplitude, duration, every, *, without_kx0=F
 @pytest.mark.parametrize("reynolds", [10.0, 4.0])
 def test_kolmogorov_growth_rate_matches_linear_theory(reynolds):
     spec = FlowSpec(resolution=32, reynolds=reynolds, drag=0.1, forcing_wavenumber=2, dt=0.03)
-    rates = ref.kolmogorov_growth_rates(32, forcing_wavenumber=2, amplitude=1.0, nu=spec.viscosity, alpha=spec.drag)
+    rates = ref.kolmogorov_growth_rates(
+        32, forcing_wavenumber=2, amplitude=1.0, nu=spec.viscosity, alpha=spec.drag
+    )
     theory = max(rates.values())
     assert (theory > 0) == (reynolds > 4.85)
     if theory > 0:
@@ -222,8 +248,10 @@ def test_kolmogorov_growth_rate_matches_linear_theory(reynolds):
         t, norms = _perturbation_norms(spec, 11, 1e-6, 20.0, 0.5, without_kx0=True)
     late = t >= t[-1] - 4.0
     fitted = float(np.polyfit(t[late], np.log(norms[late]), 1)[0])
-    print(f"Re {reynolds}: fitted rate {fitted:.5f}, linear theory {theory:.5f}, "
-          f"relative {fitted / theory - 1:.1e}")
+    print(
+        f"Re {reynolds}: fitted rate {fitted:.5f}, linear theory {theory:.5f}, "
+        f"relative {fitted / theory - 1:.1e}"
+    )
     # Fitted over the last 4 time units. Measured with seeds 3 and 11, for the product and (see
     # the symmetry above) for it with advection's sign flipped: relative deviation ≤ 3.1e-4
     # unstable (CN/AB2's O(dt²) error: 2.8e-4 at dt 0.03, 1.5e-4 at dt 0.02) and ≤ 1.4e-4 stable
@@ -234,6 +262,7 @@ def test_kolmogorov_growth_rate_matches_linear_theory(reynolds):
 
 # --- inviscid invariants ----------------------------------------------------------------------------
 
+
 def test_euler_conserves_energy_and_enstrophy_up_to_the_stepper_error():
     # ν = 0 (A = 0), α = 0, no forcing. A band-limited field makes the dealiased system the exact
     # Galerkin truncation, which conserves energy and enstrophy; what is left is the time
@@ -242,15 +271,24 @@ def test_euler_conserves_energy_and_enstrophy_up_to_the_stepper_error():
     t_end = 4.0
     drifts = {}
     for dt in (0.02, 0.01):
-        solver = Solver(FlowSpec(resolution=32, reynolds=1.0, forcing_amplitude=0.0, drag=0.0, dt=dt))
+        solver = Solver(
+            FlowSpec(resolution=32, reynolds=1.0, forcing_amplitude=0.0, drag=0.0, dt=dt)
+        )
         w = solver.advance(w0, round(t_end / dt), frame_every=round(t_end / dt))[-1]
         change = float((w - w0).abs().max() / w0.abs().max())
         e0, z0 = float(solver.energy(w0)), float(solver.enstrophy(w0))
-        drifts[dt] = (abs(float(solver.energy(w)) / e0 - 1), abs(float(solver.enstrophy(w)) / z0 - 1))
+        drifts[dt] = (
+            abs(float(solver.energy(w)) / e0 - 1),
+            abs(float(solver.enstrophy(w)) / z0 - 1),
+        )
     (e1, z1), (e2, z2) = drifts[0.02], drifts[0.01]
-    print(f"Euler t={t_end}: field changed by {change:.2f} of max; energy drift {e1:.2e} -> {e2:.2e}, "
-          f"enstrophy drift {z1:.2e} -> {z2:.2e}")
-    assert change > 0.5  # the flow did evolve (measured 1.24): the invariants are not trivially kept
+    print(
+        f"Euler t={t_end}: field changed by {change:.2f} of max; energy drift {e1:.2e} -> {e2:.2e}, "
+        f"enstrophy drift {z1:.2e} -> {z2:.2e}"
+    )
+    assert (
+        change > 0.5
+    )  # the flow did evolve (measured 1.24): the invariants are not trivially kept
     # observed: energy 5.5e-5 -> 1.37e-5, enstrophy 1.0e-4 -> 2.5e-5 (ratios 4.04, 4.05)
     assert e2 < 1e-4 and z2 < 1e-4
     assert 3.5 < e1 / e2 < 4.5 and 3.5 < z1 / z2 < 4.5
@@ -259,8 +297,14 @@ def test_euler_conserves_energy_and_enstrophy_up_to_the_stepper_error():
 def _shell_field(solver):
     """A sum of modes all on the shell |k|² = 25: (5, 0), (0, 5), (3, ±4), (4, ±3), with phases."""
     x, y = solver.x, solver.y
-    return (torch.cos(5 * x) + 0.8 * torch.sin(5 * y + 0.3) + 0.6 * torch.cos(3 * x + 4 * y)
-            + 0.5 * torch.sin(4 * x - 3 * y + 1.0) + 0.4 * torch.cos(3 * x - 4 * y + 2.0) + 0.3 * torch.sin(4 * x + 3 * y))
+    return (
+        torch.cos(5 * x)
+        + 0.8 * torch.sin(5 * y + 0.3)
+        + 0.6 * torch.cos(3 * x + 4 * y)
+        + 0.5 * torch.sin(4 * x - 3 * y + 1.0)
+        + 0.4 * torch.cos(3 * x - 4 * y + 2.0)
+        + 0.3 * torch.sin(4 * x + 3 * y)
+    )
 
 
 def test_a_single_shell_field_is_an_exact_steady_euler_solution():
@@ -274,9 +318,13 @@ def test_a_single_shell_field_is_an_exact_steady_euler_solution():
     coupled = torch.fft.irfft2(solver.tendency(torch.fft.rfft2(off_shell)), s=(32, 32))
     w = solver.advance(w0, 500, frame_every=500)[-1]
     error = float((w - w0).abs().max())
-    print(f"shell state: max tendency {float(tendency.abs().max()):.1e}, change after t=5 {error:.1e}; "
-          f"one off-shell mode gives a tendency of {float(coupled.abs().max()):.2f}")
-    assert float(coupled.abs().max()) > 0.5  # the same field plus one off-shell mode does evolve (measured 1.7)
+    print(
+        f"shell state: max tendency {float(tendency.abs().max()):.1e}, change after t=5 {error:.1e}; "
+        f"one off-shell mode gives a tendency of {float(coupled.abs().max()):.2f}"
+    )
+    assert (
+        float(coupled.abs().max()) > 0.5
+    )  # the same field plus one off-shell mode does evolve (measured 1.7)
     # rounding only: observed 6e-15 (tendency), 2e-14 after 500 steps
     assert float(tendency.abs().max()) < 1e-12
     assert error < 1e-11
@@ -286,7 +334,14 @@ def test_a_single_shell_field_decays_exactly_with_viscosity_and_drag():
     # forcing wavenumber 0 gives f = 0 while ν = √A/Re = 0.05 stays; the shell state then decays
     # as exp(−(ν K + α) t) (K = 25); Crank–Nicolson's factor per step is exactly
     # (1 − λ dt/2)/(1 + λ dt/2), λ = ν K + α.
-    spec = FlowSpec(resolution=32, reynolds=20.0, forcing_amplitude=1.0, forcing_wavenumber=0, drag=0.05, dt=0.01)
+    spec = FlowSpec(
+        resolution=32,
+        reynolds=20.0,
+        forcing_amplitude=1.0,
+        forcing_wavenumber=0,
+        drag=0.05,
+        dt=0.01,
+    )
     solver = Solver(spec)
     w0 = _shell_field(solver)
     lam = spec.viscosity * 25 + spec.drag
@@ -294,4 +349,6 @@ def test_a_single_shell_field_decays_exactly_with_viscosity_and_drag():
     cn = ((1 - lam * spec.dt / 2) / (1 + lam * spec.dt / 2)) ** 200
     assert float((w - cn * w0).abs().max() / w0.abs().max()) < 1e-12
     # and CN follows exp(−λt) to (λ dt)² λ t / 12 relative (= 3.7e-5 here)
-    assert cn / math.exp(-lam * 2.0) - 1 == pytest.approx(-((lam * spec.dt) ** 2) * lam * 2.0 / 12, rel=0.01)
+    assert cn / math.exp(-lam * 2.0) - 1 == pytest.approx(
+        -((lam * spec.dt) ** 2) * lam * 2.0 / 12, rel=0.01
+    )

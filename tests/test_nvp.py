@@ -39,7 +39,9 @@ def test_per_field_reynolds_numbers_match_separate_solvers():
     shared = Solver(FlowSpec(resolution=32, reynolds=60, dt=0.01))
     together = shared.advance(w, 20, frame_every=20, reynolds=torch.tensor([40.0, 90.0]))[-1]
     for i, re in enumerate((40.0, 90.0)):
-        alone = Solver(FlowSpec(resolution=32, reynolds=re, dt=0.01)).advance(w[i], 20, frame_every=20)[-1]
+        alone = Solver(FlowSpec(resolution=32, reynolds=re, dt=0.01)).advance(
+            w[i], 20, frame_every=20
+        )[-1]
         assert torch.allclose(together[i], alone, atol=1e-12)
 
 
@@ -58,16 +60,31 @@ def test_gradients_flow_through_the_coarse_solver():
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
-TINY = nvp_training.NvpConfig(steps=4, batch=2, rollout=2, one_step_fraction=0.5, width=8, multipliers=(1, 2),
-                              train_re=(60.0,), train_seeds=(0,), frames=8, spin_up=5.0, members=2,
-                              calibration_starts=1, calibration_horizon=3, checkpoint_every=2)
+TINY = nvp_training.NvpConfig(
+    steps=4,
+    batch=2,
+    rollout=2,
+    one_step_fraction=0.5,
+    width=8,
+    multipliers=(1, 2),
+    train_re=(60.0,),
+    train_seeds=(0,),
+    frames=8,
+    spin_up=5.0,
+    members=2,
+    calibration_starts=1,
+    calibration_horizon=3,
+    checkpoint_every=2,
+)
 
 
 def test_training_is_deterministic_and_resumes_bit_for_bit(tmp_path: Path):
     whole = nvp_training.train(TINY, tmp_path / "whole.safetensors")
     part = tmp_path / "part.safetensors"
     with pytest.raises(Cancelled):
-        nvp_training.train(TINY, part, should_stop=_after(3))  # simulation check + 2 steps, then stop
+        nvp_training.train(
+            TINY, part, should_stop=_after(3)
+        )  # simulation check + 2 steps, then stop
     assert nvp.load(part)[1]["train.step"].item() == 2
     nvp_training.train(TINY, part)
     a, b = nvp.load(whole)[0].state_dict(), nvp.load(part)[0].state_dict()
@@ -99,13 +116,19 @@ def test_forecast_beats_persistence_and_half_resolution_on_a_held_out_run(client
     answer = client.predict(list(held_out[:2]), 10, model=MODEL, reynolds=50.0, ensemble_members=8)
     assert answer.model == MODEL and answer.frame_interval == nvp.INTERVAL
     assert answer.frames.shape == answer.stddev.shape == (10, 64, 64) and np.all(answer.stddev > 0)
-    ours, persistence, coarse = (nvp_training.score(predict, held_out, 1, 10)["nrmse"] for predict in (
-        lambda h, n: (answer.frames, None),
-        lambda h, n: (np.broadcast_to(h[-1], (n, *h[-1].shape)), None),
-        lambda h, n: (nvp_training.half_resolution_forecast(h, n, 50.0), None)))
-    print(f"nRMSE h=1: nvp {ours[0]:.6f} persistence {persistence[0]:.6f} half-res {coarse[0]:.6f}; "
-          f"h=10: {ours[-1]:.6f} {persistence[-1]:.6f} {coarse[-1]:.6f}; worst ratio to persistence "
-          f"{np.max(ours / persistence):.5f}, to half-res {np.max(ours / coarse):.5f}")
+    ours, persistence, coarse = (
+        nvp_training.score(predict, held_out, 1, 10)["nrmse"]
+        for predict in (
+            lambda h, n: (answer.frames, None),
+            lambda h, n: (np.broadcast_to(h[-1], (n, *h[-1].shape)), None),
+            lambda h, n: (nvp_training.half_resolution_forecast(h, n, 50.0), None),
+        )
+    )
+    print(
+        f"nRMSE h=1: nvp {ours[0]:.6f} persistence {persistence[0]:.6f} half-res {coarse[0]:.6f}; "
+        f"h=10: {ours[-1]:.6f} {persistence[-1]:.6f} {coarse[-1]:.6f}; worst ratio to persistence "
+        f"{np.max(ours / persistence):.5f}, to half-res {np.max(ours / coarse):.5f}"
+    )
     # Measured on a 2-core AMD EPYC (AVX-512), torch 2.13.0+cpu, 2026-11-30: nvp nRMSE 0.012209 at
     # h=1 and 0.022942 at h=10; nvp / persistence at most 0.07449 (h=1), nvp / half-res at most
     # 0.32507 (h=10). Deterministic: two runs agreed to 10 digits; 1 vs 2 threads and torch/oneDNN
@@ -120,15 +143,30 @@ def test_forecast_beats_persistence_and_half_resolution_on_a_held_out_run(client
     assert np.array_equal(again.frames, answer.frames)  # same seed, same ensemble
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda h, kw: (h[-1:], kw), "history"),
-    (lambda h, kw: (h[:, ::2, ::2], kw), "history[0].shape"),
-    (lambda h, kw: (np.where(np.arange(2)[:, None, None] == 1, np.nan, h), kw), "history[1].data"),
-    (lambda h, kw: (h, {**kw, "reynolds": 200.0}), "flow.reynolds"),
-    (lambda h, kw: (h, {k: v for k, v in kw.items() if k != "reynolds"}), "flow.reynolds"),
-    (lambda h, kw: (h, {**kw, "ensemble_members": 65}), "ensemble_members"),
-    (lambda h, kw: (h, {**kw, "boundary": "zero-flux"}), "history[0].boundary"),
-], ids=["one-frame", "32x32", "nan", "reynolds-out-of-range", "no-flow", "too-many-members", "not-periodic"])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda h, kw: (h[-1:], kw), "history"),
+        (lambda h, kw: (h[:, ::2, ::2], kw), "history[0].shape"),
+        (
+            lambda h, kw: (np.where(np.arange(2)[:, None, None] == 1, np.nan, h), kw),
+            "history[1].data",
+        ),
+        (lambda h, kw: (h, {**kw, "reynolds": 200.0}), "flow.reynolds"),
+        (lambda h, kw: (h, {k: v for k, v in kw.items() if k != "reynolds"}), "flow.reynolds"),
+        (lambda h, kw: (h, {**kw, "ensemble_members": 65}), "ensemble_members"),
+        (lambda h, kw: (h, {**kw, "boundary": "zero-flux"}), "history[0].boundary"),
+    ],
+    ids=[
+        "one-frame",
+        "32x32",
+        "nan",
+        "reynolds-out-of-range",
+        "no-flow",
+        "too-many-members",
+        "not-periodic",
+    ],
+)
 def test_bad_input_names_the_field(client, held_out, change, field):
     history, kw = change(held_out[:2], {"model": MODEL, "reynolds": 50.0})
     with pytest.raises(InvalidArgumentError) as info:
@@ -144,12 +182,43 @@ def test_mismatched_history_shapes(client, held_out):
 
 def test_generate_then_forecast_from_the_cli(server, tmp_path: Path):
     run = tmp_path / "run.h5"
-    made = runner.invoke(app, ["data", "generate", "--out", str(run), "--re", "60", "--seed", "7", "--duration", "2",
-                               "--spin-up", "20", "--json"])
+    made = runner.invoke(
+        app,
+        [
+            "data",
+            "generate",
+            "--out",
+            str(run),
+            "--re",
+            "60",
+            "--seed",
+            "7",
+            "--duration",
+            "2",
+            "--spin-up",
+            "20",
+            "--json",
+        ],
+    )
     assert made.exit_code == 0, made.output
     out = tmp_path / "forecast.npz"
-    answer = runner.invoke(app, ["forecast", "--data", str(run), "--steps", "3", "--out", str(out), "--members", "4",
-                                 "--server", server.target, "--json"])
+    answer = runner.invoke(
+        app,
+        [
+            "forecast",
+            "--data",
+            str(run),
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+            "--members",
+            "4",
+            "--server",
+            server.target,
+            "--json",
+        ],
+    )
     assert answer.exit_code == 0, answer.output
     assert json.loads(answer.output)["reynolds"] == 60.0
     with np.load(out) as f:
@@ -157,8 +226,20 @@ def test_generate_then_forecast_from_the_cli(server, tmp_path: Path):
 
 
 def test_train_nvp_cli_names_the_bad_option(tmp_path: Path):
-    answer = runner.invoke(app, ["train", "nvp", "--out", str(tmp_path / "m.safetensors"), "--rollout", "5",
-                                 "--frames", "4", "--json"])
+    answer = runner.invoke(
+        app,
+        [
+            "train",
+            "nvp",
+            "--out",
+            str(tmp_path / "m.safetensors"),
+            "--rollout",
+            "5",
+            "--frames",
+            "4",
+            "--json",
+        ],
+    )
     assert answer.exit_code != 0 and "--frames" in answer.output, answer.output
     answer = runner.invoke(app, ["train", "nvp", "--out", str(tmp_path / "m.txt"), "--json"])
     assert answer.exit_code != 0 and ".safetensors" in answer.output, answer.output

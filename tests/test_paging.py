@@ -36,23 +36,57 @@ def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-@pytest.mark.parametrize("token", [
-    "not base64 !", _b64("seq"), _b64("before:5"), _b64("seq:0"), _b64("seq:-3"), _b64(f"seq:{2**63}"), _b64("seq:1.5"),
-    _b64("5"), base64.urlsafe_b64encode(b"seq:\xff").decode(),
-], ids=["garbage", "no-value", "other-kind", "zero", "negative", "past-int64", "float", "no-kind", "not-utf8"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not base64 !",
+        _b64("seq"),
+        _b64("before:5"),
+        _b64("seq:0"),
+        _b64("seq:-3"),
+        _b64(f"seq:{2**63}"),
+        _b64("seq:1.5"),
+        _b64("5"),
+        base64.urlsafe_b64encode(b"seq:\xff").decode(),
+    ],
+    ids=[
+        "garbage",
+        "no-value",
+        "other-kind",
+        "zero",
+        "negative",
+        "past-int64",
+        "float",
+        "no-kind",
+        "not-utf8",
+    ],
+)
 def test_foreign_tokens_are_invalid_argument_on_page_token(token):
     with pytest.raises(ApiError) as e:
         paging.decode_int(token, "seq")
-    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.violations[0][0] == "page_token"
+    assert (
+        e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        and e.value.violations[0][0] == "page_token"
+    )
 
 
 def test_each_list_refuses_the_other_lists_tokens(client: Client):
-    proof_token, seq_token, name_token = paging.encode("before", 3), paging.encode("seq", 3), paging.encode("after", "a")
+    proof_token, seq_token, name_token = (
+        paging.encode("before", 3),
+        paging.encode("seq", 3),
+        paging.encode("after", "a"),
+    )
     calls = [
-        lambda: client.call(client.diffusion_stub.ListModels, diffusion_pb2.ListModelsRequest(page_token=seq_token)),
-        lambda: client.call(client.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=name_token)),
-        lambda: client.call(client.market_stub.ListTransactions,
-                            market_pb2.ListTransactionsRequest(account="market/accounts/a", page_token=proof_token)),
+        lambda: client.call(
+            client.diffusion_stub.ListModels, diffusion_pb2.ListModelsRequest(page_token=seq_token)
+        ),
+        lambda: client.call(
+            client.proof_stub.ListProofs, proof_pb2.ListProofsRequest(page_token=name_token)
+        ),
+        lambda: client.call(
+            client.market_stub.ListTransactions,
+            market_pb2.ListTransactionsRequest(account="market/accounts/a", page_token=proof_token),
+        ),
     ]
     for call in calls:
         with pytest.raises(InvalidArgumentError) as e:
@@ -61,10 +95,15 @@ def test_each_list_refuses_the_other_lists_tokens(client: Client):
 
 
 def test_list_models_pages_through_the_whole_catalogue(client: Client):
-    everything = client.call(client.diffusion_stub.ListModels, diffusion_pb2.ListModelsRequest(page_size=1000)).models
+    everything = client.call(
+        client.diffusion_stub.ListModels, diffusion_pb2.ListModelsRequest(page_size=1000)
+    ).models
     seen, token = [], ""
     while True:
-        page = client.call(client.diffusion_stub.ListModels, diffusion_pb2.ListModelsRequest(page_size=1, page_token=token))
+        page = client.call(
+            client.diffusion_stub.ListModels,
+            diffusion_pb2.ListModelsRequest(page_size=1, page_token=token),
+        )
         seen += [m.name for m in page.models]
         token = page.next_page_token
         if not token:

@@ -27,30 +27,69 @@ def test_a_record_round_trips_and_names_what_was_checked():
     inputs = _inputs()
     values = inputs.measure()
     digests = {k: array_digest(v) for k, v in inputs.arrays.items()}
-    rec = records.record(inputs, values, proof_id="abc", log="idf.test/log", create_time="2026-12-02T00:00:00.000000Z",
-                         digests=digests, producer_name="me", producer_version="1")
+    rec = records.record(
+        inputs,
+        values,
+        proof_id="abc",
+        log="idf.test/log",
+        create_time="2026-12-02T00:00:00.000000Z",
+        digests=digests,
+        producer_name="me",
+        producer_version="1",
+    )
     assert rec["verdict"] == "PASS" and rec["version"] == records.RECORD_VERSION
-    assert [c["metric"] for c in rec["checks"]] == ["nrmse", "energy_fidelity", "spectrum_correlation"]
+    assert [c["metric"] for c in rec["checks"]] == [
+        "nrmse",
+        "energy_fidelity",
+        "spectrum_correlation",
+    ]
     back = records.parse(canonical_json(rec))
     assert back.inputs == digests and back.metrics == values and back.verdict == "PASS"
     assert back.producer_name == "me" and back.producer_version == "1" and back.id == "abc"
     assert all(c.passed for c in back.checks)
-    failing = records.record(_inputs(shift=1.0), _inputs(shift=1.0).measure(), proof_id="f", log="l", create_time="t",
-                             digests=digests, producer_name="", producer_version="")
+    failing = records.record(
+        _inputs(shift=1.0),
+        _inputs(shift=1.0).measure(),
+        proof_id="f",
+        log="l",
+        create_time="t",
+        digests=digests,
+        producer_name="",
+        producer_version="",
+    )
     assert failing["verdict"] == "FAIL" and failing["checks"][0]["verdict"] == "FAIL"
 
 
 def test_records_refuse_what_they_cannot_hold():
     with pytest.raises(ValueError):
-        records.record(_inputs(), _inputs().measure(), proof_id="x", log="l", create_time="t", digests={"prediction": "d"},
-                       producer_name="", producer_version="")
+        records.record(
+            _inputs(),
+            _inputs().measure(),
+            proof_id="x",
+            log="l",
+            create_time="t",
+            digests={"prediction": "d"},
+            producer_name="",
+            producer_version="",
+        )
     with pytest.raises(ParameterError) as e:
         records.check_size(b"x" * (records.MAX_RECORD_BYTES + 1))
     assert e.value.parameter == "sequence"
     records.check_size(b"x" * records.MAX_RECORD_BYTES)
-    body = json.loads(canonical_json(records.record(_inputs(), _inputs().measure(), proof_id="x", log="l", create_time="t",
-                                                    digests={"prediction": "a", "reference": "b"}, producer_name="",
-                                                    producer_version="")))
+    body = json.loads(
+        canonical_json(
+            records.record(
+                _inputs(),
+                _inputs().measure(),
+                proof_id="x",
+                log="l",
+                create_time="t",
+                digests={"prediction": "a", "reference": "b"},
+                producer_name="",
+                producer_version="",
+            )
+        )
+    )
     body["verdict"] = "MAYBE"
     with pytest.raises(ValueError):
         records.parse(json.dumps(body).encode())
@@ -67,7 +106,10 @@ def test_inputs_name_the_missing_role_and_bound_the_frames():
             records.ProofInputs.of(seq, sequence=[np.ones(4)] * n)
         assert e.value.parameter == "sequence"
     inputs = records.ProofInputs.of(seq, sequence=[np.ones((4, 4))] * 3)
-    assert list(inputs.arrays) == ["sequence[0]", "sequence[1]", "sequence[2]"] and inputs.field == "sequence"
+    assert (
+        list(inputs.arrays) == ["sequence[0]", "sequence[1]", "sequence[2]"]
+        and inputs.field == "sequence"
+    )
     assert inputs.estimate().site_updates == 3 * 16
     assert inputs.measure()["total_drift"] == 0.0
 
@@ -79,7 +121,9 @@ def test_policy_rewards_base_plus_bonus_linear_under_the_threshold():
     assert forecast.reward({"nrmse": 0.1}) == 1000
     assert forecast.reward({"nrmse": 0.5}) == 1000  # past the threshold: no negative bonus
     assert policies.get("reconstruction-default").reward({"nrmse": 0.01}) == 2000 + 1600
-    assert policies.get("conservation-strict").reward({"total_drift": 0.0}) == 500  # no nrmse check: the base
+    assert (
+        policies.get("conservation-strict").reward({"total_drift": 0.0}) == 500
+    )  # no nrmse check: the base
     assert policies.get("conservation-float32").reward({}) == 250
 
 
@@ -98,7 +142,9 @@ def test_swaps_move_what_the_pool_formula_says_and_conserve_tokens():
         ops.swap(r, "PFT", amount_out=500, max_amount_in=back.amount_in - 1)
     assert (e.value.reason, e.value.field) == ("SLIPPAGE", "max_amount_in")
     with pytest.raises(ops.MarketError) as e:
-        ops.swap(amm.Reserves(20_000, 10_000, 14_142, 30), "CEU", amount_in=1)  # 9970*10000 // (2e8 + 9970) = 0
+        ops.swap(
+            amm.Reserves(20_000, 10_000, 14_142, 30), "CEU", amount_in=1
+        )  # 9970*10000 // (2e8 + 9970) = 0
     assert e.value.reason == "INSUFFICIENT_OUTPUT"
     q = ops.quote(r, "CEU", amount_in=1_000)
     assert (q["amount_out"], q["fee"]) == (1_813, 3)
@@ -109,7 +155,9 @@ def test_deposits_lock_minimum_liquidity_once_and_withdrawals_return_shares_wort
     first = ops.deposit(empty, 40_000, 10_000, 0, 0)
     assert (first.ceu, first.pft, first.locked) == (40_000, 10_000, amm.MINIMUM_LIQUIDITY)
     assert first.shares + first.locked == 20_000  # sqrt(40000 * 10000)
-    second = ops.deposit(first.after, 4_000, 4_000, 0, 0)  # at the pool's 4:1 ratio: 4000 CEU, 1000 PFT
+    second = ops.deposit(
+        first.after, 4_000, 4_000, 0, 0
+    )  # at the pool's 4:1 ratio: 4000 CEU, 1000 PFT
     assert (second.ceu, second.pft, second.locked, second.shares) == (4_000, 1_000, 0, 2_000)
     w = ops.withdraw(second.after, 2_000, 0, 0)
     assert (w.ceu, w.pft) == (4_000, 1_000) and w.after == first.after
@@ -122,7 +170,9 @@ def test_deposits_lock_minimum_liquidity_once_and_withdrawals_return_shares_wort
 
 
 def test_price_and_reward_budget():
-    assert ops.price(0, 1000) == 1 and ops.price(1, 1000) == 1 and ops.price(1_000_000, 1000) == 1000
+    assert (
+        ops.price(0, 1000) == 1 and ops.price(1, 1000) == 1 and ops.price(1_000_000, 1000) == 1000
+    )
     assert ops.price(1_000_001, 1000) == 1001  # ceil
     assert ops.reward_budget(41, 0, 100.0) == 4100 and ops.reward_budget(41, 4000, 100.0) == 100
     assert ops.reward_budget(3, 0, 0.1) == 0  # floor(0.3)

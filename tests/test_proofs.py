@@ -39,13 +39,19 @@ def test_create_verify_and_fetch(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         proof = c.create_proof(prediction=REF * 1.001, reference=REF, producer=("nvp", "1.2"))
         assert proof.verdict == proof_pb2.VERDICT_PASS and proof.policy == "forecast-default"
-        v = verify_proof(proof_from_json(proof_to_json(proof)), _key(c), arrays={"prediction": REF * 1.001, "reference": REF})
+        v = verify_proof(
+            proof_from_json(proof_to_json(proof)),
+            _key(c),
+            arrays={"prediction": REF * 1.001, "reference": REF},
+        )
         assert v.ok, v.failures
         fetched = c.get_proof(proof.name)
         assert fetched.record == proof.record and verify_proof(fetched, _key(c)).ok
         failing = c.create_proof(prediction=REF * 2, reference=REF)
         assert failing.verdict == proof_pb2.VERDICT_FAIL
-        assert [x.name for x in c.list_proofs(verdict=proof_pb2.VERDICT_FAIL).proofs] == [failing.name]
+        assert [x.name for x in c.list_proofs(verdict=proof_pb2.VERDICT_FAIL).proofs] == [
+            failing.name
+        ]
         assert [x.name for x in c.list_proofs(producer="nvp").proofs] == [proof.name]
         with pytest.raises(NotFoundError):
             c.get_proof("proofs/nope")
@@ -58,7 +64,9 @@ def test_sequence_policy(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         proof = c.create_proof(sequence=list(frames), policy="conservation-strict")
         assert proof.verdict == proof_pb2.VERDICT_PASS  # diffusion conserves and raises entropy
-        reversed_proof = c.create_proof(sequence=list(frames[::-1]) + [frames[0] * 1.01], policy="conservation-strict")
+        reversed_proof = c.create_proof(
+            sequence=list(frames[::-1]) + [frames[0] * 1.01], policy="conservation-strict"
+        )
         assert reversed_proof.verdict == proof_pb2.VERDICT_FAIL
 
 
@@ -83,7 +91,9 @@ def test_paging_and_consistency_over_many_proofs(log_server):
             hashes = c.consistency_proof(cp.tree_size, head.tree_size)
             from idf.client.merkle import verify_consistency
 
-            assert verify_consistency(cp.tree_size, head.tree_size, cp.root_hash, head.root_hash, hashes)
+            assert verify_consistency(
+                cp.tree_size, head.tree_size, cp.root_hash, head.root_hash, hashes
+            )
         assert verify_proof(proof, key, newer_checkpoint=head, consistency=[]).checks["consistency"]
 
 
@@ -95,7 +105,10 @@ def test_idempotent_retry_returns_the_first_proof(log_server):
         # the same key with other inputs is a mistake, never a silent return of the first proof
         with pytest.raises(InvalidArgumentError) as info:
             c.create_proof(prediction=REF * 3, reference=REF, request_id="job-42")
-        assert info.value.reason == "IDEMPOTENCY_KEY_REUSED" and info.value.violations[0].field == "request_id"
+        assert (
+            info.value.reason == "IDEMPOTENCY_KEY_REUSED"
+            and info.value.violations[0].field == "request_id"
+        )
         assert c.checkpoint().tree_size == 1
 
 
@@ -136,7 +149,9 @@ def test_tampering_is_detected_offline(tmp_path):
 
     # 2. two leaves reordered (indices swapped): the head no longer extends the old one
     for i in (1, 2):  # restore the records, then reorder
-        _tamper_db(tmp_path, f"UPDATE proof_leaves SET record = ? WHERE idx = {i}", proofs[i].record)
+        _tamper_db(
+            tmp_path, f"UPDATE proof_leaves SET record = ? WHERE idx = {i}", proofs[i].record
+        )
     _tamper_db(tmp_path, "UPDATE proof_leaves SET idx = -1 WHERE idx = 3")
     _tamper_db(tmp_path, "UPDATE proof_leaves SET idx = 3 WHERE idx = 4")
     _tamper_db(tmp_path, "UPDATE proof_leaves SET idx = 4 WHERE idx = -1")
@@ -144,12 +159,22 @@ def test_tampering_is_detected_offline(tmp_path):
     try:
         with Client(server.target, max_attempts=1) as c:
             head = c.checkpoint()
-            v = verify_proof(proofs[3], key, newer_checkpoint=head, consistency=c.consistency_proof(old_head.tree_size, head.tree_size))
+            v = verify_proof(
+                proofs[3],
+                key,
+                newer_checkpoint=head,
+                consistency=c.consistency_proof(old_head.tree_size, head.tree_size),
+            )
             assert not v.checks["consistency"]
             moved = c.get_proof(proofs[3].name)  # now served at index 4 of a different tree
             assert moved.inclusion_proof.leaf_index == 4
-            assert not verify_inclusion(leaf_hash(proofs[3].record), 3, old_head.tree_size,
-                                        list(moved.inclusion_proof.hashes), old_head.root_hash)
+            assert not verify_inclusion(
+                leaf_hash(proofs[3].record),
+                3,
+                old_head.tree_size,
+                list(moved.inclusion_proof.hashes),
+                old_head.root_hash,
+            )
     finally:
         server.stop()
 
@@ -161,7 +186,9 @@ def test_tampering_is_detected_offline(tmp_path):
             head = c.checkpoint()
             assert head.tree_size == 5
             with pytest.raises(InvalidArgumentError):
-                c.consistency_proof(old_head.tree_size, head.tree_size)  # the server cannot even claim it
+                c.consistency_proof(
+                    old_head.tree_size, head.tree_size
+                )  # the server cannot even claim it
             v = verify_proof(proofs[0], key, newer_checkpoint=head, consistency=[])
             assert not v.checks["consistency"]
     finally:
@@ -179,7 +206,11 @@ def test_a_forged_checkpoint_or_foreign_key_fails(log_server):
     assert not v.checks["checkpoint signature"]
     relabelled = proof_pb2.Proof()
     relabelled.CopyFrom(proof)
-    relabelled.verdict = proof_pb2.VERDICT_FAIL if proof.verdict == proof_pb2.VERDICT_PASS else proof_pb2.VERDICT_PASS
+    relabelled.verdict = (
+        proof_pb2.VERDICT_FAIL
+        if proof.verdict == proof_pb2.VERDICT_PASS
+        else proof_pb2.VERDICT_PASS
+    )
     assert not verify_proof(relabelled, load_public_key(_key_hex(log_server))).checks["verdict"]
 
 
@@ -192,7 +223,12 @@ def _other_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    return Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+    return (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        .hex()
+    )
 
 
 @pytest.mark.parametrize(
@@ -220,8 +256,12 @@ def test_bad_input_appends_nothing(log_server, kwargs, field):
 def test_concurrent_appends_lose_and_duplicate_nothing(log_server):
     def worker(i: int) -> list[str]:
         with Client(log_server.target, max_attempts=1) as c:
-            return [c.create_proof(prediction=REF + i + j / 10, reference=REF, request_id=f"w{i}-{j}").name
-                    for j in range(5)]
+            return [
+                c.create_proof(
+                    prediction=REF + i + j / 10, reference=REF, request_id=f"w{i}-{j}"
+                ).name
+                for j in range(5)
+            ]
 
     # a failure in any worker is raised here (run_in_threads), not lost in its thread
     names = [n for batch in run_in_threads(worker, [(i,) for i in range(12)]) for n in batch]
@@ -239,8 +279,14 @@ def test_postgresql_store(tmp_path, postgres_url):
     server = ServerThread(data_dir=tmp_path, database_url=postgres_url)
     try:
         with Client(server.target, max_attempts=1) as c:
-            proofs = [c.create_proof(prediction=REF + i, reference=REF, request_id=f"pg-{i}") for i in range(5)]
-            assert c.create_proof(prediction=REF, reference=REF, request_id="pg-0").name == proofs[0].name
+            proofs = [
+                c.create_proof(prediction=REF + i, reference=REF, request_id=f"pg-{i}")
+                for i in range(5)
+            ]
+            assert (
+                c.create_proof(prediction=REF, reference=REF, request_id="pg-0").name
+                == proofs[0].name
+            )
             key = _key(c)
             head = c.checkpoint()
             assert head.tree_size == 5
@@ -289,8 +335,13 @@ def test_sigkill_during_appends_leaves_a_consistent_log(tmp_path):
             for cp in checkpoints:  # every head handed out before the crash is a prefix of this one
                 from idf.client.merkle import verify_consistency
 
-                assert verify_consistency(cp.tree_size, head.tree_size, cp.root_hash, head.root_hash,
-                                          c.consistency_proof(cp.tree_size, head.tree_size))
+                assert verify_consistency(
+                    cp.tree_size,
+                    head.tree_size,
+                    cp.root_hash,
+                    head.root_hash,
+                    c.consistency_proof(cp.tree_size, head.tree_size),
+                )
             listed, token = [], ""
             while True:
                 page = c.list_proofs(page_size=1000, page_token=token)
@@ -312,23 +363,72 @@ def test_cli_validate_and_verify(log_server, tmp_path):
     np.save(tmp_path / "p.npy", REF * 1.001)
     save_reference_h5(tmp_path / "ref.h5", REF, FieldMeta(spacing=(1.0, 1.0)))
     out = tmp_path / "proof.json"
-    r = runner.invoke(app, ["validate", "--prediction", str(tmp_path / "p.npy"), "--ground-truth", str(tmp_path / "ref.h5"),
-                            "--out", str(out), "--server", log_server.target, "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "validate",
+            "--prediction",
+            str(tmp_path / "p.npy"),
+            "--ground-truth",
+            str(tmp_path / "ref.h5"),
+            "--out",
+            str(out),
+            "--server",
+            log_server.target,
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["verdict"] == "PASS"
     key = tmp_path / "key.pem"
-    assert runner.invoke(app, ["proof", "key", "--out", str(key), "--server", log_server.target]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["proof", "key", "--out", str(key), "--server", log_server.target]
+        ).exit_code
+        == 0
+    )
     size = proof_from_json(out.read_text()).checkpoint.tree_size
     head = tmp_path / "head.json"
     with Client(log_server.target) as c:
         c.create_proof(prediction=REF, reference=REF)
-    assert runner.invoke(app, ["proof", "head", "--out", str(head), "--since", str(size), "--server", log_server.target]).exit_code == 0
-    r = runner.invoke(app, ["proof", "verify", str(out), "--public-key", str(key), "--head", str(head), "--prediction", str(tmp_path / "p.npy"), "--json"])
+    assert (
+        runner.invoke(
+            app,
+            [
+                "proof",
+                "head",
+                "--out",
+                str(head),
+                "--since",
+                str(size),
+                "--server",
+                log_server.target,
+            ],
+        ).exit_code
+        == 0
+    )
+    r = runner.invoke(
+        app,
+        [
+            "proof",
+            "verify",
+            str(out),
+            "--public-key",
+            str(key),
+            "--head",
+            str(head),
+            "--prediction",
+            str(tmp_path / "p.npy"),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["ok"]
     # a malformed proof file: a clear error, exit 1
     (tmp_path / "bad.json").write_text("{not json")
-    r = runner.invoke(app, ["proof", "verify", str(tmp_path / "bad.json"), "--public-key", str(key)])
+    r = runner.invoke(
+        app, ["proof", "verify", str(tmp_path / "bad.json"), "--public-key", str(key)]
+    )
     assert r.exit_code == 1 and "cannot read" in r.output
     # a tampered proof file: exit 5
     doc = json.loads(out.read_text())

@@ -20,7 +20,9 @@ from idf.v1 import predict_pb2 as p
 runner = CliRunner()
 
 
-def flow(re: float, resolution: int = 32, frames: int = 100, interval: float = 0.5, seed: int = 100) -> tuple[np.ndarray, float]:
+def flow(
+    re: float, resolution: int = 32, frames: int = 100, interval: float = 0.5, seed: int = 100
+) -> tuple[np.ndarray, float]:
     solver = Solver(FlowSpec(resolution=resolution, reynolds=re))
     every = max(1, round(interval / solver.dt))
     w = solver.evolve(random_vorticity(resolution, seed), 150)
@@ -28,7 +30,9 @@ def flow(re: float, resolution: int = 32, frames: int = 100, interval: float = 0
 
 
 def detect(client, frames: np.ndarray, interval: float, **extra) -> p.DetectRegimeResponse:
-    request = p.DetectRegimeRequest(frames=[to_field(np.ascontiguousarray(f)) for f in frames], frame_interval=interval, **extra)
+    request = p.DetectRegimeRequest(
+        frames=[to_field(np.ascontiguousarray(f)) for f in frames], frame_interval=interval, **extra
+    )
     return client.call(client.predict_stub.DetectRegime, request)
 
 
@@ -55,13 +59,20 @@ def test_any_resolution_is_resampled(client):
     assert detect(client, frames, interval).regime == p.REGIME_CHAOTIC
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda f, i: (f[:1], i), "frames"),
-    (lambda f, i: (f, 0.0), "frame_interval"),
-    (lambda f, i: (f, 5.0), "frame_interval"),
-    (lambda f, i: (np.where(np.arange(len(f))[:, None, None] == 3, np.nan, f), i), "frames[3].data"),
-    (lambda f, i: (f[:, :, 0], i), "frames[0].shape"),
-], ids=["one-frame", "zero-interval", "coarse-interval", "nan", "one-dimensional"])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda f, i: (f[:1], i), "frames"),
+        (lambda f, i: (f, 0.0), "frame_interval"),
+        (lambda f, i: (f, 5.0), "frame_interval"),
+        (
+            lambda f, i: (np.where(np.arange(len(f))[:, None, None] == 3, np.nan, f), i),
+            "frames[3].data",
+        ),
+        (lambda f, i: (f[:, :, 0], i), "frames[0].shape"),
+    ],
+    ids=["one-frame", "zero-interval", "coarse-interval", "nan", "one-dimensional"],
+)
 def test_bad_windows_name_the_field(client, mutate, field):
     frames, interval = flow(10, frames=40)
     frames, interval = mutate(frames, interval)
@@ -72,7 +83,9 @@ def test_bad_windows_name_the_field(client, mutate, field):
 
 def test_mismatched_shapes_and_unknown_model(client):
     frames, interval = flow(10, frames=40)
-    request = p.DetectRegimeRequest(frames=[to_field(frames[0]), to_field(frames[1][:16, :16])], frame_interval=interval)
+    request = p.DetectRegimeRequest(
+        frames=[to_field(frames[0]), to_field(frames[1][:16, :16])], frame_interval=interval
+    )
     with pytest.raises(InvalidArgumentError) as info:
         client.call(client.predict_stub.DetectRegime, request)
     assert info.value.violations[0].field == "frames[1].shape"
@@ -83,8 +96,24 @@ def test_mismatched_shapes_and_unknown_model(client):
 
 def test_generate_then_detect_from_the_cli(server, tmp_path: Path):
     out = tmp_path / "run.h5"
-    made = runner.invoke(app, ["data", "generate", "--out", str(out), "--re", "60", "--resolution", "32",
-                               "--duration", "50", "--spin-up", "150", "--json"])
+    made = runner.invoke(
+        app,
+        [
+            "data",
+            "generate",
+            "--out",
+            str(out),
+            "--re",
+            "60",
+            "--resolution",
+            "32",
+            "--duration",
+            "50",
+            "--spin-up",
+            "150",
+            "--json",
+        ],
+    )
     assert made.exit_code == 0, made.output
     summary = json.loads(made.output)
     assert summary["frames"] == round(50 / summary["frame_interval"])
@@ -101,7 +130,9 @@ def test_held_out_trajectories_are_classified():
     from idf.engine.regimes import detector as regime_detector
 
     detector = models.load_detector(models.DEFAULT_DETECTOR)
-    x, y, runs = regime_detector.dataset({"steady": (14.0,), "periodic": (24.0,), "chaotic": (50.0,)}, (100,))
+    x, y, runs = regime_detector.dataset(
+        {"steady": (14.0,), "periodic": (24.0,), "chaotic": (50.0,)}, (100,)
+    )
     assert [r["regime"] for r in runs] == ["steady", "periodic", "chaotic"]
     m = regime_detector.confusion(detector, x, y)
     print(m)
@@ -117,11 +148,16 @@ def test_held_out_trajectories_are_classified():
 # exponent must find that number, and its "steady" must be the exact laminar solution. (Default
 # forcing n = 4, drag 0.1, 32²: theory puts the first instability between Re 12 and 14.)
 
+
 @pytest.mark.parametrize("re", [8.0, 12.0])
 def test_below_the_first_instability_the_label_and_exponent_are_linear_theorys(re):
     spec = FlowSpec(resolution=32, reynolds=re)
     n, nu, alpha = spec.forcing_wavenumber, spec.viscosity, spec.drag
-    coupled = max(ref.kolmogorov_growth_rates(32, forcing_wavenumber=n, amplitude=1.0, nu=nu, alpha=alpha).values())
+    coupled = max(
+        ref.kolmogorov_growth_rates(
+            32, forcing_wavenumber=n, amplitude=1.0, nu=nu, alpha=alpha
+        ).values()
+    )
     theory = max(coupled, -(nu + alpha))
     assert theory < 0
     labelled = regimes.label_trajectory(spec, 3, spin_up=100.0, observe=150.0)

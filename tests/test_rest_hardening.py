@@ -34,7 +34,12 @@ def server():
 
 def _http(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     url = f"http://127.0.0.1:{server.running.rest_port}{path}"
-    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, dict(r.headers), r.read()
@@ -51,7 +56,12 @@ def _status(body: bytes, code: int, reason: str | None = None, field: str | None
     if reason is not None:
         assert infos[0]["reason"] == reason, status
     if field is not None:
-        violations = [v for d in status["details"] if d["@type"].endswith("google.rpc.BadRequest") for v in d["fieldViolations"]]
+        violations = [
+            v
+            for d in status["details"]
+            if d["@type"].endswith("google.rpc.BadRequest")
+            for v in d["fieldViolations"]
+        ]
         assert any(v["field"] == field for v in violations), status
     return status
 
@@ -61,7 +71,26 @@ def _serving(server) -> None:
     assert status == 200 and json.loads(body)["policies"]
 
 
-@pytest.mark.parametrize("value", ["abc", "", " ", "-1", "0", "-0", "NaN", "nan", "inf", "-inf", "Infinity", "1e400", "9" * 400, "1s", "0x10"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        "",
+        " ",
+        "-1",
+        "0",
+        "-0",
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1e400",
+        "9" * 400,
+        "1s",
+        "0x10",
+    ],
+)
 def test_bad_timeout_header_is_400_naming_it(server, value):
     status, _, body = _http(server, "GET", "/v1/policies", headers={"x-idf-timeout": value})
     assert status == 400
@@ -77,10 +106,18 @@ def test_huge_finite_timeout_is_capped_not_refused(server):
     assert rest._timeout({"x-idf-timeout": "1e308"}) == rest.MAX_TIMEOUT_S
 
 
-@pytest.mark.parametrize("query, name", [
-    ("foo.bar=1", "foo.bar"), ("pageSize.x=1", "pageSize.x"), ("nope=1", "nope"), ("page_size=abc", "page_size"),
-    ("pageSize=99999999999", "pageSize"), ("pageSize=1&page_size=2", "page_size"), ("pageSize=1.5", "pageSize"),
-])
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("foo.bar=1", "foo.bar"),
+        ("pageSize.x=1", "pageSize.x"),
+        ("nope=1", "nope"),
+        ("page_size=abc", "page_size"),
+        ("pageSize=99999999999", "pageSize"),
+        ("pageSize=1&page_size=2", "page_size"),
+        ("pageSize=1.5", "pageSize"),
+    ],
+)
 def test_bad_query_parameter_is_400_naming_it(server, query, name):
     status, _, body = _http(server, "GET", f"/v1/models?{query}")
     assert status == 400
@@ -169,7 +206,11 @@ def _read_all(s: socket.socket) -> bytes:
         out += chunk
         if b"\r\n\r\n" in out:
             head, _, rest_ = out.partition(b"\r\n\r\n")
-            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            length = [
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
             if length and len(rest_) >= length[0]:
                 break
     return out
@@ -183,8 +224,10 @@ def _split(response: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_declared_huge_body_is_413_without_reading_it(server):
-    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 104857600\r\n\r\n")
+    head = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 104857600\r\n\r\n"
+    )
     status, headers, body = _split(_raw(server, head + b"{" + b" " * 65536))
     assert status == 413 and headers["content-type"].startswith("application/json")
     s = _status(body, 8, "SIZE_LIMIT", "body")
@@ -196,7 +239,9 @@ def test_declared_huge_body_is_413_without_reading_it(server):
 def test_streamed_100_mb_body_is_413(server):
     """The issue's 100 MB body (chunked, so the limit is found while reading, not from a header)."""
     sock = socket.create_connection(("127.0.0.1", server.running.rest_port), timeout=60)
-    sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    sock.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     chunk = b"%x\r\n" % (1 << 20) + b" " * (1 << 20) + b"\r\n"
 
     def send() -> None:
@@ -223,9 +268,13 @@ def test_bytes_in_parse_at_once_are_capped_with_retry_after(server, monkeypatch)
     monkeypatch.setattr(budget, "limit", 256 * 1024)
     slow = socket.create_connection(("127.0.0.1", server.running.rest_port), timeout=HANG_S)
     try:  # a slow client holds 200 KB of a 300 KB body in the budget
-        slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 300000\r\n\r\n" + b" " * 200_000)
-        wait_until(lambda: budget.used >= 200_000, "the slow body's 200 KB to be counted in the budget")
+        slow.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 300000\r\n\r\n" + b" " * 200_000
+        )
+        wait_until(
+            lambda: budget.used >= 200_000, "the slow body's 200 KB to be counted in the budget"
+        )
         status, headers, body = _http(server, "POST", "/v1/predict", b" " * 100_000)
         assert status == 429 and int(headers["Retry-After"]) >= 1
         s = _status(body, 8, "SERVER_BUSY")
@@ -237,9 +286,15 @@ def test_bytes_in_parse_at_once_are_capped_with_retry_after(server, monkeypatch)
 
 
 def test_malformed_http_is_a_status_body(server):
-    status, _, body = _split(_raw(server, b"GET /v1/policies?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+    status, _, body = _split(
+        _raw(server, b"GET /v1/policies?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
     assert status == 400 and _status(body, 3, "MALFORMED_HTTP")
-    status, _, body = _split(_raw(server, b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n"))
+    status, _, body = _split(
+        _raw(
+            server, b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n"
+        )
+    )
     assert status in (400, 431) and _status(body, 3, "MALFORMED_HTTP")
     _serving(server)
 
@@ -273,7 +328,7 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
             for s in list(open_):
                 try:
                     if s in heads:
-                        s.send(line[open_[s]:open_[s] + 1])
+                        s.send(line[open_[s] : open_[s] + 1])
                         open_[s] += 1
                     data = s.recv(65536)
                     if not data:
@@ -293,7 +348,9 @@ def test_slowloris_connections_are_closed(server, monkeypatch):
         # unread answer: once 3 of 100 on a loaded CI run), so one read answer proves the status.
         assert len(timeouts) >= 1, (len(timeouts), len(answers))
         _status(_split(timeouts[0])[2], 4, "BODY_TIMEOUT")
-        assert short.running.transcoder.budget.used == 0  # what the stalled bodies held is given back
+        assert (
+            short.running.transcoder.budget.used == 0
+        )  # what the stalled bodies held is given back
         assert _http(short, "GET", "/v1/policies")[0] == 200
         # an idle keep-alive connection is closed too
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
@@ -313,7 +370,10 @@ def test_connections_past_the_cap_get_503_then_serve_again(server, monkeypatch):
     port = server.running.rest_port
     held = [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(20)]
     try:
-        wait_until(lambda: len(server.running.rest_runner.server.connections) >= 20, "the server to hold the 20 connections")
+        wait_until(
+            lambda: len(server.running.rest_runner.server.connections) >= 20,
+            "the server to hold the 20 connections",
+        )
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as extra:
             status, headers, body = _split(_read_all(extra))
         assert status == 503 and int(headers["retry-after"]) >= 1
@@ -321,18 +381,29 @@ def test_connections_past_the_cap_get_503_then_serve_again(server, monkeypatch):
     finally:
         for s in held:
             s.close()
-    wait_until(lambda: not server.running.rest_runner.server.connections, "the server to drop the 20 closed connections")
+    wait_until(
+        lambda: not server.running.rest_runner.server.connections,
+        "the server to drop the 20 closed connections",
+    )
     _serving(server)
 
 
 def test_grpc_errors_without_details_get_an_error_info(server):
     # DEADLINE_EXCEEDED made by gRPC itself carries no details: the face adds ErrorInfo(reason=code)
-    body = json.dumps({"energyModel": {"name": "ising"}, "shape": ["64", "64"], "sampleCount": 4,
-                       "sampler": {"kind": "SAMPLER_KIND_GIBBS", "steps": 100000}}).encode()
+    body = json.dumps(
+        {
+            "energyModel": {"name": "ising"},
+            "shape": ["64", "64"],
+            "sampleCount": 4,
+            "sampler": {"kind": "SAMPLER_KIND_GIBBS", "steps": 100000},
+        }
+    ).encode()
     status, headers, answer = _http(server, "POST", "/v1/diffuse", body, {"x-idf-timeout": "0.001"})
     if status == 200:  # a stream: the error is its last line
         last = json.loads(answer.decode().strip().splitlines()[-1])["error"]
-        assert last["code"] in (4, 8) and any(d["@type"].endswith("ErrorInfo") for d in last["details"])
+        assert last["code"] in (4, 8) and any(
+            d["@type"].endswith("ErrorInfo") for d in last["details"]
+        )
     else:
         _status(answer, json.loads(answer)["code"])
     _serving(server)
@@ -340,5 +411,9 @@ def test_grpc_errors_without_details_get_an_error_info(server):
 
 def test_json_body_limit_follows_the_grpc_limit(server):
     t = server.running.transcoder
-    assert t.max_body == int(server.settings.max_message_bytes * rest.MAX_BODY_FRACTION) < server.settings.max_message_bytes
+    assert (
+        t.max_body
+        == int(server.settings.max_message_bytes * rest.MAX_BODY_FRACTION)
+        < server.settings.max_message_bytes
+    )
     assert t.budget.limit >= t.max_body

@@ -39,11 +39,17 @@ def kl_per_mode(empirical: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 
 def test_plume_snapshots_are_the_transport_equations_solution():
-    release = dataclasses.replace(fieldsets.plume_releases(np.random.default_rng(3), 32)[0], velocity=(0.0, 0.0))
+    release = dataclasses.replace(
+        fieldsets.plume_releases(np.random.default_rng(3), 32)[0], velocity=(0.0, 0.0)
+    )
     start = fieldsets.gaussian_release(32, release, time=0.0)
     n = 200
-    solved = physics_forecast([start], 1, TransportSpec(diffusivity=release.diffusivity, dt=release.time / n, substeps=n),
-                              device="cpu").frames[-1]
+    solved = physics_forecast(
+        [start],
+        1,
+        TransportSpec(diffusivity=release.diffusivity, dt=release.time / n, substeps=n),
+        device="cpu",
+    ).frames[-1]
     exact = fieldsets.gaussian_release(32, release)
     error = np.abs(solved - exact).max() / exact.max()
     print(f"solver vs exact plume: max error {error:.2%} of the peak")
@@ -71,7 +77,10 @@ def test_family_is_seeded_and_held_out_seeds_are_disjoint():
 # draws with numpy over 20 seeds: N = 2000 draws, mean 1.33e-4 +- 1.6e-5 and max 7e-4..2.6e-3;
 # N = 1000, mean 2.6e-4 +- 4e-5 and max 1.3e-3..4.7e-3. The mean bounds stay > 2.5 sd above it.
 SPECTRUM_BOUNDS = {  # method: (mean, max); measured mean 1.346e-4 / 4.579e-4, max 7.525e-4 / 2.135e-3
-    "heun": (1.75e-4, 2.8e-3),  # heun sits on the floor; its max bound is the floor's seed spread (1.3x would not be)
+    "heun": (
+        1.75e-4,
+        2.8e-3,
+    ),  # heun sits on the floor; its max bound is the floor's seed spread (1.3x would not be)
     "stochastic": (5.95e-4, 2.78e-3),
 }
 
@@ -97,15 +106,22 @@ def test_same_seed_same_samples_different_seed_different():
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("noise_std, rms_z_bound, sd_ratio_max", [(0.0, 0.237, 1.112), (0.3, 0.193, 1.109)])
-def test_observation_guidance_recovers_the_exact_gaussian_posterior(noise_std, rms_z_bound, sd_ratio_max):
+@pytest.mark.parametrize(
+    "noise_std, rms_z_bound, sd_ratio_max", [(0.0, 0.237, 1.112), (0.3, 0.193, 1.109)]
+)
+def test_observation_guidance_recovers_the_exact_gaussian_posterior(
+    noise_std, rms_z_bound, sd_ratio_max
+):
     rng = np.random.default_rng(0)
     truth = np.fft.ifft2(np.fft.fft2(rng.normal(size=(SIDE, SIDE))) * np.sqrt(POWER)).real
     mask = fieldsets.random_mask(rng, SIDE, 0.15)
     exact = baselines.StationaryCovariance(0.0, np.fft.ifft2(POWER).real)
     mean, std = exact.kriging(truth, mask, noise_std=noise_std)
-    g = reverse.Guidance(values=torch.tensor(np.where(mask, truth, 0), dtype=torch.float32)[None, None],
-                         mask=torch.tensor(mask, dtype=torch.float32)[None, None], noise_std=noise_std)
+    g = reverse.Guidance(
+        values=torch.tensor(np.where(mask, truth, 0), dtype=torch.float32)[None, None],
+        mask=torch.tensor(mask, dtype=torch.float32)[None, None],
+        noise_std=noise_std,
+    )
     x, _ = reverse.sample(gaussian(), 2000, steps=64, guidance=g, seed=2)
     s = x[:, 0].double().numpy()
     free = ~mask
@@ -115,27 +131,43 @@ def test_observation_guidance_recovers_the_exact_gaussian_posterior(noise_std, r
     # 0.1822 / 0.1481 posterior sds, bound 1.3x; sd ratio 0.9979..1.0860 / 0.9949..1.0834, upper
     # bound 1 + 1.3x the excess, lower bound the smaller minimum less 0.015 (one Monte-Carlo sd of
     # one pixel's sd ratio with 2000 draws, 1/sqrt(4000)). Monte-Carlo error of the mean: 0.022 sd.
-    print(f"noise {noise_std}: rms z {np.sqrt(np.mean(z**2)):.4f}, sd ratio {ratio.min():.4f}..{ratio.max():.4f}")
+    print(
+        f"noise {noise_std}: rms z {np.sqrt(np.mean(z**2)):.4f}, sd ratio {ratio.min():.4f}..{ratio.max():.4f}"
+    )
     assert np.sqrt(np.mean(z**2)) < rms_z_bound
     assert 0.98 < ratio.min() and ratio.max() < sd_ratio_max
     if noise_std == 0:
-        np.testing.assert_allclose(s[:, mask], np.broadcast_to(truth[mask], s[:, mask].shape), atol=1e-4)
+        np.testing.assert_allclose(
+            s[:, mask], np.broadcast_to(truth[mask], s[:, mask].shape), atol=1e-4
+        )
 
 
-@pytest.mark.parametrize("scale, mean_bound, max_bound", [(0.3, 4.76e-4, 5.9e-3), (3.0, 5.46e-4, 6.35e-3)])
+@pytest.mark.parametrize(
+    "scale, mean_bound, max_bound", [(0.3, 4.76e-4, 5.9e-3), (3.0, 5.46e-4, 6.35e-3)]
+)
 def test_energy_guidance_multiplies_the_prior_by_the_boltzmann_factor(scale, mean_bound, max_bound):
     # white prior N(0, s²I) times exp(-λ E_gff / T): a Gaussian with power 1 / (1/s² + λ A_k / T)
     s2, temperature = 0.5, 2.0
     prior = dn.GaussianDenoiser(np.full((SIDE, SIDE), s2), sigma_data=np.sqrt(s2))
-    x, _ = reverse.sample(prior, 1000, steps=32, seed=3, method="heun", guidance=reverse.Guidance(
-        energy=Phi4Energy(kappa=1.0, a=0.5, b=0.0), energy_scale=scale, temperature=temperature))
+    x, _ = reverse.sample(
+        prior,
+        1000,
+        steps=32,
+        seed=3,
+        method="heun",
+        guidance=reverse.Guidance(
+            energy=Phi4Energy(kappa=1.0, a=0.5, b=0.0), energy_scale=scale, temperature=temperature
+        ),
+    )
     exact = 1 / (1 / s2 + scale / dn.gff_power(SIDE, kappa=1.0, mass2=0.5, temperature=temperature))
     kl = kl_per_mode(spectrum(x), exact)
     # 1000 draws, 32 steps: floor mean 2.6e-4 (above). Measured (lambda 0.3 / 3): mean 3.658e-4 /
     # 4.200e-4, max 4.542e-3 / 4.884e-3; bounds 1.3x
     print(f"lambda {scale}: KL per mode mean {kl.mean():.4e} max {kl.max():.4e}")
     assert kl.mean() < mean_bound and kl.max() < max_bound
-    assert kl_per_mode(spectrum(x), s2 * np.ones_like(exact)).mean() > 5e-3  # guidance did something
+    assert (
+        kl_per_mode(spectrum(x), s2 * np.ones_like(exact)).mean() > 5e-3
+    )  # guidance did something
 
 
 def test_exact_total_constraint_is_enforced():
@@ -144,7 +176,9 @@ def test_exact_total_constraint_is_enforced():
 
 
 def test_training_is_deterministic_and_resumes_bit_for_bit(tmp_path: Path):
-    cfg = TrainConfig(side=8, steps=4, batch=4, width=8, checkpoint_every=2, warmup=2, ema_halflife=2)
+    cfg = TrainConfig(
+        side=8, steps=4, batch=4, width=8, checkpoint_every=2, warmup=2, ema_halflife=2
+    )
     whole = train(cfg, tmp_path / "whole.safetensors", resume=False)
     again = train(cfg, tmp_path / "again.safetensors", resume=False)
     half = train(dataclasses.replace(cfg, steps=2), tmp_path / "half.safetensors", resume=False)

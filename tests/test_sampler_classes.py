@@ -26,20 +26,31 @@ from idf.kernels.mala import mala_step
 from idf.kernels.phi4 import phi4
 from idf.kernels.random import cpu_generator
 
-MODEL = Phi4Energy(kappa=1.0, a=-1.0, b=1.0)  # the double well: rungs differ in energy, swaps sometimes fail
+MODEL = Phi4Energy(
+    kappa=1.0, a=-1.0, b=1.0
+)  # the double well: rungs differ in energy, swaps sometimes fail
 
 
 def start(count: int = 16, side: int = 6, seed: int = 5) -> torch.Tensor:
-    return torch.randn((count, side, side), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return torch.randn(
+        (count, side, side), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 # --- one-temperature samplers: each step is its kernel's ----------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(30,), (3, 4, 5)], ids=["1d", "3d"])
 def test_langevin_and_mala_steps_are_their_kernels_in_any_dimension(shape):
     """ndim reaches the kernels (a 1-D chain read as 2-D would couple the wrong neighbours)."""
-    ndim, x0 = len(shape), torch.randn((4, *shape), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-    lang, mala = samplers.Langevin(x0.clone(), MODEL, 0.7, 0.03, 4, ndim), samplers.Mala(x0.clone(), MODEL, 0.7, 0.03, 4, ndim)
+    ndim, x0 = (
+        len(shape),
+        torch.randn((4, *shape), generator=torch.Generator().manual_seed(8), dtype=torch.float64),
+    )
+    lang, mala = (
+        samplers.Langevin(x0.clone(), MODEL, 0.7, 0.03, 4, ndim),
+        samplers.Mala(x0.clone(), MODEL, 0.7, 0.03, 4, ndim),
+    )
     x, y = x0.clone(), x0.clone()
     for k in range(3):
         a, b = lang.step(k), mala.step(k)
@@ -47,23 +58,34 @@ def test_langevin_and_mala_steps_are_their_kernels_in_any_dimension(shape):
         m = mala_step(y, MODEL, step_size=0.03, temperature=0.7, seed=4, step=k, ndim=ndim)
         y = m.phi
         assert torch.equal(lang.x, x) and torch.equal(a.energy, phi4(x, MODEL, ndim).energy)
-        assert torch.equal(mala.x, y) and torch.equal(b.energy, m.energy) and torch.equal(b.accepted, m.accepted)
+        assert (
+            torch.equal(mala.x, y)
+            and torch.equal(b.energy, m.energy)
+            and torch.equal(b.accepted, m.accepted)
+        )
         assert a.temperature == b.temperature == 0.7 and a.accepted is None
 
 
 @pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
 def test_gibbs_sweeps_with_its_rule_and_temperature(rule):
-    spins = (torch.randint(0, 2, (3, 8, 8), generator=torch.Generator().manual_seed(2)) * 2 - 1).to(torch.int8)
+    spins = (torch.randint(0, 2, (3, 8, 8), generator=torch.Generator().manual_seed(2)) * 2 - 1).to(
+        torch.int8
+    )
     s = samplers.Gibbs(spins.clone(), IsingEnergy(J=1.0, h=0.2), 1.5, 6, rule=rule)
     x = spins.clone()
     for k in range(3):
         info = s.step(k)
         swept = ising_sweep(x, Ising(J=1.0, h=0.2), temperature=1.5, rule=rule, seed=6, step=k)
         x = swept.spins
-        assert torch.equal(s.x, x) and torch.equal(info.energy, swept.energy) and info.temperature == 1.5
+        assert (
+            torch.equal(s.x, x)
+            and torch.equal(info.energy, swept.energy)
+            and info.temperature == 1.5
+        )
 
 
 # --- annealed Langevin: the ladder ------------------------------------------------------------------
+
 
 def test_the_annealing_ladder_is_geometric_with_the_step_scaled_by_temperature():
     t, t_max, eta, steps, levels = 0.5, 4.0, 0.02, 100, 10
@@ -72,14 +94,20 @@ def test_the_annealing_ladder_is_geometric_with_the_step_scaled_by_temperature()
         level = min(levels - 1, k * levels // steps)  # ten steps per level
         t_k = t_max * (t / t_max) ** (level / (levels - 1))
         got_t, got_eta = s._level(k)
-        assert got_t == pytest.approx(t_k, rel=1e-12) and got_eta == pytest.approx(eta * t_k / t_max, rel=1e-12)
+        assert got_t == pytest.approx(t_k, rel=1e-12) and got_eta == pytest.approx(
+            eta * t_k / t_max, rel=1e-12
+        )
     assert s._level(0) == (t_max, eta)  # starts hot at the given step
-    assert s._level(steps - 1)[0] == pytest.approx(t) and s._level(steps - 1)[1] == pytest.approx(eta * t / t_max)
+    assert s._level(steps - 1)[0] == pytest.approx(t) and s._level(steps - 1)[1] == pytest.approx(
+        eta * t / t_max
+    )
     assert s._level(9)[0] == t_max and s._level(10)[0] < t_max  # the first change is at step 10
 
 
 def test_the_default_ladder_has_ten_levels_and_two_levels_are_its_ends():
-    assert samplers.AnnealedLangevin(start(2), MODEL, 1.0, 8.0, 0.01, 100, 1, 2).levels == 10  # docs/diffusion.md: K = 10
+    assert (
+        samplers.AnnealedLangevin(start(2), MODEL, 1.0, 8.0, 0.01, 100, 1, 2).levels == 10
+    )  # docs/diffusion.md: K = 10
     two = samplers.AnnealedLangevin(start(2), MODEL, 1.0, 8.0, 0.01, 10, 1, 2, levels=2)
     assert [two._level(k)[0] for k in (0, 4, 5, 9)] == [8.0, 8.0, 1.0, 1.0]
 
@@ -118,6 +146,7 @@ def test_an_annealed_chain_with_a_total_keeps_it_from_the_start():
 
 # --- replica exchange: the documented step, from the kernels it names --------------------------------
 
+
 def documented_step(replicas, energies, temperatures, eta, seed, k, ndim):
     """Module docstring of idf.engine.sampling.samplers: MALA on every rung (step size η·T_i/T_0, counter
     k·R + i), then swaps of pairs (i, i+1), i ≡ k mod 2, each chain deciding with one uniform
@@ -125,7 +154,15 @@ def documented_step(replicas, energies, temperatures, eta, seed, k, ndim):
     r = len(temperatures)
     replicas, energies, accepted = list(replicas), list(energies), None
     for i, t in enumerate(temperatures):
-        m = mala_step(replicas[i], MODEL, step_size=eta * t / temperatures[0], temperature=t, seed=seed, step=k * r + i, ndim=ndim)
+        m = mala_step(
+            replicas[i],
+            MODEL,
+            step_size=eta * t / temperatures[0],
+            temperature=t,
+            seed=seed,
+            step=k * r + i,
+            ndim=ndim,
+        )
         replicas[i], energies[i] = m.phi, m.energy
         accepted = m.accepted if i == 0 else accepted
     gen = cpu_generator(seed, k, 2**31)
@@ -137,8 +174,14 @@ def documented_step(replicas, energies, temperatures, eta, seed, k, ndim):
         swap = u < bound
         swaps.append(swap)
         for chain in torch.nonzero(swap).flatten().tolist():
-            replicas[i][chain], replicas[j][chain] = replicas[j][chain].clone(), replicas[i][chain].clone()
-            energies[i][chain], energies[j][chain] = energies[j][chain].clone(), energies[i][chain].clone()
+            replicas[i][chain], replicas[j][chain] = (
+                replicas[j][chain].clone(),
+                replicas[i][chain].clone(),
+            )
+            energies[i][chain], energies[j][chain] = (
+                energies[j][chain].clone(),
+                energies[i][chain].clone(),
+            )
     return replicas, energies, accepted, swaps
 
 
@@ -150,19 +193,27 @@ def test_replica_exchange_steps_are_the_documented_rule(shape):
     s = samplers.ReplicaExchange(x0, MODEL, temperatures, eta, seed, ndim)
     e0 = phi4(x0, MODEL, ndim).energy
     assert s.swaps_tried == s.swaps_accepted == 0
-    assert all(torch.equal(r, x0) for r in s.replicas) and all(torch.equal(e, e0) for e in s.energies)
+    assert all(torch.equal(r, x0) for r in s.replicas) and all(
+        torch.equal(e, e0) for e in s.energies
+    )
     assert s.replicas[0] is not x0  # copies: the caller's tensor is not stepped in place
     replicas, energies = [x0.clone() for _ in temperatures], [e0.clone() for _ in temperatures]
     tried = accepted_swaps = 0
     for k in range(8):
         info = s.step(k)
-        replicas, energies, accepted, swaps = documented_step(replicas, energies, temperatures, eta, seed, k, ndim)
+        replicas, energies, accepted, swaps = documented_step(
+            replicas, energies, temperatures, eta, seed, k, ndim
+        )
         for i in range(len(temperatures)):
             assert torch.equal(s.replicas[i], replicas[i]), (k, i)
             assert torch.equal(s.energies[i], energies[i]), (k, i)
             # the bookkeeping follows the swapped states: each rung's energy is its state's
-            assert torch.allclose(s.energies[i], phi4(s.replicas[i], MODEL, ndim).energy, rtol=1e-10, atol=1e-10)
-        assert len(swaps) == (2 if k % 2 == 0 else 1)  # pairs (0,1),(2,3) on even steps, (1,2) on odd
+            assert torch.allclose(
+                s.energies[i], phi4(s.replicas[i], MODEL, ndim).energy, rtol=1e-10, atol=1e-10
+            )
+        assert len(swaps) == (
+            2 if k % 2 == 0 else 1
+        )  # pairs (0,1),(2,3) on even steps, (1,2) on odd
         tried += sum(w.numel() for w in swaps)
         accepted_swaps += sum(int(w.sum()) for w in swaps)
         assert (s.swaps_tried, s.swaps_accepted) == (tried, accepted_swaps)
@@ -178,8 +229,13 @@ def test_swaps_favour_the_colder_rung_taking_the_lower_energy():
     temperatures = [1.0, 2.0]
     low = torch.zeros((64, 4, 4), dtype=torch.float64)
     high = torch.full((64, 4, 4), 2.5, dtype=torch.float64)  # 16 sites × 6.64 above φ = 0
-    s = samplers.ReplicaExchange(low, MODEL, temperatures, 1e-12, 3, 2)  # tiny steps: states barely move
-    s.replicas, s.energies = [high.clone(), low.clone()], [phi4(high, MODEL, 2).energy, phi4(low, MODEL, 2).energy]
+    s = samplers.ReplicaExchange(
+        low, MODEL, temperatures, 1e-12, 3, 2
+    )  # tiny steps: states barely move
+    s.replicas, s.energies = (
+        [high.clone(), low.clone()],
+        [phi4(high, MODEL, 2).energy, phi4(low, MODEL, 2).energy],
+    )
     assert float((s.energies[0] - s.energies[1]).min()) > 100  # Δβ ΔE = 0.5 · 106 = 53
     s.step(0)  # even step: the pair (0, 1)
     assert s.swaps_accepted == s.swaps_tried == 64
@@ -194,8 +250,15 @@ def test_swaps_favour_the_colder_rung_taking_the_lower_energy():
 
 def test_a_stop_between_rungs_reports_the_work_done():
     calls = []
-    s = samplers.ReplicaExchange(start(2), MODEL, [1.0, 2.0, 4.0], 0.05, 3, 2,
-                                 should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    s = samplers.ReplicaExchange(
+        start(2),
+        MODEL,
+        [1.0, 2.0, 4.0],
+        0.05,
+        3,
+        2,
+        should_stop=lambda: calls.append(1) or len(calls) >= 2,
+    )
     with pytest.raises(Cancelled) as e:
         s.step(3)
     # stopped before rung 2 of step 3: 3 full steps of 3 rungs and 2 rungs, of 2 chains of 36 sites
@@ -204,12 +267,17 @@ def test_a_stop_between_rungs_reports_the_work_done():
 
 # --- divergence ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["langevin", "annealed-langevin"])
 def test_an_unadjusted_divergence_blames_the_step_size_and_suggests_a_quarter(kind):
     e = sampling._diverged(17, 0.12, kind, 4096)
     assert isinstance(e, Diverged)
     assert (e.parameter, e.step, e.site_updates) == ("sampler.step_size", 17, 4096)
-    assert "at step 17" in e.reason and f"try step_size <= {0.12 / 4:.3g}" in e.reason and "0.03" in e.reason
+    assert (
+        "at step 17" in e.reason
+        and f"try step_size <= {0.12 / 4:.3g}" in e.reason
+        and "0.03" in e.reason
+    )
 
 
 @pytest.mark.parametrize("kind", ["mala", "replica-exchange"])
@@ -218,20 +286,33 @@ def test_an_adjusted_divergence_blames_the_model_not_the_step(kind):
     state's range, and halving the step would not help."""
     e = sampling._diverged(40, 0.12, kind, 99)
     assert (e.parameter, e.step, e.site_updates) == ("energy_model.parameters", 40, 99)
-    assert "overflowed at step 40" in e.reason and "floating-point range" in e.reason and "step_size" not in e.reason
+    assert (
+        "overflowed at step 40" in e.reason
+        and "floating-point range" in e.reason
+        and "step_size" not in e.reason
+    )
 
 
 def test_a_finite_check_names_the_step_and_work():
     energy = torch.tensor([1.0, math.inf], dtype=torch.float64)
     with pytest.raises(Diverged) as e:
         sampling._check_finite(energy, 7, 0.1, "mala", 123)
-    assert (e.value.parameter, e.value.step, e.value.site_updates) == ("energy_model.parameters", 7, 123)
-    sampling._check_finite(torch.ones(3, dtype=torch.float64), 7, 0.1, "mala", 123)  # finite: no error
+    assert (e.value.parameter, e.value.step, e.value.site_updates) == (
+        "energy_model.parameters",
+        7,
+        123,
+    )
+    sampling._check_finite(
+        torch.ones(3, dtype=torch.float64), 7, 0.1, "mala", 123
+    )  # finite: no error
 
 
 # --- the generic steps of idf.engine.sampling.energy (models without fused kernels: XY) -----------
 
-def _xy_reference(x: torch.Tensor, J: float, h: float, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _xy_reference(
+    x: torch.Tensor, J: float, h: float, ndim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """E and ∇E of the XY energy by autograd of its formula (independent of XYEnergy.evaluate)."""
     x = x.detach().clone().requires_grad_()
     axes = tuple(range(x.ndim - ndim, x.ndim))
@@ -253,14 +334,24 @@ def test_generic_langevin_and_mala_steps_are_the_documented_rule(shape, dtype):
 
     ndim, J, h, eta, t, seed = len(shape), 0.8, 0.3, 0.07, 0.6, 11
     energy = XYEnergy(J=J, h=h)
-    x0 = (torch.rand((5, *shape), generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 8 - 4).to(dtype)
+    x0 = (
+        torch.rand((5, *shape), generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 8
+        - 4
+    ).to(dtype)
     x, y = x0.clone(), x0.clone()
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
     for k in range(3):
-        new, e_old = energy.langevin_step(x, step_size=eta, temperature=t, seed=seed, step=k, ndim=ndim)
+        new, e_old = energy.langevin_step(
+            x, step_size=eta, temperature=t, seed=seed, step=k, ndim=ndim
+        )
         e_ref, g_ref = _xy_reference(x.double(), J, h, ndim)
         noise = torch.randn(x.shape, generator=cpu_generator(seed, k), dtype=dtype)
-        want = torch.remainder(x - eta * g_ref.to(dtype) + math.sqrt(2 * eta * t) * noise + math.pi, 2 * math.pi) - math.pi
+        want = (
+            torch.remainder(
+                x - eta * g_ref.to(dtype) + math.sqrt(2 * eta * t) * noise + math.pi, 2 * math.pi
+            )
+            - math.pi
+        )
         assert e_old.dtype == torch.float64 and torch.allclose(e_old, e_ref, **tol)
         assert new.dtype == dtype and torch.allclose(new, want, **tol)
         assert bool(((-math.pi <= new) & (new < math.pi)).all())
@@ -274,15 +365,25 @@ def test_generic_langevin_and_mala_steps_are_the_documented_rule(shape, dtype):
         prop = y.double() - eta * g_y + math.sqrt(2 * eta * t) * xi.double()
         e_p, g_p = _xy_reference(prop, J, h, ndim)
         axes = tuple(range(1, y.ndim))
-        log_a = (-(e_p - e_y) / t - ((y.double() - prop + eta * g_p) ** 2).sum(axes) / (4 * eta * t)
-                 + (xi.double() ** 2).sum(axes) / 2)
+        log_a = (
+            -(e_p - e_y) / t
+            - ((y.double() - prop + eta * g_p) ** 2).sum(axes) / (4 * eta * t)
+            + (xi.double() ** 2).sum(axes) / 2
+        )
         accept = torch.log(u) < log_a
-        assert torch.allclose(r.log_alpha, log_a, rtol=1e-9, atol=1e-9 if dtype == torch.float64 else 1e-3)
-        decided = torch.abs(torch.log(u) - log_a) > 1e-3  # float32 rounding cannot flip these decisions
+        assert torch.allclose(
+            r.log_alpha, log_a, rtol=1e-9, atol=1e-9 if dtype == torch.float64 else 1e-3
+        )
+        decided = (
+            torch.abs(torch.log(u) - log_a) > 1e-3
+        )  # float32 rounding cannot flip these decisions
         assert torch.equal(r.accepted[decided], accept[decided])
         kept = torch.where(accept.reshape(-1, *[1] * ndim), prop, y.double())
         wrapped = torch.remainder(kept + math.pi, 2 * math.pi) - math.pi
-        assert torch.allclose(r.phi.double()[decided], wrapped[decided], **tol) and r.phi.dtype == dtype
+        assert (
+            torch.allclose(r.phi.double()[decided], wrapped[decided], **tol)
+            and r.phi.dtype == dtype
+        )
         assert torch.allclose(r.energy[decided], torch.where(accept, e_p, e_y)[decided], **tol)
         y = r.phi
 
@@ -290,7 +391,10 @@ def test_generic_langevin_and_mala_steps_are_the_documented_rule(shape, dtype):
 def test_energy_defaults_derive_from_evaluate_and_continuous_models_have_no_sweep():
     from idf.engine.sampling.models.xy import XYEnergy
 
-    energy, x = XYEnergy(J=1.2, h=-0.4), torch.rand((2, 5, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    energy, x = (
+        XYEnergy(J=1.2, h=-0.4),
+        torch.rand((2, 5, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64),
+    )
     e, g = energy.evaluate(x, 2)
     assert torch.equal(energy.energy(x, 2), e) and torch.equal(energy.gradient(x, 2), g)
     with pytest.raises(NotImplementedError, match="^XYEnergy has no Gibbs sweep$"):
@@ -305,20 +409,39 @@ def test_phi4_energy_evaluates_with_its_kernels_and_bounds_its_hessian(kappa, a,
     rng = torch.Generator().manual_seed(4)
     energy = Phi4Energy(kappa=kappa, a=a, b=b, h=0.2)
     x = torch.rand((2, 4, 4), generator=rng, dtype=torch.float64) * 3 - 1.5
-    for state, ndim in ((x, 2), (x[0], 1), (x[:, :, :, None].expand(2, 4, 4, 3).contiguous(), 3)):  # ndim reaches the kernel
+    for state, ndim in (
+        (x, 2),
+        (x[0], 1),
+        (x[:, :, :, None].expand(2, 4, 4, 3).contiguous(), 3),
+    ):  # ndim reaches the kernel
         ev = phi4(state, energy, ndim)
         e, g = energy.evaluate(state, ndim)
-        assert torch.equal(e, ev.energy) and torch.equal(g, ev.gradient) and torch.equal(energy.gradient(state, ndim), ev.gradient)
+        assert (
+            torch.equal(e, ev.energy)
+            and torch.equal(g, ev.gradient)
+            and torch.equal(energy.gradient(state, ndim), ev.gradient)
+        )
     amplitude = 1.5
     lo, hi = energy.hessian_bounds(amplitude, 2)
 
     def total(phi: torch.Tensor) -> torch.Tensor:
         return phi4(phi[None], energy, 2).energy[0]
 
-    for state in (x[0], x[1], torch.full((4, 4), amplitude, dtype=torch.float64), torch.zeros(4, 4, dtype=torch.float64)):
+    for state in (
+        x[0],
+        x[1],
+        torch.full((4, 4), amplitude, dtype=torch.float64),
+        torch.zeros(4, 4, dtype=torch.float64),
+    ):
         eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(total, state).reshape(16, 16))
         assert lo - 1e-9 <= float(eig.min()) and float(eig.max()) <= hi + 1e-9
-    top_at_zero = float(torch.linalg.eigvalsh(torch.autograd.functional.hessian(total, torch.zeros(4, 4, dtype=torch.float64)).reshape(16, 16)).max())
+    top_at_zero = float(
+        torch.linalg.eigvalsh(
+            torch.autograd.functional.hessian(
+                total, torch.zeros(4, 4, dtype=torch.float64)
+            ).reshape(16, 16)
+        ).max()
+    )
     assert top_at_zero == pytest.approx(8 * kappa + a, rel=1e-12)
     assert lo == min(a, 0.0) and hi == pytest.approx(8 * kappa + abs(a) + 3 * b * amplitude**2)
 
@@ -333,7 +456,9 @@ def test_float32_chains_accumulate_energies_and_mala_norms_in_float64():
     x = torch.rand((1, 512, 512), generator=torch.Generator().manual_seed(2)) * 6 - 3  # float32
     e, g = energy.evaluate(x, 2)
     bonds = sum(torch.cos(torch.roll(x, -1, a) - x).double().sum() for a in (1, 2))
-    terms = -0.9 * bonds - (0.35 * torch.cos(x)).double().sum()  # per-site products in float32, as documented
+    terms = (
+        -0.9 * bonds - (0.35 * torch.cos(x)).double().sum()
+    )  # per-site products in float32, as documented
     assert abs(float(e[0]) - float(terms)) < 1e-7  # float32 accumulation is off by ~1e-4 here
     r = energy.mala_step(x, step_size=eta, temperature=t, seed=seed, step=0, ndim=2)
     gen = cpu_generator(seed, 0)
@@ -342,5 +467,7 @@ def test_float32_chains_accumulate_energies_and_mala_norms_in_float64():
     proposal = x - eta * g + sigma * xi
     e_y, g_y = energy.evaluate(proposal, 2)
     res = x - proposal + eta * g_y
-    log_a = -(e_y - e) / t - (res * res).double().sum() / (2 * sigma**2) + (xi * xi).double().sum() / 2
+    log_a = (
+        -(e_y - e) / t - (res * res).double().sum() / (2 * sigma**2) + (xi * xi).double().sum() / 2
+    )
     assert abs(float(r.log_alpha[0]) - float(log_a[0])) < 1e-6

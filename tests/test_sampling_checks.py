@@ -54,6 +54,7 @@ def down(x: float) -> float:
 
 # --- the default sampler -----------------------------------------------------------------------------
 
+
 def test_default_sampler_is_mala_for_fields_and_gibbs_for_spins():
     """An unset sampler is the model's default (proto: MALA for continuous fields, Gibbs for
     spins). MALA reports an acceptance rate in [0, 1]; Gibbs has none (NaN)."""
@@ -65,6 +66,7 @@ def test_default_sampler_is_mala_for_fields_and_gibbs_for_spins():
 
 
 # --- temperatures ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("t", [T_MIN, T_MAX])
 def test_temperature_limits_are_accepted(t):
@@ -82,7 +84,9 @@ def test_temperature_outside_limits_is_refused_with_limits_and_value(t):
 def test_max_temperature_outside_limits_is_refused(t):
     e = refused(spec(sampler="annealed-langevin", max_temperature=t))
     assert e.parameter == "sampler.max_temperature"
-    assert "[1e-06, 1e+06]" in e.reason and f"got {t}" in e.reason  # every digit: 1e-06 would read as inside
+    assert (
+        "[1e-06, 1e+06]" in e.reason and f"got {t}" in e.reason
+    )  # every digit: 1e-06 would read as inside
 
 
 @pytest.mark.parametrize("kind", ["annealed-langevin", "replica-exchange"])
@@ -91,7 +95,9 @@ def test_tempering_needs_max_temperature_above_temperature(kind):
     (0) and equal are refused, one float above is accepted."""
     for t_max in (0.0, 1.0):
         e = refused(spec(sampler=kind, temperature=1.0, max_temperature=t_max))
-        assert e.parameter == "sampler.max_temperature" and "max_temperature > temperature" in e.reason
+        assert (
+            e.parameter == "sampler.max_temperature" and "max_temperature > temperature" in e.reason
+        )
     sampling.estimate(spec(sampler=kind, temperature=1.0, max_temperature=up(1.0)))
 
 
@@ -109,13 +115,25 @@ def test_ladder_must_ascend_from_the_target_temperature(ladder):
 
 
 def test_ascending_ladder_from_target_is_accepted():
-    sampling.estimate(spec(sampler="replica-exchange", temperature=1.0, temperatures=(1.0, up(1.0), 3.0)))
+    sampling.estimate(
+        spec(sampler="replica-exchange", temperature=1.0, temperatures=(1.0, up(1.0), 3.0))
+    )
 
 
 # --- shapes ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,shape", [("phi4", (1,)), ("phi4", (5,)), ("phi4", (1, 4)), ("phi4", (2, 3, 4)),
-                                         ("gaussian-free-field", (1, 1, 1)), ("ising", (2, 4))])
+
+@pytest.mark.parametrize(
+    "model,shape",
+    [
+        ("phi4", (1,)),
+        ("phi4", (5,)),
+        ("phi4", (1, 4)),
+        ("phi4", (2, 3, 4)),
+        ("gaussian-free-field", (1, 1, 1)),
+        ("ising", (2, 4)),
+    ],
+)
 def test_shapes_within_the_documented_extents_are_accepted(model, shape):
     """Continuous models take 1 to 3 positive extents (an extent of 1 is positive), Ising 2 even."""
     sampling.estimate(spec(model=model, shape=shape))
@@ -142,10 +160,14 @@ def test_ising_with_three_extents_is_refused_quoting_its_shape():
 @pytest.mark.parametrize("shape", [(4,), (3, 4), (4, 5)])
 def test_ising_lattices_are_2d_with_even_sides(shape):
     e = refused(spec(model="ising", shape=shape))
-    assert e.parameter == "shape" and e.reason == "Ising lattices are 2-D with even sides (checkerboard updates)"
+    assert (
+        e.parameter == "shape"
+        and e.reason == "Ising lattices are 2-D with even sides (checkerboard updates)"
+    )
 
 
 # --- steps, count, burn-in, step size ----------------------------------------------------------------
+
 
 def test_one_step_is_enough():
     sampling.estimate(spec(steps=1, burn_in=0))
@@ -178,51 +200,79 @@ def test_step_size_must_be_finite_and_non_negative(eta):
     assert e.parameter == "sampler.step_size" and e.reason == f"must be finite and >= 0, got {eta}"
 
 
-@pytest.mark.parametrize("kind,extra", [("langevin", {}), ("mala", {}), ("annealed-langevin", {"max_temperature": 2.0}),
-                                        ("replica-exchange", {"max_temperature": 2.0})])
+@pytest.mark.parametrize(
+    "kind,extra",
+    [
+        ("langevin", {}),
+        ("mala", {}),
+        ("annealed-langevin", {"max_temperature": 2.0}),
+        ("replica-exchange", {"max_temperature": 2.0}),
+    ],
+)
 def test_step_size_limit_is_accepted_exactly_and_refused_beyond(kind, extra):
     """GFF kappa=1, mass2=0 in 2-D: Hessian eigenvalues up to 4·2·1 = 8, so the limit is
     2/8 = 0.25, exact in binary. max_step_size is the largest step accepted."""
-    base = spec(model="gaussian-free-field", parameters={"kappa": 1.0, "mass2": 0.0}, sampler=kind, **extra)
+    base = spec(
+        model="gaussian-free-field", parameters={"kappa": 1.0, "mass2": 0.0}, sampler=kind, **extra
+    )
     sampling.estimate(dataclasses.replace(base, step_size=0.25))
     e = refused(dataclasses.replace(base, step_size=up(0.25)))
     assert e.parameter == "sampler.step_size"
     e = refused(dataclasses.replace(base, step_size=0.3))
     assert e.parameter == "sampler.step_size"
-    assert e.reason.startswith("0.3 is too large for this model") and "2/curvature = 0.25" in e.reason
+    assert (
+        e.reason.startswith("0.3 is too large for this model") and "2/curvature = 0.25" in e.reason
+    )
 
 
 def test_flat_energy_step_limit_is_1e3():
     """kappa = mass2 = 0: no curvature, so 1e3 bounds the step (docstring of max_step_size)."""
-    base = spec(model="gaussian-free-field", parameters={"kappa": 0.0, "mass2": 0.0}, sampler="langevin")
+    base = spec(
+        model="gaussian-free-field", parameters={"kappa": 0.0, "mass2": 0.0}, sampler="langevin"
+    )
     sampling.estimate(dataclasses.replace(base, step_size=1e3))
     assert refused(dataclasses.replace(base, step_size=up(1e3))).parameter == "sampler.step_size"
 
 
 # --- constraints -------------------------------------------------------------------------------------
 
-def total(target: float = 0.0, tolerance: float = 0.0, weight: float = 0.0, name: str = "total") -> sampling.Constraint:
+
+def total(
+    target: float = 0.0, tolerance: float = 0.0, weight: float = 0.0, name: str = "total"
+) -> sampling.Constraint:
     return sampling.Constraint(name, target, tolerance, weight)
 
 
 CONSTRAINED = spec(model="gaussian-free-field", sampler="langevin")  # 16 sites
 
 
-@pytest.mark.parametrize("kind,extra", [("langevin", {}), ("annealed-langevin", {"max_temperature": 2.0})])
+@pytest.mark.parametrize(
+    "kind,extra", [("langevin", {}), ("annealed-langevin", {"max_temperature": 2.0})]
+)
 def test_exact_constraints_run_with_both_langevins(kind, extra):
-    sampling.estimate(dataclasses.replace(CONSTRAINED, sampler=kind, constraints=(total(1.0),), **extra))
+    sampling.estimate(
+        dataclasses.replace(CONSTRAINED, sampler=kind, constraints=(total(1.0),), **extra)
+    )
 
 
-@pytest.mark.parametrize("kind,extra", [("mala", {}), ("replica-exchange", {"max_temperature": 2.0})])
+@pytest.mark.parametrize(
+    "kind,extra", [("mala", {}), ("replica-exchange", {"max_temperature": 2.0})]
+)
 def test_exact_constraints_refuse_other_samplers(kind, extra):
     e = refused(dataclasses.replace(CONSTRAINED, sampler=kind, constraints=(total(1.0),), **extra))
     assert e.parameter == "energy_model.constraints[0]"
-    assert e.reason == "exact constraints are enforced by projected Langevin: use langevin or annealed-langevin"
+    assert (
+        e.reason
+        == "exact constraints are enforced by projected Langevin: use langevin or annealed-langevin"
+    )
 
 
 def test_unknown_constraint_names_what_the_model_supports():
     e = refused(dataclasses.replace(CONSTRAINED, constraints=(total(1.0), total(name="mean"))))
-    assert e.parameter == "energy_model.constraints[1].name" and e.reason == "gaussian-free-field supports ['total']"
+    assert (
+        e.parameter == "energy_model.constraints[1].name"
+        and e.reason == "gaussian-free-field supports ['total']"
+    )
 
 
 def test_constraint_weight_must_be_zero():
@@ -244,7 +294,10 @@ def test_constraint_target_limit_is_per_site():
 @pytest.mark.parametrize("tol", [-0.1, math.nan, math.inf])
 def test_constraint_tolerance_must_be_finite_and_non_negative(tol):
     e = refused(dataclasses.replace(CONSTRAINED, constraints=(total(1.0, tolerance=tol),)))
-    assert e.parameter == "energy_model.constraints[0].tolerance" and e.reason == f"must be finite and >= 0, got {tol:.4g}"
+    assert (
+        e.parameter == "energy_model.constraints[0].tolerance"
+        and e.reason == f"must be finite and >= 0, got {tol:.4g}"
+    )
 
 
 # --- initial states and field maps -------------------------------------------------------------------
@@ -254,8 +307,16 @@ FIELD_NAME = {"initial": "initial", "external_field": "energy_model.external_fie
 
 
 @pytest.mark.parametrize("which", ARRAYS)
-@pytest.mark.parametrize("array", [np.zeros((4, 4)), np.ones((4, 4), np.int64), np.ones((4, 4), bool),
-                                   np.full((4, 4), V_MAX, np.float32), np.full((4, 4), -V_MAX)])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((4, 4)),
+        np.ones((4, 4), np.int64),
+        np.ones((4, 4), bool),
+        np.full((4, 4), V_MAX, np.float32),
+        np.full((4, 4), -V_MAX),
+    ],
+)
 def test_numeric_arrays_up_to_the_value_limit_are_accepted(which, array):
     sampling.estimate(spec(**{which: array}))
 
@@ -280,7 +341,10 @@ def test_array_values_beyond_the_limit_are_refused(which, bad):
     a = np.zeros((4, 4))
     a[1, 2] = bad
     e = refused(spec(**{which: a}))
-    assert e.parameter == FIELD_NAME[which] and e.reason == "values must be finite with |value| <= 1e+06"
+    assert (
+        e.parameter == FIELD_NAME[which]
+        and e.reason == "values must be finite with |value| <= 1e+06"
+    )
 
 
 # --- the initial energy must be finite ---------------------------------------------------------------
@@ -288,23 +352,34 @@ def test_array_values_beyond_the_limit_are_refused(which, bad):
 # their bounds (b/4 phi^4 <= 2.5e29), so the guard is exercised directly, with a state of 1e20
 # (phi^4 = 1e80, beyond float32).
 
+
 def test_overflowing_initial_energy_names_what_the_caller_set():
     info = energy_models.info("phi4")
     params = energy_models.resolve_parameters(info, {})
     model = energy_models.build(info, params, None, torch.float32, torch.device("cpu"))
     x = torch.full((2, 4, 4), 1e20)
-    for s, name in ((spec(initial=np.zeros((4, 4))), "initial"),
-                    (spec(external_field=np.zeros((4, 4))), "energy_model.external_field")):
+    for s, name in (
+        (spec(initial=np.zeros((4, 4))), "initial"),
+        (spec(external_field=np.zeros((4, 4))), "energy_model.external_field"),
+    ):
         with pytest.raises(ParameterError) as e:
             sampling._check_initial_energy(x, model, 2, s)
         assert e.value.parameter == name
-        assert e.value.reason == "the energy of the initial state overflows: values too large for this model"
-    sampling._check_initial_energy(torch.full((2, 4, 4), 1e6), model, 2, SPEC)  # the largest accepted value
+        assert (
+            e.value.reason
+            == "the energy of the initial state overflows: values too large for this model"
+        )
+    sampling._check_initial_energy(
+        torch.full((2, 4, 4), 1e6), model, 2, SPEC
+    )  # the largest accepted value
 
 
 # --- curvature and the stability limit against the Hessian -------------------------------------------
 
-def energy_torch(phi: torch.Tensor, kappa: float, a: float, b: float, h: float = 0.0) -> torch.Tensor:
+
+def energy_torch(
+    phi: torch.Tensor, kappa: float, a: float, b: float, h: float = 0.0
+) -> torch.Tensor:
     """The registry's energy: sum_i kappa/2 sum_a (phi[i+e_a]-phi_i)^2 + a/2 phi^2 + b/4 phi^4 - h phi."""
     bond = sum((torch.roll(phi, -1, ax) - phi) ** 2 for ax in range(phi.ndim))
     return (kappa / 2 * bond + a / 2 * phi**2 + b / 4 * phi**4 - h * phi).sum()
@@ -313,11 +388,17 @@ def energy_torch(phi: torch.Tensor, kappa: float, a: float, b: float, h: float =
 def hessian_max(shape: tuple[int, ...], kappa: float, a: float, b: float, at: float) -> float:
     """Largest eigenvalue of the Hessian at the uniform state phi = at (float64 autograd)."""
     phi0 = torch.full(shape, at, dtype=torch.float64)
-    hess = torch.autograd.functional.hessian(lambda p: energy_torch(p.view(shape), kappa, a, b), phi0.flatten())
+    hess = torch.autograd.functional.hessian(
+        lambda p: energy_torch(p.view(shape), kappa, a, b), phi0.flatten()
+    )
     return float(torch.linalg.eigvalsh(hess).max())
 
 
-SHAPES = [(8,), (4, 6), (2, 4, 4)]  # even sides: the periodic Laplacian reaches its top eigenvalue 4 per axis
+SHAPES = [
+    (8,),
+    (4, 6),
+    (2, 4, 4),
+]  # even sides: the periodic Laplacian reaches its top eigenvalue 4 per axis
 # (model, parameters, the minimum of the energy): a >= 0 has its minimum at 0; the double well
 # a < 0 < b at phi^2 = -a/b.
 CASES = [
@@ -341,8 +422,12 @@ def test_curvature_is_the_largest_hessian_eigenvalue_at_the_minimum(model, param
     assert float(grad.abs().max()) < 1e-12  # sanity: it is the minimum (float64 rounding ~1e-15)
     truth = hessian_max(shape, kappa, a, b, minimum)
     c = sampling.curvature(info, p, len(shape))
-    assert c == pytest.approx(truth, rel=1e-12)  # eigvalsh of a <= 32x32 matrix, entries O(10): error ~1e-14
-    assert sampling.max_step_size(info, p, len(shape)) == pytest.approx(min(2 / truth, 1e3), rel=1e-12)
+    assert c == pytest.approx(
+        truth, rel=1e-12
+    )  # eigvalsh of a <= 32x32 matrix, entries O(10): error ~1e-14
+    assert sampling.max_step_size(info, p, len(shape)) == pytest.approx(
+        min(2 / truth, 1e3), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}d")
@@ -362,7 +447,9 @@ def test_max_step_size_is_two_over_curvature_below_the_cap():
     info = energy_models.info("gaussian-free-field")
     for m2, limit in ((1.0, 2.0), (0.5, 4.0), (4.0, 0.5)):
         p = energy_models.resolve_parameters(info, {"kappa": 0.0, "mass2": m2})
-        assert sampling.max_step_size(info, p, 2) == limit  # exact: 2/m2 for these m2 is a binary fraction
+        assert (
+            sampling.max_step_size(info, p, 2) == limit
+        )  # exact: 2/m2 for these m2 is a binary fraction
 
 
 def test_max_step_size_never_exceeds_1e3():
@@ -374,6 +461,7 @@ def test_max_step_size_never_exceeds_1e3():
 
 
 # --- the default step --------------------------------------------------------------------------------
+
 
 def test_default_step_is_half_the_limit_when_the_default_is_not_stable():
     """GFF kappa=5, mass2=0 in 2-D: curvature 40, limit 2/40 = 0.05 = DEFAULT_STEP['langevin'].
@@ -390,6 +478,7 @@ def test_default_step_is_half_the_limit_when_the_default_is_not_stable():
 
 # --- the replica ladder ------------------------------------------------------------------------------
 
+
 def test_replica_ladder_is_eight_geometric_rungs_from_t_to_t_max():
     s = spec(sampler="replica-exchange", temperature=0.5, max_temperature=4.0)
     ladder = sampling.replica_ladder(s)
@@ -403,16 +492,24 @@ def test_replica_ladder_is_eight_geometric_rungs_from_t_to_t_max():
 
 def test_replica_exchange_work_counts_eight_replicas():
     """site_updates = sites x chains x steps x replicas (estimate's docstring), 8 rungs by default."""
-    cost = sampling.estimate(spec(sampler="replica-exchange", max_temperature=3.0, count=2, steps=5))
+    cost = sampling.estimate(
+        spec(sampler="replica-exchange", max_temperature=3.0, count=2, steps=5)
+    )
     assert cost.site_updates == 16 * 2 * 5 * 8
 
 
 # --- parameter ranges --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,params", [("gaussian-free-field", {"kappa": 0.0, "mass2": 0.0}),
-                                          ("gaussian-free-field", {"kappa": 1e6, "mass2": 1e6, "h": 1e6}),
-                                          ("phi4", {"a": -1e6, "b": 0.0, "h": -1e6}),
-                                          ("ising", {"J": -1e6, "h": 1e6})])
+
+@pytest.mark.parametrize(
+    "model,params",
+    [
+        ("gaussian-free-field", {"kappa": 0.0, "mass2": 0.0}),
+        ("gaussian-free-field", {"kappa": 1e6, "mass2": 1e6, "h": 1e6}),
+        ("phi4", {"a": -1e6, "b": 0.0, "h": -1e6}),
+        ("ising", {"J": -1e6, "h": 1e6}),
+    ],
+)
 def test_parameter_range_ends_are_accepted(model, params):
     sampling.estimate(spec(model=model, parameters=params))
 
@@ -425,6 +522,7 @@ def test_parameters_past_their_range_are_refused(name, value):
 
 # --- energy_models.build has the documented energies -------------------------------------------------
 
+
 def numpy_energy(phi: np.ndarray, kappa: float, a: float, b: float, h) -> float:
     bond = sum((np.roll(phi, -1, ax) - phi) ** 2 for ax in range(phi.ndim))
     return float(np.sum(kappa / 2 * bond + a / 2 * phi**2 + b / 4 * phi**4 - h * phi))
@@ -436,8 +534,13 @@ HMAP = RNG.normal(size=(4, 6))
 
 
 @pytest.mark.parametrize("hmap", [None, HMAP], ids=["uniform-h", "field-map"])
-@pytest.mark.parametrize("model,params", [("gaussian-free-field", {"kappa": 0.7, "mass2": 1.9, "h": 0.3}),
-                                          ("phi4", {"kappa": 1.3, "a": -0.6, "b": 2.2, "h": -0.4})])
+@pytest.mark.parametrize(
+    "model,params",
+    [
+        ("gaussian-free-field", {"kappa": 0.7, "mass2": 1.9, "h": 0.3}),
+        ("phi4", {"kappa": 1.3, "a": -0.6, "b": 2.2, "h": -0.4}),
+    ],
+)
 def test_built_continuous_models_have_the_documented_energy(model, params, hmap):
     info = energy_models.info(model)
     p = energy_models.resolve_parameters(info, params)
@@ -445,7 +548,9 @@ def test_built_continuous_models_have_the_documented_energy(model, params, hmap)
     got = float(phi4(torch.as_tensor(FIELD)[None], built, 2).energy[0])
     a, b = p.get("mass2", p.get("a")), p.get("b", 0.0)
     h = p["h"] + (hmap if hmap is not None else 0.0)  # the map adds to the uniform h (registry)
-    assert got == pytest.approx(numpy_energy(FIELD, p["kappa"], a, b, h), rel=1e-12)  # float64 sums of 24 terms
+    assert got == pytest.approx(
+        numpy_energy(FIELD, p["kappa"], a, b, h), rel=1e-12
+    )  # float64 sums of 24 terms
 
 
 def test_float64_models_keep_the_field_map_in_float64():
@@ -472,7 +577,9 @@ def ising_numpy_energy(s: np.ndarray, J: float, h) -> float:
     return float(-J * bonds.sum() - np.sum(h * s))
 
 
-@pytest.mark.parametrize("hmap", [None, np.arange(24.0).reshape(4, 6) - 10], ids=["uniform-h", "field-map"])
+@pytest.mark.parametrize(
+    "hmap", [None, np.arange(24.0).reshape(4, 6) - 10], ids=["uniform-h", "field-map"]
+)
 def test_built_ising_has_the_documented_energy(hmap):
     """Integer J, h: the energy is exact (ising_energy's docstring)."""
     info = energy_models.info("ising")
@@ -480,13 +587,17 @@ def test_built_ising_has_the_documented_energy(hmap):
     built = energy_models.build(info, p, hmap, torch.float32, torch.device("cpu"))
     s = np.where(RNG.random((4, 6)) < 0.5, 1, -1).astype(np.int8)
     got = float(ising_energy(torch.as_tensor(s)[None], built)[0][0])
-    assert got == ising_numpy_energy(s.astype(float), -2.0, 3.0 + (hmap if hmap is not None else 0.0))
+    assert got == ising_numpy_energy(
+        s.astype(float), -2.0, 3.0 + (hmap if hmap is not None else 0.0)
+    )
 
 
 def test_ising_runs_do_not_depend_on_the_requested_float_dtype():
     """Spin samples are int8 whatever dtype asks (proto: int8 for spin models): a float64 request
     runs the very same chain as float32, energies included, even with a non-integer field map."""
-    s = spec(model="ising", parameters={"h": 0.1}, external_field=np.full((4, 4), 0.1), steps=3, count=2)
+    s = spec(
+        model="ising", parameters={"h": 0.1}, external_field=np.full((4, 4), 0.1), steps=3, count=2
+    )
     a, b = sampling.sample(s), sampling.sample(dataclasses.replace(s, dtype="float64"))
     assert np.array_equal(a.samples, b.samples) and np.array_equal(a.energy, b.energy)
 

@@ -41,6 +41,7 @@ from idf.engine.sampling.boltzmann import (
 
 # --- independent references -------------------------------------------------------------------------
 
+
 def geyer_ess(x: np.ndarray) -> float:
     """The documented estimator written plainly: sample autocorrelations ρ_t = Σ_{i<n−t} x_i x_{i+t}
     / Σ x_i² of the centred series (a direct sum, no FFT), pair sums Γ_k = ρ_{2k} + ρ_{2k+1} summed
@@ -73,12 +74,17 @@ def ar1(rho: float, n: int, chains: int, seed: int) -> np.ndarray:
     return x
 
 
-def numpy_energy(samples: np.ndarray, model: str, params: dict[str, float], field: np.ndarray | None = None) -> np.ndarray:
+def numpy_energy(
+    samples: np.ndarray, model: str, params: dict[str, float], field: np.ndarray | None = None
+) -> np.ndarray:
     """The energies of docs/diffusion.md's table, in float64, per chain (periodic lattices)."""
     s = samples.astype(np.float64)
     axes = tuple(range(1, s.ndim))
     if model == "ising":
-        J, h = params.get("J", 1.0), params.get("h", 0.0) + (0.0 if field is None else field.astype(np.float64))
+        J, h = (
+            params.get("J", 1.0),
+            params.get("h", 0.0) + (0.0 if field is None else field.astype(np.float64)),
+        )
         bonds = s * (np.roll(s, -1, -1) + np.roll(s, -1, -2))
         return -J * bonds.sum(axes) - (h * s).sum(axes)
     if model == "gaussian-free-field":
@@ -101,13 +107,18 @@ def energy_scale(samples: np.ndarray) -> np.ndarray:
 # --- effective_sample_size --------------------------------------------------------------------------
 
 TRACES = {
-    "ar1-0.9": ar1(0.9, 400, 1, 1)[:, 0] - 50.0,  # strongly correlated, mean and variance far from 0 and 1
+    "ar1-0.9": ar1(0.9, 400, 1, 1)[:, 0]
+    - 50.0,  # strongly correlated, mean and variance far from 0 and 1
     "ar1-0.5-odd": ar1(0.5, 203, 1, 2)[:, 0] * 3.0,
-    "random-walk-odd": np.cumsum(np.random.default_rng(3).normal(size=201)),  # long positive run of ρ_t
+    "random-walk-odd": np.cumsum(
+        np.random.default_rng(3).normal(size=201)
+    ),  # long positive run of ρ_t
     "random-walk": np.cumsum(np.random.default_rng(4).normal(size=120)) + 7.0,
     "ramp-4": np.arange(4.0),  # the shortest trace the estimator applies to: τ = 1.5 by hand
     "ramp-5": np.arange(5.0) * 2.0,
-    "blocks": np.tile(np.repeat([1.0, -1.0], 8), 6),  # variance exactly 1, correlated in blocks of 8
+    "blocks": np.tile(
+        np.repeat([1.0, -1.0], 8), 6
+    ),  # variance exactly 1, correlated in blocks of 8
     "iid": np.random.default_rng(5).normal(size=300),
     # integer, mean 0, Σx² = 12, ρ_1..7 = (1, 3, −3, 2, −1, 0, −2)/12: Γ_0 = 13/12, Γ_1 = 0 exactly,
     # Γ_2 = 1/12 > 0: the sum stops at the first pair that is not positive, zero included:
@@ -115,7 +126,9 @@ TRACES = {
     # 11 integers: Γ_0..Γ_3 = (3665/5104, 461/5104, 175/1276, 277/2552) > 0, Γ_4 < 0: the positive
     # sequence runs to lag 7 of 10 (past two thirds of the trace): τ = 707/638, ESS = 7018/707
     "long-positive-run": np.array([3, 1, 2, -2, 1, 0, 1, 2, -3, 1, -3], dtype=np.float64),
-    "zero-pair": np.array([1, 1, 1, 1, 0, -1, 0, -1, 1, -1, 0, -1, 1, 0, -1, -1, 0], dtype=np.float64),
+    "zero-pair": np.array(
+        [1, 1, 1, 1, 0, -1, 0, -1, 1, -1, 0, -1, 1, 0, -1, -1, 0], dtype=np.float64
+    ),
 }
 
 
@@ -135,7 +148,9 @@ def test_ess_of_a_four_step_ramp_by_hand():
 
 def test_ess_of_a_long_positive_sequence_by_hand():
     """The pair sums are exact rationals here (see TRACES): every positive one counts (1e-12)."""
-    assert effective_sample_size(TRACES["long-positive-run"][:, None]) == pytest.approx(7018 / 707, rel=1e-12)
+    assert effective_sample_size(TRACES["long-positive-run"][:, None]) == pytest.approx(
+        7018 / 707, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
@@ -181,11 +196,15 @@ def test_ess_is_a_sum_over_chains():
     trace = np.stack(cols, axis=1)
     assert effective_sample_size(trace) == pytest.approx(sum(geyer_ess(c) for c in cols), rel=1e-9)
     for order in ([1, 0, 2, 3], [3, 2, 1, 0]):
-        assert effective_sample_size(trace[:, order]) == pytest.approx(effective_sample_size(trace), rel=1e-12)
+        assert effective_sample_size(trace[:, order]) == pytest.approx(
+            effective_sample_size(trace), rel=1e-12
+        )
     for n in (1, 2, 3, 4, 5):  # short traces too: chains add
         short = np.random.default_rng(n).normal(size=(n, 3))
         total = effective_sample_size(short)
-        assert total == pytest.approx(sum(effective_sample_size(short[:, [c]]) for c in range(3)), rel=1e-12)
+        assert total == pytest.approx(
+            sum(effective_sample_size(short[:, [c]]) for c in range(3)), rel=1e-12
+        )
         assert 0 < total <= 3 * n
 
 
@@ -208,43 +227,71 @@ def test_ess_stops_when_asked_with_the_work_it_was_given():
 
 # --- _check_finite ----------------------------------------------------------------------------------
 
+
 def test_a_non_finite_mala_energy_blames_the_model():
     with pytest.raises(Diverged) as e:
-        sampling._check_finite(torch.tensor([0.0, math.nan], dtype=torch.float64), 15, 0.2, "mala", 64)
-    assert (e.value.parameter, e.value.step, e.value.site_updates) == ("energy_model.parameters", 15, 64)
+        sampling._check_finite(
+            torch.tensor([0.0, math.nan], dtype=torch.float64), 15, 0.2, "mala", 64
+        )
+    assert (e.value.parameter, e.value.step, e.value.site_updates) == (
+        "energy_model.parameters",
+        15,
+        64,
+    )
 
 
 # --- tolerance_failures -----------------------------------------------------------------------------
 
+
 def _out(residual: float) -> SampleOutput:
     z = np.zeros(2)
-    return SampleOutput(samples=np.zeros((2, 4)), energy=z, total=z, constraint_residual=np.array([0.0, residual]),
-                        acceptance_rate=z, effective_sample_size=1.0, site_updates=0, compute_seconds=0.0)
+    return SampleOutput(
+        samples=np.zeros((2, 4)),
+        energy=z,
+        total=z,
+        constraint_residual=np.array([0.0, residual]),
+        acceptance_rate=z,
+        effective_sample_size=1.0,
+        site_updates=0,
+        compute_seconds=0.0,
+    )
 
 
 def _spec(target: float, tolerance: float) -> SampleSpec:
-    return SampleSpec("gaussian-free-field", {}, (4,), "langevin", constraints=(Constraint("total", target, tolerance, 0.0),))
+    return SampleSpec(
+        "gaussian-free-field",
+        {},
+        (4,),
+        "langevin",
+        constraints=(Constraint("total", target, tolerance, 0.0),),
+    )
 
 
-@pytest.mark.parametrize("target, tolerance, residual, fails", [
-    (1e3, 0.0, 5e-4, False),  # default tolerance 1e-6·max(1, 1000) = 1e-3
-    (1e3, 0.0, 2e-3, True),
-    (-1e3, 0.0, 9e-4, False),  # |target|
-    (0.5, 0.0, 1.5e-6, True),  # default 1e-6·max(1, 0.5) = 1e-6
-    (0.5, 0.0, 0.9e-6, False),
-    (3.0, 0.25, 0.25, False),  # exactly at the tolerance: not "more than"
-    (3.0, 0.25, 0.2500001, True),
-    (3.0, 0.1, 5e-3, False),  # a given tolerance replaces the default
-])
+@pytest.mark.parametrize(
+    "target, tolerance, residual, fails",
+    [
+        (1e3, 0.0, 5e-4, False),  # default tolerance 1e-6·max(1, 1000) = 1e-3
+        (1e3, 0.0, 2e-3, True),
+        (-1e3, 0.0, 9e-4, False),  # |target|
+        (0.5, 0.0, 1.5e-6, True),  # default 1e-6·max(1, 0.5) = 1e-6
+        (0.5, 0.0, 0.9e-6, False),
+        (3.0, 0.25, 0.25, False),  # exactly at the tolerance: not "more than"
+        (3.0, 0.25, 0.2500001, True),
+        (3.0, 0.1, 5e-3, False),  # a given tolerance replaces the default
+    ],
+)
 def test_tolerance_failures_follow_the_documented_tolerance(target, tolerance, residual, fails):
     failures = sampling.tolerance_failures(_spec(target, tolerance), _out(residual))
     assert bool(failures) is fails
     if fails:
         tol = tolerance or 1e-6 * max(1.0, abs(target))
-        assert failures == [f"constraints[0] (total = {target}): residual {residual:.3g} > tolerance {tol:.3g}"]
+        assert failures == [
+            f"constraints[0] (total = {target}): residual {residual:.3g} > tolerance {tol:.3g}"
+        ]
 
 
 # --- estimate -----------------------------------------------------------------------------------------
+
 
 def test_estimate_follows_its_memory_model():
     """state_bytes = chains·sites·itemsize·(step buffers [+ R replicas]) (Gibbs: a fixed byte
@@ -260,9 +307,15 @@ def test_estimate_follows_its_memory_model():
             assert cost.state_bytes == 3 * sites * itemsize * buffers + trace, (kind, dtype)
             assert cost.site_updates == sites * 3 * 30
     field = np.zeros((6, 10))
-    with_field = estimate(SampleSpec("phi4", {}, sampler="langevin", dtype="float64", external_field=field, **base))
+    with_field = estimate(
+        SampleSpec("phi4", {}, sampler="langevin", dtype="float64", external_field=field, **base)
+    )
     assert with_field.state_bytes == 3 * sites * 8 * 12 + sites * 64 + trace
-    rx = estimate(SampleSpec("phi4", {}, sampler="replica-exchange", temperatures=(1.0, 1.5, 2.0, 3.0), **base))
+    rx = estimate(
+        SampleSpec(
+            "phi4", {}, sampler="replica-exchange", temperatures=(1.0, 1.5, 2.0, 3.0), **base
+        )
+    )
     assert rx.state_bytes == 3 * sites * 4 * (14 + 4) + trace
     assert rx.site_updates == sites * 3 * 30 * 4
     gibbs = estimate(SampleSpec("ising", {}, sampler="gibbs", external_field=field, **base))
@@ -273,18 +326,83 @@ def test_estimate_follows_its_memory_model():
 
 RUNS = {
     # name: (spec, params for the energy, replicas)
-    "langevin-phi4-f32-field": (SampleSpec("phi4", {"a": -0.5}, (6, 8), "langevin", steps=12, count=3, seed=1,
-                                           external_field=np.random.default_rng(2).normal(size=(6, 8))), 1),  # float64 field, float32 run
-    "mala-phi4-f64-field": (SampleSpec("phi4", {"h": 0.2}, (6, 8), "mala", step_size=0.15, steps=12, count=3, seed=2, dtype="float64",
-                                       external_field=np.random.default_rng(0).normal(size=(6, 8))), 1),
-    "langevin-gff-1d": (SampleSpec("gaussian-free-field", {}, (16,), "langevin", steps=10, count=2, seed=3), 1),
-    "mala-phi4-3d": (SampleSpec("phi4", {}, (3, 4, 5), "mala", steps=8, count=2, seed=4, dtype="float64"), 1),
-    "annealed-gff": (SampleSpec("gaussian-free-field", {}, (6, 6), "annealed-langevin", max_temperature=3.0, steps=10, count=2,
-                                seed=5), 1),
-    "replica-phi4-f64": (SampleSpec("phi4", {}, (4, 6), "replica-exchange", temperatures=(1.0, 1.4, 2.0), step_size=0.12,
-                                    steps=10, count=3, seed=6, dtype="float64"), 3),
-    "gibbs-ising-field": (SampleSpec("ising", {"J": 0.7}, (4, 6), "gibbs", steps=6, count=3, seed=7,
-                                     external_field=np.random.default_rng(1).normal(size=(4, 6))), 1),
+    "langevin-phi4-f32-field": (
+        SampleSpec(
+            "phi4",
+            {"a": -0.5},
+            (6, 8),
+            "langevin",
+            steps=12,
+            count=3,
+            seed=1,
+            external_field=np.random.default_rng(2).normal(size=(6, 8)),
+        ),
+        1,
+    ),  # float64 field, float32 run
+    "mala-phi4-f64-field": (
+        SampleSpec(
+            "phi4",
+            {"h": 0.2},
+            (6, 8),
+            "mala",
+            step_size=0.15,
+            steps=12,
+            count=3,
+            seed=2,
+            dtype="float64",
+            external_field=np.random.default_rng(0).normal(size=(6, 8)),
+        ),
+        1,
+    ),
+    "langevin-gff-1d": (
+        SampleSpec("gaussian-free-field", {}, (16,), "langevin", steps=10, count=2, seed=3),
+        1,
+    ),
+    "mala-phi4-3d": (
+        SampleSpec("phi4", {}, (3, 4, 5), "mala", steps=8, count=2, seed=4, dtype="float64"),
+        1,
+    ),
+    "annealed-gff": (
+        SampleSpec(
+            "gaussian-free-field",
+            {},
+            (6, 6),
+            "annealed-langevin",
+            max_temperature=3.0,
+            steps=10,
+            count=2,
+            seed=5,
+        ),
+        1,
+    ),
+    "replica-phi4-f64": (
+        SampleSpec(
+            "phi4",
+            {},
+            (4, 6),
+            "replica-exchange",
+            temperatures=(1.0, 1.4, 2.0),
+            step_size=0.12,
+            steps=10,
+            count=3,
+            seed=6,
+            dtype="float64",
+        ),
+        3,
+    ),
+    "gibbs-ising-field": (
+        SampleSpec(
+            "ising",
+            {"J": 0.7},
+            (4, 6),
+            "gibbs",
+            steps=6,
+            count=3,
+            seed=7,
+            external_field=np.random.default_rng(1).normal(size=(4, 6)),
+        ),
+        1,
+    ),
 }
 
 
@@ -296,7 +414,11 @@ def test_sample_output_is_what_was_asked_and_measures_itself(name):
     elapsed = time.perf_counter() - before
     count, sites = spec.count, math.prod(spec.shape)
     assert out.samples.shape == (count, *spec.shape)
-    expected_dtype = np.int8 if spec.model == "ising" else (np.float64 if spec.dtype == "float64" else np.float32)
+    expected_dtype = (
+        np.int8
+        if spec.model == "ising"
+        else (np.float64 if spec.dtype == "float64" else np.float32)
+    )
     assert out.samples.dtype == expected_dtype
     if spec.model == "ising":
         assert set(np.unique(out.samples)) <= {-1, 1}
@@ -308,14 +430,18 @@ def test_sample_output_is_what_was_asked_and_measures_itself(name):
     truth = numpy_energy(out.samples, spec.model, params, spec.external_field)
     rtol = 1e-6 if spec.model == "ising" else (1e-10 if spec.dtype == "float64" else 1e-5)
     assert out.energy.shape == (count,)
-    np.testing.assert_allclose(out.energy, truth, rtol=0, atol=rtol * float(energy_scale(out.samples).max()) + 1e-12)
+    np.testing.assert_allclose(
+        out.energy, truth, rtol=0, atol=rtol * float(energy_scale(out.samples).max()) + 1e-12
+    )
     # totals: the exact float64 sum of each sample's values (fsum; numpy's pairwise float64 sum of
     # ≤ 60 values is within 1e-13 relative)
     assert out.total.dtype == np.float64
     exact = np.array([math.fsum(s.astype(np.float64).ravel()) for s in out.samples])
     np.testing.assert_allclose(out.total, exact, rtol=1e-13, atol=1e-13)
     np.testing.assert_array_equal(out.constraint_residual, np.zeros(count))
-    assert out.site_updates == sites * count * spec.steps * replicas and isinstance(out.site_updates, int)
+    assert out.site_updates == sites * count * spec.steps * replicas and isinstance(
+        out.site_updates, int
+    )
     rates = out.acceptance_rate
     assert rates.shape == (count,)
     if spec.sampler in ("mala", "replica-exchange"):
@@ -343,11 +469,33 @@ def test_the_initial_state_is_where_every_chain_starts():
     site: every chain ends within 1e-4 (7σ) of the initial state. At T = 1e-6 a heat-bath sweep
     of the ordered Ising state keeps it (flip probability 1/(1 + e^{8J/T}) = 0)."""
     initial = np.random.default_rng(2).normal(size=(5, 6))
-    out = sample(SampleSpec("gaussian-free-field", {}, (5, 6), "langevin", step_size=1e-10, steps=1, count=3, initial=initial))
+    out = sample(
+        SampleSpec(
+            "gaussian-free-field",
+            {},
+            (5, 6),
+            "langevin",
+            step_size=1e-10,
+            steps=1,
+            count=3,
+            initial=initial,
+        )
+    )
     assert out.samples.shape == (3, 5, 6)
     for s in out.samples:
         np.testing.assert_allclose(s, initial, atol=1e-4)
-    spins = sample(SampleSpec("ising", {}, (4, 6), "gibbs", temperature=1e-6, steps=1, count=2, initial=np.ones((4, 6), np.int8)))
+    spins = sample(
+        SampleSpec(
+            "ising",
+            {},
+            (4, 6),
+            "gibbs",
+            temperature=1e-6,
+            steps=1,
+            count=2,
+            initial=np.ones((4, 6), np.int8),
+        )
+    )
     np.testing.assert_array_equal(spins.samples, np.ones((2, 4, 6), np.int8))
     assert list(spins.energy) == [-2 * 24, -2 * 24]  # −J·(2 bonds per site)
 
@@ -364,8 +512,12 @@ def test_different_seeds_start_independent_ising_chains():
     neighbours' sum, coins only at ties), so chains of two seeds agree on half of their sites
     when their starts are independent (E = 1/2 by the ±1 symmetry) and on ~80% if both started
     alike. 16 chains × 64 sites; [0.4, 0.6] is ±6σ of 1024 fair coins (σ = 1.6%)."""
-    a = sample(SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1e-6, steps=1, count=16, seed=1)).samples
-    b = sample(SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1e-6, steps=1, count=16, seed=2)).samples
+    a = sample(
+        SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1e-6, steps=1, count=16, seed=1)
+    ).samples
+    b = sample(
+        SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1e-6, steps=1, count=16, seed=2)
+    ).samples
     assert 0.4 <= float((a == b).mean()) <= 0.6
 
 
@@ -374,7 +526,9 @@ def test_ising_chains_start_without_a_preferred_sign():
     T = 1 (well below T_c ≈ 2.27, where an 8×8 chain keeps its sign over 5 sweeps) the chains
     end magnetised up and down in about equal numbers: 64 chains, Binomial(64, 1/2), σ = 4;
     [12, 52] is ±5σ."""
-    out = sample(SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1.0, steps=5, count=64, seed=3))
+    out = sample(
+        SampleSpec("ising", {}, (8, 8), "gibbs", temperature=1.0, steps=5, count=64, seed=3)
+    )
     down = int((out.samples.reshape(64, -1).sum(1) < 0).sum())
     assert 12 <= down <= 52
 
@@ -383,9 +537,18 @@ def test_ising_chains_start_without_a_preferred_sign():
 def test_the_total_constraint_holds_exactly(kind):
     """Projected Langevin keeps Σx = target: in float64 the residual is rounding (≤ 1e-9 for 36
     values of order 1), and it is |Σ sample − target| of the returned samples (1e-12)."""
-    spec = SampleSpec("gaussian-free-field", {}, (6, 6), kind, steps=10, count=2, seed=4, dtype="float64",
-                      max_temperature=3.0 if kind == "annealed-langevin" else 0.0,
-                      constraints=(Constraint("total", 3.0, 0.0, 0.0),))
+    spec = SampleSpec(
+        "gaussian-free-field",
+        {},
+        (6, 6),
+        kind,
+        steps=10,
+        count=2,
+        seed=4,
+        dtype="float64",
+        max_temperature=3.0 if kind == "annealed-langevin" else 0.0,
+        constraints=(Constraint("total", 3.0, 0.0, 0.0),),
+    )
     out = sample(spec)
     assert np.all(out.constraint_residual <= 1e-9)
     exact = np.array([abs(math.fsum(s.ravel()) - 3.0) for s in out.samples])
@@ -399,20 +562,25 @@ def _reports(spec: SampleSpec, **kw) -> tuple[SampleOutput, list]:
     return out, got
 
 
-@pytest.mark.parametrize("steps, every, expected", [
-    (40, 0, list(range(2, 41, 2))),  # default: every steps // 20 steps
-    (50, 0, list(range(2, 51, 2))),  # 50 // 20 = 2
-    (10, 0, list(range(1, 11))),  # at least every step
-    (10, 3, [3, 6, 9, 10]),  # and always the last step
-    (7, 4, [4, 7]),
-])
+@pytest.mark.parametrize(
+    "steps, every, expected",
+    [
+        (40, 0, list(range(2, 41, 2))),  # default: every steps // 20 steps
+        (50, 0, list(range(2, 51, 2))),  # 50 // 20 = 2
+        (10, 0, list(range(1, 11))),  # at least every step
+        (10, 3, [3, 6, 9, 10]),  # and always the last step
+        (7, 4, [4, 7]),
+    ],
+)
 def test_progress_cadence(steps, every, expected):
     spec = SampleSpec("gaussian-free-field", {}, (4, 4), "langevin", steps=steps, seed=1)
     _, got = _reports(spec, progress_every=every) if every else _reports(spec)
     assert [p.step for p in got] == expected
     assert all(p.total_steps == steps and p.temperature == 1.0 for p in got)
     assert all(isinstance(p.mean_energy, float) and math.isfinite(p.mean_energy) for p in got)
-    assert all(isinstance(p.acceptance_rate, float) and math.isnan(p.acceptance_rate) for p in got)  # no accept/reject
+    assert all(
+        isinstance(p.acceptance_rate, float) and math.isnan(p.acceptance_rate) for p in got
+    )  # no accept/reject
 
 
 @pytest.mark.parametrize("kind", ["mala", "replica-exchange"])
@@ -422,19 +590,33 @@ def test_progress_acceptance_is_the_rate_since_the_previous_report(kind):
     the previous one; the final per-chain rate is the accepted count over the kept steps, so its
     mean times kept is the sum of the per-step rates from burn_in on (kept = 10, not a power of
     two, so a rate is no exact binary fraction). Exact relations between counts: 1e-12."""
-    spec = SampleSpec("phi4", {}, (6, 6), kind, step_size=0.08, steps=13, burn_in=3, count=3, seed=8,
-                      temperatures=(1.0, 1.5, 2.2) if kind == "replica-exchange" else ())
+    spec = SampleSpec(
+        "phi4",
+        {},
+        (6, 6),
+        kind,
+        step_size=0.08,
+        steps=13,
+        burn_in=3,
+        count=3,
+        seed=8,
+        temperatures=(1.0, 1.5, 2.2) if kind == "replica-exchange" else (),
+    )
     out, each = _reports(spec, progress_every=1)
     _, fours = _reports(spec, progress_every=4)
     per_step = np.array([p.acceptance_rate for p in each])
     assert len(per_step) == 13 and np.all((per_step >= 0) & (per_step <= 1))
     np.testing.assert_allclose(per_step * 3, np.round(per_step * 3), atol=1e-12)
-    assert 0 < per_step.mean() < 1 and per_step[3] > 0  # the step at burn_in accepts sometimes, rejects sometimes
+    assert (
+        0 < per_step.mean() < 1 and per_step[3] > 0
+    )  # the step at burn_in accepts sometimes, rejects sometimes
     assert [p.step for p in fours] == [4, 8, 12, 13]
     windows = [per_step[0:4].mean(), per_step[4:8].mean(), per_step[8:12].mean(), per_step[12]]
     np.testing.assert_allclose([p.acceptance_rate for p in fours], windows, atol=1e-12)
     kept = 13 - 3
-    np.testing.assert_allclose(out.acceptance_rate * kept, np.round(out.acceptance_rate * kept), atol=1e-9)
+    np.testing.assert_allclose(
+        out.acceptance_rate * kept, np.round(out.acceptance_rate * kept), atol=1e-9
+    )
     assert float(out.acceptance_rate.mean()) * kept == pytest.approx(per_step[3:].sum(), abs=1e-12)
     assert all(p.total_steps == 13 and p.temperature == 1.0 for p in each)
 
@@ -455,8 +637,16 @@ def test_progress_mean_energy_is_the_trace_whose_ess_is_reported():
 def test_annealed_progress_walks_the_ladder_down_to_t():
     """docs/diffusion.md: T_k = T_max·(T/T_max)^(k/9), the steps split evenly over 10 levels:
     with 20 steps, step k is at level k // 2."""
-    spec = SampleSpec("gaussian-free-field", {}, (4, 4), "annealed-langevin", temperature=0.5, max_temperature=4.0,
-                      steps=20, seed=2)
+    spec = SampleSpec(
+        "gaussian-free-field",
+        {},
+        (4, 4),
+        "annealed-langevin",
+        temperature=0.5,
+        max_temperature=4.0,
+        steps=20,
+        seed=2,
+    )
     _, got = _reports(spec, progress_every=2)
     expected = [4.0 * (0.5 / 4.0) ** (level / 9) for level in range(10)]
     assert [p.temperature for p in got] == pytest.approx(expected, rel=1e-12)
@@ -472,15 +662,26 @@ def test_cancelled_runs_report_the_work_done():
     """Replica exchange with 3 rungs asks should_stop once per step in the run and once more before
     each higher rung: the 7th question is the run's, before step 2, after 2 full steps of 3 rungs
     of 2 chains of 24 sites. Asked once more after the last step (the ESS), the whole work."""
+
     def stop_at(n):
         calls = [0]
 
         def should_stop():
             calls[0] += 1
             return calls[0] >= n
+
         return should_stop
 
-    spec = SampleSpec("phi4", {}, (4, 6), "replica-exchange", temperatures=(1.0, 1.5, 2.0), steps=5, count=2, seed=1)
+    spec = SampleSpec(
+        "phi4",
+        {},
+        (4, 6),
+        "replica-exchange",
+        temperatures=(1.0, 1.5, 2.0),
+        steps=5,
+        count=2,
+        seed=1,
+    )
     with pytest.raises(Cancelled) as e:
         sample(spec, should_stop=stop_at(7))
     assert e.value.site_updates == 24 * 2 * 2 * 3 and isinstance(e.value.site_updates, int)
@@ -490,7 +691,16 @@ def test_cancelled_runs_report_the_work_done():
     assert e.value.site_updates == 24 * 2 * 5 and isinstance(e.value.site_updates, int)
 
 
-HOT = dict(model="phi4", parameters={}, shape=(8, 8), sampler="langevin", temperature=1e6, step_size=0.15, count=2, seed=0)
+HOT = dict(
+    model="phi4",
+    parameters={},
+    shape=(8, 8),
+    sampler="langevin",
+    temperature=1e6,
+    step_size=0.15,
+    count=2,
+    seed=0,
+)
 
 
 def test_a_divergence_is_caught_at_a_check_with_the_work_so_far():
@@ -499,7 +709,11 @@ def test_a_divergence_is_caught_at_a_check_with_the_work_so_far():
     with pytest.raises(Diverged) as e:
         sample(SampleSpec(steps=100, **HOT))
     assert e.value.parameter == "sampler.step_size"
-    assert e.value.step == 7 and e.value.site_updates == 64 * 2 * 8 and isinstance(e.value.site_updates, int)
+    assert (
+        e.value.step == 7
+        and e.value.site_updates == 64 * 2 * 8
+        and isinstance(e.value.site_updates, int)
+    )
 
 
 def test_a_divergence_at_the_last_step_ends_the_run_before_its_last_report():

@@ -29,10 +29,15 @@ def test_async_client_matches_sync(server):
             with pytest.raises(InvalidArgumentError) as info:
                 await c.predict(u, 0)
             assert info.value.violations[0].field == "steps"
-            with pytest.raises(InvalidArgumentError) as info:  # the shipped denoiser makes 32x32 fields
+            with pytest.raises(
+                InvalidArgumentError
+            ) as info:  # the shipped denoiser makes 32x32 fields
                 reverse = diffusion_pb2.SampleRequest(
-                    energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[8, 8],
-                    sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION),
+                    energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"),
+                    shape=[8, 8],
+                    sampler=diffusion_pb2.SamplerSpec(
+                        kind=diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION
+                    ),
                 )
                 async for _ in c.sample(reverse):
                     pass
@@ -100,7 +105,14 @@ def test_retries_give_up_after_max_attempts():
         server.stop(None)
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED])
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ],
+)
 def test_other_errors_are_not_retried(code):
     server, servicer, target = _flaky_server(1, code)
     try:
@@ -117,7 +129,9 @@ def _self_signed(tmp_path):
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -127,7 +141,11 @@ def _self_signed(tmp_path):
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     return cert_pem
 

@@ -44,7 +44,8 @@ def test_predict_round_trips_and_equals_the_engine(client: Client, dtype, shape)
 
 
 @pytest.mark.parametrize(
-    "view", [lambda a: np.asfortranarray(a), lambda a: a[::2, 1::3], lambda a: a.T[::-1]],
+    "view",
+    [lambda a: np.asfortranarray(a), lambda a: a[::2, 1::3], lambda a: a.T[::-1]],
     ids=["fortran", "strided", "transposed-reversed"],
 )
 def test_non_contiguous_input(client: Client, view):
@@ -65,7 +66,15 @@ def test_conservation_over_the_wire_1000_periodic_steps_float64(client: Client):
 
 def test_metadata_is_echoed(client: Client):
     u = np.ones((5, 5), np.float32)
-    request = predict_request(u, 1, diffusivity=0.1, spacing=(0.5, 0.5), boundary="fixed-value", boundary_value=1.0, units="K")
+    request = predict_request(
+        u,
+        1,
+        diffusivity=0.1,
+        spacing=(0.5, 0.5),
+        boundary="fixed-value",
+        boundary_value=1.0,
+        units="K",
+    )
     response = client.call(client.predict_stub.Predict, request)
     frame = response.frames[0]
     assert list(frame.spacing) == [0.5, 0.5] and frame.boundary_value == 1.0 and frame.units == "K"
@@ -78,14 +87,19 @@ def test_list_models_is_real(client: Client):
     models = client.list_models()
     by_name = {m["name"]: m for m in models}
     assert by_name["physics-advection-diffusion"]["task"] == "MODEL_TASK_FORECAST"
-    assert by_name["plume-32-edm"]["task"] == "MODEL_TASK_DENOISE" and by_name["plume-32-edm"]["learned"]
+    assert (
+        by_name["plume-32-edm"]["task"] == "MODEL_TASK_DENOISE"
+        and by_name["plume-32-edm"]["learned"]
+    )
     assert by_name["regime-kolmogorov"]["task"] == "MODEL_TASK_REGIME"
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda c: telemetry_pb2_grpc.TelemetryServiceStub(c.channel).GetEnergyMap(telemetry_pb2.GetEnergyMapRequest()),
+        lambda c: telemetry_pb2_grpc.TelemetryServiceStub(c.channel).GetEnergyMap(
+            telemetry_pb2.GetEnergyMapRequest()
+        ),
     ],
     ids=["Telemetry.GetEnergyMap"],
 )
@@ -120,10 +134,16 @@ def test_a_draining_server_refuses_new_calls_unavailable_and_still_answers_probe
             server.running.guard.closing = True
             with pytest.raises(UnavailableError) as info:
                 c.predict(np.ones((4, 4)), 1, diffusivity=0.1)
-            assert info.value.reason == "SHUTTING_DOWN" and info.value.retry_after == pytest.approx(1.0)
+            assert info.value.reason == "SHUTTING_DOWN" and info.value.retry_after == pytest.approx(
+                1.0
+            )
             assert c.health() == "SERVING"  # the servicer's state; stop() turns it NOT_SERVING
             stub = reflection_pb2_grpc.ServerReflectionStub(c.channel)
-            answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+            answers = list(
+                stub.ServerReflectionInfo(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+                )
+            )
             assert answers and answers[0].list_services_response.service
     finally:
         server.running.guard.closing = False

@@ -123,8 +123,13 @@ def test_sigterm_stops_engine_work_within_the_grace_period_under_load(rpc):
                     c.predict(np.ones((256, 256)), 4, substeps=20000, diffusivity=0.1)
                 else:
                     request = diffusion_pb2.SampleRequest(
-                        energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"), shape=[128, 128], sample_count=16,
-                        sampler=diffusion_pb2.SamplerSpec(kind=diffusion_pb2.SAMPLER_KIND_MALA, steps=50_000))  # 1.3e10: within the ceiling
+                        energy_model=diffusion_pb2.EnergyModelSpec(name="phi4"),
+                        shape=[128, 128],
+                        sample_count=16,
+                        sampler=diffusion_pb2.SamplerSpec(
+                            kind=diffusion_pb2.SAMPLER_KIND_MALA, steps=50_000
+                        ),
+                    )  # 1.3e10: within the ceiling
                     list(c.sample(request))
             except (UnavailableError, CancelledError) as e:
                 return e  # what a call cut by shutdown gets
@@ -138,7 +143,10 @@ def test_sigterm_stops_engine_work_within_the_grace_period_under_load(rpc):
                 # SIGTERM once the engine is inside its loop: the server has spent 0.5 CPU-s on
                 # the call (not a fixed sleep: under load that may not be enough to get there)
                 started = server.cpu_seconds()
-                wait_until(lambda: server.cpu_seconds() - started >= 0.5 or call.done(), "the engine to start")
+                wait_until(
+                    lambda: server.cpu_seconds() - started >= 0.5 or call.done(),
+                    "the engine to start",
+                )
                 assert not call.done(), call.result()
                 at_sigterm = server.cpu_seconds()
                 sent = time.monotonic()
@@ -150,10 +158,14 @@ def test_sigterm_stops_engine_work_within_the_grace_period_under_load(rpc):
                 server.kill()  # do not wait out the long call
                 raise
         after = cpu_total - at_sigterm
-        print(f"{rpc}: exited {took:.2f} s and {after:.2f} CPU-s after SIGTERM "
-              f"(grace 1 s, {os.cpu_count()} busy processes on {os.cpu_count()} cores)")
+        print(
+            f"{rpc}: exited {took:.2f} s and {after:.2f} CPU-s after SIGTERM "
+            f"(grace 1 s, {os.cpu_count()} busy processes on {os.cpu_count()} cores)"
+        )
         assert code == 0
-        assert after < SHUTDOWN_CPU_S, f"the server spent {after:.1f} CPU-s after SIGTERM: the engine kept running"
+        assert after < SHUTDOWN_CPU_S, (
+            f"the server spent {after:.1f} CPU-s after SIGTERM: the engine kept running"
+        )
         assert isinstance(error, (UnavailableError, CancelledError)), error
         assert any('"stopped"' in line for line in server.lines)
     except BaseException:

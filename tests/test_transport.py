@@ -80,7 +80,9 @@ def test_upwind_advection_at_cfl_one_is_an_exact_shift(v):
 def test_conservation_in_1d_2d_3d(shape, boundary):
     u = _field(shape, np.float64, seed=3)
     velocity = tuple(0.2 * (i + 1) * (-1) ** i for i in range(len(shape)))
-    result = physics_forecast([u], 200, TransportSpec(diffusivity=0.1, velocity=velocity, boundary=boundary))
+    result = physics_forecast(
+        [u], 200, TransportSpec(diffusivity=0.1, velocity=velocity, boundary=boundary)
+    )
     assert result.totals == pytest.approx(np.sum(u), rel=1e-12)
 
 
@@ -94,10 +96,14 @@ def test_diffusion_obeys_the_maximum_principle(boundary):
 def test_fixed_value_keeps_a_field_at_the_boundary_value_and_pulls_towards_it():
     g = 2.5
     flat = np.full((16, 16), g)
-    spec = TransportSpec(diffusivity=0.2, velocity=(0.3, -0.1), boundary="fixed-value", boundary_value=g)
+    spec = TransportSpec(
+        diffusivity=0.2, velocity=(0.3, -0.1), boundary="fixed-value", boundary_value=g
+    )
     np.testing.assert_allclose(physics_forecast([flat], 50, spec).frames[-1], g, rtol=1e-14)
     cold = np.zeros((16, 16))
-    frames = physics_forecast([cold], 4000, TransportSpec(diffusivity=0.2, boundary="fixed-value", boundary_value=g)).frames
+    frames = physics_forecast(
+        [cold], 4000, TransportSpec(diffusivity=0.2, boundary="fixed-value", boundary_value=g)
+    ).frames
     assert np.abs(frames[-1] - g).max() < np.abs(frames[100] - g).max() < g  # relaxes to g
     assert frames[-1].max() <= g + 1e-12
 
@@ -140,7 +146,12 @@ def test_bad_parameters_are_named(spec, parameter):
 def test_stops_when_asked():
     calls = iter(range(1000))
     with pytest.raises(Cancelled):
-        physics_forecast([np.ones((8, 8))], 100, TransportSpec(diffusivity=0.1), should_stop=lambda: next(calls) >= 5)
+        physics_forecast(
+            [np.ones((8, 8))],
+            100,
+            TransportSpec(diffusivity=0.1),
+            should_stop=lambda: next(calls) >= 5,
+        )
 
 
 # --- advection: the exact solution of the upwind scheme, and of the PDE in the limit ---------------
@@ -153,6 +164,7 @@ def test_stops_when_asked():
 # cell lands sign(v) j cells downstream with probability binom(n, j) |C|^j (1 - |C|)^(n-j), so
 # the centroid moves exactly v t and the variance grows by exactly n |C| (1 - |C|) h^2.
 # A downwind scheme (the upwind side flipped) or a flipped velocity misses all of these by O(1).
+
 
 def _upwind_multiplier(shape, courants):
     """Per-step Fourier multiplier of the periodic upwind step; courants[a] = v_a dt / h_a (signed)."""
@@ -179,7 +191,9 @@ def test_upwind_advection_is_its_exact_fourier_multiplier(courant, axis):
     result = physics_forecast([u0], steps, TransportSpec(velocity=velocity, dt=dt, spacing=spacing))
     assert result.cfl == pytest.approx(abs(courant))
     # float64 rounding over 7 steps of O(1) values: observed <= 2e-15
-    np.testing.assert_allclose(result.frames[-1], _exact_upwind(u0, courants, steps), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        result.frames[-1], _exact_upwind(u0, courants, steps), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("courants", [(0.3, -0.45), (-0.6, 0.35), (0.2, 0.3, -0.4)])
@@ -190,7 +204,9 @@ def test_upwind_advection_along_several_axes_is_the_summed_multiplier(courants):
     velocity = tuple(c * h / dt for c, h in zip(courants, spacing))
     u0 = _field(shape, np.float64, seed=8)
     result = physics_forecast([u0], steps, TransportSpec(velocity=velocity, dt=dt, spacing=spacing))
-    np.testing.assert_allclose(result.frames[-1], _exact_upwind(u0, courants, steps), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        result.frames[-1], _exact_upwind(u0, courants, steps), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("courant", [0.25, 0.5, 0.9, -0.25, -0.5, -0.9])
@@ -231,8 +247,9 @@ def test_upwind_advection_converges_to_exact_translation_at_first_order(courant,
         steps = round(0.25 / dt)
         t = steps * dt
         x = np.arange(n) * h
-        u = physics_forecast([np.sin(2 * np.pi * x)], steps,
-                             TransportSpec(velocity=(sign,), dt=dt, spacing=(h,))).frames[-1]
+        u = physics_forecast(
+            [np.sin(2 * np.pi * x)], steps, TransportSpec(velocity=(sign,), dt=dt, spacing=(h,))
+        ).frames[-1]
         error = np.abs(u - np.sin(2 * np.pi * (x - sign * t))).max()
         predicted = 1 - math.exp(-h * (1 - courant) / 2 * (2 * np.pi) ** 2 * t)
         # observed error/predicted - 1 <= 1.6e-4 (the O(h^2) dispersion and O(kappa_num^2) terms)

@@ -24,7 +24,10 @@ def test_typescript_builds_and_its_tests_pass(tmp_path):
     path = tmp_path / "field.binpb"
     path.write_bytes(field.SerializeToString())
     result = subprocess.run(
-        [node, "--test", "test/field.test.mjs"], cwd=TS, capture_output=True, text=True,
+        [node, "--test", "test/field.test.mjs"],
+        cwd=TS,
+        capture_output=True,
+        text=True,
         env={**os.environ, "IDF_PY_FIELD": str(path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -39,7 +42,11 @@ def test_typescript_rest_client_against_a_live_server(tmp_path):
     server = ServerThread(rest_port=0)
     try:
         result = subprocess.run(
-            [shutil.which("node"), "--test", "test/rest.test.mjs"], cwd=TS, capture_output=True, text=True, timeout=120,
+            [shutil.which("node"), "--test", "test/rest.test.mjs"],
+            cwd=TS,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "IDF_REST_URL": f"http://127.0.0.1:{server.running.rest_port}"},
         )
     finally:

@@ -68,8 +68,14 @@ class Group:
 GROUPS: dict[str, Group] = {
     "money": Group(
         ("engine/market/amm.py", "store/ledger.py", "client/merkle.py"),
-        ("tests/test_amm.py", "tests/test_merkle.py", "tests/test_merkle_edges.py", "tests/test_ledger_audit.py",
-         "tests/test_market.py", "tests/test_money_hardening.py"),
+        (
+            "tests/test_amm.py",
+            "tests/test_merkle.py",
+            "tests/test_merkle_edges.py",
+            "tests/test_ledger_audit.py",
+            "tests/test_market.py",
+            "tests/test_money_hardening.py",
+        ),
         skip="sigkill or 32_concurrent_clients",
     ),
     "kernels": Group(
@@ -77,16 +83,39 @@ GROUPS: dict[str, Group] = {
         ("tests/kernels", "tests/physics", "tests/test_transport.py"),
     ),
     "samplers": Group(
-        ("engine/sampling/samplers.py", "engine/sampling/boltzmann.py", "engine/sampling/energy_models.py",
-         "engine/sampling/spec.py", "engine/sampling/energy.py", "engine/sampling/models/*.py"),
-        ("tests/test_sampling.py", "tests/test_sampler_classes.py", "tests/test_sampling_checks.py",
-         "tests/test_sampling_runs.py", "tests/physics", "tests/test_engine_hardening.py"),
+        (
+            "engine/sampling/samplers.py",
+            "engine/sampling/boltzmann.py",
+            "engine/sampling/energy_models.py",
+            "engine/sampling/spec.py",
+            "engine/sampling/energy.py",
+            "engine/sampling/models/*.py",
+        ),
+        (
+            "tests/test_sampling.py",
+            "tests/test_sampler_classes.py",
+            "tests/test_sampling_checks.py",
+            "tests/test_sampling_runs.py",
+            "tests/physics",
+            "tests/test_engine_hardening.py",
+        ),
     ),
     "flow": Group(
-        ("engine/flows/navier_stokes.py", "engine/forecast/physics.py", "engine/forecast/nvp.py",
-         "engine/forecast/registry.py"),
-        ("tests/test_navier_stokes.py", "tests/test_nvp.py", "tests/test_flow_checks.py", "tests/test_transport.py",
-         "tests/test_forecast_checks.py", "tests/test_engine_hardening.py", "tests/test_server.py"),
+        (
+            "engine/flows/navier_stokes.py",
+            "engine/forecast/physics.py",
+            "engine/forecast/nvp.py",
+            "engine/forecast/registry.py",
+        ),
+        (
+            "tests/test_navier_stokes.py",
+            "tests/test_nvp.py",
+            "tests/test_flow_checks.py",
+            "tests/test_transport.py",
+            "tests/test_forecast_checks.py",
+            "tests/test_engine_hardening.py",
+            "tests/test_server.py",
+        ),
     ),
 }
 
@@ -99,16 +128,26 @@ def stage(name: str, group: Group) -> Path:
     if src.exists():
         shutil.rmtree(src)
     for portion in PORTIONS:
-        shutil.copytree(ROOT / portion, src, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / portion,
+            src,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
     if (where / "tests").exists():
         shutil.rmtree(where / "tests")
-    shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     only = ", ".join(json.dumps(f"src/idf/{m}") for m in group.modules)
     tests = ", ".join(json.dumps(t) for t in group.tests)
     # statistical tests marked slow repeat what the fast exact ones check, at 10-100x the cost
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"] + (["-k", f"not ({group.skip})"] if group.skip else [])
-    pytest_section = ROOT.joinpath("pyproject.toml").read_text().split("[tool.pytest.ini_options]", 1)[1]
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"] + (
+        ["-k", f"not ({group.skip})"] if group.skip else []
+    )
+    pytest_section = (
+        ROOT.joinpath("pyproject.toml").read_text().split("[tool.pytest.ini_options]", 1)[1]
+    )
     pytest_section = pytest_section.split("\n[", 1)[0]
     (where / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
@@ -132,34 +171,62 @@ def run(name: str, group: Group, jobs: int, survivors: bool = False) -> None:
     dropping mutmut's map of which tests cover which function (else new tests stay unmapped)."""
     done = ("killed", "timeout", "segfault")
     saved = SAVED / f"{name}.json"
-    if saved.exists():  # run only what has no final status for these sources (and, asked for, the survivors)
+    if (
+        saved.exists()
+    ):  # run only what has no final status for these sources (and, asked for, the survivors)
         found = statuses(name)
-        again = [m for m, status in found.items() if status == "not checked" or (survivors and status not in done)]
+        again = [
+            m
+            for m, status in found.items()
+            if status == "not checked" or (survivors and status not in done)
+        ]
         again += [f"{f}__mutmut_*" for f in pending_functions(name, found)]
         if not again:
-            print(f"== {name}: nothing to run (every mutant of these sources has a final status)", flush=True)
+            print(
+                f"== {name}: nothing to run (every mutant of these sources has a final status)",
+                flush=True,
+            )
             return
     else:  # never run: every mutant
         again = []
     where = stage(name, group)
-    (where / "hashes.json").write_text(json.dumps(function_hashes(group)))  # what this run's statuses are of
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONDONTWRITEBYTECODE="1")
+    (where / "hashes.json").write_text(
+        json.dumps(function_hashes(group))
+    )  # what this run's statuses are of
+    env = dict(
+        os.environ,
+        TRITON_INTERPRET="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     mutmut = Path(sys.executable).with_name("mutmut")
-    print(f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True)
+    print(
+        f"== {name}: mutating {', '.join(group.modules)} with {', '.join(group.tests)}", flush=True
+    )
     if survivors:
         (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     if again:
-        print(f"   {len(again)} mutants: {'surviving, uncovered or ' if survivors else ''}not yet run", flush=True)
-    subprocess.run([str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False)
+        print(
+            f"   {len(again)} mutants: {'surviving, uncovered or ' if survivors else ''}not yet run",
+            flush=True,
+        )
+    subprocess.run(
+        [str(mutmut), "run", "--max-children", str(jobs), *again], cwd=where, env=env, check=False
+    )
 
 
 def results(name: str) -> dict[str, str]:
     """mutant name → status (killed, survived, timeout, no tests, ...) from mutmut's record of the
     group in this checkout (build/mutation/<name>/)."""
     mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=BUILD / name, capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    out = subprocess.run(
+        [str(mutmut), "results", "--all", "true"],
+        cwd=BUILD / name,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+    )
     found = {}
     for line in out.stdout.splitlines():
         m = re.match(r"\s*(\S+__mutmut_\d+):\s*(.+?)\s*$", line)
@@ -186,7 +253,9 @@ def function_hashes(group: Group, commit: str | None = None) -> dict[str, str]:
         if commit is None:
             source = (ROOT / path).read_text()
         else:
-            shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True)
+            shown = subprocess.run(
+                ["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True
+            )
             if shown.returncode:
                 continue
             source = shown.stdout
@@ -202,7 +271,9 @@ def _normal(node: ast.AST, source: str) -> str:
     node = copy.deepcopy(node)
 
     class Unannotated(ast.NodeTransformer):
-        def visit_AnnAssign(self, n: ast.AnnAssign) -> ast.AST:  # x: T = v is x = v; a bare x: T stays
+        def visit_AnnAssign(
+            self, n: ast.AnnAssign
+        ) -> ast.AST:  # x: T = v is x = v; a bare x: T stays
             return ast.Assign([n.target], n.value) if n.value is not None else n
 
     node = Unannotated().visit(node)
@@ -214,10 +285,16 @@ def _normal(node: ast.AST, source: str) -> str:
         if isinstance(n, ast.AnnAssign):
             n.annotation = ast.Constant(None)
         body = getattr(n, "body", None)
-        if (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-                and (ast.get_source_segment(source, body[0]) or "").lstrip("rRuUbB").startswith(('"""', "'''"))):
+        if (
+            isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+            and (ast.get_source_segment(source, body[0]) or "")
+            .lstrip("rRuUbB")
+            .startswith(('"""', "'''"))
+        ):
             n.body = body[1:] or [ast.Pass()]
     return ast.dump(node)
 
@@ -233,13 +310,28 @@ def source_hashes(module: str, source: str) -> dict[str, str]:
     beyond the module prefix (code in other modules is not hashed here in any case)."""
     hashes = {}
     tree = ast.parse(source)
-    tree.body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))
-                 and not (node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    tree.body = [
+        node
+        for node in tree.body
+        if not isinstance(node, (ast.Import, ast.ImportFrom))
+        and not (
+            node is tree.body[0]
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+        )
+    ]
     for node in tree.body:
-        defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+        defs = (
+            [(f"x_{node.name}", node)]
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            else []
+        )
         if isinstance(node, ast.ClassDef):
-            defs = [(f"xǁ{node.name}ǁ{m.name}", m) for m in node.body
-                    if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            defs = [
+                (f"xǁ{node.name}ǁ{m.name}", m)
+                for m in node.body
+                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+            ]
         for key, fn in defs:
             if fn.decorator_list:  # no mutants, no key: part of the module's hash
                 continue
@@ -257,8 +349,12 @@ def _fresh(results: dict[str, str], then: dict[str, str], now: dict[str, str]) -
     """The statuses, of those measured on sources hashed `then`, that still hold for the sources now:
     those of functions whose source (and module-level code) is unchanged; mutmut numbers a
     function's mutants from its source, so for those the names still mean the same mutants."""
-    return {m: st for m, st in results.items()
-            if then.get(function_of(m)) == now.get(function_of(m)) and then.get(module_of(m)) == now.get(module_of(m))}
+    return {
+        m: st
+        for m, st in results.items()
+        if then.get(function_of(m)) == now.get(function_of(m))
+        and then.get(module_of(m)) == now.get(module_of(m))
+    }
 
 
 def _saved(name: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -305,8 +401,13 @@ def pending_functions(name: str, found: dict[str, str]) -> list[str]:
     now = function_hashes(GROUPS[name])
     modules = set(module_files(GROUPS[name]))
     known = {function_of(m) for m, st in found.items() if st != "not checked"}
-    return sorted(f for f in now if f not in modules and f not in known
-                  and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f))))
+    return sorted(
+        f
+        for f in now
+        if f not in modules
+        and f not in known
+        and (then.get(f) != now[f] or then.get(module_of(f)) != now.get(module_of(f)))
+    )
 
 
 def save(name: str) -> None:
@@ -315,12 +416,26 @@ def save(name: str) -> None:
     some mutants (the rest having run before, on the same sources) is merged into the saved ones."""
     found = statuses(name) if _ran_here(name) else {}
     saved = SAVED / f"{name}.json"
-    if not any(st != "not checked" for st in found.values()) or (saved.exists() and json.loads(saved.read_text())["results"] == found):
+    if not any(st != "not checked" for st in found.values()) or (
+        saved.exists() and json.loads(saved.read_text())["results"] == found
+    ):
         return
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     SAVED.mkdir(exist_ok=True)
-    saved.write_text(json.dumps({"commit": commit, "functions": function_hashes(GROUPS[name]),
-                                 "results": dict(sorted(found.items()))}, indent=0, ensure_ascii=False) + "\n")
+    saved.write_text(
+        json.dumps(
+            {
+                "commit": commit,
+                "functions": function_hashes(GROUPS[name]),
+                "results": dict(sorted(found.items())),
+            },
+            indent=0,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def carried_rows(names: list[str]) -> list[str]:
@@ -329,8 +444,11 @@ def carried_rows(names: list[str]) -> list[str]:
     if not REPORT.exists():
         return []
     keep = [n for n in GROUPS if n not in names]
-    return [line for line in REPORT.read_text().splitlines()
-            if any(line.startswith(f"| {n} | `") for n in keep)]
+    return [
+        line
+        for line in REPORT.read_text().splitlines()
+        if any(line.startswith(f"| {n} | `") for n in keep)
+    ]
 
 
 def triage() -> list[tuple[str, str, str]]:
@@ -343,7 +461,9 @@ def triage() -> list[tuple[str, str, str]]:
                 continue
             pattern, category = entry.split()
             if category not in CATEGORIES or not why.strip():
-                raise SystemExit(f"{path.name}:{number}: need `<mutant> <{'|'.join(CATEGORIES)}>  # why`")
+                raise SystemExit(
+                    f"{path.name}:{number}: need `<mutant> <{'|'.join(CATEGORIES)}>  # why`"
+                )
             marked.append((pattern, category, why.strip()))
     return marked
 
@@ -361,12 +481,16 @@ def module_of(mutant: str) -> str:
 
 def report(names: list[str]) -> str:
     marked = triage()
-    lines = ["# Mutation report", "",
-             "Written by `python tools/mutation.py --report` from mutmut's results; how to run and triage: docs/testing.md.",
-             "killed % = killed / (mutants − equivalent − GPU-only): a mutant no test reaches (not covered) counts as not killed; a mutant that hangs (timeout) or",
-             "segfaults counts as killed; one that aborts (mutmut: suspicious) is still counted as survived. GPU-only mutants change only the CUDA branch of a dispatch.",
-             "", "| group | module | mutants | killed | survived | equivalent | GPU-only | not covered | killed % |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Mutation report",
+        "",
+        "Written by `python tools/mutation.py --report` from mutmut's results; how to run and triage: docs/testing.md.",
+        "killed % = killed / (mutants − equivalent − GPU-only): a mutant no test reaches (not covered) counts as not killed; a mutant that hangs (timeout) or",
+        "segfaults counts as killed; one that aborts (mutmut: suspicious) is still counted as survived. GPU-only mutants change only the CUDA branch of a dispatch.",
+        "",
+        "| group | module | mutants | killed | survived | equivalent | GPU-only | not covered | killed % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     survivors = []
     totals = {"all": 0, "killed": 0, "survived": 0, "equivalent": 0, "gpu-only": 0, "none": 0}
     pending: dict[str, int] = {}
@@ -401,7 +525,9 @@ def report(names: list[str]) -> str:
     for line in carried_rows(names):
         cells = [c.strip() for c in line.strip("|").split("|")]
         carried_modules.append(cells[1].strip("`"))
-        for k, v in zip(("all", "killed", "survived", "equivalent", "gpu-only", "none"), cells[2:8]):
+        for k, v in zip(
+            ("all", "killed", "survived", "equivalent", "gpu-only", "none"), cells[2:8]
+        ):
             totals[k] += int(v)
         lines.append(line)
     if carried_modules:  # their surviving mutants, as the earlier report listed them
@@ -410,16 +536,32 @@ def report(names: list[str]) -> str:
             if m and module_of(m.group(1)) in carried_modules:
                 status = m.group(2).split(";")[0]
                 category = category_of(m.group(1), marked)
-                survivors.append((m.group(1), status + (f"; triaged {category} since, counted when its group runs again"
-                                                         if category else "")))
+                survivors.append(
+                    (
+                        m.group(1),
+                        status
+                        + (
+                            f"; triaged {category} since, counted when its group runs again"
+                            if category
+                            else ""
+                        ),
+                    )
+                )
     lines.append(_row("**all**", "", totals))
     if carried_modules:
-        lines += ["", "Rows of groups not run since results were saved per function (money and kernels, run 2026-11-30) are "
-                      "carried over from that report as they were; tests and triage entries added since count when the "
-                      "group runs again."]
+        lines += [
+            "",
+            "Rows of groups not run since results were saved per function (money and kernels, run 2026-11-30) are "
+            "carried over from that report as they were; tests and triage entries added since count when the "
+            "group runs again.",
+        ]
     if pending:
-        lines += ["", "Not run yet (a partial run; these rows count only the mutants that ran): " +
-                  ", ".join(f"`{m}` {n}" for m, n in sorted(pending.items())) + "."]
+        lines += [
+            "",
+            "Not run yet (a partial run; these rows count only the mutants that ran): "
+            + ", ".join(f"`{m}` {n}" for m, n in sorted(pending.items()))
+            + ".",
+        ]
     lines += ["", f"Surviving and uncovered mutants not yet triaged: {len(survivors)}.", ""]
     lines += [f"- `{m}` ({s})" for m, s in survivors]
     return "\n".join(lines) + "\n"
@@ -428,17 +570,28 @@ def report(names: list[str]) -> str:
 def _row(group: str, module: str, c: dict[str, int]) -> str:
     scored = c["all"] - c["equivalent"] - c["gpu-only"]
     rate = f"{100 * c['killed'] / scored:.1f}" if scored else "—"
-    return (f"| {group} | {module} | {c['all']} | {c['killed']} | {c['survived']} | {c['equivalent']} | "
-            f"{c['gpu-only']} | {c['none']} | {rate} |")
+    return (
+        f"| {group} | {module} | {c['all']} | {c['killed']} | {c['survived']} | {c['equivalent']} | "
+        f"{c['gpu-only']} | {c['none']} | {rate} |"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)")
-    parser.add_argument("--report", action="store_true", help="only write the report of what has run")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "groups", nargs="*", choices=[*GROUPS, []], help="groups to run (default: all)"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="only write the report of what has run"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--survivors", action="store_true",
-                        help="run the mutants that survived (or were not covered) again, e.g. after adding tests")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run the mutants that survived (or were not covered) again, e.g. after adding tests",
+    )
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
     if not args.report:

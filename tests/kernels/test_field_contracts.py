@@ -104,10 +104,14 @@ def test_gradient_defaults(path):
     k = 2 * math.pi * 3 / (n * h)
     x = torch.arange(n, dtype=torch.float64) * h
     got = GRADIENTS[path](torch.sin(k * x).expand(2, n).contiguous(), (h,))
-    torch.testing.assert_close(got, (math.sin(k * h) / h * torch.cos(k * x)).expand(1, 2, n), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        got, (math.sin(k * h) / h * torch.cos(k * x)).expand(1, 2, n), rtol=0, atol=1e-12
+    )
     for g in (None, 2.5):
         args = () if g is None else (g,)
-        edges = GRADIENTS[path](torch.ones(5, 6, dtype=torch.float64), (1.0, 0.25), "fixed-value", *args)
+        edges = GRADIENTS[path](
+            torch.ones(5, 6, dtype=torch.float64), (1.0, 0.25), "fixed-value", *args
+        )
         slope = 1 - 2 * (g or 0.0) + 1  # (u[1] - (2 g - u[0])) / 2 per unit spacing, with u = 1
         expected = torch.zeros(2, 5, 6, dtype=torch.float64)
         expected[0, 0], expected[0, -1] = slope / 2, -slope / 2
@@ -123,23 +127,32 @@ def test_gradient_of_a_linear_field_along_one_to_three_axes(spacing):
     coeffs = (3.0, -2.0, 0.5)[: len(spacing)]
     u = torch.ones(shape, dtype=torch.float64)
     for a, (n, h, c) in enumerate(zip(shape, spacing, coeffs)):
-        u = u + c * h * torch.arange(n, dtype=torch.float64).reshape([n if i == a else 1 for i in range(len(shape))])
+        u = u + c * h * torch.arange(n, dtype=torch.float64).reshape(
+            [n if i == a else 1 for i in range(len(shape))]
+        )
     g = gradient(u, spacing, "zero-flux")
     assert g.shape == (len(spacing), *shape)
     for a, c in enumerate(coeffs):
         inside = g[a].narrow(a, 1, shape[a] - 2)
         torch.testing.assert_close(inside, torch.full_like(inside, c), rtol=0, atol=1e-12)
-        torch.testing.assert_close(g[a].narrow(a, 0, 1), torch.full_like(g[a].narrow(a, 0, 1), c / 2), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            g[a].narrow(a, 0, 1), torch.full_like(g[a].narrow(a, 0, 1), c / 2), rtol=0, atol=1e-12
+        )
 
 
 def test_stencils_validate_spacing_and_boundary():
     with pytest.raises(ValueError, match=r"^spacing needs 1 to 3 values"):
-        laplacian(torch.zeros(2, 3, 4, 5), (1.0, 1.0, 1.0, 1.0))  # a 4-D tensor still has at most 3 grid axes
+        laplacian(
+            torch.zeros(2, 3, 4, 5), (1.0, 1.0, 1.0, 1.0)
+        )  # a 4-D tensor still has at most 3 grid axes
     with pytest.raises(ValueError, match=r"^spacing needs 1 to 3 values"):
         gradient(torch.zeros(4, 4), (1.0, 1.0, 1.0))  # more grid axes than the tensor has
     with pytest.raises(ValueError, match=r"^spacing needs 1 to 3 values"):
         gradient(torch.zeros(4, 4), ())
-    with pytest.raises(ValueError, match=r"^boundary must be one of \('periodic', 'zero-flux', 'fixed-value'\), got 'open'"):
+    with pytest.raises(
+        ValueError,
+        match=r"^boundary must be one of \('periodic', 'zero-flux', 'fixed-value'\), got 'open'",
+    ):
         gradient(torch.zeros(4, 4), (1.0, 1.0), "open")
 
 
@@ -156,11 +169,17 @@ def test_total_sums_each_chain_in_float64():
     x[1] *= 2
     exact = [2.0**24 + 31, 2 * (2.0**24 + 31), 2.0**24 + 31]
     assert total(x).dtype == torch.float64 and total(x).tolist() == exact
-    assert total(x, ndim=1).tolist() == [[2.0**24 + 7, 8, 8, 8], [2 * (2.0**24 + 7), 16, 16, 16], [2.0**24 + 7, 8, 8, 8]]
+    assert total(x, ndim=1).tolist() == [
+        [2.0**24 + 7, 8, 8, 8],
+        [2 * (2.0**24 + 7), 16, 16, 16],
+        [2.0**24 + 7, 8, 8, 8],
+    ]
     assert total(x, ndim=3).item() == sum(exact)
 
 
-@pytest.mark.parametrize("ndim, x", [(0, torch.ones(2, 3)), (4, torch.ones(2, 2, 2, 2)), (3, torch.ones(2, 2))])
+@pytest.mark.parametrize(
+    "ndim, x", [(0, torch.ones(2, 3)), (4, torch.ones(2, 2, 2, 2)), (3, torch.ones(2, 2))]
+)
 def test_grid_axes_are_one_to_three_and_at_most_the_tensors(ndim, x):
     with pytest.raises(ValueError, match=r"^ndim must be 1\.\.3 and <= x\.ndim, got "):
         total(x, ndim)
@@ -184,10 +203,14 @@ def test_entropy_of_known_distributions():
 
 @pytest.mark.parametrize("ndim, shape", [(1, (2, 16)), (3, (2, 3, 4, 5))])
 def test_entropy_along_one_or_three_axes(ndim, shape):
-    got = shannon_entropy(torch.rand(shape, generator=torch.Generator().manual_seed(1)) + 1e-3, ndim)
+    got = shannon_entropy(
+        torch.rand(shape, generator=torch.Generator().manual_seed(1)) + 1e-3, ndim
+    )
     n = math.prod(shape[1:])
     assert got.shape == (2,) and bool(((got > 0) & (got < math.log(n))).all())
-    np.testing.assert_allclose(shannon_entropy(torch.ones(shape), ndim).numpy(), [math.log(n)] * 2, rtol=1e-12)
+    np.testing.assert_allclose(
+        shannon_entropy(torch.ones(shape), ndim).numpy(), [math.log(n)] * 2, rtol=1e-12
+    )
 
 
 def test_entropy_does_not_depend_on_batching():
@@ -238,7 +261,11 @@ def test_spectrum_shells_on_odd_and_even_grids(shape):
     expected = _shell_counts(shape)
     assert counts.tolist() == expected.tolist() and radius.tolist() == list(range(len(expected)))
     # Parseval: sum over modes of |FFT|^2 / N = sum of u^2
-    np.testing.assert_allclose((power * counts).sum(-1).numpy(), (x.double() ** 2).sum(tuple(range(1, x.ndim))).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        (power * counts).sum(-1).numpy(),
+        (x.double() ** 2).sum(tuple(range(1, x.ndim))).numpy(),
+        rtol=1e-12,
+    )
 
 
 def test_spectrum_shells_far_from_the_origin():
@@ -256,12 +283,19 @@ def test_spectrum_of_plane_waves_chain_by_chain():
     own shell (the modes (0, +-3) are both at radius 3), none in the other."""
     n = 15
     i = torch.arange(n, dtype=torch.float64)
-    x = torch.stack([torch.cos(2 * math.pi * 3 * i / n).expand(n, n), torch.cos(2 * math.pi * 5 * i / n).view(n, 1).expand(n, n)])
+    x = torch.stack(
+        [
+            torch.cos(2 * math.pi * 3 * i / n).expand(n, n),
+            torch.cos(2 * math.pi * 5 * i / n).view(n, 1).expand(n, n),
+        ]
+    )
     _, power, counts = radial_power_spectrum(x.float())
     shell_power = (power * counts).numpy()
     expected = np.zeros_like(shell_power)
     expected[0, 3] = expected[1, 5] = n * n / 2
-    np.testing.assert_allclose(shell_power, expected, rtol=0, atol=1e-3)  # float32 input: ~1e-7 of N/2 per mode
+    np.testing.assert_allclose(
+        shell_power, expected, rtol=0, atol=1e-3
+    )  # float32 input: ~1e-7 of N/2 per mode
 
 
 @pytest.mark.parametrize("shape", [(12, 10), (2, 3, 12, 10)])
@@ -283,9 +317,13 @@ def test_spectrum_batch_axes_any_number(shape):
 
 def test_stable_dt_defaults_to_cfl_0_9_and_is_infinite_when_nothing_moves():
     spacing, kappa, velocity = (0.5, 0.25), 0.3, (1.0, -2.0)
-    rate = sum(2 * kappa / h**2 + abs(v) / h for h, v in zip(spacing, velocity))  # the docstring's C / dt
+    rate = sum(
+        2 * kappa / h**2 + abs(v) / h for h, v in zip(spacing, velocity)
+    )  # the docstring's C / dt
     assert stable_dt(spacing, kappa, velocity) == pytest.approx(0.9 / rate, rel=1e-15)
-    assert cfl_number(stable_dt(spacing, kappa, velocity, cfl=0.5), spacing, kappa, velocity) == pytest.approx(0.5, rel=1e-15)
+    assert cfl_number(
+        stable_dt(spacing, kappa, velocity, cfl=0.5), spacing, kappa, velocity
+    ) == pytest.approx(0.5, rel=1e-15)
     assert stable_dt((1.0, 1.0), 0.0, (0.0, 0.0)) == math.inf
 
 
@@ -301,7 +339,9 @@ def test_transport_fixed_value_defaults_to_zero(path):
     """An empty field between walls held at the default value 0 stays empty (no flux anywhere);
     held at 1, the edge cells gain dt kappa (1 - 0) / (h/2) / h = 2 dt kappa / h^2 per wall."""
     u = torch.zeros(6, 5, dtype=torch.float64)
-    kw = dict(dt=0.1, spacing=(1.0, 0.5), diffusivity=0.2, velocity=(0.0, 0.0), boundary="fixed-value")
+    kw = dict(
+        dt=0.1, spacing=(1.0, 0.5), diffusivity=0.2, velocity=(0.0, 0.0), boundary="fixed-value"
+    )
     assert TRANSPORTS[path](u, **kw).abs().max().item() == 0
     warmed = TRANSPORTS[path](u, **kw, boundary_value=1.0)
     expected = torch.zeros(6, 5, dtype=torch.float64)
@@ -327,8 +367,12 @@ def test_triton_transport_takes_the_source_in_the_fields_dtype():
 def test_triton_transport_on_a_batch_of_chains():
     """2 chains of 2 x 2 cells in programs of 2 cells: the launch grid is (blocks, chains) = (2, 2)."""
     u = torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(5))
-    kw = dict(dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1), boundary="zero-flux")
-    assert_matches(transport_step_triton(u.to(DEVICE), **kw, block=2), transport_step_reference(u, **kw))
+    kw = dict(
+        dt=0.1, spacing=(1.0, 1.0), diffusivity=0.3, velocity=(0.2, -0.1), boundary="zero-flux"
+    )
+    assert_matches(
+        transport_step_triton(u.to(DEVICE), **kw, block=2), transport_step_reference(u, **kw)
+    )
 
 
 @pytest.mark.parametrize("path", list(TRANSPORTS))
@@ -340,15 +384,27 @@ def test_transport_diffuses_a_sine_mode_by_its_exact_factor(path):
     y = torch.arange(ny, dtype=torch.float64).view(-1, 1) * hy
     x = torch.arange(nx, dtype=torch.float64).view(1, -1) * hx
     u = torch.sin(k * y) * torch.cos(q * x)
-    factor = 1 - dt * (4 / hy**2 * math.sin(k * hy / 2) ** 2 + 4 / hx**2 * math.sin(q * hx / 2) ** 2)
+    factor = 1 - dt * (
+        4 / hy**2 * math.sin(k * hy / 2) ** 2 + 4 / hx**2 * math.sin(q * hx / 2) ** 2
+    )
     got = TRANSPORTS[path](u, dt=dt, spacing=(hy, hx), diffusivity=1.0, velocity=(0.0, 0.0))
     torch.testing.assert_close(got, factor * u, rtol=0, atol=1e-14)
 
 
 def test_transport_names_the_boundaries_it_knows():
     for step in (transport_step, transport_step_reference):
-        with pytest.raises(ValueError, match=r"^boundary must be one of \('periodic', 'zero-flux', 'fixed-value'\), got 'open'$"):
-            step(torch.zeros(4, 4), dt=0.1, spacing=(1.0, 1.0), diffusivity=0.1, velocity=(0.0, 0.0), boundary="open")
+        with pytest.raises(
+            ValueError,
+            match=r"^boundary must be one of \('periodic', 'zero-flux', 'fixed-value'\), got 'open'$",
+        ):
+            step(
+                torch.zeros(4, 4),
+                dt=0.1,
+                spacing=(1.0, 1.0),
+                diffusivity=0.1,
+                velocity=(0.0, 0.0),
+                boundary="open",
+            )
 
 
 def test_interpreting_reads_triton_interpret(monkeypatch):

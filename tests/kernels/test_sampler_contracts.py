@@ -90,7 +90,13 @@ def np_mala(x: np.ndarray, xi: np.ndarray, u: np.ndarray, kappa, a, b, h, eta, t
     log_alpha = -(e_y - e_x) / temperature + log_q_back + (xi**2).sum(axes) / 2
     accepted = np.log(u) < log_alpha
     select = accepted.reshape(accepted.shape + (1,) * ndim)
-    return np.where(select, y, x), np.where(accepted, e_y, e_x), accepted, log_alpha, np.abs(np.log(u) - log_alpha)
+    return (
+        np.where(select, y, x),
+        np.where(accepted, e_y, e_x),
+        accepted,
+        log_alpha,
+        np.abs(np.log(u) - log_alpha),
+    )
 
 
 def _field(shape, dtype, seed):
@@ -121,8 +127,15 @@ def test_langevin_step_on_cpu_is_the_update_with_its_documented_noise(shape, ndi
     is off by ~sigma = 0.24 at most sites, a grid of another dimension by O(1)."""
     phi = _field(shape, dtype, seed=1)
     eta, temperature = 0.05, 0.6
-    new, energy = langevin_step(phi, Phi4(**MODEL), step_size=eta, temperature=temperature, seed=17, step=4,
-                                **_ndim_kw(ndim))
+    new, energy = langevin_step(
+        phi,
+        Phi4(**MODEL),
+        step_size=eta,
+        temperature=temperature,
+        seed=17,
+        step=4,
+        **_ndim_kw(ndim),
+    )
     noise = torch.randn(shape, generator=cpu_generator(17, 4), dtype=dtype).double().numpy()
     x = phi.double().numpy()
     _, e, g = np_phi4(x, **MODEL, ndim=ndim)
@@ -140,7 +153,9 @@ def test_langevin_step_is_reproducible_and_keyed_by_seed_and_step():
     assert torch.equal(first, langevin_step(phi, model, **kw, seed=5, step=3)[0])
     for other in (dict(seed=6, step=3), dict(seed=5, step=4)):
         # another stream: the new fields differ by ~sigma = 0.3 at almost every site
-        assert (langevin_step(phi, model, **kw, **other)[0] - first).abs().gt(1e-3).float().mean() > 0.9
+        assert (langevin_step(phi, model, **kw, **other)[0] - first).abs().gt(
+            1e-3
+        ).float().mean() > 0.9
 
 
 def test_langevin_step_paths_default_to_two_grid_axes():
@@ -157,10 +172,19 @@ def test_langevin_step_paths_default_to_two_grid_axes():
         np.testing.assert_allclose(energy.numpy(), e, rtol=1e-12)
 
 
-@pytest.mark.parametrize("step_size, temperature", [(0.0, 1.0), (-0.1, 1.0), (0.1, -0.5), (-0.1, -0.5)])
+@pytest.mark.parametrize(
+    "step_size, temperature", [(0.0, 1.0), (-0.1, 1.0), (0.1, -0.5), (-0.1, -0.5)]
+)
 def test_langevin_rejects_a_non_positive_step_or_a_negative_temperature(step_size, temperature):
     with pytest.raises(ValueError, match=r"^need step_size > 0 and temperature >= 0, got "):
-        langevin_step(torch.zeros(1, 4, 4), Phi4(), step_size=step_size, temperature=temperature, seed=0, step=0)
+        langevin_step(
+            torch.zeros(1, 4, 4),
+            Phi4(),
+            step_size=step_size,
+            temperature=temperature,
+            seed=0,
+            step=0,
+        )
 
 
 def test_langevin_at_zero_temperature_is_gradient_descent():
@@ -227,7 +251,9 @@ def test_triton_energy_partials_follow_the_block_size(op):
     if op == "phi4":
         energy = phi4_triton(phi.to(DEVICE), model, block=64).energy
     else:
-        energy = langevin_step_triton(phi.to(DEVICE), model, step_size=0.01, temperature=1.0, key=1, block=64)[1]
+        energy = langevin_step_triton(
+            phi.to(DEVICE), model, step_size=0.01, temperature=1.0, key=1, block=64
+        )[1]
     assert energy.cpu().tolist() == expected.tolist()
 
 
@@ -240,9 +266,12 @@ def test_mala_log_alpha_is_summed_exactly_in_float64():
     x = _dyadic((1, 256, 256), -15, 15, 16, seed=11)
     xi = _dyadic((1, 256, 256), -63, 63, 64, seed=12)
     uniform = torch.tensor([0.5], dtype=torch.float64)
-    got = mala_step_reference(x, Phi4.gaussian_free_field(), step_size=0.25, temperature=2.0, noise=xi, uniform=uniform)
-    _, energy, accepted, log_alpha, _ = np_mala(x.double().numpy(), xi.double().numpy(), uniform.numpy(),
-                                                1.0, 1.0, 0.0, 0.0, 0.25, 2.0, 2)
+    got = mala_step_reference(
+        x, Phi4.gaussian_free_field(), step_size=0.25, temperature=2.0, noise=xi, uniform=uniform
+    )
+    _, energy, accepted, log_alpha, _ = np_mala(
+        x.double().numpy(), xi.double().numpy(), uniform.numpy(), 1.0, 1.0, 0.0, 0.0, 0.25, 2.0, 2
+    )
     assert got.log_alpha.dtype == torch.float64 and got.log_alpha.tolist() == log_alpha.tolist()
     assert got.accepted.tolist() == accepted.tolist() and got.energy.tolist() == energy.tolist()
 
@@ -251,8 +280,12 @@ def test_mala_log_alpha_is_summed_exactly_in_float64():
 # MALA
 # ---------------------------------------------------------------------------------------------
 
-MALA_CASES = [((16, 4, 5), 2, torch.float64), ((12, 9), 1, torch.float64), ((8, 3, 3, 4), 3, torch.float64),
-              ((16, 4, 5), 2, torch.float32)]
+MALA_CASES = [
+    ((16, 4, 5), 2, torch.float64),
+    ((12, 9), 1, torch.float64),
+    ((8, 3, 3, 4), 3, torch.float64),
+    ((16, 4, 5), 2, torch.float32),
+]
 
 
 @pytest.mark.parametrize("shape, ndim, dtype", MALA_CASES)
@@ -266,16 +299,23 @@ def test_mala_step_on_cpu_follows_its_documented_streams(shape, ndim, dtype):
     states and energies to float64 rounding / float32 rounding."""
     eta, temperature = 0.2, 0.7
     x = 0.5 * _field(shape, dtype, seed=13)
-    got = mala_step(x, Phi4(**MODEL), step_size=eta, temperature=temperature, seed=23, step=2, **_ndim_kw(ndim))
+    got = mala_step(
+        x, Phi4(**MODEL), step_size=eta, temperature=temperature, seed=23, step=2, **_ndim_kw(ndim)
+    )
     gen = cpu_generator(23, 2)
     xi = torch.randn(shape, generator=gen, dtype=dtype).double().numpy()
     u = torch.rand(shape[: len(shape) - ndim], generator=gen, dtype=torch.float64).numpy()
-    new, energy, accepted, log_alpha, margin = np_mala(x.double().numpy(), xi, u, **MODEL, eta=eta,
-                                                       temperature=temperature, ndim=ndim)
+    new, energy, accepted, log_alpha, margin = np_mala(
+        x.double().numpy(), xi, u, **MODEL, eta=eta, temperature=temperature, ndim=ndim
+    )
     f64 = dtype == torch.float64
     assert accepted.any() and not accepted.all() and margin.min() > (1e-6 if f64 else 1e-2)
     assert got.accepted.dtype == torch.bool and got.accepted.tolist() == accepted.tolist()
-    assert got.phi.dtype == dtype and got.energy.dtype == torch.float64 and got.log_alpha.dtype == torch.float64
+    assert (
+        got.phi.dtype == dtype
+        and got.energy.dtype == torch.float64
+        and got.log_alpha.dtype == torch.float64
+    )
     np.testing.assert_allclose(got.log_alpha.numpy(), log_alpha, rtol=0, atol=1e-9 if f64 else 2e-3)
     np.testing.assert_allclose(got.phi.double().numpy(), new, rtol=0, atol=1e-12 if f64 else 1e-5)
     np.testing.assert_allclose(got.energy.numpy(), energy, rtol=1e-12 if f64 else 1e-5)
@@ -292,10 +332,19 @@ def test_mala_step_is_reproducible_and_keyed_by_seed_and_step():
         assert (mala_step(x, model, **kw, **other).log_alpha - first.log_alpha).abs().min() > 1e-6
 
 
-@pytest.mark.parametrize("step_size, temperature", [(0.0, 1.0), (-0.1, 1.0), (0.1, 0.0), (0.1, -1.0)])
+@pytest.mark.parametrize(
+    "step_size, temperature", [(0.0, 1.0), (-0.1, 1.0), (0.1, 0.0), (0.1, -1.0)]
+)
 def test_mala_needs_a_positive_step_and_temperature(step_size, temperature):
     with pytest.raises(ValueError, match=r"^MALA needs step_size > 0 and temperature > 0, got "):
-        mala_step(torch.zeros(1, 4, 4), Phi4(), step_size=step_size, temperature=temperature, seed=0, step=0)
+        mala_step(
+            torch.zeros(1, 4, 4),
+            Phi4(),
+            step_size=step_size,
+            temperature=temperature,
+            seed=0,
+            step=0,
+        )
 
 
 def test_mala_paths_default_to_two_grid_axes():
@@ -306,9 +355,19 @@ def test_mala_paths_default_to_two_grid_axes():
     key = step_seed(3, 1)
     xi = philox_normal(key, shape, device=DEVICE).cpu().double()
     u = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
-    _, energy, accepted, log_alpha, _ = np_mala(x.numpy(), xi.numpy(), u.numpy(), **MODEL, eta=0.1, temperature=0.7, ndim=2)
+    _, energy, accepted, log_alpha, _ = np_mala(
+        x.numpy(), xi.numpy(), u.numpy(), **MODEL, eta=0.1, temperature=0.7, ndim=2
+    )
     ref = mala_step_reference(x, Phi4(**MODEL), step_size=0.1, temperature=0.7, noise=xi, uniform=u)
-    fused = mala_step_triton(x.to(DEVICE), Phi4(**MODEL), step_size=0.1, temperature=0.7, key=key, uniform=u.to(DEVICE), block=64)
+    fused = mala_step_triton(
+        x.to(DEVICE),
+        Phi4(**MODEL),
+        step_size=0.1,
+        temperature=0.7,
+        key=key,
+        uniform=u.to(DEVICE),
+        block=64,
+    )
     for got in (ref, fused):
         np.testing.assert_allclose(got.log_alpha.cpu().numpy(), log_alpha, rtol=0, atol=1e-9)
         np.testing.assert_allclose(got.energy.cpu().numpy(), energy, rtol=1e-12)
@@ -323,14 +382,16 @@ def test_mala_paths_default_to_two_grid_axes():
 @pytest.mark.parametrize("shape, ndim", GRIDS)
 def test_phi4_and_its_gradient_on_cpu_evaluate_the_definition(shape, ndim, field):
     phi = _field(shape, torch.float64, seed=16)
-    h = _field(shape[len(shape) - ndim:], torch.float64, seed=17) if field else 0.3
+    h = _field(shape[len(shape) - ndim :], torch.float64, seed=17) if field else 0.3
     model = Phi4(kappa=0.7, a=-0.6, b=0.8, h=h)
     site, energy, grad = np_phi4(phi.numpy(), 0.7, -0.6, 0.8, h.numpy() if field else h, ndim)
     got = phi4(phi, model, **_ndim_kw(ndim))
     np.testing.assert_allclose(got.site_energy.numpy(), site, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.gradient.numpy(), grad, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.energy.numpy(), energy, rtol=1e-12)
-    np.testing.assert_allclose(phi4_gradient(phi, model, **_ndim_kw(ndim)).numpy(), grad, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        phi4_gradient(phi, model, **_ndim_kw(ndim)).numpy(), grad, rtol=0, atol=1e-12
+    )
 
 
 def test_phi4_paths_default_to_two_grid_axes():
@@ -342,8 +403,12 @@ def test_phi4_paths_default_to_two_grid_axes():
     ref = phi4_reference(phi, Phi4(**MODEL))
     np.testing.assert_allclose(ref.site_energy.numpy(), site, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ref.energy.numpy(), energy, rtol=1e-12)
-    np.testing.assert_allclose(phi4_site_energy_reference(phi, Phi4(**MODEL)).numpy(), site, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(phi4_gradient_reference(phi, Phi4(**MODEL)).numpy(), grad, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        phi4_site_energy_reference(phi, Phi4(**MODEL)).numpy(), site, rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        phi4_gradient_reference(phi, Phi4(**MODEL)).numpy(), grad, rtol=0, atol=1e-12
+    )
 
 
 def test_phi4_triton_on_a_batch_of_chains():
@@ -380,11 +445,15 @@ def test_phi4_launch_defaults_are_a_zero_step_and_philox_key_0():
     assert part[1].sum().item() == pytest.approx((xi.double() ** 2).sum().item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("ndim, shape, message", [
-    (0, (2, 4), r"^grids have 1 to 3 axes, got 0$"),
-    (4, (2, 2, 2, 2, 2), r"^grids have 1 to 3 axes, got 4$"),
-    (3, (3, 4), r"^shape \(3, 4\) has fewer than 3 axes$"),
-], ids=["no-axes", "four-axes", "fewer-axes-than-the-tensor"])
+@pytest.mark.parametrize(
+    "ndim, shape, message",
+    [
+        (0, (2, 4), r"^grids have 1 to 3 axes, got 0$"),
+        (4, (2, 2, 2, 2, 2), r"^grids have 1 to 3 axes, got 4$"),
+        (3, (3, 4), r"^shape \(3, 4\) has fewer than 3 axes$"),
+    ],
+    ids=["no-axes", "four-axes", "fewer-axes-than-the-tensor"],
+)
 def test_kernels_take_one_to_three_grid_axes(ndim, shape, message):
     with pytest.raises(ValueError, match=message):
         phi4_triton(torch.zeros(shape, device=DEVICE), Phi4(), ndim)
@@ -394,10 +463,17 @@ def test_phi4_launch_limits():
     """At most 2^31 - 1 sites per launch (Philox counters are 32-bit): 2^31 sites (2 chains of 2^30,
     a stride-0 view: nothing is allocated) are refused before anything else is looked at. An external
     field must have one value per site."""
-    with pytest.raises(ValueError, match=r"^at most 2\^31 sites per launch \(32-bit Philox counters\)$"):
+    with pytest.raises(
+        ValueError, match=r"^at most 2\^31 sites per launch \(32-bit Philox counters\)$"
+    ):
         launch_phi4(torch.zeros(1).expand(2, 2**30), Phi4(h=torch.zeros(3)), 1, MODE_EVALUATE)
     with pytest.raises(ValueError, match=r"^the external field has 3 values for 16 sites$"):
-        launch_phi4(torch.zeros(2, 4, 4, device=DEVICE), Phi4(h=torch.zeros(3, device=DEVICE)), 2, MODE_EVALUATE)
+        launch_phi4(
+            torch.zeros(2, 4, 4, device=DEVICE),
+            Phi4(h=torch.zeros(3, device=DEVICE)),
+            2,
+            MODE_EVALUATE,
+        )
 
 
 def test_gaussian_free_field_defaults():
@@ -453,7 +529,11 @@ def test_sweep_reference_decides_with_each_colours_uniforms(rule):
     u0, u1 = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
     got = sweep_reference(s, Ising(J=0.8, h=0.25), 0.6, rule, (u0, u1))
     ly, lx = shape[-2:]
-    u = np.where((np.arange(ly)[:, None] + np.arange(lx)[None, :]) % 2 == 1, u1.double().numpy(), u0.double().numpy())
+    u = np.where(
+        (np.arange(ly)[:, None] + np.arange(lx)[None, :]) % 2 == 1,
+        u1.double().numpy(),
+        u0.double().numpy(),
+    )
     expected, margin = np_checkerboard_sweep(s.numpy(), u, 0.8, 0.25, 0.6, rule)
     assert margin.min() > 1e-6
     assert got.spins.dtype == torch.int8 and np.array_equal(got.spins.numpy(), expected)
@@ -467,10 +547,19 @@ def test_triton_sweep_of_a_batch_of_chains():
     s = _spins(shape, seed=30)
     keys = (step_seed(4, 2, 0), step_seed(4, 2, 1))
     got = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.5), 0.7, "heat-bath", keys, block=4)
-    ref = sweep_reference(s, Ising(J=1.0, h=0.5), 0.7, "heat-bath", tuple(u.cpu() for u in philox_uniforms(s.to(DEVICE), keys)))
+    ref = sweep_reference(
+        s,
+        Ising(J=1.0, h=0.5),
+        0.7,
+        "heat-bath",
+        tuple(u.cpu() for u in philox_uniforms(s.to(DEVICE), keys)),
+    )
     assert torch.equal(got.spins.cpu(), ref.spins)
     energy, magnetisation = np_ising_energy(ref.spins.double().numpy(), 1.0, 0.5)
-    assert got.energy.cpu().tolist() == energy.tolist() and got.magnetisation.cpu().tolist() == magnetisation.tolist()
+    assert (
+        got.energy.cpu().tolist() == energy.tolist()
+        and got.magnetisation.cpu().tolist() == magnetisation.tolist()
+    )
 
 
 def np_ising_energy(s: np.ndarray, coupling, field):
@@ -479,7 +568,9 @@ def np_ising_energy(s: np.ndarray, coupling, field):
 
 
 def _spins(shape, seed):
-    return torch.where(torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.6, 1, -1).to(torch.int8)
+    return torch.where(
+        torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.6, 1, -1
+    ).to(torch.int8)
 
 
 @pytest.mark.parametrize("rule", [None, "heat-bath", "metropolis"])
@@ -493,11 +584,16 @@ def test_ising_sweep_on_cpu_decides_with_its_documented_uniforms(rule, temperatu
     kw = {} if rule is None else {"rule": rule}
     got = ising_sweep(s, Ising(J=1.0, h=0.5), temperature=temperature, seed=seed, step=step, **kw)
     u = torch.rand(shape, generator=cpu_generator(seed, step), dtype=torch.float32).double().numpy()
-    expected, margin = np_checkerboard_sweep(s.numpy(), u, 1.0, 0.5, 1 / temperature, rule or "heat-bath")
+    expected, margin = np_checkerboard_sweep(
+        s.numpy(), u, 1.0, 0.5, 1 / temperature, rule or "heat-bath"
+    )
     assert margin.min() > 1e-6
     assert got.spins.dtype == torch.int8 and np.array_equal(got.spins.numpy(), expected)
     energy, magnetisation = np_ising_energy(expected, 1.0, 0.5)
-    assert got.energy.tolist() == energy.tolist() and got.magnetisation.tolist() == magnetisation.tolist()
+    assert (
+        got.energy.tolist() == energy.tolist()
+        and got.magnetisation.tolist() == magnetisation.tolist()
+    )
 
 
 def test_ising_sweep_is_reproducible_and_keyed_by_seed_and_step():
@@ -517,26 +613,42 @@ def test_ising_sweep_needs_a_positive_temperature(temperature):
 
 @pytest.mark.parametrize("shape", [(1, 4, 5), (1, 5, 4), (6,)])
 def test_ising_needs_an_even_lattice(shape):
-    with pytest.raises(ValueError, match=r"^checkerboard sweeps need an even periodic lattice, got shape "):
+    with pytest.raises(
+        ValueError, match=r"^checkerboard sweeps need an even periodic lattice, got shape "
+    ):
         ising_sweep(torch.ones(shape, dtype=torch.int8), Ising(), temperature=1.0, seed=0, step=0)
 
 
 def test_ising_needs_int8_spins_and_a_known_rule():
     with pytest.raises(TypeError, match=r"^spins are int8 \(\+1/-1\)$"):
         ising_sweep(torch.ones(1, 4, 4), Ising(), temperature=1.0, seed=0, step=0)
-    with pytest.raises(ValueError, match=r"^rule must be one of \('heat-bath', 'metropolis'\), got 'glauber'$"):
-        ising_sweep(torch.ones(1, 4, 4, dtype=torch.int8), Ising(), temperature=1.0, rule="glauber", seed=0, step=0)
+    with pytest.raises(
+        ValueError, match=r"^rule must be one of \('heat-bath', 'metropolis'\), got 'glauber'$"
+    ):
+        ising_sweep(
+            torch.ones(1, 4, 4, dtype=torch.int8),
+            Ising(),
+            temperature=1.0,
+            rule="glauber",
+            seed=0,
+            step=0,
+        )
 
 
-@pytest.mark.parametrize("shape", [(2, 2**15, 2**15), (2**21, 2**4, 2**6), (2**31 // 64 + 1, 8, 8)],
-                         ids=["square", "oblong", "just-over"])
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 2**15, 2**15), (2**21, 2**4, 2**6), (2**31 // 64 + 1, 8, 8)],
+    ids=["square", "oblong", "just-over"],
+)
 def test_ising_triton_sweep_refuses_2_to_the_31_spins_before_allocating(shape):
     """At most 2^31 - 1 spins per launch (Philox counters are 32-bit): a stride-0 view of 2^31 spins
     (or one batch more) is refused before anything is copied or launched. (block=3 is no power of 2:
     a launch would fail at once with another error, not run 2^31 sites.)"""
     spins = torch.ones(1, dtype=torch.int8).expand(*shape)
     assert spins.numel() >= 2**31
-    with pytest.raises(ValueError, match=r"^at most 2\^31 spins per launch \(32-bit Philox counters\)$"):
+    with pytest.raises(
+        ValueError, match=r"^at most 2\^31 spins per launch \(32-bit Philox counters\)$"
+    ):
         sweep_triton(spins, Ising(), 1.0, "heat-bath", (1, 2), block=3)
 
 
@@ -559,11 +671,15 @@ def float64_default():
 
 def _sampler_outputs(s, phi):
     fused = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=0.3), 1 / 2.27, "metropolis", (5, 6))
-    return (ising_sweep(s, Ising(J=1.0, h=0.2), temperature=2.27, seed=9, step=1).spins,
-            langevin_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1)[0],
-            mala_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1).phi,
-            fused.spins.cpu(), fused.energy.cpu(),
-            philox_normal(9, (100,), device=DEVICE).cpu(), philox_uniform(9, (100,), device=DEVICE).cpu())
+    return (
+        ising_sweep(s, Ising(J=1.0, h=0.2), temperature=2.27, seed=9, step=1).spins,
+        langevin_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1)[0],
+        mala_step(phi, Phi4(**MODEL), step_size=0.05, temperature=0.7, seed=9, step=1).phi,
+        fused.spins.cpu(),
+        fused.energy.cpu(),
+        philox_normal(9, (100,), device=DEVICE).cpu(),
+        philox_uniform(9, (100,), device=DEVICE).cpu(),
+    )
 
 
 def test_samplers_do_not_depend_on_the_default_dtype(request):
@@ -586,7 +702,9 @@ def test_triton_sweep_uses_an_external_field_in_float32():
     h = 0.3 * _field((32, 64), torch.float64, seed=33)
     keys = (step_seed(8, 1, 0), step_seed(8, 1, 1))
     wide = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=h.to(DEVICE)), 0.5, "heat-bath", keys)
-    narrow = sweep_triton(s.to(DEVICE), Ising(J=1.0, h=h.float().to(DEVICE)), 0.5, "heat-bath", keys)
+    narrow = sweep_triton(
+        s.to(DEVICE), Ising(J=1.0, h=h.float().to(DEVICE)), 0.5, "heat-bath", keys
+    )
     assert torch.equal(wide.spins, narrow.spins) and torch.equal(wide.energy, narrow.energy)
 
 
@@ -601,7 +719,12 @@ def test_splitmix64_is_the_published_generator():
     (Rosetta Code, "Pseudo-random numbers/Splitmix64", and Vigna's splitmix64.c from seed 0)."""
     golden, mask = 0x9E3779B97F4A7C15, (1 << 64) - 1
     assert [splitmix64((1234567 + i * golden) & mask) for i in range(5)] == [
-        6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431, 16408922859458223821]
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ]
     assert [splitmix64(0), splitmix64(golden)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4]
 
 
@@ -610,7 +733,11 @@ def test_step_seeds_are_int64_keys_that_depend_on_everything():
     counter (half of all 64-bit hashes have the top bit set, so 48 keys test the bound); they differ
     across seeds, steps and the order of counters."""
     seeds = [0, 1, 2, 7, -1, 2**63, 2**64 + 5, 123456789]
-    keys = {(s, c): step_seed(s, *c) for s in seeds for c in [(), (0,), (1,), (0, 1), (1, 0), (2**64 - 1,)]}
+    keys = {
+        (s, c): step_seed(s, *c)
+        for s in seeds
+        for c in [(), (0,), (1,), (0, 1), (1, 0), (2**64 - 1,)]
+    }
     assert all(0 <= k < 2**63 for k in keys.values())
     assert len(set(keys.values())) == len(keys)
 
@@ -628,7 +755,9 @@ def test_philox_draws_at_most_2_to_the_31_numbers_per_step():
     kernel runs. (block=3 is no power of 2, so a launch would fail at once rather than draw 2^31
     numbers.)"""
     for draw in (philox_normal, philox_uniform):
-        with pytest.raises(ValueError, match=r"^Philox offsets are 32-bit: at most 2\^31 numbers per step$"):
+        with pytest.raises(
+            ValueError, match=r"^Philox offsets are 32-bit: at most 2\^31 numbers per step$"
+        ):
             draw(0, (2, 2**30), device="cpu", block=3)
 
 
@@ -637,5 +766,10 @@ def test_cpu_generator_is_torch_seeded_with_the_step_key():
     the key the kernels give Philox: one key per step, on both paths."""
     for seed, counters in [(0, ()), (7, (3,)), (7, (3, 1))]:
         expected = torch.Generator().manual_seed(step_seed(seed, *counters))
-        assert torch.equal(torch.rand(8, generator=cpu_generator(seed, *counters)), torch.rand(8, generator=expected))
-    assert not torch.equal(torch.rand(8, generator=cpu_generator(7, 3)), torch.rand(8, generator=cpu_generator(8, 3)))
+        assert torch.equal(
+            torch.rand(8, generator=cpu_generator(seed, *counters)),
+            torch.rand(8, generator=expected),
+        )
+    assert not torch.equal(
+        torch.rand(8, generator=cpu_generator(7, 3)), torch.rand(8, generator=cpu_generator(8, 3))
+    )

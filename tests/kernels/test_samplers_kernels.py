@@ -32,7 +32,11 @@ SHAPES = [((2, 13, 17), 2), ((2, 5, 6, 7), 3), ((3, 33), 1)]
 
 
 def _model(shape, ndim, dtype, field: bool) -> Phi4:
-    h = torch.randn(shape[-ndim:], generator=torch.Generator().manual_seed(9), dtype=dtype) if field else 0.2
+    h = (
+        torch.randn(shape[-ndim:], generator=torch.Generator().manual_seed(9), dtype=dtype)
+        if field
+        else 0.2
+    )
     return Phi4(kappa=0.8, a=-0.7, b=0.9, h=h)
 
 
@@ -50,7 +54,12 @@ def test_phi4_evaluation(dtype, shape, ndim, field):
     phi = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
     model = _model(shape, ndim, dtype, field)
     ref = phi4_reference(phi, model, ndim)
-    got = phi4_triton(phi.to(DEVICE), Phi4(model.kappa, model.a, model.b, model.h.to(DEVICE) if field else model.h), ndim, block=64)
+    got = phi4_triton(
+        phi.to(DEVICE),
+        Phi4(model.kappa, model.a, model.b, model.h.to(DEVICE) if field else model.h),
+        ndim,
+        block=64,
+    )
     assert_matches(got.site_energy, ref.site_energy)
     assert_matches(got.gradient, ref.gradient)
     _rel_total(got.energy, ref.energy, dtype)
@@ -71,8 +80,12 @@ def test_fused_langevin_pass(dtype, shape, ndim):
     model = _model(shape, ndim, dtype, False)
     key = step_seed(7, 3)
     noise = philox_normal(key, shape, device=DEVICE).to(dtype).cpu()
-    ref, e_ref = langevin_step_reference(phi, model, step_size=0.05, temperature=1.3, noise=noise, ndim=ndim)
-    got, e_got = langevin_step_triton(phi.to(DEVICE), model, step_size=0.05, temperature=1.3, key=key, ndim=ndim, block=64)
+    ref, e_ref = langevin_step_reference(
+        phi, model, step_size=0.05, temperature=1.3, noise=noise, ndim=ndim
+    )
+    got, e_got = langevin_step_triton(
+        phi.to(DEVICE), model, step_size=0.05, temperature=1.3, key=key, ndim=ndim, block=64
+    )
     assert_matches(got, ref)
     _rel_total(e_got, e_ref, dtype)
 
@@ -85,11 +98,27 @@ def test_mala_step(dtype):
     key = step_seed(11, 0)
     noise = philox_normal(key, shape, device=DEVICE).to(dtype).cpu()
     uniform = torch.tensor([0.01, 0.5, 0.9, 0.999], dtype=torch.float64)
-    ref = mala_step_reference(phi, model, step_size=0.02, temperature=1.0, noise=noise, uniform=uniform, ndim=ndim)
-    got = mala_step_triton(phi.to(DEVICE), model, step_size=0.02, temperature=1.0, key=key, uniform=uniform.to(DEVICE), ndim=ndim, block=64)
+    ref = mala_step_reference(
+        phi, model, step_size=0.02, temperature=1.0, noise=noise, uniform=uniform, ndim=ndim
+    )
+    got = mala_step_triton(
+        phi.to(DEVICE),
+        model,
+        step_size=0.02,
+        temperature=1.0,
+        key=key,
+        uniform=uniform.to(DEVICE),
+        ndim=ndim,
+        block=64,
+    )
     assert torch.equal(got.accepted.cpu(), ref.accepted)
     assert_matches(got.phi, ref.phi)
-    torch.testing.assert_close(got.log_alpha.cpu(), ref.log_alpha, rtol=0, atol=1e3 * torch.finfo(dtype).eps * ref.energy.abs().max().item())
+    torch.testing.assert_close(
+        got.log_alpha.cpu(),
+        ref.log_alpha,
+        rtol=0,
+        atol=1e3 * torch.finfo(dtype).eps * ref.energy.abs().max().item(),
+    )
 
 
 @pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
@@ -107,26 +136,37 @@ def test_ising_sweep(rule, h, shape):
     # E and M partials are float32 sums: exact for integer couplings, else ~1e-6 relative
     torch.testing.assert_close(got.magnetisation.cpu(), ref.magnetisation, rtol=0, atol=0)
     torch.testing.assert_close(got.energy.cpu(), ref.energy, rtol=1e-6, atol=1e-4)
-    assert torch.equal(torch.stack(ising_energy(got.spins.cpu(), model)), torch.stack([ref.energy, ref.magnetisation]))
+    assert torch.equal(
+        torch.stack(ising_energy(got.spins.cpu(), model)),
+        torch.stack([ref.energy, ref.magnetisation]),
+    )
 
 
 def test_ising_energy_of_known_states():
     up = torch.ones(1, 4, 6, dtype=torch.int8)
     e, m = ising_energy(up, Ising(J=1.0, h=0.5))
     assert e.item() == -2 * 24 - 0.5 * 24 and m.item() == 24  # 2 bonds per site
-    neel = (1 - 2 * ((torch.arange(4).view(-1, 1) + torch.arange(6)) % 2)).to(torch.int8).unsqueeze(0)
-    assert ising_energy(neel, Ising())[0].item() == 48 and ising_energy(neel, Ising())[1].item() == 0
+    neel = (
+        (1 - 2 * ((torch.arange(4).view(-1, 1) + torch.arange(6)) % 2)).to(torch.int8).unsqueeze(0)
+    )
+    assert (
+        ising_energy(neel, Ising())[0].item() == 48 and ising_energy(neel, Ising())[1].item() == 0
+    )
 
 
 def test_ising_rejects_odd_lattices():
     with pytest.raises(ValueError, match="even"):
-        sweep_reference(torch.ones(1, 5, 4, dtype=torch.int8), Ising(), 0.4, "heat-bath", (None, None))
+        sweep_reference(
+            torch.ones(1, 5, 4, dtype=torch.int8), Ising(), 0.4, "heat-bath", (None, None)
+        )
 
 
 def test_entropy():
     x = torch.rand(3, 13, 17, generator=torch.Generator().manual_seed(6))
     x[0, 0, :4] = 0
-    torch.testing.assert_close(shannon_entropy_triton(x.to(DEVICE), block=64).cpu(), shannon_entropy_reference(x))
+    torch.testing.assert_close(
+        shannon_entropy_triton(x.to(DEVICE), block=64).cpu(), shannon_entropy_reference(x)
+    )
     assert shannon_entropy_reference(torch.ones(1, 8, 8)).item() == pytest.approx(math.log(64))
     point = torch.zeros(1, 8, 8)
     point[0, 3, 3] = 5.0
@@ -153,7 +193,9 @@ def test_philox_is_reproducible_and_well_distributed():
     # mean and variance of 1e5 N(0,1) draws: standard errors 0.0032 and 0.0045; 5 sigma bounds
     assert abs(a.mean().item()) < 0.016 and abs(a.var().item() - 1) < 0.023
     u = philox_uniform(5, (100_000,), device=DEVICE).cpu()
-    assert 0 <= u.min().item() and u.max().item() < 1 and abs(u.mean().item() - 0.5) < 0.0046  # 5 sigma
+    assert (
+        0 <= u.min().item() and u.max().item() < 1 and abs(u.mean().item() - 0.5) < 0.0046
+    )  # 5 sigma
 
 
 @pytest.mark.parametrize("rule", ["heat-bath", "metropolis"])
@@ -168,7 +210,9 @@ def test_ising_cpu_path_equals_the_reference(rule, h):
     fast = sweep_cpu(s, model, 0.5, rule, u)
     ref = sweep_reference(s, model, 0.5, rule, (u, u))
     assert torch.equal(fast.spins, ref.spins)
-    assert torch.equal(fast.energy, ref.energy) and torch.equal(fast.magnetisation, ref.magnetisation)
+    assert torch.equal(fast.energy, ref.energy) and torch.equal(
+        fast.magnetisation, ref.magnetisation
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -259,10 +303,18 @@ def test_langevin_step_is_the_exact_affine_map(path, temperature, eta, kappa, a,
     noise = np.random.default_rng(52).standard_normal(shape)
     expected = phi - eta * grad + math.sqrt(2 * eta * temperature) * noise
     step = langevin_step_reference if path == "reference" else langevin_step_cpu
-    got, energy = step(torch.from_numpy(phi), Phi4(kappa, a, b, h), step_size=eta, temperature=temperature,
-                       noise=torch.from_numpy(noise), ndim=ndim)
+    got, energy = step(
+        torch.from_numpy(phi),
+        Phi4(kappa, a, b, h),
+        step_size=eta,
+        temperature=temperature,
+        noise=torch.from_numpy(noise),
+        ndim=ndim,
+    )
     np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(energy.numpy(), _np_energy_gradient(phi, kappa, a, b, h, ndim)[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        energy.numpy(), _np_energy_gradient(phi, kappa, a, b, h, ndim)[0], rtol=1e-12
+    )
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -289,7 +341,9 @@ def test_langevin_noise_has_variance_2_eta_t(path, temperature, eta):
         new, _ = langevin_step(x, model, step_size=eta, temperature=temperature, seed=3, step=9)
     else:
         key = step_seed(3, 9)
-        new, _ = langevin_step_triton(x.to(DEVICE), model, step_size=eta, temperature=temperature, key=key)
+        new, _ = langevin_step_triton(
+            x.to(DEVICE), model, step_size=eta, temperature=temperature, key=key
+        )
         # and exactly: the kernel's own draws (Philox) scaled by sigma, to float32 rounding
         xi = philox_normal(key, shape, device=DEVICE).cpu().double().numpy()
         expected = phi - eta * grad + math.sqrt(2 * eta * temperature) * xi
@@ -312,7 +366,9 @@ def test_mala_acceptance_is_the_metropolis_hastings_ratio(path, temperature):
     new state is y or x accordingly and its reported energy E of that state."""
     shape, ndim, eta = (4, 6, 5), 2, 0.1
     kappa, a, b, h = 0.6, -0.4, 0.7, 0.15
-    x = 0.4 * math.sqrt(temperature) * np.random.default_rng(55).standard_normal(shape)  # typical at T: alpha near 1
+    x = (
+        0.4 * math.sqrt(temperature) * np.random.default_rng(55).standard_normal(shape)
+    )  # typical at T: alpha near 1
     model = Phi4(kappa, a, b, h)
     key = step_seed(13, 4)
     if path == "reference":
@@ -323,14 +379,33 @@ def test_mala_acceptance_is_the_metropolis_hastings_ratio(path, temperature):
     y = x - eta * g_x + math.sqrt(2 * eta * temperature) * xi
     e_y, g_y = _np_energy_gradient(y, kappa, a, b, h, ndim)
     reverse = ((x - y + eta * g_y) ** 2).sum((1, 2))
-    log_alpha = -(e_y - e_x) / temperature - reverse / (4 * eta * temperature) + (xi**2).sum((1, 2)) / 2
-    uniform = torch.from_numpy(np.minimum(np.exp(log_alpha) * np.array([0.5, 2.0, 0.5, 2.0]), 1 - 1e-12))
+    log_alpha = (
+        -(e_y - e_x) / temperature - reverse / (4 * eta * temperature) + (xi**2).sum((1, 2)) / 2
+    )
+    uniform = torch.from_numpy(
+        np.minimum(np.exp(log_alpha) * np.array([0.5, 2.0, 0.5, 2.0]), 1 - 1e-12)
+    )
     if path == "reference":
-        got = mala_step_reference(torch.from_numpy(x), model, step_size=eta, temperature=temperature,
-                                  noise=torch.from_numpy(xi), uniform=uniform, ndim=ndim)
+        got = mala_step_reference(
+            torch.from_numpy(x),
+            model,
+            step_size=eta,
+            temperature=temperature,
+            noise=torch.from_numpy(xi),
+            uniform=uniform,
+            ndim=ndim,
+        )
     else:
-        got = mala_step_triton(torch.from_numpy(x).to(DEVICE), model, step_size=eta, temperature=temperature, key=key,
-                               uniform=uniform.to(DEVICE), ndim=ndim, block=64)
+        got = mala_step_triton(
+            torch.from_numpy(x).to(DEVICE),
+            model,
+            step_size=eta,
+            temperature=temperature,
+            key=key,
+            uniform=uniform.to(DEVICE),
+            ndim=ndim,
+            block=64,
+        )
     np.testing.assert_allclose(got.log_alpha.cpu().numpy(), log_alpha, rtol=0, atol=1e-9)
     accept = np.log(uniform.numpy()) < log_alpha
     assert accept.any() and not accept.all() and np.array_equal(got.accepted.cpu().numpy(), accept)
@@ -345,6 +420,7 @@ def _exact_update_probability(before: np.ndarray, after: np.ndarray, coupling, f
     first, from its colour-1 neighbours as they were; colour 1 then from its colour-0 neighbours as
     they are after the sweep. Local field l = J sum_nn s + h; heat-bath P(+1) = 1 / (1 + e^{-2 beta l});
     Metropolis P(flip) = min(1, e^{-2 beta s l})."""
+
     def nn(s):
         return np.roll(s, 1, -1) + np.roll(s, -1, -1) + np.roll(s, 1, -2) + np.roll(s, -1, -2)
 
@@ -414,7 +490,9 @@ def test_ising_sweep_decides_by_the_exact_probabilities(path, rule, temperature,
         after = sweep_triton(s.to(DEVICE), dev, beta, rule, keys).spins.cpu()
         u0, u1 = (x.cpu().double().numpy() for x in philox_uniforms(s.to(DEVICE), keys))
     h_np = random_field.double().numpy() if h == "field" else h
-    p, happened = _exact_update_probability(s.double().numpy(), after.double().numpy(), coupling, h_np, beta, rule)
+    p, happened = _exact_update_probability(
+        s.double().numpy(), after.double().numpy(), coupling, h_np, beta, rule
+    )
     u = _colour_select(shape, u0, u1)
     clear = np.abs(u - p) > 1e-6
     assert clear.mean() > 0.999 and np.array_equal(happened[clear], (u < p)[clear])
@@ -433,7 +511,11 @@ def test_ising_sweep_updates_with_the_exact_probabilities(rule, temperature, cou
     shape = (4, 64, 64)
     s, random_field = _ising_start(shape)
     field = random_field if h == "field" else h
-    after = ising_sweep(s, Ising(coupling, field), temperature=temperature, rule=rule, seed=21, step=5).spins
+    after = ising_sweep(
+        s, Ising(coupling, field), temperature=temperature, rule=rule, seed=21, step=5
+    ).spins
     h_np = random_field.double().numpy() if h == "field" else h
-    p, happened = _exact_update_probability(s.double().numpy(), after.double().numpy(), coupling, h_np, 1 / temperature, rule)
+    p, happened = _exact_update_probability(
+        s.double().numpy(), after.double().numpy(), coupling, h_np, 1 / temperature, rule
+    )
     assert _binned_z(p, happened) < 5

@@ -16,7 +16,12 @@ from idf.kernels.stencil import (
     laplacian_triton,
 )
 
-CASES = [((13, 17), (1.0, 0.3)), ((2, 5, 6, 7), (1.0, 0.7, 2.0)), ((3, 33), (0.9,)), ((9, 11), (0.25, 4.0))]
+CASES = [
+    ((13, 17), (1.0, 0.3)),
+    ((2, 5, 6, 7), (1.0, 0.7, 2.0)),
+    ((3, 33), (0.9,)),
+    ((9, 11), (0.25, 4.0)),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -24,8 +29,14 @@ CASES = [((13, 17), (1.0, 0.3)), ((2, 5, 6, 7), (1.0, 0.7, 2.0)), ((3, 33), (0.9
 @pytest.mark.parametrize("shape, spacing", CASES)
 def test_triton_matches_reference(dtype, boundary, shape, spacing):
     u = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    assert_matches(laplacian_triton(u.to(DEVICE), spacing, boundary, 0.7, block=64), laplacian_reference(u, spacing, boundary, 0.7))
-    assert_matches(gradient_triton(u.to(DEVICE), spacing, boundary, 0.7, block=64), gradient_reference(u, spacing, boundary, 0.7))
+    assert_matches(
+        laplacian_triton(u.to(DEVICE), spacing, boundary, 0.7, block=64),
+        laplacian_reference(u, spacing, boundary, 0.7),
+    )
+    assert_matches(
+        gradient_triton(u.to(DEVICE), spacing, boundary, 0.7, block=64),
+        gradient_reference(u, spacing, boundary, 0.7),
+    )
 
 
 @pytest.mark.parametrize("hy, hx", [(1.0, 1.0), (0.5, 2.0)])
@@ -57,7 +68,12 @@ def test_boundaries():
     assert abs(laplacian(u, (1.0, 1.0), "periodic").sum().item()) < 1e-12
     # fixed-value: a field equal to the boundary value everywhere has zero Laplacian
     g = 2.5
-    assert laplacian(torch.full((7, 9), g, dtype=torch.float64), (1.0, 0.5), "fixed-value", g).abs().max() == 0
+    assert (
+        laplacian(torch.full((7, 9), g, dtype=torch.float64), (1.0, 0.5), "fixed-value", g)
+        .abs()
+        .max()
+        == 0
+    )
 
 
 def test_bad_arguments():

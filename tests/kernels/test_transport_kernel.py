@@ -25,8 +25,15 @@ CASES = [
 def test_kernel_matches_reference(dtype, boundary, shape, spacing, velocity, with_source):
     gen = torch.Generator().manual_seed(0)
     u = torch.rand(shape, generator=gen, dtype=dtype)
-    source = torch.rand(shape[-len(spacing):], generator=gen, dtype=dtype) if with_source else None
-    kw = dict(dt=0.1, spacing=spacing, diffusivity=0.3, velocity=velocity, boundary=boundary, boundary_value=0.7)
+    source = torch.rand(shape[-len(spacing) :], generator=gen, dtype=dtype) if with_source else None
+    kw = dict(
+        dt=0.1,
+        spacing=spacing,
+        diffusivity=0.3,
+        velocity=velocity,
+        boundary=boundary,
+        boundary_value=0.7,
+    )
     expected = transport_step_reference(u, **kw, source=source)
     actual = transport_step_triton(
         u.to(DEVICE), **kw, source=None if source is None else source.to(DEVICE), block=64
@@ -37,7 +44,11 @@ def test_kernel_matches_reference(dtype, boundary, shape, spacing, velocity, wit
 @pytest.mark.parametrize("boundary", ["periodic", "zero-flux"])
 def test_conservation_over_ten_thousand_steps_float64(boundary):
     u = 1 + np.random.default_rng(1).random((32, 32))
-    result = physics_forecast([u], 100, TransportSpec(diffusivity=0.2, velocity=(0.3, -0.5), substeps=100, boundary=boundary))
+    result = physics_forecast(
+        [u],
+        100,
+        TransportSpec(diffusivity=0.2, velocity=(0.3, -0.5), substeps=100, boundary=boundary),
+    )
     start = u.sum()
     assert np.max(np.abs(result.totals - start)) / start <= 1e-10
 
@@ -49,7 +60,11 @@ def test_conservation_over_ten_thousand_steps_float32(boundary):
     # Observed: ~1e-7 periodic, ~1e-5 zero-flux (values pile up at the downstream wall).
     steps = 10_000
     u = (1 + np.random.default_rng(1).random((32, 32))).astype(np.float32)
-    result = physics_forecast([u], 100, TransportSpec(diffusivity=0.2, velocity=(0.3, -0.5), substeps=100, boundary=boundary))
+    result = physics_forecast(
+        [u],
+        100,
+        TransportSpec(diffusivity=0.2, velocity=(0.3, -0.5), substeps=100, boundary=boundary),
+    )
     start = u.sum(dtype=np.float64)
     assert np.max(np.abs(result.totals - start)) / start <= steps * 2.0**-24
 
@@ -70,8 +85,9 @@ def test_engine_on_gpu_matches_cpu():
 # periodic grid n steps multiply each Fourier mode by g^n, g = 1 - |C| (1 - e^{-i sign(v) theta})
 # per axis term (C = v dt / h), a closed form independent of both implementations.
 
+
 def _exact_upwind(u0: np.ndarray, courants, steps: int) -> np.ndarray:
-    grid = u0.shape[-len(courants):]
+    grid = u0.shape[-len(courants) :]
     g = np.ones(grid, dtype=complex)
     for axis, c in enumerate(courants):
         theta = 2 * np.pi * np.fft.fftfreq(grid[axis])
@@ -97,7 +113,12 @@ def test_kernel_advection_is_the_exact_upwind_scheme(shape, spacing, axis, coura
     dt, steps = 0.1, 4
     courants = [0.0] * len(spacing)
     courants[axis] = courant
-    kw = dict(dt=dt, spacing=spacing, diffusivity=0.0, velocity=[c * h / dt for c, h in zip(courants, spacing)])
+    kw = dict(
+        dt=dt,
+        spacing=spacing,
+        diffusivity=0.0,
+        velocity=[c * h / dt for c, h in zip(courants, spacing)],
+    )
     u0 = torch.rand(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     triton_u, reference_u = u0.to(DEVICE), u0
     for _ in range(steps):

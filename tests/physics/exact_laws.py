@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz  # numpy < 2 (pyproject allows 1.26)
+trapezoid = (
+    np.trapezoid if hasattr(np, "trapezoid") else np.trapz
+)  # numpy < 2 (pyproject allows 1.26)
 
 
 @contextlib.contextmanager
@@ -83,28 +85,39 @@ class Site:
         cdf = np.concatenate(([0.0], np.cumsum((p[1:] + p[:-1]) / 2 * np.diff(x))))
         return np.interp(rng.random(count), cdf / cdf[-1], x)
 
-    def ula_law(self, step_size: float, steps: int, points: int = 1201) -> tuple[np.ndarray, np.ndarray]:
+    def ula_law(
+        self, step_size: float, steps: int, points: int = 1201
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(x, density) of the unadjusted Langevin chain after `steps` steps from x = 0."""
         s2 = 2 * step_size * self.temperature
         x0, _ = self.grid(2001)
-        lo, hi = x0[0] - 1.0, x0[-1] + 1.0  # the chain is wider than exp(-V/T): its step adds spread
+        lo, hi = (
+            x0[0] - 1.0,
+            x0[-1] + 1.0,
+        )  # the chain is wider than exp(-V/T): its step adds spread
         x = np.linspace(lo, hi, points)
         dx = x[1] - x[0]
         assert dx < 0.2 * math.sqrt(s2), "the grid must resolve the step's noise"
         mean = x + step_size * self.force(x)
         # kernel[j, i] = trapezoid weight of x_i times the normal density of x_j around mean(x_i)
-        kernel = np.exp(-((x[:, None] - mean[None, :]) ** 2) / (2 * s2)) / math.sqrt(2 * math.pi * s2)
+        kernel = np.exp(-((x[:, None] - mean[None, :]) ** 2) / (2 * s2)) / math.sqrt(
+            2 * math.pi * s2
+        )
         kernel *= dx
         kernel[:, 0] *= 0.5
         kernel[:, -1] *= 0.5
-        p = np.exp(-((x - step_size * self.h) ** 2) / (2 * s2)) / math.sqrt(2 * math.pi * s2)  # one step from 0
+        p = np.exp(-((x - step_size * self.h) ** 2) / (2 * s2)) / math.sqrt(
+            2 * math.pi * s2
+        )  # one step from 0
         for _ in range(steps - 1):
             p = kernel @ p
         mass = trapezoid(p, x)
         assert abs(mass - 1) < 1e-9 and p[0] < 1e-12 and p[-1] < 1e-12, mass
         return x, p
 
-    def mala_acceptance(self, step_size: float, points: int = 801, noise_points: int = 1001) -> float:
+    def mala_acceptance(
+        self, step_size: float, points: int = 801, noise_points: int = 1001
+    ) -> float:
         """The 2-D integral on an 801 x 1001 grid: the kink of min(1, .) makes its error O(spacing^2);
         measured against a 3001 x 4001 grid it is ~1e-7, far below the samplers' standard errors (~1e-3)."""
         t, eta = self.temperature, step_size
@@ -113,7 +126,9 @@ class Site:
         x2, xi2 = x[:, None], xi[None, :]
         y = x2 + eta * self.force(x2) + math.sqrt(2 * eta * t) * xi2
         reverse = x2 - y - eta * self.force(y)  # x - y + eta V'(y)
-        log_alpha = -(self.potential(y) - self.potential(x2)) / t - reverse**2 / (4 * eta * t) + xi2**2 / 2
+        log_alpha = (
+            -(self.potential(y) - self.potential(x2)) / t - reverse**2 / (4 * eta * t) + xi2**2 / 2
+        )
         accept = np.exp(np.minimum(log_alpha, 0.0))
         inner = trapezoid(accept * np.exp(-(xi2**2) / 2) / math.sqrt(2 * math.pi), xi, axis=1)
         return float(trapezoid(p * inner, x))
@@ -140,7 +155,9 @@ class Ring:
         v = self.site.potential(x)
         v = v - v.min()
         t = self.site.temperature
-        k = np.exp(-(self.kappa / 2 * (x[:, None] - x[None, :]) ** 2 + (v[:, None] + v[None, :]) / 2) / t)
+        k = np.exp(
+            -(self.kappa / 2 * (x[:, None] - x[None, :]) ** 2 + (v[:, None] + v[None, :]) / 2) / t
+        )
         k *= np.sqrt(w[:, None] * w[None, :])
         return x, w, k
 

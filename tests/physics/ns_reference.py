@@ -45,7 +45,9 @@ def band_limit(w: np.ndarray) -> np.ndarray:
     return np.fft.ifft2(np.fft.fft2(w) * band(w.shape[-1])).real
 
 
-def rhs(w_hat: np.ndarray, nu: float, alpha: float, f_hat: np.ndarray, advection: float = 1.0) -> np.ndarray:
+def rhs(
+    w_hat: np.ndarray, nu: float, alpha: float, f_hat: np.ndarray, advection: float = 1.0
+) -> np.ndarray:
     """dω̂/dt for the complex spectrum ω̂ (n×n)."""
     n = w_hat.shape[-1]
     ky, kx = wavenumbers(n)
@@ -65,8 +67,16 @@ def kolmogorov_forcing(n: int, wavenumber: int, amplitude: float) -> np.ndarray:
     return -amplitude * wavenumber * np.cos(wavenumber * y)
 
 
-def integrate(w0: np.ndarray, times: list[float], dt: float, *, nu: float = 0.0, alpha: float = 0.0,
-              forcing: np.ndarray | None = None, advection: float = 1.0) -> list[np.ndarray]:
+def integrate(
+    w0: np.ndarray,
+    times: list[float],
+    dt: float,
+    *,
+    nu: float = 0.0,
+    alpha: float = 0.0,
+    forcing: np.ndarray | None = None,
+    advection: float = 1.0,
+) -> list[np.ndarray]:
     """Classical RK4 with a step of at most `dt`, landing exactly on each of the increasing `times`;
     returns the vorticity at each."""
     w_hat = np.fft.fft2(np.asarray(w0, dtype=np.float64))
@@ -104,8 +114,16 @@ def integrate(w0: np.ndarray, times: list[float], dt: float, *, nu: float = 0.0,
 # keeps |kx|, |m| < N/3: truncating the chain there is exactly the solver's discrete system.
 
 
-def kolmogorov_block(kx: int, residue: int, *, forcing_wavenumber: int, u0: float, nu: float, alpha: float,
-                     max_mode: int) -> tuple[np.ndarray, list[int]]:
+def kolmogorov_block(
+    kx: int,
+    residue: int,
+    *,
+    forcing_wavenumber: int,
+    u0: float,
+    nu: float,
+    alpha: float,
+    max_mode: int,
+) -> tuple[np.ndarray, list[int]]:
     """The linear operator on the modes m ≡ residue (mod n), |m| ≤ max_mode, at wavenumber kx ≠ 0."""
     n = forcing_wavenumber
     ms = [m for m in range(-max_mode, max_mode + 1) if (m - residue) % n == 0]
@@ -119,8 +137,15 @@ def kolmogorov_block(kx: int, residue: int, *, forcing_wavenumber: int, u0: floa
     return a, ms
 
 
-def kolmogorov_growth_rates(resolution: int, *, forcing_wavenumber: int, amplitude: float, nu: float,
-                            alpha: float, kxs: list[int] | None = None) -> dict[tuple[int, int], float]:
+def kolmogorov_growth_rates(
+    resolution: int,
+    *,
+    forcing_wavenumber: int,
+    amplitude: float,
+    nu: float,
+    alpha: float,
+    kxs: list[int] | None = None,
+) -> dict[tuple[int, int], float]:
     """Largest real part of the eigenvalues of each block (kx, residue), kx ≥ 1 inside the band."""
     n = forcing_wavenumber
     u0 = amplitude / (nu * n * n + alpha)
@@ -128,6 +153,8 @@ def kolmogorov_growth_rates(resolution: int, *, forcing_wavenumber: int, amplitu
     rates = {}
     for kx in kxs or range(1, max_mode + 1):
         for r in range(n):
-            a, _ = kolmogorov_block(kx, r, forcing_wavenumber=n, u0=u0, nu=nu, alpha=alpha, max_mode=max_mode)
+            a, _ = kolmogorov_block(
+                kx, r, forcing_wavenumber=n, u0=u0, nu=nu, alpha=alpha, max_mode=max_mode
+            )
             rates[(kx, r)] = float(np.linalg.eigvals(a).real.max())
     return rates

@@ -50,7 +50,9 @@ def _modes(size: int) -> tuple[np.ndarray, np.ndarray]:
     return flat <= partner, flat == partner
 
 
-def _boltzmann_field(chains: int, size: int, a: np.ndarray, temperature: float, seed: int) -> torch.Tensor:
+def _boltzmann_field(
+    chains: int, size: int, a: np.ndarray, temperature: float, seed: int
+) -> torch.Tensor:
     """Exact draws of exp(-E/T): white noise filtered by sqrt(T / A_k) (a real, stationary
     Gaussian field with <|phi_k|^2> / N = T / A_k), in numpy."""
     white = np.random.default_rng(seed).standard_normal((chains, size, size))
@@ -86,7 +88,9 @@ def test_unadjusted_langevin_law_after_k_steps(temperature, eta, kappa, mass2, d
     model = Phi4.gaussian_free_field(kappa, mass2)
     phi = torch.zeros(chains, size, size, dtype=dtype, device=DEVICE)
     for step in range(steps):
-        phi, _ = langevin_step(phi, model, step_size=eta, temperature=temperature, seed=41, step=step)
+        phi, _ = langevin_step(
+            phi, model, step_size=eta, temperature=temperature, seed=41, step=step
+        )
     a = _a_k(size, kappa, mass2)
     rho = 1 - eta * a
     v = 2 * eta * temperature * (1 - rho ** (2 * steps)) / (1 - rho**2)
@@ -133,7 +137,18 @@ def test_mala_keeps_the_boltzmann_spectrum(temperature, eta, kappa, mass2):
     assert abs(biased.mean() - 1) / (biased.std(ddof=1) / math.sqrt(chains)) > 20
 
 
-def _spectra(sampler: str, size: int, kappa: float, mass2: float, eta: float, chains: int, burn_in: int, steps: int, thin: int, seed: int):
+def _spectra(
+    sampler: str,
+    size: int,
+    kappa: float,
+    mass2: float,
+    eta: float,
+    chains: int,
+    burn_in: int,
+    steps: int,
+    thin: int,
+    seed: int,
+):
     """Per-chain time averages of |phi_k|^2 / N: shape (chains, size, size)."""
     model = Phi4.gaussian_free_field(kappa, mass2)
     phi = torch.zeros(chains, size, size, dtype=torch.float64, device=DEVICE)
@@ -166,7 +181,9 @@ def test_langevin_matches_its_exact_stationary_spectrum():
     Student-t with 63 degrees of freedom: P(any of 1024 beyond 5) ~ 5e-3). Negative control: the
     same samples against the unbiased Boltzmann spectrum fail by far (eta A / 2 is up to 0.4)."""
     size, kappa, mass2, eta = 32, 1.0, 0.5, 0.1
-    per_chain, _ = _spectra("langevin", size, kappa, mass2, eta, chains=64, burn_in=200, steps=3000, thin=20, seed=5)
+    per_chain, _ = _spectra(
+        "langevin", size, kappa, mass2, eta, chains=64, burn_in=200, steps=3000, thin=20, seed=5
+    )
     a = _a_k(size, kappa, mass2)
     z = _z_scores(per_chain, 1.0 / (a * (1 - eta * a / 2)))
     assert np.abs(z).max() < 5, np.abs(z).max()
@@ -178,7 +195,9 @@ def test_mala_matches_the_boltzmann_spectrum():
     """MALA is exact for exp(-E/T): every one of the 256 modes within 5 standard errors of T / A_k.
     Negative control: the Langevin-biased spectrum of the same step size is rejected."""
     size, kappa, mass2, eta = 16, 1.0, 1.0, 0.03
-    per_chain, acceptance = _spectra("mala", size, kappa, mass2, eta, chains=64, burn_in=300, steps=6000, thin=50, seed=6)
+    per_chain, acceptance = _spectra(
+        "mala", size, kappa, mass2, eta, chains=64, burn_in=300, steps=6000, thin=50, seed=6
+    )
     assert 0.4 < acceptance < 0.95
     a = _a_k(size, kappa, mass2)
     z = _z_scores(per_chain, 1.0 / a)

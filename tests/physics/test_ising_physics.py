@@ -27,13 +27,19 @@ def one_thread():
 def test_exact_formulas_known_values():
     assert elliptic_k(0.0) == pytest.approx(math.pi / 2)
     assert T_CRITICAL == pytest.approx(2.269185314213022)
-    assert energy_per_spin(T_CRITICAL * (1 + 1e-6)) == pytest.approx(-math.sqrt(2), abs=1e-4)  # u(T_c) = -sqrt(2)
+    assert energy_per_spin(T_CRITICAL * (1 + 1e-6)) == pytest.approx(
+        -math.sqrt(2), abs=1e-4
+    )  # u(T_c) = -sqrt(2)
     assert energy_per_spin(0.5) == pytest.approx(-2.0, abs=1e-6)  # ground state: 2 bonds per spin
-    assert energy_per_spin(1e3) == pytest.approx(-math.tanh(1e-3) * 2, rel=1e-3)  # high T: -2 tanh(beta)
+    assert energy_per_spin(1e3) == pytest.approx(
+        -math.tanh(1e-3) * 2, rel=1e-3
+    )  # high T: -2 tanh(beta)
     assert magnetisation(1.0) == pytest.approx(0.99927, abs=1e-5)
 
 
-def _run(temperature: float, rule: str, chains: int, burn_in: int, sweeps: int, size: int, seed: int):
+def _run(
+    temperature: float, rule: str, chains: int, burn_in: int, sweeps: int, size: int, seed: int
+):
     """Per-chain time averages of |m| and E/N after burn-in, starting fully ordered."""
     s = torch.ones(chains, size, size, dtype=torch.int8, device=DEVICE)
     model = Ising(J=1.0, h=0.0)
@@ -59,16 +65,28 @@ def test_onsager_at_l64(temperature):
     infinite-lattice |m| is 0, but a finite lattice has <|m|> ~ sqrt(2 chi T / (pi N)) with the
     susceptibility chi = O(1..10) here: at most ~0.08 at L = 64, so we bound it by 0.1 and check
     it shrinks with L."""
-    m, e, last = _run(temperature, "heat-bath", chains=32, burn_in=500, sweeps=1500, size=64, seed=17)
+    m, e, last = _run(
+        temperature, "heat-bath", chains=32, burn_in=500, sweeps=1500, size=64, seed=17
+    )
     se_e = e.std(ddof=1) / math.sqrt(len(e))
-    assert abs(e.mean() - energy_per_spin(temperature)) <= 5 * se_e + 1e-9, (e.mean(), energy_per_spin(temperature), se_e)
+    assert abs(e.mean() - energy_per_spin(temperature)) <= 5 * se_e + 1e-9, (
+        e.mean(),
+        energy_per_spin(temperature),
+        se_e,
+    )
     assert se_e < 2e-3  # the test has power: errors far smaller than the differences between T
     if temperature < T_CRITICAL:
         se_m = m.std(ddof=1) / math.sqrt(len(m))
-        assert abs(m.mean() - magnetisation(temperature)) <= 5 * se_m + 1e-9, (m.mean(), magnetisation(temperature), se_m)
+        assert abs(m.mean() - magnetisation(temperature)) <= 5 * se_m + 1e-9, (
+            m.mean(),
+            magnetisation(temperature),
+            se_m,
+        )
     else:
         assert m.mean() < 0.1
-        small, _, _ = _run(temperature, "heat-bath", chains=32, burn_in=500, sweeps=1500, size=16, seed=18)
+        small, _, _ = _run(
+            temperature, "heat-bath", chains=32, burn_in=500, sweeps=1500, size=16, seed=18
+        )
         assert m.mean() < 0.6 * small.mean()  # finite-size |m| shrinks (~1/L) as the lattice grows
 
 
@@ -93,14 +111,23 @@ def _exact_em_distribution(temperature: float, size: int = 4) -> dict[tuple[int,
 
 
 def _sampled_em(temperature: float, rule: str, chains=4096, burn_in=50, sweeps=200, thin=2, seed=3):
-    s = (torch.randint(0, 2, (chains, 4, 4), generator=torch.Generator().manual_seed(seed)) * 2 - 1).to(torch.int8).to(DEVICE)
+    s = (
+        (torch.randint(0, 2, (chains, 4, 4), generator=torch.Generator().manual_seed(seed)) * 2 - 1)
+        .to(torch.int8)
+        .to(DEVICE)
+    )
     counts: dict[tuple[int, int], int] = {}
     total = 0
     for step in range(burn_in + sweeps):
         swept = ising_sweep(s, Ising(), temperature=temperature, rule=rule, seed=seed, step=step)
         s = swept.spins
         if step >= burn_in and (step - burn_in) % thin == 0:
-            keys = torch.stack([swept.energy.round(), swept.magnetisation.abs().round()], 1).to(torch.int64).cpu().numpy()
+            keys = (
+                torch.stack([swept.energy.round(), swept.magnetisation.abs().round()], 1)
+                .to(torch.int64)
+                .cpu()
+                .numpy()
+            )
             uniq, cnt = np.unique(keys, axis=0, return_counts=True)
             for k, c in zip(map(tuple, uniq), cnt):
                 counts[k] = counts.get(k, 0) + int(c)
@@ -139,7 +166,12 @@ def _enumerated_law(temperature: float, coupling: float, field: float, size: int
     right, down = y * size + (x + 1) % size, ((y + 1) % size) * size + x
     energy = -coupling * (spins * (spins[:, right] + spins[:, down])).sum(1) - field * spins.sum(1)
     weights = np.exp(-(energy - energy.min()) / temperature)
-    return weights / weights.sum(), energy.astype(np.float64), spins.sum(1).astype(np.float64), spins
+    return (
+        weights / weights.sum(),
+        energy.astype(np.float64),
+        spins.sum(1).astype(np.float64),
+        spins,
+    )
 
 
 # (T, J, h): ordered in a field, near T_c, an antiferromagnet (J < 0; the lattice is bipartite, so

@@ -51,7 +51,9 @@ SITES = [
 
 
 def _z(per_chain: np.ndarray, expected: float) -> float:
-    return float((per_chain.mean() - expected) / (per_chain.std(ddof=1) / math.sqrt(len(per_chain))))
+    return float(
+        (per_chain.mean() - expected) / (per_chain.std(ddof=1) / math.sqrt(len(per_chain)))
+    )
 
 
 def test_exact_laws_reproduce_the_gaussian_closed_forms():
@@ -91,7 +93,9 @@ def test_mala_single_site_moments_and_acceptance(a, b, h, temperature, eta):
     model = Phi4(kappa=0.0, a=a, b=b, h=h)
     sums = np.zeros((4, chains))
     for step in range(steps):
-        r = mala_step(phi, model, step_size=eta, temperature=temperature, seed=23, step=step, ndim=1)
+        r = mala_step(
+            phi, model, step_size=eta, temperature=temperature, seed=23, step=step, ndim=1
+        )
         phi = r.phi
         x = phi[:, 0].double().cpu().numpy()
         sums += [x, x**2, x**4, r.accepted.double().cpu().numpy()]
@@ -113,7 +117,9 @@ def test_unadjusted_langevin_single_site_law_after_k_steps(a, b, h, temperature,
     model = Phi4(kappa=0.0, a=a, b=b, h=h)
     phi = torch.zeros(64, 256, dtype=torch.float64, device=DEVICE)
     for step in range(steps):
-        phi, _ = langevin_step(phi, model, step_size=eta, temperature=temperature, seed=29, step=step, ndim=1)
+        phi, _ = langevin_step(
+            phi, model, step_size=eta, temperature=temperature, seed=29, step=step, ndim=1
+        )
     x = phi.cpu().numpy().ravel()
     grid, law = site.ula_law(eta, steps)
     m = law_moments(grid, law, (1, 2, 4))
@@ -140,7 +146,9 @@ def test_mala_ring_matches_the_transfer_operator(kappa, a, b, h, temperature, et
     model = Phi4(kappa=kappa, a=a, b=b, h=h)
     sums = np.zeros((3, chains))
     for step in range(steps):
-        phi = mala_step(phi, model, step_size=eta, temperature=temperature, seed=31, step=step, ndim=1).phi
+        phi = mala_step(
+            phi, model, step_size=eta, temperature=temperature, seed=31, step=step, ndim=1
+        ).phi
         x = phi.double().cpu().numpy()
         sums += [x.mean(1), (x**2).mean(1), (x * np.roll(x, -1, 1)).mean(1)]
     exact = ring.moments()

@@ -75,7 +75,10 @@ def test_energy_and_gradient_are_the_documented_ones(shape, field_map):
     for c in range(2):
         assert float(e[c]) == pytest.approx(numpy_energy(theta[c], 0.8, h), rel=1e-12, abs=1e-12)
         t = torch.as_tensor(theta[c]).requires_grad_()
-        ref = torch_energy(t, 0.8, 0.0) - (torch.as_tensor(h, dtype=torch.float64) * torch.cos(t)).sum()
+        ref = (
+            torch_energy(t, 0.8, 0.0)
+            - (torch.as_tensor(h, dtype=torch.float64) * torch.cos(t)).sum()
+        )
         ref.backward()
         assert torch.allclose(g[c], t.grad, rtol=1e-12, atol=1e-12)
 
@@ -88,19 +91,35 @@ def test_curvature_bounds_the_hessian_and_is_reached_at_the_aligned_minimum():
     model = energy_models.info("xy")
     params = energy_models.resolve_parameters(model, {"J": J, "h": h})
     bound = model.curvature(params, 2)
-    hess = torch.autograd.functional.hessian(lambda t: torch_energy(t, J, h), torch.zeros(4, 4, dtype=torch.float64))
+    hess = torch.autograd.functional.hessian(
+        lambda t: torch_energy(t, J, h), torch.zeros(4, 4, dtype=torch.float64)
+    )
     eig = torch.linalg.eigvalsh(hess.reshape(16, 16))
-    assert float(eig.max()) == pytest.approx(bound, rel=1e-12) and bound == pytest.approx(4 * 2 * J + h)
+    assert float(eig.max()) == pytest.approx(bound, rel=1e-12) and bound == pytest.approx(
+        4 * 2 * J + h
+    )
     lo, hi = XYEnergy(J=J, h=h).hessian_bounds(math.pi, 2)
     for _ in range(5):
         t = torch.as_tensor(RNG.uniform(-math.pi, math.pi, size=(4, 4)))
-        eig = torch.linalg.eigvalsh(torch.autograd.functional.hessian(lambda t: torch_energy(t, J, h), t).reshape(16, 16))
+        eig = torch.linalg.eigvalsh(
+            torch.autograd.functional.hessian(lambda t: torch_energy(t, J, h), t).reshape(16, 16)
+        )
         assert lo <= float(eig.min()) and float(eig.max()) <= hi
 
 
 def run(shape, J, h, temperature, sampler="mala", count=4000, steps=400, **kw):
-    spec = sampling.SampleSpec("xy", {"J": J, "h": h}, shape, sampler, temperature=temperature, steps=steps,
-                               count=count, seed=5, dtype="float64", **kw)
+    spec = sampling.SampleSpec(
+        "xy",
+        {"J": J, "h": h},
+        shape,
+        sampler,
+        temperature=temperature,
+        steps=steps,
+        count=count,
+        seed=5,
+        dtype="float64",
+        **kw,
+    )
     return sampling.sample(spec)
 
 
@@ -113,7 +132,11 @@ def z(values: np.ndarray, exact: float) -> float:
 def test_single_sites_follow_the_von_mises_law(sampler, temperature):
     """One site (shape (1,): its own periodic neighbour, a constant bond): p(θ) ∝ exp(h cos θ / T)."""
     h = 1.0
-    kw = {"step_size": 0.3} if sampler == "mala" else {"step_size": 0.3, "temperatures": (temperature, 2 * temperature, 4 * temperature)}
+    kw = (
+        {"step_size": 0.3}
+        if sampler == "mala"
+        else {"step_size": 0.3, "temperatures": (temperature, 2 * temperature, 4 * temperature)}
+    )
     out = run((1,), 1.0, h, temperature, sampler, **kw)
     theta = out.samples[:, 0]
     assert np.all((-math.pi <= theta) & (theta < math.pi))  # wrapped (docstring of the model)
@@ -143,7 +166,9 @@ def test_a_ring_has_the_transfer_operator_energy(temperature):
 def quadrature_2x2(J: float, h: float, temperature: float, points: int = 24) -> tuple[float, float]:
     """(<E>, <cos θ_00>) of the periodic 2×2 lattice by the trapezoid rule over the four angles."""
     t = np.arange(points) * 2 * np.pi / points
-    a, b, c, e = np.meshgrid(t, t, t, t, indexing="ij", sparse=True)  # sites (0,0), (0,1), (1,0), (1,1)
+    a, b, c, e = np.meshgrid(
+        t, t, t, t, indexing="ij", sparse=True
+    )  # sites (0,0), (0,1), (1,0), (1,1)
     # each pair of neighbours is bonded twice on a periodic 2×2 lattice (i+e and i−e coincide)
     bonds = 2 * (np.cos(b - a) + np.cos(c - a) + np.cos(e - b) + np.cos(e - c))
     energy = -J * bonds - h * (np.cos(a) + np.cos(b) + np.cos(c) + np.cos(e))
@@ -156,15 +181,18 @@ def test_quadrature_reference_matches_the_engines_energy():
     theta = RNG.uniform(-math.pi, math.pi, size=(2, 2))
     a, b, c, e = theta[0, 0], theta[0, 1], theta[1, 0], theta[1, 1]
     bonds = 2 * (math.cos(b - a) + math.cos(c - a) + math.cos(e - b) + math.cos(e - c))
-    assert -0.7 * bonds - 0.3 * (math.cos(a) + math.cos(b) + math.cos(c) + math.cos(e)) == pytest.approx(
-        numpy_energy(theta, 0.7, 0.3), rel=1e-12)
+    assert -0.7 * bonds - 0.3 * (
+        math.cos(a) + math.cos(b) + math.cos(c) + math.cos(e)
+    ) == pytest.approx(numpy_energy(theta, 0.7, 0.3), rel=1e-12)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_a_2x2_lattice_in_a_field_has_the_quadrature_law(temperature):
     J, h = 0.5, 0.5
     energy, cos00 = quadrature_2x2(J, h, temperature)
-    assert quadrature_2x2(J, h, temperature, points=32) == pytest.approx((energy, cos00), rel=1e-10)  # converged
+    assert quadrature_2x2(J, h, temperature, points=32) == pytest.approx(
+        (energy, cos00), rel=1e-10
+    )  # converged
     out = run((2, 2), J, h, temperature, "mala", steps=600, step_size=0.15)
     assert abs(z(out.energy, energy)) < Z_MAX
     assert abs(z(np.cos(out.samples[:, 0, 0]), cos00)) < Z_MAX
@@ -174,29 +202,52 @@ def test_a_wrong_temperature_is_detected():
     """Negative control: samples drawn at T = 1 fail the T = 0.4 von Mises law by far."""
     theta = run((1,), 1.0, 1.0, 1.0, "mala", step_size=0.3).samples[:, 0]
     k = 1.0 / 0.4
-    assert abs(z(np.cos(theta), scipy.special.iv(1, k) / scipy.special.iv(0, k))) > 4 * Z_MAX  # measured 35
+    assert (
+        abs(z(np.cos(theta), scipy.special.iv(1, k) / scipy.special.iv(0, k))) > 4 * Z_MAX
+    )  # measured 35
 
 
 def test_estimate_is_what_a_run_reports():
-    spec = sampling.SampleSpec("xy", {}, (6, 8), "replica-exchange", steps=30, count=3, temperatures=(1.0, 2.0))
-    assert sampling.estimate(spec).site_updates == sampling.sample(spec).site_updates == 48 * 3 * 30 * 2
+    spec = sampling.SampleSpec(
+        "xy", {}, (6, 8), "replica-exchange", steps=30, count=3, temperatures=(1.0, 2.0)
+    )
+    assert (
+        sampling.estimate(spec).site_updates
+        == sampling.sample(spec).site_updates
+        == 48 * 3 * 30 * 2
+    )
 
 
 # --- served end to end ----------------------------------------------------------------------------
 
+
 def test_xy_is_listed_and_sampled_over_the_wire(client: Client):
-    listed = {m.name: m for m in client.call(client.diffusion_stub.ListEnergyModels, d.ListEnergyModelsRequest()).energy_models}
+    listed = {
+        m.name: m
+        for m in client.call(
+            client.diffusion_stub.ListEnergyModels, d.ListEnergyModelsRequest()
+        ).energy_models
+    }
     xy = listed["xy"]
     assert [p.name for p in xy.parameters] == ["J", "h"] and list(xy.constraints) == []
-    assert d.SAMPLER_KIND_MALA in xy.samplers and d.SAMPLER_KIND_REVERSE_DIFFUSION not in xy.samplers
-    request = d.SampleRequest(energy_model=d.EnergyModelSpec(name="xy", parameters={"J": 1.0, "h": 0.2}), shape=[8, 8],
-                              sample_count=2, seed=3, sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_MALA, steps=60, temperature=0.8))
+    assert (
+        d.SAMPLER_KIND_MALA in xy.samplers and d.SAMPLER_KIND_REVERSE_DIFFUSION not in xy.samplers
+    )
+    request = d.SampleRequest(
+        energy_model=d.EnergyModelSpec(name="xy", parameters={"J": 1.0, "h": 0.2}),
+        shape=[8, 8],
+        sample_count=2,
+        seed=3,
+        sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_MALA, steps=60, temperature=0.8),
+    )
     result = list(client.sample(request))[-1].result
     assert result.usage.site_updates == 64 * 2 * 60
     for s in result.samples:
         theta = from_field(s.field)
         assert theta.dtype == np.float32 and np.all((-math.pi <= theta) & (theta < math.pi))
-        assert s.diagnostics.energy == pytest.approx(numpy_energy(theta.astype(np.float64), 1.0, 0.2), rel=1e-5)
+        assert s.diagnostics.energy == pytest.approx(
+            numpy_energy(theta.astype(np.float64), 1.0, 0.2), rel=1e-5
+        )
         assert 0 < s.diagnostics.acceptance_rate <= 1
     for kind in (d.SAMPLER_KIND_GIBBS, d.SAMPLER_KIND_REVERSE_DIFFUSION):
         request.sampler.kind = kind

@@ -34,7 +34,9 @@ def generate(
     spin_up: Annotated[float, typer.Option(help="Time simulated before the first frame.")] = 100.0,
     drag: Annotated[float, typer.Option(help="Linear drag alpha.")] = 0.1,
     forcing_wavenumber: Annotated[int, typer.Option(help="n of the forcing sin(n y).")] = 4,
-    dt: Annotated[float, typer.Option(help="Solver step; 0 picks one from the laminar velocity.")] = 0.0,
+    dt: Annotated[
+        float, typer.Option(help="Solver step; 0 picks one from the laminar velocity.")
+    ] = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Simulate 2-D Kolmogorov flow (pseudo-spectral Navier-Stokes) and write vorticity and kinetic energy frames."""
@@ -47,25 +49,49 @@ def generate(
         from idf.engine.flows.navier_stokes import FlowSpec
     except ImportError as e:
         needs_server_extra(e, "simulation", json_out)
-    spec = FlowSpec(resolution=resolution, reynolds=re, drag=drag, forcing_wavenumber=forcing_wavenumber, dt=dt)
+    spec = FlowSpec(
+        resolution=resolution, reynolds=re, drag=drag, forcing_wavenumber=forcing_wavenumber, dt=dt
+    )
     from rich.progress import Progress
 
     try:
         with Progress(console=console, transient=True, disable=json_out) as bar:
             task = bar.add_task("simulating", total=duration)
-            flow_runs.generate(spec, seed, out, duration=duration, frame_interval=frame_interval, spin_up=spin_up,
-                               progress=lambda t, n: bar.update(task, completed=t, total=n))
+            flow_runs.generate(
+                spec,
+                seed,
+                out,
+                duration=duration,
+                frame_interval=frame_interval,
+                spin_up=spin_up,
+                progress=lambda t, n: bar.update(task, completed=t, total=n),
+            )
     except ParameterError as e:
         fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
     frames, attrs = flow_runs.read(out)
-    emit({"out": str(out), "frames": len(frames), "resolution": resolution, "reynolds": re,
-          "viscosity": attrs["viscosity"], "frame_interval": attrs["frame_interval"], "dt": attrs["dt"]},
-         json_out, "generated")
+    emit(
+        {
+            "out": str(out),
+            "frames": len(frames),
+            "resolution": resolution,
+            "reynolds": re,
+            "viscosity": attrs["viscosity"],
+            "frame_interval": attrs["frame_interval"],
+            "dt": attrs["dt"],
+        },
+        json_out,
+        "generated",
+    )
 
 
 def regime(
-    data: Annotated[Path, typer.Option(help="A run written by idf data generate (or any HDF5 'field' (T, n, n)).")],
-    frame_interval: Annotated[float, typer.Option(help="Time between frames; 0 reads the file's.")] = 0.0,
+    data: Annotated[
+        Path,
+        typer.Option(help="A run written by idf data generate (or any HDF5 'field' (T, n, n))."),
+    ],
+    frame_interval: Annotated[
+        float, typer.Option(help="Time between frames; 0 reads the file's.")
+    ] = 0.0,
     last: Annotated[int, typer.Option(min=0, help="Use the last N frames (0: all).")] = 0,
     server: ServerOpt = None,
     json_out: JsonOpt = False,
@@ -73,23 +99,45 @@ def regime(
 ) -> None:
     """Detect the flow regime (steady, periodic, chaotic) of a window of vorticity frames."""
     frames, _, times = _load_run(data, json_out)
-    interval = frame_interval or (float(np.mean(np.diff(times))) if times is not None and len(times) > 1 else 0.0)
+    interval = frame_interval or (
+        float(np.mean(np.diff(times))) if times is not None and len(times) > 1 else 0.0
+    )
     if interval <= 0:
         fail("the file has no time axis: give --frame-interval", as_json=json_out)
     window = frames[-last:] if last else frames
     with connected(server, timeout, json_out) as c:
         answer = c.detect_regime(list(window), interval)
-    emit({"regime": answer.regime, **{f"p_{name}": p for name, p in answer.probabilities.items()},
-          "frames_needed": answer.frames_needed, "model": answer.model, **answer.features}, json_out, "regime")
+    emit(
+        {
+            "regime": answer.regime,
+            **{f"p_{name}": p for name, p in answer.probabilities.items()},
+            "frames_needed": answer.frames_needed,
+            "model": answer.model,
+            **answer.features,
+        },
+        json_out,
+        "regime",
+    )
 
 
 def forecast(
-    data: Annotated[Path, typer.Option(help="A 64x64 run written by idf data generate (or any HDF5 'field' (T, n, n)).")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="A 64x64 run written by idf data generate (or any HDF5 'field' (T, n, n))."
+        ),
+    ],
     steps: Annotated[int, typer.Option(min=1, help="Frames to forecast (0.5 time units apart).")],
-    out: Annotated[Path, typer.Option(help="Where to write mean, stddev and frame_interval (.npz).")],
-    reynolds: Annotated[float, typer.Option(help="Reynolds number; 0 reads the file's 'reynolds' attribute.")] = 0.0,
+    out: Annotated[
+        Path, typer.Option(help="Where to write mean, stddev and frame_interval (.npz).")
+    ],
+    reynolds: Annotated[
+        float, typer.Option(help="Reynolds number; 0 reads the file's 'reynolds' attribute.")
+    ] = 0.0,
     model: Annotated[str, typer.Option(help="Learned flow forecaster.")] = "nvp-kolmogorov-64",
-    members: Annotated[int, typer.Option(min=0, help="Ensemble members (0: the model's default).")] = 0,
+    members: Annotated[
+        int, typer.Option(min=0, help="Ensemble members (0: the model's default).")
+    ] = 0,
     seed: Annotated[int, typer.Option(min=0, help="Ensemble seed.")] = 0,
     server: ServerOpt = None,
     json_out: JsonOpt = False,
@@ -106,12 +154,29 @@ def forecast(
         if not reynolds:
             fail(f"{data} has no 'reynolds' attribute: give --reynolds", as_json=json_out)
     with connected(server, timeout, json_out) as c:
-        answer = c.predict(list(frames[-2:]), steps, model=model, reynolds=reynolds, ensemble_members=members, seed=seed,
-                           spacing=meta.spacing)
+        answer = c.predict(
+            list(frames[-2:]),
+            steps,
+            model=model,
+            reynolds=reynolds,
+            ensemble_members=members,
+            seed=seed,
+            spacing=meta.spacing,
+        )
     np.savez(out, mean=answer.frames, stddev=answer.stddev, frame_interval=answer.frame_interval)
-    emit({"out": str(out), "frames": steps, "model": answer.model, "reynolds": reynolds,
-          "frame_interval": answer.frame_interval, "mean_stddev_last": float(np.mean(answer.stddev[-1])),
-          "charged_ceu": answer.usage.charged_ceu}, json_out, "forecast")
+    emit(
+        {
+            "out": str(out),
+            "frames": steps,
+            "model": answer.model,
+            "reynolds": reynolds,
+            "frame_interval": answer.frame_interval,
+            "mean_stddev_last": float(np.mean(answer.stddev[-1])),
+            "charged_ceu": answer.usage.charged_ceu,
+        },
+        json_out,
+        "forecast",
+    )
 
 
 def _load_run(data: Path, json_out: bool) -> tuple:

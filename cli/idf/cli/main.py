@@ -40,10 +40,18 @@ app.add_typer(market_app, name="market")
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option(help="TCP port; 0 picks a free one [default: 50051].")] = None,
-    rest_port: Annotated[Optional[int], typer.Option(help="Also serve REST/JSON on this port [default: off].")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML config file (else IDF_CONFIG).")] = None,
+    host: Annotated[
+        Optional[str], typer.Option(help="Interface to listen on [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        Optional[int], typer.Option(help="TCP port; 0 picks a free one [default: 50051].")
+    ] = None,
+    rest_port: Annotated[
+        Optional[int], typer.Option(help="Also serve REST/JSON on this port [default: off].")
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="TOML config file (else IDF_CONFIG).")
+    ] = None,
     log_format: Annotated[Optional[str], typer.Option(help="json or text.")] = None,
 ) -> None:
     """Run the gRPC server until SIGTERM/SIGINT (then shut down gracefully)."""
@@ -59,7 +67,9 @@ def serve(
             "pip install 'industriverse-sdk[server]'"
         )
     try:
-        settings = Settings.load(config, host=host, port=port, rest_port=rest_port, log_format=log_format)
+        settings = Settings.load(
+            config, host=host, port=port, rest_port=rest_port, log_format=log_format
+        )
     except (FileNotFoundError, ValueError) as e:
         fail(f"bad configuration: {e}")
     configure(settings.log_level, settings.log_format)
@@ -134,16 +144,34 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
 
 @app.command()
 def predict(
-    energy_map: Annotated[Path, typer.Option("--energy-map", help="Field to advance (.npy or .npz).")],
+    energy_map: Annotated[
+        Path, typer.Option("--energy-map", help="Field to advance (.npy or .npz).")
+    ],
     steps: Annotated[int, typer.Option(min=1, help="Number of future frames.")],
-    out: Annotated[Path, typer.Option(help="Where to write the frames (.npy, shape (steps, ...)).")],
-    diffusivity: Annotated[float, typer.Option(min=0, help="kappa, spacing^2 per unit time.")] = 0.1,
-    velocity: Annotated[Optional[str], typer.Option(help="Advecting velocity, one value per axis: 'vy,vx'.")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where to write the frames (.npy, shape (steps, ...)).")
+    ],
+    diffusivity: Annotated[
+        float, typer.Option(min=0, help="kappa, spacing^2 per unit time.")
+    ] = 0.1,
+    velocity: Annotated[
+        Optional[str], typer.Option(help="Advecting velocity, one value per axis: 'vy,vx'.")
+    ] = None,
     dt: Annotated[float, typer.Option(min=0, help="Solver time step; 0 = largest stable.")] = 0.0,
     substeps: Annotated[int, typer.Option(min=1, help="Solver steps per returned frame.")] = 1,
-    boundary: Annotated[Optional[str], typer.Option(help="periodic, zero-flux or fixed-value [default: from the file, else periodic].")] = None,
-    boundary_value: Annotated[Optional[float], typer.Option(help="Value outside the grid for fixed-value.")] = None,
-    spacing: Annotated[Optional[str], typer.Option(help="Grid spacing per axis: 'dy,dx' [default: from the file, else 1].")] = None,
+    boundary: Annotated[
+        Optional[str],
+        typer.Option(
+            help="periodic, zero-flux or fixed-value [default: from the file, else periodic]."
+        ),
+    ] = None,
+    boundary_value: Annotated[
+        Optional[float], typer.Option(help="Value outside the grid for fixed-value.")
+    ] = None,
+    spacing: Annotated[
+        Optional[str],
+        typer.Option(help="Grid spacing per axis: 'dy,dx' [default: from the file, else 1]."),
+    ] = None,
     server: ServerOpt = None,
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = 300.0,
@@ -174,9 +202,10 @@ def predict(
     totals: list[float] = []
     from rich.progress import Progress
 
-    with connected(server, timeout, json_out) as client, Progress(
-        console=console, transient=True, disable=json_out or steps <= chunk
-    ) as bar:
+    with (
+        connected(server, timeout, json_out) as client,
+        Progress(console=console, transient=True, disable=json_out or steps <= chunk) as bar,
+    ):
         task = bar.add_task("forecasting", total=steps)
         present = field
         while len(frames) < steps:
@@ -199,7 +228,9 @@ def predict(
             "cfl": result.cfl,
             "total_start": start_total,
             "total_end": totals[-1],
-            "total_relative_change": (totals[-1] - start_total) / start_total if start_total else float("nan"),
+            "total_relative_change": (totals[-1] - start_total) / start_total
+            if start_total
+            else float("nan"),
         },
         json_out,
         title="forecast",

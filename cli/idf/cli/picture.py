@@ -8,7 +8,9 @@ import numpy as np
 from PIL import Image
 
 # anchor colours of matplotlib's viridis at 0, 0.25, 0.5, 0.75, 1 (linear in between)
-_ANCHORS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
+_ANCHORS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
+)
 
 
 def colour(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -22,10 +24,23 @@ def colour(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def write_png(path: Path, fields: np.ndarray | list[np.ndarray], *, scale: int = 0, per_row: int = 8,
-              shared_scale: bool = True) -> Path:
+def write_png(
+    path: Path,
+    fields: np.ndarray | list[np.ndarray],
+    *,
+    scale: int = 0,
+    per_row: int = 8,
+    shared_scale: bool = True,
+) -> Path:
     """Tile 2-D fields (a 2-D array, or a stack) into one PNG, each enlarged to about 256 pixels."""
-    stack = [np.asarray(f, dtype=np.float64) for f in (fields if isinstance(fields, list) else np.asarray(fields).reshape(-1, *np.asarray(fields).shape[-2:]))]
+    stack = [
+        np.asarray(f, dtype=np.float64)
+        for f in (
+            fields
+            if isinstance(fields, list)
+            else np.asarray(fields).reshape(-1, *np.asarray(fields).shape[-2:])
+        )
+    ]
     if any(f.ndim != 2 for f in stack):
         raise ValueError("pictures are of 2-D fields")
     h, w = stack[0].shape
@@ -38,7 +53,15 @@ def write_png(path: Path, fields: np.ndarray | list[np.ndarray], *, scale: int =
         tiles.append(np.kron(colour(f, low, high), np.ones((scale, scale, 1), dtype=np.uint8)))
     rows = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
     pad = 4
-    canvas = np.full((len(rows) * (h * scale + pad) - pad, min(len(tiles), per_row) * (w * scale + pad) - pad, 3), 255, np.uint8)
+    canvas = np.full(
+        (
+            len(rows) * (h * scale + pad) - pad,
+            min(len(tiles), per_row) * (w * scale + pad) - pad,
+            3,
+        ),
+        255,
+        np.uint8,
+    )
     for r, row in enumerate(rows):
         for c, tile in enumerate(row):
             y, x = r * (h * scale + pad), c * (w * scale + pad)

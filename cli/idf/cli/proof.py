@@ -22,7 +22,9 @@ from idf.client.proofs import (
 )
 from idf.v1 import proof_pb2
 
-proof_app = typer.Typer(help="Proof records: keys, log heads, offline verification.", no_args_is_help=True)
+proof_app = typer.Typer(
+    help="Proof records: keys, log heads, offline verification.", no_args_is_help=True
+)
 
 
 def _load(path: Path, dataset: str, json_out: bool):  # noqa: ANN202
@@ -36,12 +38,21 @@ def _load(path: Path, dataset: str, json_out: bool):  # noqa: ANN202
 
 def validate(
     prediction: Annotated[Path, typer.Option(help="The field to validate (.npy, .npz or .h5).")],
-    ground_truth: Annotated[Path, typer.Option("--ground-truth", help="Reference of the same shape (.npy, .npz or .h5).")],
-    policy: Annotated[str, typer.Option(help="Policy name (idf proof policies).")] = "forecast-default",
+    ground_truth: Annotated[
+        Path,
+        typer.Option("--ground-truth", help="Reference of the same shape (.npy, .npz or .h5)."),
+    ],
+    policy: Annotated[
+        str, typer.Option(help="Policy name (idf proof policies).")
+    ] = "forecast-default",
     dataset: Annotated[str, typer.Option(help="HDF5 dataset name.")] = "field",
-    producer: Annotated[str, typer.Option(help="Who produced the prediction: name[@version].")] = "",
+    producer: Annotated[
+        str, typer.Option(help="Who produced the prediction: name[@version].")
+    ] = "",
     out: Annotated[Optional[Path], typer.Option(help="Write the proof (JSON) here.")] = None,
-    request_id: Annotated[str, typer.Option(help="Idempotency key: a retry returns the first proof.")] = "",
+    request_id: Annotated[
+        str, typer.Option(help="Idempotency key: a retry returns the first proof.")
+    ] = "",
     server: ServerOpt = None,
     json_out: JsonOpt = False,
     timeout: TimeoutOpt = 120.0,
@@ -53,13 +64,28 @@ def validate(
         ref = ref.astype(pred.dtype)  # files differ in precision more often than in meaning
     name, _, version = producer.partition("@")
     with connected(server, timeout, json_out) as c:
-        proof = c.create_proof(prediction=pred, reference=ref, policy=policy, producer=(name, version), request_id=request_id)
+        proof = c.create_proof(
+            prediction=pred,
+            reference=ref,
+            policy=policy,
+            producer=(name, version),
+            request_id=request_id,
+        )
     if out:
         out.write_text(proof_to_json(proof))
     verdict = proof_pb2.Verdict.Name(proof.verdict).removeprefix("VERDICT_")
     if json_out:
-        print(json.dumps({"proof": proof.name, "verdict": verdict, "policy": proof.policy,
-                          "metrics": {m.name: m.value for m in proof.metrics}, "out": str(out) if out else None}))
+        print(
+            json.dumps(
+                {
+                    "proof": proof.name,
+                    "verdict": verdict,
+                    "policy": proof.policy,
+                    "metrics": {m.name: m.value for m in proof.metrics},
+                    "out": str(out) if out else None,
+                }
+            )
+        )
     else:
         from rich.table import Table
 
@@ -69,7 +95,12 @@ def validate(
         checks = {c.metric: c for c in proof.checks}
         for m in proof.metrics:
             c = checks.get(m.name)
-            mark = "" if c is None else f"{c.comparison} {c.threshold:g}: " + ("[green]pass[/]" if c.verdict == proof_pb2.VERDICT_PASS else "[red]FAIL[/]")
+            mark = (
+                ""
+                if c is None
+                else f"{c.comparison} {c.threshold:g}: "
+                + ("[green]pass[/]" if c.verdict == proof_pb2.VERDICT_PASS else "[red]FAIL[/]")
+            )
             table.add_row(m.name, f"{m.value:.6g}", mark)
         console.print(table)
         if out:
@@ -79,8 +110,12 @@ def validate(
 
 
 @proof_app.command("key")
-def key(out: Annotated[Path, typer.Option(help="Where to write the PEM public key.")], server: ServerOpt = None,
-        json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
+def key(
+    out: Annotated[Path, typer.Option(help="Where to write the PEM public key.")],
+    server: ServerOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
     """Save the log's public key (check its fingerprint out of band once)."""
     with connected(server, timeout, json_out) as c:
         raw = c.public_key()
@@ -89,15 +124,23 @@ def key(out: Annotated[Path, typer.Option(help="Where to write the PEM public ke
 
 
 @proof_app.command("head")
-def head(out: Annotated[Path, typer.Option(help="Where to write the head (JSON).")],
-         since: Annotated[int, typer.Option(help="Also fetch a consistency proof from this tree size.")] = 0,
-         server: ServerOpt = None, json_out: JsonOpt = False, timeout: TimeoutOpt = 10.0) -> None:
+def head(
+    out: Annotated[Path, typer.Option(help="Where to write the head (JSON).")],
+    since: Annotated[
+        int, typer.Option(help="Also fetch a consistency proof from this tree size.")
+    ] = 0,
+    server: ServerOpt = None,
+    json_out: JsonOpt = False,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
     """Save the current signed log head, with a consistency proof from --since."""
     with connected(server, timeout, json_out) as c:
         cp = c.checkpoint()
         hashes = c.consistency_proof(since, cp.tree_size) if since else []
-    doc = {"checkpoint": json_format.MessageToDict(cp, preserving_proto_field_name=True),
-           "consistency": {"first_tree_size": since, "hashes": [h.hex() for h in hashes]}}
+    doc = {
+        "checkpoint": json_format.MessageToDict(cp, preserving_proto_field_name=True),
+        "consistency": {"first_tree_size": since, "hashes": [h.hex() for h in hashes]},
+    }
     out.write_text(json.dumps(doc, indent=2))
     emit({"out": str(out), "tree_size": cp.tree_size}, json_out)
 
@@ -105,9 +148,15 @@ def head(out: Annotated[Path, typer.Option(help="Where to write the head (JSON).
 @proof_app.command("verify")
 def verify(
     proof_file: Annotated[Path, typer.Argument(help="A proof written by `idf validate --out`.")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="The log's public key (PEM or hex).")],
-    head_file: Annotated[Optional[Path], typer.Option("--head", help="A newer head from `idf proof head --since N`.")] = None,
-    prediction: Annotated[Optional[Path], typer.Option(help="Check this file is the validated prediction.")] = None,
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The log's public key (PEM or hex).")
+    ],
+    head_file: Annotated[
+        Optional[Path], typer.Option("--head", help="A newer head from `idf proof head --since N`.")
+    ] = None,
+    prediction: Annotated[
+        Optional[Path], typer.Option(help="Check this file is the validated prediction.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Verify a proof offline: signatures, inclusion, consistency with a newer head — no server."""
@@ -119,18 +168,27 @@ def verify(
             doc = json.loads(head_file.read_text())
             newer = json_format.ParseDict(doc["checkpoint"], proof_pb2.Checkpoint())
             if doc["consistency"]["first_tree_size"] != proof.checkpoint.tree_size:
-                fail(f"--head's consistency proof starts at size {doc['consistency']['first_tree_size']}, "
-                     f"the proof's checkpoint has size {proof.checkpoint.tree_size}", as_json=json_out)
+                fail(
+                    f"--head's consistency proof starts at size {doc['consistency']['first_tree_size']}, "
+                    f"the proof's checkpoint has size {proof.checkpoint.tree_size}",
+                    as_json=json_out,
+                )
             consistency = [bytes.fromhex(h) for h in doc["consistency"]["hashes"]]
         arrays = {"prediction": load_energy_map(prediction)[0]} if prediction else None
     except (OSError, ValueError, KeyError, FormatError) as e:
         fail(f"cannot read the inputs: {e}", as_json=json_out)
-    result = verify_proof(proof, key_, newer_checkpoint=newer, consistency=consistency, arrays=arrays)
+    result = verify_proof(
+        proof, key_, newer_checkpoint=newer, consistency=consistency, arrays=arrays
+    )
     if json_out:
         print(json.dumps({"ok": result.ok, "checks": result.checks, "failures": result.failures}))
     else:
         for name, passed in result.checks.items():
             console.print(f"{'[green]ok[/]  ' if passed else '[red]BAD[/] '} {name}")
-        console.print("[bold green]VERIFIED[/]" if result.ok else f"[bold red]NOT VERIFIED[/]: {'; '.join(result.failures)}")
+        console.print(
+            "[bold green]VERIFIED[/]"
+            if result.ok
+            else f"[bold red]NOT VERIFIED[/]: {'; '.join(result.failures)}"
+        )
     if not result.ok:
         raise typer.Exit(5)

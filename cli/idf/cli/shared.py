@@ -13,10 +13,15 @@ from idf.cli.output import REJECTED, UNREACHABLE, fail
 from idf.client import Client, IdfError, UnavailableError, default_target
 
 ServerOpt = Annotated[
-    Optional[str], typer.Option("--server", help="HOST:PORT of the server [default: IDF_SERVER or localhost:50051].")
+    Optional[str],
+    typer.Option(
+        "--server", help="HOST:PORT of the server [default: IDF_SERVER or localhost:50051]."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")
+]
 
 
 @contextlib.contextmanager
@@ -42,4 +47,7 @@ def writable_output(out: Path, suffixes: tuple[str, ...], as_json: bool) -> None
 
 
 def needs_server_extra(error: ImportError, what: str, as_json: bool) -> None:
-    fail(f"{what} needs the server extra (pip install 'industriverse-sdk[server]'): {error}", as_json=as_json)
+    fail(
+        f"{what} needs the server extra (pip install 'industriverse-sdk[server]'): {error}",
+        as_json=as_json,
+    )

@@ -21,19 +21,32 @@ from idf.cli.shared import needs_server_extra, writable_output
 train_app = typer.Typer(help="Train learned models locally.", no_args_is_help=True)
 
 # options every checkpointed trainer takes
-CheckpointOut = Annotated[Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")]
+CheckpointOut = Annotated[
+    Path, typer.Option(help="Checkpoint file (.safetensors); resumed when it exists.")
+]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed: same seed and options, same weights.")]
 EveryOpt = Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")]
 ThreadsOpt = Annotated[int, typer.Option(min=0, help="CPU threads (0: torch's default).")]
 FreshOpt = Annotated[bool, typer.Option(help="Start over even if --out exists.")]
-JsonLinesOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")]
+JsonLinesOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON lines instead of a progress bar.")
+]
 StepsOpt = Annotated[int, typer.Option(min=1, help="Optimizer steps.")]
 WidthOpt = Annotated[int, typer.Option(min=4, help="U-Net base channels.")]
 RateOpt = Annotated[float, typer.Option(min=0, help="Adam learning rate.")]
 
 
-def _run(train, config, out: Path, *, fresh: bool, command: str, steps: int, json_out: bool,  # noqa: ANN001
-         report_every: int) -> None:
+def _run(
+    train,
+    config,
+    out: Path,
+    *,
+    fresh: bool,
+    command: str,
+    steps: int,
+    json_out: bool,  # noqa: ANN001
+    report_every: int,
+) -> None:
     """Run a trainer with a progress bar (or JSON lines), Ctrl-C saving and stopping, and its
     errors as CLI failures naming the option."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -42,19 +55,36 @@ def _run(train, config, out: Path, *, fresh: bool, command: str, steps: int, jso
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *a: stop.set())
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss={task.fields[loss]:.4g}"),
+        TimeRemainingColumn(),
+    )
     try:
         with Progress(*columns, console=console, transient=True, disable=json_out) as bar:
             task = bar.add_task("training", total=None, loss=float("nan"))
 
             def report(p):  # noqa: ANN001 - TrainProgress or NvpProgress
-                bar.update(task, description=getattr(p, "stage", "training"), completed=p.step, total=p.total, loss=p.loss)
+                bar.update(
+                    task,
+                    description=getattr(p, "stage", "training"),
+                    completed=p.step,
+                    total=p.total,
+                    loss=p.loss,
+                )
                 if json_out:
                     print(json.dumps(vars(p)), flush=True)
 
-            train(config, out, resume=not fresh, command=command, progress=report, should_stop=stop.is_set,
-                  report_every=max(1, min(report_every, steps // 20)))
+            train(
+                config,
+                out,
+                resume=not fresh,
+                command=command,
+                progress=report,
+                should_stop=stop.is_set,
+                report_every=max(1, min(report_every, steps // 20)),
+            )
     except ParameterError as e:
         fail(f"--{e.parameter.replace('_', '-')}: {e.reason}", as_json=json_out)
     except Cancelled as e:
@@ -84,18 +114,40 @@ def diffusion(
         from idf.engine.training.diffusion import TrainConfig, train
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
-    config = TrainConfig(family=family, side=side, steps=steps, batch=batch, width=width, learning_rate=learning_rate,
-                         seed=seed, checkpoint_every=checkpoint_every, threads=threads)
-    command = (f"idf train diffusion --family {family} --side {side} --steps {steps} --batch {batch} --width {width} "
-               f"--learning-rate {learning_rate} --seed {seed} --out {out.name}")
-    _run(train, config, out, fresh=fresh, command=command, steps=steps, json_out=json_out, report_every=50)
+    config = TrainConfig(
+        family=family,
+        side=side,
+        steps=steps,
+        batch=batch,
+        width=width,
+        learning_rate=learning_rate,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        threads=threads,
+    )
+    command = (
+        f"idf train diffusion --family {family} --side {side} --steps {steps} --batch {batch} --width {width} "
+        f"--learning-rate {learning_rate} --seed {seed} --out {out.name}"
+    )
+    _run(
+        train,
+        config,
+        out,
+        fresh=fresh,
+        command=command,
+        steps=steps,
+        json_out=json_out,
+        report_every=50,
+    )
     emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")
 
 
 @train_app.command()
 def regime(
     out: Annotated[Path, typer.Option(help="Detector file to write (.json).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a progress bar.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a progress bar.")
+    ] = False,
 ) -> None:
     """Simulate labelled Kolmogorov trajectories, fit the regime detector, report held-out accuracy."""
     writable_output(out, (".json",), json_out)
@@ -107,10 +159,20 @@ def regime(
 
     with Progress(console=console, transient=True, disable=json_out) as bar:
         task = bar.add_task("simulating", total=None)
-        report = regime_detector.train(out, command=f"idf train regime --out {out.name}",
-                                       progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n))
-    emit({"out": str(out), **{k: v for k, v in report.items() if k != "held_out_confusion"},
-          "held_out_confusion": json.dumps(report["held_out_confusion"])}, json_out, "regime detector")
+        report = regime_detector.train(
+            out,
+            command=f"idf train regime --out {out.name}",
+            progress=lambda stage, i, n: bar.update(task, description=stage, completed=i, total=n),
+        )
+    emit(
+        {
+            "out": str(out),
+            **{k: v for k, v in report.items() if k != "held_out_confusion"},
+            "held_out_confusion": json.dumps(report["held_out_confusion"]),
+        },
+        json_out,
+        "regime detector",
+    )
 
 
 @train_app.command()
@@ -118,7 +180,9 @@ def nvp(
     out: CheckpointOut,
     steps: StepsOpt = 2000,
     batch: Annotated[int, typer.Option(min=1, help="Forecasts per step.")] = 8,
-    rollout: Annotated[int, typer.Option(min=1, help="Frames rolled out per forecast in the loss.")] = 4,
+    rollout: Annotated[
+        int, typer.Option(min=1, help="Frames rolled out per forecast in the loss.")
+    ] = 4,
     width: WidthOpt = 16,
     learning_rate: RateOpt = 1e-3,
     frames: Annotated[int, typer.Option(min=3, help="Frames per training trajectory.")] = 240,
@@ -134,9 +198,29 @@ def nvp(
         from idf.engine.training.nvp import NvpConfig, train
     except ImportError as e:
         needs_server_extra(e, "training", json_out)
-    config = NvpConfig(steps=steps, batch=batch, rollout=rollout, width=width, learning_rate=learning_rate,
-                       frames=frames, seed=seed, checkpoint_every=checkpoint_every, threads=threads)
-    command = (f"idf train nvp --steps {steps} --batch {batch} --rollout {rollout} --width {width} "
-               f"--learning-rate {learning_rate} --frames {frames} --seed {seed} --out {out.name}")
-    _run(train, config, out, fresh=fresh, command=command, steps=steps, json_out=json_out, report_every=20)
+    config = NvpConfig(
+        steps=steps,
+        batch=batch,
+        rollout=rollout,
+        width=width,
+        learning_rate=learning_rate,
+        frames=frames,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        threads=threads,
+    )
+    command = (
+        f"idf train nvp --steps {steps} --batch {batch} --rollout {rollout} --width {width} "
+        f"--learning-rate {learning_rate} --frames {frames} --seed {seed} --out {out.name}"
+    )
+    _run(
+        train,
+        config,
+        out,
+        fresh=fresh,
+        command=command,
+        steps=steps,
+        json_out=json_out,
+        report_every=20,
+    )
     emit({"out": str(out), "steps": steps, "reproduce": command}, json_out, "trained")

@@ -35,7 +35,7 @@ def grid_dims(shape: Sequence[int], ndim: int) -> tuple[int, int, int, int]:
         raise ValueError(f"shape {tuple(shape)} has fewer than {ndim} axes")
     grid = list(shape[len(shape) - ndim :])
     batch = math.prod(shape[: len(shape) - ndim])
-    nz, ny, nx = ([1] * (3 - ndim) + grid)
+    nz, ny, nx = [1] * (3 - ndim) + grid
     return batch, nz, ny, nx
 
 
@@ -50,7 +50,7 @@ def launch_grid(sites: int, batch: int, block: int = BLOCK) -> tuple[int, int]:
 
 
 @triton.jit
-def coords(offs, NX, NY, NZ):
+def coords(offs, NX, NY, NZ):  # type: ignore[no-untyped-def]
     """(x, y, z) of flat site indices within one chain."""
     x = offs % NX
     y = (offs // NX) % NY
@@ -59,7 +59,7 @@ def coords(offs, NX, NY, NZ):
 
 
 @triton.jit
-def neighbours(ptr, offs, c, n, stride, mask):
+def neighbours(ptr, offs, c, n, stride, mask):  # type: ignore[no-untyped-def]
     """Values at the previous and next site along one axis, wrapping around at the edges (the
     wrapped value is what periodic boundaries use; other boundaries replace it)."""
     left = tl.where(c > 0, offs - stride, offs + (n - 1) * stride)

@@ -6,12 +6,19 @@ raises when launched, so the torch references and the CPU paths still work.
 
 Tests on machines without a GPU set TRITON_INTERPRET=1 *before* these modules are imported:
 Triton then runs kernels on CPU tensors through its interpreter.
+
+Typing: a kernel's parameters stay unannotated but for `tl.constexpr` (Triton reads annotations:
+they choose compile-time parameters and specialisations), so each `@triton.jit` definition carries
+`# type: ignore[no-untyped-def]`; triton.jit itself is untyped (pyproject.toml's mypy override for
+the kernels allows that decorator). Everything else in the kernels is strictly typed.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+__all__ = ["AVAILABLE", "interpreting", "tl", "triton", "use_triton"]
 
 try:
     import triton
@@ -43,8 +50,8 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
         def cdiv(a: int, b: int) -> int:
             return -(-a // b)
 
-    triton = _TritonShim()  # type: ignore[assignment]
-    tl = _Missing()  # type: ignore[assignment]
+    triton = _TritonShim()  # type: ignore[assignment, unused-ignore]
+    tl = _Missing()  # type: ignore[assignment, unused-ignore]
 
 
 def interpreting() -> bool:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from idf.kernels import _grid
@@ -47,17 +49,23 @@ def shannon_entropy_reference(x: torch.Tensor, ndim: int = 2) -> torch.Tensor:
 
 
 @triton.jit
-def _entropy_kernel(x_ptr, z_ptr, part_ptr, N, NBLOCKS, BLOCK: tl.constexpr):
+def _entropy_kernel(x_ptr, z_ptr, part_ptr, N, NBLOCKS, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
     pid = tl.program_id(0)
     chain = tl.program_id(1).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    p = tl.load(x_ptr + chain * N + offs, mask=mask, other=0.0).to(tl.float64) / tl.load(z_ptr + chain)
+    p = tl.load(x_ptr + chain * N + offs, mask=mask, other=0.0).to(tl.float64) / tl.load(
+        z_ptr + chain
+    )
     safe = tl.where(p > 0, p, 1.0)
-    tl.store(part_ptr + chain * NBLOCKS + pid, tl.sum(tl.where(p > 0, -p * tl.log(safe), 0.0), axis=0))
+    tl.store(
+        part_ptr + chain * NBLOCKS + pid, tl.sum(tl.where(p > 0, -p * tl.log(safe), 0.0), axis=0)
+    )
 
 
-def shannon_entropy_triton(x: torch.Tensor, ndim: int = 2, *, block: int = _grid.BLOCK) -> torch.Tensor:
+def shannon_entropy_triton(
+    x: torch.Tensor, ndim: int = 2, *, block: int = _grid.BLOCK
+) -> torch.Tensor:
     z = _normaliser(x, ndim).contiguous()
     x = x.contiguous()
     batch, nz, ny, nx = _grid.grid_dims(x.shape, ndim)
@@ -74,18 +82,23 @@ def shannon_entropy(x: torch.Tensor, ndim: int = 2) -> torch.Tensor:
     return shannon_entropy_reference(x, ndim)
 
 
-def radial_power_spectrum(x: torch.Tensor, ndim: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def radial_power_spectrum(
+    x: torch.Tensor, ndim: int = 2
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(bin radius b, mean power per bin (B, nbins), modes per bin) — see the module docstring."""
     axes = _axes(x, ndim)
     grid = x.shape[x.ndim - ndim :]
     n = 1
     for s in grid:
         n *= s
-    power = torch.fft.fftshift(torch.fft.fftn(x.to(torch.float64), dim=axes).abs() ** 2 / n, dim=axes)
-    k = torch.meshgrid(
-        *(torch.arange(s, device=x.device, dtype=torch.float64) - s // 2 for s in grid), indexing="ij"
+    power = torch.fft.fftshift(
+        torch.fft.fftn(x.to(torch.float64), dim=axes).abs() ** 2 / n, dim=axes
     )
-    radius = torch.sqrt(sum(c * c for c in k))
+    k = torch.meshgrid(
+        *(torch.arange(s, device=x.device, dtype=torch.float64) - s // 2 for s in grid),
+        indexing="ij",
+    )
+    radius = torch.sqrt(cast(torch.Tensor, sum(c * c for c in k)))
     bins = torch.round(radius).to(torch.int64).reshape(-1)
     nbins = int(bins.max()) + 1
     counts = torch.bincount(bins, minlength=nbins)

@@ -15,6 +15,7 @@ them one to one, so one pass over half the lattice covers every term.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +43,9 @@ class Sweep:
 
 def _check(s: torch.Tensor, rule: str) -> None:
     if s.ndim < 2 or s.shape[-1] % 2 or s.shape[-2] % 2:
-        raise ValueError(f"checkerboard sweeps need an even periodic lattice, got shape {tuple(s.shape)}")
+        raise ValueError(
+            f"checkerboard sweeps need an even periodic lattice, got shape {tuple(s.shape)}"
+        )
     if s.dtype != torch.int8:
         raise TypeError("spins are int8 (+1/-1)")
     if rule not in RULES:
@@ -58,7 +61,9 @@ def ising_energy(s: torch.Tensor, model: Ising) -> tuple[torch.Tensor, torch.Ten
     return energy, sf.sum((-2, -1))
 
 
-def colour_mask(shape: tuple[int, int], colour: int, device: torch.device | str = "cpu") -> torch.Tensor:
+def colour_mask(
+    shape: Sequence[int], colour: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     y = torch.arange(shape[0], device=device).view(-1, 1)
     x = torch.arange(shape[1], device=device).view(1, -1)
     return (x + y) % 2 == colour
@@ -69,7 +74,12 @@ def update_reference(
 ) -> torch.Tensor:
     """Update the sites of one colour given uniforms for every site (other colours' unused)."""
     sf = s.to(torch.float32)
-    nn = torch.roll(sf, 1, -1) + torch.roll(sf, -1, -1) + torch.roll(sf, 1, -2) + torch.roll(sf, -1, -2)
+    nn = (
+        torch.roll(sf, 1, -1)
+        + torch.roll(sf, -1, -1)
+        + torch.roll(sf, 1, -2)
+        + torch.roll(sf, -1, -2)
+    )
     h = model.h.to(torch.float32) if isinstance(model.h, torch.Tensor) else model.h
     local = model.J * nn + h
     if rule == "heat-bath":
@@ -80,17 +90,26 @@ def update_reference(
     return torch.where(colour_mask(s.shape[-2:], colour, s.device), new, sf).to(torch.int8)
 
 
-def sweep_cpu(s: torch.Tensor, model: Ising, beta: float, rule: str, uniform: torch.Tensor) -> Sweep:
+def sweep_cpu(
+    s: torch.Tensor, model: Ising, beta: float, rule: str, uniform: torch.Tensor
+) -> Sweep:
     """The CPU path: the reference's arithmetic with fewer passes — neighbour sums in int8, one
     uniform per site per sweep (each site updates once per sweep, so one draw serves both colour
     passes), cached colour masks. Equal to `sweep_reference(..., (uniform, uniform))`."""
     _check(s, rule)
     h = model.h.to(torch.float32) if isinstance(model.h, torch.Tensor) else model.h
     for colour in (0, 1):
-        nn = torch.roll(s, 1, -1) + torch.roll(s, -1, -1) + torch.roll(s, 1, -2) + torch.roll(s, -1, -2)
+        nn = (
+            torch.roll(s, 1, -1)
+            + torch.roll(s, -1, -1)
+            + torch.roll(s, 1, -2)
+            + torch.roll(s, -1, -2)
+        )
         local = model.J * nn.to(torch.float32) + h
         if rule == "heat-bath":
-            new = torch.where(uniform < 1 / (1 + torch.exp((-2 * beta) * local)), 1, -1).to(torch.int8)
+            new = torch.where(uniform < 1 / (1 + torch.exp((-2 * beta) * local)), 1, -1).to(
+                torch.int8
+            )
         else:
             flip = uniform < torch.exp(-beta * (2 * s.to(torch.float32) * local))
             new = torch.where(flip, -s, s)
@@ -103,7 +122,13 @@ def _masks(shape: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, 
     return colour_mask(shape, 0, device), colour_mask(shape, 1, device)
 
 
-def sweep_reference(s: torch.Tensor, model: Ising, beta: float, rule: str, uniforms: tuple[torch.Tensor, torch.Tensor]) -> Sweep:
+def sweep_reference(
+    s: torch.Tensor,
+    model: Ising,
+    beta: float,
+    rule: str,
+    uniforms: tuple[torch.Tensor, torch.Tensor],
+) -> Sweep:
     _check(s, rule)
     for colour in (0, 1):
         s = update_reference(s, model, beta, colour, uniforms[colour], rule)
@@ -111,9 +136,21 @@ def sweep_reference(s: torch.Tensor, model: Ising, beta: float, rule: str, unifo
 
 
 @triton.jit
-def _ising_kernel(
-    s_ptr, h_ptr, part_ptr, p_ptr, seed, LX, LY, NHALF, NBLOCKS,
-    COLOUR: tl.constexpr, RULE: tl.constexpr, HAS_H: tl.constexpr, REDUCE: tl.constexpr, BLOCK: tl.constexpr,
+def _ising_kernel(  # type: ignore[no-untyped-def]
+    s_ptr,
+    h_ptr,
+    part_ptr,
+    p_ptr,
+    seed,
+    LX,
+    LY,
+    NHALF,
+    NBLOCKS,
+    COLOUR: tl.constexpr,
+    RULE: tl.constexpr,
+    HAS_H: tl.constexpr,
+    REDUCE: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """p = [beta, J, h]; part has shape (2, B, NBLOCKS): partial E and M (colour-1 pass)."""
     pid = tl.program_id(0)
@@ -154,34 +191,67 @@ def _ising_kernel(
         m = new + left
         slot = chain * NBLOCKS + pid
         tl.store(part_ptr + slot, tl.sum(tl.where(mask, e, 0.0), axis=0))
-        tl.store(part_ptr + tl.num_programs(1).to(tl.int64) * NBLOCKS + slot, tl.sum(tl.where(mask, m, 0.0), axis=0))
+        tl.store(
+            part_ptr + tl.num_programs(1).to(tl.int64) * NBLOCKS + slot,
+            tl.sum(tl.where(mask, m, 0.0), axis=0),
+        )
 
 
 def sweep_triton(
-    s: torch.Tensor, model: Ising, beta: float, rule: str, keys: tuple[int, int], *, block: int = _grid.BLOCK
+    s: torch.Tensor,
+    model: Ising,
+    beta: float,
+    rule: str,
+    keys: tuple[int, int],
+    *,
+    block: int = _grid.BLOCK,
 ) -> Sweep:
     """One checkerboard sweep in place on a copy of `s`, with in-kernel Philox uniforms."""
     _check(s, rule)
     batch, _, ly, lx = _grid.grid_dims(s.shape, 2)
-    if batch * lx * ly >= 2**31:  # refused before the copy: a stride-0 view of 2^31 spins costs nothing
+    if (
+        batch * lx * ly >= 2**31
+    ):  # refused before the copy: a stride-0 view of 2^31 spins costs nothing
         raise ValueError("at most 2^31 spins per launch (32-bit Philox counters)")
     s = s.contiguous().clone()
     has_h = isinstance(model.h, torch.Tensor)
-    p = torch.tensor([beta, model.J, 0.0 if has_h else float(model.h)], dtype=torch.float32, device=s.device)
+    p = torch.tensor(
+        [beta, model.J, 0.0 if has_h else float(model.h)], dtype=torch.float32, device=s.device
+    )
     h = model.h.to(torch.float32).contiguous() if has_h else p  # type: ignore[union-attr]
     nhalf = lx * ly // 2
     grid = _grid.launch_grid(nhalf, batch, block)
     part = torch.empty((2, batch, grid[0]), dtype=torch.float32, device=s.device)
     for colour in (0, 1):
         _ising_kernel[grid](
-            s, h, part, p, keys[colour], lx, ly, nhalf, grid[0],
-            COLOUR=colour, RULE=RULES[rule], HAS_H=has_h, REDUCE=colour == 1, BLOCK=block,
+            s,
+            h,
+            part,
+            p,
+            keys[colour],
+            lx,
+            ly,
+            nhalf,
+            grid[0],
+            COLOUR=colour,
+            RULE=RULES[rule],
+            HAS_H=has_h,
+            REDUCE=colour == 1,
+            BLOCK=block,
         )
     energy, magnetisation = part.sum(-1, dtype=torch.float64).reshape(2, *s.shape[:-2])
     return Sweep(s, energy, magnetisation)
 
 
-def ising_sweep(s: torch.Tensor, model: Ising, *, temperature: float, rule: str = "heat-bath", seed: int, step: int) -> Sweep:
+def ising_sweep(
+    s: torch.Tensor,
+    model: Ising,
+    *,
+    temperature: float,
+    rule: str = "heat-bath",
+    seed: int,
+    step: int,
+) -> Sweep:
     """One checkerboard sweep of every chain in `s` (B, L_y, L_x) at temperature T (J, h in units
     of energy; k_B = 1)."""
     if not temperature > 0:

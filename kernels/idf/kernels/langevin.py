@@ -26,7 +26,13 @@ def _check(step_size: float, temperature: float) -> float:
 
 
 def langevin_step_reference(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, noise: torch.Tensor, ndim: int = 2
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    noise: torch.Tensor,
+    ndim: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(new phi, E(phi) per chain) with the given standard-normal noise."""
     sigma = _check(step_size, temperature)
@@ -35,7 +41,13 @@ def langevin_step_reference(
 
 
 def langevin_step_cpu(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, noise: torch.Tensor, ndim: int = 2
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    noise: torch.Tensor,
+    ndim: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The CPU path: the reference's step with fewer passes and temporaries. The Laplacian is
     rebuilt from the forward differences d_a = phi[i+e_a] - phi_i as d_a[i-e_a] - d_a[i], and
@@ -43,15 +55,12 @@ def langevin_step_cpu(
     reference to rounding (not bit for bit)."""
     sigma = _check(step_size, temperature)
     axes = tuple(range(phi.ndim - ndim, phi.ndim))
-    bond = lap = None
-    for axis in axes:
+    d = torch.roll(phi, -1, axes[0]).sub_(phi)
+    bond, lap = d * d, torch.roll(d, 1, axes[0]).sub_(d)
+    for axis in axes[1:]:
         d = torch.roll(phi, -1, axis).sub_(phi)
-        back = torch.roll(d, 1, axis).sub_(d)
-        if bond is None:
-            bond, lap = d * d, back
-        else:
-            bond.addcmul_(d, d)
-            lap.add_(back)
+        bond.addcmul_(d, d)
+        lap.add_(torch.roll(d, 1, axis).sub_(d))
     p2 = phi * phi
     f64 = torch.float64
     energy = (
@@ -60,29 +69,56 @@ def langevin_step_cpu(
         + (0.25 * model.b) * (p2 * p2).sum(axes, dtype=f64)
         - (model.h * phi).sum(axes, dtype=f64)
     )
-    grad = lap.mul_(model.kappa).add_(phi, alpha=model.a).addcmul_(p2, phi, value=model.b).sub_(model.h)
+    grad = (
+        lap.mul_(model.kappa)
+        .add_(phi, alpha=model.a)
+        .addcmul_(p2, phi, value=model.b)
+        .sub_(model.h)
+    )
     return torch.add(phi, grad, alpha=-step_size).add_(noise, alpha=sigma), energy
 
 
 def langevin_step_triton(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, key: int, ndim: int = 2,
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    key: int,
+    ndim: int = 2,
     block: int = _grid.BLOCK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fused kernel; `key` is the Philox seed of this step (see `step_seed`)."""
     sigma = _check(step_size, temperature)
     phi = phi.contiguous()
     new = torch.empty_like(phi)
-    part = launch_phi4(phi, model, ndim, MODE_PROPOSE, eta=step_size, sigma=sigma, seed=key, out=new, block=block)
+    part = launch_phi4(
+        phi, model, ndim, MODE_PROPOSE, eta=step_size, sigma=sigma, seed=key, out=new, block=block
+    )
     return new, part[0].sum(-1, dtype=torch.float64).reshape(phi.shape[: phi.ndim - ndim])
 
 
 def langevin_step(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, seed: int, step: int, ndim: int = 2
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    seed: int,
+    step: int,
+    ndim: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Langevin step of every chain in `phi` (B, *grid): (new phi, E(old phi) per chain)."""
     if use_triton(phi):
         return langevin_step_triton(
-            phi, model, step_size=step_size, temperature=temperature, key=step_seed(seed, step), ndim=ndim
+            phi,
+            model,
+            step_size=step_size,
+            temperature=temperature,
+            key=step_seed(seed, step),
+            ndim=ndim,
         )
     noise = torch.randn(phi.shape, generator=cpu_generator(seed, step), dtype=phi.dtype)
-    return langevin_step_cpu(phi, model, step_size=step_size, temperature=temperature, noise=noise, ndim=ndim)
+    return langevin_step_cpu(
+        phi, model, step_size=step_size, temperature=temperature, noise=noise, ndim=ndim
+    )

@@ -31,22 +31,43 @@ class MalaResult:
 
 def _sigma(step_size: float, temperature: float) -> float:
     if not (step_size > 0 and temperature > 0):
-        raise ValueError(f"MALA needs step_size > 0 and temperature > 0, got {step_size}, {temperature}")
+        raise ValueError(
+            f"MALA needs step_size > 0 and temperature > 0, got {step_size}, {temperature}"
+        )
     return math.sqrt(2.0 * step_size * temperature)
 
 
-def mala_decide(phi, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim) -> MalaResult:  # noqa: ANN001
+def mala_decide(
+    phi: torch.Tensor,
+    proposal: torch.Tensor,
+    e_x: torch.Tensor,
+    e_y: torch.Tensor,
+    xi2: torch.Tensor,
+    r2: torch.Tensor,
+    uniform: torch.Tensor,
+    temperature: float,
+    sigma: float,
+    ndim: int,
+) -> MalaResult:
     """Accept or reject each chain's proposal from the energies and the squared noise and reverse
     residual norms (shared by the reference, the fused kernel and the engine's generic MALA)."""
     log_alpha = -(e_y - e_x) / temperature - r2 / (2 * sigma**2) + xi2 / 2
     accepted = torch.log(uniform.to(torch.float64)) < log_alpha
     select = accepted.reshape(accepted.shape + (1,) * ndim)
-    return MalaResult(torch.where(select, proposal, phi), torch.where(accepted, e_y, e_x), accepted, log_alpha)
+    return MalaResult(
+        torch.where(select, proposal, phi), torch.where(accepted, e_y, e_x), accepted, log_alpha
+    )
 
 
 def mala_step_reference(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float,
-    noise: torch.Tensor, uniform: torch.Tensor, ndim: int = 2,
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    noise: torch.Tensor,
+    uniform: torch.Tensor,
+    ndim: int = 2,
 ) -> MalaResult:
     sigma = _sigma(step_size, temperature)
     axes = tuple(range(phi.ndim - ndim, phi.ndim))
@@ -56,18 +77,37 @@ def mala_step_reference(
     r = phi - proposal + step_size * ev_y.gradient
     xi2 = (noise * noise).sum(axes, dtype=torch.float64)
     r2 = (r * r).sum(axes, dtype=torch.float64)
-    return mala_decide(phi, proposal, ev_x.energy, ev_y.energy, xi2, r2, uniform, temperature, sigma, ndim)
+    return mala_decide(
+        phi, proposal, ev_x.energy, ev_y.energy, xi2, r2, uniform, temperature, sigma, ndim
+    )
 
 
 def mala_step_triton(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, key: int,
-    uniform: torch.Tensor, ndim: int = 2, block: int = _grid.BLOCK,
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    key: int,
+    uniform: torch.Tensor,
+    ndim: int = 2,
+    block: int = _grid.BLOCK,
 ) -> MalaResult:
     sigma = _sigma(step_size, temperature)
     phi = phi.contiguous()
     batch_shape = phi.shape[: phi.ndim - ndim]
     proposal = torch.empty_like(phi)
-    forward = launch_phi4(phi, model, ndim, MODE_PROPOSE, eta=step_size, sigma=sigma, seed=key, out=proposal, block=block)
+    forward = launch_phi4(
+        phi,
+        model,
+        ndim,
+        MODE_PROPOSE,
+        eta=step_size,
+        sigma=sigma,
+        seed=key,
+        out=proposal,
+        block=block,
+    )
     reverse = launch_phi4(proposal, model, ndim, MODE_REVERSE, eta=step_size, aux=phi, block=block)
     e_x, xi2 = forward.sum(-1, dtype=torch.float64).reshape(2, *batch_shape)
     e_y, r2 = reverse.sum(-1, dtype=torch.float64).reshape(2, *batch_shape)
@@ -75,18 +115,39 @@ def mala_step_triton(
 
 
 def mala_step(
-    phi: torch.Tensor, model: Phi4, *, step_size: float, temperature: float, seed: int, step: int, ndim: int = 2
+    phi: torch.Tensor,
+    model: Phi4,
+    *,
+    step_size: float,
+    temperature: float,
+    seed: int,
+    step: int,
+    ndim: int = 2,
 ) -> MalaResult:
     """One MALA step of every chain in `phi` (B, *grid)."""
     batch_shape = tuple(phi.shape[: phi.ndim - ndim])
     if use_triton(phi):
-        uniform = philox_uniform(step_seed(seed, step, 1), batch_shape or (1,), device=phi.device).reshape(batch_shape)
+        uniform = philox_uniform(
+            step_seed(seed, step, 1), batch_shape or (1,), device=phi.device
+        ).reshape(batch_shape)
         return mala_step_triton(
-            phi, model, step_size=step_size, temperature=temperature, key=step_seed(seed, step), uniform=uniform, ndim=ndim
+            phi,
+            model,
+            step_size=step_size,
+            temperature=temperature,
+            key=step_seed(seed, step),
+            uniform=uniform,
+            ndim=ndim,
         )
     gen = cpu_generator(seed, step)
     noise = torch.randn(phi.shape, generator=gen, dtype=phi.dtype)
     uniform = torch.rand(batch_shape, generator=gen, dtype=torch.float64)
     return mala_step_reference(
-        phi, model, step_size=step_size, temperature=temperature, noise=noise, uniform=uniform, ndim=ndim
+        phi,
+        model,
+        step_size=step_size,
+        temperature=temperature,
+        noise=noise,
+        uniform=uniform,
+        ndim=ndim,
     )

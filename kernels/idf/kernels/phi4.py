@@ -77,14 +77,30 @@ def phi4_gradient_reference(phi: torch.Tensor, model: Phi4, ndim: int = 2) -> to
 def phi4_reference(phi: torch.Tensor, model: Phi4, ndim: int = 2) -> Evaluation:
     e = phi4_site_energy_reference(phi, model, ndim)
     grid_axes = tuple(range(phi.ndim - ndim, phi.ndim))
-    return Evaluation(e, phi4_gradient_reference(phi, model, ndim), e.sum(grid_axes, dtype=torch.float64))
+    return Evaluation(
+        e, phi4_gradient_reference(phi, model, ndim), e.sum(grid_axes, dtype=torch.float64)
+    )
 
 
 @triton.jit
-def phi4_kernel(
-    phi_ptr, h_ptr, aux_ptr, out_ptr, grad_ptr, part_ptr, p_ptr, seed,
-    N, NX, NY, NZ, NBLOCKS,
-    NDIM: tl.constexpr, HAS_H: tl.constexpr, MODE: tl.constexpr, BLOCK: tl.constexpr,
+def phi4_kernel(  # type: ignore[no-untyped-def]
+    phi_ptr,
+    h_ptr,
+    aux_ptr,
+    out_ptr,
+    grad_ptr,
+    part_ptr,
+    p_ptr,
+    seed,
+    N,
+    NX,
+    NY,
+    NZ,
+    NBLOCKS,
+    NDIM: tl.constexpr,
+    HAS_H: tl.constexpr,
+    MODE: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """p = [kappa/2, kappa, a/2, a, b/4, b, h, eta, sigma].
 
@@ -168,7 +184,18 @@ def launch_phi4(
     has_h = isinstance(model.h, torch.Tensor)
     h_scalar = 0.0 if has_h else float(model.h)
     p = _grid.params(
-        [0.5 * model.kappa, model.kappa, 0.5 * model.a, model.a, 0.25 * model.b, model.b, h_scalar, eta, sigma], phi
+        [
+            0.5 * model.kappa,
+            model.kappa,
+            0.5 * model.a,
+            model.a,
+            0.25 * model.b,
+            model.b,
+            h_scalar,
+            eta,
+            sigma,
+        ],
+        phi,
     )
     h = model.h.to(phi.dtype).contiguous() if has_h else phi  # type: ignore[union-attr]
     if has_h and h.numel() != sites:
@@ -176,15 +203,30 @@ def launch_phi4(
     grid = _grid.launch_grid(sites, batch, block)
     part = torch.empty((2, batch, grid[0]), dtype=phi.dtype, device=phi.device)
     phi4_kernel[grid](
-        phi, h, aux if aux is not None else phi, out if out is not None else phi,
-        grad if grad is not None else phi, part, p, seed,
-        sites, nx, ny, nz, grid[0],
-        NDIM=ndim, HAS_H=has_h, MODE=mode, BLOCK=block,
+        phi,
+        h,
+        aux if aux is not None else phi,
+        out if out is not None else phi,
+        grad if grad is not None else phi,
+        part,
+        p,
+        seed,
+        sites,
+        nx,
+        ny,
+        nz,
+        grid[0],
+        NDIM=ndim,
+        HAS_H=has_h,
+        MODE=mode,
+        BLOCK=block,
     )
     return part
 
 
-def phi4_triton(phi: torch.Tensor, model: Phi4, ndim: int = 2, *, block: int = _grid.BLOCK) -> Evaluation:
+def phi4_triton(
+    phi: torch.Tensor, model: Phi4, ndim: int = 2, *, block: int = _grid.BLOCK
+) -> Evaluation:
     phi = phi.contiguous()
     site = torch.empty_like(phi)
     grad = torch.empty_like(phi)

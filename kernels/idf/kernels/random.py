@@ -43,7 +43,7 @@ def cpu_generator(seed: int, *counters: int) -> torch.Generator:
 
 
 @triton.jit
-def _philox_kernel(out_ptr, seed, n, NORMAL: tl.constexpr, BLOCK: tl.constexpr):
+def _philox_kernel(out_ptr, seed, n, NORMAL: tl.constexpr, BLOCK: tl.constexpr):  # type: ignore[no-untyped-def]
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     if NORMAL:
@@ -52,7 +52,9 @@ def _philox_kernel(out_ptr, seed, n, NORMAL: tl.constexpr, BLOCK: tl.constexpr):
         tl.store(out_ptr + offs, tl.rand(seed, offs), mask=mask)
 
 
-def _philox(seed: int, shape: tuple[int, ...], normal: bool, device: torch.device | str, block: int) -> torch.Tensor:
+def _philox(
+    seed: int, shape: tuple[int, ...], normal: bool, device: torch.device | str, block: int
+) -> torch.Tensor:
     n = math.prod(shape)
     if n >= 2**31:  # refused before the output is allocated
         raise ValueError("Philox offsets are 32-bit: at most 2^31 numbers per step")
@@ -61,11 +63,15 @@ def _philox(seed: int, shape: tuple[int, ...], normal: bool, device: torch.devic
     return out
 
 
-def philox_normal(seed: int, shape: tuple[int, ...], device: torch.device | str = "cuda", block: int = 1024) -> torch.Tensor:
+def philox_normal(
+    seed: int, shape: tuple[int, ...], device: torch.device | str = "cuda", block: int = 1024
+) -> torch.Tensor:
     """Standard normals exactly as kernels draw them: element i is tl.randn(seed, i)."""
     return _philox(seed, shape, True, device, block)
 
 
-def philox_uniform(seed: int, shape: tuple[int, ...], device: torch.device | str = "cuda", block: int = 1024) -> torch.Tensor:
+def philox_uniform(
+    seed: int, shape: tuple[int, ...], device: torch.device | str = "cuda", block: int = 1024
+) -> torch.Tensor:
     """Uniforms in [0, 1) exactly as kernels draw them: element i is tl.rand(seed, i)."""
     return _philox(seed, shape, False, device, block)

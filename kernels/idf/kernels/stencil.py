@@ -25,7 +25,9 @@ from idf.kernels._grid import coords, neighbours
 from idf.kernels._triton import tl, triton, use_triton
 
 
-def _ghosted(u: torch.Tensor, axis: int, boundary: str, g: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _ghosted(
+    u: torch.Tensor, axis: int, boundary: str, g: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(left, right) neighbour values along `axis`, ghosts at the edges."""
     n = u.shape[axis]
     left = torch.roll(u, 1, axis)
@@ -44,11 +46,16 @@ def _ghosted(u: torch.Tensor, axis: int, boundary: str, g: float) -> tuple[torch
 def _check(spacing: Sequence[float], boundary: str, u: torch.Tensor) -> None:
     _grid.boundary_code(boundary)
     if not 1 <= len(spacing) <= min(3, u.ndim):
-        raise ValueError(f"spacing needs 1 to 3 values, at most u.ndim={u.ndim}; got {list(spacing)}")
+        raise ValueError(
+            f"spacing needs 1 to 3 values, at most u.ndim={u.ndim}; got {list(spacing)}"
+        )
 
 
 def laplacian_reference(
-    u: torch.Tensor, spacing: Sequence[float], boundary: str = "periodic", boundary_value: float = 0.0
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
 ) -> torch.Tensor:
     _check(spacing, boundary, u)
     out = torch.zeros_like(u)
@@ -60,7 +67,10 @@ def laplacian_reference(
 
 
 def gradient_reference(
-    u: torch.Tensor, spacing: Sequence[float], boundary: str = "periodic", boundary_value: float = 0.0
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
 ) -> torch.Tensor:
     """Shape (len(spacing), *u.shape): component a is d/dx_a along grid axis a."""
     _check(spacing, boundary, u)
@@ -73,7 +83,7 @@ def gradient_reference(
 
 
 @triton.jit
-def _ghost(u, left, right, c, n, g, BC: tl.constexpr):
+def _ghost(u, left, right, c, n, g, BC: tl.constexpr):  # type: ignore[no-untyped-def]
     if BC == 1:
         left = tl.where(c == 0, u, left)
         right = tl.where(c == n - 1, u, right)
@@ -84,9 +94,18 @@ def _ghost(u, left, right, c, n, g, BC: tl.constexpr):
 
 
 @triton.jit
-def _stencil_kernel(
-    u_ptr, out_ptr, p_ptr, N, NX, NY, NZ,
-    NDIM: tl.constexpr, BC: tl.constexpr, GRADIENT: tl.constexpr, BLOCK: tl.constexpr,
+def _stencil_kernel(  # type: ignore[no-untyped-def]
+    u_ptr,
+    out_ptr,
+    p_ptr,
+    N,
+    NX,
+    NY,
+    NZ,
+    NDIM: tl.constexpr,
+    BC: tl.constexpr,
+    GRADIENT: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     """p = [g, h2_z, h2_y, h2_x, 2h_z, 2h_y, 2h_x]. Laplacian: out is (B, *grid).
     Gradient: out is (NDIM, B, *grid), component-major."""
@@ -111,20 +130,33 @@ def _stencil_kernel(
         left, right = neighbours(u_chain, offs, y, NY, NX, mask)
         left, right = _ghost(u, left, right, y, NY, g, BC)
         if GRADIENT:
-            tl.store(out_ptr + (NDIM - 2) * total + base + offs, (right - left) / tl.load(p_ptr + 5), mask=mask)
+            tl.store(
+                out_ptr + (NDIM - 2) * total + base + offs,
+                (right - left) / tl.load(p_ptr + 5),
+                mask=mask,
+            )
         else:
             acc += (left - 2 * u + right) / tl.load(p_ptr + 2)
     left, right = neighbours(u_chain, offs, x, NX, 1, mask)
     left, right = _ghost(u, left, right, x, NX, g, BC)
     if GRADIENT:
-        tl.store(out_ptr + (NDIM - 1) * total + base + offs, (right - left) / tl.load(p_ptr + 6), mask=mask)
+        tl.store(
+            out_ptr + (NDIM - 1) * total + base + offs,
+            (right - left) / tl.load(p_ptr + 6),
+            mask=mask,
+        )
     else:
         acc += (left - 2 * u + right) / tl.load(p_ptr + 3)
         tl.store(out_ptr + base + offs, acc, mask=mask)
 
 
 def _stencil_triton(
-    u: torch.Tensor, spacing: Sequence[float], boundary: str, boundary_value: float, gradient: bool, block: int
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str,
+    boundary_value: float,
+    gradient: bool,
+    block: int,
 ) -> torch.Tensor:
     _check(spacing, boundary, u)
     ndim = len(spacing)
@@ -135,22 +167,48 @@ def _stencil_triton(
     out = torch.empty((ndim, *u.shape) if gradient else u.shape, dtype=u.dtype, device=u.device)
     sites = nx * ny * nz
     _stencil_kernel[_grid.launch_grid(sites, batch, block)](
-        u, out, p, sites, nx, ny, nz,
-        NDIM=ndim, BC=_grid.boundary_code(boundary), GRADIENT=gradient, BLOCK=block,
+        u,
+        out,
+        p,
+        sites,
+        nx,
+        ny,
+        nz,
+        NDIM=ndim,
+        BC=_grid.boundary_code(boundary),
+        GRADIENT=gradient,
+        BLOCK=block,
     )
     return out
 
 
-def laplacian_triton(u, spacing, boundary="periodic", boundary_value=0.0, *, block=_grid.BLOCK):  # noqa: ANN001, ANN201
+def laplacian_triton(
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
+    *,
+    block: int = _grid.BLOCK,
+) -> torch.Tensor:
     return _stencil_triton(u, spacing, boundary, boundary_value, False, block)
 
 
-def gradient_triton(u, spacing, boundary="periodic", boundary_value=0.0, *, block=_grid.BLOCK):  # noqa: ANN001, ANN201
+def gradient_triton(
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
+    *,
+    block: int = _grid.BLOCK,
+) -> torch.Tensor:
     return _stencil_triton(u, spacing, boundary, boundary_value, True, block)
 
 
 def laplacian(
-    u: torch.Tensor, spacing: Sequence[float], boundary: str = "periodic", boundary_value: float = 0.0
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
 ) -> torch.Tensor:
     """Discrete Laplacian (see the module docstring)."""
     if use_triton(u):
@@ -159,7 +217,10 @@ def laplacian(
 
 
 def gradient(
-    u: torch.Tensor, spacing: Sequence[float], boundary: str = "periodic", boundary_value: float = 0.0
+    u: torch.Tensor,
+    spacing: Sequence[float],
+    boundary: str = "periodic",
+    boundary_value: float = 0.0,
 ) -> torch.Tensor:
     """Central-difference gradient, shape (len(spacing), *u.shape)."""
     if use_triton(u):

@@ -129,7 +129,7 @@ def transport_step_reference(
 
 
 @triton.jit
-def _face_divergence(u, left, right, c, n, kappa, v, h, g, BC: tl.constexpr):
+def _face_divergence(u, left, right, c, n, kappa, v, h, g, BC: tl.constexpr):  # type: ignore[no-untyped-def]
     """(F[i+1/2] - F[i-1/2]) / h along one axis, the same expressions as the reference."""
     f_right = v * tl.where(v >= 0, u, right) - kappa * (right - u) / h
     f_left = v * tl.where(v >= 0, left, u) - kappa * (u - left) / h
@@ -137,15 +137,27 @@ def _face_divergence(u, left, right, c, n, kappa, v, h, g, BC: tl.constexpr):
         f_right = tl.where(c == n - 1, 0.0, f_right)
         f_left = tl.where(c == 0, 0.0, f_left)
     if BC == 2:  # fixed-value g on the boundary faces
-        f_right = tl.where(c == n - 1, v * tl.where(v >= 0, u, g) - kappa * (g - u) / (h / 2), f_right)
+        f_right = tl.where(
+            c == n - 1, v * tl.where(v >= 0, u, g) - kappa * (g - u) / (h / 2), f_right
+        )
         f_left = tl.where(c == 0, v * tl.where(v >= 0, g, u) - kappa * (u - g) / (h / 2), f_left)
     return (f_right - f_left) / h
 
 
 @triton.jit
-def _transport_kernel(
-    u_ptr, s_ptr, out_ptr, p_ptr, N, NX, NY, NZ,
-    NDIM: tl.constexpr, BC: tl.constexpr, HAS_SOURCE: tl.constexpr, BLOCK: tl.constexpr,
+def _transport_kernel(  # type: ignore[no-untyped-def]
+    u_ptr,
+    s_ptr,
+    out_ptr,
+    p_ptr,
+    N,
+    NX,
+    NY,
+    NZ,
+    NDIM: tl.constexpr,
+    BC: tl.constexpr,
+    HAS_SOURCE: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     base = tl.program_id(1).to(tl.int64) * N
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -160,12 +172,18 @@ def _transport_kernel(
     # axes in the reference's order: outermost first
     if NDIM == 3:
         left, right = neighbours(u_chain, offs, z, NZ, NX * NY, mask)
-        div += _face_divergence(u, left, right, z, NZ, kappa, tl.load(p_ptr + 3), tl.load(p_ptr + 6), g, BC)
+        div += _face_divergence(
+            u, left, right, z, NZ, kappa, tl.load(p_ptr + 3), tl.load(p_ptr + 6), g, BC
+        )
     if NDIM >= 2:
         left, right = neighbours(u_chain, offs, y, NY, NX, mask)
-        div += _face_divergence(u, left, right, y, NY, kappa, tl.load(p_ptr + 4), tl.load(p_ptr + 7), g, BC)
+        div += _face_divergence(
+            u, left, right, y, NY, kappa, tl.load(p_ptr + 4), tl.load(p_ptr + 7), g, BC
+        )
     left, right = neighbours(u_chain, offs, x, NX, 1, mask)
-    div += _face_divergence(u, left, right, x, NX, kappa, tl.load(p_ptr + 5), tl.load(p_ptr + 8), g, BC)
+    div += _face_divergence(
+        u, left, right, x, NX, kappa, tl.load(p_ptr + 5), tl.load(p_ptr + 8), g, BC
+    )
     out = u - dt * div
     if HAS_SOURCE:
         out = out + dt * tl.load(s_ptr + base + offs, mask=mask)
@@ -196,8 +214,18 @@ def transport_step_triton(
     src = source.to(u.dtype).expand_as(u).contiguous() if source is not None else u
     sites = nx * ny * nz
     _transport_kernel[_grid.launch_grid(sites, batch, block)](
-        u, src, out, p, sites, nx, ny, nz,
-        NDIM=ndim, BC=_grid.boundary_code(boundary), HAS_SOURCE=source is not None, BLOCK=block,
+        u,
+        src,
+        out,
+        p,
+        sites,
+        nx,
+        ny,
+        nz,
+        NDIM=ndim,
+        BC=_grid.boundary_code(boundary),
+        HAS_SOURCE=source is not None,
+        BLOCK=block,
     )
     return out
 

@@ -44,7 +44,9 @@ LEARNED_WORK_WEIGHT = 430
 class Cost:
     site_updates: int  # work: what the engine reports as site_updates for a completed run
     state_bytes: int  # peak bytes of state the call allocates
-    weight: int = 1  # stencil-equivalent work per site update (LEARNED_WORK_WEIGHT on learned paths)
+    weight: int = (
+        1  # stencil-equivalent work per site update (LEARNED_WORK_WEIGHT on learned paths)
+    )
 
     def __post_init__(self) -> None:
         if self.site_updates < 0 or self.state_bytes < 0 or self.weight < 1:
@@ -78,38 +80,38 @@ def measure_peak(fn: Callable[[], Any]) -> tuple[int, Any]:
 # `python -m idf.engine.cost`: measured peak against estimate for each engine path ------------
 _CASES = {
     "langevin": "from idf.engine.sampling import boltzmann as m\n"
-                "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
-                "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "mala-3d-float64": "from idf.engine.sampling import boltzmann as m\n"
-                       "spec = m.SampleSpec('phi4', {}, (128, 128, 128), 'mala', steps=3, count=8, dtype='float64')\n"
-                       "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('phi4', {}, (128, 128, 128), 'mala', steps=3, count=8, dtype='float64')\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "replica-exchange": "from idf.engine.sampling import boltzmann as m\n"
-                        "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'replica-exchange', steps=3, count=16, temperatures=(1, 2, 3, 4))\n"
-                        "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('phi4', {}, (1024, 1024), 'replica-exchange', steps=3, count=16, temperatures=(1, 2, 3, 4))\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "xy-mala": "from idf.engine.sampling import boltzmann as m\n"
-               "spec = m.SampleSpec('xy', {}, (1024, 1024), 'mala', steps=3, count=16)\n"
-               "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('xy', {}, (1024, 1024), 'mala', steps=3, count=16)\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "xy-langevin": "from idf.engine.sampling import boltzmann as m\n"
-                   "spec = m.SampleSpec('xy', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
-                   "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('xy', {}, (1024, 1024), 'langevin', steps=3, count=16)\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "gibbs-field": "from idf.engine.sampling import boltzmann as m\n"
-                   "spec = m.SampleSpec('ising', {}, (1024, 1024), 'gibbs', steps=3, count=16, external_field=np.full((1024, 1024), 0.1))\n"
-                   "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
+    "spec = m.SampleSpec('ising', {}, (1024, 1024), 'gibbs', steps=3, count=16, external_field=np.full((1024, 1024), 0.1))\n"
+    "run, est = (lambda: m.sample(spec)), m.estimate(spec)",
     "physics-forecast": "from idf.engine.forecast import physics as m\n"
-                        "u = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)\n"
-                        "spec = m.TransportSpec(diffusivity=0.1, velocity=(0.3, -0.2), substeps=2, boundary='zero-flux')\n"
-                        "run, est = (lambda: m.physics_forecast([u], 3, spec, source=np.ones_like(u), device='cpu')), m.estimate(u.shape, u.dtype, 3, spec)",
+    "u = np.random.default_rng(0).random((2048, 2048)).astype(np.float32)\n"
+    "spec = m.TransportSpec(diffusivity=0.1, velocity=(0.3, -0.2), substeps=2, boundary='zero-flux')\n"
+    "run, est = (lambda: m.physics_forecast([u], 3, spec, source=np.ones_like(u), device='cpu')), m.estimate(u.shape, u.dtype, 3, spec)",
     "nvp": "from idf.engine import models\nfrom idf.engine.forecast import nvp as m\n"
-           "f = models.load_forecaster('nvp-kolmogorov-64'); h = np.random.default_rng(0).normal(size=(2, 64, 64)).astype(np.float32)\n"
-           "m.forecast(f, h, 1, 60.0, members=2)\n"
-           "run, est = (lambda: m.forecast(f, h, 20, 60.0, members=64)), m.estimate(h.shape, 20, 64)",
+    "f = models.load_forecaster('nvp-kolmogorov-64'); h = np.random.default_rng(0).normal(size=(2, 64, 64)).astype(np.float32)\n"
+    "m.forecast(f, h, 1, 60.0, members=2)\n"
+    "run, est = (lambda: m.forecast(f, h, 20, 60.0, members=64)), m.estimate(h.shape, 20, 64)",
     "reconstruction": "from idf.engine import models\nfrom idf.engine.reconstruction import posterior as m\n"
-                      "d = models.load_denoiser('plume-32-edm'); v = np.zeros((32, 32)); k = np.zeros((32, 32), bool); k[3, 3] = True\n"
-                      "m.reconstruct(d, v, k, count=2, steps=2)\n"
-                      "run, est = (lambda: m.reconstruct(d, v, k, count=128, steps=4)), m.estimate((32, 32), 128, 4)",
+    "d = models.load_denoiser('plume-32-edm'); v = np.zeros((32, 32)); k = np.zeros((32, 32), bool); k[3, 3] = True\n"
+    "m.reconstruct(d, v, k, count=2, steps=2)\n"
+    "run, est = (lambda: m.reconstruct(d, v, k, count=128, steps=4)), m.estimate((32, 32), 128, 4)",
     "compare": "from idf.engine.proofs import metrics as m\n"
-               "r = np.random.default_rng(0).random((2048, 2048)) + 1; p = r + 0.01\n"
-               "run, est = (lambda: m.compare(p, r)), m.estimate_compare(r.shape)",
+    "r = np.random.default_rng(0).random((2048, 2048)) + 1; p = r + 0.01\n"
+    "run, est = (lambda: m.compare(p, r)), m.estimate_compare(r.shape)",
 }
 
 
@@ -119,8 +121,12 @@ def _measure_case(name: str) -> dict[str, float]:
     ns: dict[str, Any] = {"np": np}
     exec(_CASES[name], ns)  # noqa: S102 - fixed code above
     peak, _ = measure_peak(ns["run"])
-    return {"case": name, "measured_bytes": peak, "estimated_bytes": ns["est"].state_bytes,
-            "ratio": round(ns["est"].state_bytes / max(peak, 1), 3)}
+    return {
+        "case": name,
+        "measured_bytes": peak,
+        "estimated_bytes": ns["est"].state_bytes,
+        "ratio": round(ns["est"].state_bytes / max(peak, 1), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ class Diverged(ParameterError):
     `parameter`; `reason` says where it diverged and what to try. `step` is the step at which
     it was detected; `site_updates` the work done until then."""
 
-    def __init__(self, parameter: str, reason: str, *, step: int | None = None, site_updates: int = 0) -> None:
+    def __init__(
+        self, parameter: str, reason: str, *, step: int | None = None, site_updates: int = 0
+    ) -> None:
         super().__init__(parameter, reason)
         self.step = step
         self.site_updates = site_updates

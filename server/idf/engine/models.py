@@ -5,8 +5,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from idf.engine.forecast.physics import PHYSICS_MODEL
+
+if TYPE_CHECKING:  # the loaders import these lazily
+    from idf.engine.forecast.nvp import NvpForecaster
+    from idf.engine.regimes.detector import Detector
+    from idf.engine.sampling.denoiser import LearnedDenoiser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_DENOISER = "plume-32-edm"
@@ -112,7 +118,7 @@ def _artifact(name: str, task: str) -> Path:
 
 # Loaders import their modules lazily: torch and safetensors load only when a learned model is used.
 @functools.lru_cache(maxsize=8)
-def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.sampling.denoiser.LearnedDenoiser
+def load_denoiser(name: str, device: str = "cpu") -> LearnedDenoiser:
     """The shipped denoiser `name`, loaded once per device."""
     from idf.engine.sampling import denoiser
 
@@ -120,14 +126,14 @@ def load_denoiser(name: str, device: str = "cpu"):  # -> idf.engine.sampling.den
 
 
 @functools.lru_cache(maxsize=4)
-def load_detector(name: str):  # -> idf.engine.regimes.detector.Detector
+def load_detector(name: str) -> Detector:
     from idf.engine.regimes.detector import Detector
 
     return Detector.load(_artifact(name, "regime"))
 
 
 @functools.lru_cache(maxsize=4)
-def load_forecaster(name: str, device: str = "cpu"):  # -> idf.engine.forecast.nvp.NvpForecaster
+def load_forecaster(name: str, device: str = "cpu") -> NvpForecaster:
     """The shipped learned forecaster `name`, loaded once per device."""
     from idf.engine.forecast import nvp
 

@@ -9,6 +9,7 @@ on 32² fields. Width and depth are constructor arguments recorded in the checkp
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -33,7 +34,11 @@ class NoiseEmbedding(nn.Module):
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=c_noise.dtype, device=c_noise.device) / half)
+        freqs = torch.exp(
+            -math.log(10000.0)
+            * torch.arange(half, dtype=c_noise.dtype, device=c_noise.device)
+            / half
+        )
         arg = c_noise[:, None] * freqs[None, :] * 100.0  # c_noise is O(1): spread it over the band
         return self.mlp(torch.cat([arg.cos(), arg.sin()], dim=1))
 
@@ -46,7 +51,7 @@ class ResBlock(nn.Module):
         self.norm2, self.conv2 = _norm(cout), _conv(cout, cout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
         nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.conv2.bias))  # _conv has a bias
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -58,12 +63,23 @@ class ResBlock(nn.Module):
 class UNet(nn.Module):
     """F(x_in, c_noise) for inputs of `in_channels` planes; side divisible by 2**(levels-1)."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32,
-                 multipliers: tuple[int, ...] = (1, 2, 2), emb: int = 128) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        width: int = 32,
+        multipliers: tuple[int, ...] = (1, 2, 2),
+        emb: int = 128,
+    ) -> None:
         super().__init__()
         multipliers = tuple(multipliers)  # a checkpoint's JSON gives a list
-        self.config = {"in_channels": in_channels, "out_channels": out_channels, "width": width,
-                       "multipliers": list(multipliers), "emb": emb}
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "width": width,
+            "multipliers": list(multipliers),
+            "emb": emb,
+        }
         self.embed = NoiseEmbedding(emb)
         self.stem = _conv(in_channels, width)
         chans = [width * m for m in multipliers]
@@ -81,8 +97,9 @@ class UNet(nn.Module):
             self.up_blocks.append(ResBlock(c + ch, ch, emb))
             c = ch
         self.head = nn.Sequential(_norm(c), nn.SiLU(), _conv(c, out_channels))
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        out = cast(nn.Conv2d, self.head[-1])
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(cast(torch.Tensor, out.bias))
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         emb = self.embed(c_noise)

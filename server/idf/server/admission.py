@@ -53,8 +53,16 @@ def _peer_host(context: grpc.aio.ServicerContext) -> str:
 
 
 class Admission:
-    def __init__(self, settings: Settings, executor: Executor, *, capacity: int | None = None,
-                 queue: int | None = None, per_caller: int | None = None, gateway_secret: str = "") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        executor: Executor,
+        *,
+        capacity: int | None = None,
+        queue: int | None = None,
+        per_caller: int | None = None,
+        gateway_secret: str = "",
+    ) -> None:
         self.settings = settings
         self.executor = executor
         self.capacity = capacity or settings.workers
@@ -75,12 +83,21 @@ class Admission:
         principal once identities exist (issue 15)."""
         if self.gateway_secret:
             metadata = dict(context.invocation_metadata() or ())
-            if hmac.compare_digest(metadata.get(GATEWAY_HEADER, ""), self.gateway_secret) and metadata.get(FORWARDED_HEADER):
+            if hmac.compare_digest(
+                metadata.get(GATEWAY_HEADER, ""), self.gateway_secret
+            ) and metadata.get(FORWARDED_HEADER):
                 return "http:" + metadata[FORWARDED_HEADER][:64]
         return _peer_host(context)
 
-    async def call(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], field: str,
-                   fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(
+        self,
+        context: grpc.aio.ServicerContext,
+        cost: tuple[int, int],
+        field: str,
+        fn: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
         """The whole path of one admitted call: ceilings, then `run` for this call's caller under
         its deadline."""
         self.check_cost(*cost, field)
@@ -95,7 +112,12 @@ class Admission:
                 "WORK_LIMIT",
                 f"this call needs {site_updates:.3g} site updates; one call may do at most "
                 f"{s.max_call_site_updates:.3g}: ask for fewer steps, substeps, chains or sites, or split the work",
-                violations=[(field, f"{site_updates} site updates exceed the per-call limit {s.max_call_site_updates}")],
+                violations=[
+                    (
+                        field,
+                        f"{site_updates} site updates exceed the per-call limit {s.max_call_site_updates}",
+                    )
+                ],
                 metadata={"limit": str(s.max_call_site_updates), "requested": str(site_updates)},
             )
         if state_bytes > s.max_call_bytes:
@@ -103,7 +125,12 @@ class Admission:
                 "MEMORY_LIMIT",
                 f"this call needs about {state_bytes / 2**20:.0f} MiB of working memory; one call may use at most "
                 f"{s.max_call_bytes / 2**20:.0f} MiB: ask for fewer chains or a smaller grid",
-                violations=[(field, f"{state_bytes} bytes of state exceed the per-call limit {s.max_call_bytes}")],
+                violations=[
+                    (
+                        field,
+                        f"{state_bytes} bytes of state exceed the per-call limit {s.max_call_bytes}",
+                    )
+                ],
                 metadata={"limit": str(s.max_call_bytes), "requested": str(state_bytes)},
             )
 
@@ -114,18 +141,27 @@ class Admission:
         return cap if remaining is None else max(0.0, min(remaining, cap))
 
     # -- running -----------------------------------------------------------------------------
-    async def run(self, caller: str, timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(
+        self, caller: str, timeout: float, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
         """Wait for a worker (bounded queue, per-caller bound), then run `fn(*args, should_stop=...,
         **kwargs)` on it under `timeout` seconds. DEADLINE_EXCEEDED at the timeout; the engine is
         told to stop on timeout, cancellation and shutdown."""
         start = time.monotonic()
         if self.per_caller[caller] >= self.max_per_caller:
-            raise exhausted("CALLER_LIMIT", f"this caller already has {self.per_caller[caller]} engine calls running or "
-                            f"queued (the limit is {self.max_per_caller}); retry when one finishes",
-                            retry_after=self.retry_after())
+            raise exhausted(
+                "CALLER_LIMIT",
+                f"this caller already has {self.per_caller[caller]} engine calls running or "
+                f"queued (the limit is {self.max_per_caller}); retry when one finishes",
+                retry_after=self.retry_after(),
+            )
         if self.busy >= self.capacity and self.waiting >= self.queue:
-            raise exhausted("QUEUE_FULL", f"the engine is busy ({self.busy} calls running, {self.waiting} waiting, "
-                            f"queue limit {self.queue}); retry later", retry_after=self.retry_after())
+            raise exhausted(
+                "QUEUE_FULL",
+                f"the engine is busy ({self.busy} calls running, {self.waiting} waiting, "
+                f"queue limit {self.queue}); retry later",
+                retry_after=self.retry_after(),
+            )
         self.per_caller[caller] += 1
         released = False
 
@@ -162,7 +198,9 @@ class Admission:
         stop = threading.Event()
         self.stops.add(stop)
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, functools.partial(fn, *args, should_stop=stop.is_set, **kwargs))
+        future = loop.run_in_executor(
+            self.executor, functools.partial(fn, *args, should_stop=stop.is_set, **kwargs)
+        )
 
         def finished(done: Any) -> None:  # the thread is free again: only now release the worker
             if not done.cancelled():
@@ -197,6 +235,9 @@ class Admission:
 
 
 def _deadline_error(timeout: float, where: str) -> ApiError:
-    return ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"the call passed its deadline of {timeout:.3g} s while {where} (the server caps every engine call "
-                    "at default_deadline); ask for less work per call", reason="DEADLINE")
+    return ApiError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        f"the call passed its deadline of {timeout:.3g} s while {where} (the server caps every engine call "
+        "at default_deadline); ask for less work per call",
+        reason="DEADLINE",
+    )

@@ -71,7 +71,9 @@ IO_THREADS = 8
 # Bounded engine work that is not the heavy kind (proof metrics, regime features): its own small
 # pool and queue, so it neither waits behind long engine calls nor takes the cheap calls' threads
 LIGHT_THREADS = 2
-LIGHT_QUEUE = 128  # light calls are short (a proof's metrics: milliseconds to a second); queued ones
+LIGHT_QUEUE = (
+    128  # light calls are short (a proof's metrics: milliseconds to a second); queued ones
+)
 LIGHT_PER_CALLER = 64  # hold only their request, which max_inflight_request_bytes bounds  # store reads and writes, proof metrics: short, never engine loops
 
 
@@ -167,19 +169,48 @@ async def start(
     gateway_secret = secrets.token_urlsafe(32)  # the REST face relays client addresses with it
     admission = Admission(settings, executor, gateway_secret=gateway_secret)
     light_executor = ThreadPoolExecutor(LIGHT_THREADS, thread_name_prefix="idf-light")
-    light = Admission(settings, light_executor, capacity=LIGHT_THREADS, queue=LIGHT_QUEUE, per_caller=LIGHT_PER_CALLER,
-                      gateway_secret=gateway_secret)
+    light = Admission(
+        settings,
+        light_executor,
+        capacity=LIGHT_THREADS,
+        queue=LIGHT_QUEUE,
+        per_caller=LIGHT_PER_CALLER,
+        gateway_secret=gateway_secret,
+    )
     ledger = Ledger(settings.store_url())
     ledger.ensure_pool(DEFAULT_POOL, settings.market_fee_bps)
-    meter = Metering(ledger, settings.ceu_per_million_site_updates, settings.metering, node=settings.node_id, ttl=settings.reservation_ttl)
-    sweeper = await start_sweeper(meter)  # before serving: refunds what a dead incarnation left in escrow
-    predict_pb2_grpc.add_PredictServiceServicer_to_server(PredictServicer(settings, admission, meter, light), server)
-    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(DiffusionServicer(settings, admission, meter), server)
+    meter = Metering(
+        ledger,
+        settings.ceu_per_million_site_updates,
+        settings.metering,
+        node=settings.node_id,
+        ttl=settings.reservation_ttl,
+    )
+    sweeper = await start_sweeper(
+        meter
+    )  # before serving: refunds what a dead incarnation left in escrow
+    predict_pb2_grpc.add_PredictServiceServicer_to_server(
+        PredictServicer(settings, admission, meter, light), server
+    )
+    diffusion_pb2_grpc.add_DiffusionServiceServicer_to_server(
+        DiffusionServicer(settings, admission, meter), server
+    )
     proof_log = open_proof_log(settings.store_url())
     _private_files(settings)
     key = signing.load_or_create(settings.key_path())
-    proof_pb2_grpc.add_ProofServiceServicer_to_server(ProofServicer(settings, io_executor, TransparencyLog(proof_log, key, settings.log_origin), ledger, light), server)
-    market_pb2_grpc.add_MarketServiceServicer_to_server(MarketServicer(settings, io_executor, ledger), server)
+    proof_pb2_grpc.add_ProofServiceServicer_to_server(
+        ProofServicer(
+            settings,
+            io_executor,
+            TransparencyLog(proof_log, key, settings.log_origin),
+            ledger,
+            light,
+        ),
+        server,
+    )
+    market_pb2_grpc.add_MarketServiceServicer_to_server(
+        MarketServicer(settings, io_executor, ledger), server
+    )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -208,8 +239,13 @@ async def start(
     serving = health_pb2.HealthCheckResponse.SERVING
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, serving)
-    log.info("listening", extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None})
-    running = Running(server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger)
+    log.info(
+        "listening",
+        extra={"host": settings.host, "port": port, "tls": settings.tls_cert_file is not None},
+    )
+    running = Running(
+        server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger
+    )
     running.guard = guard
     running.light = light
     running.sweeper = sweeper
@@ -217,7 +253,11 @@ async def start(
         from idf.server import rest
 
         running.rest_runner, running.rest_port, running.transcoder = await rest.start(
-            settings.host, settings.rest_port, f"127.0.0.1:{port}", settings.max_message_bytes, gateway_secret
+            settings.host,
+            settings.rest_port,
+            f"127.0.0.1:{port}",
+            settings.max_message_bytes,
+            gateway_secret,
         )
     return running
 

@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to listen on ('0.0.0.0' for all).")
     port: int = Field(50051, ge=0, le=65535, description="TCP port; 0 picks a free one.")
     rest_port: Optional[int] = Field(
-        None, ge=0, le=65535, description="Also serve the REST/JSON face on this port (0 picks a free one); unset: gRPC only."
+        None,
+        ge=0,
+        le=65535,
+        description="Also serve the REST/JSON face on this port (0 picks a free one); unset: gRPC only.",
     )
     max_message_bytes: int = Field(
         64 * MIB, ge=4 * MIB, description="Largest gRPC message received or sent."
@@ -36,56 +39,91 @@ class Settings(BaseSettings):
         4096 * 4096, ge=1, description="Largest number of elements in one Field."
     )
     max_predict_steps: int = Field(100_000, ge=1, description="Most frames one Predict returns.")
-    max_sample_steps: int = Field(1_000_000, ge=1, description="Most sampler steps one Sample call runs.")
+    max_sample_steps: int = Field(
+        1_000_000, ge=1, description="Most sampler steps one Sample call runs."
+    )
     max_sample_count: int = Field(1024, ge=1, description="Most chains one Sample call runs.")
     max_call_site_updates: int = Field(
-        20_000_000_000, ge=1,
+        20_000_000_000,
+        ge=1,
         description="Work ceiling of one engine call, in site updates (sites x steps x substeps x chains x replicas); larger requests are refused before they start.",
     )
     max_call_bytes: int = Field(
-        2 * 1024 * MIB, ge=MIB, description="Memory ceiling of one engine call's working set (its state arrays), bytes. workers x this must fit in memory; it also bounds one uninterruptible engine step (raise it on large or GPU hosts)."
+        2 * 1024 * MIB,
+        ge=MIB,
+        description="Memory ceiling of one engine call's working set (its state arrays), bytes. workers x this must fit in memory; it also bounds one uninterruptible engine step (raise it on large or GPU hosts).",
     )
     default_deadline: float = Field(
-        300.0, gt=0, description="Server-side deadline (s) for engine calls: applied when the client sets none, and the longest any call may run."
+        300.0,
+        gt=0,
+        description="Server-side deadline (s) for engine calls: applied when the client sets none, and the longest any call may run.",
     )
     max_queued_calls: int = Field(
-        8, ge=0, description="Engine calls that may wait for a worker; past this, RESOURCE_EXHAUSTED with RetryInfo."
+        8,
+        ge=0,
+        description="Engine calls that may wait for a worker; past this, RESOURCE_EXHAUSTED with RetryInfo.",
     )
     max_calls_per_caller: int = Field(
-        4, ge=1, description="Engine calls one caller (account, else peer address) may have running or queued at once."
+        4,
+        ge=1,
+        description="Engine calls one caller (account, else peer address) may have running or queued at once.",
     )
     max_inflight_request_bytes: int = Field(
-        512 * MIB, ge=MIB, description="Total bytes of requests being served at once; past this, RESOURCE_EXHAUSTED with RetryInfo."
+        512 * MIB,
+        ge=MIB,
+        description="Total bytes of requests being served at once; past this, RESOURCE_EXHAUSTED with RetryInfo.",
     )
     reservation_ttl: float = Field(
-        600.0, gt=0, description="Seconds a CEU reservation may stay in escrow before the sweeper refunds it (longer than default_deadline)."
+        600.0,
+        gt=0,
+        description="Seconds a CEU reservation may stay in escrow before the sweeper refunds it (longer than default_deadline).",
     )
     node_id: str = Field(
-        "", description="This replica's name in reservation records; unset: the host name. Open reservations of this node are refunded at start-up."
+        "",
+        description="This replica's name in reservation records; unset: the host name. Open reservations of this node are refunded at start-up.",
     )
     reward_pft_per_ceu: float = Field(
-        1.0, ge=0, description="Ceiling of PFT minted per CEU the rewarded output cost (rewards cannot exceed spending times this)."
+        1.0,
+        ge=0,
+        description="Ceiling of PFT minted per CEU the rewarded output cost (rewards cannot exceed spending times this).",
     )
     grace_period: float = Field(
         10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
     )
     workers: int = Field(2, ge=1, description="Threads running engine work.")
-    device: str = Field("auto", description="Engine device: auto (CUDA when present), cpu, cuda, cuda:N.")
+    device: str = Field(
+        "auto", description="Engine device: auto (CUDA when present), cpu, cuda, cuda:N."
+    )
     data_dir: Path = Field(Path(".idf"), description="Where embedded state lives.")
     log_level: str = Field("INFO", description="Python logging level.")
-    log_format: Literal["json", "text"] = Field("json", description="Structured JSON or plain text.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Structured JSON or plain text."
+    )
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     database_url: Optional[str] = Field(
-        None, description="postgresql://... for PostgreSQL; unset means SQLite at <data_dir>/idf.sqlite3."
+        None,
+        description="postgresql://... for PostgreSQL; unset means SQLite at <data_dir>/idf.sqlite3.",
     )
     proof_key_file: Optional[Path] = Field(
-        None, description="Ed25519 PEM signing key; unset means <data_dir>/keys/proof-ed25519.pem (created on first start)."
+        None,
+        description="Ed25519 PEM signing key; unset means <data_dir>/keys/proof-ed25519.pem (created on first start).",
     )
-    metering: bool = Field(False, description="Charge CEU for billable calls (off in the embedded default, on in deploy/).")
-    ceu_per_million_site_updates: int = Field(1000, ge=1, description="Price schedule: CEU base units per 10^6 site updates.")
-    admin_token: Optional[str] = Field(None, description="Bearer token that may call Mint; unset disables minting.")
-    market_fee_bps: int = Field(30, ge=0, lt=10_000, description="Swap fee of the default CEU/PFT pool, basis points.")
-    log_origin: str = Field("idf/proofs", description="Identity of the proof log, part of every signed checkpoint.")
+    metering: bool = Field(
+        False,
+        description="Charge CEU for billable calls (off in the embedded default, on in deploy/).",
+    )
+    ceu_per_million_site_updates: int = Field(
+        1000, ge=1, description="Price schedule: CEU base units per 10^6 site updates."
+    )
+    admin_token: Optional[str] = Field(
+        None, description="Bearer token that may call Mint; unset disables minting."
+    )
+    market_fee_bps: int = Field(
+        30, ge=0, lt=10_000, description="Swap fee of the default CEU/PFT pool, basis points."
+    )
+    log_origin: str = Field(
+        "idf/proofs", description="Identity of the proof log, part of every signed checkpoint."
+    )
     tls_cert_file: Optional[Path] = Field(None, description="PEM certificate chain; enables TLS.")
     tls_key_file: Optional[Path] = Field(None, description="PEM private key for tls_cert_file.")
 
@@ -124,7 +162,9 @@ class Settings(BaseSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.rest_port is not None and self.tls_cert_file is not None:
-            raise ValueError("the REST face does not support TLS yet: terminate TLS in front of it, or leave rest_port unset")
+            raise ValueError(
+                "the REST face does not support TLS yet: terminate TLS in front of it, or leave rest_port unset"
+            )
         return self
 
     @classmethod
@@ -152,4 +192,3 @@ class Settings(BaseSettings):
 
         values = {k: v for k, v in overrides.items() if v is not None}
         return cls.model_validate(_FromFile(**values).model_dump())
-

@@ -49,13 +49,20 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.reason = reason
-        self.violations = [(_cut(f, MAX_QUOTE_CHARS * 2), _cut(d, MAX_DESCRIPTION_CHARS)) for f, d in violations][:32]
-        self.metadata = {_cut(k, MAX_QUOTE_CHARS): _cut(v, MAX_DESCRIPTION_CHARS) for k, v in (metadata or {}).items()}
+        self.violations = [
+            (_cut(f, MAX_QUOTE_CHARS * 2), _cut(d, MAX_DESCRIPTION_CHARS)) for f, d in violations
+        ][:32]
+        self.metadata = {
+            _cut(k, MAX_QUOTE_CHARS): _cut(v, MAX_DESCRIPTION_CHARS)
+            for k, v in (metadata or {}).items()
+        }
         self.retry_after = retry_after
 
     def status(self) -> status_pb2.Status:
         details = []
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason, domain=DOMAIN, metadata=self.metadata
+        )
         details.append(_pack(info))
         if self.violations:
             bad = error_details_pb2.BadRequest(
@@ -103,19 +110,35 @@ def too_large(field: str, description: str) -> ApiError:
     )
 
 
-def exhausted(reason: str, message: str, *, retry_after: float | None = None,
-              violations: Sequence[tuple[str, str]] = (), metadata: dict[str, str] | None = None) -> ApiError:
+def exhausted(
+    reason: str,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    violations: Sequence[tuple[str, str]] = (),
+    metadata: dict[str, str] | None = None,
+) -> ApiError:
     """RESOURCE_EXHAUSTED: a work, queue or rate limit. With `retry_after` (seconds) the status
     carries a RetryInfo: the condition is transient and the same call may succeed later."""
-    return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason=reason, violations=violations,
-                    metadata=metadata, retry_after=retry_after)
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        message,
+        reason=reason,
+        violations=violations,
+        metadata=metadata,
+        retry_after=retry_after,
+    )
 
 
 def shutting_down() -> ApiError:
     """UNAVAILABLE while the server drains: the call was not started, so any client may retry it
     (on another replica, or here after the restart)."""
-    return ApiError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry the call",
-                    reason="SHUTTING_DOWN", retry_after=1.0)
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        "the server is shutting down; retry the call",
+        reason="SHUTTING_DOWN",
+        retry_after=1.0,
+    )
 
 
 def unimplemented(method: str, capability: str) -> ApiError:

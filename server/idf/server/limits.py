@@ -85,8 +85,13 @@ def check_counts(message: Any, path: str = "") -> None:
         if field.is_repeated:
             n = REPEATED_LIMITS.get(field.full_name, MAX_REPEATED)
             if len(value) > n:
-                raise invalid_argument(name, f"at most {n} entries, got {len(value)}", reason="TOO_MANY_ENTRIES")
-            if field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+                raise invalid_argument(
+                    name, f"at most {n} entries, got {len(value)}", reason="TOO_MANY_ENTRIES"
+                )
+            if (
+                field.type == FieldDescriptor.TYPE_MESSAGE
+                and not field.message_type.GetOptions().map_entry
+            ):
                 for i, item in enumerate(value):
                     check_counts(item, f"{name}[{i}].")
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
@@ -124,4 +129,6 @@ def check_strings(message: Any, path: str = "") -> None:
 def _check(text: str, field: FieldDescriptor, path: str) -> None:
     n = limit(field)
     if len(text) > n:
-        raise invalid_argument(path, f"at most {n} characters, got {len(text)}", reason="STRING_TOO_LONG")
+        raise invalid_argument(
+            path, f"at most {n} characters, got {len(text)}", reason="STRING_TOO_LONG"
+        )

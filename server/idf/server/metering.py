@@ -53,8 +53,18 @@ from idf.store.ledger import (
     now_text,
 )
 
-__all__ = ["ESCROW", "TREASURY", "ACCOUNT_HEADER", "Meter", "Metering", "Sweeper", "caller_account", "price", "reward",
-           "start_sweeper"]
+__all__ = [
+    "ESCROW",
+    "TREASURY",
+    "ACCOUNT_HEADER",
+    "Meter",
+    "Metering",
+    "Sweeper",
+    "caller_account",
+    "price",
+    "reward",
+    "start_sweeper",
+]
 
 log = logging.getLogger("idf.metering")
 ACCOUNT_HEADER = "x-idf-account"
@@ -80,35 +90,55 @@ class Meter:
 
 
 class Metering:
-    def __init__(self, ledger: Ledger, per_million: int, enabled: bool, *, node: str = "", ttl: float = 600.0) -> None:
+    def __init__(
+        self, ledger: Ledger, per_million: int, enabled: bool, *, node: str = "", ttl: float = 600.0
+    ) -> None:
         self.ledger = ledger
         self.per_million = per_million
         self.enabled = enabled
         self.node = node or socket.gethostname()
         self.ttl = ttl
 
-    def reserve(self, account: str | None, estimated_site_updates: int, rpc: str = "") -> Meter | None:
+    def reserve(
+        self, account: str | None, estimated_site_updates: int, rpc: str = ""
+    ) -> Meter | None:
         if not self.enabled:
             return None
         if not is_user_account(account):
-            raise ApiError(grpc.StatusCode.UNAUTHENTICATED, f"metered calls name the paying account in the {ACCOUNT_HEADER} metadata",
-                           reason="NO_ACCOUNT")
+            raise ApiError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"metered calls name the paying account in the {ACCOUNT_HEADER} metadata",
+                reason="NO_ACCOUNT",
+            )
         amount = price(estimated_site_updates, self.per_million)
         rid = uuid.uuid4().hex
         now = time.time()
         try:
             with self.ledger.transaction() as tx:
-                tx.post("reserve", [(account, "CEU", -amount), (ESCROW, "CEU", amount)], request_id=f"reservation:{rid}",
-                        account=account, reference=f"reservations/{rid}")  # type: ignore[arg-type]
-                tx.db.run("INSERT INTO reservations (id, account, amount, rpc, node, created, expires, state)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?, 'open')", (rid, account, amount, rpc, self.node, now, now + self.ttl))
+                tx.post(
+                    "reserve",
+                    [(account, "CEU", -amount), (ESCROW, "CEU", amount)],
+                    request_id=f"reservation:{rid}",
+                    account=account,
+                    reference=f"reservations/{rid}",
+                )  # type: ignore[arg-type]
+                tx.db.run(
+                    "INSERT INTO reservations (id, account, amount, rpc, node, created, expires, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+                    (rid, account, amount, rpc, self.node, now, now + self.ttl),
+                )
         except InsufficientBalance as e:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"{account} holds {e.available} CEU; this call needs up to {amount}", reason="INSUFFICIENT_BALANCE",
-                           violations=[("metadata." + ACCOUNT_HEADER, "not enough CEU for the reservation")]) from None
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{account} holds {e.available} CEU; this call needs up to {amount}",
+                reason="INSUFFICIENT_BALANCE",
+                violations=[("metadata." + ACCOUNT_HEADER, "not enough CEU for the reservation")],
+            ) from None
         return Meter(account, amount, rid, rpc)  # type: ignore[arg-type]
 
-    def settle(self, meter: Meter | None, site_updates: int, outputs: Sequence[np.ndarray] = ()) -> int:
+    def settle(
+        self, meter: Meter | None, site_updates: int, outputs: Sequence[np.ndarray] = ()
+    ) -> int:
         """Close the reservation: charge the measured work (at most the reservation), refund the
         rest, and record the digests of `outputs` (the arrays returned to the caller) as billed
         outputs, all in one transaction. Returns the charge (0 when the sweeper refunded the
@@ -121,35 +151,75 @@ class Metering:
         with self.ledger.transaction() as tx:
             row = tx.db.one("SELECT state, rpc FROM reservations WHERE id = ?", (meter.id,))
             if row is None or row[0] != "open":
-                log.warning("reservation was closed before the call settled; its work is not charged",
-                            extra={"reservation": meter.id, "state": row[0] if row else None, "account": meter.account})
+                log.warning(
+                    "reservation was closed before the call settled; its work is not charged",
+                    extra={
+                        "reservation": meter.id,
+                        "state": row[0] if row else None,
+                        "account": meter.account,
+                    },
+                )
                 return 0
-            tx.post("charge", [(ESCROW, "CEU", -meter.reserved), (TREASURY, "CEU", charge), (meter.account, "CEU", meter.reserved - charge)],
-                    request_id=f"reservation:{meter.id}", account=meter.account, reference=f"reservations/{meter.id}")
-            tx.db.run("UPDATE reservations SET state = 'settled', charged = ? WHERE id = ?", (charge, meter.id))
+            tx.post(
+                "charge",
+                [
+                    (ESCROW, "CEU", -meter.reserved),
+                    (TREASURY, "CEU", charge),
+                    (meter.account, "CEU", meter.reserved - charge),
+                ],
+                request_id=f"reservation:{meter.id}",
+                account=meter.account,
+                reference=f"reservations/{meter.id}",
+            )
+            tx.db.run(
+                "UPDATE reservations SET state = 'settled', charged = ? WHERE id = ?",
+                (charge, meter.id),
+            )
             created = now_text()
-            tx.db.many("INSERT INTO outputs (id, digest, account, rpc, reservation, charged, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(uuid.uuid4().hex, d, meter.account, row[1], meter.id, charge, created) for d in digests])
+            tx.db.many(
+                "INSERT INTO outputs (id, digest, account, rpc, reservation, charged, create_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (uuid.uuid4().hex, d, meter.account, row[1], meter.id, charge, created)
+                    for d in digests
+                ],
+            )
         meter.charged = charge
         return charge
 
     # -- escrow recovery ------------------------------------------------------------------
     def _refund(self, tx: Tx, rid: str, account: str, amount: int, why: str) -> None:
-        tx.post("refund", [(ESCROW, "CEU", -amount), (account, "CEU", amount)], request_id=f"reservation:{rid}",
-                account=account, reference=f"reservations/{rid}")
+        tx.post(
+            "refund",
+            [(ESCROW, "CEU", -amount), (account, "CEU", amount)],
+            request_id=f"reservation:{rid}",
+            account=account,
+            reference=f"reservations/{rid}",
+        )
         tx.db.run("UPDATE reservations SET state = 'refunded' WHERE id = ?", (rid,))
-        log.info("reservation refunded", extra={"reservation": rid, "account": account, "amount": amount, "why": why})
+        log.info(
+            "reservation refunded",
+            extra={"reservation": rid, "account": account, "amount": amount, "why": why},
+        )
 
     def sweep(self, *, startup: bool = False) -> int:
         """Refund expired open reservations (any node); at start-up also this node's open ones,
         left by a previous incarnation. Returns how many were refunded."""
         now = time.time()
         with self.ledger.transaction() as tx:
-            rows = tx.db.all("SELECT id, account, amount, node, expires FROM reservations WHERE state = 'open' AND (expires <= ?"
-                             + (" OR node = ?)" if startup else ")") + " ORDER BY created",
-                             (now, self.node) if startup else (now,))
+            rows = tx.db.all(
+                "SELECT id, account, amount, node, expires FROM reservations WHERE state = 'open' AND (expires <= ?"
+                + (" OR node = ?)" if startup else ")")
+                + " ORDER BY created",
+                (now, self.node) if startup else (now,),
+            )
             for rid, account, amount, node, expires in rows:
-                self._refund(tx, rid, account, int(amount), "expired" if expires <= now else f"node {node} restarted")
+                self._refund(
+                    tx,
+                    rid,
+                    account,
+                    int(amount),
+                    "expired" if expires <= now else f"node {node} restarted",
+                )
         return len(rows)
 
 
@@ -184,8 +254,12 @@ async def start_sweeper(metering: Metering, interval: float | None = None) -> Sw
     calls: the start-up pass refunds every open reservation of this node."""
     refunded = await asyncio.to_thread(metering.sweep, startup=True)
     if refunded:
-        log.warning("refunded reservations left in escrow", extra={"count": refunded, "node": metering.node})
-    return Sweeper(metering, interval if interval is not None else max(0.05, min(metering.ttl / 4, 30.0)))
+        log.warning(
+            "refunded reservations left in escrow", extra={"count": refunded, "node": metering.node}
+        )
+    return Sweeper(
+        metering, interval if interval is not None else max(0.05, min(metering.ttl / 4, 30.0))
+    )
 
 
 # -- rewards -------------------------------------------------------------------------------
@@ -195,8 +269,17 @@ class Reward:
     reason: str  # REWARDED, REWARD_CAPPED, or why nothing was paid
 
 
-def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | None, proof_id: str, earned: int,
-           prediction: str | None, reference: str | None) -> Reward:
+def reward(
+    ledger: Ledger,
+    *,
+    enabled: bool,
+    pft_per_ceu: float,
+    account: str | None,
+    proof_id: str,
+    earned: int,
+    prediction: str | None,
+    reference: str | None,
+) -> Reward:
     """The PFT reward of a PASS proof that `earned` PFT base units by its policy's rule and whose
     inputs have the digests `prediction` and `reference` (None for sequence policies). Pays only
     when the prediction is an output this service billed to `account`, the reference is no
@@ -216,8 +299,10 @@ def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | 
         db = tx.db
         if db.one("SELECT 1 FROM outputs WHERE digest = ?", (reference,)):
             return Reward(0, "REFERENCE_IS_SERVICE_OUTPUT")
-        rows = db.all("SELECT id, reservation, charged, reward_proof FROM outputs WHERE digest = ? AND account = ? ORDER BY create_time, id",
-                      (prediction, account))
+        rows = db.all(
+            "SELECT id, reservation, charged, reward_proof FROM outputs WHERE digest = ? AND account = ? ORDER BY create_time, id",
+            (prediction, account),
+        )
         if not rows:
             other = db.one("SELECT 1 FROM outputs WHERE digest = ?", (prediction,))
             return Reward(0, "NOT_CALLERS_OUTPUT" if other else "NOT_A_BILLED_OUTPUT")
@@ -225,14 +310,25 @@ def reward(ledger: Ledger, *, enabled: bool, pft_per_ceu: float, account: str | 
         for output_id, reservation, charged, rewarded in rows:
             if rewarded is not None:
                 continue
-            (paid,) = db.one("SELECT COALESCE(SUM(reward), 0) FROM outputs WHERE reservation = ?", (reservation,))  # type: ignore[misc]
+            (paid,) = db.one(
+                "SELECT COALESCE(SUM(reward), 0) FROM outputs WHERE reservation = ?", (reservation,)
+            )  # type: ignore[misc]
             budget = reward_budget(int(charged), int(paid), pft_per_ceu)
             if budget <= 0:
                 reason = "CALL_CAP_REACHED"
                 continue
             amount = min(earned, budget)
-            tx.post("reward", [(ISSUANCE, "PFT", -amount), (account, "PFT", amount)], request_id=f"reward:{output_id}",  # type: ignore[list-item]
-                    account=account, fingerprint=fingerprint({"proof": proof_id}), reference=f"proofs/{proof_id}")  # type: ignore[arg-type]
-            db.run("UPDATE outputs SET reward_proof = ?, reward = ? WHERE id = ?", (proof_id, amount, output_id))
+            tx.post(
+                "reward",
+                [(ISSUANCE, "PFT", -amount), (account, "PFT", amount)],
+                request_id=f"reward:{output_id}",  # type: ignore[list-item]
+                account=account,
+                fingerprint=fingerprint({"proof": proof_id}),
+                reference=f"proofs/{proof_id}",
+            )  # type: ignore[arg-type]
+            db.run(
+                "UPDATE outputs SET reward_proof = ?, reward = ? WHERE id = ?",
+                (proof_id, amount, output_id),
+            )
             return Reward(amount, "REWARDED" if amount == earned else "REWARD_CAPPED")
         return Reward(0, reason)

@@ -85,12 +85,23 @@ MAX_JSON_DEPTH = 64
 OFFLOAD_BYTES = 1 * MIB
 
 HTTP_STATUS = {
-    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
 }
 _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _QUOTE_CHARS = 64
@@ -113,9 +124,15 @@ def _template(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     """`/v1/{pool=market/pools/*}:quote` -> a regex with one group per variable."""
     regex, variables, pos = "", [], 0
     for m in re.finditer(r"\{([^}=]+)(?:=([^}]*))?\}", template):
-        regex += re.escape(template[pos:m.start()])
+        regex += re.escape(template[pos : m.start()])
         segments = (m.group(2) or "*").split("/")
-        regex += "(" + "/".join("[^/:]+" if s == "*" else ".+" if s == "**" else re.escape(s) for s in segments) + ")"
+        regex += (
+            "("
+            + "/".join(
+                "[^/:]+" if s == "*" else ".+" if s == "**" else re.escape(s) for s in segments
+            )
+            + ")"
+        )
         variables.append(m.group(1))
         pos = m.end()
     regex += re.escape(template[pos:])
@@ -147,18 +164,34 @@ def _quote(value: str) -> str:
 class RestError(Exception):
     """An error answered by the REST face itself, before or instead of a gRPC call."""
 
-    def __init__(self, http_status: int, code: grpc.StatusCode, reason: str, message: str, *,
-                 violations: tuple[tuple[str, str], ...] = (), metadata: dict[str, str] | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        http_status: int,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        *,
+        violations: tuple[tuple[str, str], ...] = (),
+        metadata: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.http_status, self.code, self.reason, self.message = http_status, code, reason, message
         self.violations, self.metadata, self.retry_after = violations, metadata or {}, retry_after
 
     def status(self) -> status_pb2.Status:
-        details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
+        details = [
+            error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
+        ]
         if self.violations:
-            details.append(error_details_pb2.BadRequest(field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations]))
+            details.append(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                        for f, d in self.violations
+                    ]
+                )
+            )
         if self.retry_after is not None:
             retry = error_details_pb2.RetryInfo()
             retry.retry_delay.FromMilliseconds(int(self.retry_after * 1000))
@@ -166,8 +199,14 @@ class RestError(Exception):
         return _status(self.code.value[0], self.message, details)
 
     def response(self) -> web.Response:
-        headers = {"Retry-After": str(math.ceil(self.retry_after))} if self.retry_after is not None else None
-        return web.json_response(json_format.MessageToDict(self.status()), status=self.http_status, headers=headers)
+        headers = (
+            {"Retry-After": str(math.ceil(self.retry_after))}
+            if self.retry_after is not None
+            else None
+        )
+        return web.json_response(
+            json_format.MessageToDict(self.status()), status=self.http_status, headers=headers
+        )
 
 
 def _status(code: int, message: str, details: list[Any]) -> status_pb2.Status:
@@ -180,8 +219,13 @@ def _status(code: int, message: str, details: list[Any]) -> status_pb2.Status:
 
 
 def invalid(name: str, description: str, reason: str = "INVALID_FIELD") -> RestError:
-    return RestError(400, grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid {name}: {description}",
-                     violations=((name, description),))
+    return RestError(
+        400,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+        f"invalid {name}: {description}",
+        violations=((name, description),),
+    )
 
 
 def _status_json(error: grpc.aio.AioRpcError) -> tuple[int, dict, dict[str, str]]:
@@ -203,9 +247,13 @@ def _status_json(error: grpc.aio.AioRpcError) -> tuple[int, dict, dict[str, str]
         elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             retry = error_details_pb2.RetryInfo()
             detail.Unpack(retry)
-            headers["Retry-After"] = str(max(1, math.ceil(retry.retry_delay.ToMilliseconds() / 1000)))
+            headers["Retry-After"] = str(
+                max(1, math.ceil(retry.retry_delay.ToMilliseconds() / 1000))
+            )
     if not has_info:
-        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=error.code().name, domain=DOMAIN))
+        status.details.add().Pack(
+            error_details_pb2.ErrorInfo(reason=error.code().name, domain=DOMAIN)
+        )
     code = _CODE_BY_NUMBER.get(status.code, error.code())
     return HTTP_STATUS.get(code, 500), json_format.MessageToDict(status), headers
 
@@ -277,15 +325,23 @@ def _set_scalar(message: Any, field: FieldDescriptor, value: str, name: str) -> 
         else:
             setattr(message, field.name, converted)
     except (ValueError, TypeError, OverflowError) as e:
-        raise invalid(name, f"{_quote(value)} is not a valid {_type_name(field)} ({_first_line(e)})") from None
+        raise invalid(
+            name, f"{_quote(value)} is not a valid {_type_name(field)} ({_first_line(e)})"
+        ) from None
 
 
 def _type_name(field: FieldDescriptor) -> str:
     if field.enum_type is not None:
         return field.enum_type.name
-    return {FieldDescriptor.TYPE_DOUBLE: "double", FieldDescriptor.TYPE_FLOAT: "float", FieldDescriptor.TYPE_BOOL: "bool",
-            FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT32: "uint32",
-            FieldDescriptor.TYPE_UINT64: "uint64"}.get(field.type, "value")
+    return {
+        FieldDescriptor.TYPE_DOUBLE: "double",
+        FieldDescriptor.TYPE_FLOAT: "float",
+        FieldDescriptor.TYPE_BOOL: "bool",
+        FieldDescriptor.TYPE_INT32: "int32",
+        FieldDescriptor.TYPE_INT64: "int64",
+        FieldDescriptor.TYPE_UINT32: "uint32",
+        FieldDescriptor.TYPE_UINT64: "uint64",
+    }.get(field.type, "value")
 
 
 def _first_line(error: BaseException) -> str:
@@ -312,9 +368,14 @@ class Budget:
 
     def take(self, n: int) -> None:
         if self.used + n > self.limit:
-            raise RestError(429, grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER_BUSY",
-                            f"the REST face is parsing {self.used} bytes of request bodies (limit {self.limit}); retry shortly",
-                            metadata={"limit_bytes": str(self.limit)}, retry_after=1.0)
+            raise RestError(
+                429,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "SERVER_BUSY",
+                f"the REST face is parsing {self.used} bytes of request bodies (limit {self.limit}); retry shortly",
+                metadata={"limit_bytes": str(self.limit)},
+                retry_after=1.0,
+            )
         self.used += n
 
     def give(self, n: int) -> None:
@@ -323,10 +384,15 @@ class Budget:
 
 def _too_large(limit: int, size: int | None) -> RestError:
     seen = f"{size} bytes" if size is not None else "more"
-    return RestError(413, grpc.StatusCode.RESOURCE_EXHAUSTED, "SIZE_LIMIT",
-                     f"request body too large: {seen}, the REST limit is {limit} bytes (send large fields over gRPC, "
-                     "or fewer/smaller fields per call)",
-                     violations=(("body", f"at most {limit} bytes"),), metadata={"limit_bytes": str(limit)})
+    return RestError(
+        413,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "SIZE_LIMIT",
+        f"request body too large: {seen}, the REST limit is {limit} bytes (send large fields over gRPC, "
+        "or fewer/smaller fields per call)",
+        violations=(("body", f"at most {limit} bytes"),),
+        metadata={"limit_bytes": str(limit)},
+    )
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -365,7 +431,9 @@ def _timeout(headers: Any) -> float | None:
     try:
         value = float(raw.strip())
     except ValueError:
-        raise invalid("x-idf-timeout", f"{_quote(raw)} is not a number of {rule}", "INVALID_HEADER") from None
+        raise invalid(
+            "x-idf-timeout", f"{_quote(raw)} is not a number of {rule}", "INVALID_HEADER"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise invalid("x-idf-timeout", f"{_quote(raw)} is not {rule}", "INVALID_HEADER")
     return min(value, MAX_TIMEOUT_S)
@@ -373,10 +441,17 @@ def _timeout(headers: Any) -> float | None:
 
 class Transcoder:
     def __init__(self, grpc_target: str, max_message_bytes: int, gateway_secret: str = "") -> None:
-        self.gateway_secret = gateway_secret  # proves to admission that the forwarded address is ours
+        self.gateway_secret = (
+            gateway_secret  # proves to admission that the forwarded address is ours
+        )
         self.routes = routes()
-        self.channel = grpc.aio.insecure_channel(grpc_target, options=[
-            ("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)])
+        self.channel = grpc.aio.insecure_channel(
+            grpc_target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
         self.max_body = int(max_message_bytes * MAX_BODY_FRACTION)
         self.budget = Budget(max(MAX_PARSING_BYTES, self.max_body))
         self._bound = {route: frozenset(route.variables) for route in self.routes}
@@ -389,9 +464,15 @@ class Transcoder:
                     return route, m.groups()
                 allowed.append(route.verb)
         if allowed:
-            raise RestError(405, grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED",
-                            f"{verb} is not allowed on this path; use {' or '.join(sorted(set(allowed)))}")
-        raise RestError(404, grpc.StatusCode.NOT_FOUND, "NO_ROUTE", f"no route for {verb} {_quote(path)}")
+            raise RestError(
+                405,
+                grpc.StatusCode.UNIMPLEMENTED,
+                "METHOD_NOT_ALLOWED",
+                f"{verb} is not allowed on this path; use {' or '.join(sorted(set(allowed)))}",
+            )
+        raise RestError(
+            404, grpc.StatusCode.NOT_FOUND, "NO_ROUTE", f"no route for {verb} {_quote(path)}"
+        )
 
     async def _body(self, http: web.BaseRequest) -> bytes:
         """The body, read within BODY_TIMEOUT_S and at most max_body bytes (its bytes stay counted
@@ -412,8 +493,12 @@ class Transcoder:
         except BaseException as e:
             self.budget.give(size)
             if isinstance(e, TimeoutError):
-                raise RestError(408, grpc.StatusCode.DEADLINE_EXCEEDED, "BODY_TIMEOUT",
-                                f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
+                raise RestError(
+                    408,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "BODY_TIMEOUT",
+                    f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+                ) from None
             raise
         return b"".join(chunks)
 
@@ -422,24 +507,48 @@ class Transcoder:
         request = cls()
         if route.body == "*" and body.strip():
             if _json_depth(body) > MAX_JSON_DEPTH:
-                raise invalid("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "INVALID_JSON")
+                raise invalid(
+                    "body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "INVALID_JSON"
+                )
             try:
                 json_format.Parse(body, request, max_recursion_depth=32)
             except json_format.ParseError as e:
-                raise invalid("body", f"not a valid {route.method.input_type.full_name} in proto3 JSON: {_first_line(e)}",
-                              "INVALID_JSON") from None
-            except (RecursionError, UnicodeDecodeError, ValueError, TypeError, OverflowError, KeyError,
-                    AttributeError, IndexError) as e:
-                log.warning("rest body rejected", extra={"rpc": route.method.full_name, "error": repr(e)[:200]})
-                raise invalid("body", f"not valid proto3 JSON ({type(e).__name__})", "INVALID_JSON") from None
+                raise invalid(
+                    "body",
+                    f"not a valid {route.method.input_type.full_name} in proto3 JSON: {_first_line(e)}",
+                    "INVALID_JSON",
+                ) from None
+            except (
+                RecursionError,
+                UnicodeDecodeError,
+                ValueError,
+                TypeError,
+                OverflowError,
+                KeyError,
+                AttributeError,
+                IndexError,
+            ) as e:
+                log.warning(
+                    "rest body rejected",
+                    extra={"rpc": route.method.full_name, "error": repr(e)[:200]},
+                )
+                raise invalid(
+                    "body", f"not valid proto3 JSON ({type(e).__name__})", "INVALID_JSON"
+                ) from None
         elif route.body == "" and body.strip():
-            raise invalid("body", f"{route.verb} {route.method.name} takes no body: send its fields as query parameters",
-                          "UNEXPECTED_BODY")
+            raise invalid(
+                "body",
+                f"{route.verb} {route.method.name} takes no body: send its fields as query parameters",
+                "UNEXPECTED_BODY",
+            )
         bound, seen = self._bound[route], set()
         for key, value in query.items():
             if route.body == "*":
-                raise invalid(key, f"unknown query parameter {_quote(key)}: this route takes its fields in the JSON body",
-                              "UNKNOWN_PARAMETER")
+                raise invalid(
+                    key,
+                    f"unknown query parameter {_quote(key)}: this route takes its fields in the JSON body",
+                    "UNKNOWN_PARAMETER",
+                )
             _set_param(request, key, value, bound, seen)
         for path, value in zip(route.variables, values):
             _set_path_variable(request, path, value)
@@ -454,14 +563,20 @@ class Transcoder:
             raise
         except Exception:  # noqa: BLE001 - never leak a traceback to the caller
             log.exception("rest handler failed", extra={"path": http.path[:200]})
-            return RestError(500, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs").response()
+            return RestError(
+                500, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs"
+            ).response()
 
     async def _handle(self, http: web.BaseRequest) -> web.StreamResponse:
         route, values = self._match(http.method, http.path)
         method = route.method
         if method.client_streaming:
-            raise RestError(501, grpc.StatusCode.UNIMPLEMENTED, "CLIENT_STREAM",
-                            f"{method.full_name} is a client stream: use gRPC")
+            raise RestError(
+                501,
+                grpc.StatusCode.UNIMPLEMENTED,
+                "CLIENT_STREAM",
+                f"{method.full_name} is a client stream: use gRPC",
+            )
         timeout = _timeout(http.headers)
         body = await self._body(http)
         size = len(body)
@@ -477,13 +592,23 @@ class Transcoder:
                 _trim()  # parsing took several times the body's size: give the pages back
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
         if self.gateway_secret:  # per-caller limits count the HTTP client, not this relay
-            metadata += ((GATEWAY_HEADER, self.gateway_secret), (FORWARDED_HEADER, http.remote or "unknown"))
+            metadata += (
+                (GATEWAY_HEADER, self.gateway_secret),
+                (FORWARDED_HEADER, http.remote or "unknown"),
+            )
         response_cls = message_factory.GetMessageClass(method.output_type)
-        kw = dict(request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_cls.FromString)
+        kw = dict(
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_cls.FromString,
+        )
         if method.server_streaming:
-            return await self._stream(http, self.channel.unary_stream(route.path, **kw), request, metadata, timeout)
+            return await self._stream(
+                http, self.channel.unary_stream(route.path, **kw), request, metadata, timeout
+            )
         try:
-            reply = await self.channel.unary_unary(route.path, **kw)(request, metadata=metadata, timeout=timeout)
+            reply = await self.channel.unary_unary(route.path, **kw)(
+                request, metadata=metadata, timeout=timeout
+            )
         except grpc.aio.AioRpcError as e:
             status, body_json, headers = _status_json(e)
             return web.json_response(body_json, status=status, headers=headers or None)
@@ -493,14 +618,18 @@ class Transcoder:
             text = json_format.MessageToJson(reply, indent=None)
         return web.Response(text=text, content_type="application/json")
 
-    async def _stream(self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None) -> web.StreamResponse:
+    async def _stream(
+        self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None
+    ) -> web.StreamResponse:
         out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await out.prepare(http)
         try:
             async for message in call(request, metadata=metadata, timeout=timeout):
                 line = {"result": json_format.MessageToDict(message)}
                 # a client that stops reading: the write waits on the socket's drain; cut it off
-                await asyncio.wait_for(out.write((json.dumps(line) + "\n").encode()), WRITE_TIMEOUT_S)
+                await asyncio.wait_for(
+                    out.write((json.dumps(line) + "\n").encode()), WRITE_TIMEOUT_S
+                )
         except grpc.aio.AioRpcError as e:
             _, body, _ = _status_json(e)
             await out.write((json.dumps({"error": body}) + "\n").encode())
@@ -512,8 +641,11 @@ class Transcoder:
             raise
         except Exception:  # noqa: BLE001 - the stream is open: the error goes in its last line
             log.exception("rest stream failed", extra={"path": http.path[:200]})
-            body = json_format.MessageToDict(RestError(500, grpc.StatusCode.INTERNAL, "INTERNAL",
-                                                       "internal error; see server logs").status())
+            body = json_format.MessageToDict(
+                RestError(
+                    500, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs"
+                ).status()
+            )
             await out.write((json.dumps({"error": body}) + "\n").encode())
         await out.write_eof()
         return out
@@ -527,17 +659,26 @@ class Transcoder:
 
 def _error_bytes(http_status: int, phrase: str, error: RestError) -> bytes:
     body = json.dumps(json_format.MessageToDict(error.status())).encode()
-    retry = f"Retry-After: {math.ceil(error.retry_after)}\r\n" if error.retry_after is not None else ""
-    return (f"HTTP/1.1 {http_status} {phrase}\r\nContent-Type: application/json\r\n{retry}"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    retry = (
+        f"Retry-After: {math.ceil(error.retry_after)}\r\n" if error.retry_after is not None else ""
+    )
+    return (
+        f"HTTP/1.1 {http_status} {phrase}\r\nContent-Type: application/json\r\n{retry}"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 class _Refuse(asyncio.Protocol):
     """A connection past MAX_CONNECTIONS: one 503 with Retry-After, then closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        error = RestError(503, grpc.StatusCode.UNAVAILABLE, "TOO_MANY_CONNECTIONS",
-                          f"the REST face holds its limit of {MAX_CONNECTIONS} connections; retry shortly", retry_after=1.0)
+        error = RestError(
+            503,
+            grpc.StatusCode.UNAVAILABLE,
+            "TOO_MANY_CONNECTIONS",
+            f"the REST face holds its limit of {MAX_CONNECTIONS} connections; retry shortly",
+            retry_after=1.0,
+        )
         transport.write(_error_bytes(503, "Service Unavailable", error))  # type: ignore[attr-defined]
         transport.close()
 
@@ -546,16 +687,29 @@ class _Handler(web_protocol.RequestHandler):
     """aiohttp's connection handler; its own errors (malformed request line, over-long headers)
     answer a google.rpc.Status JSON body like every other error of this face."""
 
-    def handle_error(self, request: Any, status: int = 500, exc: Exception | None = None, message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: Exception | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # part of an answer went out: the connection is broken
             raise ConnectionError("response already started; cannot send an error")
         if status >= 500:
             log.error("rest connection error", exc_info=exc)
-            error = RestError(status, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs")
+            error = RestError(
+                status, grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; see server logs"
+            )
         else:
             log.debug("malformed http request", exc_info=exc)
             text = _first_line(exc) if exc is not None else (message or "malformed HTTP request")
-            error = RestError(status, grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_HTTP", f"malformed HTTP request: {text}")
+            error = RestError(
+                status,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "MALFORMED_HTTP",
+                f"malformed HTTP request: {text}",
+            )
         response = error.response()
         response.force_close()
         return response
@@ -565,11 +719,14 @@ class _Server(web.Server):
     def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
         if len(self.connections) >= MAX_CONNECTIONS:
             return _Refuse()
-        return _Handler(self, loop=self._loop, **self._kwargs)  # same construction as web.Server.__call__
+        return _Handler(
+            self, loop=self._loop, **self._kwargs
+        )  # same construction as web.Server.__call__
 
 
-async def start(host: str, port: int, grpc_target: str, max_message_bytes: int,
-                gateway_secret: str = "") -> tuple[web.BaseRunner, int, Transcoder]:
+async def start(
+    host: str, port: int, grpc_target: str, max_message_bytes: int, gateway_secret: str = ""
+) -> tuple[web.BaseRunner, int, Transcoder]:
     transcoder = Transcoder(grpc_target, max_message_bytes, gateway_secret)
     server = _Server(
         transcoder.handle,
@@ -586,6 +743,13 @@ async def start(host: str, port: int, grpc_target: str, max_message_bytes: int,
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = site.port
-    log.info("rest listening", extra={"host": host, "port": bound, "max_body_bytes": transcoder.max_body,
-                                      "max_connections": MAX_CONNECTIONS})
+    log.info(
+        "rest listening",
+        extra={
+            "host": host,
+            "port": bound,
+            "max_body_bytes": transcoder.max_body,
+            "max_connections": MAX_CONNECTIONS,
+        },
+    )
     return runner, bound, transcoder

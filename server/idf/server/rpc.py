@@ -34,7 +34,9 @@ _ALWAYS_SERVED = ("grpc.health.v1.", "grpc.reflection.")
 
 
 @contextlib.asynccontextmanager
-async def _boundary(rpc: str, context: grpc.aio.ServicerContext, access: bool = False) -> AsyncIterator[None]:
+async def _boundary(
+    rpc: str, context: grpc.aio.ServicerContext, access: bool = False
+) -> AsyncIterator[None]:
     start = time.perf_counter()
     code = grpc.StatusCode.OK
     if access:
@@ -69,7 +71,12 @@ def _code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
 class Guard(grpc.aio.ServerInterceptor):
     """The checks every call passes, whatever its service (see the module docstring)."""
 
-    def __init__(self, max_message_bytes: int, max_inflight_request_bytes: int, stream_deadline: float = 300.0) -> None:
+    def __init__(
+        self,
+        max_message_bytes: int,
+        max_inflight_request_bytes: int,
+        stream_deadline: float = 300.0,
+    ) -> None:
         self.max_message_bytes = max_message_bytes
         self.max_inflight = max_inflight_request_bytes
         self.stream_deadline = stream_deadline
@@ -80,7 +87,9 @@ class Guard(grpc.aio.ServerInterceptor):
         # health and reflection still answer, so probes see NOT_SERVING
         self.closing = False
 
-    async def intercept_service(self, continuation: Callable[..., Awaitable[Any]], details: Any) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[..., Awaitable[Any]], details: Any
+    ) -> Any:
         handler = await continuation(details)
         if handler is None:
             return None
@@ -91,39 +100,70 @@ class Guard(grpc.aio.ServerInterceptor):
             if cls is not None and hasattr(cls, "DESCRIPTOR"):
                 deserializer = limits.deserializer(cls)
         if handler.unary_unary is not None:
-            return handler._replace(request_deserializer=deserializer, unary_unary=self._unary(rpc, handler.unary_unary))
+            return handler._replace(
+                request_deserializer=deserializer, unary_unary=self._unary(rpc, handler.unary_unary)
+            )
         if handler.unary_stream is not None:
-            return handler._replace(request_deserializer=deserializer, unary_stream=self._stream(rpc, handler.unary_stream))
+            return handler._replace(
+                request_deserializer=deserializer,
+                unary_stream=self._stream(rpc, handler.unary_stream),
+            )
         if handler.stream_unary is not None:
-            return handler._replace(request_deserializer=deserializer,
-                                    stream_unary=self._unary(rpc, handler.stream_unary, streamed=True))
-        return handler._replace(request_deserializer=deserializer,
-                                stream_stream=self._stream(rpc, handler.stream_stream, streamed=True))
+            return handler._replace(
+                request_deserializer=deserializer,
+                stream_unary=self._unary(rpc, handler.stream_unary, streamed=True),
+            )
+        return handler._replace(
+            request_deserializer=deserializer,
+            stream_stream=self._stream(rpc, handler.stream_stream, streamed=True),
+        )
 
     def _admit(self, rpc: str, request: Any, context: grpc.aio.ServicerContext) -> int:
         """Checks on the decoded request; returns the bytes it holds (released by the caller)."""
         if isinstance(request, limits.Undecodable):
-            log.warning("undecodable request", extra={"rpc": rpc, "bytes": request.size, "error": request.error,
-                                                      "peer": context.peer()})
-            raise invalid_argument("request", f"the {request.size} bytes received are not a valid {request.message_type} "
-                                   f"({request.error})", reason="UNDECODABLE_REQUEST")
+            log.warning(
+                "undecodable request",
+                extra={
+                    "rpc": rpc,
+                    "bytes": request.size,
+                    "error": request.error,
+                    "peer": context.peer(),
+                },
+            )
+            raise invalid_argument(
+                "request",
+                f"the {request.size} bytes received are not a valid {request.message_type} "
+                f"({request.error})",
+                reason="UNDECODABLE_REQUEST",
+            )
         size = request.ByteSize()
-        self.since_collect += size  # refused ones too: their aborted call's cycles hold them as long
+        self.since_collect += (
+            size  # refused ones too: their aborted call's cycles hold them as long
+        )
         limits.check_counts(request)
         limits.check_strings(request)
         if self.inflight + size > self.max_inflight:
-            raise exhausted("SERVER_BUSY", f"the server is holding {self.inflight} bytes of requests (limit "
-                            f"{self.max_inflight}); retry shortly", retry_after=1.0)
+            raise exhausted(
+                "SERVER_BUSY",
+                f"the server is holding {self.inflight} bytes of requests (limit "
+                f"{self.max_inflight}); retry shortly",
+                retry_after=1.0,
+            )
         self.inflight += size
         return size
 
     def _check_size(self, response: Any) -> None:
         size = response.ByteSize()
         if size > self.max_message_bytes:
-            raise too_large("response", f"the answer would be {size} bytes, past the {self.max_message_bytes}-byte "
-                            "message limit; ask for fewer frames, samples or sites per call (or page through them)")
+            raise too_large(
+                "response",
+                f"the answer would be {size} bytes, past the {self.max_message_bytes}-byte "
+                "message limit; ask for fewer frames, samples or sites per call (or page through them)",
+            )
 
-    def _unary(self, rpc: str, inner: Callable[..., Awaitable[Any]], streamed: bool = False) -> Callable[..., Awaitable[Any]]:
+    def _unary(
+        self, rpc: str, inner: Callable[..., Awaitable[Any]], streamed: bool = False
+    ) -> Callable[..., Awaitable[Any]]:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             size = 0
             async with _boundary(rpc, context, access=True):
@@ -153,15 +193,22 @@ class Guard(grpc.aio.ServerInterceptor):
         if self.since_collect >= memory.TRIM_AFTER_BYTES:
             self.since_collect = 0
             loop = asyncio.get_running_loop()
-            loop.call_later(memory.TRIM_DELAY_S, loop.run_in_executor, None, memory.collect_and_trim)
+            loop.call_later(
+                memory.TRIM_DELAY_S, loop.run_in_executor, None, memory.collect_and_trim
+            )
 
-    def _stream(self, rpc: str, inner: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
+    def _stream(
+        self, rpc: str, inner: Callable[..., Any], streamed: bool = False
+    ) -> Callable[..., Any]:
         """A server stream written with `context.write` under the server's deadline: a client that
         stops reading cannot hold the call (and the answer it is sitting on) past it."""
+
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> None:
             size = 0
             remaining = context.time_remaining()
-            end = time.monotonic() + (self.stream_deadline if remaining is None else min(remaining, self.stream_deadline))
+            end = time.monotonic() + (
+                self.stream_deadline if remaining is None else min(remaining, self.stream_deadline)
+            )
             async with _boundary(rpc, context, access=True):
                 responses = None
                 try:
@@ -170,7 +217,9 @@ class Guard(grpc.aio.ServerInterceptor):
                     if not streamed:
                         size = self._admit(rpc, request, context)
                     result = inner(request, context)
-                    if inspect.isawaitable(result):  # a handler that writes with context.write itself (health Watch)
+                    if inspect.isawaitable(
+                        result
+                    ):  # a handler that writes with context.write itself (health Watch)
                         await result
                         return
                     responses = result
@@ -185,14 +234,22 @@ class Guard(grpc.aio.ServerInterceptor):
                         self.inflight += held
                         write = asyncio.ensure_future(context.write(response))
                         write.add_done_callback(lambda w, n=held: self._written(w, n))
-                        done, _ = await asyncio.wait({write}, timeout=max(0.001, end - time.monotonic()))
+                        done, _ = await asyncio.wait(
+                            {write}, timeout=max(0.001, end - time.monotonic())
+                        )
                         if not done:
-                            raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, "the client did not read the stream "
-                                           "before the server's deadline (default_deadline)", reason="DEADLINE")
+                            raise ApiError(
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                                "the client did not read the stream "
+                                "before the server's deadline (default_deadline)",
+                                reason="DEADLINE",
+                            )
                         write.result()
                 finally:
                     if responses is not None:
-                        await responses.aclose()  # the servicer's clean-up runs now (its engine work stops)
+                        await (
+                            responses.aclose()
+                        )  # the servicer's clean-up runs now (its engine work stops)
                     self._release(size)
 
         return behavior
@@ -240,6 +297,6 @@ def _access(rpc: str, code: grpc.StatusCode, start: float, context: Any) -> None
 
 async def run_blocking(executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run short blocking work (a store call, a quick computation) on the worker pool."""
-    return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
-
-
+    return await asyncio.get_running_loop().run_in_executor(
+        executor, functools.partial(fn, *args, **kwargs)
+    )

@@ -45,14 +45,27 @@ class TransparencyLog:
                 self._tree.append(h)
             return len(self._tree)
 
-    def append(self, record: dict, *, request_id: str | None, account: str, fingerprint: str) -> Appended:
+    def append(
+        self, record: dict, *, request_id: str | None, account: str, fingerprint: str
+    ) -> Appended:
         """Sign and append `record` (built by `idf.engine.proofs.records.record`). Raises
         ParameterError when it is too large, `IdempotencyKeyReused` when `request_id` was used by
         `account` with another fingerprint."""
         body = canonical_json(record)
         records.check_size(body)
-        new = NewLeaf(record["id"], body, self.key.sign(body), leaf_hash(body), record["policy"], record["verdict"],
-                      record["producer"]["name"], record["create_time"], request_id, account, fingerprint)
+        new = NewLeaf(
+            record["id"],
+            body,
+            self.key.sign(body),
+            leaf_hash(body),
+            record["policy"],
+            record["verdict"],
+            record["producer"]["name"],
+            record["create_time"],
+            request_id,
+            account,
+            fingerprint,
+        )
         leaf, created = self.store.append(new)
         return Appended(leaf, created, self.sync())
 
@@ -62,7 +75,9 @@ class TransparencyLog:
             root = self._tree.root(size)
         sign_time = timestamp_pb2.Timestamp()
         sign_time.GetCurrentTime()
-        cp = proof_pb2.Checkpoint(origin=self.origin, tree_size=size, root_hash=root, sign_time=sign_time)
+        cp = proof_pb2.Checkpoint(
+            origin=self.origin, tree_size=size, root_hash=root, sign_time=sign_time
+        )
         cp.signature = self.key.sign(checkpoint_text(cp))
         return cp
 

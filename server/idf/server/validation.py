@@ -25,6 +25,7 @@ def require_finite(array: np.ndarray, path: str) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
         raise invalid_argument(
-            f"{path}.data", f"values must be finite; found {array[index]} at index {list(index)}",
+            f"{path}.data",
+            f"values must be finite; found {array[index]} at index {list(index)}",
             reason="NON_FINITE",
         )

@@ -43,7 +43,15 @@ class ProofLog(Protocol):
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]: ...
     def get(self, proof_id: str) -> Leaf | None: ...
     def leaf_hashes(self, start: int = 0) -> list[bytes]: ...
-    def list(self, *, before: int | None, limit: int, policy: str = "", verdict: str = "", producer: str = "") -> list[Leaf]: ...
+    def list(
+        self,
+        *,
+        before: int | None,
+        limit: int,
+        policy: str = "",
+        verdict: str = "",
+        producer: str = "",
+    ) -> list[Leaf]: ...
     def close(self) -> None: ...
 
 
@@ -64,14 +72,18 @@ CREATE TABLE IF NOT EXISTS {table} (
     account TEXT NOT NULL DEFAULT '',
     fingerprint TEXT
 )"""
-_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS proof_leaves_key ON proof_leaves (account, request_id)"
+_KEY_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS proof_leaves_key ON proof_leaves (account, request_id)"
+)
 
 
 def _leaf(row: tuple) -> Leaf:
     return Leaf(row[1], bytes(row[2]), bytes(row[3]), bytes(row[4]), *row[5:], index=row[0])
 
 
-def _filters(policy: str, verdict: str, producer: str, before: int | None, mark: str) -> tuple[str, list]:
+def _filters(
+    policy: str, verdict: str, producer: str, before: int | None, mark: str
+) -> tuple[str, list]:
     where, args = [], []
     for column, value in (("policy", policy), ("verdict", verdict), ("producer", producer)):
         if value:
@@ -89,16 +101,24 @@ class SqlProofLog:
     def __init__(self, url: str) -> None:
         self.db = Database(url, [_SCHEMA.replace("{table}", "proof_leaves")])
         db = self.db
-        if "account" not in db.columns("proof_leaves"):  # written before keys were scoped by account
+        if "account" not in db.columns(
+            "proof_leaves"
+        ):  # written before keys were scoped by account
             with db.write("proof_leaves"):
                 if "account" not in db.columns("proof_leaves"):
                     if db.postgres:
                         db.drop_unique("proof_leaves", "request_id")
-                        db.run("ALTER TABLE proof_leaves ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+                        db.run(
+                            "ALTER TABLE proof_leaves ADD COLUMN account TEXT NOT NULL DEFAULT ''"
+                        )
                         db.run("ALTER TABLE proof_leaves ADD COLUMN fingerprint TEXT")
                     else:  # SQLite cannot drop the UNIQUE on request_id: rebuild the table
-                        db.run(_SCHEMA.replace("{table}", "proof_leaves_scoped").format(blob="BLOB"))
-                        db.run(f"INSERT INTO proof_leaves_scoped ({_LEGACY}) SELECT {_LEGACY} FROM proof_leaves")
+                        db.run(
+                            _SCHEMA.replace("{table}", "proof_leaves_scoped").format(blob="BLOB")
+                        )
+                        db.run(
+                            f"INSERT INTO proof_leaves_scoped ({_LEGACY}) SELECT {_LEGACY} FROM proof_leaves"
+                        )
                         db.run("DROP TABLE proof_leaves")
                         db.run("ALTER TABLE proof_leaves_scoped RENAME TO proof_leaves")
         with db.lock:
@@ -108,32 +128,68 @@ class SqlProofLog:
         db = self.db
         with db.write("proof_leaves"):
             if leaf.request_id:
-                row = db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE account = ? AND request_id = ?", (leaf.account, leaf.request_id))
+                row = db.one(
+                    f"SELECT {_COLUMNS} FROM proof_leaves WHERE account = ? AND request_id = ?",
+                    (leaf.account, leaf.request_id),
+                )
                 if row:
                     first = _leaf(row)
-                    if first.fingerprint is not None and leaf.fingerprint is not None and first.fingerprint != leaf.fingerprint:
+                    if (
+                        first.fingerprint is not None
+                        and leaf.fingerprint is not None
+                        and first.fingerprint != leaf.fingerprint
+                    ):
                         raise IdempotencyKeyReused("CreateProof", leaf.request_id)
                     return first, False
             (index,) = db.one("SELECT COALESCE(MAX(idx) + 1, 0) FROM proof_leaves")  # type: ignore[misc]
-            values = (index, leaf.proof_id, leaf.record, leaf.signature, leaf.leaf_hash, leaf.policy,
-                      leaf.verdict, leaf.producer, leaf.create_time, leaf.request_id, leaf.account, leaf.fingerprint)
-            db.run(f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values)
+            values = (
+                index,
+                leaf.proof_id,
+                leaf.record,
+                leaf.signature,
+                leaf.leaf_hash,
+                leaf.policy,
+                leaf.verdict,
+                leaf.producer,
+                leaf.create_time,
+                leaf.request_id,
+                leaf.account,
+                leaf.fingerprint,
+            )
+            db.run(
+                f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values
+            )
         return _leaf(values), True
 
     def get(self, proof_id: str) -> Leaf | None:
         with self.db.lock:
-            row = self.db.one(f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,))
+            row = self.db.one(
+                f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,)
+            )
         return _leaf(row) if row else None
 
     def leaf_hashes(self, start: int = 0) -> list[bytes]:
         with self.db.lock:
-            rows = self.db.all("SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,))
+            rows = self.db.all(
+                "SELECT leaf_hash FROM proof_leaves WHERE idx >= ? ORDER BY idx", (start,)
+            )
         return [bytes(r[0]) for r in rows]
 
-    def list(self, *, before: int | None, limit: int, policy: str = "", verdict: str = "", producer: str = "") -> list[Leaf]:
+    def list(
+        self,
+        *,
+        before: int | None,
+        limit: int,
+        policy: str = "",
+        verdict: str = "",
+        producer: str = "",
+    ) -> list[Leaf]:
         where, args = _filters(policy, verdict, producer, before, "?")
         with self.db.lock:
-            rows = self.db.all(f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?", (*args, limit))
+            rows = self.db.all(
+                f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?",
+                (*args, limit),
+            )
         return [_leaf(r) for r in rows]
 
     def close(self) -> None:

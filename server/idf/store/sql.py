@@ -30,7 +30,9 @@ class Database:
             path = url.removeprefix("sqlite:///")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.mark = "?"
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=30
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             blob = "BLOB"
@@ -59,7 +61,10 @@ class Database:
     def columns(self, table: str) -> set[str]:
         """The column names of `table` (empty when it does not exist)."""
         if self.postgres:
-            rows = self.all("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?", (table,))
+            rows = self.all(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+                (table,),
+            )
         else:
             rows = [(r[1],) for r in self.all(f"PRAGMA table_info({table})")]
         return {r[0] for r in rows}
@@ -71,7 +76,8 @@ class Database:
         rows = self.all(
             "SELECT c.conname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
             " WHERE c.conrelid = to_regclass(?) AND c.contype = 'u' AND array_length(c.conkey, 1) = 1 AND a.attname = ?",
-            (table, column))
+            (table, column),
+        )
         for (name,) in rows:
             self.run(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
 

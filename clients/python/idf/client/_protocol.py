@@ -126,8 +126,12 @@ def predict_request(
     if source is not None:
         transport.source.CopyFrom(to_field(source, spacing=spacing))
     return predict_pb2.PredictRequest(
-        history=[to_field(f, spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units)
-                 for f in _frames(history)],
+        history=[
+            to_field(
+                f, spacing=spacing, boundary=boundary, boundary_value=boundary_value, units=units
+            )
+            for f in _frames(history)
+        ],
         steps=steps,
         model=model,
         transport=transport,
@@ -158,9 +162,7 @@ def forecast_from(response: predict_pb2.PredictResponse) -> Forecast:
 def models_from(response: diffusion_pb2.ListModelsResponse) -> list[dict[str, object]]:
     from google.protobuf import json_format
 
-    return [
-        json_format.MessageToDict(m, preserving_proto_field_name=True) for m in response.models
-    ]
+    return [json_format.MessageToDict(m, preserving_proto_field_name=True) for m in response.models]
 
 
 def create_proof_request(
@@ -174,7 +176,9 @@ def create_proof_request(
 ) -> proof_pb2.CreateProofRequest:
     """Prediction versus reference, or a time sequence, under a policy."""
     request = proof_pb2.CreateProofRequest(
-        policy=policy, producer=proof_pb2.Producer(name=producer[0], version=producer[1]), request_id=request_id
+        policy=policy,
+        producer=proof_pb2.Producer(name=producer[0], version=producer[1]),
+        request_id=request_id,
     )
     if prediction is not None:
         request.prediction.CopyFrom(to_field(prediction))
@@ -185,10 +189,15 @@ def create_proof_request(
     return request
 
 
-def detect_regime_request(frames: Sequence[np.ndarray], frame_interval: float, model: str = "") -> predict_pb2.DetectRegimeRequest:
+def detect_regime_request(
+    frames: Sequence[np.ndarray], frame_interval: float, model: str = ""
+) -> predict_pb2.DetectRegimeRequest:
     """A window of 2-D vorticity frames (oldest first), `frame_interval` time units apart."""
-    return predict_pb2.DetectRegimeRequest(frames=[to_field(np.ascontiguousarray(f)) for f in frames],
-                                           frame_interval=frame_interval, model=model)
+    return predict_pb2.DetectRegimeRequest(
+        frames=[to_field(np.ascontiguousarray(f)) for f in frames],
+        frame_interval=frame_interval,
+        model=model,
+    )
 
 
 # --- the market: accounts by id or resource name, tokens by name, amounts in base units ----------
@@ -198,7 +207,7 @@ TOKENS: dict[str, market_pb2.Token] = {"CEU": market_pb2.TOKEN_CEU, "PFT": marke
 
 
 def account_name(account: str) -> str:
-    """"alice" or "market/accounts/alice" -> "market/accounts/alice"."""
+    """ "alice" or "market/accounts/alice" -> "market/accounts/alice"."""
     return account if account.startswith("market/accounts/") else f"market/accounts/{account}"
 
 
@@ -219,8 +228,13 @@ def _exactly_one(amount_in: int | None, amount_out: int | None) -> None:
         raise ValueError("give exactly one of amount_in and amount_out")
 
 
-def quote_request(token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
-                  pool: str = DEFAULT_POOL) -> market_pb2.QuoteRequest:
+def quote_request(
+    token_in: str,
+    *,
+    amount_in: int | None = None,
+    amount_out: int | None = None,
+    pool: str = DEFAULT_POOL,
+) -> market_pb2.QuoteRequest:
     _exactly_one(amount_in, amount_out)
     request = market_pb2.QuoteRequest(pool=pool, token_in=token(token_in))
     if amount_in is not None:
@@ -230,16 +244,31 @@ def quote_request(token_in: str, *, amount_in: int | None = None, amount_out: in
     return request
 
 
-def swap_request(account: str, token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
-                 min_amount_out: int = 0, max_amount_in: int = 0, deadline_s: float = 60.0, request_id: str = "",
-                 pool: str = DEFAULT_POOL) -> market_pb2.SwapRequest:
+def swap_request(
+    account: str,
+    token_in: str,
+    *,
+    amount_in: int | None = None,
+    amount_out: int | None = None,
+    min_amount_out: int = 0,
+    max_amount_in: int = 0,
+    deadline_s: float = 60.0,
+    request_id: str = "",
+    pool: str = DEFAULT_POOL,
+) -> market_pb2.SwapRequest:
     """A swap, exact in (with `min_amount_out`) or exact out (with `max_amount_in`); refused by
     the server after `deadline_s` seconds. `request_id` is the idempotency key (default: a new
     random one; pass your own to retry safely)."""
     _exactly_one(amount_in, amount_out)
-    request = market_pb2.SwapRequest(pool=pool, account=account_name(account), token_in=token(token_in),
-                                     min_amount_out=min_amount_out, max_amount_in=max_amount_in,
-                                     deadline=deadline_in(deadline_s), request_id=request_id or uuid.uuid4().hex)
+    request = market_pb2.SwapRequest(
+        pool=pool,
+        account=account_name(account),
+        token_in=token(token_in),
+        min_amount_out=min_amount_out,
+        max_amount_in=max_amount_in,
+        deadline=deadline_in(deadline_s),
+        request_id=request_id or uuid.uuid4().hex,
+    )
     if amount_in is not None:
         request.amount_in = amount_in
     else:
@@ -247,40 +276,86 @@ def swap_request(account: str, token_in: str, *, amount_in: int | None = None, a
     return request
 
 
-def add_liquidity_request(account: str, amount_ceu: int, amount_pft: int, *, amount_ceu_min: int = 0,
-                          amount_pft_min: int = 0, deadline_s: float = 60.0, request_id: str = "",
-                          pool: str = DEFAULT_POOL) -> market_pb2.AddLiquidityRequest:
-    return market_pb2.AddLiquidityRequest(pool=pool, account=account_name(account), amount_ceu_desired=amount_ceu,
-                                          amount_pft_desired=amount_pft, amount_ceu_min=amount_ceu_min,
-                                          amount_pft_min=amount_pft_min, deadline=deadline_in(deadline_s),
-                                          request_id=request_id or uuid.uuid4().hex)
+def add_liquidity_request(
+    account: str,
+    amount_ceu: int,
+    amount_pft: int,
+    *,
+    amount_ceu_min: int = 0,
+    amount_pft_min: int = 0,
+    deadline_s: float = 60.0,
+    request_id: str = "",
+    pool: str = DEFAULT_POOL,
+) -> market_pb2.AddLiquidityRequest:
+    return market_pb2.AddLiquidityRequest(
+        pool=pool,
+        account=account_name(account),
+        amount_ceu_desired=amount_ceu,
+        amount_pft_desired=amount_pft,
+        amount_ceu_min=amount_ceu_min,
+        amount_pft_min=amount_pft_min,
+        deadline=deadline_in(deadline_s),
+        request_id=request_id or uuid.uuid4().hex,
+    )
 
 
-def remove_liquidity_request(account: str, shares: int, *, amount_ceu_min: int = 0, amount_pft_min: int = 0,
-                             deadline_s: float = 60.0, request_id: str = "",
-                             pool: str = DEFAULT_POOL) -> market_pb2.RemoveLiquidityRequest:
-    return market_pb2.RemoveLiquidityRequest(pool=pool, account=account_name(account), shares=shares,
-                                             amount_ceu_min=amount_ceu_min, amount_pft_min=amount_pft_min,
-                                             deadline=deadline_in(deadline_s), request_id=request_id or uuid.uuid4().hex)
+def remove_liquidity_request(
+    account: str,
+    shares: int,
+    *,
+    amount_ceu_min: int = 0,
+    amount_pft_min: int = 0,
+    deadline_s: float = 60.0,
+    request_id: str = "",
+    pool: str = DEFAULT_POOL,
+) -> market_pb2.RemoveLiquidityRequest:
+    return market_pb2.RemoveLiquidityRequest(
+        pool=pool,
+        account=account_name(account),
+        shares=shares,
+        amount_ceu_min=amount_ceu_min,
+        amount_pft_min=amount_pft_min,
+        deadline=deadline_in(deadline_s),
+        request_id=request_id or uuid.uuid4().hex,
+    )
 
 
-def mint_request(account: str, token_name: str, amount: int, *, request_id: str = "") -> market_pb2.MintRequest:
-    return market_pb2.MintRequest(account=account_name(account),
-                                  amount=market_pb2.TokenAmount(token=token(token_name), amount=amount),
-                                  request_id=request_id or uuid.uuid4().hex)
+def mint_request(
+    account: str, token_name: str, amount: int, *, request_id: str = ""
+) -> market_pb2.MintRequest:
+    return market_pb2.MintRequest(
+        account=account_name(account),
+        amount=market_pb2.TokenAmount(token=token(token_name), amount=amount),
+        request_id=request_id or uuid.uuid4().hex,
+    )
 
 
-def publish_request(readings: Sequence[tuple[str, str, Sequence[int], float]]) -> telemetry_pb2.PublishRequest:
+def publish_request(
+    readings: Sequence[tuple[str, str, Sequence[int], float]],
+) -> telemetry_pb2.PublishRequest:
     """Readings as (site, sensor, grid index, value)."""
-    return telemetry_pb2.PublishRequest(readings=[telemetry_pb2.SensorReading(site=s, sensor=n, index=list(i), value=v)
-                                                  for s, n, i, v in readings])
+    return telemetry_pb2.PublishRequest(
+        readings=[
+            telemetry_pb2.SensorReading(site=s, sensor=n, index=list(i), value=v)
+            for s, n, i, v in readings
+        ]
+    )
 
 
-SAMPLER_KINDS = {"": diffusion_pb2.SAMPLER_KIND_UNSPECIFIED, "langevin": diffusion_pb2.SAMPLER_KIND_LANGEVIN,
-                 "mala": diffusion_pb2.SAMPLER_KIND_MALA, "annealed-langevin": diffusion_pb2.SAMPLER_KIND_ANNEALED_LANGEVIN,
-                 "replica-exchange": diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE, "gibbs": diffusion_pb2.SAMPLER_KIND_GIBBS,
-                 "reverse-diffusion": diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION}
-_DTYPES = {"": field_pb2.DTYPE_UNSPECIFIED, "float32": field_pb2.DTYPE_FLOAT32, "float64": field_pb2.DTYPE_FLOAT64}
+SAMPLER_KINDS = {
+    "": diffusion_pb2.SAMPLER_KIND_UNSPECIFIED,
+    "langevin": diffusion_pb2.SAMPLER_KIND_LANGEVIN,
+    "mala": diffusion_pb2.SAMPLER_KIND_MALA,
+    "annealed-langevin": diffusion_pb2.SAMPLER_KIND_ANNEALED_LANGEVIN,
+    "replica-exchange": diffusion_pb2.SAMPLER_KIND_REPLICA_EXCHANGE,
+    "gibbs": diffusion_pb2.SAMPLER_KIND_GIBBS,
+    "reverse-diffusion": diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION,
+}
+_DTYPES = {
+    "": field_pb2.DTYPE_UNSPECIFIED,
+    "float32": field_pb2.DTYPE_FLOAT32,
+    "float64": field_pb2.DTYPE_FLOAT64,
+}
 
 
 def sample_request(
@@ -309,17 +384,35 @@ def sample_request(
     exact constraints (name, target, tolerance), `dtype` "float32" (default) or "float64"; zeros
     mean the server's defaults (ListEnergyModels lists each model's parameters and samplers)."""
     if sampler not in SAMPLER_KINDS:
-        raise ValueError(f"sampler must be one of {sorted(k for k in SAMPLER_KINDS if k)}, got {sampler!r}")
+        raise ValueError(
+            f"sampler must be one of {sorted(k for k in SAMPLER_KINDS if k)}, got {sampler!r}"
+        )
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     request = diffusion_pb2.SampleRequest(
         energy_model=diffusion_pb2.EnergyModelSpec(
-            name=model, parameters=dict(parameters or {}),
-            constraints=[diffusion_pb2.Constraint(name=n, target=t, tolerance=tol) for n, t, tol in constraints]),
-        shape=[int(n) for n in shape], sample_count=count, seed=seed, dtype=_DTYPES[dtype],
-        sampler=diffusion_pb2.SamplerSpec(kind=SAMPLER_KINDS[sampler], temperature=temperature, steps=steps, burn_in=burn_in,
-                                          step_size=step_size, max_temperature=max_temperature,
-                                          temperatures=list(temperatures), model=denoiser, guidance_scale=guidance_scale),
+            name=model,
+            parameters=dict(parameters or {}),
+            constraints=[
+                diffusion_pb2.Constraint(name=n, target=t, tolerance=tol)
+                for n, t, tol in constraints
+            ],
+        ),
+        shape=[int(n) for n in shape],
+        sample_count=count,
+        seed=seed,
+        dtype=_DTYPES[dtype],
+        sampler=diffusion_pb2.SamplerSpec(
+            kind=SAMPLER_KINDS[sampler],
+            temperature=temperature,
+            steps=steps,
+            burn_in=burn_in,
+            step_size=step_size,
+            max_temperature=max_temperature,
+            temperatures=list(temperatures),
+            model=denoiser,
+            guidance_scale=guidance_scale,
+        ),
     )
     if external_field is not None:
         request.energy_model.external_field.CopyFrom(to_field(external_field))

@@ -152,86 +152,185 @@ class Client(_Base):
         """Stream a Sample call: progress messages, then the result."""
         return self._stream(self.diffusion_stub.Sample, request, timeout)
 
-    def reconstruct(self, observed: np.ndarray, mask: np.ndarray, *, timeout: float | None = None,
-                    **options: Any) -> r.Reconstruction:
+    def reconstruct(
+        self,
+        observed: np.ndarray,
+        mask: np.ndarray,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> r.Reconstruction:
         """Reconstruct a field from the values of `observed` where `mask` is non-zero. Options are
         ReconstructRequest fields (noise_std, model, sample_count, seed, return_samples)."""
-        return r.reconstruction_from(self._call(self.diffusion_stub.Reconstruct, reconstruct_request(observed, mask, **options), timeout))
+        return r.reconstruction_from(
+            self._call(
+                self.diffusion_stub.Reconstruct,
+                reconstruct_request(observed, mask, **options),
+                timeout,
+            )
+        )
 
     def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
         """Validate and log: keyword arguments of `create_proof_request` (prediction, reference,
         sequence, policy, producer, request_id). Returns the signed Proof with its inclusion
         proof; check it offline with `idf.client.proofs.verify_proof`."""
-        return self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout).proof
+        return self._call(
+            self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout
+        ).proof
 
     def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
-        return self._call(self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout).proof
+        return self._call(
+            self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout
+        ).proof
 
-    def list_proofs(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None, **filters: Any) -> proof_pb2.ListProofsResponse:
+    def list_proofs(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+        **filters: Any,
+    ) -> proof_pb2.ListProofsResponse:
         request = proof_pb2.ListProofsRequest(page_size=page_size, page_token=page_token, **filters)
         return self._call(self.proof_stub.ListProofs, request, timeout)
 
     def list_policies(self, *, timeout: float | None = None) -> list[proof_pb2.Policy]:
-        return list(self._call(self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout).policies)
+        return list(
+            self._call(
+                self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout
+            ).policies
+        )
 
     def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
-        return self._call(self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout).checkpoint
+        return self._call(
+            self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout
+        ).checkpoint
 
-    def consistency_proof(self, first: int, second: int, *, timeout: float | None = None) -> list[bytes]:
-        request = proof_pb2.GetConsistencyProofRequest(first_tree_size=first, second_tree_size=second)
+    def consistency_proof(
+        self, first: int, second: int, *, timeout: float | None = None
+    ) -> list[bytes]:
+        request = proof_pb2.GetConsistencyProofRequest(
+            first_tree_size=first, second_tree_size=second
+        )
         return list(self._call(self.proof_stub.GetConsistencyProof, request, timeout).hashes)
 
     def public_key(self, *, timeout: float | None = None) -> bytes:
-        return self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout).public_key
+        return self._call(
+            self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout
+        ).public_key
 
-    def detect_regime(self, frames: Sequence[np.ndarray], frame_interval: float, *, model: str = "",
-                      timeout: float | None = None) -> r.Regime:
+    def detect_regime(
+        self,
+        frames: Sequence[np.ndarray],
+        frame_interval: float,
+        *,
+        model: str = "",
+        timeout: float | None = None,
+    ) -> r.Regime:
         """The flow regime of a window of 2-D vorticity frames (oldest first)."""
-        return r.regime_from(self._call(self.predict_stub.DetectRegime, p.detect_regime_request(frames, frame_interval, model), timeout))
+        return r.regime_from(
+            self._call(
+                self.predict_stub.DetectRegime,
+                p.detect_regime_request(frames, frame_interval, model),
+                timeout,
+            )
+        )
 
     def list_energy_models(self, *, timeout: float | None = None) -> list[r.EnergyModel]:
         """The energy models Sample accepts, with their parameters, samplers and constraints."""
-        return r.energy_models_from(self._call(self.diffusion_stub.ListEnergyModels, diffusion_pb2.ListEnergyModelsRequest(), timeout))
+        return r.energy_models_from(
+            self._call(
+                self.diffusion_stub.ListEnergyModels,
+                diffusion_pb2.ListEnergyModelsRequest(),
+                timeout,
+            )
+        )
 
     def get_pool(self, name: str = p.DEFAULT_POOL, *, timeout: float | None = None) -> r.Pool:
-        return r.pool_from(self._call(self.market_stub.GetPool, market_pb2.GetPoolRequest(name=name), timeout).pool)
+        return r.pool_from(
+            self._call(self.market_stub.GetPool, market_pb2.GetPoolRequest(name=name), timeout).pool
+        )
 
-    def quote(self, token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
-              pool: str = p.DEFAULT_POOL, timeout: float | None = None) -> r.Quote:
+    def quote(
+        self,
+        token_in: str,
+        *,
+        amount_in: int | None = None,
+        amount_out: int | None = None,
+        pool: str = p.DEFAULT_POOL,
+        timeout: float | None = None,
+    ) -> r.Quote:
         """Price a swap of `token_in` ("CEU" or "PFT"), exact in or exact out, without executing it."""
-        return r.quote_from(self._call(self.market_stub.Quote, p.quote_request(token_in, amount_in=amount_in, amount_out=amount_out, pool=pool), timeout))
+        return r.quote_from(
+            self._call(
+                self.market_stub.Quote,
+                p.quote_request(token_in, amount_in=amount_in, amount_out=amount_out, pool=pool),
+                timeout,
+            )
+        )
 
-    def swap(self, account: str, token_in: str, *, timeout: float | None = None, **options: Any) -> r.Swap:
+    def swap(
+        self, account: str, token_in: str, *, timeout: float | None = None, **options: Any
+    ) -> r.Swap:
         """Swap; options are `swap_request`'s (amount_in | amount_out, min_amount_out, max_amount_in,
         deadline_s, request_id, pool)."""
         request = p.swap_request(account, token_in, **options)
         return r.swap_from(self._call(self.market_stub.Swap, request, timeout), request.token_in)
 
-    def add_liquidity(self, account: str, amount_ceu: int, amount_pft: int, *, timeout: float | None = None,
-                      **options: Any) -> r.Liquidity:
+    def add_liquidity(
+        self,
+        account: str,
+        amount_ceu: int,
+        amount_pft: int,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> r.Liquidity:
         request = p.add_liquidity_request(account, amount_ceu, amount_pft, **options)
         return r.add_liquidity_from(self._call(self.market_stub.AddLiquidity, request, timeout))
 
-    def remove_liquidity(self, account: str, shares: int, *, timeout: float | None = None, **options: Any) -> r.Liquidity:
+    def remove_liquidity(
+        self, account: str, shares: int, *, timeout: float | None = None, **options: Any
+    ) -> r.Liquidity:
         request = p.remove_liquidity_request(account, shares, **options)
-        return r.remove_liquidity_from(self._call(self.market_stub.RemoveLiquidity, request, timeout), shares)
+        return r.remove_liquidity_from(
+            self._call(self.market_stub.RemoveLiquidity, request, timeout), shares
+        )
 
     def get_balance(self, account: str, *, timeout: float | None = None) -> dict[str, int]:
         """{"CEU": amount, "PFT": amount} in base units."""
         request = market_pb2.GetBalanceRequest(account=p.account_name(account))
         return r.balances_from(self._call(self.market_stub.GetBalance, request, timeout))
 
-    def list_transactions(self, account: str, *, page_size: int = 0, page_token: str = "",
-                          timeout: float | None = None) -> r.TransactionPage:
-        request = market_pb2.ListTransactionsRequest(account=p.account_name(account), page_size=page_size, page_token=page_token)
+    def list_transactions(
+        self,
+        account: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> r.TransactionPage:
+        request = market_pb2.ListTransactionsRequest(
+            account=p.account_name(account), page_size=page_size, page_token=page_token
+        )
         return r.transactions_from(self._call(self.market_stub.ListTransactions, request, timeout))
 
-    def mint(self, account: str, token: str, amount: int, admin_token: str, *, request_id: str = "",
-             timeout: float | None = None) -> r.Mint:
+    def mint(
+        self,
+        account: str,
+        token: str,
+        amount: int,
+        admin_token: str,
+        *,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> r.Mint:
         """Credit `amount` base units of `token` (administrators only)."""
         request = p.mint_request(account, token, amount, request_id=request_id)
         try:
-            return r.mint_from(self.market_stub.Mint(request, **_admin(self._kw(timeout), admin_token)))
+            return r.mint_from(
+                self.market_stub.Mint(request, **_admin(self._kw(timeout), admin_token))
+            )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -239,28 +338,50 @@ class Client(_Base):
         """The operator audit (administrators only): system balances, supply, open escrow
         reservations and every ledger invariant with whether it holds (`.passed`: all hold)."""
         try:
-            return r.ledger_audit_from(self.market_stub.GetLedgerAudit(market_pb2.GetLedgerAuditRequest(),
-                                                                       **_admin(self._kw(timeout), admin_token)))
+            return r.ledger_audit_from(
+                self.market_stub.GetLedgerAudit(
+                    market_pb2.GetLedgerAuditRequest(), **_admin(self._kw(timeout), admin_token)
+                )
+            )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    def publish(self, readings: Sequence[tuple[str, str, Sequence[int], float]], *, timeout: float | None = None) -> r.Published:
+    def publish(
+        self,
+        readings: Sequence[tuple[str, str, Sequence[int], float]],
+        *,
+        timeout: float | None = None,
+    ) -> r.Published:
         """Publish sensor readings (site, sensor, grid index, value) in one streamed batch."""
-        return r.published_from(self._call(self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout))
+        return r.published_from(
+            self._call(self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout)
+        )
 
     def get_energy_map(self, name: str, *, timeout: float | None = None) -> r.EnergyMap:
-        return r.energy_map_from(self._call(self.telemetry_stub.GetEnergyMap, telemetry_pb2.GetEnergyMapRequest(name=name), timeout).energy_map)
+        return r.energy_map_from(
+            self._call(
+                self.telemetry_stub.GetEnergyMap,
+                telemetry_pb2.GetEnergyMapRequest(name=name),
+                timeout,
+            ).energy_map
+        )
 
     def watch_energy_map(self, name: str, *, timeout: float | None = None) -> Iterator[r.EnergyMap]:
         """Each update of the live energy map `name`, as it happens."""
-        for message in self._stream(self.telemetry_stub.WatchEnergyMap, telemetry_pb2.WatchEnergyMapRequest(name=name), timeout):
+        for message in self._stream(
+            self.telemetry_stub.WatchEnergyMap,
+            telemetry_pb2.WatchEnergyMapRequest(name=name),
+            timeout,
+        ):
             yield r.energy_map_from(message.energy_map)
 
     # names of the first SDK, kept: the RPC-named methods above and below are the canonical ones
     def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return self.checkpoint(timeout=timeout)
 
-    def get_consistency_proof(self, first: int, second: int, *, timeout: float | None = None) -> list[bytes]:
+    def get_consistency_proof(
+        self, first: int, second: int, *, timeout: float | None = None
+    ) -> list[bytes]:
         return self.consistency_proof(first, second, timeout=timeout)
 
     def get_public_key(self, *, timeout: float | None = None) -> bytes:
@@ -345,110 +466,257 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
         return self._stream(self.diffusion_stub.Sample, request, timeout)
 
-    async def reconstruct(self, observed: np.ndarray, mask: np.ndarray, *, timeout: float | None = None,
-                          **options: Any) -> r.Reconstruction:
-        return r.reconstruction_from(await self._call(self.diffusion_stub.Reconstruct, reconstruct_request(observed, mask, **options), timeout))
+    async def reconstruct(
+        self,
+        observed: np.ndarray,
+        mask: np.ndarray,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> r.Reconstruction:
+        return r.reconstruction_from(
+            await self._call(
+                self.diffusion_stub.Reconstruct,
+                reconstruct_request(observed, mask, **options),
+                timeout,
+            )
+        )
 
     async def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
-        return (await self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout)).proof
+        return (
+            await self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout)
+        ).proof
 
     async def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
-        return (await self._call(self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout)).proof
+        return (
+            await self._call(
+                self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout
+            )
+        ).proof
 
     async def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
-        return (await self._call(self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout)).checkpoint
+        return (
+            await self._call(
+                self.proof_stub.GetCheckpoint, proof_pb2.GetCheckpointRequest(), timeout
+            )
+        ).checkpoint
 
     async def public_key(self, *, timeout: float | None = None) -> bytes:
-        return (await self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout)).public_key
+        return (
+            await self._call(self.proof_stub.GetPublicKey, proof_pb2.GetPublicKeyRequest(), timeout)
+        ).public_key
 
     async def call(self, method: Any, request: Any, *, timeout: float | None = None) -> Any:
         """Any RPC through this client's deadlines, metadata and typed errors (raw messages)."""
         return await self._call(method, request, timeout)
 
-    async def list_proofs(self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None,
-                          **filters: Any) -> proof_pb2.ListProofsResponse:
+    async def list_proofs(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+        **filters: Any,
+    ) -> proof_pb2.ListProofsResponse:
         request = proof_pb2.ListProofsRequest(page_size=page_size, page_token=page_token, **filters)
         return await self._call(self.proof_stub.ListProofs, request, timeout)
 
     async def list_policies(self, *, timeout: float | None = None) -> list[proof_pb2.Policy]:
-        return list((await self._call(self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout)).policies)
+        return list(
+            (
+                await self._call(
+                    self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout
+                )
+            ).policies
+        )
 
-    async def consistency_proof(self, first: int, second: int, *, timeout: float | None = None) -> list[bytes]:
-        request = proof_pb2.GetConsistencyProofRequest(first_tree_size=first, second_tree_size=second)
-        return list((await self._call(self.proof_stub.GetConsistencyProof, request, timeout)).hashes)
+    async def consistency_proof(
+        self, first: int, second: int, *, timeout: float | None = None
+    ) -> list[bytes]:
+        request = proof_pb2.GetConsistencyProofRequest(
+            first_tree_size=first, second_tree_size=second
+        )
+        return list(
+            (await self._call(self.proof_stub.GetConsistencyProof, request, timeout)).hashes
+        )
 
-    async def detect_regime(self, frames: Sequence[np.ndarray], frame_interval: float, *, model: str = "",
-                            timeout: float | None = None) -> r.Regime:
-        return r.regime_from(await self._call(self.predict_stub.DetectRegime, p.detect_regime_request(frames, frame_interval, model), timeout))
+    async def detect_regime(
+        self,
+        frames: Sequence[np.ndarray],
+        frame_interval: float,
+        *,
+        model: str = "",
+        timeout: float | None = None,
+    ) -> r.Regime:
+        return r.regime_from(
+            await self._call(
+                self.predict_stub.DetectRegime,
+                p.detect_regime_request(frames, frame_interval, model),
+                timeout,
+            )
+        )
 
     async def list_energy_models(self, *, timeout: float | None = None) -> list[r.EnergyModel]:
-        return r.energy_models_from(await self._call(self.diffusion_stub.ListEnergyModels, diffusion_pb2.ListEnergyModelsRequest(), timeout))
+        return r.energy_models_from(
+            await self._call(
+                self.diffusion_stub.ListEnergyModels,
+                diffusion_pb2.ListEnergyModelsRequest(),
+                timeout,
+            )
+        )
 
     async def get_pool(self, name: str = p.DEFAULT_POOL, *, timeout: float | None = None) -> r.Pool:
-        return r.pool_from((await self._call(self.market_stub.GetPool, market_pb2.GetPoolRequest(name=name), timeout)).pool)
+        return r.pool_from(
+            (
+                await self._call(
+                    self.market_stub.GetPool, market_pb2.GetPoolRequest(name=name), timeout
+                )
+            ).pool
+        )
 
-    async def quote(self, token_in: str, *, amount_in: int | None = None, amount_out: int | None = None,
-                    pool: str = p.DEFAULT_POOL, timeout: float | None = None) -> r.Quote:
-        return r.quote_from(await self._call(self.market_stub.Quote, p.quote_request(token_in, amount_in=amount_in, amount_out=amount_out, pool=pool), timeout))
+    async def quote(
+        self,
+        token_in: str,
+        *,
+        amount_in: int | None = None,
+        amount_out: int | None = None,
+        pool: str = p.DEFAULT_POOL,
+        timeout: float | None = None,
+    ) -> r.Quote:
+        return r.quote_from(
+            await self._call(
+                self.market_stub.Quote,
+                p.quote_request(token_in, amount_in=amount_in, amount_out=amount_out, pool=pool),
+                timeout,
+            )
+        )
 
-    async def swap(self, account: str, token_in: str, *, timeout: float | None = None, **options: Any) -> r.Swap:
+    async def swap(
+        self, account: str, token_in: str, *, timeout: float | None = None, **options: Any
+    ) -> r.Swap:
         request = p.swap_request(account, token_in, **options)
-        return r.swap_from(await self._call(self.market_stub.Swap, request, timeout), request.token_in)
+        return r.swap_from(
+            await self._call(self.market_stub.Swap, request, timeout), request.token_in
+        )
 
-    async def add_liquidity(self, account: str, amount_ceu: int, amount_pft: int, *, timeout: float | None = None,
-                            **options: Any) -> r.Liquidity:
+    async def add_liquidity(
+        self,
+        account: str,
+        amount_ceu: int,
+        amount_pft: int,
+        *,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> r.Liquidity:
         request = p.add_liquidity_request(account, amount_ceu, amount_pft, **options)
-        return r.add_liquidity_from(await self._call(self.market_stub.AddLiquidity, request, timeout))
+        return r.add_liquidity_from(
+            await self._call(self.market_stub.AddLiquidity, request, timeout)
+        )
 
-    async def remove_liquidity(self, account: str, shares: int, *, timeout: float | None = None, **options: Any) -> r.Liquidity:
+    async def remove_liquidity(
+        self, account: str, shares: int, *, timeout: float | None = None, **options: Any
+    ) -> r.Liquidity:
         request = p.remove_liquidity_request(account, shares, **options)
-        return r.remove_liquidity_from(await self._call(self.market_stub.RemoveLiquidity, request, timeout), shares)
+        return r.remove_liquidity_from(
+            await self._call(self.market_stub.RemoveLiquidity, request, timeout), shares
+        )
 
     async def get_balance(self, account: str, *, timeout: float | None = None) -> dict[str, int]:
         request = market_pb2.GetBalanceRequest(account=p.account_name(account))
         return r.balances_from(await self._call(self.market_stub.GetBalance, request, timeout))
 
-    async def list_transactions(self, account: str, *, page_size: int = 0, page_token: str = "",
-                                timeout: float | None = None) -> r.TransactionPage:
-        request = market_pb2.ListTransactionsRequest(account=p.account_name(account), page_size=page_size, page_token=page_token)
-        return r.transactions_from(await self._call(self.market_stub.ListTransactions, request, timeout))
+    async def list_transactions(
+        self,
+        account: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> r.TransactionPage:
+        request = market_pb2.ListTransactionsRequest(
+            account=p.account_name(account), page_size=page_size, page_token=page_token
+        )
+        return r.transactions_from(
+            await self._call(self.market_stub.ListTransactions, request, timeout)
+        )
 
-    async def mint(self, account: str, token: str, amount: int, admin_token: str, *, request_id: str = "",
-                   timeout: float | None = None) -> r.Mint:
+    async def mint(
+        self,
+        account: str,
+        token: str,
+        amount: int,
+        admin_token: str,
+        *,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> r.Mint:
         request = p.mint_request(account, token, amount, request_id=request_id)
         try:
-            return r.mint_from(await self.market_stub.Mint(request, **_admin(self._kw(timeout), admin_token)))
+            return r.mint_from(
+                await self.market_stub.Mint(request, **_admin(self._kw(timeout), admin_token))
+            )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def get_ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> r.LedgerAudit:
+    async def get_ledger_audit(
+        self, admin_token: str, *, timeout: float | None = None
+    ) -> r.LedgerAudit:
         try:
-            return r.ledger_audit_from(await self.market_stub.GetLedgerAudit(market_pb2.GetLedgerAuditRequest(),
-                                                                             **_admin(self._kw(timeout), admin_token)))
+            return r.ledger_audit_from(
+                await self.market_stub.GetLedgerAudit(
+                    market_pb2.GetLedgerAuditRequest(), **_admin(self._kw(timeout), admin_token)
+                )
+            )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def publish(self, readings: Sequence[tuple[str, str, Sequence[int], float]], *,
-                      timeout: float | None = None) -> r.Published:
-        return r.published_from(await self._call(self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout))
+    async def publish(
+        self,
+        readings: Sequence[tuple[str, str, Sequence[int], float]],
+        *,
+        timeout: float | None = None,
+    ) -> r.Published:
+        return r.published_from(
+            await self._call(
+                self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout
+            )
+        )
 
     async def get_energy_map(self, name: str, *, timeout: float | None = None) -> r.EnergyMap:
-        return r.energy_map_from((await self._call(self.telemetry_stub.GetEnergyMap, telemetry_pb2.GetEnergyMapRequest(name=name), timeout)).energy_map)
+        return r.energy_map_from(
+            (
+                await self._call(
+                    self.telemetry_stub.GetEnergyMap,
+                    telemetry_pb2.GetEnergyMapRequest(name=name),
+                    timeout,
+                )
+            ).energy_map
+        )
 
-    async def watch_energy_map(self, name: str, *, timeout: float | None = None) -> AsyncIterator[r.EnergyMap]:
-        async for message in self._stream(self.telemetry_stub.WatchEnergyMap, telemetry_pb2.WatchEnergyMapRequest(name=name), timeout):
+    async def watch_energy_map(
+        self, name: str, *, timeout: float | None = None
+    ) -> AsyncIterator[r.EnergyMap]:
+        async for message in self._stream(
+            self.telemetry_stub.WatchEnergyMap,
+            telemetry_pb2.WatchEnergyMapRequest(name=name),
+            timeout,
+        ):
             yield r.energy_map_from(message.energy_map)
 
     async def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return await self.checkpoint(timeout=timeout)
 
-    async def get_consistency_proof(self, first: int, second: int, *, timeout: float | None = None) -> list[bytes]:
+    async def get_consistency_proof(
+        self, first: int, second: int, *, timeout: float | None = None
+    ) -> list[bytes]:
         return await self.consistency_proof(first, second, timeout=timeout)
 
     async def get_public_key(self, *, timeout: float | None = None) -> bytes:
         return await self.public_key(timeout=timeout)
 
-    async def ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> r.LedgerAudit:
+    async def ledger_audit(
+        self, admin_token: str, *, timeout: float | None = None
+    ) -> r.LedgerAudit:
         return await self.get_ledger_audit(admin_token, timeout=timeout)
 
 
@@ -458,9 +726,14 @@ def _admin(kw: dict[str, Any], admin_token: str) -> dict[str, Any]:
     return {**kw, "metadata": (*kept, ("authorization", f"Bearer {admin_token}"))}
 
 
-def reconstruct_request(observed: np.ndarray, mask: np.ndarray, **options: Any) -> diffusion_pb2.ReconstructRequest:
+def reconstruct_request(
+    observed: np.ndarray, mask: np.ndarray, **options: Any
+) -> diffusion_pb2.ReconstructRequest:
     observed = np.asarray(observed)
     mask = np.asarray(mask)
     return diffusion_pb2.ReconstructRequest(
-        shape=list(observed.shape), observed=to_field(np.where(mask != 0, observed, 0).astype(np.float32)),
-        mask=to_field((mask != 0).astype(np.int8)), **options)
+        shape=list(observed.shape),
+        observed=to_field(np.where(mask != 0, observed, 0).astype(np.float32)),
+        mask=to_field((mask != 0).astype(np.int8)),
+        **options,
+    )

@@ -103,7 +103,9 @@ def from_rpc_error(error: grpc.RpcError) -> IdfError:
     """Convert a grpc (sync or aio) RpcError into the matching IdfError subclass."""
     code = error.code() if callable(getattr(error, "code", None)) else grpc.StatusCode.UNKNOWN
     message = error.details() if callable(getattr(error, "details", None)) else str(error)
-    trailers = error.trailing_metadata() if callable(getattr(error, "trailing_metadata", None)) else ()
+    trailers = (
+        error.trailing_metadata() if callable(getattr(error, "trailing_metadata", None)) else ()
+    )
     cls = _BY_CODE.get(code, IdfError)
     exc = cls(code=code, message=message or "")
     for key, value in trailers or ():

@@ -65,9 +65,7 @@ def to_field(
     native = array.dtype.newbyteorder("=") if array.dtype.byteorder in "<>" else array.dtype
     code = _WIRE_DTYPES.get(native)
     if code is None:
-        raise TypeError(
-            f"unsupported dtype {array.dtype}; use float32, float64, int8 or int32"
-        )
+        raise TypeError(f"unsupported dtype {array.dtype}; use float32, float64, int8 or int32")
     wire = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[code])
     field = field_pb2.Field(shape=wire.shape, dtype=code, data=wire.tobytes())  # type: ignore[arg-type]  # enum ints
     if spacing is not None:
@@ -100,7 +98,9 @@ def from_field(field: field_pb2.Field, *, max_elements: int | None = None) -> np
         count *= n
     if max_elements is not None and count > max_elements:
         raise FieldDecodeError(
-            "shape", f"{count} elements exceed the limit of {max_elements} per field", too_large=True
+            "shape",
+            f"{count} elements exceed the limit of {max_elements} per field",
+            too_large=True,
         )
     if len(field.data) != count * dtype.itemsize:
         raise FieldDecodeError(
@@ -108,9 +108,7 @@ def from_field(field: field_pb2.Field, *, max_elements: int | None = None) -> np
             f"byte length {len(field.data)} != prod(shape) {count} x itemsize {dtype.itemsize}",
         )
     if field.spacing and len(field.spacing) != len(shape):
-        raise FieldDecodeError(
-            "spacing", f"has {len(field.spacing)} values for {len(shape)} axes"
-        )
+        raise FieldDecodeError("spacing", f"has {len(field.spacing)} values for {len(shape)} axes")
     if any(not (s > 0 and np.isfinite(s)) for s in field.spacing):
         raise FieldDecodeError("spacing", "every spacing must be finite and > 0")
     return np.frombuffer(field.data, dtype=dtype).reshape(shape)

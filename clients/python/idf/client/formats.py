@@ -25,7 +25,9 @@ def _check_array(array: np.ndarray, source: str, max_ndim: int) -> np.ndarray:
     if array.dtype.kind not in "fiu":
         raise FormatError(f"{source}: values must be numeric, got dtype {array.dtype}")
     if array.ndim == 0 or array.size == 0:
-        raise FormatError(f"{source}: needs a non-empty array with at least one axis, got shape {array.shape}")
+        raise FormatError(
+            f"{source}: needs a non-empty array with at least one axis, got shape {array.shape}"
+        )
     if array.ndim > max_ndim:
         raise FormatError(f"{source}: at most {max_ndim} axes, got shape {array.shape}")
     if array.dtype not in (np.float32, np.float64):
@@ -33,8 +35,14 @@ def _check_array(array: np.ndarray, source: str, max_ndim: int) -> np.ndarray:
     return array
 
 
-def _meta(spacing: object, boundary: object, boundary_value: object, units: object, ndim: int, source: str) -> FieldMeta:
-    sp = tuple(float(s) for s in np.atleast_1d(np.asarray(spacing, dtype=np.float64))) if spacing is not None else (1.0,) * ndim
+def _meta(
+    spacing: object, boundary: object, boundary_value: object, units: object, ndim: int, source: str
+) -> FieldMeta:
+    sp = (
+        tuple(float(s) for s in np.atleast_1d(np.asarray(spacing, dtype=np.float64)))
+        if spacing is not None
+        else (1.0,) * ndim
+    )
     if len(sp) == 1 and ndim > 1:
         sp = sp * ndim
     if len(sp) != ndim or not all(s > 0 and np.isfinite(s) for s in sp):
@@ -61,12 +69,22 @@ def load_energy_map(path: str | Path, *, max_ndim: int = 3) -> tuple[np.ndarray,
         return array, _meta(None, None, None, None, array.ndim, str(path))
     with loaded:
         if FIELD_DATASET not in loaded.files:
-            raise FormatError(f"{path}: an .npz energy map needs an array named 'field', has {loaded.files}")
+            raise FormatError(
+                f"{path}: an .npz energy map needs an array named 'field', has {loaded.files}"
+            )
         array = _check_array(loaded[FIELD_DATASET], str(path), max_ndim)
+
         def get(k: str) -> object:
             return loaded[k] if k in loaded.files else None
 
-        meta = _meta(get("spacing"), get("boundary"), get("boundary_value"), get("units"), array.ndim, str(path))
+        meta = _meta(
+            get("spacing"),
+            get("boundary"),
+            get("boundary_value"),
+            get("units"),
+            array.ndim,
+            str(path),
+        )
     return array, meta
 
 
@@ -76,15 +94,20 @@ def save_energy_map(path: str | Path, array: np.ndarray, meta: FieldMeta | None 
     if path.suffix == ".npz":
         meta = meta or FieldMeta(spacing=(1.0,) * np.ndim(array))
         np.savez(
-            path, field=array, spacing=np.asarray(meta.spacing or (1.0,) * np.ndim(array)),
-            boundary=np.asarray(meta.boundary), boundary_value=np.asarray(meta.boundary_value),
+            path,
+            field=array,
+            spacing=np.asarray(meta.spacing or (1.0,) * np.ndim(array)),
+            boundary=np.asarray(meta.boundary),
+            boundary_value=np.asarray(meta.boundary_value),
             units=np.asarray(meta.units),
         )
     else:
         np.save(path, array)
 
 
-def load_reference_h5(path: str | Path, dataset: str = FIELD_DATASET) -> tuple[np.ndarray, FieldMeta, np.ndarray | None]:
+def load_reference_h5(
+    path: str | Path, dataset: str = FIELD_DATASET
+) -> tuple[np.ndarray, FieldMeta, np.ndarray | None]:
     """Read reference data from HDF5: (values, metadata from the dataset's attributes, times)."""
     import h5py
 
@@ -99,18 +122,28 @@ def load_reference_h5(path: str | Path, dataset: str = FIELD_DATASET) -> tuple[n
             array = np.asarray(node[()])
             attrs = node.attrs
             time = np.asarray(f["time"][()]) if "time" in f else None
+
             def pick(k: str) -> object:
                 return attrs[k] if k in attrs else None
 
             array = _check_array(array, f"{path}:{dataset}", max_ndim=4)
             ndim = array.ndim - (1 if time is not None and array.ndim > 1 else 0)
-            meta = _meta(pick("spacing"), pick("boundary"), pick("boundary_value"), pick("units"), ndim, str(path))
+            meta = _meta(
+                pick("spacing"),
+                pick("boundary"),
+                pick("boundary_value"),
+                pick("units"),
+                ndim,
+                str(path),
+            )
     except OSError as e:
         raise FormatError(f"{path}: not a readable HDF5 file ({e})") from None
     return array, meta, time
 
 
-def save_reference_h5(path: str | Path, array: np.ndarray, meta: FieldMeta, time: np.ndarray | None = None) -> None:
+def save_reference_h5(
+    path: str | Path, array: np.ndarray, meta: FieldMeta, time: np.ndarray | None = None
+) -> None:
     """Write reference data in the layout `load_reference_h5` reads."""
     import h5py
 

@@ -99,7 +99,9 @@ class MerkleTree:
             raise ValueError(f"tree size {size} outside 0..{len(self.leaves)}")
 
 
-def verify_inclusion(leaf_hash_: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf_hash_: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
     """RFC 9162 2.1.3.2."""
     if not 0 <= index < size:
         return False
@@ -121,7 +123,9 @@ def verify_inclusion(leaf_hash_: bytes, index: int, size: int, proof: Sequence[b
     return sn == 0 and r == root
 
 
-def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]) -> bool:
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool:
     """RFC 9162 2.1.4.2."""
     if not 0 < first <= second:
         return False

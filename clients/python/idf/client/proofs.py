@@ -38,7 +38,9 @@ ARRAY_DOMAIN = b"idf.array.v1\n"
 
 def canonical_json(value: Any) -> bytes:
     """The one serialisation that is signed: sorted keys, no whitespace, ASCII, finite numbers."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -132,30 +134,81 @@ def verify_proof(
 ) -> Verification:
     """Verify a proof offline (see the module docstring)."""
     v = Verification()
-    v.check("record signature", _signed(public_key, proof.signature, proof.record), "the record was altered or signed by another key")
+    v.check(
+        "record signature",
+        _signed(public_key, proof.signature, proof.record),
+        "the record was altered or signed by another key",
+    )
     try:
         record = json.loads(proof.record)
         v.record = record
     except ValueError:
         v.check("record format", False, "the record is not JSON")
         return v
-    v.check("record format", canonical_json(record) == proof.record, "the record is not in canonical form")
-    v.check("name", proof.name == f"proofs/{record.get('id')}", "the proof's name differs from the signed record's id")
-    v.check("verdict", proof_pb2.Verdict.Name(proof.verdict) == f"VERDICT_{record.get('verdict')}", "the verdict differs from the signed record")
-    v.check("policy", proof.policy == record.get("policy"), "the policy differs from the signed record")
-    v.check("metrics", {m.name: m.value for m in proof.metrics} == record.get("metrics"), "the metrics differ from the signed record")
-    v.check("input digests", dict(proof.input_digests) == record.get("inputs"), "the input digests differ from the signed record")
+    v.check(
+        "record format",
+        canonical_json(record) == proof.record,
+        "the record is not in canonical form",
+    )
+    v.check(
+        "name",
+        proof.name == f"proofs/{record.get('id')}",
+        "the proof's name differs from the signed record's id",
+    )
+    v.check(
+        "verdict",
+        proof_pb2.Verdict.Name(proof.verdict) == f"VERDICT_{record.get('verdict')}",
+        "the verdict differs from the signed record",
+    )
+    v.check(
+        "policy", proof.policy == record.get("policy"), "the policy differs from the signed record"
+    )
+    v.check(
+        "metrics",
+        {m.name: m.value for m in proof.metrics} == record.get("metrics"),
+        "the metrics differ from the signed record",
+    )
+    v.check(
+        "input digests",
+        dict(proof.input_digests) == record.get("inputs"),
+        "the input digests differ from the signed record",
+    )
     cp = proof.checkpoint
-    v.check("checkpoint signature", _signed(public_key, cp.signature, checkpoint_text(cp)), "the checkpoint was altered or signed by another key")
+    v.check(
+        "checkpoint signature",
+        _signed(public_key, cp.signature, checkpoint_text(cp)),
+        "the checkpoint was altered or signed by another key",
+    )
     ip = proof.inclusion_proof
-    v.check("inclusion", ip.tree_size == cp.tree_size and verify_inclusion(
-        leaf_hash(proof.record), ip.leaf_index, ip.tree_size, list(ip.hashes), cp.root_hash
-    ), "the record is not in the checkpoint's tree at its index")
+    v.check(
+        "inclusion",
+        ip.tree_size == cp.tree_size
+        and verify_inclusion(
+            leaf_hash(proof.record), ip.leaf_index, ip.tree_size, list(ip.hashes), cp.root_hash
+        ),
+        "the record is not in the checkpoint's tree at its index",
+    )
     if newer_checkpoint is not None:
-        v.check("newer checkpoint signature", _signed(public_key, newer_checkpoint.signature, checkpoint_text(newer_checkpoint)))
-        v.check("consistency", newer_checkpoint.origin == cp.origin and verify_consistency(
-            cp.tree_size, newer_checkpoint.tree_size, cp.root_hash, newer_checkpoint.root_hash, list(consistency)
-        ), "the newer log head does not extend the proof's checkpoint (history rewritten?)")
+        v.check(
+            "newer checkpoint signature",
+            _signed(public_key, newer_checkpoint.signature, checkpoint_text(newer_checkpoint)),
+        )
+        v.check(
+            "consistency",
+            newer_checkpoint.origin == cp.origin
+            and verify_consistency(
+                cp.tree_size,
+                newer_checkpoint.tree_size,
+                cp.root_hash,
+                newer_checkpoint.root_hash,
+                list(consistency),
+            ),
+            "the newer log head does not extend the proof's checkpoint (history rewritten?)",
+        )
     for role, array in (arrays or {}).items():
-        v.check(f"digest of {role}", record.get("inputs", {}).get(role) == array_digest(array), f"{role} is not the array the record names")
+        v.check(
+            f"digest of {role}",
+            record.get("inputs", {}).get(role) == array_digest(array),
+            f"{role} is not the array the record names",
+        )
     return v

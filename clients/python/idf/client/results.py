@@ -39,8 +39,14 @@ def regime_from(r: predict_pb2.DetectRegimeResponse) -> Regime:
     def name(v: int) -> str:
         return _enum_name(predict_pb2.Regime, v, "REGIME_").lower()
 
-    return Regime(name(r.regime), {name(p.regime): p.probability for p in r.probabilities}, dict(r.features),
-                  r.frames_needed, r.model, r)
+    return Regime(
+        name(r.regime),
+        {name(p.regime): p.probability for p in r.probabilities},
+        dict(r.features),
+        r.frames_needed,
+        r.model,
+        r,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,21 @@ def sampler_name(kind: int) -> str:
 
 
 def energy_models_from(r: diffusion_pb2.ListEnergyModelsResponse) -> list[EnergyModel]:
-    return [EnergyModel(m.name, m.description,
-                        [Parameter(p.name, p.description, p.default_value, p.minimum, p.maximum) for p in m.parameters],
-                        [sampler_name(s) for s in m.samplers], m.accepts_external_field, list(m.constraints), m)
-            for m in r.energy_models]
+    return [
+        EnergyModel(
+            m.name,
+            m.description,
+            [
+                Parameter(p.name, p.description, p.default_value, p.minimum, p.maximum)
+                for p in m.parameters
+            ],
+            [sampler_name(s) for s in m.samplers],
+            m.accepts_external_field,
+            list(m.constraints),
+            m,
+        )
+        for m in r.energy_models
+    ]
 
 
 @dataclass(frozen=True)
@@ -128,7 +145,15 @@ class Swap:
 
 def swap_from(r: market_pb2.SwapResponse, token_in: int) -> Swap:
     token_out = market_pb2.TOKEN_PFT if token_in == market_pb2.TOKEN_CEU else market_pb2.TOKEN_CEU
-    return Swap(token_name(token_in), r.amount_in, token_name(token_out), r.amount_out, pool_from(r.pool), r.transaction_id, r)
+    return Swap(
+        token_name(token_in),
+        r.amount_in,
+        token_name(token_out),
+        r.amount_out,
+        pool_from(r.pool),
+        r.transaction_id,
+        r,
+    )
 
 
 @dataclass(frozen=True)
@@ -180,9 +205,21 @@ class TransactionPage:
 
 
 def transactions_from(r: market_pb2.ListTransactionsResponse) -> TransactionPage:
-    return TransactionPage([Transaction(t.id, t.kind, [Posting(p.account, token_name(p.token), p.amount) for p in t.postings],
-                                        t.create_time.ToJsonString(), t.request_id, t.reference) for t in r.transactions],
-                           r.next_page_token, r)
+    return TransactionPage(
+        [
+            Transaction(
+                t.id,
+                t.kind,
+                [Posting(p.account, token_name(p.token), p.amount) for p in t.postings],
+                t.create_time.ToJsonString(),
+                t.request_id,
+                t.reference,
+            )
+            for t in r.transactions
+        ],
+        r.next_page_token,
+        r,
+    )
 
 
 @dataclass(frozen=True)
@@ -221,9 +258,16 @@ def ledger_audit_from(r: market_pb2.GetLedgerAuditResponse) -> LedgerAudit:
     system: dict[str, dict[str, int]] = {}
     for b in r.system_balances:
         system.setdefault(b.account, {})[token_name(b.token)] = b.amount
-    return LedgerAudit(r.passed, [Invariant(i.name, i.description, i.passed, i.detail) for i in r.invariants],
-                       {token_name(s.token): s.amount for s in r.supply}, system, r.open_reservation_count,
-                       r.open_reservation_total, r.journal_entries, r)
+    return LedgerAudit(
+        r.passed,
+        [Invariant(i.name, i.description, i.passed, i.detail) for i in r.invariants],
+        {token_name(s.token): s.amount for s in r.supply},
+        system,
+        r.open_reservation_count,
+        r.open_reservation_total,
+        r.journal_entries,
+        r,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ HELD_OUT_SEEDS).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -67,7 +68,9 @@ def gaussian_release(side: int, release: PlumeRelease, time: float | None = None
         c = (release.centre[axis] + release.velocity[axis] * t) % side
         d = grid - c
         # periodic images: three copies each way is exact to far below float32 for s <= side/4
-        profile = sum(np.exp(-((d + k * side) ** 2) / (2 * s2)) for k in range(-3, 4))
+        profile = cast(
+            np.ndarray, sum(np.exp(-((d + k * side) ** 2) / (2 * s2)) for k in range(-3, 4))
+        )
         out = out * (profile[:, None] if axis == 0 else profile[None, :])
     return release.amplitude * release.width**2 / s2 * out
 
@@ -75,14 +78,19 @@ def gaussian_release(side: int, release: PlumeRelease, time: float | None = None
 def plume(seed: int, side: int = 32) -> np.ndarray:
     """One plume field, float32, shape (side, side)."""
     rng = np.random.default_rng(seed)
-    return sum(gaussian_release(side, r) for r in plume_releases(rng, side)).astype(np.float32)
+    total = cast(np.ndarray, sum(gaussian_release(side, r) for r in plume_releases(rng, side)))
+    return total.astype(np.float32)
 
 
 def generate(family: str, seeds: np.ndarray | list[int], side: int = 32) -> np.ndarray:
     """Fields for each seed, shape (len(seeds), side, side), float32."""
     if family != PLUME:
         raise ValueError(f"unknown field family {family!r}; known: {FAMILIES}")
-    return np.stack([plume(int(s), side) for s in seeds]) if len(seeds) else np.zeros((0, side, side), np.float32)
+    return (
+        np.stack([plume(int(s), side) for s in seeds])
+        if len(seeds)
+        else np.zeros((0, side, side), np.float32)
+    )
 
 
 def random_mask(rng: np.random.Generator, side: int, fraction: float) -> np.ndarray:

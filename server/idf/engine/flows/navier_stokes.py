@@ -56,7 +56,11 @@ class FlowSpec:
         if self.dt:
             return self.dt
         n, a = self.forcing_wavenumber, self.forcing_amplitude
-        laminar = a / (self.viscosity * n * n + self.drag) if (self.viscosity * n * n + self.drag) > 0 else a
+        laminar = (
+            a / (self.viscosity * n * n + self.drag)
+            if (self.viscosity * n * n + self.drag) > 0
+            else a
+        )
         return 0.25 * (2 * math.pi / self.resolution) / max(laminar, 1.0)
 
 
@@ -68,9 +72,13 @@ def check(spec: FlowSpec) -> None:
     if not (math.isfinite(spec.drag) and spec.drag >= 0):
         raise ParameterError("drag", f"must be finite and >= 0, got {spec.drag}")
     if not (math.isfinite(spec.forcing_amplitude) and spec.forcing_amplitude >= 0):
-        raise ParameterError("forcing_amplitude", f"must be finite and >= 0, got {spec.forcing_amplitude}")
+        raise ParameterError(
+            "forcing_amplitude", f"must be finite and >= 0, got {spec.forcing_amplitude}"
+        )
     if not 0 <= spec.forcing_wavenumber < spec.resolution // 3:
-        raise ParameterError("forcing_wavenumber", f"must be in [0, {spec.resolution // 3}) at this resolution")
+        raise ParameterError(
+            "forcing_wavenumber", f"must be in [0, {spec.resolution // 3}) at this resolution"
+        )
     if not (math.isfinite(spec.dt) and spec.dt >= 0):
         raise ParameterError("dt", f"must be finite and >= 0, got {spec.dt}")
 
@@ -78,7 +86,9 @@ def check(spec: FlowSpec) -> None:
 class Solver:
     """Holds the spectral operators of one grid; `advance` integrates a batch of vorticity fields."""
 
-    def __init__(self, spec: FlowSpec, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self, spec: FlowSpec, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64
+    ) -> None:
         check(spec)
         self.spec, self.device, self.dtype = spec, torch.device(device), dtype
         n = spec.resolution
@@ -86,14 +96,20 @@ class Solver:
         kr = torch.fft.rfftfreq(n, d=1.0 / n, dtype=dtype, device=self.device)
         self.ky, self.kx = k[:, None], kr[None, :]  # axis 0 is y, axis 1 is x
         self.k2 = self.kx**2 + self.ky**2
-        self.inv_k2 = torch.where(self.k2 > 0, 1.0 / self.k2.clamp(min=1e-30), torch.zeros_like(self.k2))
+        self.inv_k2 = torch.where(
+            self.k2 > 0, 1.0 / self.k2.clamp(min=1e-30), torch.zeros_like(self.k2)
+        )
         self.dealias = ((self.ky.abs() < n / 3) & (self.kx.abs() < n / 3)).to(dtype)
         self.linear = -spec.viscosity * self.k2 - spec.drag
         self.dt = spec.time_step()
         grid = torch.arange(n, dtype=dtype, device=self.device) * (2 * math.pi / n)
         self.y = grid[:, None].expand(n, n)
         self.x = grid[None, :].expand(n, n)
-        forcing = -spec.forcing_amplitude * spec.forcing_wavenumber * torch.cos(spec.forcing_wavenumber * self.y)
+        forcing = (
+            -spec.forcing_amplitude
+            * spec.forcing_wavenumber
+            * torch.cos(spec.forcing_wavenumber * self.y)
+        )
         self.forcing_hat = torch.fft.rfft2(forcing)
         self.body_force_x = spec.forcing_amplitude * torch.sin(spec.forcing_wavenumber * self.y)
 
@@ -114,10 +130,21 @@ class Solver:
 
     def cfl(self, w_hat: torch.Tensor) -> float:
         u, v = self.velocity(w_hat.detach())
-        return float(torch.maximum(u.abs().max(), v.abs().max())) * self.dt / (2 * math.pi / self.spec.resolution)
+        return (
+            float(torch.maximum(u.abs().max(), v.abs().max()))
+            * self.dt
+            / (2 * math.pi / self.spec.resolution)
+        )
 
-    def advance(self, w: torch.Tensor, steps: int, *, frame_every: int = 1, reynolds: torch.Tensor | None = None,
-                should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
+    def advance(
+        self,
+        w: torch.Tensor,
+        steps: int,
+        *,
+        frame_every: int = 1,
+        reynolds: torch.Tensor | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> torch.Tensor:
         """Integrate `steps` steps from vorticity w (…, n, n); returns the frames after every
         `frame_every` steps, shape (steps // frame_every, …, n, n). `reynolds` (shape (B,) for
         w of shape (B, n, n)) gives each field its own Reynolds number instead of the spec's.
@@ -140,12 +167,17 @@ class Solver:
             previous = current
             if (i + 1) % frame_every == 0:
                 if self.cfl(w_hat) > MAX_CFL or not bool(torch.isfinite(w_hat).all()):
-                    raise ParameterError("dt", f"CFL number above {MAX_CFL} at t = {(i + 1) * self.dt:.4g}; "
-                                               f"use a smaller dt than {self.dt:.4g}")
+                    raise ParameterError(
+                        "dt",
+                        f"CFL number above {MAX_CFL} at t = {(i + 1) * self.dt:.4g}; "
+                        f"use a smaller dt than {self.dt:.4g}",
+                    )
                 frames.append(torch.fft.irfft2(w_hat, s=(self.spec.resolution,) * 2))
         return torch.stack(frames) if frames else w.new_zeros((0, *w.shape))
 
-    def evolve(self, w: torch.Tensor, duration: float, *, should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
+    def evolve(
+        self, w: torch.Tensor, duration: float, *, should_stop: Callable[[], bool] = lambda: False
+    ) -> torch.Tensor:
         """The state after `duration` time units (whole steps, rounded down, at least one)."""
         steps = max(1, int(duration / self.dt))
         return self.advance(w, steps, frame_every=steps, should_stop=should_stop)[-1]
@@ -177,8 +209,13 @@ def exact_interval_spec(spec: FlowSpec, interval: float) -> tuple[FlowSpec, int]
     return replace(spec, dt=interval / steps), steps
 
 
-def random_vorticity(resolution: int, seed: int, peak: float = 4.0, rms: float = 2.0,
-                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_vorticity(
+    resolution: int,
+    seed: int,
+    peak: float = 4.0,
+    rms: float = 2.0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """A random initial vorticity from `seed`: Gaussian with spectrum ∝ k⁴ exp(−(k/peak)²), scaled
     to the given rms. Zero mean (the box has no net circulation)."""
     rng = np.random.default_rng(seed)
@@ -191,7 +228,9 @@ def random_vorticity(resolution: int, seed: int, peak: float = 4.0, rms: float =
     return torch.as_tensor(w * rms / max(w.std(), 1e-300), dtype=dtype)
 
 
-def taylor_green(resolution: int, k: int = 1, amplitude: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def taylor_green(
+    resolution: int, k: int = 1, amplitude: float = 1.0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """ω = 2k·A·cos(kx)·cos(ky): the Taylor–Green vortex; advection vanishes, so without forcing it
     decays exactly as exp(−(2νk² + α)t)."""
     g = torch.arange(resolution, dtype=dtype) * (2 * math.pi / resolution)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,9 +24,18 @@ FLOWS = ("kolmogorov",)
 GENERATOR = "idf.engine.flows.navier_stokes/1 (pseudo-spectral, 2/3 dealiasing, CN/AB2)"
 
 
-def generate(spec: FlowSpec, seed: int, out: Path, *, duration: float = 100.0, frame_interval: float = 0.5,
-             spin_up: float = 100.0, device: str = "cpu", progress: Callable[[float, float], None] = lambda t, n: None,
-             should_stop: Callable[[], bool] = lambda: False) -> Path:
+def generate(
+    spec: FlowSpec,
+    seed: int,
+    out: Path,
+    *,
+    duration: float = 100.0,
+    frame_interval: float = 0.5,
+    spin_up: float = 100.0,
+    device: str = "cpu",
+    progress: Callable[[float, float], None] = lambda t, n: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Path:
     import h5py
 
     if not (math.isfinite(duration) and duration > 0):
@@ -54,25 +64,43 @@ def generate(spec: FlowSpec, seed: int, out: Path, *, duration: float = 100.0, f
         progress(done * interval, count * interval)
     tmp = Path(str(out) + ".tmp")
     with h5py.File(tmp, "w") as f:
-        for name, data, units in (("field", np.concatenate(frames), "1/time"),
-                                  ("kinetic_energy", np.concatenate(energy), "length^2/time^2")):
+        for name, data, units in (
+            ("field", np.concatenate(frames), "1/time"),
+            ("kinetic_energy", np.concatenate(energy), "length^2/time^2"),
+        ):
             node = f.create_dataset(name, data=data, compression="gzip", compression_opts=4)
             node.attrs["spacing"] = np.full(2, 2 * math.pi / spec.resolution)
             node.attrs["boundary"] = "periodic"
             node.attrs["boundary_value"] = 0.0
             node.attrs["units"] = units
-        f.create_dataset("time", data=spin_up + interval * np.arange(1, count + 1, dtype=np.float64))
-        f.attrs.update({"flow": "kolmogorov", "reynolds": spec.reynolds, "viscosity": spec.viscosity, "drag": spec.drag,
-                        "forcing_wavenumber": spec.forcing_wavenumber, "forcing_amplitude": spec.forcing_amplitude,
-                        "dt": solver.dt, "frame_interval": interval, "seed": seed, "resolution": spec.resolution,
-                        "spin_up": spin_up, "generator": GENERATOR})
+        f.create_dataset(
+            "time", data=spin_up + interval * np.arange(1, count + 1, dtype=np.float64)
+        )
+        f.attrs.update(
+            {
+                "flow": "kolmogorov",
+                "reynolds": spec.reynolds,
+                "viscosity": spec.viscosity,
+                "drag": spec.drag,
+                "forcing_wavenumber": spec.forcing_wavenumber,
+                "forcing_amplitude": spec.forcing_amplitude,
+                "dt": solver.dt,
+                "frame_interval": interval,
+                "seed": seed,
+                "resolution": spec.resolution,
+                "spin_up": spin_up,
+                "generator": GENERATOR,
+            }
+        )
     tmp.replace(out)
     return out
 
 
-def read(path: Path) -> tuple[np.ndarray, dict]:
+def read(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """(vorticity frames, root attributes) of a generated run."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        return np.asarray(f["field"][()]), {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        return np.asarray(f["field"][()]), {
+            k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()
+        }

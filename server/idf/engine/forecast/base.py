@@ -62,8 +62,13 @@ class Forecaster(Protocol):
 
     def estimate(self, request: ForecastRequest) -> Cost: ...
 
-    def run(self, request: ForecastRequest, *, should_stop: Callable[[], bool] = ...,
-            device: str | torch.device | None = None) -> Forecast: ...
+    def run(
+        self,
+        request: ForecastRequest,
+        *,
+        should_stop: Callable[[], bool] = ...,
+        device: str | torch.device | None = None,
+    ) -> Forecast: ...
 
 
 def spatial_total(u: np.ndarray, spacing: Sequence[float]) -> float:

@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,31 +64,43 @@ def resample(w: torch.Tensor, side: int) -> torch.Tensor:
     h = min(n, side) // 2
     out = f.new_zeros((*w.shape[:-2], side, side // 2 + 1))
     out[..., :h, :h] = f[..., :h, :h]
-    out[..., -(h - 1):, :h] = f[..., -(h - 1):, :h]
+    out[..., -(h - 1) :, :h] = f[..., -(h - 1) :, :h]
     return torch.fft.irfft2(out, s=(side, side)) * (side * side) / (n * n)
 
 
 class NvpForecaster(torch.nn.Module):
-    def __init__(self, net: UNet, scale: float, noise: float = 0.0, metadata: dict | None = None) -> None:
+    def __init__(
+        self, net: UNet, scale: float, noise: float = 0.0, metadata: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.net, self.scale, self.noise = net, float(scale), float(noise)
         self.metadata = dict(metadata or {})
         spec = FlowSpec(resolution=SIDE // 2, reynolds=60.0, dt=INTERVAL / COARSE_STEPS)
         self.coarse = Solver(spec, dtype=torch.float32)
 
-    def to(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - the solver's operators move too
+    def to(self, *args: Any, **kwargs: Any) -> NvpForecaster:  # the solver's operators move too
         out = super().to(*args, **kwargs)
         device = next(self.net.parameters()).device
         if device != self.coarse.device:
             self.coarse = Solver(self.coarse.spec, device=device, dtype=torch.float32)
         return out
 
-    def forward(self, previous: torch.Tensor, present: torch.Tensor, reynolds: torch.Tensor,
-                should_stop: Callable[[], bool] = lambda: False) -> torch.Tensor:
+    def forward(
+        self,
+        previous: torch.Tensor,
+        present: torch.Tensor,
+        reynolds: torch.Tensor,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> torch.Tensor:
         """The next frame (B, SIDE, SIDE) from two frames (B, SIDE, SIDE) and Reynolds numbers (B,).
         `should_stop` is checked at every coarse solver step (the solver raises Cancelled)."""
-        coarse = self.coarse.advance(resample(present, SIDE // 2), COARSE_STEPS, frame_every=COARSE_STEPS,
-                                     reynolds=reynolds, should_stop=should_stop)[-1]
+        coarse = self.coarse.advance(
+            resample(present, SIDE // 2),
+            COARSE_STEPS,
+            frame_every=COARSE_STEPS,
+            reynolds=reynolds,
+            should_stop=should_stop,
+        )[-1]
         guess = resample(coarse, SIDE)
         x = torch.stack([present, previous, guess], dim=1) / self.scale
         condition = torch.log(reynolds / 60.0)
@@ -97,7 +110,9 @@ class NvpForecaster(torch.nn.Module):
         for start in range(0, x.shape[0], NET_CHUNK):  # a stop is honoured between chunks
             if should_stop():
                 raise Cancelled()
-            parts.append(self.net(x[start:start + NET_CHUNK], condition[start:start + NET_CHUNK])[:, 0])
+            parts.append(
+                self.net(x[start : start + NET_CHUNK], condition[start : start + NET_CHUNK])[:, 0]
+            )
         return guess + self.scale * torch.cat(parts)
 
 
@@ -120,11 +135,19 @@ def check_request(history: np.ndarray, reynolds: float) -> None:
     """The model's own rules on top of the service's generic ones (finite, same shapes)."""
     if history.ndim != 3 or history.shape[0] < HISTORY:
         got = history.shape[0] if history.ndim == 3 else f"an array of {history.ndim} axes"
-        raise ParameterError("history", f"needs at least {HISTORY} frames {INTERVAL} time units apart, got {got}")
+        raise ParameterError(
+            "history", f"needs at least {HISTORY} frames {INTERVAL} time units apart, got {got}"
+        )
     if history.shape[1:] != (SIDE, SIDE):
-        raise ParameterError("shape", f"the forecaster takes {SIDE}x{SIDE} vorticity frames, got {list(history.shape[1:])}")
+        raise ParameterError(
+            "shape",
+            f"the forecaster takes {SIDE}x{SIDE} vorticity frames, got {list(history.shape[1:])}",
+        )
     if not (math.isfinite(reynolds) and RE_RANGE[0] <= reynolds <= RE_RANGE[1]):
-        raise ParameterError("reynolds", f"must be in [{RE_RANGE[0]:g}, {RE_RANGE[1]:g}] (the trained range), got {reynolds}")
+        raise ParameterError(
+            "reynolds",
+            f"must be in [{RE_RANGE[0]:g}, {RE_RANGE[1]:g}] (the trained range), got {reynolds}",
+        )
     if history.dtype.kind not in "biuf" or not np.all(np.isfinite(history[-HISTORY:])):
         raise ParameterError("history", "the last frames must be real and finite")
 
@@ -144,14 +167,26 @@ def estimate(frames_shape: Sequence[int], steps: int, members: int = DEFAULT_MEM
     the forecast reports. Pure arithmetic that never raises."""
     sites = SIDE * SIDE  # the model's grid (check_request refuses any other)
     steps, members = max(0, int(steps)), max(1, int(members))
-    return Cost(site_updates=steps * members * sites,
-                state_bytes=sites * (members * BYTES_PER_MEMBER_SITE + steps * BYTES_PER_STEP_SITE) + FIXED_BYTES,
-                weight=LEARNED_WORK_WEIGHT)
+    return Cost(
+        site_updates=steps * members * sites,
+        state_bytes=sites * (members * BYTES_PER_MEMBER_SITE + steps * BYTES_PER_STEP_SITE)
+        + FIXED_BYTES,
+        weight=LEARNED_WORK_WEIGHT,
+    )
 
 
 @torch.no_grad()
-def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: float, *, members: int = DEFAULT_MEMBERS,
-             seed: int = 0, noise: float | None = None, should_stop: Callable[[], bool] = lambda: False) -> Forecast:
+def forecast(
+    model: NvpForecaster,
+    history: np.ndarray,
+    steps: int,
+    reynolds: float,
+    *,
+    members: int = DEFAULT_MEMBERS,
+    seed: int = 0,
+    noise: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Forecast:
     """Ensemble forecast of `steps` frames from the last HISTORY frames of `history` (T, SIDE, SIDE)."""
     check_request(history, reynolds)
     if steps < 1:
@@ -167,7 +202,10 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
     gen = torch.Generator().manual_seed(seed)
     dev = next(model.parameters()).device
     x = torch.as_tensor(history[-HISTORY:].astype(np.float32))
-    previous, present = (x[0].expand(members, SIDE, SIDE).to(dev), x[1].expand(members, SIDE, SIDE).to(dev))
+    previous, present = (
+        x[0].expand(members, SIDE, SIDE).to(dev),
+        x[1].expand(members, SIDE, SIDE).to(dev),
+    )
     shape = (members, SIDE, SIDE)
     present = present + eps * model.scale * band_noise(shape, gen).to(dev)
     re = torch.full((members,), float(reynolds), device=dev)
@@ -177,37 +215,70 @@ def forecast(model: NvpForecaster, history: np.ndarray, steps: int, reynolds: fl
         if should_stop():
             raise Cancelled(k * per_step)
         try:
-            nxt = model(previous, present, re, should_stop) + eps * model.scale * band_noise(shape, gen).to(dev)
+            nxt = model(previous, present, re, should_stop) + eps * model.scale * band_noise(
+                shape, gen
+            ).to(dev)
         except Cancelled:
             raise Cancelled(k * per_step) from None  # the step in progress is not counted
         except ParameterError as e:  # the coarse solver's CFL check: the flow is beyond the model
-            raise Diverged("history", f"the forecast left the model's range at step {k} ({e.reason}): the history's "
-                                      f"vorticity is too strong for this model", step=k, site_updates=k * per_step) from None
+            raise Diverged(
+                "history",
+                f"the forecast left the model's range at step {k} ({e.reason}): the history's "
+                f"vorticity is too strong for this model",
+                step=k,
+                site_updates=k * per_step,
+            ) from None
         if not bool(torch.isfinite(nxt).all()):
-            raise Diverged("history", f"the forecast stopped being finite at step {k}: the history's vorticity is too "
-                                      f"strong for this model", step=k, site_updates=k * per_step)
+            raise Diverged(
+                "history",
+                f"the forecast stopped being finite at step {k}: the history's vorticity is too "
+                f"strong for this model",
+                step=k,
+                site_updates=k * per_step,
+            )
         previous, present = present, nxt
         means.append(nxt.mean(0))
         sds.append(nxt.std(0) if members > 1 else torch.zeros_like(nxt[0]))
     frames = torch.stack(means).cpu().numpy().astype(history.dtype, copy=False)
     stddev = torch.stack(sds).cpu().numpy().astype(history.dtype, copy=False)
     totals = np.array([spatial_total(f, (2 * math.pi / SIDE,) * 2) for f in frames])
-    return Forecast(frames=frames, stddev=stddev, frame_interval=INTERVAL, totals=totals,
-                    cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
-                    site_updates=int(steps * members * SIDE * SIDE), compute_seconds=time.perf_counter() - t0)
+    return Forecast(
+        frames=frames,
+        stddev=stddev,
+        frame_interval=INTERVAL,
+        totals=totals,
+        cfl=model.coarse.cfl(torch.fft.rfft2(resample(present, SIDE // 2))),
+        site_updates=int(steps * members * SIDE * SIDE),
+        compute_seconds=time.perf_counter() - t0,
+    )
 
 
 # checkpoints ------------------------------------------------------------------------------------
-def save(model: NvpForecaster, path: Path, extra: dict | None = None, tensors: dict | None = None) -> None:
-    meta = {"architecture": json.dumps(model.net.config), "scale": repr(model.scale), "noise": repr(model.noise),
-            "info": json.dumps({**model.metadata, **(extra or {})})}
+def save(
+    model: NvpForecaster,
+    path: Path,
+    extra: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    meta = {
+        "architecture": json.dumps(model.net.config),
+        "scale": repr(model.scale),
+        "noise": repr(model.noise),
+        "info": json.dumps({**model.metadata, **(extra or {})}),
+    }
     checkpoints.write(path, FORMAT, meta, model, tensors)
 
 
-def load(path: Path, device: str | torch.device = "cpu") -> tuple[NvpForecaster, dict[str, torch.Tensor]]:
+def load(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[NvpForecaster, dict[str, torch.Tensor]]:
     meta = checkpoints.read_metadata(path, FORMAT)
-    model = NvpForecaster(UNet(**json.loads(meta["architecture"])), float(meta["scale"]), float(meta["noise"]),
-                          json.loads(meta["info"]))
+    model = NvpForecaster(
+        UNet(**json.loads(meta["architecture"])),
+        float(meta["scale"]),
+        float(meta["noise"]),
+        json.loads(meta["info"]),
+    )
     return model, checkpoints.load_into(path, model, device)
 
 
@@ -219,7 +290,10 @@ class Learned:
     outputs_per_step = 2  # the ensemble mean and its spread
 
     def __init__(self, name: str, load: Callable[[str, str], NvpForecaster]) -> None:
-        self.name, self.load = name, load  # load(name, device): the checkpoint, loaded once per device
+        self.name, self.load = (
+            name,
+            load,
+        )  # load(name, device): the checkpoint, loaded once per device
 
     def _members(self, request: ForecastRequest) -> int:
         return request.members or DEFAULT_MEMBERS
@@ -227,24 +301,45 @@ class Learned:
     def check(self, request: ForecastRequest) -> None:
         members = self._members(request)
         if not 1 <= members <= MAX_MEMBERS:
-            raise ParameterError("ensemble_members", f"must be in 0..{MAX_MEMBERS} (0: {DEFAULT_MEMBERS}), got {members}")
+            raise ParameterError(
+                "ensemble_members",
+                f"must be in 0..{MAX_MEMBERS} (0: {DEFAULT_MEMBERS}), got {members}",
+            )
         if request.boundary != "periodic":
             raise ParameterError("boundary", f"{self.name} forecasts periodic flows")
         if request.reynolds is None:
-            raise ParameterError("reynolds", f"{self.name} needs the flow's Reynolds number ({RE_RANGE[0]:g} to {RE_RANGE[1]:g})")
+            raise ParameterError(
+                "reynolds",
+                f"{self.name} needs the flow's Reynolds number ({RE_RANGE[0]:g} to {RE_RANGE[1]:g})",
+            )
         if len({f.shape for f in request.history}) > 1:
             raise ParameterError("history", "every frame must have the same shape")
-        check_request(np.stack(request.history) if request.history else np.zeros((0, SIDE, SIDE)), request.reynolds)
+        check_request(
+            np.stack(request.history) if request.history else np.zeros((0, SIDE, SIDE)),
+            request.reynolds,
+        )
         if request.steps < 1:
             raise ParameterError("steps", f"must be >= 1, got {request.steps}")
 
     def estimate(self, request: ForecastRequest) -> Cost:
         return estimate((len(request.history), SIDE, SIDE), request.steps, self._members(request))
 
-    def run(self, request: ForecastRequest, *, should_stop: Callable[[], bool] = lambda: False,
-            device: str | torch.device | None = None) -> Forecast:
+    def run(
+        self,
+        request: ForecastRequest,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        device: str | torch.device | None = None,
+    ) -> Forecast:
         self.check(request)
         model = self.load(self.name, str(torch.device(device or "cpu")))
         assert request.reynolds is not None  # checked
-        return forecast(model, np.stack(request.history), request.steps, request.reynolds,
-                        members=self._members(request), seed=request.seed, should_stop=should_stop)
+        return forecast(
+            model,
+            np.stack(request.history),
+            request.steps,
+            request.reynolds,
+            members=self._members(request),
+            seed=request.seed,
+            should_stop=should_stop,
+        )

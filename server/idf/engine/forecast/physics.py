@@ -16,8 +16,16 @@ from idf.engine.errors import Cancelled, Diverged, ParameterError
 from idf.engine.forecast.base import Forecast, ForecastRequest, spatial_total
 from idf.kernels import transport
 
-__all__ = ["PHYSICS_MODEL", "Forecast", "ForecastResult", "Physics", "TransportSpec", "estimate", "physics_forecast",
-           "spatial_total"]
+__all__ = [
+    "PHYSICS_MODEL",
+    "Forecast",
+    "ForecastResult",
+    "Physics",
+    "TransportSpec",
+    "estimate",
+    "physics_forecast",
+    "spatial_total",
+]
 
 PHYSICS_MODEL = "physics-advection-diffusion"
 DEFAULT_CFL = 0.9
@@ -52,7 +60,9 @@ def _resolve(spec: TransportSpec, shape: tuple[int, ...]) -> tuple[TransportSpec
         raise ParameterError("diffusivity", f"must be finite and >= 0, got {spec.diffusivity}")
     velocity = spec.velocity or (0.0,) * ndim
     if len(velocity) != ndim:
-        raise ParameterError("velocity", f"needs one component per axis ({ndim}), got {len(velocity)}")
+        raise ParameterError(
+            "velocity", f"needs one component per axis ({ndim}), got {len(velocity)}"
+        )
     if not all(math.isfinite(v) for v in velocity):
         raise ParameterError("velocity", "components must be finite")
     if spec.boundary not in transport.BOUNDARIES:
@@ -74,8 +84,13 @@ def _resolve(spec: TransportSpec, shape: tuple[int, ...]) -> tuple[TransportSpec
             "dt", f"unstable: CFL number {cfl:.4g} > 1; the largest stable dt is {limit:.6g}"
         )
     resolved = TransportSpec(
-        spec.diffusivity, tuple(velocity), dt, spec.substeps, tuple(spacing),
-        spec.boundary, spec.boundary_value,
+        spec.diffusivity,
+        tuple(velocity),
+        dt,
+        spec.substeps,
+        tuple(spacing),
+        spec.boundary,
+        spec.boundary_value,
     )
     return resolved, cfl
 
@@ -88,7 +103,9 @@ WORKING_BUFFERS = {"periodic": 10}
 WALL_WORKING_BUFFERS = 18
 
 
-def estimate(history_shape: Sequence[int], dtype: np.dtype | str, steps: int, spec: TransportSpec) -> Cost:
+def estimate(
+    history_shape: Sequence[int], dtype: np.dtype | str, steps: int, spec: TransportSpec
+) -> Cost:
     """The cost of `physics_forecast` from a present frame of `history_shape` (the shape of one
     frame, its grid) and `dtype` (see idf.engine.cost). Work: sites x steps x substeps, what the
     forecast reports; state: the returned frames plus the stepper's working buffers. Pure
@@ -100,7 +117,9 @@ def estimate(history_shape: Sequence[int], dtype: np.dtype | str, steps: int, sp
         itemsize = 8
     steps, substeps = max(0, int(steps)), max(1, int(spec.substeps))
     working = WORKING_BUFFERS.get(spec.boundary, WALL_WORKING_BUFFERS)
-    return Cost(site_updates=sites * steps * substeps, state_bytes=sites * itemsize * (steps + working))
+    return Cost(
+        site_updates=sites * steps * substeps, state_bytes=sites * itemsize * (steps + working)
+    )
 
 
 FINITE_CHECK_EVERY = 16  # solver steps between checks that the field is finite (and every frame)
@@ -109,19 +128,27 @@ FINITE_CHECK_EVERY = 16  # solver steps between checks that the field is finite 
 def _overflow(k: int, site_updates: int) -> Diverged:
     """A CFL-stable conservative step only overflows when the values themselves are near the
     dtype's range: the history (or the source) is too large."""
-    return Diverged("history", f"the forecast left the dtype's range at frame {k}: the field's values (or the "
-                               f"source's) are too large; rescale them", step=k, site_updates=site_updates)
+    return Diverged(
+        "history",
+        f"the forecast left the dtype's range at frame {k}: the field's values (or the "
+        f"source's) are too large; rescale them",
+        step=k,
+        site_updates=site_updates,
+    )
 
 
-def check(history: Sequence[np.ndarray], steps: int, spec: TransportSpec,
-          source: np.ndarray | None = None) -> tuple[TransportSpec, float]:
+def check(
+    history: Sequence[np.ndarray], steps: int, spec: TransportSpec, source: np.ndarray | None = None
+) -> tuple[TransportSpec, float]:
     """Every rule of a physics forecast, before any work: ParameterError on the first broken
     one; else the spec with its defaults filled and its CFL number."""
     if not history:
         raise ParameterError("history", "needs at least one frame")
     present = history[-1]
     if present.dtype not in FLOAT_DTYPES:
-        raise ParameterError("dtype", f"the physics forecaster takes float32 or float64, got {present.dtype}")
+        raise ParameterError(
+            "dtype", f"the physics forecaster takes float32 or float64, got {present.dtype}"
+        )
     if not np.all(np.isfinite(present)):
         raise ParameterError("history", "contains NaN or Inf")
     if steps < 1:
@@ -158,8 +185,13 @@ def physics_forecast(
     s = torch.tensor(source, dtype=u.dtype, device=device) if source is not None else None
     frames = np.empty((steps, *present.shape), dtype=present.dtype)
     kwargs = dict(
-        dt=spec.dt, spacing=spec.spacing, diffusivity=spec.diffusivity, velocity=spec.velocity,
-        boundary=spec.boundary, boundary_value=spec.boundary_value, source=s,
+        dt=spec.dt,
+        spacing=spec.spacing,
+        diffusivity=spec.diffusivity,
+        velocity=spec.velocity,
+        boundary=spec.boundary,
+        boundary_value=spec.boundary_value,
+        source=s,
     )
     with torch.inference_mode():
         for k in range(steps):
@@ -195,9 +227,15 @@ class Physics:
 
     @staticmethod
     def spec(request: ForecastRequest) -> TransportSpec:
-        return TransportSpec(diffusivity=request.diffusivity, velocity=tuple(request.velocity), dt=request.dt,
-                             substeps=request.substeps, spacing=tuple(request.spacing), boundary=request.boundary,
-                             boundary_value=request.boundary_value)
+        return TransportSpec(
+            diffusivity=request.diffusivity,
+            velocity=tuple(request.velocity),
+            dt=request.dt,
+            substeps=request.substeps,
+            spacing=tuple(request.spacing),
+            boundary=request.boundary,
+            boundary_value=request.boundary_value,
+        )
 
     def check(self, request: ForecastRequest) -> None:
         check(request.history, request.steps, self.spec(request), request.source)
@@ -206,7 +244,18 @@ class Physics:
         present = request.history[-1] if request.history else np.zeros(0)
         return estimate(present.shape, present.dtype, request.steps, self.spec(request))
 
-    def run(self, request: ForecastRequest, *, should_stop: Callable[[], bool] = lambda: False,
-            device: str | torch.device | None = None) -> Forecast:
-        return physics_forecast(request.history, request.steps, self.spec(request), source=request.source,
-                                should_stop=should_stop, device=device)
+    def run(
+        self,
+        request: ForecastRequest,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        device: str | torch.device | None = None,
+    ) -> Forecast:
+        return physics_forecast(
+            request.history,
+            request.steps,
+            self.spec(request),
+            source=request.source,
+            should_stop=should_stop,
+            device=device,
+        )

@@ -58,7 +58,9 @@ def amount_in(amount_out_: int, reserve_in: int, reserve_out: int, fee_bps: int)
     if reserve_in <= 0 or reserve_out <= 0:
         raise AmmError("NO_LIQUIDITY", "the pool has no liquidity")
     if amount_out_ >= reserve_out:
-        raise AmmError("INSUFFICIENT_LIQUIDITY", f"cannot take {amount_out_} out of a reserve of {reserve_out}")
+        raise AmmError(
+            "INSUFFICIENT_LIQUIDITY", f"cannot take {amount_out_} out of a reserve of {reserve_out}"
+        )
     return reserve_in * amount_out_ * BPS // ((reserve_out - amount_out_) * (BPS - fee_bps)) + 1
 
 
@@ -67,7 +69,9 @@ def k_holds(reserve_in: int, reserve_out: int, paid_in: int, taken_out: int, fee
     new_in, new_out = reserve_in + paid_in, reserve_out - taken_out
     if new_out <= 0:
         return False
-    return (new_in * BPS - paid_in * fee_bps) * (new_out * BPS) >= reserve_in * reserve_out * BPS * BPS
+    return (new_in * BPS - paid_in * fee_bps) * (
+        new_out * BPS
+    ) >= reserve_in * reserve_out * BPS * BPS
 
 
 def price_impact(amount_in_: int, amount_out_: int, reserve_in: int, reserve_out: int) -> float:
@@ -85,11 +89,15 @@ def liquidity_minted(pool: Reserves, amount_ceu: int, amount_pft: int) -> int:
     else:
         liquidity = min(amount_ceu * pool.shares // pool.ceu, amount_pft * pool.shares // pool.pft)
     if liquidity <= 0:
-        raise AmmError("INSUFFICIENT_LIQUIDITY_MINTED", "the deposit is too small to mint any share")
+        raise AmmError(
+            "INSUFFICIENT_LIQUIDITY_MINTED", "the deposit is too small to mint any share"
+        )
     return liquidity
 
 
-def optimal_deposit(pool: Reserves, ceu_desired: int, pft_desired: int, ceu_min: int, pft_min: int) -> tuple[int, int]:
+def optimal_deposit(
+    pool: Reserves, ceu_desired: int, pft_desired: int, ceu_min: int, pft_min: int
+) -> tuple[int, int]:
     """The router's rule: deposit in the pool's current ratio, within the desired maxima and
     above the minima."""
     if pool.shares == 0:
@@ -97,7 +105,9 @@ def optimal_deposit(pool: Reserves, ceu_desired: int, pft_desired: int, ceu_min:
     pft_optimal = ceu_desired * pool.pft // pool.ceu
     if pft_optimal <= pft_desired:
         if pft_optimal < pft_min:
-            raise AmmError("SLIPPAGE", f"would deposit {pft_optimal} PFT, below the minimum {pft_min}")
+            raise AmmError(
+                "SLIPPAGE", f"would deposit {pft_optimal} PFT, below the minimum {pft_min}"
+            )
         return ceu_desired, pft_optimal
     ceu_optimal = pft_desired * pool.ceu // pool.pft
     if ceu_optimal < ceu_min:

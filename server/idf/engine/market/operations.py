@@ -12,11 +12,14 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from idf.engine.market import amm
 
 TOKENS = ("CEU", "PFT")
-USER_ACCOUNT = re.compile(r"^market/accounts/[a-z0-9][a-z0-9._-]{0,62}$")  # never a system account ("-" prefix)
+USER_ACCOUNT = re.compile(
+    r"^market/accounts/[a-z0-9][a-z0-9._-]{0,62}$"
+)  # never a system account ("-" prefix)
 
 
 def is_user_account(name: str | None) -> bool:
@@ -59,44 +62,81 @@ class Withdrawal:
     after: amm.Reserves
 
 
-def quote(r: amm.Reserves, token_in: str, *, amount_in: int = 0, amount_out: int = 0) -> dict:
+def quote(
+    r: amm.Reserves, token_in: str, *, amount_in: int = 0, amount_out: int = 0
+) -> dict[str, Any]:
     """The exact-in or exact-out price of a swap now, its fee and price impact (no slippage check)."""
     r_in, r_out = r.of(token_in)
     if amount_in:
         amount_out = amm.amount_out(amount_in, r_in, r_out, r.fee_bps)
     else:
         amount_in = amm.amount_in(amount_out, r_in, r_out, r.fee_bps)
-    return {"amount_in": amount_in, "amount_out": amount_out, "fee": amount_in * r.fee_bps // amm.BPS,
-            "price_impact": amm.price_impact(amount_in, amount_out, r_in, r_out)}
+    return {
+        "amount_in": amount_in,
+        "amount_out": amount_out,
+        "fee": amount_in * r.fee_bps // amm.BPS,
+        "price_impact": amm.price_impact(amount_in, amount_out, r_in, r_out),
+    }
 
 
-def swap(r: amm.Reserves, token_in: str, *, amount_in: int = 0, amount_out: int = 0, min_amount_out: int = 0,
-         max_amount_in: int = 0) -> Trade:
+def swap(
+    r: amm.Reserves,
+    token_in: str,
+    *,
+    amount_in: int = 0,
+    amount_out: int = 0,
+    min_amount_out: int = 0,
+    max_amount_in: int = 0,
+) -> Trade:
     """An exact-in swap (`amount_in`, at least `min_amount_out` out) or an exact-out one
     (`amount_out`, at most `max_amount_in` in)."""
     r_in, r_out = r.of(token_in)
     if amount_in:
         amount_out = amm.amount_out(amount_in, r_in, r_out, r.fee_bps)
         if amount_out < min_amount_out:
-            raise MarketError("SLIPPAGE", f"output {amount_out} is below min_amount_out {min_amount_out}", "min_amount_out")
+            raise MarketError(
+                "SLIPPAGE",
+                f"output {amount_out} is below min_amount_out {min_amount_out}",
+                "min_amount_out",
+            )
         if amount_out == 0:
-            raise MarketError("INSUFFICIENT_OUTPUT", "the input is too small to buy anything", "amount_in")
+            raise MarketError(
+                "INSUFFICIENT_OUTPUT", "the input is too small to buy anything", "amount_in"
+            )
     else:
         amount_in = amm.amount_in(amount_out, r_in, r_out, r.fee_bps)
         if amount_in > max_amount_in:
-            raise MarketError("SLIPPAGE", f"input {amount_in} exceeds max_amount_in {max_amount_in}", "max_amount_in")
-    if not amm.k_holds(r_in, r_out, amount_in, amount_out, r.fee_bps):  # defence in depth: never reached by the formulas
+            raise MarketError(
+                "SLIPPAGE",
+                f"input {amount_in} exceeds max_amount_in {max_amount_in}",
+                "max_amount_in",
+            )
+    if not amm.k_holds(
+        r_in, r_out, amount_in, amount_out, r.fee_bps
+    ):  # defence in depth: never reached by the formulas
         raise MarketError("K", "the swap would decrease the pool's invariant")
-    ceu, pft = (r.ceu + amount_in, r.pft - amount_out) if token_in == "CEU" else (r.ceu - amount_out, r.pft + amount_in)
+    ceu, pft = (
+        (r.ceu + amount_in, r.pft - amount_out)
+        if token_in == "CEU"
+        else (r.ceu - amount_out, r.pft + amount_in)
+    )
     return Trade(amount_in, amount_out, amm.Reserves(ceu, pft, r.shares, r.fee_bps))
 
 
-def deposit(r: amm.Reserves, ceu_desired: int, pft_desired: int, ceu_min: int, pft_min: int) -> Deposit:
+def deposit(
+    r: amm.Reserves, ceu_desired: int, pft_desired: int, ceu_min: int, pft_min: int
+) -> Deposit:
     """Liquidity added at the pool's ratio (Uniswap v2's rules, `amm.optimal_deposit`)."""
     ceu, pft = amm.optimal_deposit(r, ceu_desired, pft_desired, ceu_min, pft_min)
     shares = amm.liquidity_minted(r, ceu, pft)
     locked = amm.MINIMUM_LIQUIDITY if r.shares == 0 else 0
-    return Deposit(ceu, pft, shares, locked, amm.Reserves(r.ceu + ceu, r.pft + pft, r.shares + shares + locked, r.fee_bps))
+    return Deposit(
+        ceu,
+        pft,
+        shares,
+        locked,
+        amm.Reserves(r.ceu + ceu, r.pft + pft, r.shares + shares + locked, r.fee_bps),
+    )
 
 
 def withdraw(r: amm.Reserves, shares: int, ceu_min: int, pft_min: int) -> Withdrawal:
@@ -105,9 +145,14 @@ def withdraw(r: amm.Reserves, shares: int, ceu_min: int, pft_min: int) -> Withdr
         raise MarketError("NO_LIQUIDITY", "the pool has no liquidity", "pool")
     ceu, pft = amm.burned(r, shares)
     if ceu < ceu_min or pft < pft_min:
-        raise MarketError("SLIPPAGE", f"would return {ceu} CEU / {pft} PFT, below the minima {ceu_min} / {pft_min}",
-                          "amount_ceu_min" if ceu < ceu_min else "amount_pft_min")
-    return Withdrawal(ceu, pft, amm.Reserves(r.ceu - ceu, r.pft - pft, r.shares - shares, r.fee_bps))
+        raise MarketError(
+            "SLIPPAGE",
+            f"would return {ceu} CEU / {pft} PFT, below the minima {ceu_min} / {pft_min}",
+            "amount_ceu_min" if ceu < ceu_min else "amount_pft_min",
+        )
+    return Withdrawal(
+        ceu, pft, amm.Reserves(r.ceu - ceu, r.pft - pft, r.shares - shares, r.fee_bps)
+    )
 
 
 def price(site_updates: int, per_million: int) -> int:

@@ -36,7 +36,9 @@ def estimate_sequence(frames: int, shape: Sequence[int]) -> Cost:
     memory is per frame (one frame is converted at a time). Never raises."""
     sites = math.prod(int(n) for n in shape)
     frames = max(0, int(frames))
-    return Cost(site_updates=frames * sites, state_bytes=sites * SEQUENCE_BYTES_PER_SITE + 64 * frames)
+    return Cost(
+        site_updates=frames * sites, state_bytes=sites * SEQUENCE_BYTES_PER_SITE + 64 * frames
+    )
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -61,7 +63,7 @@ def boundary_mask(shape: tuple[int, ...]) -> np.ndarray:
     """True on sites with an index 0 or n-1 along any axis."""
     mask = np.zeros(shape, dtype=bool)
     for axis, n in enumerate(shape):
-        index = [slice(None)] * len(shape)
+        index: list[slice | int] = [slice(None)] * len(shape)
         for edge in (0, n - 1):
             index[axis] = edge
             mask[tuple(index)] = True
@@ -69,8 +71,15 @@ def boundary_mask(shape: tuple[int, ...]) -> np.ndarray:
 
 
 SAFE_MAGNITUDE = 1e100  # below it no square, sum or FFT power of a field overflows float64
-LINEAR_METRICS = ("rmse", "conserved_rmse", "boundary_rmse", "max_error",
-                  "fourier_rmse_low", "fourier_rmse_mid", "fourier_rmse_high")  # scale with the field
+LINEAR_METRICS = (
+    "rmse",
+    "conserved_rmse",
+    "boundary_rmse",
+    "max_error",
+    "fourier_rmse_low",
+    "fourier_rmse_mid",
+    "fourier_rmse_high",
+)  # scale with the field
 
 
 def _real(a: np.ndarray, name: str) -> np.ndarray:
@@ -106,9 +115,14 @@ def compare(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     reference, a zero reference total). Never overflows: see `_scale`."""
     prediction, reference = np.asarray(prediction), np.asarray(reference)
     if prediction.shape != reference.shape:
-        raise ParameterError("reference", f"shape {list(reference.shape)[:4]} differs from the prediction's {list(prediction.shape)[:4]}")
+        raise ParameterError(
+            "reference",
+            f"shape {list(reference.shape)[:4]} differs from the prediction's {list(prediction.shape)[:4]}",
+        )
     if prediction.dtype != reference.dtype:
-        raise ParameterError("reference", f"dtype {reference.dtype} differs from the prediction's {prediction.dtype}")
+        raise ParameterError(
+            "reference", f"dtype {reference.dtype} differs from the prediction's {prediction.dtype}"
+        )
     if not 1 <= prediction.ndim <= 3:
         raise ParameterError("prediction", f"fields have 1 to 3 axes, got {prediction.ndim}")
     p, r = _real(prediction, "prediction"), _real(reference, "reference")
@@ -139,13 +153,17 @@ def compare(prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
         out[f"fourier_rmse_{band}"] = math.sqrt(float(np.sum(power[sel]))) / n
     sp, sr = radial_spectrum(p)[1:], radial_spectrum(r)[1:]
     out["spectrum_correlation"] = (
-        float(np.corrcoef(sp, sr)[0, 1]) if sp.size > 1 and sp.std() > 0 and sr.std() > 0 else float("nan")
+        float(np.corrcoef(sp, sr)[0, 1])
+        if sp.size > 1 and sp.std() > 0 and sr.std() > 0
+        else float("nan")
     )
     if not math.isfinite(out["spectrum_correlation"]):
         del out["spectrum_correlation"]  # undefined (constant spectra, too few modes): not reported
     if scale != 1.0:
         for name in LINEAR_METRICS:
-            out[name] = out[name] * scale  # Python floats: past the range this is inf, never an error
+            out[name] = (
+                out[name] * scale
+            )  # Python floats: past the range this is inf, never an error
     return out
 
 
@@ -167,7 +185,10 @@ def sequence_metrics(frames: Sequence[np.ndarray]) -> dict[str, float]:
     top = 0.0
     for i, f in enumerate(frames):
         if np.shape(f) != shape:
-            raise ParameterError(f"sequence[{i}]", f"shape {list(np.shape(f))[:4]} differs from sequence[0]'s {list(shape)[:4]}")
+            raise ParameterError(
+                f"sequence[{i}]",
+                f"shape {list(np.shape(f))[:4]} differs from sequence[0]'s {list(shape)[:4]}",
+            )
         a = np.asarray(f)
         if a.dtype.kind not in "biuf":
             raise ParameterError(f"sequence[{i}]", f"must hold real numbers, got dtype {a.dtype}")

@@ -56,7 +56,11 @@ POLICIES: dict[str, Policy] = {
             "forecast-default",
             "Forecast against ground truth: 10% normalised RMSE, 99% energy fidelity, spectra correlated at 0.9.",
             "compare",
-            (Check("nrmse", "<=", 0.1), Check("energy_fidelity", ">=", 0.99), Check("spectrum_correlation", ">=", 0.9)),
+            (
+                Check("nrmse", "<=", 0.1),
+                Check("energy_fidelity", ">=", 0.99),
+                Check("spectrum_correlation", ">=", 0.9),
+            ),
             1000,
         ),
         Policy(
@@ -101,5 +105,13 @@ def evaluate(policy: Policy, metrics: dict[str, float]) -> tuple[list[Outcome], 
                 "policy", f"{policy.name} checks {check.metric}, which is undefined for this input"
             )
         value = metrics[check.metric]
-        outcomes.append(Outcome(check.metric, check.comparison, check.threshold, value, _OPS[check.comparison](value, check.threshold)))
+        outcomes.append(
+            Outcome(
+                check.metric,
+                check.comparison,
+                check.threshold,
+                value,
+                _OPS[check.comparison](value, check.threshold),
+            )
+        )
     return outcomes, all(o.passed for o in outcomes)

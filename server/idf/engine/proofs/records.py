@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,11 @@ VERDICTS = ("PASS", "FAIL")
 def check_frames(policy: policies.Policy, frames: int) -> None:
     """A sequence policy checks 2 to MAX_SEQUENCE_FRAMES frames."""
     if not 2 <= frames <= MAX_SEQUENCE_FRAMES:
-        raise ParameterError("sequence", f"policy {policy.name} checks a time sequence of 2 to "
-                                         f"{MAX_SEQUENCE_FRAMES} frames, got {frames}")
+        raise ParameterError(
+            "sequence",
+            f"policy {policy.name} checks a time sequence of 2 to "
+            f"{MAX_SEQUENCE_FRAMES} frames, got {frames}",
+        )
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,22 @@ class ProofInputs:
     arrays: Mapping[str, np.ndarray]
 
     @classmethod
-    def of(cls, policy: policies.Policy, *, prediction: np.ndarray | None = None, reference: np.ndarray | None = None,
-           sequence: Sequence[np.ndarray] = ()) -> ProofInputs:
+    def of(
+        cls,
+        policy: policies.Policy,
+        *,
+        prediction: np.ndarray | None = None,
+        reference: np.ndarray | None = None,
+        sequence: Sequence[np.ndarray] = (),
+    ) -> ProofInputs:
         """The inputs `policy` needs, or a ParameterError naming the one missing or out of bounds."""
         if policy.kind == "compare":
             arrays = {"prediction": prediction, "reference": reference}
             for role, a in arrays.items():
                 if a is None:
-                    raise ParameterError(role, f"policy {policy.name} compares a prediction with a reference")
+                    raise ParameterError(
+                        role, f"policy {policy.name} compares a prediction with a reference"
+                    )
             return cls(policy, arrays)  # type: ignore[arg-type]
         check_frames(policy, len(sequence))
         return cls(policy, {f"sequence[{i}]": f for i, f in enumerate(sequence)})
@@ -91,8 +103,17 @@ class Record:
     producer_version: str
 
 
-def record(inputs: ProofInputs, values: Mapping[str, float], *, proof_id: str, log: str, create_time: str,
-           digests: Mapping[str, str], producer_name: str, producer_version: str) -> dict:
+def record(
+    inputs: ProofInputs,
+    values: Mapping[str, float],
+    *,
+    proof_id: str,
+    log: str,
+    create_time: str,
+    digests: Mapping[str, str],
+    producer_name: str,
+    producer_version: str,
+) -> dict[str, Any]:
     """The record of checking `inputs` whose metrics are `values` (ParameterError when the policy
     needs a metric the inputs do not define). `digests` maps each input role to its digest."""
     outcomes, passed = policies.evaluate(inputs.policy, dict(values))
@@ -107,8 +128,13 @@ def record(inputs: ProofInputs, values: Mapping[str, float], *, proof_id: str, l
         "verdict": VERDICTS[0] if passed else VERDICTS[1],
         "metrics": dict(values),
         "checks": [
-            {"metric": o.metric, "comparison": o.comparison, "threshold": o.threshold, "value": o.value,
-             "verdict": VERDICTS[0] if o.passed else VERDICTS[1]}
+            {
+                "metric": o.metric,
+                "comparison": o.comparison,
+                "threshold": o.threshold,
+                "value": o.value,
+                "verdict": VERDICTS[0] if o.passed else VERDICTS[1],
+            }
             for o in outcomes
         ],
         "inputs": dict(digests),
@@ -119,7 +145,9 @@ def record(inputs: ProofInputs, values: Mapping[str, float], *, proof_id: str, l
 def check_size(body: bytes) -> None:
     """Defence in depth: every part of a record is bounded above, and so is the whole."""
     if len(body) > MAX_RECORD_BYTES:
-        raise ParameterError("sequence", f"the proof record would be {len(body)} bytes; at most {MAX_RECORD_BYTES}")
+        raise ParameterError(
+            "sequence", f"the proof record would be {len(body)} bytes; at most {MAX_RECORD_BYTES}"
+        )
 
 
 def parse(body: bytes) -> Record:
@@ -129,10 +157,23 @@ def parse(body: bytes) -> Record:
         if verdict not in VERDICTS:
             raise ValueError(f"verdict {verdict!r}")
     return Record(
-        id=r["id"], log=r["log"], create_time=r["create_time"], policy=r["policy"], verdict=r["verdict"],
+        id=r["id"],
+        log=r["log"],
+        create_time=r["create_time"],
+        policy=r["policy"],
+        verdict=r["verdict"],
         metrics={str(k): float(v) for k, v in r["metrics"].items()},
-        checks=tuple(policies.Outcome(c["metric"], c["comparison"], float(c["threshold"]), float(c["value"]),
-                                      c["verdict"] == VERDICTS[0]) for c in r["checks"]),
-        inputs={str(k): str(v) for k, v in r["inputs"].items()}, producer_name=r["producer"]["name"],
+        checks=tuple(
+            policies.Outcome(
+                c["metric"],
+                c["comparison"],
+                float(c["threshold"]),
+                float(c["value"]),
+                c["verdict"] == VERDICTS[0],
+            )
+            for c in r["checks"]
+        ),
+        inputs={str(k): str(v) for k, v in r["inputs"].items()},
+        producer_name=r["producer"]["name"],
         producer_version=r["producer"]["version"],
     )

@@ -47,8 +47,15 @@ class Labelled:
     frame_interval: float
 
 
-def label_trajectory(spec: FlowSpec, seed: int, *, frame_interval: float = 0.5, spin_up: float = SPIN_UP,
-                     observe: float = OBSERVE, device: str = "cpu") -> Labelled:
+def label_trajectory(
+    spec: FlowSpec,
+    seed: int,
+    *,
+    frame_interval: float = 0.5,
+    spin_up: float = SPIN_UP,
+    observe: float = OBSERVE,
+    device: str = "cpu",
+) -> Labelled:
     solver = Solver(spec, device=device)
     dt = solver.dt
     every = max(1, round(frame_interval / dt))
@@ -73,15 +80,21 @@ def label_trajectory(spec: FlowSpec, seed: int, *, frame_interval: float = 0.5, 
         logs.append(math.log(max(d, 1e-300) / eps))
         twin = w + (twin - w) * (eps / max(d, 1e-300))
     series = torch.cat(frames).float().numpy()
-    lyapunov = float(np.mean(logs[len(logs) // 3:])) / (per * interval)  # skip the alignment transient
+    lyapunov = float(np.mean(logs[len(logs) // 3 :])) / (
+        per * interval
+    )  # skip the alignment transient
     rate = relative_rate(series, interval)
-    regime = "steady" if rate < STEADY_RATE else ("chaotic" if lyapunov > CHAOS_EXPONENT else "periodic")
+    regime = (
+        "steady" if rate < STEADY_RATE else ("chaotic" if lyapunov > CHAOS_EXPONENT else "periodic")
+    )
     return Labelled(regime, rate, lyapunov, series, interval)
 
 
 def relative_rate(frames: np.ndarray, interval: float) -> float:
     f = frames.astype(np.float64)
-    return float(np.sqrt(np.mean(np.diff(f, axis=0) ** 2)) / (interval * max(np.sqrt(np.mean(f**2)), 1e-300)))
+    return float(
+        np.sqrt(np.mean(np.diff(f, axis=0) ** 2)) / (interval * max(np.sqrt(np.mean(f**2)), 1e-300))
+    )
 
 
 def resample(frames: np.ndarray, side: int = FEATURE_SIDE) -> np.ndarray:
@@ -96,8 +109,15 @@ def resample(frames: np.ndarray, side: int = FEATURE_SIDE) -> np.ndarray:
     return np.fft.ifft2(out).real * (side * side) / (n * m)
 
 
-FEATURES = ("log_relative_rate", "energy_peak_fraction", "enstrophy_peak_fraction", "energy_flatness",
-            "recurrence", "energy_fluctuation", "log_decorrelation_time")
+FEATURES = (
+    "log_relative_rate",
+    "energy_peak_fraction",
+    "enstrophy_peak_fraction",
+    "energy_flatness",
+    "recurrence",
+    "energy_fluctuation",
+    "log_decorrelation_time",
+)
 
 
 def _spectrum(series: np.ndarray) -> np.ndarray:
@@ -116,18 +136,23 @@ def _peak_fraction(power: np.ndarray) -> float:
     return float(power[taken].sum() / total)
 
 
-def window_features(frames: np.ndarray, interval: float,
-                    should_stop: Callable[[], bool] = lambda: False) -> dict[str, float]:
+def window_features(
+    frames: np.ndarray, interval: float, should_stop: Callable[[], bool] = lambda: False
+) -> dict[str, float]:
     """The named features of a window of vorticity frames (T, n, m) spaced by `interval`.
     The recurrence search is O(T²) in the caller's frame count: it checks `should_stop` per lag."""
-    read = len(frames) * FEATURE_SIDE * FEATURE_SIDE  # the work Cancelled reports: the window was read
+    read = (
+        len(frames) * FEATURE_SIDE * FEATURE_SIDE
+    )  # the work Cancelled reports: the window was read
     w = resample(frames)
     if should_stop():
         raise Cancelled(read)
     k = np.fft.fftfreq(FEATURE_SIDE, d=1.0 / FEATURE_SIDE)
     k2 = k[:, None] ** 2 + k[None, :] ** 2
     w_hat = np.fft.fft2(w) / (FEATURE_SIDE**2)
-    energy = 0.5 * np.sum(np.abs(w_hat) ** 2 * np.where(k2 > 0, 1 / np.maximum(k2, 1), 0), axis=(1, 2))
+    energy = 0.5 * np.sum(
+        np.abs(w_hat) ** 2 * np.where(k2 > 0, 1 / np.maximum(k2, 1), 0), axis=(1, 2)
+    )
     enstrophy = 0.5 * np.mean(w**2, axis=(1, 2))
     rate = relative_rate(w, interval)
     pe, pz = _spectrum(energy), _spectrum(enstrophy)
@@ -140,7 +165,11 @@ def window_features(frames: np.ndarray, interval: float,
     for lag in range(lag0, t // 2):
         if should_stop():
             raise Cancelled(read)
-        dist.append(np.sqrt(np.mean((w[lag : lag + len(first)] - first[: t - lag]) ** 2, axis=(1, 2))).mean())
+        dist.append(
+            np.sqrt(
+                np.mean((w[lag : lag + len(first)] - first[: t - lag]) ** 2, axis=(1, 2))
+            ).mean()
+        )
     recurrence = float(min(dist) / norm) if dist else 0.0
     if should_stop():
         raise Cancelled(read)

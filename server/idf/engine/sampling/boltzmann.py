@@ -35,15 +35,31 @@ from idf.engine.sampling.spec import (
 )
 from idf.kernels.random import cpu_generator
 
-__all__ = ["MAX_FIELD_VALUE", "MAX_TEMPERATURE", "MIN_TEMPERATURE", "Constraint", "Progress", "SampleOutput",
-           "SampleSpec", "effective_sample_size", "estimate", "itemsize", "replica_ladder", "sample", "tolerance_failures"]
+__all__ = [
+    "MAX_FIELD_VALUE",
+    "MAX_TEMPERATURE",
+    "MIN_TEMPERATURE",
+    "Constraint",
+    "Progress",
+    "SampleOutput",
+    "SampleSpec",
+    "effective_sample_size",
+    "estimate",
+    "itemsize",
+    "replica_ladder",
+    "sample",
+    "tolerance_failures",
+]
 
 DEFAULT_STEP = {name: s.default_step for name, s in SAMPLERS.items() if s.gradient}
-SAMPLERS_OF_THEIR_OWN = {name for name, s in SAMPLERS.items() if s.run is not None}  # whole-run samplers
+SAMPLERS_OF_THEIR_OWN = {
+    name for name, s in SAMPLERS.items() if s.run is not None
+}  # whole-run samplers
 
 
-def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = lambda: False,
-                          site_updates: int = 0) -> float:
+def effective_sample_size(
+    trace: np.ndarray, should_stop: Callable[[], bool] = lambda: False, site_updates: int = 0
+) -> float:
     """Sum over chains of n / tau, tau the integrated autocorrelation time of the chain's energy
     trace (Geyer's initial positive sequence). trace: (steps, chains). Checks `should_stop`
     between chains (Cancelled carries `site_updates`, the sampling work already done)."""
@@ -54,8 +70,10 @@ def effective_sample_size(trace: np.ndarray, should_stop: Callable[[], bool] = l
     for c in range(chains):
         if should_stop():
             raise Cancelled(site_updates)
-        if np.ptp(trace[:, c]) == 0:  # constant: nothing to correlate (its float mean may be inexact,
-            total += n                # so the centred trace is not always exactly zero)
+        if (
+            np.ptp(trace[:, c]) == 0
+        ):  # constant: nothing to correlate (its float mean may be inexact,
+            total += n  # so the centred trace is not always exactly zero)
             continue
         x = trace[:, c] - trace[:, c].mean()
         var = float(np.dot(x, x) / n)
@@ -90,7 +108,9 @@ def max_step_size(model: EnergyModel, params: dict[str, float], ndim: int) -> fl
 def _sampler(spec: SampleSpec, model: EnergyModel) -> SamplerInfo:
     kind = spec.sampler or model.default_sampler
     if kind not in model.samplers:
-        raise ParameterError("sampler.kind", f"{model.name} samples with {list(model.samplers)}, not {kind}")
+        raise ParameterError(
+            "sampler.kind", f"{model.name} samples with {list(model.samplers)}, not {kind}"
+        )
     return SAMPLERS[kind]
 
 
@@ -99,8 +119,12 @@ def _check(spec: SampleSpec, model: EnergyModel, params: dict[str, float]) -> Sa
     ParameterError naming the first that is wrong (non-finite, out of range, inconsistent)."""
     sampler = _sampler(spec, model)
     check_temperature("sampler.temperature", spec.temperature)
-    extents = str(model.ndims[0]) if len(model.ndims) == 1 else f"{model.ndims[0]} to {model.ndims[-1]}"
-    wrong = ParameterError("shape", f"{model.name} takes {extents} positive extents, got {list(spec.shape)[:4]}")
+    extents = (
+        str(model.ndims[0]) if len(model.ndims) == 1 else f"{model.ndims[0]} to {model.ndims[-1]}"
+    )
+    wrong = ParameterError(
+        "shape", f"{model.name} takes {extents} positive extents, got {list(spec.shape)[:4]}"
+    )
     if not 1 <= len(spec.shape) <= model.ndims[-1] or any(n < 1 for n in spec.shape):
         raise wrong
     refused = model.check_shape(tuple(spec.shape))  # the model's own rule, with its own reason
@@ -119,26 +143,43 @@ def _check(spec: SampleSpec, model: EnergyModel, params: dict[str, float]) -> Sa
     if sampler.gradient:
         limit = max_step_size(model, params, len(spec.shape))
         if spec.step_size > limit:
-            raise ParameterError("sampler.step_size", f"{spec.step_size:.4g} is too large for this model: gradient steps are "
-                                                      f"stable below 2/curvature = {limit:.4g} (0: the default)")
+            raise ParameterError(
+                "sampler.step_size",
+                f"{spec.step_size:.4g} is too large for this model: gradient steps are "
+                f"stable below 2/curvature = {limit:.4g} (0: the default)",
+            )
     if spec.max_temperature != 0:
         check_temperature("sampler.max_temperature", spec.max_temperature)
     if sampler.ladder and not spec.temperatures and not spec.max_temperature > spec.temperature:
-        raise ParameterError("sampler.max_temperature", f"{sampler.name} needs max_temperature > temperature")
+        raise ParameterError(
+            "sampler.max_temperature", f"{sampler.name} needs max_temperature > temperature"
+        )
     if spec.temperatures:
         ladder = spec.temperatures
         for i, t in enumerate(ladder):
             check_temperature(f"sampler.temperatures[{i}]", t)
         if ladder[0] != spec.temperature or any(b <= a for a, b in zip(ladder, ladder[1:])):
-            raise ParameterError("sampler.temperatures", "an ascending ladder starting at the target temperature")
+            raise ParameterError(
+                "sampler.temperatures", "an ascending ladder starting at the target temperature"
+            )
     for i, c in enumerate(spec.constraints):
         if c.name not in model.constraints:
-            raise ParameterError(f"energy_model.constraints[{i}].name", f"{model.name} supports {list(model.constraints)}")
+            raise ParameterError(
+                f"energy_model.constraints[{i}].name",
+                f"{model.name} supports {list(model.constraints)}",
+            )
         check_constraint(i, c, math.prod(spec.shape))
         if c.name not in sampler.constraints:
-            enforcing = [s.name for s in SAMPLERS.values() if c.name in s.constraints and s.name in model.samplers]
-            raise ParameterError(f"energy_model.constraints[{i}]", f"exact constraints are enforced by projected Langevin: "
-                                                                  f"use {' or '.join(enforcing)}")
+            enforcing = [
+                s.name
+                for s in SAMPLERS.values()
+                if c.name in s.constraints and s.name in model.samplers
+            ]
+            raise ParameterError(
+                f"energy_model.constraints[{i}]",
+                f"exact constraints are enforced by projected Langevin: "
+                f"use {' or '.join(enforcing)}",
+            )
     check_array("initial", spec.initial, tuple(spec.shape))
     check_array("energy_model.external_field", spec.external_field, tuple(spec.shape))
     return sampler
@@ -170,7 +211,9 @@ def estimate(spec: SampleSpec) -> Cost:
     sampler = _check(spec, model, params)
     sites = math.prod(spec.shape)
     replicas = sampler.replicas(spec)
-    per_chain_site = itemsize(spec) * (model.step_buffers[sampler.name] + (replicas if sampler.keeps_replicas else 0))
+    per_chain_site = itemsize(spec) * (
+        model.step_buffers[sampler.name] + (replicas if sampler.keeps_replicas else 0)
+    )
     kept = spec.steps - spec.burn_in
     state = spec.count * sites * per_chain_site
     if spec.external_field is not None:
@@ -192,11 +235,15 @@ def _default_step(kind: str, model: EnergyModel, params: dict[str, float], ndim:
 
 def _diverged(k: int, eta: float, kind: str, site_updates: int) -> Diverged:
     if SAMPLERS[kind].accepts:
-        reason = (f"the chain's energy overflowed at step {k}: the model's parameters, the initial state or the "
-                  f"temperature put it beyond floating-point range")
+        reason = (
+            f"the chain's energy overflowed at step {k}: the model's parameters, the initial state or the "
+            f"temperature put it beyond floating-point range"
+        )
         return Diverged("energy_model.parameters", reason, step=k, site_updates=site_updates)
-    reason = (f"step_size {eta:.4g} too large for this model and temperature: the chain diverged (non-finite "
-              f"energy) at step {k}; try step_size <= {eta / 4:.3g}")
+    reason = (
+        f"step_size {eta:.4g} too large for this model and temperature: the chain diverged (non-finite "
+        f"energy) at step {k}; try step_size <= {eta / 4:.3g}"
+    )
     return Diverged("sampler.step_size", reason, step=k, site_updates=site_updates)
 
 
@@ -209,7 +256,9 @@ def _check_initial_energy(x: torch.Tensor, energy: Energy, ndim: int, spec: Samp
     """The energy of the starting state must be finite, else no sampler can move from it."""
     if not bool(torch.isfinite(energy.energy(x[:1], ndim)).all()):
         name = "initial" if spec.initial is not None else "energy_model.external_field"
-        raise ParameterError(name, "the energy of the initial state overflows: values too large for this model")
+        raise ParameterError(
+            name, "the energy of the initial state overflows: values too large for this model"
+        )
 
 
 def sample(
@@ -221,7 +270,9 @@ def sample(
     device: str | torch.device = "cpu",
 ) -> SampleOutput:
     if spec.sampler and spec.sampler in SAMPLERS and SAMPLERS[spec.sampler].run is not None:
-        return SAMPLERS[spec.sampler].run(spec, progress=progress, should_stop=should_stop, device=device)  # type: ignore[misc]
+        return SAMPLERS[spec.sampler].run(
+            spec, progress=progress, should_stop=should_stop, device=device
+        )  # type: ignore[misc]
     model = energy_models.info(spec.model)
     params = energy_models.resolve_parameters(model, spec.parameters)
     sampler = _check(spec, model, params)
@@ -286,8 +337,13 @@ def sample(
     kept = spec.steps - spec.burn_in
     rates = (accepted / kept).cpu().numpy() if sampler.accepts else np.full(count, np.nan)
     return SampleOutput(
-        samples=samples, energy=final.cpu().numpy(), total=totals, constraint_residual=residual,
-        acceptance_rate=rates, compute_seconds=seconds, site_updates=work,
+        samples=samples,
+        energy=final.cpu().numpy(),
+        total=totals,
+        constraint_residual=residual,
+        acceptance_rate=rates,
+        compute_seconds=seconds,
+        site_updates=work,
         effective_sample_size=effective_sample_size(np.asarray(trace), should_stop, work),
     )
 
@@ -299,5 +355,7 @@ def tolerance_failures(spec: SampleSpec, out: SampleOutput) -> Sequence[str]:
         tol = c.tolerance or 1e-6 * max(1.0, abs(c.target))
         worst = float(out.constraint_residual.max())
         if worst > tol:
-            failures.append(f"constraints[{i}] ({c.name} = {c.target}): residual {worst:.3g} > tolerance {tol:.3g}")
+            failures.append(
+                f"constraints[{i}] ({c.name} = {c.target}): residual {worst:.3g} > tolerance {tol:.3g}"
+            )
     return failures

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,22 +31,34 @@ class Denoiser(Protocol):
     sigma_data: float
     side: int
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, values: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """E[x0 | x, σ (, observations)] for x of shape (B, 1, H, W) and σ of shape (B,)."""
         ...
 
 
 class LearnedDenoiser(torch.nn.Module):
-    def __init__(self, net: UNet, sigma_data: float, side: int, metadata: dict | None = None) -> None:
+    def __init__(
+        self, net: UNet, sigma_data: float, side: int, metadata: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.net = net
         self.sigma_data = float(sigma_data)
         self.side = int(side)
         self.metadata = dict(metadata or {})
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, values: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         sd = self.sigma_data
         s = sigma.to(x.dtype).reshape(-1, 1, 1, 1)
         c_skip = sd**2 / (s**2 + sd**2)
@@ -55,25 +67,43 @@ class LearnedDenoiser(torch.nn.Module):
         if mask is None:
             mask = torch.zeros_like(x)
             values = torch.zeros_like(x)
+        elif values is None:
+            raise ValueError("a mask needs the observed values")
         inputs = torch.cat([c_in * x, values * mask / sd, mask], dim=1)
         return c_skip * x + c_out * self.net(inputs, sigma.to(x.dtype).log() / 4)
 
 
-def save(model: LearnedDenoiser, path: Path, extra: dict | None = None, tensors: dict | None = None) -> None:
+def save(
+    model: LearnedDenoiser,
+    path: Path,
+    extra: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
     """Write the weights (and any `tensors`, such as optimizer state) with JSON metadata."""
-    meta = {"architecture": json.dumps(model.net.config), "sigma_data": repr(model.sigma_data), "side": str(model.side),
-            "info": json.dumps({**model.metadata, **(extra or {})})}
+    meta = {
+        "architecture": json.dumps(model.net.config),
+        "sigma_data": repr(model.sigma_data),
+        "side": str(model.side),
+        "info": json.dumps({**model.metadata, **(extra or {})}),
+    }
     checkpoints.write(path, FORMAT, meta, model, tensors)
 
 
-def read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> dict[str, Any]:
     return checkpoints.read_metadata(path, FORMAT)
 
 
-def load(path: Path, device: str | torch.device = "cpu") -> tuple[LearnedDenoiser, dict[str, torch.Tensor]]:
+def load(
+    path: Path, device: str | torch.device = "cpu"
+) -> tuple[LearnedDenoiser, dict[str, torch.Tensor]]:
     """The denoiser (eval mode) and the checkpoint's other tensors (optimizer state, RNG)."""
     meta = read_metadata(path)
-    model = LearnedDenoiser(UNet(**json.loads(meta["architecture"])), float(meta["sigma_data"]), int(meta["side"]), json.loads(meta["info"]))
+    model = LearnedDenoiser(
+        UNet(**json.loads(meta["architecture"])),
+        float(meta["sigma_data"]),
+        int(meta["side"]),
+        json.loads(meta["info"]),
+    )
     return model, checkpoints.load_into(path, model, device)
 
 
@@ -90,8 +120,13 @@ class GaussianDenoiser:
     def side(self) -> int:
         return int(self.power.shape[-1])
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, values: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        values: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         p = torch.as_tensor(self.power, dtype=x.dtype, device=x.device)
         s2 = sigma.to(x.dtype).reshape(-1, 1, 1, 1) ** 2
         return torch.fft.ifft2(torch.fft.fft2(x) * (p / (p + s2))).real
@@ -103,4 +138,3 @@ def gff_power(side: int, kappa: float, mass2: float, temperature: float = 1.0) -
     k = 2 * np.pi * np.fft.fftfreq(side)
     lap = 2 * (1 - np.cos(k))[:, None] + 2 * (1 - np.cos(k))[None, :]
     return temperature / (mass2 + kappa * lap)
-

@@ -61,22 +61,42 @@ class Energy:
         momentum of the accelerated gradient descent in reverse diffusion's energy guidance."""
         raise NotImplementedError
 
-    def langevin_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                      ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def langevin_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One unadjusted Langevin step of every chain: (new x, E(old x) per chain)."""
         sigma = math.sqrt(2.0 * step_size * temperature)
-        noise = torch.randn(x.shape, generator=cpu_generator(seed, step), dtype=x.dtype).to(x.device)
+        noise = torch.randn(x.shape, generator=cpu_generator(seed, step), dtype=x.dtype).to(
+            x.device
+        )
         energy, grad = self.evaluate(x, ndim)
         return x - step_size * grad + sigma * noise, energy
 
-    def mala_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                  ndim: int) -> MalaResult:
+    def mala_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> MalaResult:
         """One MALA step of every chain (the kernels' random streams: noise, then uniforms)."""
         sigma = math.sqrt(2.0 * step_size * temperature)
         axes = tuple(range(x.ndim - ndim, x.ndim))
         gen = cpu_generator(seed, step)
         noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-        uniform = torch.rand(x.shape[: x.ndim - ndim], generator=gen, dtype=torch.float64).to(x.device)
+        uniform = torch.rand(x.shape[: x.ndim - ndim], generator=gen, dtype=torch.float64).to(
+            x.device
+        )
         e_x, g_x = self.evaluate(x, ndim)
         proposal = x - step_size * g_x + sigma * noise
         e_y, g_y = self.evaluate(proposal, ndim)
@@ -85,8 +105,9 @@ class Energy:
         r2 = (r * r).sum(axes, dtype=torch.float64)
         return mala_decide(x, proposal, e_x, e_y, xi2, r2, uniform, temperature, sigma, ndim)
 
-    def sweep(self, x: torch.Tensor, *, temperature: float, rule: str, seed: int,
-              step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sweep(
+        self, x: torch.Tensor, *, temperature: float, rule: str, seed: int, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One Gibbs sweep of every chain (spin models): (new x, E(new x) per chain)."""
         raise NotImplementedError(f"{type(self).__name__} has no Gibbs sweep")
 
@@ -126,15 +147,26 @@ class EnergyModel:
     default_sampler: str = "mala"
     spin: bool = False  # values are ±1 spins (int8): sampled by sweeps, not gradient steps
     ndims: tuple[int, ...] = (1, 2, 3)  # the grid dimensions it takes, ascending
-    check_shape: Callable[[tuple[int, ...]], str | None] = _any_grid  # a reason to refuse a grid, or None
-    initial: Callable[[int, tuple[int, ...], torch.Generator], torch.Tensor] = _zeros  # default start
-    check_initial: Callable[[torch.Tensor], str | None] = _no_check  # a reason to refuse a start, or None
+    check_shape: Callable[[tuple[int, ...]], str | None] = (
+        _any_grid  # a reason to refuse a grid, or None
+    )
+    initial: Callable[[int, tuple[int, ...], torch.Generator], torch.Tensor] = (
+        _zeros  # default start
+    )
+    check_initial: Callable[[torch.Tensor], str | None] = (
+        _no_check  # a reason to refuse a start, or None
+    )
 
     def state_dtype(self, dtype: torch.dtype) -> torch.dtype:
         return torch.int8 if self.spin else dtype
 
-    def bind(self, parameters: Mapping[str, float], external_field: np.ndarray | None, dtype: torch.dtype,
-             device: torch.device) -> Energy:
+    def bind(
+        self,
+        parameters: Mapping[str, float],
+        external_field: np.ndarray | None,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> Energy:
         h: float | torch.Tensor = parameters.get("h", 0.0)
         if external_field is not None:
             field_dtype = torch.float32 if self.spin else dtype

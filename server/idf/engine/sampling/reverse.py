@@ -45,7 +45,9 @@ class Guidance:
     energy: Energy | None = None
     energy_scale: float = 0.0
     temperature: float = 1.0
-    total: float | None = None  # exact constraint: Σx = total, by projecting D′ (the last step returns D′)
+    total: float | None = (
+        None  # exact constraint: Σx = total, by projecting D′ (the last step returns D′)
+    )
 
 
 def sigma_ladder(steps: int, sigma_data: float) -> torch.Tensor:
@@ -60,18 +62,24 @@ def guided(model: Denoiser, g: Guidance) -> Callable[[torch.Tensor, float], torc
 
     def d(x: torch.Tensor, sigma: float) -> torch.Tensor:
         s = torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device)
-        values = mask = None
+        values: torch.Tensor | None = None
+        mask: torch.Tensor | None = None
         if g.mask is not None:
+            if g.values is None:
+                raise ValueError("guidance with a mask needs the observed values")
             values, mask = g.values.expand_as(x), g.mask.expand_as(x)
         out = model(x, s, values, mask)
         v = sigma**2 * sd2 / (sigma**2 + sd2)
-        if mask is not None:
+        if mask is not None and values is not None:
             out = out + mask * (values - out) * (v / (g.noise_std**2 + v))
         if g.energy is not None and g.energy_scale:
             out = _energy_prox(out, g.energy, g.energy_scale / g.temperature, v)
         if g.total is not None:
             n = out.shape[-1] * out.shape[-2]
-            out = out - (out.sum((-2, -1), keepdim=True, dtype=torch.float64) - g.total).to(out.dtype) / n
+            out = (
+                out
+                - (out.sum((-2, -1), keepdim=True, dtype=torch.float64) - g.total).to(out.dtype) / n
+            )
         return out
 
     return d
@@ -92,10 +100,20 @@ def _energy_prox(d: torch.Tensor, energy: Energy, lam: float, v: float) -> torch
     return y
 
 
-def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHASTIC, churn: float = 30.0,
-           guidance: Guidance | None = None, seed: int = 0, device: torch.device | str = "cpu",
-           progress: Callable[[int, int, float, torch.Tensor], None] = lambda i, n, s, x: None,
-           should_stop: Callable[[], bool] = lambda: False, blame: str = "observations") -> tuple[torch.Tensor, int]:
+def sample(
+    model: Denoiser,
+    count: int,
+    *,
+    steps: int = 32,
+    method: str = STOCHASTIC,
+    churn: float = 30.0,
+    guidance: Guidance | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int, float, torch.Tensor], None] = lambda i, n, s, x: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    blame: str = "observations",
+) -> tuple[torch.Tensor, int]:
     """`count` fields of the model's side, (count, 1, H, W) float32, and the denoiser evaluations spent.
 
     `method`: "heun" integrates the probability-flow ODE (2nd order, EDM algorithm 1);
@@ -107,12 +125,18 @@ def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHA
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
     if steps < 1 or count < 1:
-        raise ParameterError("steps" if steps < 1 else "count", f"must be >= 1, got {steps if steps < 1 else count}")
+        raise ParameterError(
+            "steps" if steps < 1 else "count", f"must be >= 1, got {steps if steps < 1 else count}"
+        )
     d = guided(model, guidance or Guidance())
     gen = torch.Generator(device="cpu").manual_seed(int(seed) % 2**63)
     side = model.side
     sig = sigma_ladder(steps, model.sigma_data).tolist()
-    x = (torch.randn((count, 1, side, side), generator=gen, dtype=torch.float64) * sig[0]).float().to(device)
+    x = (
+        (torch.randn((count, 1, side, side), generator=gen, dtype=torch.float64) * sig[0])
+        .float()
+        .to(device)
+    )
     gamma = min(churn / steps, math.sqrt(2) - 1) if method == STOCHASTIC else 0.0
     evaluations = 0
 
@@ -130,7 +154,7 @@ def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHA
         for start in range(0, x.shape[0], CHUNK):
             if should_stop():
                 raise Cancelled((evaluations + start) * side * side)
-            parts.append(d(x[start:start + CHUNK], sigma))
+            parts.append(d(x[start : start + CHUNK], sigma))
         return torch.cat(parts)
 
     with torch.no_grad():
@@ -150,8 +174,12 @@ def sample(model: Denoiser, count: int, *, steps: int = 32, method: str = STOCHA
                 evaluations += count
             x = x_next
             if not bool(torch.isfinite(x).all()):
-                raise Diverged(blame, f"the reverse diffusion left floating-point range at step {i} of {steps}: "
-                                      f"the guidance or the observations are too large for the model",
-                               step=i, site_updates=evaluations * side * side)
+                raise Diverged(
+                    blame,
+                    f"the reverse diffusion left floating-point range at step {i} of {steps}: "
+                    f"the guidance or the observations are too large for the model",
+                    step=i,
+                    site_updates=evaluations * side * side,
+                )
             progress(i + 1, steps, s_next, x)
     return x, evaluations

@@ -33,18 +33,28 @@ MAX_GUIDANCE = 1e6
 
 def check(spec: SampleSpec, info: EnergyModel) -> None:
     if info.spin:
-        raise ParameterError("sampler.kind", "reverse diffusion generates continuous fields; Ising samples with gibbs")
+        raise ParameterError(
+            "sampler.kind",
+            "reverse diffusion generates continuous fields; Ising samples with gibbs",
+        )
     if "reverse-diffusion" not in info.samplers:
-        raise ParameterError("sampler.kind", f"{info.name} samples with {list(info.samplers)}, not reverse-diffusion")
+        raise ParameterError(
+            "sampler.kind", f"{info.name} samples with {list(info.samplers)}, not reverse-diffusion"
+        )
     name = spec.denoiser or models.DEFAULT_DENOISER
     if name not in models.denoisers():
-        raise ParameterError("sampler.model", f"unknown denoiser {name!r}; available: {models.denoisers()}")
+        raise ParameterError(
+            "sampler.model", f"unknown denoiser {name!r}; available: {models.denoisers()}"
+        )
     if spec.steps < 1:
         raise ParameterError("sampler.steps", f"must be >= 1, got {spec.steps}")
     if spec.count < 1:
         raise ParameterError("sample_count", f"must be >= 1, got {spec.count}")
     if not (math.isfinite(spec.guidance_scale) and 0 <= spec.guidance_scale <= MAX_GUIDANCE):
-        raise ParameterError("sampler.guidance_scale", f"must be finite and in [0, {MAX_GUIDANCE:g}], got {spec.guidance_scale:.4g}")
+        raise ParameterError(
+            "sampler.guidance_scale",
+            f"must be finite and in [0, {MAX_GUIDANCE:g}], got {spec.guidance_scale:.4g}",
+        )
     check_temperature("sampler.temperature", spec.temperature)
     if spec.initial is not None:
         raise ParameterError("initial", "reverse diffusion starts from noise; leave initial unset")
@@ -52,8 +62,15 @@ def check(spec: SampleSpec, info: EnergyModel) -> None:
         check_constraint(i, c, math.prod(spec.shape))
     if spec.external_field is not None and spec.external_field.shape == spec.shape:
         f = spec.external_field
-        if f.dtype.kind not in "biuf" or not np.all(np.isfinite(f)) or (f.size and float(np.max(np.abs(f))) > MAX_FIELD_VALUE):
-            raise ParameterError("energy_model.external_field", f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}")
+        if (
+            f.dtype.kind not in "biuf"
+            or not np.all(np.isfinite(f))
+            or (f.size and float(np.max(np.abs(f))) > MAX_FIELD_VALUE)
+        ):
+            raise ParameterError(
+                "energy_model.external_field",
+                f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}",
+            )
 
 
 def estimate(spec: SampleSpec) -> Cost:
@@ -75,8 +92,13 @@ def _blame(spec: SampleSpec) -> str:
     return f"energy_model.constraints[{i}].target" if i is not None else "sampler.model"
 
 
-def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda p: None,
-             should_stop: Callable[[], bool] = lambda: False, device: str | torch.device = "cpu") -> SampleOutput:
+def generate(
+    spec: SampleSpec,
+    *,
+    progress: Callable[[Progress], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    device: str | torch.device = "cpu",
+) -> SampleOutput:
     info = energy_models.info(spec.model)
     params = energy_models.resolve_parameters(info, spec.parameters)
     check(spec, info)
@@ -84,30 +106,51 @@ def generate(spec: SampleSpec, *, progress: Callable[[Progress], None] = lambda 
     denoiser = models.load_denoiser(spec.denoiser or models.DEFAULT_DENOISER, str(device))
     side = denoiser.side
     if tuple(spec.shape) != (side, side):
-        raise ParameterError("shape", f"denoiser {spec.denoiser or models.DEFAULT_DENOISER} generates {side}x{side} fields, "
-                                      f"got {list(spec.shape)}")
+        raise ParameterError(
+            "shape",
+            f"denoiser {spec.denoiser or models.DEFAULT_DENOISER} generates {side}x{side} fields, "
+            f"got {list(spec.shape)}",
+        )
     if spec.external_field is not None and spec.external_field.shape != spec.shape:
-        raise ParameterError("energy_model.external_field", f"shape {spec.external_field.shape} differs from {list(spec.shape)}")
+        raise ParameterError(
+            "energy_model.external_field",
+            f"shape {spec.external_field.shape} differs from {list(spec.shape)}",
+        )
     energy = energy_models.build(info, params, spec.external_field, torch.float32, device)
     total = total_target(spec)
-    guidance = reverse.Guidance(energy=energy, energy_scale=spec.guidance_scale, temperature=spec.temperature, total=total)
+    guidance = reverse.Guidance(
+        energy=energy, energy_scale=spec.guidance_scale, temperature=spec.temperature, total=total
+    )
 
     def report(i: int, n: int, sigma: float, x: torch.Tensor) -> None:
-        progress(Progress(i, n, spec.temperature, float(energy.energy(x[:, 0], 2).mean()), float("nan")))
+        progress(
+            Progress(i, n, spec.temperature, float(energy.energy(x[:, 0], 2).mean()), float("nan"))
+        )
 
     start = time.perf_counter()
-    x, evaluations = reverse.sample(denoiser, spec.count, steps=spec.steps, method=reverse.STOCHASTIC,
-                                    guidance=guidance, seed=spec.seed, device=device, progress=report,
-                                    should_stop=should_stop, blame=_blame(spec))
+    x, evaluations = reverse.sample(
+        denoiser,
+        spec.count,
+        steps=spec.steps,
+        method=reverse.STOCHASTIC,
+        guidance=guidance,
+        seed=spec.seed,
+        device=device,
+        progress=report,
+        should_stop=should_stop,
+        blame=_blame(spec),
+    )
     seconds = time.perf_counter() - start
     x = x[:, 0]
     samples = x.cpu().numpy()
     totals = samples.sum((1, 2), dtype=np.float64)
     return SampleOutput(
         samples=samples.astype(np.float64 if spec.dtype == "float64" else np.float32),
-        energy=energy.energy(x, 2).cpu().numpy(), total=totals,
+        energy=energy.energy(x, 2).cpu().numpy(),
+        total=totals,
         constraint_residual=np.abs(totals - total) if total is not None else np.zeros(spec.count),
         acceptance_rate=np.full(spec.count, np.nan),
         effective_sample_size=float(spec.count),  # independent draws: one per sample
-        site_updates=evaluations * side * side, compute_seconds=seconds,
+        site_updates=evaluations * side * side,
+        compute_seconds=seconds,
     )

@@ -40,7 +40,9 @@ class StepInfo:
 
 
 class Sampler(Protocol):
-    x: torch.Tensor
+    @property
+    def x(self) -> torch.Tensor:
+        """The chains' current state."""
 
     def step(self, k: int) -> StepInfo: ...
 
@@ -48,16 +50,32 @@ class Sampler(Protocol):
 class Langevin:
     """Unadjusted Langevin at one temperature, optionally projected onto a fixed total."""
 
-    def __init__(self, x: torch.Tensor, model: Energy, temperature: float, step_size: float, seed: int, ndim: int,
-                 total: float | None = None) -> None:
-        self.x, self.model, self.t, self.eta, self.seed, self.ndim, self.total = x, model, temperature, step_size, seed, ndim, total
+    def __init__(
+        self,
+        x: torch.Tensor,
+        model: Energy,
+        temperature: float,
+        step_size: float,
+        seed: int,
+        ndim: int,
+        total: float | None = None,
+    ) -> None:
+        self.x, self.model, self.t, self.eta, self.seed, self.ndim, self.total = (
+            x,
+            model,
+            temperature,
+            step_size,
+            seed,
+            ndim,
+            total,
+        )
         self.x = self._project(x)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         if self.total is None:
             return x
         axes = tuple(range(x.ndim - self.ndim, x.ndim))
-        n = math.prod(x.shape[-self.ndim:])
+        n = math.prod(x.shape[-self.ndim :])
         shift = (x.sum(axes, dtype=torch.float64, keepdim=True) - self.total) / n
         return x - shift.to(x.dtype)
 
@@ -66,14 +84,27 @@ class Langevin:
 
     def step(self, k: int) -> StepInfo:
         t, eta = self._level(k)
-        self.x, _ = self.model.langevin_step(self.x, step_size=eta, temperature=t, seed=self.seed, step=k, ndim=self.ndim)
+        self.x, _ = self.model.langevin_step(
+            self.x, step_size=eta, temperature=t, seed=self.seed, step=k, ndim=self.ndim
+        )
         self.x = self._project(self.x)
         return StepInfo(t, self.model.energy(self.x, self.ndim), None)
 
 
 class AnnealedLangevin(Langevin):
-    def __init__(self, x: torch.Tensor, model: Energy, temperature: float, max_temperature: float, step_size: float,
-                 steps: int, seed: int, ndim: int, levels: int = 10, total: float | None = None) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        model: Energy,
+        temperature: float,
+        max_temperature: float,
+        step_size: float,
+        steps: int,
+        seed: int,
+        ndim: int,
+        levels: int = 10,
+        total: float | None = None,
+    ) -> None:
         super().__init__(x, model, temperature, step_size, seed, ndim, total)
         self.levels = max(1, min(levels, steps))
         self.steps = steps
@@ -87,11 +118,28 @@ class AnnealedLangevin(Langevin):
 
 
 class Mala:
-    def __init__(self, x: torch.Tensor, model: Energy, temperature: float, step_size: float, seed: int, ndim: int) -> None:
-        self.x, self.model, self.t, self.eta, self.seed, self.ndim = x, model, temperature, step_size, seed, ndim
+    def __init__(
+        self,
+        x: torch.Tensor,
+        model: Energy,
+        temperature: float,
+        step_size: float,
+        seed: int,
+        ndim: int,
+    ) -> None:
+        self.x, self.model, self.t, self.eta, self.seed, self.ndim = (
+            x,
+            model,
+            temperature,
+            step_size,
+            seed,
+            ndim,
+        )
 
     def step(self, k: int) -> StepInfo:
-        r = self.model.mala_step(self.x, step_size=self.eta, temperature=self.t, seed=self.seed, step=k, ndim=self.ndim)
+        r = self.model.mala_step(
+            self.x, step_size=self.eta, temperature=self.t, seed=self.seed, step=k, ndim=self.ndim
+        )
         self.x = r.phi
         return StepInfo(self.t, r.energy, r.accepted)
 
@@ -99,9 +147,23 @@ class Mala:
 class ReplicaExchange:
     """x holds the chains at the target temperature; replicas at the higher rungs live here."""
 
-    def __init__(self, x: torch.Tensor, model: Energy, temperatures: list[float], step_size: float, seed: int, ndim: int,
-                 should_stop: Callable[[], bool] = lambda: False) -> None:
-        self.temperatures, self.model, self.eta, self.seed, self.ndim = temperatures, model, step_size, seed, ndim
+    def __init__(
+        self,
+        x: torch.Tensor,
+        model: Energy,
+        temperatures: list[float],
+        step_size: float,
+        seed: int,
+        ndim: int,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.temperatures, self.model, self.eta, self.seed, self.ndim = (
+            temperatures,
+            model,
+            step_size,
+            seed,
+            ndim,
+        )
         self.should_stop = should_stop  # checked between rungs: a step of a long ladder is long
         self.replicas = [x.clone() for _ in temperatures]
         energy = model.energy(x, ndim)  # every replica starts from x: one evaluation serves all
@@ -118,31 +180,49 @@ class ReplicaExchange:
         for i, t in enumerate(self.temperatures):
             if i and self.should_stop():
                 raise Cancelled(self.replicas[0].numel() * (k * len(self.temperatures) + i))
-            r = self.model.mala_step(self.replicas[i], step_size=self.eta * t / self.temperatures[0], temperature=t,
-                                     seed=self.seed, step=k * len(self.temperatures) + i, ndim=self.ndim)
+            r = self.model.mala_step(
+                self.replicas[i],
+                step_size=self.eta * t / self.temperatures[0],
+                temperature=t,
+                seed=self.seed,
+                step=k * len(self.temperatures) + i,
+                ndim=self.ndim,
+            )
             self.replicas[i], self.energies[i] = r.phi, r.energy
             if i == 0:
                 accepted = r.accepted
         gen = cpu_generator(self.seed, k, 2**31)
         for i in range(k % 2, len(self.temperatures) - 1, 2):
             j = i + 1
-            log_a = (1 / self.temperatures[i] - 1 / self.temperatures[j]) * (self.energies[i] - self.energies[j])
+            log_a = (1 / self.temperatures[i] - 1 / self.temperatures[j]) * (
+                self.energies[i] - self.energies[j]
+            )
             u = torch.rand(log_a.shape, generator=gen, dtype=torch.float64).to(log_a.device)
             swap = torch.log(u) < log_a
             self.swaps_tried += swap.numel()
             self.swaps_accepted += int(swap.sum())
             sel = swap.reshape(swap.shape + (1,) * self.ndim)
-            self.replicas[i], self.replicas[j] = torch.where(sel, self.replicas[j], self.replicas[i]), torch.where(sel, self.replicas[i], self.replicas[j])
-            self.energies[i], self.energies[j] = torch.where(swap, self.energies[j], self.energies[i]), torch.where(swap, self.energies[i], self.energies[j])
+            self.replicas[i], self.replicas[j] = (
+                torch.where(sel, self.replicas[j], self.replicas[i]),
+                torch.where(sel, self.replicas[i], self.replicas[j]),
+            )
+            self.energies[i], self.energies[j] = (
+                torch.where(swap, self.energies[j], self.energies[i]),
+                torch.where(swap, self.energies[i], self.energies[j]),
+            )
         return StepInfo(self.temperatures[0], self.energies[0], accepted)
 
 
 class Gibbs:
-    def __init__(self, x: torch.Tensor, model: Energy, temperature: float, seed: int, rule: str = "heat-bath") -> None:
+    def __init__(
+        self, x: torch.Tensor, model: Energy, temperature: float, seed: int, rule: str = "heat-bath"
+    ) -> None:
         self.x, self.model, self.t, self.seed, self.rule = x, model, temperature, seed, rule
 
     def step(self, k: int) -> StepInfo:
-        self.x, energy = self.model.sweep(self.x, temperature=self.t, rule=self.rule, seed=self.seed, step=k)
+        self.x, energy = self.model.sweep(
+            self.x, temperature=self.t, rule=self.rule, seed=self.seed, step=k
+        )
         return StepInfo(self.t, energy, None)
 
 
@@ -170,29 +250,84 @@ class SamplerInfo:
     default_step: float = 0.0
     accepts: bool = False  # accepts or rejects steps: reports acceptance; only overflow diverges it
     constraints: tuple[str, ...] = ()  # exact constraints it enforces (by projection)
-    ladder: bool = False  # needs a temperature ladder (max_temperature > temperature, or temperatures)
-    replicas: Callable[[SampleSpec], int] = lambda spec: 1  # states per chain (the sweep's work multiplier)
+    ladder: bool = (
+        False  # needs a temperature ladder (max_temperature > temperature, or temperatures)
+    )
+    replicas: Callable[[SampleSpec], int] = lambda spec: (
+        1
+    )  # states per chain (the sweep's work multiplier)
     keeps_replicas: bool = False  # holds one more state per replica (memory)
     run: Runner | None = None
     estimate: Callable[[SampleSpec], Cost] | None = None
 
 
-SAMPLERS: dict[str, SamplerInfo] = {s.name: s for s in (
-    SamplerInfo("langevin", lambda x, e, spec, eta, nd, stop: Langevin(x, e, spec.temperature, eta, spec.seed, nd, total_target(spec)),
-                gradient=True, default_step=0.05, constraints=("total",)),
-    SamplerInfo("mala", lambda x, e, spec, eta, nd, stop: Mala(x, e, spec.temperature, eta, spec.seed, nd),
-                gradient=True, default_step=0.01, accepts=True),
-    SamplerInfo("annealed-langevin",
-                lambda x, e, spec, eta, nd, stop: AnnealedLangevin(x, e, spec.temperature, spec.max_temperature or spec.temperature,
-                                                                   eta, spec.steps, spec.seed, nd, total=total_target(spec)),
-                gradient=True, default_step=0.05, constraints=("total",), ladder=True),
-    SamplerInfo("replica-exchange",
-                lambda x, e, spec, eta, nd, stop: ReplicaExchange(x, e, replica_ladder(spec), eta, spec.seed, nd, should_stop=stop),
-                gradient=True, default_step=0.01, accepts=True, ladder=True, replicas=lambda spec: len(replica_ladder(spec)),
-                keeps_replicas=True),
-    SamplerInfo("gibbs", lambda x, e, spec, eta, nd, stop: Gibbs(x, e, spec.temperature, spec.seed)),
-    SamplerInfo("reverse-diffusion", run=reverse_diffusion.generate, estimate=reverse_diffusion.estimate),
-)}
+SAMPLERS: dict[str, SamplerInfo] = {
+    s.name: s
+    for s in (
+        SamplerInfo(
+            "langevin",
+            lambda x, e, spec, eta, nd, stop: Langevin(
+                x, e, spec.temperature, eta, spec.seed, nd, total_target(spec)
+            ),
+            gradient=True,
+            default_step=0.05,
+            constraints=("total",),
+        ),
+        SamplerInfo(
+            "mala",
+            lambda x, e, spec, eta, nd, stop: Mala(x, e, spec.temperature, eta, spec.seed, nd),
+            gradient=True,
+            default_step=0.01,
+            accepts=True,
+        ),
+        SamplerInfo(
+            "annealed-langevin",
+            lambda x, e, spec, eta, nd, stop: AnnealedLangevin(
+                x,
+                e,
+                spec.temperature,
+                spec.max_temperature or spec.temperature,
+                eta,
+                spec.steps,
+                spec.seed,
+                nd,
+                total=total_target(spec),
+            ),
+            gradient=True,
+            default_step=0.05,
+            constraints=("total",),
+            ladder=True,
+        ),
+        SamplerInfo(
+            "replica-exchange",
+            lambda x, e, spec, eta, nd, stop: ReplicaExchange(
+                x, e, replica_ladder(spec), eta, spec.seed, nd, should_stop=stop
+            ),
+            gradient=True,
+            default_step=0.01,
+            accepts=True,
+            ladder=True,
+            replicas=lambda spec: len(replica_ladder(spec)),
+            keeps_replicas=True,
+        ),
+        SamplerInfo(
+            "gibbs", lambda x, e, spec, eta, nd, stop: Gibbs(x, e, spec.temperature, spec.seed)
+        ),
+        SamplerInfo(
+            "reverse-diffusion", run=reverse_diffusion.generate, estimate=reverse_diffusion.estimate
+        ),
+    )
+}
 
-__all__ = ["SAMPLERS", "AnnealedLangevin", "Gibbs", "Langevin", "Mala", "Progress", "ReplicaExchange", "SamplerInfo",
-           "StepInfo", "replica_ladder"]
+__all__ = [
+    "SAMPLERS",
+    "AnnealedLangevin",
+    "Gibbs",
+    "Langevin",
+    "Mala",
+    "Progress",
+    "ReplicaExchange",
+    "SamplerInfo",
+    "StepInfo",
+    "replica_ladder",
+]

@@ -73,19 +73,29 @@ def temperature_ok(t: float) -> bool:
 
 def check_temperature(path: str, t: float) -> None:
     if not temperature_ok(t):
-        raise ParameterError(path, f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {t}")
+        raise ParameterError(
+            path, f"must be finite and in [{MIN_TEMPERATURE:g}, {MAX_TEMPERATURE:g}], got {t}"
+        )
 
 
 def check_constraint(i: int, c: Constraint, sites: int) -> None:
     """A constraint's numbers: exact enforcement only, a finite target a field of `sites` sites
     can reach, a finite tolerance. Which constraints a model and a sampler support is theirs."""
     if c.weight != 0:
-        raise ParameterError(f"energy_model.constraints[{i}].weight", "only exact enforcement (weight 0) is supported")
+        raise ParameterError(
+            f"energy_model.constraints[{i}].weight",
+            "only exact enforcement (weight 0) is supported",
+        )
     if not (math.isfinite(c.target) and abs(c.target) <= MAX_FIELD_VALUE * sites):
-        raise ParameterError(f"energy_model.constraints[{i}].target", f"must be finite with |target| / sites <= "
-                                                                     f"{MAX_FIELD_VALUE:g}, got {c.target:.4g}")
+        raise ParameterError(
+            f"energy_model.constraints[{i}].target",
+            f"must be finite with |target| / sites <= {MAX_FIELD_VALUE:g}, got {c.target:.4g}",
+        )
     if not (math.isfinite(c.tolerance) and c.tolerance >= 0):
-        raise ParameterError(f"energy_model.constraints[{i}].tolerance", f"must be finite and >= 0, got {c.tolerance:.4g}")
+        raise ParameterError(
+            f"energy_model.constraints[{i}].tolerance",
+            f"must be finite and >= 0, got {c.tolerance:.4g}",
+        )
 
 
 def check_array(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> None:
@@ -96,7 +106,9 @@ def check_array(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> 
         raise ParameterError(name, f"shape {list(array.shape)[:4]} differs from {list(shape)}")
     if array.dtype.kind not in "biuf":
         raise ParameterError(name, f"must be numeric, got {array.dtype}")
-    if not np.all(np.isfinite(array)) or (array.size and float(np.max(np.abs(array))) > MAX_FIELD_VALUE):
+    if not np.all(np.isfinite(array)) or (
+        array.size and float(np.max(np.abs(array))) > MAX_FIELD_VALUE
+    ):
         raise ParameterError(name, f"values must be finite with |value| <= {MAX_FIELD_VALUE:g}")
 
 

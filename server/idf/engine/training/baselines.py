@@ -23,7 +23,11 @@ def linear_interpolation(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     tiles = [(dy * h, dx * w) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     p = np.concatenate([pts + np.array(t) for t in tiles])
     v = np.tile(vals, len(tiles))
-    grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), -1).reshape(-1, 2).astype(np.float64)
+    grid = (
+        np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij"), -1)
+        .reshape(-1, 2)
+        .astype(np.float64)
+    )
     out = griddata(p, v, grid, method="linear")
     holes = np.isnan(out)
     if holes.any():
@@ -43,7 +47,9 @@ class StationaryCovariance:
         spectrum = np.mean(np.abs(np.fft.fft2(x - mu)) ** 2, axis=0) / (x.shape[-1] * x.shape[-2])
         return cls(mu, np.fft.ifft2(spectrum).real)
 
-    def kriging(self, values: np.ndarray, mask: np.ndarray, noise_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def kriging(
+        self, values: np.ndarray, mask: np.ndarray, noise_std: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Simple kriging: posterior mean and standard deviation at every site."""
         h, w = mask.shape
         obs = np.argwhere(mask)
@@ -56,7 +62,9 @@ class StationaryCovariance:
         k_oo = cov(obs, obs) + (noise_std**2 + 1e-10 * self.covariance[0, 0]) * np.eye(len(obs))
         k_go = cov(grid, obs)
         chol = np.linalg.cholesky(k_oo)
-        alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, values[mask].astype(np.float64) - self.mean))
+        alpha = np.linalg.solve(
+            chol.T, np.linalg.solve(chol, values[mask].astype(np.float64) - self.mean)
+        )
         mean = self.mean + k_go @ alpha
         v = np.linalg.solve(chol, k_go.T)
         var = np.maximum(self.covariance[0, 0] - np.sum(v * v, axis=0), 0.0)

@@ -72,7 +72,9 @@ def sigma_data(family: str, side: int, seed: int) -> float:
 def batch(config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(fields, masks) of step `step`, shapes (B, 1, side, side), from (seed, step) alone."""
     rng = np.random.default_rng([config.seed, step])
-    x = fieldsets.generate(config.family, rng.integers(*fieldsets.TRAIN_SEEDS, size=config.batch), config.side)
+    x = fieldsets.generate(
+        config.family, rng.integers(*fieldsets.TRAIN_SEEDS, size=config.batch), config.side
+    )
     masks = np.zeros_like(x, dtype=np.float32)
     for i in range(config.batch):
         if rng.random() >= config.unconditional_fraction:
@@ -83,7 +85,9 @@ def batch(config: TrainConfig, step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check(config: TrainConfig) -> None:
     if config.family not in fieldsets.FAMILIES:
-        raise ParameterError("family", f"unknown field family {config.family!r}; known: {fieldsets.FAMILIES}")
+        raise ParameterError(
+            "family", f"unknown field family {config.family!r}; known: {fieldsets.FAMILIES}"
+        )
     if config.side < 8 or config.side % 4:
         raise ParameterError("side", f"must be a multiple of 4 and >= 8, got {config.side}")
     for name in ("steps", "batch", "checkpoint_every", "width"):
@@ -93,9 +97,16 @@ def _check(config: TrainConfig) -> None:
         raise ParameterError("max_observed", "needs 0 <= min_observed <= max_observed <= 1")
 
 
-def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str = "",
-          progress: Callable[[TrainProgress], None] = lambda p: None,
-          should_stop: Callable[[], bool] = lambda: False, report_every: int = 50) -> Path:
+def train(
+    config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool = True,
+    command: str = "",
+    progress: Callable[[TrainProgress], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    report_every: int = 50,
+) -> Path:
     """Train (or resume) into `out`; returns `out`. Raises Cancelled after saving when stopped."""
     _check(config)
     deterministic(config.threads)
@@ -117,7 +128,9 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
     for step in range(start, config.steps):
         if should_stop():
             _save(out, ema, model, opt, step, config)
-            raise Cancelled(message=f"training stopped at step {step}; resume with the same command")
+            raise Cancelled(
+                message=f"training stopped at step {step}; resume with the same command"
+            )
         x0, mask = batch(config, step)
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         sigma = (torch.randn(config.batch, generator=gen) * P_STD + p_mean).exp()
@@ -129,7 +142,9 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
         losses.append(optimizer_step(opt, loss, model, ema, lr, decay))
         done = step + 1
         if done % report_every == 0 or done == config.steps:
-            progress(TrainProgress(done, config.steps, float(np.mean(losses)), time.perf_counter() - t0))
+            progress(
+                TrainProgress(done, config.steps, float(np.mean(losses)), time.perf_counter() - t0)
+            )
             losses = []
         if done % config.checkpoint_every == 0 or done == config.steps:
             _save(out, ema, model, opt, done, config)
@@ -138,11 +153,27 @@ def train(config: TrainConfig, out: Path, *, resume: bool = True, command: str =
     return out
 
 
-def _save(out: Path, ema: dn.LearnedDenoiser, model: dn.LearnedDenoiser, opt: torch.optim.Adam, step: int,
-          config: TrainConfig) -> None:
-    dn.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, model, step))
+def _save(
+    out: Path,
+    ema: dn.LearnedDenoiser,
+    model: dn.LearnedDenoiser,
+    opt: torch.optim.Adam,
+    step: int,
+    config: TrainConfig,
+) -> None:
+    dn.save(
+        ema,
+        out,
+        extra={"step": step, "steps": config.steps},
+        tensors=optimizer_tensors(opt, model, step),
+    )
 
 
-def _restore(out: Path, config: TrainConfig, model: dn.LearnedDenoiser, ema: dn.LearnedDenoiser,
-             opt: torch.optim.Adam) -> int:
+def _restore(
+    out: Path,
+    config: TrainConfig,
+    model: dn.LearnedDenoiser,
+    ema: dn.LearnedDenoiser,
+    opt: torch.optim.Adam,
+) -> int:
     return resume(out, config, *dn.load(out), model, ema, opt)

@@ -46,10 +46,18 @@ class Evaluation:
     kriging_seconds_per_field: float
 
 
-def evaluate(model: LearnedDenoiser, fraction: float, fields: int, *, seed: int = 0, count: int = DEFAULT_SAMPLES,
-             steps: int = DEFAULT_STEPS, method: str = reverse.STOCHASTIC,
-             covariance: baselines.StationaryCovariance | None = None,
-             seeds: tuple[int, int] = fieldsets.HELD_OUT_SEEDS) -> Evaluation:
+def evaluate(
+    model: LearnedDenoiser,
+    fraction: float,
+    fields: int,
+    *,
+    seed: int = 0,
+    count: int = DEFAULT_SAMPLES,
+    steps: int = DEFAULT_STEPS,
+    method: str = reverse.STOCHASTIC,
+    covariance: baselines.StationaryCovariance | None = None,
+    seeds: tuple[int, int] = fieldsets.HELD_OUT_SEEDS,
+) -> Evaluation:
     """Held-out evaluation: `fields` fields from HELD_OUT_SEEDS (never used in training), a random
     `fraction` of sites observed exactly; means over fields of relative L2 and ±2σ coverage."""
     family = model.metadata.get("family", fieldsets.PLUME)
@@ -57,14 +65,19 @@ def evaluate(model: LearnedDenoiser, fraction: float, fields: int, *, seed: int 
     truth = fieldsets.generate(family, rng.integers(*seeds, size=fields), model.side)
     if covariance is None:
         covariance = kriging_covariance(family, model.side)
-    methods: dict[str, Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]] = {
-        "diffusion": lambda x, mask, i: _mean_std(reconstruct(model, x, mask, count=count, steps=steps, method=method,
-                                                                 seed=seed * 7919 + i)),
+    methods: dict[
+        str, Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]
+    ] = {
+        "diffusion": lambda x, mask, i: _mean_std(
+            reconstruct(
+                model, x, mask, count=count, steps=steps, method=method, seed=seed * 7919 + i
+            )
+        ),
         "linear": lambda x, mask, i: (baselines.linear_interpolation(x, mask), None),
         "kriging": lambda x, mask, i: covariance.kriging(x, mask),
     }
-    l2 = {k: [] for k in methods}
-    cover = {k: [] for k in methods}
+    l2: dict[str, list[float]] = {k: [] for k in methods}
+    cover: dict[str, list[float]] = {k: [] for k in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for i, x in enumerate(truth):
         mask = fieldsets.random_mask(rng, model.side, fraction)
@@ -76,17 +89,29 @@ def evaluate(model: LearnedDenoiser, fraction: float, fields: int, *, seed: int 
             if std is not None:
                 cover[name].append(coverage(mean, std, x, mask))
     avg = {k: float(np.mean(v)) for k, v in l2.items()}
-    return Evaluation(fraction, fields, avg["diffusion"], avg["linear"], avg["kriging"],
-                      float(np.mean(cover["diffusion"])), float(np.mean(cover["kriging"])),
-                      seconds["diffusion"] / fields, seconds["linear"] / fields, seconds["kriging"] / fields)
+    return Evaluation(
+        fraction,
+        fields,
+        avg["diffusion"],
+        avg["linear"],
+        avg["kriging"],
+        float(np.mean(cover["diffusion"])),
+        float(np.mean(cover["kriging"])),
+        seconds["diffusion"] / fields,
+        seconds["linear"] / fields,
+        seconds["kriging"] / fields,
+    )
 
 
 def _mean_std(r: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
     return r.mean, r.stddev
 
 
-def kriging_covariance(family: str, side: int, fields: int = 4096) -> baselines.StationaryCovariance:
+def kriging_covariance(
+    family: str, side: int, fields: int = 4096
+) -> baselines.StationaryCovariance:
     """The family's covariance from `fields` training fields (a fixed, seed-0 draw)."""
     rng = np.random.default_rng(12345)
     return baselines.StationaryCovariance.estimate(
-        fieldsets.generate(family, rng.integers(*fieldsets.TRAIN_SEEDS, size=fields), side))
+        fieldsets.generate(family, rng.integers(*fieldsets.TRAIN_SEEDS, size=fields), side)
+    )

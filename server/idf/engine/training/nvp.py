@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,17 +76,33 @@ class NvpProgress:
     seconds: float
 
 
-def trajectory(reynolds: float, seed: int, frames: int, spin_up: float = 100.0, device: str = "cpu") -> np.ndarray:
+def trajectory(
+    reynolds: float, seed: int, frames: int, spin_up: float = 100.0, device: str = "cpu"
+) -> np.ndarray:
     """`frames` vorticity frames (float32, SIDE²) exactly nvp.INTERVAL apart, after `spin_up`."""
-    spec, every = exact_interval_spec(FlowSpec(resolution=nvp.SIDE, reynolds=reynolds), nvp.INTERVAL)
+    spec, every = exact_interval_spec(
+        FlowSpec(resolution=nvp.SIDE, reynolds=reynolds), nvp.INTERVAL
+    )
     solver = Solver(spec, device=device)
-    w = solver.evolve(random_vorticity(nvp.SIDE, seed), spin_up) if spin_up > 0 else random_vorticity(nvp.SIDE, seed)
+    w = (
+        solver.evolve(random_vorticity(nvp.SIDE, seed), spin_up)
+        if spin_up > 0
+        else random_vorticity(nvp.SIDE, seed)
+    )
     return solver.advance(w, frames * every, frame_every=every).float().cpu().numpy()
 
 
 def _check(config: NvpConfig) -> None:
-    for name in ("steps", "batch", "rollout", "width", "checkpoint_every", "members", "calibration_starts",
-                 "calibration_horizon"):
+    for name in (
+        "steps",
+        "batch",
+        "rollout",
+        "width",
+        "checkpoint_every",
+        "members",
+        "calibration_starts",
+        "calibration_horizon",
+    ):
         if getattr(config, name) < 1:
             raise ParameterError(name, f"must be >= 1, got {getattr(config, name)}")
     if config.frames < config.rollout + 2:
@@ -95,12 +112,22 @@ def _check(config: NvpConfig) -> None:
             raise ParameterError("train_re", f"{re} is outside the model's range {nvp.RE_RANGE}")
     held = {r for r, _ in HELD_OUT} | {r for r, _ in VALIDATION}
     if held & set(config.train_re):
-        raise ParameterError("train_re", f"{sorted(held & set(config.train_re))} belong to the validation or held-out split")
+        raise ParameterError(
+            "train_re",
+            f"{sorted(held & set(config.train_re))} belong to the validation or held-out split",
+        )
 
 
-def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "",
-          progress: Callable[[NvpProgress], None] = lambda p: None,
-          should_stop: Callable[[], bool] = lambda: False, report_every: int = 20) -> Path:
+def train(
+    config: NvpConfig,
+    out: Path,
+    *,
+    resume: bool = True,
+    command: str = "",
+    progress: Callable[[NvpProgress], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    report_every: int = 20,
+) -> Path:
     """Simulate, train (or resume) and calibrate into `out`. Raises Cancelled after saving when stopped."""
     _check(config)
     deterministic(config.threads)
@@ -119,8 +146,15 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
     scale = float(frames.double().pow(2).mean().sqrt())
     torch.manual_seed(config.seed)
     net = UNet(in_channels=3, out_channels=1, width=config.width, multipliers=config.multipliers)
-    info = {"config": asdict(config), "command": command, "flow": "kolmogorov", "side": nvp.SIDE,
-            "interval": nvp.INTERVAL, "history": nvp.HISTORY, "reynolds_range": list(nvp.RE_RANGE)}
+    info = {
+        "config": asdict(config),
+        "command": command,
+        "flow": "kolmogorov",
+        "side": nvp.SIDE,
+        "interval": nvp.INTERVAL,
+        "history": nvp.HISTORY,
+        "reynolds_range": list(nvp.RE_RANGE),
+    }
     model = nvp.NvpForecaster(net, scale, 0.0, info)
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -131,27 +165,43 @@ def train(config: NvpConfig, out: Path, *, resume: bool = True, command: str = "
     for step in range(start, config.steps):
         if should_stop():
             _save(out, ema, model, opt, step, config)
-            raise Cancelled(message=f"training stopped at step {step}; resume with the same command")
+            raise Cancelled(
+                message=f"training stopped at step {step}; resume with the same command"
+            )
         loss = _rollout_loss(model, frames, reynolds, config, step)
         lr = config.learning_rate * min(1.0, (step + 1) / config.warmup)
         losses.append(optimizer_step(opt, loss, model, ema, lr, decay))
         done = step + 1
         if done % report_every == 0 or done == config.steps:
-            progress(NvpProgress("training", done, config.steps, float(np.mean(losses)), time.perf_counter() - t0))
+            progress(
+                NvpProgress(
+                    "training", done, config.steps, float(np.mean(losses)), time.perf_counter() - t0
+                )
+            )
             losses = []
         if done % config.checkpoint_every == 0 and done < config.steps:
             _save(out, ema, model, opt, done, config)
     if start < config.steps or "calibration" not in ema.metadata:
         ema.eval()
-        ema.noise, report = calibrate(ema, config, progress=lambda i, n: progress(
-            NvpProgress("calibrating", i, n, float("nan"), time.perf_counter() - t0)))
+        ema.noise, report = calibrate(
+            ema,
+            config,
+            progress=lambda i, n: progress(
+                NvpProgress("calibrating", i, n, float("nan"), time.perf_counter() - t0)
+            ),
+        )
         ema.metadata["calibration"] = report
         _save(out, ema, model, opt, config.steps, config)
     return out
 
 
-def _rollout_loss(model: nvp.NvpForecaster, frames: torch.Tensor, reynolds: torch.Tensor, config: NvpConfig,
-                  step: int) -> torch.Tensor:
+def _rollout_loss(
+    model: nvp.NvpForecaster,
+    frames: torch.Tensor,
+    reynolds: torch.Tensor,
+    config: NvpConfig,
+    step: int,
+) -> torch.Tensor:
     rollout = 1 if step < config.one_step_fraction * config.steps else config.rollout
     rng = np.random.default_rng([config.seed, step])
     traj = torch.from_numpy(rng.integers(frames.shape[0], size=config.batch))
@@ -166,8 +216,13 @@ def _rollout_loss(model: nvp.NvpForecaster, frames: torch.Tensor, reynolds: torc
 
 
 # scoring ----------------------------------------------------------------------------------------
-def score(predict: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]], truth: np.ndarray,
-          starts: int, horizon: int, members: int = 0) -> dict[str, np.ndarray]:
+def score(
+    predict: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]],
+    truth: np.ndarray,
+    starts: int,
+    horizon: int,
+    members: int = 0,
+) -> dict[str, np.ndarray]:
     """Per-horizon scores of a forecaster over `starts` forecasts from one trajectory `truth`
     (T, n, n): forecast i starts after frames [i·S, i·S + 1] (S = START_SPACING) and is compared
     with the next `horizon` frames. `predict(history, horizon)` returns (mean, stddev or None).
@@ -178,10 +233,15 @@ def score(predict: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | No
     err, ref, var, cover, corr = [], [], [], [], []
     for i in range(starts):
         a = i * START_SPACING
-        history, target = truth[a : a + nvp.HISTORY], truth[a + nvp.HISTORY : a + nvp.HISTORY + horizon]
+        history, target = (
+            truth[a : a + nvp.HISTORY],
+            truth[a + nvp.HISTORY : a + nvp.HISTORY + horizon],
+        )
         if len(target) < horizon:
-            raise ValueError(f"truth has {len(truth)} frames; {starts} starts of horizon {horizon} need "
-                             f"{(starts - 1) * START_SPACING + nvp.HISTORY + horizon}")
+            raise ValueError(
+                f"truth has {len(truth)} frames; {starts} starts of horizon {horizon} need "
+                f"{(starts - 1) * START_SPACING + nvp.HISTORY + horizon}"
+            )
         mean, sd = predict(history, horizon)
         d = (mean - target).astype(np.float64)
         err.append(np.mean(d**2, axis=(1, 2)))
@@ -208,48 +268,89 @@ def _correlation(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def half_resolution_forecast(history: np.ndarray, steps: int, reynolds: float) -> np.ndarray:
     """The baseline: the product's solver on the present frame spectrally truncated to half the
     resolution, with the full-resolution run's time step, up-sampled back; (steps, SIDE, SIDE)."""
-    fine, every = exact_interval_spec(FlowSpec(resolution=nvp.SIDE, reynolds=reynolds), nvp.INTERVAL)
+    fine, every = exact_interval_spec(
+        FlowSpec(resolution=nvp.SIDE, reynolds=reynolds), nvp.INTERVAL
+    )
     solver = Solver(FlowSpec(resolution=nvp.SIDE // 2, reynolds=reynolds, dt=fine.dt))
     start = nvp.resample(torch.as_tensor(history[-1], dtype=torch.float64), nvp.SIDE // 2)
-    return nvp.resample(solver.advance(start, steps * every, frame_every=every), nvp.SIDE).float().numpy()
+    return (
+        nvp.resample(solver.advance(start, steps * every, frame_every=every), nvp.SIDE)
+        .float()
+        .numpy()
+    )
 
 
-def ensemble_predictor(model: nvp.NvpForecaster, reynolds: float, members: int, noise: float | None = None,
-                       seed: int = 0) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
-    def predict(history: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def ensemble_predictor(
+    model: nvp.NvpForecaster,
+    reynolds: float,
+    members: int,
+    noise: float | None = None,
+    seed: int = 0,
+) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]:
+    def predict(history: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray | None]:
         r = nvp.forecast(model, history, horizon, reynolds, members=members, noise=noise, seed=seed)
         return r.frames, r.stddev
+
     return predict
 
 
-def calibrate(model: nvp.NvpForecaster, config: NvpConfig,
-              progress: Callable[[int, int], None] = lambda i, n: None) -> tuple[float, dict]:
+def calibrate(
+    model: nvp.NvpForecaster,
+    config: NvpConfig,
+    progress: Callable[[int, int], None] = lambda i, n: None,
+) -> tuple[float, dict[str, Any]]:
     """The NOISE_GRID value with spread-skill closest to 1 on the validation runs, and the record."""
-    need = (config.calibration_starts - 1) * START_SPACING + nvp.HISTORY + config.calibration_horizon
+    need = (
+        (config.calibration_starts - 1) * START_SPACING + nvp.HISTORY + config.calibration_horizon
+    )
     runs = [(re, trajectory(re, s, need, config.spin_up)) for re, s in VALIDATION]
     table = {}
     for i, eps in enumerate(NOISE_GRID):
         progress(i, len(NOISE_GRID))
         ratios = []
         for re, truth in runs:
-            s = score(ensemble_predictor(model, re, config.members, eps), truth, config.calibration_starts,
-                      config.calibration_horizon, config.members)
+            s = score(
+                ensemble_predictor(model, re, config.members, eps),
+                truth,
+                config.calibration_starts,
+                config.calibration_horizon,
+                config.members,
+            )
             ratios.append(s["spread_skill"])
         r = np.mean(ratios, 0)
-        table[repr(eps)] = {"mean_abs_log_ratio": float(np.mean(np.abs(np.log(r)))), "ratio_first": float(r[0]),
-                            "ratio_last": float(r[-1])}
+        table[repr(eps)] = {
+            "mean_abs_log_ratio": float(np.mean(np.abs(np.log(r)))),
+            "ratio_first": float(r[0]),
+            "ratio_last": float(r[-1]),
+        }
     best = min(NOISE_GRID, key=lambda e: table[repr(e)]["mean_abs_log_ratio"])
     progress(len(NOISE_GRID), len(NOISE_GRID))
     return best, {"noise": best, "validation": [list(v) for v in VALIDATION], "grid": table}
 
 
-def _save(out: Path, ema: nvp.NvpForecaster, model: nvp.NvpForecaster, opt: torch.optim.Adam, step: int,
-          config: NvpConfig) -> None:
-    nvp.save(ema, out, extra={"step": step, "steps": config.steps}, tensors=optimizer_tensors(opt, model, step))
+def _save(
+    out: Path,
+    ema: nvp.NvpForecaster,
+    model: nvp.NvpForecaster,
+    opt: torch.optim.Adam,
+    step: int,
+    config: NvpConfig,
+) -> None:
+    nvp.save(
+        ema,
+        out,
+        extra={"step": step, "steps": config.steps},
+        tensors=optimizer_tensors(opt, model, step),
+    )
 
 
-def _restore(out: Path, config: NvpConfig, model: nvp.NvpForecaster, ema: nvp.NvpForecaster,
-             opt: torch.optim.Adam) -> int:
+def _restore(
+    out: Path,
+    config: NvpConfig,
+    model: nvp.NvpForecaster,
+    ema: nvp.NvpForecaster,
+    opt: torch.optim.Adam,
+) -> int:
     saved, tensors = nvp.load(out)
     step = resume(out, config, saved, tensors, model, ema, opt)
     ema.noise, ema.metadata = saved.noise, saved.metadata

@@ -58,8 +58,12 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         return diffusion_pb2.ListModelsResponse(
             models=[
                 diffusion_pb2.Model(
-                    name=m.name, task=_TASKS[m.task], description=m.description,
-                    version=m.version, learned=m.learned, history_frames=m.history_frames,
+                    name=m.name,
+                    task=_TASKS[m.task],
+                    description=m.description,
+                    version=m.version,
+                    learned=m.learned,
+                    history_frames=m.history_frames,
                 )
                 for m in page
             ],
@@ -73,10 +77,21 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         out = diffusion_pb2.ListEnergyModelsResponse()
         for m in sorted(energy_models.REGISTRY.values(), key=lambda m: m.name):
             out.energy_models.add(
-                name=m.name, description=m.description, accepts_external_field=m.accepts_external_field,
-                constraints=list(m.constraints), samplers=[_KIND_CODES[s] for s in m.samplers],
-                parameters=[diffusion_pb2.ParameterSpec(name=p.name, description=p.description, default_value=p.default,
-                                                        minimum=p.minimum, maximum=p.maximum) for p in m.parameters],
+                name=m.name,
+                description=m.description,
+                accepts_external_field=m.accepts_external_field,
+                constraints=list(m.constraints),
+                samplers=[_KIND_CODES[s] for s in m.samplers],
+                parameters=[
+                    diffusion_pb2.ParameterSpec(
+                        name=p.name,
+                        description=p.description,
+                        default_value=p.default,
+                        minimum=p.minimum,
+                        maximum=p.maximum,
+                    )
+                    for p in m.parameters
+                ],
             )
         return out
 
@@ -95,31 +110,57 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         reverse = sp.kind == diffusion_pb2.SAMPLER_KIND_REVERSE_DIFFUSION
         steps = sp.steps or (generation.DEFAULT_STEPS if reverse else 1000)
         if steps > self.settings.max_sample_steps:
-            raise invalid_argument("sampler.steps", f"{steps} exceeds the maximum {self.settings.max_sample_steps}")
+            raise invalid_argument(
+                "sampler.steps", f"{steps} exceeds the maximum {self.settings.max_sample_steps}"
+            )
         count = request.sample_count or 1
         if not 1 <= count <= self.settings.max_sample_count:
-            raise invalid_argument("sample_count", f"must be in 1..{self.settings.max_sample_count}")
+            raise invalid_argument(
+                "sample_count", f"must be in 1..{self.settings.max_sample_count}"
+            )
         external = initial = None
         if em.HasField("external_field"):
-            external = decode_field(em.external_field, "energy_model.external_field", max_elements=limit)
+            external = decode_field(
+                em.external_field, "energy_model.external_field", max_elements=limit
+            )
             require_finite(external, "energy_model.external_field")
         if request.HasField("initial"):
             initial = decode_field(request.initial, "initial", max_elements=limit)
             require_finite(initial, "initial")
         _check_numbers(request)
-        dtype = {field_pb2.DTYPE_FLOAT64: "float64", field_pb2.DTYPE_FLOAT32: "float32"}.get(request.dtype, "")
-        temperature = sp.temperature or 1.0  # 0 (unset) means 1; negative values are refused by the engine
+        dtype = {field_pb2.DTYPE_FLOAT64: "float64", field_pb2.DTYPE_FLOAT32: "float32"}.get(
+            request.dtype, ""
+        )
+        temperature = (
+            sp.temperature or 1.0
+        )  # 0 (unset) means 1; negative values are refused by the engine
         return sampling.SampleSpec(
-            model=em.name, parameters=dict(em.parameters), shape=shape, sampler=_KINDS[sp.kind],
-            temperature=temperature, step_size=sp.step_size, steps=steps, burn_in=sp.burn_in,
-            max_temperature=sp.max_temperature, temperatures=tuple(sp.temperatures), count=count, seed=request.seed,
-            external_field=external, initial=initial, dtype=dtype,
-            constraints=tuple(sampling.Constraint(c.name, c.target, c.tolerance, c.weight) for c in em.constraints),
-            denoiser=sp.model, guidance_scale=sp.guidance_scale,
+            model=em.name,
+            parameters=dict(em.parameters),
+            shape=shape,
+            sampler=_KINDS[sp.kind],
+            temperature=temperature,
+            step_size=sp.step_size,
+            steps=steps,
+            burn_in=sp.burn_in,
+            max_temperature=sp.max_temperature,
+            temperatures=tuple(sp.temperatures),
+            count=count,
+            seed=request.seed,
+            external_field=external,
+            initial=initial,
+            dtype=dtype,
+            constraints=tuple(
+                sampling.Constraint(c.name, c.target, c.tolerance, c.weight) for c in em.constraints
+            ),
+            denoiser=sp.model,
+            guidance_scale=sp.guidance_scale,
         )
 
     @streaming
-    async def Sample(self, request: diffusion_pb2.SampleRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[diffusion_pb2.SampleResponse]:
+    async def Sample(
+        self, request: diffusion_pb2.SampleRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
         spec = self._spec(request)
         try:
             cost = sampling.estimate(spec)
@@ -130,11 +171,20 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         self.check_answer(spec.count, n * itemsize, "sample_count", "samples")
         queue: asyncio.Queue[sampling.Progress] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(self.metered(
-            context, cost, lambda o: o.site_updates, sampling.sample, spec,
-            device=self.device, progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p), field="sampler.steps",
-            outputs=lambda o: list(o.samples[:spec.count]), rpc="Sample",
-        ))
+        task = asyncio.ensure_future(
+            self.metered(
+                context,
+                cost,
+                lambda o: o.site_updates,
+                sampling.sample,
+                spec,
+                device=self.device,
+                progress=lambda p: loop.call_soon_threadsafe(queue.put_nowait, p),
+                field="sampler.steps",
+                outputs=lambda o: list(o.samples[: spec.count]),
+                rpc="Sample",
+            )
+        )
         getter: asyncio.Future | None = None
         try:
             while True:
@@ -155,8 +205,12 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
             raise
         failures = sampling.tolerance_failures(spec, out)
         if failures:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(failures), reason="CONSTRAINT_VIOLATED",
-                           violations=[(f.split(" ")[0], f) for f in failures])
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "; ".join(failures),
+                reason="CONSTRAINT_VIOLATED",
+                violations=[(f.split(" ")[0], f) for f in failures],
+            )
         result = diffusion_pb2.SampleResult(effective_sample_size=out.effective_sample_size)
         result.usage.site_updates = out.site_updates
         result.usage.compute_seconds = out.compute_seconds
@@ -171,7 +225,9 @@ class DiffusionServicer(Reconstructing, EngineBacked, diffusion_pb2_grpc.Diffusi
         yield diffusion_pb2.SampleResponse(result=result)
 
 
-MAX_TEMPERATURE = 1e6  # temperatures in units of the model's energy scale; far past any physical use
+MAX_TEMPERATURE = (
+    1e6  # temperatures in units of the model's energy scale; far past any physical use
+)
 MAX_STEP_SIZE = 1e3
 
 
@@ -179,25 +235,42 @@ def _check_numbers(request: diffusion_pb2.SampleRequest) -> None:
     """Every float the caller controls is finite and within its documented range (main: NaN
     temperatures and 1e300 step sizes reached the engine and came back INTERNAL or as NaN)."""
     sp, em = request.sampler, request.energy_model
-    checks = [("sampler.temperature", sp.temperature, 0.0, MAX_TEMPERATURE),
-              ("sampler.max_temperature", sp.max_temperature, 0.0, MAX_TEMPERATURE),
-              ("sampler.step_size", sp.step_size, 0.0, MAX_STEP_SIZE),
-              ("sampler.guidance_scale", sp.guidance_scale, 0.0, 1e6)]
-    checks += [(f"sampler.temperatures[{i}]", t, 1e-12, MAX_TEMPERATURE) for i, t in enumerate(sp.temperatures)]
+    checks = [
+        ("sampler.temperature", sp.temperature, 0.0, MAX_TEMPERATURE),
+        ("sampler.max_temperature", sp.max_temperature, 0.0, MAX_TEMPERATURE),
+        ("sampler.step_size", sp.step_size, 0.0, MAX_STEP_SIZE),
+        ("sampler.guidance_scale", sp.guidance_scale, 0.0, 1e6),
+    ]
+    checks += [
+        (f"sampler.temperatures[{i}]", t, 1e-12, MAX_TEMPERATURE)
+        for i, t in enumerate(sp.temperatures)
+    ]
     for i, c in enumerate(em.constraints):
-        checks += [(f"energy_model.constraints[{i}].target", c.target, -1e300, 1e300),
-                   (f"energy_model.constraints[{i}].tolerance", c.tolerance, 0.0, 1e300)]
-    checks += [(f"energy_model.parameters[{k[:32]!r}]", v, -1e300, 1e300) for k, v in em.parameters.items()]
+        checks += [
+            (f"energy_model.constraints[{i}].target", c.target, -1e300, 1e300),
+            (f"energy_model.constraints[{i}].tolerance", c.tolerance, 0.0, 1e300),
+        ]
+    checks += [
+        (f"energy_model.parameters[{k[:32]!r}]", v, -1e300, 1e300) for k, v in em.parameters.items()
+    ]
     for path, value, low, high in checks:
         if not (np.isfinite(value) and low <= value <= high):
-            raise invalid_argument(path, f"must be finite and in [{low:g}, {high:g}], got {value}", reason="NON_FINITE"
-                                   if not np.isfinite(value) else "INVALID_FIELD")
+            raise invalid_argument(
+                path,
+                f"must be finite and in [{low:g}, {high:g}], got {value}",
+                reason="NON_FINITE" if not np.isfinite(value) else "INVALID_FIELD",
+            )
     if sp.burn_in < 0:
         raise invalid_argument("sampler.burn_in", f"must be >= 0, got {sp.burn_in}")
 
 
 def _progress(p: sampling.Progress) -> diffusion_pb2.SampleResponse:
-    return diffusion_pb2.SampleResponse(progress=diffusion_pb2.SampleProgress(
-        step=p.step, total_steps=p.total_steps, temperature=p.temperature, mean_energy=p.mean_energy,
-        acceptance_rate=p.acceptance_rate,
-    ))
+    return diffusion_pb2.SampleResponse(
+        progress=diffusion_pb2.SampleProgress(
+            step=p.step,
+            total_steps=p.total_steps,
+            temperature=p.temperature,
+            mean_energy=p.mean_energy,
+            acceptance_rate=p.acceptance_rate,
+        )
+    )

@@ -24,7 +24,13 @@ _PER_ARRAY_OVERHEAD = 256
 
 
 class EngineBacked:
-    def __init__(self, settings: Settings, admission: Admission, metering: Metering, light: Admission | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        admission: Admission,
+        metering: Metering,
+        light: Admission | None = None,
+    ) -> None:
         self.settings = settings
         self.admission = admission
         self.light_admission = light or admission  # bounded light work (regime features)
@@ -38,13 +44,25 @@ class EngineBacked:
         each = array_bytes + _PER_ARRAY_OVERHEAD
         if arrays * each > limit:
             fit = int(limit // each)
-            raise too_large(field, f"{arrays} {what} of {array_bytes} bytes exceed the {self.settings.max_message_bytes}-byte "
-                                   f"response limit; ask for at most {fit} per call")
+            raise too_large(
+                field,
+                f"{arrays} {what} of {array_bytes} bytes exceed the {self.settings.max_message_bytes}-byte "
+                f"response limit; ask for at most {fit} per call",
+            )
 
-    async def metered(self, context: grpc.aio.ServicerContext, cost: Cost, used: Callable[[T], int],
-                      fn: Callable[..., T], *args: Any, paths: Mapping[str, str] = {}, field: str = "request",
-                      outputs: Callable[[T], Sequence[np.ndarray]] | None = None, rpc: str = "",
-                      **kwargs: Any) -> tuple[T, int]:
+    async def metered(
+        self,
+        context: grpc.aio.ServicerContext,
+        cost: Cost,
+        used: Callable[[T], int],
+        fn: Callable[..., T],
+        *args: Any,
+        paths: Mapping[str, str] = {},
+        field: str = "request",
+        outputs: Callable[[T], Sequence[np.ndarray]] | None = None,
+        rpc: str = "",
+        **kwargs: Any,
+    ) -> tuple[T, int]:
         """Check the engine's `cost` estimate (its stencil-equivalent work and state bytes) against
         the per-call ceilings, reserve the CEU of its site updates
         for the caller, wait for a worker, run `fn` under the call's deadline, settle what
@@ -57,17 +75,31 @@ class EngineBacked:
         account = caller_account(context)
         meter = await asyncio.to_thread(self.metering.reserve, account, cost.site_updates, rpc)
         try:
-            result = await self.admission.run(self.admission.caller(context), self.admission.deadline(context),
-                                              fn, *args, **kwargs)
+            result = await self.admission.run(
+                self.admission.caller(context),
+                self.admission.deadline(context),
+                fn,
+                *args,
+                **kwargs,
+            )
         except ParameterError as e:
             await asyncio.to_thread(self.metering.settle, meter, 0)
             raise invalid_argument(paths.get(e.parameter, e.parameter), e.reason) from None
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self.metering.settle, meter, 0))
             raise
-        return result, await asyncio.to_thread(self.metering.settle, meter, used(result), outputs(result) if outputs else ())
+        return result, await asyncio.to_thread(
+            self.metering.settle, meter, used(result), outputs(result) if outputs else ()
+        )
 
-    async def light(self, context: grpc.aio.ServicerContext, cost: tuple[int, int], field: str,
-                    fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def light(
+        self,
+        context: grpc.aio.ServicerContext,
+        cost: tuple[int, int],
+        field: str,
+        fn: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
         """Bounded, unmetered light work (a regime decision) on the light pool; `fn` takes `should_stop`."""
         return await self.light_admission.call(context, cost, field, fn, *args, **kwargs)

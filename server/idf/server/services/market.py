@@ -32,13 +32,20 @@ TOKEN_CODES = {v: k for k, v in TOKEN_NAMES.items()}
 
 
 def _failed(reason: str, message: str, field: str = "") -> ApiError:
-    return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message, reason=reason,
-                    violations=[(field, message)] if field else ())
+    return ApiError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        message,
+        reason=reason,
+        violations=[(field, message)] if field else (),
+    )
 
 
 def _account(value: str, field: str = "account") -> str:
     if not market.is_user_account(value):
-        raise invalid_argument(field, "must look like market/accounts/{id}: lowercase letters, digits, . _ -, not starting with -")
+        raise invalid_argument(
+            field,
+            "must look like market/accounts/{id}: lowercase letters, digits, . _ -, not starting with -",
+        )
     return value
 
 
@@ -54,14 +61,23 @@ def _deadline(request: Any) -> None:
     d = request.deadline
     # a Timestamp is valid from 0001-01-01 to 9999-12-31 with nanos in [0, 1e9) (google.protobuf)
     if not (-62135596800 <= d.seconds <= 253402300799 and 0 <= d.nanos < 10**9):
-        raise invalid_argument("deadline", "not a valid timestamp (seconds between years 1 and 9999, nanos in [0, 1e9))")
+        raise invalid_argument(
+            "deadline",
+            "not a valid timestamp (seconds between years 1 and 9999, nanos in [0, 1e9))",
+        )
     if d.ToNanoseconds() < time.time_ns():
-        raise _failed("DEADLINE_EXPIRED", f"the deadline {request.deadline.ToJsonString()} has passed", "deadline")
+        raise _failed(
+            "DEADLINE_EXPIRED",
+            f"the deadline {request.deadline.ToJsonString()} has passed",
+            "deadline",
+        )
 
 
 def _request_id(request: Any) -> str:
     if not 1 <= len(request.request_id) <= 128:
-        raise invalid_argument("request_id", "an idempotency key of 1 to 128 characters is required")
+        raise invalid_argument(
+            "request_id", "an idempotency key of 1 to 128 characters is required"
+        )
     return request.request_id
 
 
@@ -110,30 +126,56 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
             raise invalid_argument(e.parameter, e.reason) from None
 
     @unary
-    async def GetPool(self, request: market_pb2.GetPoolRequest, context: grpc.aio.ServicerContext) -> market_pb2.GetPoolResponse:
-        return market_pb2.GetPoolResponse(pool=_pool(await self._run(market.get_pool, request.name)))
+    async def GetPool(
+        self, request: market_pb2.GetPoolRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.GetPoolResponse:
+        return market_pb2.GetPoolResponse(
+            pool=_pool(await self._run(market.get_pool, request.name))
+        )
 
     @unary
-    async def Quote(self, request: market_pb2.QuoteRequest, context: grpc.aio.ServicerContext) -> market_pb2.QuoteResponse:
-        result = await self._run(market.quote, request.pool, _token_in(request.token_in), **_exact(request))
+    async def Quote(
+        self, request: market_pb2.QuoteRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.QuoteResponse:
+        result = await self._run(
+            market.quote, request.pool, _token_in(request.token_in), **_exact(request)
+        )
         return market_pb2.QuoteResponse(**result)
 
     @unary
-    async def Swap(self, request: market_pb2.SwapRequest, context: grpc.aio.ServicerContext) -> market_pb2.SwapResponse:
+    async def Swap(
+        self, request: market_pb2.SwapRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.SwapResponse:
         account, token = _account(request.account), _token_in(request.token_in)
         exact = _exact(request)
         _non_negative(request, "min_amount_out", "max_amount_in")
         if "amount_out" in exact and request.max_amount_in <= 0:
-            raise invalid_argument("max_amount_in", "an exact-out swap needs max_amount_in > 0 (slippage protection)")
+            raise invalid_argument(
+                "max_amount_in", "an exact-out swap needs max_amount_in > 0 (slippage protection)"
+            )
         rid = _request_id(request)
         _deadline(request)
-        result = await self._run(market.swap, request.pool, account, token, **exact,
-                                 min_amount_out=request.min_amount_out, max_amount_in=request.max_amount_in, request_id=rid)
-        return market_pb2.SwapResponse(amount_in=result["amount_in"], amount_out=result["amount_out"],
-                                       pool=_pool(result["pool"]), transaction_id=result["transaction_id"])
+        result = await self._run(
+            market.swap,
+            request.pool,
+            account,
+            token,
+            **exact,
+            min_amount_out=request.min_amount_out,
+            max_amount_in=request.max_amount_in,
+            request_id=rid,
+        )
+        return market_pb2.SwapResponse(
+            amount_in=result["amount_in"],
+            amount_out=result["amount_out"],
+            pool=_pool(result["pool"]),
+            transaction_id=result["transaction_id"],
+        )
 
     @unary
-    async def AddLiquidity(self, request: market_pb2.AddLiquidityRequest, context: grpc.aio.ServicerContext) -> market_pb2.AddLiquidityResponse:
+    async def AddLiquidity(
+        self, request: market_pb2.AddLiquidityRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.AddLiquidityResponse:
         account = _account(request.account)
         for f in ("amount_ceu_desired", "amount_pft_desired"):
             if getattr(request, f) <= 0:
@@ -141,82 +183,147 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         _non_negative(request, "amount_ceu_min", "amount_pft_min")
         rid = _request_id(request)
         _deadline(request)
-        result = await self._run(market.add_liquidity, request.pool, account, request.amount_ceu_desired,
-                                 request.amount_pft_desired, request.amount_ceu_min, request.amount_pft_min, request_id=rid)
-        return market_pb2.AddLiquidityResponse(amount_ceu=result["amount_ceu"], amount_pft=result["amount_pft"],
-                                               shares=result["shares"], pool=_pool(result["pool"]),
-                                               transaction_id=result["transaction_id"])
+        result = await self._run(
+            market.add_liquidity,
+            request.pool,
+            account,
+            request.amount_ceu_desired,
+            request.amount_pft_desired,
+            request.amount_ceu_min,
+            request.amount_pft_min,
+            request_id=rid,
+        )
+        return market_pb2.AddLiquidityResponse(
+            amount_ceu=result["amount_ceu"],
+            amount_pft=result["amount_pft"],
+            shares=result["shares"],
+            pool=_pool(result["pool"]),
+            transaction_id=result["transaction_id"],
+        )
 
     @unary
-    async def RemoveLiquidity(self, request: market_pb2.RemoveLiquidityRequest, context: grpc.aio.ServicerContext) -> market_pb2.RemoveLiquidityResponse:
+    async def RemoveLiquidity(
+        self, request: market_pb2.RemoveLiquidityRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.RemoveLiquidityResponse:
         account = _account(request.account)
         if request.shares <= 0:
             raise invalid_argument("shares", "must be > 0")
         _non_negative(request, "amount_ceu_min", "amount_pft_min")
         rid = _request_id(request)
         _deadline(request)
-        result = await self._run(market.remove_liquidity, request.pool, account, request.shares,
-                                 request.amount_ceu_min, request.amount_pft_min, request_id=rid)
-        return market_pb2.RemoveLiquidityResponse(amount_ceu=result["amount_ceu"], amount_pft=result["amount_pft"],
-                                                  pool=_pool(result["pool"]), transaction_id=result["transaction_id"])
+        result = await self._run(
+            market.remove_liquidity,
+            request.pool,
+            account,
+            request.shares,
+            request.amount_ceu_min,
+            request.amount_pft_min,
+            request_id=rid,
+        )
+        return market_pb2.RemoveLiquidityResponse(
+            amount_ceu=result["amount_ceu"],
+            amount_pft=result["amount_pft"],
+            pool=_pool(result["pool"]),
+            transaction_id=result["transaction_id"],
+        )
 
     @unary
-    async def GetBalance(self, request: market_pb2.GetBalanceRequest, context: grpc.aio.ServicerContext) -> market_pb2.GetBalanceResponse:
+    async def GetBalance(
+        self, request: market_pb2.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.GetBalanceResponse:
         balances = await self._run(lambda ledger: ledger.balances(_account(request.account)))
-        return market_pb2.GetBalanceResponse(balances=[
-            market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a) for t, a in balances.items() if t in TOKEN_CODES
-        ])
+        return market_pb2.GetBalanceResponse(
+            balances=[
+                market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a)
+                for t, a in balances.items()
+                if t in TOKEN_CODES
+            ]
+        )
 
     @unary
-    async def ListTransactions(self, request: market_pb2.ListTransactionsRequest, context: grpc.aio.ServicerContext) -> market_pb2.ListTransactionsResponse:
+    async def ListTransactions(
+        self, request: market_pb2.ListTransactionsRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.ListTransactionsResponse:
         account = _account(request.account)
         size = paging.page_size(request.page_size)
         before = paging.decode_int(request.page_token, "seq") if request.page_token else None
-        entries = await self._run(lambda ledger: ledger.history(account, before=before, limit=size + 1))
+        entries = await self._run(
+            lambda ledger: ledger.history(account, before=before, limit=size + 1)
+        )
         page = entries[:size]
         token = paging.encode("seq", page[-1].seq) if len(entries) > size else ""
         out = market_pb2.ListTransactionsResponse(next_page_token=token)
         for e in page:
-            t = out.transactions.add(id=e.id, kind=e.kind, request_id=e.request_id or "", reference=e.reference)
+            t = out.transactions.add(
+                id=e.id, kind=e.kind, request_id=e.request_id or "", reference=e.reference
+            )
             t.create_time.FromJsonString(e.create_time)
             for a, tok, amount in e.postings:
-                t.postings.add(account=a, token=TOKEN_CODES.get(tok, market_pb2.TOKEN_UNSPECIFIED), amount=amount)
+                t.postings.add(
+                    account=a,
+                    token=TOKEN_CODES.get(tok, market_pb2.TOKEN_UNSPECIFIED),
+                    amount=amount,
+                )
         return out
 
     def _require_admin(self, context: grpc.aio.ServicerContext, rpc: str) -> None:
         """`authorization: Bearer <admin_token>`, compared in constant time."""
         token = self.settings.admin_token
         if token is None:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, f"{rpc} is disabled: no admin token is configured (IDF_ADMIN_TOKEN)",
-                           reason="ADMIN_DISABLED")
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{rpc} is disabled: no admin token is configured (IDF_ADMIN_TOKEN)",
+                reason="ADMIN_DISABLED",
+            )
         sent = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), "")
         given = sent.encode() if isinstance(sent, str) else bytes(sent)
         if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, f"{rpc} is for administrators: send authorization: Bearer <admin token>",
-                           reason="NOT_ADMIN")
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{rpc} is for administrators: send authorization: Bearer <admin token>",
+                reason="NOT_ADMIN",
+            )
 
     @unary
-    async def GetLedgerAudit(self, request: market_pb2.GetLedgerAuditRequest,
-                             context: grpc.aio.ServicerContext) -> market_pb2.GetLedgerAuditResponse:
+    async def GetLedgerAudit(
+        self, request: market_pb2.GetLedgerAuditRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.GetLedgerAuditResponse:
         self._require_admin(context, "GetLedgerAudit")
         audit = await self._run(lambda ledger: ledger.audit())
         checks = invariants(audit)
         out = market_pb2.GetLedgerAuditResponse(
-            open_reservation_count=audit["open_reservations"]["count"], open_reservation_total=audit["open_reservations"]["total"],
-            journal_entries=audit["entries"], passed=all(c.passed for c in checks),
-            invariants=[market_pb2.LedgerInvariant(name=c.name, description=c.description, passed=c.passed, detail=c.detail)
-                        for c in checks])
+            open_reservation_count=audit["open_reservations"]["count"],
+            open_reservation_total=audit["open_reservations"]["total"],
+            journal_entries=audit["entries"],
+            passed=all(c.passed for c in checks),
+            invariants=[
+                market_pb2.LedgerInvariant(
+                    name=c.name, description=c.description, passed=c.passed, detail=c.detail
+                )
+                for c in checks
+            ],
+        )
         supply: dict[str, int] = {}
         for (account, token), amount in sorted(audit["balances"].items()):
             if account.startswith(SYSTEM) or not market.is_user_account(account):
-                out.system_balances.add(account=account, token=TOKEN_CODES.get(token, market_pb2.TOKEN_UNSPECIFIED), amount=amount)
+                out.system_balances.add(
+                    account=account,
+                    token=TOKEN_CODES.get(token, market_pb2.TOKEN_UNSPECIFIED),
+                    amount=amount,
+                )
             if account.startswith(market.ISSUANCE):
                 supply[token] = supply.get(token, 0) - amount
-        out.supply.extend(market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a) for t, a in sorted(supply.items()) if t in TOKEN_CODES)
+        out.supply.extend(
+            market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a)
+            for t, a in sorted(supply.items())
+            if t in TOKEN_CODES
+        )
         return out
 
     @unary
-    async def Mint(self, request: market_pb2.MintRequest, context: grpc.aio.ServicerContext) -> market_pb2.MintResponse:
+    async def Mint(
+        self, request: market_pb2.MintRequest, context: grpc.aio.ServicerContext
+    ) -> market_pb2.MintResponse:
         self._require_admin(context, "Mint")
         account = _account(request.account)
         if request.amount.token not in (market_pb2.TOKEN_CEU, market_pb2.TOKEN_PFT):
@@ -224,9 +331,20 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
         if request.amount.amount <= 0:
             raise invalid_argument("amount.amount", "must be > 0")
         rid = _request_id(request)
-        result = await self._run(market.mint, account, TOKEN_NAMES[request.amount.token], request.amount.amount, request_id=rid)
+        result = await self._run(
+            market.mint,
+            account,
+            TOKEN_NAMES[request.amount.token],
+            request.amount.amount,
+            request_id=rid,
+        )
         return json_format.ParseDict(
-            {"transaction_id": result["transaction_id"],
-             "balance": {"token": f"TOKEN_{result['balance']['token']}", "amount": str(result["balance"]["amount"])}},
+            {
+                "transaction_id": result["transaction_id"],
+                "balance": {
+                    "token": f"TOKEN_{result['balance']['token']}",
+                    "amount": str(result["balance"]["amount"]),
+                },
+            },
             market_pb2.MintResponse(),
         )

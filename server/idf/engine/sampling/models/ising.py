@@ -16,8 +16,9 @@ class IsingEnergy(Ising, Energy):
     def energy(self, x: torch.Tensor, ndim: int) -> torch.Tensor:
         return ising_energy(x, self)[0]
 
-    def sweep(self, x: torch.Tensor, *, temperature: float, rule: str, seed: int,
-              step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sweep(
+        self, x: torch.Tensor, *, temperature: float, rule: str, seed: int, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         swept = ising_sweep(x, self, temperature=temperature, rule=rule, seed=seed, step=step)
         return swept.spins, swept.energy
 
@@ -39,12 +40,20 @@ def _spins(x: torch.Tensor) -> str | None:
 ISING = EnergyModel(
     "ising",
     "E = -J sum_<ij> s_i s_j - sum_i h_i s_i, s = +-1, 2-D periodic lattice with even sides.",
-    (Parameter("J", "coupling", 1.0, -BOUND, BOUND), Parameter("h", "uniform external field", 0.0, -BOUND, BOUND)),
+    (
+        Parameter("J", "coupling", 1.0, -BOUND, BOUND),
+        Parameter("h", "uniform external field", 0.0, -BOUND, BOUND),
+    ),
     ("gibbs",),
     make=lambda p, h: IsingEnergy(J=p["J"], h=h),
     curvature=lambda p, ndim: 0.0,
     # int8 spins computed in float32 (local fields, uniforms) and float64 (energies): 68 bytes a
     # site as measured by `python -m idf.engine.cost` (itemsize 1)
     step_buffers={"gibbs": 68},
-    default_sampler="gibbs", spin=True, ndims=(2,), check_shape=_shape, initial=_random_spins, check_initial=_spins,
+    default_sampler="gibbs",
+    spin=True,
+    ndims=(2,),
+    check_shape=_shape,
+    initial=_random_spins,
+    check_initial=_spins,
 )

@@ -38,13 +38,33 @@ class Phi4Energy(Phi4, Energy):
         hi = 4 * ndim * self.kappa + abs(self.a) + 3 * self.b * amplitude**2
         return min(self.a, 0.0), hi
 
-    def langevin_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                      ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return langevin_step(x, self, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim)
+    def langevin_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return langevin_step(
+            x, self, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim
+        )
 
-    def mala_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                  ndim: int) -> MalaResult:
-        return mala_step(x, self, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim)
+    def mala_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> MalaResult:
+        return mala_step(
+            x, self, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim
+        )
 
 
 def curvature(kappa: float, a: float, b: float, ndim: int) -> float:
@@ -63,22 +83,37 @@ GAUSSIAN_FREE_FIELD = EnergyModel(
     "gaussian-free-field",
     "E = sum_i kappa/2 sum_a (phi[i+e_a] - phi_i)^2 + mass2/2 phi_i^2 - h_i phi_i (periodic lattice); "
     "exactly solvable: <|phi_k|^2>/N = T / (kappa sum_a 4 sin^2(k_a/2) + mass2).",
-    (_KAPPA, Parameter("mass2", "mass squared m^2", 1.0, 0.0, BOUND),
-     Parameter("h", "uniform external field (added to the field map when one is given)", 0.0, -BOUND, BOUND)),
+    (
+        _KAPPA,
+        Parameter("mass2", "mass squared m^2", 1.0, 0.0, BOUND),
+        Parameter(
+            "h",
+            "uniform external field (added to the field map when one is given)",
+            0.0,
+            -BOUND,
+            BOUND,
+        ),
+    ),
     SAMPLERS,
     make=lambda p, h: Phi4Energy(kappa=p["kappa"], a=p["mass2"], b=0.0, h=h),
     curvature=lambda p, ndim: curvature(p["kappa"], p["mass2"], 0.0, ndim),
-    step_buffers=STEP_BUFFERS, constraints=("total",),
+    step_buffers=STEP_BUFFERS,
+    constraints=("total",),
 )
 
 PHI4 = EnergyModel(
     "phi4",
     "Ginzburg-Landau: E = sum_i kappa/2 sum_a (phi[i+e_a] - phi_i)^2 + a/2 phi_i^2 + b/4 phi_i^4 - h_i phi_i "
     "(periodic lattice); a < 0 gives a double well.",
-    (_KAPPA, Parameter("a", "quadratic coefficient", -1.0, -BOUND, BOUND),
-     Parameter("b", "quartic coefficient", 1.0, 0.0, BOUND), Parameter("h", "uniform external field", 0.0, -BOUND, BOUND)),
+    (
+        _KAPPA,
+        Parameter("a", "quadratic coefficient", -1.0, -BOUND, BOUND),
+        Parameter("b", "quartic coefficient", 1.0, 0.0, BOUND),
+        Parameter("h", "uniform external field", 0.0, -BOUND, BOUND),
+    ),
     SAMPLERS,
     make=lambda p, h: Phi4Energy(kappa=p["kappa"], a=p["a"], b=p["b"], h=h),
     curvature=lambda p, ndim: curvature(p["kappa"], p["a"], p["b"], ndim),
-    step_buffers=STEP_BUFFERS, constraints=("total",),
+    step_buffers=STEP_BUFFERS,
+    constraints=("total",),
 )

@@ -46,18 +46,42 @@ class XYEnergy(Energy):
         return -self.J * bonds - field, grad.to(x.dtype)
 
     def hessian_bounds(self, amplitude: float, ndim: int) -> tuple[float, float]:
-        h = float(self.h.abs().max()) if isinstance(self.h, torch.Tensor) and self.h.numel() else abs(float(self.h))
+        h = (
+            float(self.h.abs().max())
+            if isinstance(self.h, torch.Tensor) and self.h.numel()
+            else abs(float(self.h))
+        )
         top = 4 * ndim * abs(self.J) + h
         return -top, top
 
-    def langevin_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                      ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        new, energy = super().langevin_step(x, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim)
+    def langevin_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        new, energy = super().langevin_step(
+            x, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim
+        )
         return wrap(new), energy
 
-    def mala_step(self, x: torch.Tensor, *, step_size: float, temperature: float, seed: int, step: int,
-                  ndim: int) -> MalaResult:
-        r = super().mala_step(x, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim)
+    def mala_step(
+        self,
+        x: torch.Tensor,
+        *,
+        step_size: float,
+        temperature: float,
+        seed: int,
+        step: int,
+        ndim: int,
+    ) -> MalaResult:
+        r = super().mala_step(
+            x, step_size=step_size, temperature=temperature, seed=seed, step=step, ndim=ndim
+        )
         return MalaResult(wrap(r.phi), r.energy, r.accepted, r.log_alpha)
 
 
@@ -65,8 +89,16 @@ XY = EnergyModel(
     "xy",
     "Planar rotors: E = -J sum_i sum_a cos(theta[i+e_a] - theta_i) - sum_i h_i cos(theta_i), angles in radians "
     "(periodic lattice); samples are wrapped to [-pi, pi).",
-    (Parameter("J", "coupling (> 0 aligns neighbours)", 1.0, -BOUND, BOUND),
-     Parameter("h", "uniform field along theta = 0 (added to the field map when one is given)", 0.0, -BOUND, BOUND)),
+    (
+        Parameter("J", "coupling (> 0 aligns neighbours)", 1.0, -BOUND, BOUND),
+        Parameter(
+            "h",
+            "uniform field along theta = 0 (added to the field map when one is given)",
+            0.0,
+            -BOUND,
+            BOUND,
+        ),
+    ),
     ("mala", "langevin", "annealed-langevin", "replica-exchange"),
     make=lambda p, h: XYEnergy(J=p["J"], h=h),
     curvature=lambda p, ndim: 4 * ndim * abs(p["J"]) + abs(p["h"]),
