@@ -62,7 +62,7 @@ def _measure(store: str, count: int, **settings: object) -> dict[str, object]:
         "p50_ms": float(np.percentile(ms, 50)),
         "p95_ms": float(np.percentile(ms, 95)),
         "verify_ms": verify * 1e3,
-        "log_size_at_end": proofs[-1].checkpoint.tree_size,
+        "log_size_at_end": proofs[-1].raw.checkpoint.tree_size,
     }
 
 

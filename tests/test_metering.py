@@ -105,7 +105,7 @@ def test_passed_proofs_pay_pft_once(tmp_path):
                 prediction=billed, reference=ref, request_id="p1"
             )  # retried: same proof, paid once
             c.create_proof(prediction=billed * 2, reference=ref)  # FAIL: no reward
-        nrmse = next(x.value for x in good.metrics if x.name == "nrmse")
+        nrmse = good.metrics["nrmse"]
         expected = 1000 + int(1000 * (1 - nrmse / 0.1))
         ceu = 10_000 - forecast.usage.charged_ceu
         assert s.running.ledger.balances(ALICE) == {"CEU": ceu, "PFT": expected}
@@ -127,6 +127,6 @@ def test_sampling_reserves_for_the_work_it_will_do(metered):
         sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_MALA, steps=100),
     )
     with Client(metered.target, max_attempts=1, metadata=[("x-idf-account", ALICE)]) as c:
-        result = list(c.sample(request))[-1].result
+        result = list(c.sample(request))[-1]
     assert result.usage.charged_ceu == price(16 * 16 * 2 * 100, 1000)
     assert _ceu(metered, ALICE) == 0 and _ceu(metered, ESCROW) == 0

@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 from idf.cli.main import app
 from idf.client import Client, InvalidArgumentError, NotFoundError
 from idf.client.merkle import leaf_hash, verify_inclusion
-from idf.client.proofs import load_public_key, proof_from_json, proof_to_json, verify_proof
+from idf.client.proofs import (
+    array_digest,
+    load_public_key,
+    proof_from_json,
+    proof_to_json,
+    verify_proof,
+)
 from idf.v1 import proof_pb2
 
 RNG = np.random.default_rng(0)
@@ -38,17 +44,37 @@ def _key(c: Client):
 def test_create_verify_and_fetch(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         proof = c.create_proof(prediction=REF * 1.001, reference=REF, producer=("nvp", "1.2"))
-        assert proof.verdict == proof_pb2.VERDICT_PASS and proof.policy == "forecast-default"
+        assert proof.verdict == "PASS" and proof.policy == "forecast-default"
         v = verify_proof(
             proof_from_json(proof_to_json(proof)),
             _key(c),
             arrays={"prediction": REF * 1.001, "reference": REF},
         )
         assert v.ok, v.failures
+        # the decoded proof says what its signed record says
+        record = json.loads(proof.record)
+        assert proof.metrics == record["metrics"] and proof.producer == ("nvp", "1.2")
+        assert proof.input_digests == {
+            "prediction": array_digest(REF * 1.001),
+            "reference": array_digest(REF),
+        }
+        assert [(k.metric, k.verdict) for k in proof.checks] == [
+            (k["metric"], k["verdict"]) for k in record["checks"]
+        ]
+        assert (
+            proof.create_time is not None
+            and proof.create_time.isoformat(timespec="microseconds").replace("+00:00", "Z")
+            == record["create_time"]
+        )
+        assert proof.leaf_index == proof.raw.inclusion_proof.leaf_index == 0
+        policies = {p.name: p for p in c.list_policies()}
+        assert [k.metric for k in policies["forecast-default"].checks] == [
+            k.metric for k in proof.checks
+        ]
         fetched = c.get_proof(proof.name)
         assert fetched.record == proof.record and verify_proof(fetched, _key(c)).ok
         failing = c.create_proof(prediction=REF * 2, reference=REF)
-        assert failing.verdict == proof_pb2.VERDICT_FAIL
+        assert failing.verdict == "FAIL"
         assert [x.name for x in c.list_proofs(verdict=proof_pb2.VERDICT_FAIL).proofs] == [
             failing.name
         ]
@@ -63,11 +89,11 @@ def test_sequence_policy(log_server):
     frames = physics_forecast([REF], 20, TransportSpec(diffusivity=0.2)).frames
     with Client(log_server.target, max_attempts=1) as c:
         proof = c.create_proof(sequence=list(frames), policy="conservation-strict")
-        assert proof.verdict == proof_pb2.VERDICT_PASS  # diffusion conserves and raises entropy
+        assert proof.verdict == "PASS"  # diffusion conserves and raises entropy
         reversed_proof = c.create_proof(
             sequence=list(frames[::-1]) + [frames[0] * 1.01], policy="conservation-strict"
         )
-        assert reversed_proof.verdict == proof_pb2.VERDICT_FAIL
+        assert reversed_proof.verdict == "FAIL"
 
 
 def test_paging_and_consistency_over_many_proofs(log_server):
@@ -167,12 +193,12 @@ def test_tampering_is_detected_offline(tmp_path):
             )
             assert not v.checks["consistency"]
             moved = c.get_proof(proofs[3].name)  # now served at index 4 of a different tree
-            assert moved.inclusion_proof.leaf_index == 4
+            assert moved.leaf_index == 4
             assert not verify_inclusion(
                 leaf_hash(proofs[3].record),
                 3,
                 old_head.tree_size,
-                list(moved.inclusion_proof.hashes),
+                list(moved.raw.inclusion_proof.hashes),
                 old_head.root_hash,
             )
     finally:
@@ -199,17 +225,15 @@ def test_a_forged_checkpoint_or_foreign_key_fails(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         proof = c.create_proof(prediction=REF, reference=REF)
     forged = proof_pb2.Proof()
-    forged.CopyFrom(proof)
+    forged.CopyFrom(proof.raw)
     forged.checkpoint.tree_size += 1
     assert not verify_proof(proof, load_public_key(_other_key())).ok  # another log's key
     v = verify_proof(forged, load_public_key(_key_hex(log_server)))
     assert not v.checks["checkpoint signature"]
     relabelled = proof_pb2.Proof()
-    relabelled.CopyFrom(proof)
+    relabelled.CopyFrom(proof.raw)
     relabelled.verdict = (
-        proof_pb2.VERDICT_FAIL
-        if proof.verdict == proof_pb2.VERDICT_PASS
-        else proof_pb2.VERDICT_PASS
+        proof_pb2.VERDICT_FAIL if proof.verdict == "PASS" else proof_pb2.VERDICT_PASS
     )
     assert not verify_proof(relabelled, load_public_key(_key_hex(log_server))).checks["verdict"]
 
@@ -268,7 +292,7 @@ def test_concurrent_appends_lose_and_duplicate_nothing(log_server):
     with Client(log_server.target, max_attempts=1) as c:
         head = c.checkpoint()
         assert head.tree_size == 60 == len(set(names))
-        indices = sorted(c.get_proof(n).inclusion_proof.leaf_index for n in names)
+        indices = sorted(c.get_proof(n).leaf_index for n in names)
         assert indices == list(range(60))
         key = _key(c)
         assert all(verify_proof(c.get_proof(n), key).ok for n in names[:10])
@@ -312,7 +336,7 @@ def test_sigkill_during_appends_leaves_a_consistent_log(tmp_path):
                     if crash.is_set():
                         return
                     raise
-                checkpoints.append(p.checkpoint)
+                checkpoints.append(p.raw.checkpoint)
                 n += 1
 
     with ThreadPoolExecutor(1) as pool:

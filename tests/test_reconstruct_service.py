@@ -138,23 +138,21 @@ def _reverse(count=2, steps=8, **extra) -> d.SampleRequest:
 
 
 def test_reverse_diffusion_sample_streams_and_measures(client: Client):
-    messages = list(client.sample(_reverse(guidance_scale=0.5)))
-    assert [m.progress.step for m in messages[:-1]] == list(range(1, 9))
-    result = messages[-1].result
-    x = from_field(result.samples[0].field)
+    events = list(client.sample(_reverse(guidance_scale=0.5)))
+    assert [e.step for e in events[:-1]] == list(range(1, 9))
+    result = events[-1]
+    x = result.samples[0]
     assert x.shape == (32, 32) and np.isfinite(x).all()
-    assert result.samples[0].diagnostics.total == pytest.approx(
-        float(x.sum(dtype=np.float64)), rel=1e-5
-    )
+    assert result.total[0] == pytest.approx(float(x.sum(dtype=np.float64)), rel=1e-5)
     assert result.usage.site_updates == 2 * (2 * 8 - 1) * 1024
 
 
 def test_reverse_diffusion_enforces_an_exact_total(client: Client):
     total = d.Constraint(name="total", target=150.0, tolerance=1e-2)
-    result = list(client.sample(_reverse(constraints=[total])))[-1].result
-    for s in result.samples:
-        assert abs(float(from_field(s.field).sum(dtype=np.float64)) - 150.0) < 1e-2
-        assert s.diagnostics.constraint_residual < 1e-2
+    result = list(client.sample(_reverse(constraints=[total])))[-1]
+    for x, residual in zip(result.samples, result.constraint_residual):
+        assert abs(float(x.sum(dtype=np.float64)) - 150.0) < 1e-2
+        assert residual < 1e-2
 
 
 @pytest.mark.parametrize(

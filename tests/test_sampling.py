@@ -12,6 +12,7 @@ from idf.client import (
     FailedPreconditionError,
     InvalidArgumentError,
     from_field,
+    results,
 )
 from idf.engine.sampling.boltzmann import SampleSpec, sample
 from idf.v1 import diffusion_pb2 as d
@@ -29,29 +30,35 @@ def _request(
     )
 
 
+def _result(client: Client, request: d.SampleRequest) -> results.SampleResult:
+    result = list(client.sample(request))[-1]
+    assert isinstance(result, results.SampleResult)
+    return result
+
+
 def test_stream_progress_then_result(client: Client):
-    messages = list(client.sample(_request(steps=200)))
-    progress = [m.progress for m in messages[:-1]]
-    assert all(m.WhichOneof("event") == "progress" for m in messages[:-1])
-    assert [p.step for p in progress] == sorted(p.step for p in progress) and progress[
-        -1
-    ].step == 200
+    events = list(client.sample(_request(steps=200)))
+    progress = events[:-1]
+    assert all(isinstance(p, results.SampleProgress) for p in progress)
+    assert [p.step for p in progress] == sorted(p.step for p in progress)
+    assert progress[-1].step == progress[-1].total_steps == 200
     assert all(0 <= p.acceptance_rate <= 1 for p in progress)
-    result = messages[-1].result
-    assert len(result.samples) == 2 and result.effective_sample_size > 0
-    first = result.samples[0]
-    field = from_field(first.field)
-    assert field.shape == (12, 12)
-    assert first.diagnostics.total == pytest.approx(float(field.sum(dtype=np.float64)), rel=1e-5)
-    assert first.diagnostics.energy_per_site == pytest.approx(first.diagnostics.energy / 144)
+    result = events[-1]
+    assert isinstance(result, results.SampleResult)
+    assert result.samples.shape == (2, 12, 12) and result.effective_sample_size > 0
+    field = result.samples[0]
+    # the decoded arrays are the message's: fields and diagnostics row by row
+    assert np.array_equal(field, from_field(result.raw.samples[0].field))
+    assert result.total[0] == result.raw.samples[0].diagnostics.total
+    assert result.total[0] == pytest.approx(float(field.sum(dtype=np.float64)), rel=1e-5)
+    assert result.energy_per_site[0] == pytest.approx(result.energy[0] / 144)
+    assert result.energy.shape == result.acceptance_rate.shape == (2,)
     assert result.usage.site_updates == 144 * 2 * 200
 
 
 def test_same_seed_same_samples(client: Client):
-    a = list(client.sample(_request(seed=7)))[-1].result
-    b = list(client.sample(_request(seed=7)))[-1].result
-    c = list(client.sample(_request(seed=8)))[-1].result
-    assert a.samples[0].field.data == b.samples[0].field.data != c.samples[0].field.data
+    a, b, c = (_result(client, _request(seed=s)) for s in (7, 7, 8))
+    assert np.array_equal(a.samples, b.samples) and not np.array_equal(a.samples, c.samples)
 
 
 def test_every_sampler_and_model_runs(client: Client):
@@ -61,9 +68,9 @@ def test_every_sampler_and_model_runs(client: Client):
         ("phi4", d.SAMPLER_KIND_REPLICA_EXCHANGE, {"temperatures": [1.0, 1.5, 2.2]}),
         ("ising", d.SAMPLER_KIND_GIBBS, {}),
     ]:
-        result = list(client.sample(_request(model, kind, steps=50, **extra)))[-1].result
+        result = _result(client, _request(model, kind, steps=50, **extra))
         assert len(result.samples) == 2
-    spins = from_field(result.samples[0].field)
+    spins = result.samples[0]
     assert spins.dtype == np.int8 and set(np.unique(spins)) <= {-1, 1}
 
 
@@ -132,9 +139,10 @@ def test_constraints_are_enforced_or_fail_loudly(client: Client):
         sample_count=3,
         sampler=d.SamplerSpec(kind=d.SAMPLER_KIND_LANGEVIN, steps=100),
     )
-    result = list(client.sample(request))[-1].result
-    for s in result.samples:
-        assert abs(s.diagnostics.total - 12.5) <= 1e-3 and s.diagnostics.constraint_residual <= 1e-3
+    result = _result(client, request)
+    assert np.all(np.abs(result.total - 12.5) <= 1e-3) and np.all(
+        result.constraint_residual <= 1e-3
+    )
     request.energy_model.constraints[0].target = 0.1
     request.energy_model.constraints[
         0

@@ -13,8 +13,9 @@ import typer
 
 from idf.cli.output import emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
-from idf.client import from_field, sample_request
+from idf.client import sample_request
 from idf.client.formats import FormatError, load_energy_map
+from idf.client.results import SampleResult
 
 MODES = ("auto", "observations", "external-field")
 
@@ -122,8 +123,8 @@ def diffuse(
                 denoiser=model,
                 guidance_scale=guidance_scale,
             )
-            result = [m.result for m in c.sample(request) if m.WhichOneof("event") == "result"][0]
-            fields = np.stack([from_field(s.field) for s in result.samples])
+            result = [e for e in c.sample(request) if isinstance(e, SampleResult)][0]
+            fields = result.samples
             np.save(out, fields)
             if png is not None:
                 write_png(png, fields)
@@ -131,9 +132,7 @@ def diffuse(
                 "mode": mode,
                 "out": str(out),
                 "samples": len(fields),
-                "energy_per_site_mean": float(
-                    np.mean([s.diagnostics.energy_per_site for s in result.samples])
-                ),
+                "energy_per_site_mean": float(np.mean(result.energy_per_site)),
                 "site_updates": result.usage.site_updates,
                 "seconds": result.usage.compute_seconds,
             }

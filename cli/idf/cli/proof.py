@@ -73,7 +73,7 @@ def validate(
         )
     if out:
         out.write_text(proof_to_json(proof))
-    verdict = proof_pb2.Verdict.Name(proof.verdict).removeprefix("VERDICT_")
+    verdict = proof.verdict
     if json_out:
         print(
             json.dumps(
@@ -81,7 +81,7 @@ def validate(
                     "proof": proof.name,
                     "verdict": verdict,
                     "policy": proof.policy,
-                    "metrics": {m.name: m.value for m in proof.metrics},
+                    "metrics": proof.metrics,
                     "out": str(out) if out else None,
                 }
             )
@@ -93,19 +93,19 @@ def validate(
         for column in ("metric", "value", "check"):
             table.add_column(column)
         checks = {c.metric: c for c in proof.checks}
-        for m in proof.metrics:
-            c = checks.get(m.name)
+        for metric, value in sorted(proof.metrics.items()):
+            c = checks.get(metric)
             mark = (
                 ""
                 if c is None
                 else f"{c.comparison} {c.threshold:g}: "
-                + ("[green]pass[/]" if c.verdict == proof_pb2.VERDICT_PASS else "[red]FAIL[/]")
+                + ("[green]pass[/]" if c.verdict == "PASS" else "[red]FAIL[/]")
             )
-            table.add_row(m.name, f"{m.value:.6g}", mark)
+            table.add_row(metric, f"{value:.6g}", mark)
         console.print(table)
         if out:
             console.print(f"proof written to {out}")
-    if proof.verdict != proof_pb2.VERDICT_PASS:
+    if proof.verdict != "PASS":
         raise typer.Exit(2)
 
 

@@ -11,8 +11,9 @@ import typer
 
 from idf.cli.output import console, emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
-from idf.client import from_field, sample_request
+from idf.client import sample_request
 from idf.client.formats import FormatError, load_energy_map
+from idf.client.results import SampleProgress
 
 KINDS = (
     "langevin",
@@ -121,32 +122,29 @@ def sample(
         Progress(*columns, console=console, transient=True, disable=json_out) as bar,
     ):
         task = bar.add_task("sample", total=steps or None, energy=float("nan"))
-        for message in c.sample(request):
-            if message.WhichOneof("event") == "progress":
+        for event in c.sample(request):
+            if isinstance(event, SampleProgress):
                 bar.update(
                     task,
-                    completed=message.progress.step,
-                    total=message.progress.total_steps,
-                    energy=message.progress.mean_energy,
+                    completed=event.step,
+                    total=event.total_steps,
+                    energy=event.mean_energy,
                 )
             else:
-                result = message.result
+                result = event
     assert result is not None
-    fields = np.stack([from_field(s.field) for s in result.samples])
+    fields = result.samples
     np.save(out, fields)
     if png is not None and fields.ndim == 3:
         from idf.cli.picture import write_png
 
         write_png(png, fields)
-    energies = [s.diagnostics.energy_per_site for s in result.samples]
     summary = {
         "out": str(out),
         "png": str(png) if png else None,
-        "samples": len(result.samples),
-        "energy_per_site_mean": float(np.mean(energies)),
-        "acceptance_rate": float(
-            np.nanmean([s.diagnostics.acceptance_rate for s in result.samples])
-        )
+        "samples": len(fields),
+        "energy_per_site_mean": float(np.mean(result.energy_per_site)),
+        "acceptance_rate": float(np.nanmean(result.acceptance_rate))
         if sampler in ("mala", "replica-exchange", "default") and model != "ising"
         else None,
         "effective_sample_size": result.effective_sample_size,

@@ -159,12 +159,6 @@ def forecast_from(response: predict_pb2.PredictResponse) -> Forecast:
     )
 
 
-def models_from(response: diffusion_pb2.ListModelsResponse) -> list[dict[str, object]]:
-    from google.protobuf import json_format
-
-    return [json_format.MessageToDict(m, preserving_proto_field_name=True) for m in response.models]
-
-
 def create_proof_request(
     *,
     prediction: np.ndarray | None = None,

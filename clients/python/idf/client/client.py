@@ -141,16 +141,18 @@ class Client(_Base):
         request = p.predict_request(history, steps, **parameters)
         return p.forecast_from(self._call(self.predict_stub.Predict, request, timeout))
 
-    def list_models(self, *, timeout: float | None = None) -> list[dict[str, object]]:
-        """Every model the server can run, as plain dicts."""
+    def list_models(self, *, timeout: float | None = None) -> list[r.Model]:
+        """Every model the server can run."""
         request = diffusion_pb2.ListModelsRequest(page_size=1000)
-        return p.models_from(self._call(self.diffusion_stub.ListModels, request, timeout))
+        return r.models_from(self._call(self.diffusion_stub.ListModels, request, timeout))
 
     def sample(
         self, request: diffusion_pb2.SampleRequest, *, timeout: float | None = None
-    ) -> Iterator[diffusion_pb2.SampleResponse]:
-        """Stream a Sample call: progress messages, then the result."""
-        return self._stream(self.diffusion_stub.Sample, request, timeout)
+    ) -> Iterator[r.SampleProgress | r.SampleResult]:
+        """Stream a Sample call (build the request with `sample_request`): progress reports, then
+        the result (the last item)."""
+        for message in self._stream(self.diffusion_stub.Sample, request, timeout):
+            yield r.sample_event_from(message)
 
     def reconstruct(
         self,
@@ -170,18 +172,18 @@ class Client(_Base):
             )
         )
 
-    def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
+    def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> r.Proof:
         """Validate and log: keyword arguments of `create_proof_request` (prediction, reference,
-        sequence, policy, producer, request_id). Returns the signed Proof with its inclusion
-        proof; check it offline with `idf.client.proofs.verify_proof`."""
-        return self._call(
+        sequence, policy, producer, request_id). Returns the signed proof with its inclusion
+        proof (and the reward it paid); check it offline with `idf.client.proofs.verify_proof`."""
+        response = self._call(
             self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout
-        ).proof
+        )
+        return r.proof_from(response.proof, response.reward_pft, response.reward_reason)
 
-    def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
-        return self._call(
-            self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout
-        ).proof
+    def get_proof(self, name: str, *, timeout: float | None = None) -> r.Proof:
+        request = proof_pb2.GetProofRequest(name=name)
+        return r.proof_from(self._call(self.proof_stub.GetProof, request, timeout).proof)
 
     def list_proofs(
         self,
@@ -190,16 +192,15 @@ class Client(_Base):
         page_token: str = "",
         timeout: float | None = None,
         **filters: Any,
-    ) -> proof_pb2.ListProofsResponse:
+    ) -> r.ProofPage:
+        """One page of the log, newest first; filters are ListProofsRequest fields (policy,
+        verdict, producer)."""
         request = proof_pb2.ListProofsRequest(page_size=page_size, page_token=page_token, **filters)
-        return self._call(self.proof_stub.ListProofs, request, timeout)
+        return r.proof_page_from(self._call(self.proof_stub.ListProofs, request, timeout))
 
-    def list_policies(self, *, timeout: float | None = None) -> list[proof_pb2.Policy]:
-        return list(
-            self._call(
-                self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout
-            ).policies
-        )
+    def list_policies(self, *, timeout: float | None = None) -> list[r.Policy]:
+        request = proof_pb2.ListPoliciesRequest()
+        return r.policies_from(self._call(self.proof_stub.ListPolicies, request, timeout))
 
     def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return self._call(
@@ -457,14 +458,15 @@ class AsyncClient(_Base):
         request = p.predict_request(history, steps, **parameters)
         return p.forecast_from(await self._call(self.predict_stub.Predict, request, timeout))
 
-    async def list_models(self, *, timeout: float | None = None) -> list[dict[str, object]]:
+    async def list_models(self, *, timeout: float | None = None) -> list[r.Model]:
         request = diffusion_pb2.ListModelsRequest(page_size=1000)
-        return p.models_from(await self._call(self.diffusion_stub.ListModels, request, timeout))
+        return r.models_from(await self._call(self.diffusion_stub.ListModels, request, timeout))
 
-    def sample(
+    async def sample(
         self, request: diffusion_pb2.SampleRequest, *, timeout: float | None = None
-    ) -> AsyncIterator[diffusion_pb2.SampleResponse]:
-        return self._stream(self.diffusion_stub.Sample, request, timeout)
+    ) -> AsyncIterator[r.SampleProgress | r.SampleResult]:
+        async for message in self._stream(self.diffusion_stub.Sample, request, timeout):
+            yield r.sample_event_from(message)
 
     async def reconstruct(
         self,
@@ -482,17 +484,14 @@ class AsyncClient(_Base):
             )
         )
 
-    async def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> proof_pb2.Proof:
-        return (
-            await self._call(self.proof_stub.CreateProof, p.create_proof_request(**kwargs), timeout)
-        ).proof
+    async def create_proof(self, *, timeout: float | None = None, **kwargs: Any) -> r.Proof:
+        request = p.create_proof_request(**kwargs)
+        response = await self._call(self.proof_stub.CreateProof, request, timeout)
+        return r.proof_from(response.proof, response.reward_pft, response.reward_reason)
 
-    async def get_proof(self, name: str, *, timeout: float | None = None) -> proof_pb2.Proof:
-        return (
-            await self._call(
-                self.proof_stub.GetProof, proof_pb2.GetProofRequest(name=name), timeout
-            )
-        ).proof
+    async def get_proof(self, name: str, *, timeout: float | None = None) -> r.Proof:
+        request = proof_pb2.GetProofRequest(name=name)
+        return r.proof_from((await self._call(self.proof_stub.GetProof, request, timeout)).proof)
 
     async def checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return (
@@ -517,18 +516,13 @@ class AsyncClient(_Base):
         page_token: str = "",
         timeout: float | None = None,
         **filters: Any,
-    ) -> proof_pb2.ListProofsResponse:
+    ) -> r.ProofPage:
         request = proof_pb2.ListProofsRequest(page_size=page_size, page_token=page_token, **filters)
-        return await self._call(self.proof_stub.ListProofs, request, timeout)
+        return r.proof_page_from(await self._call(self.proof_stub.ListProofs, request, timeout))
 
-    async def list_policies(self, *, timeout: float | None = None) -> list[proof_pb2.Policy]:
-        return list(
-            (
-                await self._call(
-                    self.proof_stub.ListPolicies, proof_pb2.ListPoliciesRequest(), timeout
-                )
-            ).policies
-        )
+    async def list_policies(self, *, timeout: float | None = None) -> list[r.Policy]:
+        request = proof_pb2.ListPoliciesRequest()
+        return r.policies_from(await self._call(self.proof_stub.ListPolicies, request, timeout))
 
     async def consistency_proof(
         self, first: int, second: int, *, timeout: float | None = None

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import json_format
 
 from idf.client.merkle import leaf_hash, verify_consistency, verify_inclusion
+from idf.client.results import Proof
 from idf.v1 import proof_pb2
 
 ARRAY_DOMAIN = b"idf.array.v1\n"
@@ -85,8 +86,12 @@ def public_key_pem(raw: bytes) -> bytes:
     )
 
 
-def proof_to_json(proof: proof_pb2.Proof) -> str:
-    return json_format.MessageToJson(proof, preserving_proto_field_name=True, indent=2)
+def _message(proof: proof_pb2.Proof | Proof) -> proof_pb2.Proof:
+    return proof.raw if isinstance(proof, Proof) else proof
+
+
+def proof_to_json(proof: proof_pb2.Proof | Proof) -> str:
+    return json_format.MessageToJson(_message(proof), preserving_proto_field_name=True, indent=2)
 
 
 def proof_from_json(text: str) -> proof_pb2.Proof:
@@ -125,14 +130,16 @@ def _signed(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
 
 
 def verify_proof(
-    proof: proof_pb2.Proof,
+    proof: proof_pb2.Proof | Proof,
     public_key: Ed25519PublicKey,
     *,
     newer_checkpoint: proof_pb2.Checkpoint | None = None,
     consistency: Sequence[bytes] = (),
     arrays: Mapping[str, np.ndarray] | None = None,
 ) -> Verification:
-    """Verify a proof offline (see the module docstring)."""
+    """Verify a proof offline (see the module docstring); `proof` is a Proof message or the SDK's
+    decoded `Proof`."""
+    proof = _message(proof)
     v = Verification()
     v.check(
         "record signature",

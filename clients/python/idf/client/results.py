@@ -5,6 +5,7 @@ dataclass leaves out. Both twins (`Client`, `AsyncClient`) decode with these fun
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from google.protobuf.message import Message
 
 from idf.client._protocol import Usage, usage_from
 from idf.client.fields import from_field
-from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, telemetry_pb2
+from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -89,6 +90,170 @@ def energy_models_from(r: diffusion_pb2.ListEnergyModelsResponse) -> list[Energy
         )
         for m in r.energy_models
     ]
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    task: str  # "forecast" | "denoise" | "regime"
+    description: str
+    version: str
+    learned: bool
+    history_frames: int  # frames of history a forecaster needs (0: not a forecaster)
+    raw: diffusion_pb2.Model = dataclasses.field(repr=False)
+
+
+def models_from(r: diffusion_pb2.ListModelsResponse) -> list[Model]:
+    return [
+        Model(
+            m.name,
+            _enum_name(diffusion_pb2.ModelTask, m.task, "MODEL_TASK_").lower(),
+            m.description,
+            m.version,
+            m.learned,
+            m.history_frames,
+            m,
+        )
+        for m in r.models
+    ]
+
+
+@dataclass(frozen=True)
+class SampleProgress:
+    """A progress report of a Sample stream."""
+
+    step: int
+    total_steps: int
+    temperature: float
+    mean_energy: float
+    acceptance_rate: float
+    raw: diffusion_pb2.SampleProgress = dataclasses.field(repr=False)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The end of a Sample stream: the samples, one row of diagnostics per sample (float64)."""
+
+    samples: np.ndarray  # (count, *shape)
+    energy: np.ndarray  # (count,)
+    energy_per_site: np.ndarray
+    total: np.ndarray
+    constraint_residual: np.ndarray
+    acceptance_rate: np.ndarray
+    effective_sample_size: float
+    usage: Usage
+    raw: diffusion_pb2.SampleResult = dataclasses.field(repr=False)
+
+
+def sample_event_from(m: diffusion_pb2.SampleResponse) -> SampleProgress | SampleResult:
+    if m.WhichOneof("event") == "progress":
+        g = m.progress
+        return SampleProgress(
+            g.step, g.total_steps, g.temperature, g.mean_energy, g.acceptance_rate, g
+        )
+    r = m.result
+
+    def column(name: str) -> np.ndarray:
+        return np.array([getattr(s.diagnostics, name) for s in r.samples], dtype=np.float64)
+
+    samples = np.stack([from_field(s.field) for s in r.samples]) if r.samples else np.zeros((0,))
+    return SampleResult(
+        samples,
+        column("energy"),
+        column("energy_per_site"),
+        column("total"),
+        column("constraint_residual"),
+        column("acceptance_rate"),
+        r.effective_sample_size,
+        usage_from(r.usage),
+        r,
+    )
+
+
+def _verdict(v: int) -> str:
+    return (
+        "" if v == proof_pb2.VERDICT_UNSPECIFIED else _enum_name(proof_pb2.Verdict, v, "VERDICT_")
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    comparison: str  # "<=" or ">="
+    threshold: float
+    value: float  # the measured value (0 in a policy's listing)
+    verdict: str  # "PASS" | "FAIL" ("" in a policy's listing)
+
+
+def _checks(checks: Any) -> list[Check]:
+    return [
+        Check(c.metric, c.comparison, c.threshold, c.value, _verdict(c.verdict)) for c in checks
+    ]
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A signed proof record and what it says. Verify it offline with
+    `idf.client.proofs.verify_proof` (which takes this or `raw`)."""
+
+    name: str  # proofs/{id}
+    verdict: str  # "PASS" | "FAIL"
+    policy: str
+    metrics: dict[str, float]
+    checks: list[Check]
+    input_digests: dict[str, str]  # role -> array digest
+    producer: tuple[str, str]  # (name, version)
+    create_time: datetime.datetime | None
+    leaf_index: int | None  # its place in the log, when the answer carries an inclusion proof
+    record: bytes  # the signed record (canonical JSON)
+    signature: bytes  # Ed25519 over `record` by the log's key
+    reward_pft: int = 0  # what creating it paid (create_proof only)
+    reward_reason: str = ""
+    raw: proof_pb2.Proof = dataclasses.field(default_factory=proof_pb2.Proof, repr=False)
+
+
+def proof_from(m: proof_pb2.Proof, reward_pft: int = 0, reward_reason: str = "") -> Proof:
+    return Proof(
+        m.name,
+        _verdict(m.verdict),
+        m.policy,
+        {x.name: x.value for x in m.metrics},
+        _checks(m.checks),
+        dict(m.input_digests),
+        (m.producer.name, m.producer.version),
+        m.create_time.ToDatetime(tzinfo=datetime.timezone.utc)
+        if m.HasField("create_time")
+        else None,
+        m.inclusion_proof.leaf_index if m.HasField("inclusion_proof") else None,
+        m.record,
+        m.signature,
+        reward_pft,
+        reward_reason,
+        m,
+    )
+
+
+@dataclass(frozen=True)
+class ProofPage:
+    proofs: list[Proof]
+    next_page_token: str  # "" on the last page
+    raw: proof_pb2.ListProofsResponse = dataclasses.field(repr=False)
+
+
+def proof_page_from(r: proof_pb2.ListProofsResponse) -> ProofPage:
+    return ProofPage([proof_from(m) for m in r.proofs], r.next_page_token, r)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    checks: list[Check]
+    raw: proof_pb2.Policy = dataclasses.field(repr=False)
+
+
+def policies_from(r: proof_pb2.ListPoliciesResponse) -> list[Policy]:
+    return [Policy(m.name, m.description, _checks(m.checks), m) for m in r.policies]
 
 
 @dataclass(frozen=True)
