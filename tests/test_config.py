@@ -18,7 +18,7 @@ def test_defaults():
 
 def test_precedence(tmp_path: Path, monkeypatch):
     config = tmp_path / "idf.toml"
-    config.write_text('port = 6000\nhost = "0.0.0.0"\ngrace_period = 3.5\n')
+    config.write_text('port = 6000\nhost = "0.0.0.0"\nauth = "api-key"\ngrace_period = 3.5\n')
     assert Settings.load(config).port == 6000
     monkeypatch.setenv("IDF_PORT", "7000")
     s = Settings.load(config)

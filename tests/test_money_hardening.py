@@ -19,11 +19,10 @@ import pytest
 from google.protobuf import timestamp_pb2
 from helpers import HANG_S, ServerProcess, ServerThread, wait_until
 
-from idf.client import Client, IdfError, InvalidArgumentError, PermissionDeniedError
+from idf.client import Client, IdfError, InvalidArgumentError, PermissionDeniedError, results
 from idf.server.metering import ESCROW, TREASURY, Metering, price
 from idf.store.ledger import ISSUANCE, Ledger, invariants
 from idf.v1 import market_pb2 as m
-from idf.v1 import proof_pb2
 
 ADMIN_TOKEN = "s3cret"
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
@@ -68,7 +67,7 @@ def _balances(c: Client, account: str) -> dict[int, int]:
     }
 
 
-def _proof(c: Client, **kwargs) -> tuple[proof_pb2.Proof, int, str]:
+def _proof(c: Client, **kwargs) -> tuple[results.Proof, int, str]:
     """CreateProof; returns (proof, PFT paid, reason) from the answer's trailing metadata."""
     from idf.client._protocol import create_proof_request
 
@@ -77,7 +76,7 @@ def _proof(c: Client, **kwargs) -> tuple[proof_pb2.Proof, int, str]:
     )
     trailers = dict(call.trailing_metadata() or ())
     return (
-        response.proof,
+        results.proof_from(response.proof),
         int(trailers.get("x-idf-reward-pft", -1)),
         trailers.get("x-idf-reward-reason", ""),
     )

@@ -11,7 +11,7 @@ from idf.client import Client, UnimplementedError, predict_request
 from idf.client.errors import from_rpc_error
 from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.server.app import SERVICE_NAMES
-from idf.v1 import telemetry_pb2, telemetry_pb2_grpc
+from idf.v1 import diffusion_pb2, telemetry_pb2, telemetry_pb2_grpc
 
 
 def test_health_is_serving(client: Client):
@@ -85,13 +85,11 @@ def test_metadata_is_echoed(client: Client):
 
 def test_list_models_is_real(client: Client):
     models = client.list_models()
-    by_name = {m["name"]: m for m in models}
-    assert by_name["physics-advection-diffusion"]["task"] == "MODEL_TASK_FORECAST"
-    assert (
-        by_name["plume-32-edm"]["task"] == "MODEL_TASK_DENOISE"
-        and by_name["plume-32-edm"]["learned"]
-    )
-    assert by_name["regime-kolmogorov"]["task"] == "MODEL_TASK_REGIME"
+    by_name = {m.name: m for m in models}
+    assert by_name["physics-advection-diffusion"].task == "forecast"
+    assert by_name["plume-32-edm"].task == "denoise" and by_name["plume-32-edm"].learned
+    assert by_name["regime-kolmogorov"].task == "regime"
+    assert by_name["regime-kolmogorov"].raw.task == diffusion_pb2.MODEL_TASK_REGIME
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ import typer
 
 from idf.cli.data import data_app, forecast, regime
 from idf.cli.diffuse import diffuse
+from idf.cli.keys import keys_app
 from idf.cli.market import market_app
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.proof import proof_app, validate
 from idf.cli.sample import sample
-from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
+from idf.cli.shared import CREDENTIALS, JsonOpt, ServerOpt, TimeoutOpt, connected
 from idf.cli.train import train_app
 from idf.client.formats import FormatError, load_energy_map
 
@@ -27,6 +28,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def _credentials(
+    api_key: Annotated[
+        Optional[str],
+        typer.Option(
+            "--api-key",
+            help="API key (idf_...) sent with every call [default: IDF_API_KEY].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    CREDENTIALS.clear()  # one invocation's options only (the CLI also runs in-process in tests)
+    if api_key:
+        CREDENTIALS["api_key"] = api_key
+
+
 app.command()(validate)
 app.command()(sample)
 app.command()(diffuse)
@@ -36,6 +54,7 @@ app.command()(regime)
 app.command()(forecast)
 app.add_typer(proof_app, name="proof")
 app.add_typer(market_app, name="market")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,12 +25,21 @@ TimeoutOpt = Annotated[
 ]
 
 
+# Credentials of every client command: `idf --api-key ...` (set by the app's callback), else the
+# IDF_API_KEY environment variable.
+CREDENTIALS: dict[str, str] = {}
+
+
+def api_key() -> str | None:
+    return CREDENTIALS.get("api_key") or os.environ.get("IDF_API_KEY") or None
+
+
 @contextlib.contextmanager
 def connected(server: str | None, timeout: float, as_json: bool) -> Iterator[Client]:
     """A client for the command; a failed call inside the block ends the command with a clear
     message and exit code 3 (unreachable) or 4 (the server refused the request)."""
     target = server or default_target()
-    with Client(target, timeout=timeout, max_attempts=3) as c:
+    with Client(target, timeout=timeout, max_attempts=3, api_key=api_key()) as c:
         try:
             yield c
         except UnavailableError as e:

@@ -23,21 +23,26 @@ from grpc_reflection.v1alpha import reflection
 
 from idf.server import memory, signing
 from idf.server.admission import Admission
+from idf.server.auth import Authority
 from idf.server.config import Settings
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
 from idf.server.rpc import Guard
 from idf.server.services.diffusion import DiffusionServicer
+from idf.server.services.keys import KeyServicer
 from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
 from idf.server.transparency import TransparencyLog
+from idf.store.keys import KeyStore
 from idf.store.ledger import Ledger
 from idf.store.proof_log import ProofLog, open_proof_log
 from idf.v1 import (
     diffusion_pb2,
     diffusion_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     market_pb2,
     market_pb2_grpc,
     predict_pb2,
@@ -58,6 +63,7 @@ SERVICE_NAMES = tuple(
         (proof_pb2, "ProofService"),
         (market_pb2, "MarketService"),
         (telemetry_pb2, "TelemetryService"),
+        (keys_pb2, "KeyService"),
     )
 )
 
@@ -112,6 +118,7 @@ class Running:
     sweeper: Sweeper | None = None  # refunds expired CEU reservations
     guard: Guard | None = None  # the interceptor every call passes (its in-flight byte count)
     light: Admission | None = None  # proof metrics and regime features
+    keys: KeyStore | None = None  # API keys
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -140,6 +147,8 @@ class Running:
             await self.sweeper.stop()
         self.proof_log.close()
         self.ledger.close()
+        if self.keys is not None:
+            self.keys.close()
         log.info("stopped")
 
 
@@ -150,7 +159,17 @@ async def start(
     size = settings.max_message_bytes
     _private_data_dir(settings)
     memory.limit_arenas()
-    guard = Guard(size, settings.max_inflight_request_bytes, settings.default_deadline)
+    keys = KeyStore(settings.store_url())
+    authority = Authority(
+        settings.auth,
+        keys,
+        roles=settings.roles,
+        anonymous=settings.anonymous_permissions,
+        admin_token=settings.admin_token,
+    )
+    guard = Guard(
+        size, settings.max_inflight_request_bytes, settings.default_deadline, authority=authority
+    )
     server = grpc.aio.server(
         interceptors=[guard],
         options=[
@@ -212,6 +231,9 @@ async def start(
         MarketServicer(settings, io_executor, ledger), server
     )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
+    keys_pb2_grpc.add_KeyServiceServicer_to_server(
+        KeyServicer(io_executor, keys, authority), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if extra_handlers:
@@ -247,6 +269,7 @@ async def start(
         server, port, health_servicer, executor, io_executor, admission, settings, proof_log, ledger
     )
     running.guard = guard
+    running.keys = keys
     running.light = light
     running.sweeper = sweeper
     if settings.rest_port is not None:

@@ -17,6 +17,26 @@ from pydantic_settings import (
 )
 
 MIB = 1024 * 1024
+# Role defaults (idf.server.auth keeps the enforcement; these are configuration).
+_VIEW = ["catalog.read", "log.read", "proofs.read", "market.read", "telemetry.read"]
+ROLES = {
+    "viewer": _VIEW,
+    "operator": [*_VIEW, "predict.run", "diffusion.run", "proofs.write", "telemetry.write"],
+    "trader": [*_VIEW, "market.trade"],
+    "admin": ["*"],
+}
+ANONYMOUS = ["catalog.read", "log.read"]
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -116,7 +136,24 @@ class Settings(BaseSettings):
         1000, ge=1, description="Price schedule: CEU base units per 10^6 site updates."
     )
     admin_token: Optional[str] = Field(
-        None, description="Bearer token that may call Mint; unset disables minting."
+        None,
+        description="Bearer token of the bootstrap administrator (with auth on: every permission; "
+        "with auth off: the only credential Mint and GetLedgerAudit take); unset: none.",
+    )
+    auth: Literal["off", "api-key"] = Field(
+        "off",
+        description="'api-key': every call is authenticated (API keys, the admin token) and "
+        "authorised by its roles (docs/security.md); 'off': every caller is the local "
+        "administrator, allowed only on a loopback host.",
+    )
+    roles: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in ROLES.items()},
+        description="Role -> the permissions it grants ('*': all); the permissions are the "
+        "contract's (option (idf.v1.permission) of each RPC).",
+    )
+    anonymous_permissions: list[str] = Field(
+        default_factory=lambda: list(ANONYMOUS),
+        description="What a caller without credentials may do when auth is on.",
     )
     market_fee_bps: int = Field(
         30, ge=0, lt=10_000, description="Swap fee of the default CEU/PFT pool, basis points."
@@ -156,6 +193,15 @@ class Settings(BaseSettings):
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device
+
+    @model_validator(mode="after")
+    def _auth_beyond_loopback(self) -> Settings:
+        if self.auth == "off" and not _loopback(self.host):
+            raise ValueError(
+                f'host {self.host!r} is reachable beyond this machine: set auth = "api-key" '
+                "(and create keys with `idf keys create`) or bind to 127.0.0.1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

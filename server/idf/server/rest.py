@@ -42,11 +42,10 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.rpc import error_details_pb2, status_pb2
 
 from idf.server.admission import FORWARDED_HEADER, GATEWAY_HEADER
+from idf.server.auth import contract_modules
 from idf.server.errors import DOMAIN
-from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 log = logging.getLogger("idf.rest")
-_MODULES = (predict_pb2, diffusion_pb2, proof_pb2, market_pb2, telemetry_pb2)
 FORWARDED = ("authorization", "x-idf-account")  # never the gateway headers: those are set here
 MIB = 1024 * 1024
 
@@ -141,7 +140,7 @@ def _template(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
 
 def routes() -> list[Route]:
     out = []
-    for module in _MODULES:
+    for module in contract_modules():
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 rule = method.GetOptions().Extensions[annotations_pb2.http]

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from idf.server import limits, memory
+from idf.server import auth, limits, memory
 from idf.server.errors import ApiError, exhausted, invalid_argument, shutting_down, too_large
 
 log = logging.getLogger("idf.rpc")
@@ -76,7 +76,9 @@ class Guard(grpc.aio.ServerInterceptor):
         max_message_bytes: int,
         max_inflight_request_bytes: int,
         stream_deadline: float = 300.0,
+        authority: auth.Authority | None = None,
     ) -> None:
+        self.authority = authority  # None: no authentication (tests of the guard alone)
         self.max_message_bytes = max_message_bytes
         self.max_inflight = max_inflight_request_bytes
         self.stream_deadline = stream_deadline
@@ -152,6 +154,17 @@ class Guard(grpc.aio.ServerInterceptor):
         self.inflight += size
         return size
 
+    async def _authorize(self, rpc: str, context: grpc.aio.ServicerContext) -> None:
+        """Who calls, and may they (idf.server.auth): the principal is bound for the servicer.
+        A key not looked up recently is read from the store on a thread, off the event loop."""
+        if self.authority is None:
+            return
+        metadata = context.invocation_metadata()
+        credential = self.authority.needs_lookup(metadata)
+        if credential is not None:
+            await asyncio.to_thread(self.authority.load, credential)
+        auth.bind(self.authority.check(rpc, metadata, context.peer()))
+
     def _check_size(self, response: Any) -> None:
         size = response.ByteSize()
         if size > self.max_message_bytes:
@@ -170,6 +183,7 @@ class Guard(grpc.aio.ServerInterceptor):
                 try:
                     if self.closing and not rpc.startswith(_ALWAYS_SERVED):
                         raise shutting_down()
+                    await self._authorize(rpc, context)
                     if not streamed:
                         size = self._admit(rpc, request, context)
                     response = await inner(request, context)
@@ -214,6 +228,7 @@ class Guard(grpc.aio.ServerInterceptor):
                 try:
                     if self.closing and not rpc.startswith(_ALWAYS_SERVED):
                         raise shutting_down()
+                    await self._authorize(rpc, context)
                     if not streamed:
                         size = self._admit(rpc, request, context)
                     result = inner(request, context)

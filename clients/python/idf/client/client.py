@@ -29,6 +29,8 @@ from idf.client.fields import to_field
 from idf.v1 import (
     diffusion_pb2,
     diffusion_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     market_pb2,
     market_pb2_grpc,
     predict_pb2_grpc,
@@ -47,10 +49,13 @@ class _Base:
         target: str | None,
         timeout: float | None,
         metadata: Sequence[tuple[str, str]] | None,
+        api_key: str | None = None,
     ) -> None:
         self.target = target or p.default_target()
         self.timeout = timeout
         self.metadata = tuple(metadata or ())
+        if api_key:
+            self.metadata += (("authorization", f"Bearer {api_key}"),)
 
     def _kw(self, timeout: float | None) -> dict[str, Any]:
         return {"timeout": self.timeout if timeout is None else timeout, "metadata": self.metadata}
@@ -65,7 +70,8 @@ class Client(_Base):
         credentials: TLS channel credentials (`grpc.ssl_channel_credentials(...)`); None means
             plaintext.
         call_credentials: per-call credentials (tokens), composed onto `credentials`.
-        metadata: extra metadata sent with every call (for example an API key header).
+        metadata: extra metadata sent with every call.
+        api_key: an API key (idf_...) or token, sent as `authorization: Bearer <api_key>`.
         max_attempts: attempts for calls that fail with UNAVAILABLE (1 disables retries).
         max_message_bytes: largest message sent or received.
     """
@@ -80,8 +86,9 @@ class Client(_Base):
         metadata: Sequence[tuple[str, str]] | None = None,
         max_attempts: int = 4,
         max_message_bytes: int = p.DEFAULT_MAX_MESSAGE_BYTES,
+        api_key: str | None = None,
     ) -> None:
-        super().__init__(target, timeout, metadata)
+        super().__init__(target, timeout, metadata, api_key)
         options = p.channel_options(max_message_bytes, max_attempts)
         creds = p.combined_credentials(credentials, call_credentials)
         self.channel = (
@@ -94,6 +101,7 @@ class Client(_Base):
         self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
         self.market_stub = market_pb2_grpc.MarketServiceStub(self.channel)
         self.telemetry_stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
+        self.keys_stub = keys_pb2_grpc.KeyServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> Client:
@@ -321,7 +329,7 @@ class Client(_Base):
         account: str,
         token: str,
         amount: int,
-        admin_token: str,
+        admin_token: str = "",
         *,
         request_id: str = "",
         timeout: float | None = None,
@@ -335,7 +343,9 @@ class Client(_Base):
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    def get_ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> r.LedgerAudit:
+    def get_ledger_audit(
+        self, admin_token: str = "", *, timeout: float | None = None
+    ) -> r.LedgerAudit:
         """The operator audit (administrators only): system balances, supply, open escrow
         reservations and every ledger invariant with whether it holds (`.passed`: all hold)."""
         try:
@@ -376,6 +386,32 @@ class Client(_Base):
         ):
             yield r.energy_map_from(message.energy_map)
 
+    def create_api_key(
+        self,
+        principal: str,
+        roles: Sequence[str],
+        *,
+        ttl_seconds: int = 0,
+        description: str = "",
+        timeout: float | None = None,
+    ) -> r.CreatedApiKey:
+        """A new API key of the caller's tenant for `principal` with `roles`; its `secret` is
+        shown only here (send it as `api_key=` or `authorization: Bearer <secret>`)."""
+        request = keys_pb2.CreateApiKeyRequest(
+            principal=principal, roles=list(roles), ttl_seconds=ttl_seconds, description=description
+        )
+        return r.created_api_key_from(self._call(self.keys_stub.CreateApiKey, request, timeout))
+
+    def list_api_keys(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> r.ApiKeyPage:
+        request = keys_pb2.ListApiKeysRequest(page_size=page_size, page_token=page_token)
+        return r.api_key_page_from(self._call(self.keys_stub.ListApiKeys, request, timeout))
+
+    def revoke_api_key(self, name: str, *, timeout: float | None = None) -> r.ApiKey:
+        request = keys_pb2.RevokeApiKeyRequest(name=name)
+        return r.api_key_from(self._call(self.keys_stub.RevokeApiKey, request, timeout).api_key)
+
     # names of the first SDK, kept: the RPC-named methods above and below are the canonical ones
     def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return self.checkpoint(timeout=timeout)
@@ -388,7 +424,7 @@ class Client(_Base):
     def get_public_key(self, *, timeout: float | None = None) -> bytes:
         return self.public_key(timeout=timeout)
 
-    def ledger_audit(self, admin_token: str, *, timeout: float | None = None) -> r.LedgerAudit:
+    def ledger_audit(self, admin_token: str = "", *, timeout: float | None = None) -> r.LedgerAudit:
         return self.get_ledger_audit(admin_token, timeout=timeout)
 
 
@@ -405,8 +441,9 @@ class AsyncClient(_Base):
         metadata: Sequence[tuple[str, str]] | None = None,
         max_attempts: int = 4,
         max_message_bytes: int = p.DEFAULT_MAX_MESSAGE_BYTES,
+        api_key: str | None = None,
     ) -> None:
-        super().__init__(target, timeout, metadata)
+        super().__init__(target, timeout, metadata, api_key)
         options = p.channel_options(max_message_bytes, max_attempts)
         creds = p.combined_credentials(credentials, call_credentials)
         self.channel = (
@@ -419,6 +456,7 @@ class AsyncClient(_Base):
         self.proof_stub = proof_pb2_grpc.ProofServiceStub(self.channel)
         self.market_stub = market_pb2_grpc.MarketServiceStub(self.channel)
         self.telemetry_stub = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
+        self.keys_stub = keys_pb2_grpc.KeyServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def __aenter__(self) -> AsyncClient:
@@ -639,7 +677,7 @@ class AsyncClient(_Base):
         account: str,
         token: str,
         amount: int,
-        admin_token: str,
+        admin_token: str = "",
         *,
         request_id: str = "",
         timeout: float | None = None,
@@ -653,7 +691,7 @@ class AsyncClient(_Base):
             raise from_rpc_error(e) from None
 
     async def get_ledger_audit(
-        self, admin_token: str, *, timeout: float | None = None
+        self, admin_token: str = "", *, timeout: float | None = None
     ) -> r.LedgerAudit:
         try:
             return r.ledger_audit_from(
@@ -697,6 +735,34 @@ class AsyncClient(_Base):
         ):
             yield r.energy_map_from(message.energy_map)
 
+    async def create_api_key(
+        self,
+        principal: str,
+        roles: Sequence[str],
+        *,
+        ttl_seconds: int = 0,
+        description: str = "",
+        timeout: float | None = None,
+    ) -> r.CreatedApiKey:
+        request = keys_pb2.CreateApiKeyRequest(
+            principal=principal, roles=list(roles), ttl_seconds=ttl_seconds, description=description
+        )
+        return r.created_api_key_from(
+            await self._call(self.keys_stub.CreateApiKey, request, timeout)
+        )
+
+    async def list_api_keys(
+        self, *, page_size: int = 0, page_token: str = "", timeout: float | None = None
+    ) -> r.ApiKeyPage:
+        request = keys_pb2.ListApiKeysRequest(page_size=page_size, page_token=page_token)
+        return r.api_key_page_from(await self._call(self.keys_stub.ListApiKeys, request, timeout))
+
+    async def revoke_api_key(self, name: str, *, timeout: float | None = None) -> r.ApiKey:
+        request = keys_pb2.RevokeApiKeyRequest(name=name)
+        return r.api_key_from(
+            (await self._call(self.keys_stub.RevokeApiKey, request, timeout)).api_key
+        )
+
     async def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return await self.checkpoint(timeout=timeout)
 
@@ -709,13 +775,16 @@ class AsyncClient(_Base):
         return await self.public_key(timeout=timeout)
 
     async def ledger_audit(
-        self, admin_token: str, *, timeout: float | None = None
+        self, admin_token: str = "", *, timeout: float | None = None
     ) -> r.LedgerAudit:
         return await self.get_ledger_audit(admin_token, timeout=timeout)
 
 
 def _admin(kw: dict[str, Any], admin_token: str) -> dict[str, Any]:
-    """Call options with `authorization: Bearer <admin_token>` added to the metadata."""
+    """Call options with `authorization: Bearer <admin_token>` in place of the client's own
+    credential ('' keeps the client's: an admin API key)."""
+    if not admin_token:
+        return kw
     kept = tuple((k, v) for k, v in kw["metadata"] if k.lower() != "authorization")
     return {**kw, "metadata": (*kept, ("authorization", f"Bearer {admin_token}"))}
 

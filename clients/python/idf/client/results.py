@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from idf.client._protocol import Usage, usage_from
 from idf.client.fields import from_field
-from idf.v1 import diffusion_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
+from idf.v1 import diffusion_pb2, keys_pb2, market_pb2, predict_pb2, proof_pb2, telemetry_pb2
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -458,3 +458,60 @@ class Published:
 
 def published_from(r: telemetry_pb2.PublishResponse) -> Published:
     return Published(r.accepted_count, r.rejected_count, r)
+
+
+def _when(t: Any, present: bool) -> datetime.datetime | None:
+    return t.ToDatetime(tzinfo=datetime.timezone.utc) if present else None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's record (never its secret)."""
+
+    name: str  # keys/{key_id}
+    prefix: str  # idf_<key_id>: how the secret starts
+    principal: str
+    tenant: str
+    roles: list[str]
+    create_time: datetime.datetime | None
+    expire_time: datetime.datetime | None  # None: never
+    revoke_time: datetime.datetime | None  # None: not revoked
+    description: str
+    raw: keys_pb2.ApiKey = dataclasses.field(repr=False)
+
+
+def api_key_from(m: keys_pb2.ApiKey) -> ApiKey:
+    return ApiKey(
+        m.name,
+        m.prefix,
+        m.principal,
+        m.tenant,
+        list(m.roles),
+        _when(m.create_time, m.HasField("create_time")),
+        _when(m.expire_time, m.HasField("expire_time")),
+        _when(m.revoke_time, m.HasField("revoke_time")),
+        m.description,
+        m,
+    )
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: ApiKey
+    secret: str = dataclasses.field(repr=False)  # shown once: keep it safe
+    raw: keys_pb2.CreateApiKeyResponse = dataclasses.field(repr=False)
+
+
+def created_api_key_from(r: keys_pb2.CreateApiKeyResponse) -> CreatedApiKey:
+    return CreatedApiKey(api_key_from(r.api_key), r.secret, r)
+
+
+@dataclass(frozen=True)
+class ApiKeyPage:
+    api_keys: list[ApiKey]
+    next_page_token: str  # "" on the last page
+    raw: keys_pb2.ListApiKeysResponse = dataclasses.field(repr=False)
+
+
+def api_key_page_from(r: keys_pb2.ListApiKeysResponse) -> ApiKeyPage:
+    return ApiKeyPage([api_key_from(k) for k in r.api_keys], r.next_page_token, r)

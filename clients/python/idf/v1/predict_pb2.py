@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from idf.v1 import field_pb2 as idf_dot_v1_dot_field__pb2
+from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idf/v1/predict.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x12idf/v1/field.proto\"\xc4\x01\n\x13TransportParameters\x12&\n\x0b\x64iffusivity\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x0b\x64iffusivity\x12 \n\x08velocity\x18\x02 \x03(\x01\x42\x04\xe2\x41\x01\x01R\x08velocity\x12\x14\n\x02\x64t\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x02\x64t\x12 \n\x08substeps\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08substeps\x12+\n\x06source\x18\x05 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\x06source\"\xb5\x02\n\x0ePredictRequest\x12-\n\x07history\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x02R\x07history\x12\x1a\n\x05steps\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x05steps\x12\x1a\n\x05model\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x05model\x12?\n\ttransport\x18\x04 \x01(\x0b\x32\x1b.idf.v1.TransportParametersB\x04\xe2\x41\x01\x01R\ttransport\x12\x30\n\x04\x66low\x18\x05 \x01(\x0b\x32\x16.idf.v1.FlowParametersB\x04\xe2\x41\x01\x01R\x04\x66low\x12/\n\x10\x65nsemble_members\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x0f\x65nsembleMembers\x12\x18\n\x04seed\x18\x07 \x01(\x04\x42\x04\xe2\x41\x01\x01R\x04seed\"2\n\x0e\x46lowParameters\x12 \n\x08reynolds\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x08reynolds\"\x95\x02\n\x0fPredictResponse\x12+\n\x06\x66rames\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x06\x66rames\x12+\n\x06stddev\x18\x02 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x06stddev\x12+\n\x0e\x66rame_interval\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x03R\rframeInterval\x12\x1a\n\x05model\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x05model\x12\x1c\n\x06totals\x18\x05 \x03(\x01\x42\x04\xe2\x41\x01\x03R\x06totals\x12\x16\n\x03\x63\x66l\x18\x06 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x03\x63\x66l\x12)\n\x05usage\x18\x07 \x01(\x0b\x32\r.idf.v1.UsageB\x04\xe2\x41\x01\x03R\x05usage\"\x8b\x01\n\x13\x44\x65tectRegimeRequest\x12+\n\x06\x66rames\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x02R\x06\x66rames\x12+\n\x0e\x66rame_interval\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x02R\rframeInterval\x12\x1a\n\x05model\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x05model\"i\n\x11RegimeProbability\x12,\n\x06regime\x18\x01 \x01(\x0e\x32\x0e.idf.v1.RegimeB\x04\xe2\x41\x01\x03R\x06regime\x12&\n\x0bprobability\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x0bprobability\"\xdd\x02\n\x14\x44\x65tectRegimeResponse\x12,\n\x06regime\x18\x01 \x01(\x0e\x32\x0e.idf.v1.RegimeB\x04\xe2\x41\x01\x03R\x06regime\x12\x45\n\rprobabilities\x18\x02 \x03(\x0b\x32\x19.idf.v1.RegimeProbabilityB\x04\xe2\x41\x01\x03R\rprobabilities\x12L\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32*.idf.v1.DetectRegimeResponse.FeaturesEntryB\x04\xe2\x41\x01\x03R\x08\x66\x65\x61tures\x12)\n\rframes_needed\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0c\x66ramesNeeded\x12\x1a\n\x05model\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x05model\x1a;\n\rFeaturesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01*u\n\x06Regime\x12\x16\n\x12REGIME_UNSPECIFIED\x10\x00\x12\x17\n\x13REGIME_UNDETERMINED\x10\x01\x12\x11\n\rREGIME_STEADY\x10\x02\x12\x13\n\x0fREGIME_PERIODIC\x10\x03\x12\x12\n\x0eREGIME_CHAOTIC\x10\x04\x32\xcd\x01\n\x0ePredictService\x12R\n\x07Predict\x12\x16.idf.v1.PredictRequest\x1a\x17.idf.v1.PredictResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/predict:\x01*\x12g\n\x0c\x44\x65tectRegime\x12\x1b.idf.v1.DetectRegimeRequest\x1a\x1c.idf.v1.DetectRegimeResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/regime:detect:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14idf/v1/predict.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xc4\x01\n\x13TransportParameters\x12&\n\x0b\x64iffusivity\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x0b\x64iffusivity\x12 \n\x08velocity\x18\x02 \x03(\x01\x42\x04\xe2\x41\x01\x01R\x08velocity\x12\x14\n\x02\x64t\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x02\x64t\x12 \n\x08substeps\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08substeps\x12+\n\x06source\x18\x05 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\x06source\"\xb5\x02\n\x0ePredictRequest\x12-\n\x07history\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x02R\x07history\x12\x1a\n\x05steps\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x05steps\x12\x1a\n\x05model\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x05model\x12?\n\ttransport\x18\x04 \x01(\x0b\x32\x1b.idf.v1.TransportParametersB\x04\xe2\x41\x01\x01R\ttransport\x12\x30\n\x04\x66low\x18\x05 \x01(\x0b\x32\x16.idf.v1.FlowParametersB\x04\xe2\x41\x01\x01R\x04\x66low\x12/\n\x10\x65nsemble_members\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x0f\x65nsembleMembers\x12\x18\n\x04seed\x18\x07 \x01(\x04\x42\x04\xe2\x41\x01\x01R\x04seed\"2\n\x0e\x46lowParameters\x12 \n\x08reynolds\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x01R\x08reynolds\"\x95\x02\n\x0fPredictResponse\x12+\n\x06\x66rames\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x06\x66rames\x12+\n\x06stddev\x18\x02 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x06stddev\x12+\n\x0e\x66rame_interval\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x03R\rframeInterval\x12\x1a\n\x05model\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x05model\x12\x1c\n\x06totals\x18\x05 \x03(\x01\x42\x04\xe2\x41\x01\x03R\x06totals\x12\x16\n\x03\x63\x66l\x18\x06 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x03\x63\x66l\x12)\n\x05usage\x18\x07 \x01(\x0b\x32\r.idf.v1.UsageB\x04\xe2\x41\x01\x03R\x05usage\"\x8b\x01\n\x13\x44\x65tectRegimeRequest\x12+\n\x06\x66rames\x18\x01 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x02R\x06\x66rames\x12+\n\x0e\x66rame_interval\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x02R\rframeInterval\x12\x1a\n\x05model\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x05model\"i\n\x11RegimeProbability\x12,\n\x06regime\x18\x01 \x01(\x0e\x32\x0e.idf.v1.RegimeB\x04\xe2\x41\x01\x03R\x06regime\x12&\n\x0bprobability\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x0bprobability\"\xdd\x02\n\x14\x44\x65tectRegimeResponse\x12,\n\x06regime\x18\x01 \x01(\x0e\x32\x0e.idf.v1.RegimeB\x04\xe2\x41\x01\x03R\x06regime\x12\x45\n\rprobabilities\x18\x02 \x03(\x0b\x32\x19.idf.v1.RegimeProbabilityB\x04\xe2\x41\x01\x03R\rprobabilities\x12L\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32*.idf.v1.DetectRegimeResponse.FeaturesEntryB\x04\xe2\x41\x01\x03R\x08\x66\x65\x61tures\x12)\n\rframes_needed\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x0c\x66ramesNeeded\x12\x1a\n\x05model\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x05model\x1a;\n\rFeaturesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x02\x38\x01*u\n\x06Regime\x12\x16\n\x12REGIME_UNSPECIFIED\x10\x00\x12\x17\n\x13REGIME_UNDETERMINED\x10\x01\x12\x11\n\rREGIME_STEADY\x10\x02\x12\x13\n\x0fREGIME_PERIODIC\x10\x03\x12\x12\n\x0eREGIME_CHAOTIC\x10\x04\x32\xeb\x01\n\x0ePredictService\x12\x61\n\x07Predict\x12\x16.idf.v1.PredictRequest\x1a\x17.idf.v1.PredictResponse\"%\xaa\xbb\x18\x0bpredict.run\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/predict:\x01*\x12v\n\x0c\x44\x65tectRegime\x12\x1b.idf.v1.DetectRegimeRequest\x1a\x1c.idf.v1.DetectRegimeResponse\"+\xaa\xbb\x18\x0bpredict.run\x82\xd3\xe4\x93\x02\x16\"\x11/v1/regime:detect:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -97,27 +98,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTREGIMERESPONSE'].fields_by_name['model']._loaded_options = None
   _globals['_DETECTREGIMERESPONSE'].fields_by_name['model']._serialized_options = b'\342A\001\003'
   _globals['_PREDICTSERVICE'].methods_by_name['Predict']._loaded_options = None
-  _globals['_PREDICTSERVICE'].methods_by_name['Predict']._serialized_options = b'\202\323\344\223\002\020\"\013/v1/predict:\001*'
+  _globals['_PREDICTSERVICE'].methods_by_name['Predict']._serialized_options = b'\252\273\030\013predict.run\202\323\344\223\002\020\"\013/v1/predict:\001*'
   _globals['_PREDICTSERVICE'].methods_by_name['DetectRegime']._loaded_options = None
-  _globals['_PREDICTSERVICE'].methods_by_name['DetectRegime']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/regime:detect:\001*'
-  _globals['_REGIME']._serialized_start=1559
-  _globals['_REGIME']._serialized_end=1676
-  _globals['_TRANSPORTPARAMETERS']._serialized_start=116
-  _globals['_TRANSPORTPARAMETERS']._serialized_end=312
-  _globals['_PREDICTREQUEST']._serialized_start=315
-  _globals['_PREDICTREQUEST']._serialized_end=624
-  _globals['_FLOWPARAMETERS']._serialized_start=626
-  _globals['_FLOWPARAMETERS']._serialized_end=676
-  _globals['_PREDICTRESPONSE']._serialized_start=679
-  _globals['_PREDICTRESPONSE']._serialized_end=956
-  _globals['_DETECTREGIMEREQUEST']._serialized_start=959
-  _globals['_DETECTREGIMEREQUEST']._serialized_end=1098
-  _globals['_REGIMEPROBABILITY']._serialized_start=1100
-  _globals['_REGIMEPROBABILITY']._serialized_end=1205
-  _globals['_DETECTREGIMERESPONSE']._serialized_start=1208
-  _globals['_DETECTREGIMERESPONSE']._serialized_end=1557
-  _globals['_DETECTREGIMERESPONSE_FEATURESENTRY']._serialized_start=1498
-  _globals['_DETECTREGIMERESPONSE_FEATURESENTRY']._serialized_end=1557
-  _globals['_PREDICTSERVICE']._serialized_start=1679
-  _globals['_PREDICTSERVICE']._serialized_end=1884
+  _globals['_PREDICTSERVICE'].methods_by_name['DetectRegime']._serialized_options = b'\252\273\030\013predict.run\202\323\344\223\002\026\"\021/v1/regime:detect:\001*'
+  _globals['_REGIME']._serialized_start=1580
+  _globals['_REGIME']._serialized_end=1697
+  _globals['_TRANSPORTPARAMETERS']._serialized_start=137
+  _globals['_TRANSPORTPARAMETERS']._serialized_end=333
+  _globals['_PREDICTREQUEST']._serialized_start=336
+  _globals['_PREDICTREQUEST']._serialized_end=645
+  _globals['_FLOWPARAMETERS']._serialized_start=647
+  _globals['_FLOWPARAMETERS']._serialized_end=697
+  _globals['_PREDICTRESPONSE']._serialized_start=700
+  _globals['_PREDICTRESPONSE']._serialized_end=977
+  _globals['_DETECTREGIMEREQUEST']._serialized_start=980
+  _globals['_DETECTREGIMEREQUEST']._serialized_end=1119
+  _globals['_REGIMEPROBABILITY']._serialized_start=1121
+  _globals['_REGIMEPROBABILITY']._serialized_end=1226
+  _globals['_DETECTREGIMERESPONSE']._serialized_start=1229
+  _globals['_DETECTREGIMERESPONSE']._serialized_end=1578
+  _globals['_DETECTREGIMERESPONSE_FEATURESENTRY']._serialized_start=1519
+  _globals['_DETECTREGIMERESPONSE_FEATURESENTRY']._serialized_end=1578
+  _globals['_PREDICTSERVICE']._serialized_start=1700
+  _globals['_PREDICTSERVICE']._serialized_end=1935
 # @@protoc_insertion_point(module_scope)

@@ -26,9 +26,10 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from idf.v1 import field_pb2 as idf_dot_v1_dot_field__pb2
+from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12idf/v1/proof.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\"D\n\x08Producer\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\x04name\x12\x1e\n\x07version\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x07version\">\n\x06Metric\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12\x1a\n\x05value\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x05value\"\xbc\x01\n\x05\x43heck\x12\x1c\n\x06metric\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x06metric\x12$\n\ncomparison\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\ncomparison\x12\"\n\tthreshold\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x03R\tthreshold\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x05value\x12/\n\x07verdict\x18\x05 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x03R\x07verdict\"v\n\x0eInclusionProof\x12#\n\nleaf_index\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\tleafIndex\x12!\n\ttree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08treeSize\x12\x1c\n\x06hashes\x18\x03 \x03(\x0c\x42\x04\xe2\x41\x01\x03R\x06hashes\"\xd3\x01\n\nCheckpoint\x12\x1c\n\x06origin\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x06origin\x12!\n\ttree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08treeSize\x12!\n\troot_hash\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\x08rootHash\x12=\n\tsign_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x08signTime\x12\"\n\tsignature\x18\x05 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tsignature\"\x94\x05\n\x05Proof\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1c\n\x06record\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\x06record\x12\"\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tsignature\x12/\n\x07verdict\x18\x04 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x03R\x07verdict\x12\x1c\n\x06policy\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x06policy\x12.\n\x07metrics\x18\x06 \x03(\x0b\x32\x0e.idf.v1.MetricB\x04\xe2\x41\x01\x03R\x07metrics\x12+\n\x06\x63hecks\x18\x07 \x03(\x0b\x32\r.idf.v1.CheckB\x04\xe2\x41\x01\x03R\x06\x63hecks\x12J\n\rinput_digests\x18\x08 \x03(\x0b\x32\x1f.idf.v1.Proof.InputDigestsEntryB\x04\xe2\x41\x01\x03R\x0cinputDigests\x12\x32\n\x08producer\x18\t \x01(\x0b\x32\x10.idf.v1.ProducerB\x04\xe2\x41\x01\x03R\x08producer\x12\x41\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x45\n\x0finclusion_proof\x18\x0b \x01(\x0b\x32\x16.idf.v1.InclusionProofB\x04\xe2\x41\x01\x03R\x0einclusionProof\x12\x38\n\ncheckpoint\x18\x0c \x01(\x0b\x32\x12.idf.v1.CheckpointB\x04\xe2\x41\x01\x03R\ncheckpoint\x1a?\n\x11InputDigestsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xa4\x02\n\x12\x43reateProofRequest\x12\x33\n\nprediction\x18\x01 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\nprediction\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\treference\x12/\n\x08sequence\x18\x03 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\x08sequence\x12\x1c\n\x06policy\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x06policy\x12\x32\n\x08producer\x18\x05 \x01(\x0b\x32\x10.idf.v1.ProducerB\x04\xe2\x41\x01\x01R\x08producer\x12#\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"\x90\x01\n\x13\x43reateProofResponse\x12)\n\x05proof\x18\x01 \x01(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x05proof\x12#\n\nreward_pft\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\trewardPft\x12)\n\rreward_reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x0crewardReason\"+\n\x0fGetProofRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"=\n\x10GetProofResponse\x12)\n\x05proof\x18\x01 \x01(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x05proof\"\xcc\x01\n\x11ListProofsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x1c\n\x06policy\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x06policy\x12/\n\x07verdict\x18\x04 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x01R\x07verdict\x12 \n\x08producer\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x08producer\"o\n\x12ListProofsResponse\x12+\n\x06proofs\x18\x01 \x03(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x06proofs\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"w\n\x06Policy\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12&\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64\x65scription\x12+\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\r.idf.v1.CheckB\x04\xe2\x41\x01\x03R\x06\x63hecks\"\x15\n\x13ListPoliciesRequest\"H\n\x14ListPoliciesResponse\x12\x30\n\x08policies\x18\x01 \x03(\x0b\x32\x0e.idf.v1.PolicyB\x04\xe2\x41\x01\x03R\x08policies\"\x16\n\x14GetCheckpointRequest\"Q\n\x15GetCheckpointResponse\x12\x38\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x12.idf.v1.CheckpointB\x04\xe2\x41\x01\x03R\ncheckpoint\"z\n\x1aGetConsistencyProofRequest\x12,\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02R\rfirstTreeSize\x12.\n\x10second_tree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x0esecondTreeSize\";\n\x1bGetConsistencyProofResponse\x12\x1c\n\x06hashes\x18\x01 \x03(\x0c\x42\x04\xe2\x41\x01\x03R\x06hashes\"\x15\n\x13GetPublicKeyRequest\"X\n\x14GetPublicKeyResponse\x12#\n\npublic_key\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tpublicKey\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05keyId*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\xd6\x05\n\x0cProofService\x12]\n\x0b\x43reateProof\x12\x1a.idf.v1.CreateProofRequest\x1a\x1b.idf.v1.CreateProofResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/proofs:\x01*\x12Z\n\x08GetProof\x12\x17.idf.v1.GetProofRequest\x1a\x18.idf.v1.GetProofResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=proofs/*}\x12W\n\nListProofs\x12\x19.idf.v1.ListProofsRequest\x1a\x1a.idf.v1.ListProofsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/proofs\x12_\n\x0cListPolicies\x12\x1b.idf.v1.ListPoliciesRequest\x1a\x1c.idf.v1.ListPoliciesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/policies\x12h\n\rGetCheckpoint\x12\x1c.idf.v1.GetCheckpointRequest\x1a\x1d.idf.v1.GetCheckpointResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/log/checkpoint\x12\x80\x01\n\x13GetConsistencyProof\x12\".idf.v1.GetConsistencyProofRequest\x1a#.idf.v1.GetConsistencyProofResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/log:consistencyProof\x12\x64\n\x0cGetPublicKey\x12\x1b.idf.v1.GetPublicKeyRequest\x1a\x1c.idf.v1.GetPublicKeyResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/log/publicKeyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12idf/v1/proof.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"D\n\x08Producer\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01R\x04name\x12\x1e\n\x07version\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\x07version\">\n\x06Metric\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12\x1a\n\x05value\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x05value\"\xbc\x01\n\x05\x43heck\x12\x1c\n\x06metric\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x06metric\x12$\n\ncomparison\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\ncomparison\x12\"\n\tthreshold\x18\x03 \x01(\x01\x42\x04\xe2\x41\x01\x03R\tthreshold\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x03R\x05value\x12/\n\x07verdict\x18\x05 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x03R\x07verdict\"v\n\x0eInclusionProof\x12#\n\nleaf_index\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\tleafIndex\x12!\n\ttree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08treeSize\x12\x1c\n\x06hashes\x18\x03 \x03(\x0c\x42\x04\xe2\x41\x01\x03R\x06hashes\"\xd3\x01\n\nCheckpoint\x12\x1c\n\x06origin\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x06origin\x12!\n\ttree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08treeSize\x12!\n\troot_hash\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\x08rootHash\x12=\n\tsign_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x08signTime\x12\"\n\tsignature\x18\x05 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tsignature\"\x94\x05\n\x05Proof\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1c\n\x06record\x18\x02 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\x06record\x12\"\n\tsignature\x18\x03 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tsignature\x12/\n\x07verdict\x18\x04 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x03R\x07verdict\x12\x1c\n\x06policy\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x06policy\x12.\n\x07metrics\x18\x06 \x03(\x0b\x32\x0e.idf.v1.MetricB\x04\xe2\x41\x01\x03R\x07metrics\x12+\n\x06\x63hecks\x18\x07 \x03(\x0b\x32\r.idf.v1.CheckB\x04\xe2\x41\x01\x03R\x06\x63hecks\x12J\n\rinput_digests\x18\x08 \x03(\x0b\x32\x1f.idf.v1.Proof.InputDigestsEntryB\x04\xe2\x41\x01\x03R\x0cinputDigests\x12\x32\n\x08producer\x18\t \x01(\x0b\x32\x10.idf.v1.ProducerB\x04\xe2\x41\x01\x03R\x08producer\x12\x41\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x45\n\x0finclusion_proof\x18\x0b \x01(\x0b\x32\x16.idf.v1.InclusionProofB\x04\xe2\x41\x01\x03R\x0einclusionProof\x12\x38\n\ncheckpoint\x18\x0c \x01(\x0b\x32\x12.idf.v1.CheckpointB\x04\xe2\x41\x01\x03R\ncheckpoint\x1a?\n\x11InputDigestsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xa4\x02\n\x12\x43reateProofRequest\x12\x33\n\nprediction\x18\x01 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\nprediction\x12\x31\n\treference\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\treference\x12/\n\x08sequence\x18\x03 \x03(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x01R\x08sequence\x12\x1c\n\x06policy\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x06policy\x12\x32\n\x08producer\x18\x05 \x01(\x0b\x32\x10.idf.v1.ProducerB\x04\xe2\x41\x01\x01R\x08producer\x12#\n\nrequest_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\trequestId\"\x90\x01\n\x13\x43reateProofResponse\x12)\n\x05proof\x18\x01 \x01(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x05proof\x12#\n\nreward_pft\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\trewardPft\x12)\n\rreward_reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x0crewardReason\"+\n\x0fGetProofRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"=\n\x10GetProofResponse\x12)\n\x05proof\x18\x01 \x01(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x05proof\"\xcc\x01\n\x11ListProofsRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\x12\x1c\n\x06policy\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01R\x06policy\x12/\n\x07verdict\x18\x04 \x01(\x0e\x32\x0f.idf.v1.VerdictB\x04\xe2\x41\x01\x01R\x07verdict\x12 \n\x08producer\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01R\x08producer\"o\n\x12ListProofsResponse\x12+\n\x06proofs\x18\x01 \x03(\x0b\x32\r.idf.v1.ProofB\x04\xe2\x41\x01\x03R\x06proofs\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"w\n\x06Policy\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04name\x12&\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64\x65scription\x12+\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\r.idf.v1.CheckB\x04\xe2\x41\x01\x03R\x06\x63hecks\"\x15\n\x13ListPoliciesRequest\"H\n\x14ListPoliciesResponse\x12\x30\n\x08policies\x18\x01 \x03(\x0b\x32\x0e.idf.v1.PolicyB\x04\xe2\x41\x01\x03R\x08policies\"\x16\n\x14GetCheckpointRequest\"Q\n\x15GetCheckpointResponse\x12\x38\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x12.idf.v1.CheckpointB\x04\xe2\x41\x01\x03R\ncheckpoint\"z\n\x1aGetConsistencyProofRequest\x12,\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02R\rfirstTreeSize\x12.\n\x10second_tree_size\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x0esecondTreeSize\";\n\x1bGetConsistencyProofResponse\x12\x1c\n\x06hashes\x18\x01 \x03(\x0c\x42\x04\xe2\x41\x01\x03R\x06hashes\"\x15\n\x13GetPublicKeyRequest\"X\n\x14GetPublicKeyResponse\x12#\n\npublic_key\x18\x01 \x01(\x0c\x42\x04\xe2\x41\x01\x03R\tpublicKey\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05keyId*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\xb8\x06\n\x0cProofService\x12m\n\x0b\x43reateProof\x12\x1a.idf.v1.CreateProofRequest\x1a\x1b.idf.v1.CreateProofResponse\"%\xaa\xbb\x18\x0cproofs.write\x82\xd3\xe4\x93\x02\x0f\"\n/v1/proofs:\x01*\x12i\n\x08GetProof\x12\x17.idf.v1.GetProofRequest\x1a\x18.idf.v1.GetProofResponse\"*\xaa\xbb\x18\x0bproofs.read\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/{name=proofs/*}\x12\x66\n\nListProofs\x12\x19.idf.v1.ListProofsRequest\x1a\x1a.idf.v1.ListProofsResponse\"!\xaa\xbb\x18\x0bproofs.read\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/proofs\x12o\n\x0cListPolicies\x12\x1b.idf.v1.ListPoliciesRequest\x1a\x1c.idf.v1.ListPoliciesResponse\"$\xaa\xbb\x18\x0c\x63\x61talog.read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/policies\x12t\n\rGetCheckpoint\x12\x1c.idf.v1.GetCheckpointRequest\x1a\x1d.idf.v1.GetCheckpointResponse\"&\xaa\xbb\x18\x08log.read\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/log/checkpoint\x12\x8c\x01\n\x13GetConsistencyProof\x12\".idf.v1.GetConsistencyProofRequest\x1a#.idf.v1.GetConsistencyProofResponse\",\xaa\xbb\x18\x08log.read\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/log:consistencyProof\x12p\n\x0cGetPublicKey\x12\x1b.idf.v1.GetPublicKeyRequest\x1a\x1c.idf.v1.GetPublicKeyResponse\"%\xaa\xbb\x18\x08log.read\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/log/publicKeyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -152,65 +153,65 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPUBLICKEYRESPONSE'].fields_by_name['key_id']._loaded_options = None
   _globals['_GETPUBLICKEYRESPONSE'].fields_by_name['key_id']._serialized_options = b'\342A\001\003'
   _globals['_PROOFSERVICE'].methods_by_name['CreateProof']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['CreateProof']._serialized_options = b'\202\323\344\223\002\017\"\n/v1/proofs:\001*'
+  _globals['_PROOFSERVICE'].methods_by_name['CreateProof']._serialized_options = b'\252\273\030\014proofs.write\202\323\344\223\002\017\"\n/v1/proofs:\001*'
   _globals['_PROOFSERVICE'].methods_by_name['GetProof']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['GetProof']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/{name=proofs/*}'
+  _globals['_PROOFSERVICE'].methods_by_name['GetProof']._serialized_options = b'\252\273\030\013proofs.read\202\323\344\223\002\025\022\023/v1/{name=proofs/*}'
   _globals['_PROOFSERVICE'].methods_by_name['ListProofs']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['ListProofs']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/proofs'
+  _globals['_PROOFSERVICE'].methods_by_name['ListProofs']._serialized_options = b'\252\273\030\013proofs.read\202\323\344\223\002\014\022\n/v1/proofs'
   _globals['_PROOFSERVICE'].methods_by_name['ListPolicies']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['ListPolicies']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/policies'
+  _globals['_PROOFSERVICE'].methods_by_name['ListPolicies']._serialized_options = b'\252\273\030\014catalog.read\202\323\344\223\002\016\022\014/v1/policies'
   _globals['_PROOFSERVICE'].methods_by_name['GetCheckpoint']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['GetCheckpoint']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/log/checkpoint'
+  _globals['_PROOFSERVICE'].methods_by_name['GetCheckpoint']._serialized_options = b'\252\273\030\010log.read\202\323\344\223\002\024\022\022/v1/log/checkpoint'
   _globals['_PROOFSERVICE'].methods_by_name['GetConsistencyProof']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['GetConsistencyProof']._serialized_options = b'\202\323\344\223\002\032\022\030/v1/log:consistencyProof'
+  _globals['_PROOFSERVICE'].methods_by_name['GetConsistencyProof']._serialized_options = b'\252\273\030\010log.read\202\323\344\223\002\032\022\030/v1/log:consistencyProof'
   _globals['_PROOFSERVICE'].methods_by_name['GetPublicKey']._loaded_options = None
-  _globals['_PROOFSERVICE'].methods_by_name['GetPublicKey']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/log/publicKey'
-  _globals['_VERDICT']._serialized_start=2961
-  _globals['_VERDICT']._serialized_end=3031
-  _globals['_PRODUCER']._serialized_start=146
-  _globals['_PRODUCER']._serialized_end=214
-  _globals['_METRIC']._serialized_start=216
-  _globals['_METRIC']._serialized_end=278
-  _globals['_CHECK']._serialized_start=281
-  _globals['_CHECK']._serialized_end=469
-  _globals['_INCLUSIONPROOF']._serialized_start=471
-  _globals['_INCLUSIONPROOF']._serialized_end=589
-  _globals['_CHECKPOINT']._serialized_start=592
-  _globals['_CHECKPOINT']._serialized_end=803
-  _globals['_PROOF']._serialized_start=806
-  _globals['_PROOF']._serialized_end=1466
-  _globals['_PROOF_INPUTDIGESTSENTRY']._serialized_start=1403
-  _globals['_PROOF_INPUTDIGESTSENTRY']._serialized_end=1466
-  _globals['_CREATEPROOFREQUEST']._serialized_start=1469
-  _globals['_CREATEPROOFREQUEST']._serialized_end=1761
-  _globals['_CREATEPROOFRESPONSE']._serialized_start=1764
-  _globals['_CREATEPROOFRESPONSE']._serialized_end=1908
-  _globals['_GETPROOFREQUEST']._serialized_start=1910
-  _globals['_GETPROOFREQUEST']._serialized_end=1953
-  _globals['_GETPROOFRESPONSE']._serialized_start=1955
-  _globals['_GETPROOFRESPONSE']._serialized_end=2016
-  _globals['_LISTPROOFSREQUEST']._serialized_start=2019
-  _globals['_LISTPROOFSREQUEST']._serialized_end=2223
-  _globals['_LISTPROOFSRESPONSE']._serialized_start=2225
-  _globals['_LISTPROOFSRESPONSE']._serialized_end=2336
-  _globals['_POLICY']._serialized_start=2338
-  _globals['_POLICY']._serialized_end=2457
-  _globals['_LISTPOLICIESREQUEST']._serialized_start=2459
-  _globals['_LISTPOLICIESREQUEST']._serialized_end=2480
-  _globals['_LISTPOLICIESRESPONSE']._serialized_start=2482
-  _globals['_LISTPOLICIESRESPONSE']._serialized_end=2554
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2556
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2578
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=2580
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=2661
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=2663
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=2785
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=2787
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=2846
-  _globals['_GETPUBLICKEYREQUEST']._serialized_start=2848
-  _globals['_GETPUBLICKEYREQUEST']._serialized_end=2869
-  _globals['_GETPUBLICKEYRESPONSE']._serialized_start=2871
-  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=2959
-  _globals['_PROOFSERVICE']._serialized_start=3034
-  _globals['_PROOFSERVICE']._serialized_end=3760
+  _globals['_PROOFSERVICE'].methods_by_name['GetPublicKey']._serialized_options = b'\252\273\030\010log.read\202\323\344\223\002\023\022\021/v1/log/publicKey'
+  _globals['_VERDICT']._serialized_start=2982
+  _globals['_VERDICT']._serialized_end=3052
+  _globals['_PRODUCER']._serialized_start=167
+  _globals['_PRODUCER']._serialized_end=235
+  _globals['_METRIC']._serialized_start=237
+  _globals['_METRIC']._serialized_end=299
+  _globals['_CHECK']._serialized_start=302
+  _globals['_CHECK']._serialized_end=490
+  _globals['_INCLUSIONPROOF']._serialized_start=492
+  _globals['_INCLUSIONPROOF']._serialized_end=610
+  _globals['_CHECKPOINT']._serialized_start=613
+  _globals['_CHECKPOINT']._serialized_end=824
+  _globals['_PROOF']._serialized_start=827
+  _globals['_PROOF']._serialized_end=1487
+  _globals['_PROOF_INPUTDIGESTSENTRY']._serialized_start=1424
+  _globals['_PROOF_INPUTDIGESTSENTRY']._serialized_end=1487
+  _globals['_CREATEPROOFREQUEST']._serialized_start=1490
+  _globals['_CREATEPROOFREQUEST']._serialized_end=1782
+  _globals['_CREATEPROOFRESPONSE']._serialized_start=1785
+  _globals['_CREATEPROOFRESPONSE']._serialized_end=1929
+  _globals['_GETPROOFREQUEST']._serialized_start=1931
+  _globals['_GETPROOFREQUEST']._serialized_end=1974
+  _globals['_GETPROOFRESPONSE']._serialized_start=1976
+  _globals['_GETPROOFRESPONSE']._serialized_end=2037
+  _globals['_LISTPROOFSREQUEST']._serialized_start=2040
+  _globals['_LISTPROOFSREQUEST']._serialized_end=2244
+  _globals['_LISTPROOFSRESPONSE']._serialized_start=2246
+  _globals['_LISTPROOFSRESPONSE']._serialized_end=2357
+  _globals['_POLICY']._serialized_start=2359
+  _globals['_POLICY']._serialized_end=2478
+  _globals['_LISTPOLICIESREQUEST']._serialized_start=2480
+  _globals['_LISTPOLICIESREQUEST']._serialized_end=2501
+  _globals['_LISTPOLICIESRESPONSE']._serialized_start=2503
+  _globals['_LISTPOLICIESRESPONSE']._serialized_end=2575
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2577
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2599
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=2601
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=2682
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=2684
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=2806
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=2808
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=2867
+  _globals['_GETPUBLICKEYREQUEST']._serialized_start=2869
+  _globals['_GETPUBLICKEYREQUEST']._serialized_end=2890
+  _globals['_GETPUBLICKEYRESPONSE']._serialized_start=2892
+  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=2980
+  _globals['_PROOFSERVICE']._serialized_start=3055
+  _globals['_PROOFSERVICE']._serialized_end=3879
 # @@protoc_insertion_point(module_scope)

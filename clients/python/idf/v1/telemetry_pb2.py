@@ -26,9 +26,10 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from idf.v1 import field_pb2 as idf_dot_v1_dot_field__pb2
+from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\"\xc4\x01\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"k\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\"\xbe\x01\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"1\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap2\xe2\x02\n\x10TelemetryService\x12^\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12o\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12}\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xc4\x01\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"k\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\"\xbe\x01\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"1\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap2\x9b\x03\n\x10TelemetryService\x12q\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\"3\xaa\xbb\x18\x0ftelemetry.write\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12\x81\x01\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"6\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12\x8f\x01\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"<\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,27 +69,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._loaded_options = None
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._serialized_options = b'\342A\001\003'
   _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._loaded_options = None
-  _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/telemetry:publish:\001*'
+  _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._serialized_options = b'\252\273\030\017telemetry.write\202\323\344\223\002\032\"\025/v1/telemetry:publish:\001*'
   _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._loaded_options = None
-  _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._serialized_options = b'\202\323\344\223\002\036\022\034/v1/{name=sites/*/energyMap}'
+  _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002\036\022\034/v1/{name=sites/*/energyMap}'
   _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._loaded_options = None
-  _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._serialized_options = b'\202\323\344\223\002$\022\"/v1/{name=sites/*/energyMap}:watch'
-  _globals['_SENSORREADING']._serialized_start=151
-  _globals['_SENSORREADING']._serialized_end=347
-  _globals['_PUBLISHREQUEST']._serialized_start=349
-  _globals['_PUBLISHREQUEST']._serialized_end=422
-  _globals['_PUBLISHRESPONSE']._serialized_start=424
-  _globals['_PUBLISHRESPONSE']._serialized_end=531
-  _globals['_ENERGYMAP']._serialized_start=534
-  _globals['_ENERGYMAP']._serialized_end=724
-  _globals['_GETENERGYMAPREQUEST']._serialized_start=726
-  _globals['_GETENERGYMAPREQUEST']._serialized_end=773
-  _globals['_GETENERGYMAPRESPONSE']._serialized_start=775
-  _globals['_GETENERGYMAPRESPONSE']._serialized_end=853
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=855
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=904
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=906
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=986
-  _globals['_TELEMETRYSERVICE']._serialized_start=989
-  _globals['_TELEMETRYSERVICE']._serialized_end=1343
+  _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002$\022\"/v1/{name=sites/*/energyMap}:watch'
+  _globals['_SENSORREADING']._serialized_start=172
+  _globals['_SENSORREADING']._serialized_end=368
+  _globals['_PUBLISHREQUEST']._serialized_start=370
+  _globals['_PUBLISHREQUEST']._serialized_end=443
+  _globals['_PUBLISHRESPONSE']._serialized_start=445
+  _globals['_PUBLISHRESPONSE']._serialized_end=552
+  _globals['_ENERGYMAP']._serialized_start=555
+  _globals['_ENERGYMAP']._serialized_end=745
+  _globals['_GETENERGYMAPREQUEST']._serialized_start=747
+  _globals['_GETENERGYMAPREQUEST']._serialized_end=794
+  _globals['_GETENERGYMAPRESPONSE']._serialized_start=796
+  _globals['_GETENERGYMAPRESPONSE']._serialized_end=874
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=876
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=925
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=927
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=1007
+  _globals['_TELEMETRYSERVICE']._serialized_start=1010
+  _globals['_TELEMETRYSERVICE']._serialized_end=1421
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,271 @@
+"""Who is calling, and may they: authentication and authorisation at one point for both faces.
+
+Every RPC of the contract names the permission it needs (`option (idf.v1.permission)`,
+proto/idf/v1/access.proto); `method_permissions` reads them from the descriptors, so nothing is
+listed by hand and an RPC without the option is refused. Roles grant permissions
+(`Settings.roles`, defaults in `idf.server.config.ROLES`); a caller without credentials holds the anonymous
+permissions (`Settings.anonymous_permissions`: the catalogue and the public proof log).
+
+`Authority.check(rpc, metadata)` runs in the `Guard` interceptor before any servicer code, for
+native gRPC and for the REST face alike (REST forwards `authorization` onto the same gRPC call):
+
+- `auth = "off"` (loopback only; the embedded default until `idf init` issues credentials):
+  every caller is the local administrator of tenant `default`.
+- `auth = "api-key"`: `authorization: Bearer idf_...` is looked up in the key store (hash of the
+  secret, revocation, expiry); `Bearer <admin_token>` is the bootstrap administrator. Any other
+  credential, or a bad key of any kind, is UNAUTHENTICATED with one message for all causes (no
+  oracle); a call the principal's roles do not allow is PERMISSION_DENIED. Both are written to
+  the audit log (`idf.audit`) with the cause, never the secret.
+
+The principal of the current call is `current()` (a context variable the interceptor sets).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import importlib
+import logging
+import pkgutil
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+import grpc
+
+import idf.v1
+from idf.server.config import ANONYMOUS, ROLES
+from idf.server.errors import ApiError
+from idf.store.keys import ApiKey, KeyStore
+from idf.v1 import access_pb2
+
+audit = logging.getLogger("idf.audit")
+
+
+def contract_modules() -> list[ModuleType]:
+    """Every generated module of the contract (idf.v1.*_pb2), found, not listed: a new proto
+    file's RPCs are covered without an edit here."""
+    names = sorted(m.name for m in pkgutil.iter_modules(idf.v1.__path__) if m.name.endswith("_pb2"))
+    return [importlib.import_module(f"idf.v1.{name}") for name in names]
+
+
+DEFAULT_TENANT = "default"
+KEY_CACHE_S = 2.0  # a key looked up within this is not read again (revocation here is immediate)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    tenant: str
+    roles: tuple[str, ...]
+    source: str  # "api-key", "admin-token", "anonymous", "local" (auth off)
+    key_id: str = ""
+
+
+LOCAL = Principal("local", DEFAULT_TENANT, ("admin",), "local")
+_CURRENT: contextvars.ContextVar[Principal] = contextvars.ContextVar("idf_principal", default=LOCAL)
+
+
+def current() -> Principal:
+    """The principal of the call being served (LOCAL outside a call)."""
+    return _CURRENT.get()
+
+
+def method_permissions(modules: Iterable[ModuleType] | None = None) -> dict[str, str]:
+    """'idf.v1.Service/Method' -> the permission its option names ('' when it has none)."""
+    out = {}
+    for module in contract_modules() if modules is None else modules:
+        for service in module.DESCRIPTOR.services_by_name.values():  # type: ignore[attr-defined]
+            for m in service.methods:
+                out[f"{service.full_name}/{m.name}"] = m.GetOptions().Extensions[
+                    access_pb2.permission
+                ]
+    return out
+
+
+def _unauthenticated(message: str = "the credential is not valid") -> ApiError:
+    return ApiError(grpc.StatusCode.UNAUTHENTICATED, message, reason="UNAUTHENTICATED")
+
+
+def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    """The bearer credential of `authorization` metadata; '' when the header is malformed,
+    None when there is none."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value.decode(errors="replace") if isinstance(value, bytes) else value
+            scheme, _, credential = text.strip().partition(" ")
+            return credential.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+class Authority:
+    def __init__(
+        self,
+        mode: str,
+        keys: KeyStore | None,
+        *,
+        roles: Mapping[str, Iterable[str]] = ROLES,
+        anonymous: Iterable[str] = ANONYMOUS,  # the configuration's defaults
+        admin_token: str | None = None,
+    ) -> None:
+        if mode not in ("off", "api-key"):
+            raise ValueError(f"auth mode {mode!r}")
+        if mode != "off" and keys is None:
+            raise ValueError("api-key authentication needs a key store")
+        self.mode, self.keys, self.admin_token = mode, keys, admin_token
+        self.roles = {name: frozenset(p) for name, p in roles.items()}
+        self.anonymous = frozenset(anonymous)
+        self.permissions = method_permissions()
+        self._cache: dict[str, tuple[ApiKey | None, float]] = {}  # hash of the secret -> lookup
+        self._lock = threading.Lock()
+
+    # -- permissions ---------------------------------------------------------------------------
+    def allows(self, principal: Principal, permission: str) -> bool:
+        granted = (
+            self.anonymous
+            if principal.source == "anonymous"
+            else frozenset().union(*(self.roles.get(r, frozenset()) for r in principal.roles))
+        )
+        return "*" in granted or permission in granted
+
+    def check(
+        self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None, peer: str = ""
+    ) -> Principal:
+        """The caller's principal if it may call `rpc` ('idf.v1.Service/Method'; methods of
+        other services, health and reflection, need nothing); else UNAUTHENTICATED or
+        PERMISSION_DENIED, audited."""
+        principal = self.authenticate(rpc, metadata, peer)
+        if rpc not in self.permissions:
+            if rpc.startswith("idf."):  # a method of ours this build does not know: refuse
+                raise self._deny(principal, rpc, "", peer)
+            return principal
+        permission = self.permissions[rpc]
+        if not permission or not self.allows(principal, permission):
+            if principal.source == "anonymous":
+                audit.warning(
+                    "auth refused",
+                    extra={
+                        "event": "auth.refused",
+                        "rpc": rpc,
+                        "cause": "no credential",
+                        "peer": peer,
+                    },
+                )
+                raise _unauthenticated(
+                    f"{rpc.rpartition('/')[2]} needs credentials: send authorization: Bearer <API key>"
+                )
+            raise self._deny(principal, rpc, permission, peer)
+        if permission.endswith(".admin"):
+            audit.info(
+                "admin call",
+                extra={
+                    "event": "admin.call",
+                    "rpc": rpc,
+                    "principal": principal.name,
+                    "tenant": principal.tenant,
+                    "peer": peer,
+                },
+            )
+        return principal
+
+    def _deny(self, principal: Principal, rpc: str, permission: str, peer: str) -> ApiError:
+        audit.warning(
+            "permission denied",
+            extra={
+                "event": "auth.denied",
+                "rpc": rpc,
+                "permission": permission or "(none declared)",
+                "principal": principal.name,
+                "tenant": principal.tenant,
+                "roles": list(principal.roles),
+                "peer": peer,
+            },
+        )
+        return ApiError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"{principal.name} may not call {rpc.rpartition('/')[2]}"
+            + (f" (needs {permission})" if permission else ""),
+            reason="PERMISSION_DENIED",
+        )
+
+    # -- credentials ---------------------------------------------------------------------------
+    def authenticate(
+        self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None, peer: str = ""
+    ) -> Principal:
+        if self.mode == "off":
+            return LOCAL
+        credential = bearer(metadata)
+        if credential is None:
+            return Principal("anonymous", DEFAULT_TENANT, (), "anonymous")
+        if self.admin_token and hmac.compare_digest(credential.encode(), self.admin_token.encode()):
+            return Principal("admin", DEFAULT_TENANT, ("admin",), "admin-token")
+        key, cause = self._key(credential)
+        if key is None:
+            audit.warning(
+                "auth refused",
+                extra={
+                    "event": "auth.refused",
+                    "rpc": rpc,
+                    "cause": cause,
+                    "key_id": credential[4:16] if credential.startswith("idf_") else "",
+                    "peer": peer,
+                },
+            )
+            raise _unauthenticated()
+        return Principal(key.principal, key.tenant, key.roles, "api-key", key.key_id)
+
+    def _key(self, credential: str) -> tuple[ApiKey | None, str]:
+        """The valid key this credential is, or (None, why not)."""
+        assert self.keys is not None
+        if not credential:
+            return None, "malformed authorization header"
+        now = time.time()
+        cached = self._cached(credential, now)
+        key = cached[0] if cached is not None else self.load(credential, now)
+        if key is None:
+            return None, "unknown or malformed key"
+        if key.revoked is not None:
+            return None, "revoked key"
+        if not key.valid_at(now):
+            return None, "expired key"
+        return key, ""
+
+    def _cached(self, credential: str, now: float) -> tuple[ApiKey | None] | None:
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        with self._lock:
+            hit = self._cache.get(digest)
+        return (hit[0],) if hit is not None and now - hit[1] < KEY_CACHE_S else None
+
+    def load(self, credential: str, now: float | None = None) -> ApiKey | None:
+        """Look the key up in the store (blocking) and remember the answer for KEY_CACHE_S."""
+        assert self.keys is not None
+        now = time.time() if now is None else now
+        key = self.keys.find(credential)
+        with self._lock:
+            if len(self._cache) > 10_000:  # bounded: a flood of made-up keys cannot grow it
+                self._cache.clear()
+            self._cache[hashlib.sha256(credential.encode()).hexdigest()] = (key, now)
+        return key
+
+    def needs_lookup(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+        """The credential to `load` off the event loop before `check`, if any."""
+        if self.mode == "off":
+            return None
+        credential = bearer(metadata)
+        if not credential or (self.admin_token and credential == self.admin_token):
+            return None
+        return None if self._cached(credential, time.time()) is not None else credential
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key from the cache (after revoking it here: refused from the next call)."""
+        with self._lock:
+            for digest, (key, _) in list(self._cache.items()):
+                if key is not None and key.key_id == key_id:
+                    del self._cache[digest]
+
+
+def bind(principal: Principal) -> contextvars.Token[Principal]:
+    return _CURRENT.set(principal)

@@ -1,0 +1,175 @@
+"""API keys: who may call, stored as a hash of the secret (never the secret).
+
+A key's secret is `idf_<key id>_<43 characters of base64url>`: the id (12 lowercase base32
+characters, 60 bits) finds the row, the rest (32 random bytes) is the credential; the row holds
+SHA-256 of the whole secret. A fast hash is right here: the secret has 256 bits of entropy, so
+there is nothing to brute-force that a slow password hash would protect. Rows are scoped by
+tenant: listing and revoking see only the caller's tenant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from idf.store.sql import Database
+
+PREFIX = "idf_"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION,
+    revoked DOUBLE PRECISION
+)"""
+_INDEX = "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant, created)"
+_COLUMNS = "key_id, secret_hash, principal, tenant, roles, description, created, expires, revoked"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    principal: str
+    tenant: str
+    roles: tuple[str, ...]
+    description: str
+    created: float  # seconds since the epoch
+    expires: float | None
+    revoked: float | None
+
+    @property
+    def prefix(self) -> str:
+        return f"{PREFIX}{self.key_id}"
+
+    def valid_at(self, now: float) -> bool:
+        return self.revoked is None and (self.expires is None or now < self.expires)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _key(row: tuple) -> ApiKey:
+    key_id, _, principal, tenant, roles, description, created, expires, revoked = row
+    return ApiKey(
+        key_id,
+        principal,
+        tenant,
+        tuple(r for r in roles.split(",") if r),
+        description,
+        float(created),
+        None if expires is None else float(expires),
+        None if revoked is None else float(revoked),
+    )
+
+
+def split(secret: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key secret, else None."""
+    if not secret.startswith(PREFIX):
+        return None
+    key_id, sep, rest = secret[len(PREFIX) :].partition("_")
+    if not sep or len(key_id) != 12 or len(rest) != 43:
+        return None
+    return key_id, secret
+
+
+class KeyStore:
+    """API keys on SQLite (a path or sqlite:///path) or PostgreSQL (postgresql://...)."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url, [_SCHEMA])
+        with self.db.lock:
+            self.db.run(_INDEX)
+
+    def create(
+        self,
+        principal: str,
+        tenant: str,
+        roles: tuple[str, ...],
+        *,
+        ttl: float = 0,
+        description: str = "",
+        now: float | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key and its secret (returned once, never stored)."""
+        now = time.time() if now is None else now
+        key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:12]
+        secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        key = ApiKey(
+            key_id,
+            principal,
+            tenant,
+            tuple(roles),
+            description,
+            now,
+            now + ttl if ttl > 0 else None,
+            None,
+        )
+        with self.db.write("api_keys"):
+            self.db.run(
+                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    _hash(secret),
+                    principal,
+                    tenant,
+                    ",".join(roles),
+                    description,
+                    now,
+                    key.expires,
+                    None,
+                ),
+            )
+        return key, secret
+
+    def find(self, secret: str) -> ApiKey | None:
+        """The key whose secret this is (valid or not: the caller checks `valid_at`), or None
+        when no key has this secret. Compares the hashes in constant time."""
+        parts = split(secret)
+        if parts is None:
+            return None
+        with self.db.lock:
+            row = self.db.one(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (parts[0],))
+        if row is None or not hmac.compare_digest(row[1], _hash(secret)):
+            return None
+        return _key(row)
+
+    def list(
+        self, tenant: str, *, after: tuple[float, str] | None = None, limit: int = 100
+    ) -> list[ApiKey]:
+        """The tenant's keys, newest first (then by id); `after` = (created, key_id) of the last
+        key of the previous page."""
+        sql = f"SELECT {_COLUMNS} FROM api_keys WHERE tenant = ?"
+        args: tuple = (tenant,)
+        if after is not None:
+            sql += " AND (created < ? OR (created = ? AND key_id > ?))"
+            args = (tenant, after[0], after[0], after[1])
+        with self.db.lock:
+            rows = self.db.all(sql + " ORDER BY created DESC, key_id LIMIT ?", (*args, limit))
+        return [_key(r) for r in rows]
+
+    def revoke(self, key_id: str, tenant: str, now: float | None = None) -> ApiKey | None:
+        """Revoke the tenant's key (idempotent: the first revocation time stays); None when the
+        tenant has no such key."""
+        now = time.time() if now is None else now
+        with self.db.write("api_keys"):
+            self.db.run(
+                "UPDATE api_keys SET revoked = ? WHERE key_id = ? AND tenant = ? AND revoked IS NULL",
+                (now, key_id, tenant),
+            )
+            row = self.db.one(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ? AND tenant = ?", (key_id, tenant)
+            )
+        return None if row is None else _key(row)
+
+    def close(self) -> None:
+        self.db.close()

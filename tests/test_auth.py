@@ -1,0 +1,287 @@
+"""Authentication and authorisation (issue 15, first part): permissions declared in the contract,
+API keys (hashed, shown once, revocable, expiring), roles, one enforcement point for the gRPC and
+REST faces, audit events without secrets, and a server bound beyond loopback refusing to start
+without auth. Real servers on loopback; the matrix calls every RPC of the contract with every
+role's key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from helpers import ServerThread
+
+from idf.client import (
+    Client,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from idf.server import auth
+from idf.server.config import ROLES, Settings
+from idf.store.keys import KeyStore
+from idf.v1 import access_pb2
+
+ADMIN = "bootstrap-admin-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = ServerThread(
+        data_dir=tmp_path_factory.mktemp("auth"), auth="api-key", admin_token=ADMIN, rest_port=0
+    )
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def keys(server) -> dict[str, str]:
+    """One key per configured role, created by the bootstrap administrator."""
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as c:
+        return {role: c.create_api_key(f"{role}-bot", [role]).secret for role in ROLES}
+
+
+def test_every_rpc_of_the_contract_declares_its_permission():
+    permissions = auth.method_permissions()
+    assert len(permissions) >= 28
+    missing = sorted(rpc for rpc, p in permissions.items() if not p)
+    assert missing == [], f"RPCs without option (idf.v1.permission): {missing}"
+    granted = set().union(*(set(v) for v in ROLES.values())) - {"*"}
+    assert set(permissions.values()) - granted == {"market.admin", "keys.admin"}  # admin only
+
+
+def test_an_rpc_without_the_option_is_refused():
+    """A method whose descriptor lacks the option (a proto edit that forgot it) is denied even
+    to an administrator: deny by default."""
+    authority = auth.Authority("off", None)
+    authority.mode = "api-key"  # checked below without a store: the admin token authenticates
+    authority.admin_token = "t"
+    authority.permissions["idf.v1.PredictService/Predict"] = ""
+    with pytest.raises(auth.ApiError) as e:
+        authority.check("idf.v1.PredictService/Predict", [("authorization", "Bearer t")])
+    assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert access_pb2.permission.number == 50101
+
+
+def test_keys_are_shown_once_and_stored_hashed(server, keys, tmp_path):
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as c:
+        created = c.create_api_key("reporting", ["viewer"], description="dashboards")
+        assert created.secret.startswith(created.api_key.prefix + "_")
+        assert created.secret not in repr(created)  # not printed by accident
+        listed = {k.name: k for k in c.list_api_keys().api_keys}
+    key = listed[created.api_key.name]
+    assert key.roles == ["viewer"] and key.description == "dashboards" and key.revoke_time is None
+    db = server.running.keys.db
+    rows = db.all("SELECT secret_hash FROM api_keys")
+    assert all(created.secret not in str(r) for r in rows)
+    assert any(
+        r[0] == __import__("hashlib").sha256(created.secret.encode()).hexdigest() for r in rows
+    )
+
+
+def test_roles_grant_what_the_configuration_says(server, keys):
+    field = np.ones((8, 8), np.float32)
+    with Client(server.target, api_key=keys["operator"], max_attempts=1) as c:
+        assert c.predict(field, 1, diffusivity=0.1).frames.shape == (1, 8, 8)
+    with Client(server.target, api_key=keys["viewer"], max_attempts=1) as c:
+        c.list_proofs()  # proofs.read
+        with pytest.raises(PermissionDeniedError) as e:
+            c.predict(field, 1, diffusivity=0.1)
+        assert "predict.run" in e.value.message
+    with Client(server.target, api_key=keys["trader"], max_attempts=1) as c:
+        with pytest.raises(PermissionDeniedError):
+            c.mint("alice", "CEU", 10)
+    with Client(server.target, api_key=keys["admin"], max_attempts=1) as c:
+        assert c.mint("alice", "CEU", 10).balance == 10  # an admin key mints
+
+
+def test_anonymous_callers_read_the_catalogue_and_log_only(server):
+    with Client(server.target, max_attempts=1) as c:
+        assert c.list_models() and c.public_key()
+        with pytest.raises(UnauthenticatedError) as e:
+            c.predict(np.ones((8, 8), np.float32), 1, diffusivity=0.1)
+        assert "needs credentials" in e.value.message
+        with pytest.raises(UnauthenticatedError):
+            c.list_api_keys()
+
+
+def _bad_credentials(server) -> dict[str, str]:
+    store = KeyStore(server.settings.store_url())
+    try:
+        _, expired = store.create("old", "default", ("admin",), ttl=10, now=time.time() - 100)
+        _, revoked = store.create("gone", "default", ("admin",))
+    finally:
+        store.close()
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as c:
+        c.revoke_api_key(f"keys/{revoked[4:16]}")
+    well_formed = "idf_abcdefghijkl_" + "A" * 43
+    return {
+        "malformed scheme": "Basic dXNlcjpwYXNz",
+        "empty bearer": "Bearer ",
+        "unknown key": f"Bearer {well_formed}",
+        "truncated key": f"Bearer {expired[:-1]}",
+        "right id, wrong secret": f"Bearer {expired[:17]}{'B' * 43}",
+        "expired key": f"Bearer {expired}",
+        "revoked key": f"Bearer {revoked}",
+        "not a key": "Bearer eyJhbGciOiJub25lIn0.e30.",
+    }
+
+
+def test_bad_credentials_of_every_kind_are_refused_alike_and_audited(server, caplog):
+    bad = _bad_credentials(server)
+    messages = set()
+    with caplog.at_level(logging.WARNING, logger="idf.audit"):
+        for cause, header in bad.items():
+            with Client(server.target, metadata=[("authorization", header)], max_attempts=1) as c:
+                with pytest.raises(UnauthenticatedError) as e:
+                    c.list_models()  # even the anonymous catalogue: a bad credential is never anonymous
+                messages.add(e.value.message)
+    assert messages == {"the credential is not valid"}, f"{messages}: one answer, no oracle"
+    events = [r for r in caplog.records if getattr(r, "event", "") == "auth.refused"]
+    assert len(events) >= len(bad)
+    causes = {getattr(r, "cause", "") for r in events}
+    assert {
+        "revoked key",
+        "expired key",
+        "unknown or malformed key",
+        "malformed authorization header",
+    } <= causes
+    logged = " ".join(json.dumps(r.__dict__, default=str) for r in caplog.records)
+    assert all(h.removeprefix("Bearer ")[17:] not in logged for h in bad.values() if len(h) > 40)
+
+
+def test_revocation_is_immediate_and_tenant_scoped(server):
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as admin:
+        created = admin.create_api_key("temp", ["viewer"])
+        with Client(server.target, api_key=created.secret, max_attempts=1) as c:
+            c.list_proofs()
+            admin.revoke_api_key(created.api_key.name)
+            with pytest.raises(UnauthenticatedError):
+                c.list_proofs()
+        again = admin.revoke_api_key(created.api_key.name)  # idempotent
+        assert again.revoke_time is not None
+        store = KeyStore(server.settings.store_url())
+        try:
+            other, _ = store.create("theirs", "other-tenant", ("admin",))
+        finally:
+            store.close()
+        assert other.key_id not in {k.name for k in admin.list_api_keys(page_size=1000).api_keys}
+        with pytest.raises(NotFoundError):
+            admin.revoke_api_key(f"keys/{other.key_id}")
+
+
+def _http(server, method: str, path: str, body: dict | None = None, token: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.running.rest_port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers=headers,
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_the_rest_face_enforces_the_same_rules(server, keys):
+    body = {"principal": "rest-made", "roles": ["viewer"]}
+    assert _http(server, "GET", "/v1/models")[0] == 200
+    status, error = _http(server, "POST", "/v1/keys", body)
+    assert status == 401 and error["details"][0]["reason"] == "UNAUTHENTICATED"
+    assert _http(server, "POST", "/v1/keys", body, keys["viewer"])[0] == 403
+    status, made = _http(server, "POST", "/v1/keys", body, keys["admin"])
+    assert status == 200 and made["secret"].startswith("idf_")
+    assert _http(server, "GET", "/v1/keys", token=made["secret"])[0] == 403  # a viewer key
+    assert _http(server, "GET", "/v1/keys", token="idf_nope")[0] == 401
+
+
+def _call(
+    channel: grpc.Channel, rpc: str, streaming: tuple[bool, bool], metadata
+) -> grpc.StatusCode:
+    path = "/" + rpc
+    try:
+        if streaming == (False, False):
+            channel.unary_unary(path)(b"", metadata=metadata, timeout=30)
+        elif streaming == (False, True):
+            for _ in channel.unary_stream(path)(b"", metadata=metadata, timeout=30):
+                break
+        elif streaming == (True, False):
+            channel.stream_unary(path)(iter([b""]), metadata=metadata, timeout=30)
+        else:
+            for _ in channel.stream_stream(path)(iter([b""]), metadata=metadata, timeout=30):
+                break
+    except grpc.RpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+def test_every_rpc_times_every_role(server, keys):
+    """The generated matrix: each RPC of the contract, called with an empty request by each role
+    (and anonymously), is refused exactly when the configured roles do not grant its permission;
+    otherwise it reaches the servicer (whatever it then answers)."""
+    streaming = {}
+    for module in auth.contract_modules():
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for m in service.methods:
+                streaming[f"{service.full_name}/{m.name}"] = (
+                    m.client_streaming,
+                    m.server_streaming,
+                )
+    permissions = auth.method_permissions()
+    refused = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED)
+    wrong, seen = [], {True: 0, False: 0}
+    with grpc.insecure_channel(server.target) as channel:
+        for rpc, permission in sorted(permissions.items()):
+            for role in (*ROLES, None):
+                granted = set(ROLES[role]) if role else set(auth.ANONYMOUS)
+                allowed = "*" in granted or permission in granted
+                metadata = [("authorization", f"Bearer {keys[role]}")] if role else []
+                code = _call(channel, rpc, streaming[rpc], metadata)
+                seen[allowed] += 1
+                if allowed == (code in refused):
+                    wrong.append(f"{rpc} as {role or 'anonymous'}: {code.name}")
+    assert wrong == []
+    assert (
+        seen[True] >= 28 + 4 and seen[False] >= 28
+    )  # admins pass everywhere; anonymous mostly not
+
+
+def test_beyond_loopback_auth_is_required(tmp_path):
+    with pytest.raises(ValueError, match="api-key"):
+        Settings(host="0.0.0.0", data_dir=tmp_path)
+    Settings(host="0.0.0.0", data_dir=tmp_path, auth="api-key")
+    Settings(host="::1", data_dir=tmp_path)
+    Settings(host="localhost", data_dir=tmp_path)
+
+
+def test_the_cli_takes_credentials_and_manages_keys(server, monkeypatch):
+    from typer.testing import CliRunner
+
+    from idf.cli.main import app
+
+    runner = CliRunner()
+    where = ["--server", server.target, "--json"]
+    made = runner.invoke(
+        app, ["--api-key", ADMIN, "keys", "create", "ci", "--role", "viewer", *where]
+    )
+    assert made.exit_code == 0, made.output
+    secret = json.loads(made.output)["secret"]
+    monkeypatch.setenv("IDF_API_KEY", secret)
+    listed = runner.invoke(app, ["keys", "list", *where])  # a viewer key: refused, exit 4
+    assert listed.exit_code == 4 and "PERMISSION_DENIED" in listed.output
+    name = json.loads(made.output)["name"]
+    monkeypatch.delenv("IDF_API_KEY")
+    revoked = runner.invoke(app, ["--api-key", ADMIN, "keys", "revoke", name, *where])
+    assert revoked.exit_code == 0 and json.loads(revoked.output)["revoked"] is not None
+    listed = runner.invoke(app, ["--api-key", ADMIN, "keys", "list", *where])
+    assert name in {k["name"] for k in json.loads(listed.output)["keys"]}
