@@ -19,6 +19,7 @@ from helpers import ServerThread
 
 from idf.client import (
     Client,
+    InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
     UnauthenticatedError,
@@ -285,3 +286,80 @@ def test_the_cli_takes_credentials_and_manages_keys(server, monkeypatch):
     assert revoked.exit_code == 0 and json.loads(revoked.output)["revoked"] is not None
     listed = runner.invoke(app, ["--api-key", ADMIN, "keys", "list", *where])
     assert name in {k["name"] for k in json.loads(listed.output)["keys"]}
+
+
+@pytest.fixture(scope="module")
+def billing(tmp_path_factory):
+    """Auth on and metering on: keys name the accounts they act and pay for."""
+    s = ServerThread(
+        data_dir=tmp_path_factory.mktemp("billing"),
+        auth="api-key",
+        admin_token=ADMIN,
+        metering=True,
+    )
+    with Client(s.target, api_key=ADMIN, max_attempts=1) as c:
+        for who in ("alice", "bob"):
+            c.mint(who, "CEU", 10**6)
+            c.mint(who, "PFT", 10**6)
+        s.alice = c.create_api_key("alice", ["operator", "trader"], accounts=["alice"]).secret
+        s.bob = c.create_api_key("bob", ["operator", "trader"], accounts=["bob"]).secret
+    yield s
+    s.stop()
+
+
+def _ceu(server, who: str) -> int:
+    return server.running.ledger.balances(f"market/accounts/{who}").get("CEU", 0)
+
+
+def test_a_caller_pays_from_its_own_accounts_only(billing):
+    """The probe of the issue: five Predicts with `x-idf-account: alice` billed Alice. Now the
+    header only selects among the caller's own accounts."""
+    field = np.ones((16, 16), np.float32)
+    bob_before, alice_before = _ceu(billing, "bob"), _ceu(billing, "alice")
+    as_bob = [("x-idf-account", "market/accounts/alice")]
+    with Client(billing.target, api_key=billing.bob, metadata=as_bob, max_attempts=1) as c:
+        with pytest.raises(PermissionDeniedError) as e:
+            c.predict(field, 2, diffusivity=0.1)
+    assert e.value.reason == "ACCOUNT_NOT_GRANTED"
+    assert e.value.violations[0].field == "metadata.x-idf-account"
+    with Client(billing.target, api_key=billing.bob, max_attempts=1) as c:
+        charged = c.predict(field, 2, diffusivity=0.1).usage.charged_ceu  # no header: bob's own
+    assert charged > 0
+    assert _ceu(billing, "alice") == alice_before and _ceu(billing, "bob") == bob_before - charged
+
+
+def test_market_writes_and_reads_check_the_account(billing):
+    with Client(billing.target, api_key=billing.bob, max_attempts=1) as c:
+        with pytest.raises(PermissionDeniedError) as e:
+            c.swap("alice", "CEU", amount_in=1000)  # the sandwich probe: spend alice's CEU
+        assert e.value.violations[0].field == "account"
+        with pytest.raises(PermissionDeniedError):
+            c.get_balance("alice")
+        with pytest.raises(PermissionDeniedError):
+            c.list_transactions("alice")
+        assert c.get_balance("bob")["CEU"] > 0
+    with Client(billing.target, api_key=ADMIN, max_attempts=1) as c:
+        assert c.get_balance("alice")["CEU"] > 0  # administrators read any account
+
+
+def test_an_account_belongs_to_the_tenant_that_granted_it(billing):
+    store = KeyStore(billing.settings.store_url())
+    try:
+        with pytest.raises(Exception, match="belongs to another tenant"):
+            store.create(
+                "mallory", "other-tenant", ("trader",), accounts=("market/accounts/alice",)
+            )
+        key, _ = store.create(
+            "carol", "other-tenant", ("trader",), accounts=("market/accounts/carol",)
+        )
+        assert store.tenant_of("market/accounts/carol") == "other-tenant"
+    finally:
+        store.close()
+    with Client(billing.target, api_key=ADMIN, max_attempts=1) as c:  # tenant "default"
+        with pytest.raises(PermissionDeniedError) as e:
+            c.create_api_key("thief", ["trader"], accounts=["bob", "carol"])
+        assert e.value.reason == "ACCOUNT_OF_ANOTHER_TENANT"
+        assert e.value.violations[0].field == "accounts[1]"
+        assert "thief" not in {k.principal for k in c.list_api_keys(page_size=1000).api_keys}
+        with pytest.raises(InvalidArgumentError):
+            c.create_api_key("x", ["viewer"], accounts=["market/accounts/-treasury"])

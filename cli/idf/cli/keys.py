@@ -20,6 +20,7 @@ def _row(k: ApiKey) -> dict[str, object]:
         "principal": k.principal,
         "tenant": k.tenant,
         "roles": ",".join(k.roles),
+        "accounts": ",".join(k.accounts),
         "created": k.create_time.isoformat() if k.create_time else None,
         "expires": k.expire_time.isoformat() if k.expire_time else None,
         "revoked": k.revoke_time.isoformat() if k.revoke_time else None,
@@ -33,6 +34,10 @@ def create(
     role: Annotated[
         list[str], typer.Option("--role", help="A role of the key (repeat): viewer, operator, ...")
     ],
+    account: Annotated[
+        list[str],
+        typer.Option("--account", help="An account it acts and pays for (repeat; first: default)."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
     ttl: Annotated[int, typer.Option(help="Seconds until it expires (0: never).", min=0)] = 0,
     description: Annotated[str, typer.Option(help="A note for whoever lists the keys.")] = "",
     server: ServerOpt = None,
@@ -41,7 +46,13 @@ def create(
 ) -> None:
     """Create a key; its secret is printed once — store it now."""
     with connected(server, timeout, json_out) as c:
-        created = c.create_api_key(principal, role, ttl_seconds=ttl, description=description)
+        created = c.create_api_key(
+            principal,
+            role,
+            ttl_seconds=ttl,
+            description=description,
+            accounts=account,
+        )
     emit(
         {**_row(created.api_key), "secret": created.secret}, json_out, "API key (secret shown once)"
     )

@@ -63,14 +63,25 @@ class Principal:
     roles: tuple[str, ...]
     source: str  # "api-key", "admin-token", "anonymous", "local" (auth off)
     key_id: str = ""
+    accounts: tuple[str, ...] = ()  # ledger accounts it acts and pays for (first: default)
+
+    @property
+    def any_account(self) -> bool:
+        """Administrators and the local caller (auth off) act for any account."""
+        return self.source == "local" or "admin" in self.roles
 
 
 LOCAL = Principal("local", DEFAULT_TENANT, ("admin",), "local")
-_CURRENT: contextvars.ContextVar[Principal] = contextvars.ContextVar("idf_principal", default=LOCAL)
+# Outside a call the Guard has bound (a thread the call's context did not reach): nobody, who may
+# do nothing. Fail closed: a missed context is a refusal, never an administrator.
+NOBODY = Principal("nobody", "", (), "none")
+_CURRENT: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+    "idf_principal", default=NOBODY
+)
 
 
 def current() -> Principal:
-    """The principal of the call being served (LOCAL outside a call)."""
+    """The principal of the call being served (NOBODY outside a call the Guard has bound)."""
     return _CURRENT.get()
 
 
@@ -215,7 +226,7 @@ class Authority:
                 },
             )
             raise _unauthenticated()
-        return Principal(key.principal, key.tenant, key.roles, "api-key", key.key_id)
+        return Principal(key.principal, key.tenant, key.roles, "api-key", key.key_id, key.accounts)
 
     def _key(self, credential: str) -> tuple[ApiKey | None, str]:
         """The valid key this credential is, or (None, why not)."""
@@ -269,3 +280,31 @@ class Authority:
 
 def bind(principal: Principal) -> contextvars.Token[Principal]:
     return _CURRENT.set(principal)
+
+
+def acting_account(requested: str | None, field: str) -> str | None:
+    """The ledger account the current call acts and pays for: `requested` when the caller may
+    act for it (its key grants it; administrators and the local caller (auth off) any), the
+    caller's default account when it names none, else PERMISSION_DENIED naming `field`. None
+    when the caller names none and has none."""
+    principal = current()
+    if not requested:
+        return None if principal.any_account or not principal.accounts else principal.accounts[0]
+    if principal.any_account or requested in principal.accounts:
+        return requested
+    audit.warning(
+        "account denied",
+        extra={
+            "event": "auth.account_denied",
+            "principal": principal.name,
+            "tenant": principal.tenant,
+            "account": requested,
+        },
+    )
+    raise ApiError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"{principal.name} may not act for {requested}"
+        + (f"; its accounts: {', '.join(principal.accounts)}" if principal.accounts else ""),
+        reason="ACCOUNT_NOT_GRANTED",
+        violations=[(field, "not an account of the caller")],
+    )

@@ -41,6 +41,7 @@ import numpy as np
 
 from idf.client.proofs import array_digest
 from idf.engine.market.operations import is_user_account, price, reward_budget
+from idf.server import auth
 from idf.server.errors import ApiError
 from idf.store.ledger import (
     ESCROW,
@@ -71,10 +72,11 @@ ACCOUNT_HEADER = "x-idf-account"
 
 
 def caller_account(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == ACCOUNT_HEADER:
-            return value
-    return None
+    """The account the call pays and acts for: the one `x-idf-account` names if the caller may
+    act for it (`idf.server.auth.acting_account`: PERMISSION_DENIED otherwise), else the
+    caller's default account (None: none)."""
+    named = next((v for k, v in context.invocation_metadata() or () if k == ACCOUNT_HEADER), None)
+    return auth.acting_account(named, "metadata." + ACCOUNT_HEADER)
 
 
 @dataclass

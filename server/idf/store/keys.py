@@ -5,6 +5,11 @@ characters, 60 bits) finds the row, the rest (32 random bytes) is the credential
 SHA-256 of the whole secret. A fast hash is right here: the secret has 256 bits of entropy, so
 there is nothing to brute-force that a slow password hash would protect. Rows are scoped by
 tenant: listing and revoking see only the caller's tenant.
+
+A key also names the ledger accounts its calls act and pay for. An account belongs to the tenant
+that first grants it (`account_tenants`, written in the same transaction as the key): a grant of
+another tenant's account is refused (`AccountOfAnotherTenant`), so no tenant can hand itself
+another's money.
 """
 
 from __future__ import annotations
@@ -29,10 +34,22 @@ CREATE TABLE IF NOT EXISTS api_keys (
     description TEXT NOT NULL,
     created DOUBLE PRECISION NOT NULL,
     expires DOUBLE PRECISION,
-    revoked DOUBLE PRECISION
+    revoked DOUBLE PRECISION,
+    accounts TEXT NOT NULL DEFAULT ''
+)"""
+_OWNERS = """
+CREATE TABLE IF NOT EXISTS account_tenants (
+    account TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL
 )"""
 _INDEX = "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant, created)"
-_COLUMNS = "key_id, secret_hash, principal, tenant, roles, description, created, expires, revoked"
+_COLUMNS = "key_id, secret_hash, principal, tenant, roles, description, created, expires, revoked, accounts"
+
+
+class AccountOfAnotherTenant(Exception):
+    def __init__(self, account: str) -> None:
+        super().__init__(f"{account} belongs to another tenant")
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class ApiKey:
     created: float  # seconds since the epoch
     expires: float | None
     revoked: float | None
+    accounts: tuple[str, ...] = ()  # ledger accounts its calls act and pay for (first: default)
 
     @property
     def prefix(self) -> str:
@@ -59,7 +77,7 @@ def _hash(secret: str) -> str:
 
 
 def _key(row: tuple) -> ApiKey:
-    key_id, _, principal, tenant, roles, description, created, expires, revoked = row
+    key_id, _, principal, tenant, roles, description, created, expires, revoked, accounts = row
     return ApiKey(
         key_id,
         principal,
@@ -69,6 +87,7 @@ def _key(row: tuple) -> ApiKey:
         float(created),
         None if expires is None else float(expires),
         None if revoked is None else float(revoked),
+        tuple(a for a in accounts.split(",") if a),
     )
 
 
@@ -86,8 +105,10 @@ class KeyStore:
     """API keys on SQLite (a path or sqlite:///path) or PostgreSQL (postgresql://...)."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, [_SCHEMA])
-        with self.db.lock:
+        self.db = Database(url, [_SCHEMA, _OWNERS])
+        with self.db.write("api_keys"):
+            if "accounts" not in self.db.columns("api_keys"):  # written before keys named accounts
+                self.db.run("ALTER TABLE api_keys ADD COLUMN accounts TEXT NOT NULL DEFAULT ''")
             self.db.run(_INDEX)
 
     def create(
@@ -98,9 +119,12 @@ class KeyStore:
         *,
         ttl: float = 0,
         description: str = "",
+        accounts: tuple[str, ...] = (),
         now: float | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret (returned once, never stored)."""
+        """A new key and its secret (returned once, never stored). Its accounts become the
+        tenant's if no tenant holds them; `AccountOfAnotherTenant` when one does (nothing is
+        written then)."""
         now = time.time() if now is None else now
         key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:12]
         secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
@@ -113,10 +137,22 @@ class KeyStore:
             now,
             now + ttl if ttl > 0 else None,
             None,
+            tuple(accounts),
         )
-        with self.db.write("api_keys"):
+        with self.db.write("api_keys", "account_tenants"):
+            for account in accounts:
+                row = self.db.one(
+                    "SELECT tenant FROM account_tenants WHERE account = ?", (account,)
+                )
+                if row is None:
+                    self.db.run(
+                        "INSERT INTO account_tenants (account, tenant) VALUES (?, ?)",
+                        (account, tenant),
+                    )
+                elif row[0] != tenant:
+                    raise AccountOfAnotherTenant(account)
             self.db.run(
-                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_id,
                     _hash(secret),
@@ -127,9 +163,16 @@ class KeyStore:
                     now,
                     key.expires,
                     None,
+                    ",".join(accounts),
                 ),
             )
         return key, secret
+
+    def tenant_of(self, account: str) -> str | None:
+        """The tenant an account belongs to (None: none has granted it yet)."""
+        with self.db.lock:
+            row = self.db.one("SELECT tenant FROM account_tenants WHERE account = ?", (account,))
+        return None if row is None else str(row[0])
 
     def find(self, secret: str) -> ApiKey | None:
         """The key whose secret this is (valid or not: the caller checks `valid_at`), or None

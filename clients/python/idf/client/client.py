@@ -393,12 +393,18 @@ class Client(_Base):
         *,
         ttl_seconds: int = 0,
         description: str = "",
+        accounts: Sequence[str] = (),
         timeout: float | None = None,
     ) -> r.CreatedApiKey:
-        """A new API key of the caller's tenant for `principal` with `roles`; its `secret` is
-        shown only here (send it as `api_key=` or `authorization: Bearer <secret>`)."""
+        """A new API key of the caller's tenant for `principal` with `roles`, acting and paying
+        for `accounts` ("alice" or market/accounts/alice; the first is the default); its `secret` is shown
+        only here (send it as `api_key=` or `authorization: Bearer <secret>`)."""
         request = keys_pb2.CreateApiKeyRequest(
-            principal=principal, roles=list(roles), ttl_seconds=ttl_seconds, description=description
+            principal=principal,
+            roles=list(roles),
+            ttl_seconds=ttl_seconds,
+            description=description,
+            accounts=[p.account_name(a) for a in accounts],
         )
         return r.created_api_key_from(self._call(self.keys_stub.CreateApiKey, request, timeout))
 
@@ -742,10 +748,15 @@ class AsyncClient(_Base):
         *,
         ttl_seconds: int = 0,
         description: str = "",
+        accounts: Sequence[str] = (),
         timeout: float | None = None,
     ) -> r.CreatedApiKey:
         request = keys_pb2.CreateApiKeyRequest(
-            principal=principal, roles=list(roles), ttl_seconds=ttl_seconds, description=description
+            principal=principal,
+            roles=list(roles),
+            ttl_seconds=ttl_seconds,
+            description=description,
+            accounts=[p.account_name(a) for a in accounts],
         )
         return r.created_api_key_from(
             await self._call(self.keys_stub.CreateApiKey, request, timeout)

@@ -477,6 +477,7 @@ class ApiKey:
     expire_time: datetime.datetime | None  # None: never
     revoke_time: datetime.datetime | None  # None: not revoked
     description: str
+    accounts: list[str]  # ledger accounts its calls act and pay for (first: the default)
     raw: keys_pb2.ApiKey = dataclasses.field(repr=False)
 
 
@@ -491,6 +492,7 @@ def api_key_from(m: keys_pb2.ApiKey) -> ApiKey:
         _when(m.expire_time, m.HasField("expire_time")),
         _when(m.revoke_time, m.HasField("revoke_time")),
         m.description,
+        list(m.accounts),
         m,
     )
 

@@ -11,16 +11,18 @@ from concurrent.futures import Executor
 import grpc
 from google.protobuf import timestamp_pb2
 
+from idf.engine.market.operations import is_user_account
 from idf.server import auth, paging
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
-from idf.store.keys import ApiKey, KeyStore
+from idf.store.keys import AccountOfAnotherTenant, ApiKey, KeyStore
 from idf.v1 import keys_pb2, keys_pb2_grpc
 
 audit = logging.getLogger("idf.audit")
 PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_DESCRIPTION = 256
 MAX_TTL_S = 10 * 365 * 86400
+MAX_ACCOUNTS = 16
 
 
 def _time(seconds: float) -> timestamp_pb2.Timestamp:
@@ -38,6 +40,7 @@ def encode(key: ApiKey) -> keys_pb2.ApiKey:
         roles=list(key.roles),
         create_time=_time(key.created),
         description=key.description,
+        accounts=list(key.accounts),
     )
     if key.expires is not None:
         out.expire_time.CopyFrom(_time(key.expires))
@@ -69,17 +72,22 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
             raise invalid_argument("ttl_seconds", f"must be in 0..{MAX_TTL_S} (0: no expiry)")
         if len(request.description) > MAX_DESCRIPTION:
             raise invalid_argument("description", f"at most {MAX_DESCRIPTION} characters")
+        if len(request.accounts) > MAX_ACCOUNTS:
+            raise invalid_argument("accounts", f"at most {MAX_ACCOUNTS} accounts per key")
+        for i, account in enumerate(request.accounts):
+            if not is_user_account(account):
+                raise invalid_argument(f"accounts[{i}]", "must look like market/accounts/{id}")
+        accounts = tuple(dict.fromkeys(request.accounts))
         caller = auth.current()
-        key, secret = await run_blocking(
-            self.executor,
-            lambda: self.keys.create(
-                request.principal,
-                caller.tenant,
-                tuple(dict.fromkeys(request.roles)),
-                ttl=request.ttl_seconds,
-                description=request.description,
-            ),
-        )
+        try:
+            key, secret = await self._create(request, caller, accounts)
+        except AccountOfAnotherTenant as e:
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                str(e),
+                reason="ACCOUNT_OF_ANOTHER_TENANT",
+                violations=[(f"accounts[{list(accounts).index(e.account)}]", str(e))],
+            ) from None
         audit.info(
             "api key created",
             extra={
@@ -88,10 +96,29 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
                 "principal": key.principal,
                 "tenant": key.tenant,
                 "roles": list(key.roles),
+                "accounts": list(key.accounts),
                 "by": caller.name,
             },
         )
         return keys_pb2.CreateApiKeyResponse(api_key=encode(key), secret=secret)
+
+    async def _create(
+        self,
+        request: keys_pb2.CreateApiKeyRequest,
+        caller: auth.Principal,
+        accounts: tuple[str, ...],
+    ) -> tuple[ApiKey, str]:
+        return await run_blocking(
+            self.executor,
+            lambda: self.keys.create(
+                request.principal,
+                caller.tenant,
+                tuple(dict.fromkeys(request.roles)),
+                ttl=request.ttl_seconds,
+                description=request.description,
+                accounts=accounts,
+            ),
+        )
 
     @unary
     async def ListApiKeys(

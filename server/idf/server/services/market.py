@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from idf.engine.errors import ParameterError
 from idf.engine.market.amm import AmmError
-from idf.server import market, paging
+from idf.server import auth, market, paging
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
@@ -41,12 +41,13 @@ def _failed(reason: str, message: str, field: str = "") -> ApiError:
 
 
 def _account(value: str, field: str = "account") -> str:
+    """A user account the caller may act for (idf.server.auth.acting_account)."""
     if not market.is_user_account(value):
         raise invalid_argument(
             field,
             "must look like market/accounts/{id}: lowercase letters, digits, . _ -, not starting with -",
         )
-    return value
+    return auth.acting_account(value, field) or value
 
 
 def _token_in(token: int) -> str:
@@ -231,7 +232,8 @@ class MarketServicer(market_pb2_grpc.MarketServiceServicer):
     async def GetBalance(
         self, request: market_pb2.GetBalanceRequest, context: grpc.aio.ServicerContext
     ) -> market_pb2.GetBalanceResponse:
-        balances = await self._run(lambda ledger: ledger.balances(_account(request.account)))
+        account = _account(request.account)  # here, not in the thread: the caller is bound here
+        balances = await self._run(lambda ledger: ledger.balances(account))
         return market_pb2.GetBalanceResponse(
             balances=[
                 market_pb2.TokenAmount(token=TOKEN_CODES[t], amount=a)
