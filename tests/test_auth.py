@@ -22,6 +22,7 @@ from idf.client import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    ResourceExhaustedError,
     UnauthenticatedError,
 )
 from idf.server import auth
@@ -363,3 +364,35 @@ def test_an_account_belongs_to_the_tenant_that_granted_it(billing):
         assert "thief" not in {k.principal for k in c.list_api_keys(page_size=1000).api_keys}
         with pytest.raises(InvalidArgumentError):
             c.create_api_key("x", ["viewer"], accounts=["market/accounts/-treasury"])
+
+
+def test_a_burst_past_the_bucket_is_refused_with_retry_information(tmp_path):
+    """Token buckets per principal (rate so low that no token comes back during the test: the
+    outcome does not depend on the machine's speed); other principals are unaffected; the REST
+    face answers 429 with Retry-After; engine work has its own bucket."""
+    s = ServerThread(
+        data_dir=tmp_path, auth="api-key", admin_token=ADMIN, rest_port=0,
+        rate_limit_requests_per_s=0.001, rate_limit_burst=3,
+        rate_limit_site_updates_per_s=0.001, max_call_site_updates=10_000,
+    )  # fmt: skip
+    try:
+        with Client(s.target, api_key=ADMIN, max_attempts=1) as admin:
+            one = admin.create_api_key("one", ["operator"]).secret
+            two = admin.create_api_key("two", ["operator"]).secret
+        with Client(s.target, api_key=one, max_attempts=1) as c:
+            for _ in range(3):
+                c.list_models()
+            with pytest.raises(ResourceExhaustedError) as e:
+                c.list_models()
+            assert e.value.reason == "RATE_LIMITED" and e.value.retry_after > 100
+        status, error = _http(s, "GET", "/v1/models", token=one)
+        assert status == 429 and error["details"][0]["reason"] == "RATE_LIMITED"
+        with Client(s.target, api_key=two, max_attempts=1) as c:
+            field = np.ones((10, 10), np.float32)
+            c.predict(field, 50, diffusivity=0.1)  # 5,000 site updates of the 10,000 bucket
+            c.predict(field, 50, diffusivity=0.1)
+            with pytest.raises(ResourceExhaustedError) as e:
+                c.predict(field, 50, diffusivity=0.1)  # the work bucket is empty, requests are not
+            assert e.value.reason == "RATE_LIMITED" and "engine work" in e.value.message
+    finally:
+        s.stop()

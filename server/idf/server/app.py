@@ -27,6 +27,7 @@ from idf.server.auth import Authority
 from idf.server.config import Settings
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
+from idf.server.ratelimit import RateLimiter
 from idf.server.rpc import Guard
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server.services.keys import KeyServicer
@@ -167,8 +168,17 @@ async def start(
         anonymous=settings.anonymous_permissions,
         admin_token=settings.admin_token,
     )
+    limiter = RateLimiter(
+        (settings.rate_limit_requests_per_s, settings.rate_limit_burst),
+        (settings.tenant_rate_limit_requests_per_s, settings.tenant_rate_limit_burst),
+        (settings.rate_limit_site_updates_per_s, settings.max_call_site_updates),
+    )
     guard = Guard(
-        size, settings.max_inflight_request_bytes, settings.default_deadline, authority=authority
+        size,
+        settings.max_inflight_request_bytes,
+        settings.default_deadline,
+        authority=authority,
+        limiter=limiter,
     )
     server = grpc.aio.server(
         interceptors=[guard],

@@ -39,6 +39,7 @@ import grpc
 import idf.v1
 from idf.server.config import ANONYMOUS, ROLES
 from idf.server.errors import ApiError
+from idf.server.ratelimit import RateLimiter
 from idf.store.keys import ApiKey, KeyStore
 from idf.v1 import access_pb2
 
@@ -278,8 +279,30 @@ class Authority:
                     del self._cache[digest]
 
 
-def bind(principal: Principal) -> contextvars.Token[Principal]:
-    return _CURRENT.set(principal)
+_LIMITER: contextvars.ContextVar[RateLimiter | None] = contextvars.ContextVar(
+    "idf_limiter", default=None
+)
+
+
+def bind(principal: Principal, limiter: RateLimiter | None = None) -> None:
+    """The current call's principal, and the rate limiter its engine work is counted by."""
+    _CURRENT.set(principal)
+    _LIMITER.set(limiter)
+
+
+def rate_key(principal: Principal, peer: str) -> str:
+    """Whose buckets a call draws from: the principal, or for anonymous callers their host."""
+    if principal.source == "anonymous":
+        return "anonymous@" + peer.rsplit(":", 1)[0]
+    return f"{principal.tenant}/{principal.name}"
+
+
+def admit_work(site_updates: int, peer: str = "") -> None:
+    """Take an engine call's work from the current principal's work bucket (RATE_LIMITED when it
+    is short); nothing when no limiter is bound (auth off)."""
+    limiter = _LIMITER.get()
+    if limiter is not None:
+        limiter.admit_work(rate_key(current(), peer), site_updates)
 
 
 def acting_account(requested: str | None, field: str) -> str | None:

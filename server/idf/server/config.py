@@ -151,6 +151,20 @@ class Settings(BaseSettings):
         description="Role -> the permissions it grants ('*': all); the permissions are the "
         "contract's (option (idf.v1.permission) of each RPC).",
     )
+    rate_limit_requests_per_s: float = Field(
+        100.0, gt=0, description="With auth on: calls per second per principal (token bucket)."
+    )
+    rate_limit_burst: float = Field(200.0, gt=0, description="...and the bucket's size.")
+    tenant_rate_limit_requests_per_s: float = Field(
+        2000.0, gt=0, description="With auth on: calls per second per tenant."
+    )
+    tenant_rate_limit_burst: float = Field(4000.0, gt=0, description="...and the bucket's size.")
+    rate_limit_site_updates_per_s: float = Field(
+        2e8,
+        gt=0,
+        description="With auth on: engine work per principal, stencil-equivalent site updates per "
+        "second; the bucket holds max_call_site_updates (one call of the ceiling passes an idle one).",
+    )
     anonymous_permissions: list[str] = Field(
         default_factory=lambda: list(ANONYMOUS),
         description="What a caller without credentials may do when auth is on.",

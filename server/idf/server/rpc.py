@@ -26,6 +26,7 @@ import grpc
 
 from idf.server import auth, limits, memory
 from idf.server.errors import ApiError, exhausted, invalid_argument, shutting_down, too_large
+from idf.server.ratelimit import RateLimiter
 
 log = logging.getLogger("idf.rpc")
 T = TypeVar("T")
@@ -77,8 +78,10 @@ class Guard(grpc.aio.ServerInterceptor):
         max_inflight_request_bytes: int,
         stream_deadline: float = 300.0,
         authority: auth.Authority | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.authority = authority or auth.Authority("off", None)
+        self.limiter = limiter if self.authority.mode != "off" else None  # principals to tell apart
         self.max_message_bytes = max_message_bytes
         self.max_inflight = max_inflight_request_bytes
         self.stream_deadline = stream_deadline
@@ -161,7 +164,10 @@ class Guard(grpc.aio.ServerInterceptor):
         credential = self.authority.needs_lookup(metadata)
         if credential is not None:
             await asyncio.to_thread(self.authority.load, credential)
-        auth.bind(self.authority.check(rpc, metadata, context.peer()))
+        principal = self.authority.check(rpc, metadata, context.peer())
+        auth.bind(principal, self.limiter)
+        if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free
+            self.limiter.admit_call(auth.rate_key(principal, context.peer()), principal.tenant)
 
     def _check_size(self, response: Any) -> None:
         size = response.ByteSize()

@@ -13,6 +13,7 @@ import numpy as np
 
 from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
+from idf.server import auth
 from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import invalid_argument, too_large
@@ -72,6 +73,7 @@ class EngineBacked:
         (what proof rewards are paid against); `rpc` names the call in its reservation.
         Returns (result, charged CEU)."""
         self.admission.check_cost(cost.work, cost.state_bytes, field)
+        auth.admit_work(cost.work, context.peer())
         account = caller_account(context)
         meter = await asyncio.to_thread(self.metering.reserve, account, cost.site_updates, rpc)
         try:
