@@ -90,7 +90,7 @@ def test_the_rpc_list_comes_from_the_protos():
         "get_consistency_proof",
         "watch_energy_map",
         "create_api_key",
-    } <= names and len(names) == 28
+    } <= names and len(names) == 29
 
 
 def test_every_rpc_has_a_method_on_both_twins():

@@ -35,6 +35,7 @@ from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
+from idf.server.tokens import OwnIssuer, TokenVerifier, TrustedIssuer
 from idf.server.transparency import TransparencyLog
 from idf.store.keys import KeyStore
 from idf.store.ledger import Ledger
@@ -161,12 +162,22 @@ async def start(
     _private_data_dir(settings)
     memory.limit_arenas()
     keys = KeyStore(settings.store_url())
+    issuer = OwnIssuer(
+        signing.load_or_create(settings.token_key_path()),
+        settings.token_issuer,
+        settings.token_ttl_s,
+    )
+    try:
+        trusted = [TrustedIssuer(**t) for t in settings.jwt_issuers]
+    except TypeError as e:
+        raise ValueError(f"jwt_issuers: {e}") from None
     authority = Authority(
         settings.auth,
         keys,
         roles=settings.roles,
         anonymous=settings.anonymous_permissions,
         admin_token=settings.admin_token,
+        tokens=TokenVerifier(trusted, issuer, settings.roles),
     )
     limiter = RateLimiter(
         (settings.rate_limit_requests_per_s, settings.rate_limit_burst),
@@ -242,7 +253,7 @@ async def start(
     )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(
-        KeyServicer(io_executor, keys, authority), server
+        KeyServicer(io_executor, keys, authority, issuer), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -291,6 +302,7 @@ async def start(
             f"127.0.0.1:{port}",
             settings.max_message_bytes,
             gateway_secret,
+            issuer.jwks() if settings.auth == "api-key" else None,
         )
     return running
 

@@ -12,8 +12,9 @@ native gRPC and for the REST face alike (REST forwards `authorization` onto the 
 - `auth = "off"` (loopback only; the embedded default until `idf init` issues credentials):
   every caller is the local administrator of tenant `default`.
 - `auth = "api-key"`: `authorization: Bearer idf_...` is looked up in the key store (hash of the
-  secret, revocation, expiry); `Bearer <admin_token>` is the bootstrap administrator. Any other
-  credential, or a bad key of any kind, is UNAUTHENTICATED with one message for all causes (no
+  secret, revocation, expiry); a JWT is verified by `idf.server.tokens` (trusted issuers, and the
+  service's own tokens); `Bearer <admin_token>` is the bootstrap administrator. Any other
+  credential, or a bad key or token of any kind, is UNAUTHENTICATED with one message for all causes (no
   oracle); a call the principal's roles do not allow is PERMISSION_DENIED. Both are written to
   the audit log (`idf.audit`) with the cause, never the secret.
 
@@ -40,6 +41,7 @@ import idf.v1
 from idf.server.config import ANONYMOUS, ROLES
 from idf.server.errors import ApiError
 from idf.server.ratelimit import RateLimiter
+from idf.server.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 from idf.store.keys import ApiKey, KeyStore
 from idf.v1 import access_pb2
 
@@ -62,7 +64,7 @@ class Principal:
     name: str
     tenant: str
     roles: tuple[str, ...]
-    source: str  # "api-key", "admin-token", "anonymous", "local" (auth off)
+    source: str  # "api-key", "jwt", "admin-token", "anonymous", "local" (auth off), "none"
     key_id: str = ""
     accounts: tuple[str, ...] = ()  # ledger accounts it acts and pays for (first: default)
 
@@ -122,6 +124,7 @@ class Authority:
         roles: Mapping[str, Iterable[str]] = ROLES,
         anonymous: Iterable[str] = ANONYMOUS,  # the configuration's defaults
         admin_token: str | None = None,
+        tokens: TokenVerifier | None = None,
     ) -> None:
         if mode not in ("off", "api-key"):
             raise ValueError(f"auth mode {mode!r}")
@@ -131,7 +134,10 @@ class Authority:
         self.roles = {name: frozenset(p) for name, p in roles.items()}
         self.anonymous = frozenset(anonymous)
         self.permissions = method_permissions()
+        self.tokens = tokens  # JWTs: trusted issuers and the service's own (None: no JWTs)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}  # hash of the secret -> lookup
+        # hash of a JWT -> (its principal or None, why not, until when the answer holds)
+        self._verified: dict[str, tuple[Principal | None, str, float]] = {}
         self._lock = threading.Lock()
 
     # -- permissions ---------------------------------------------------------------------------
@@ -214,6 +220,15 @@ class Authority:
             return Principal("anonymous", DEFAULT_TENANT, (), "anonymous")
         if self.admin_token and hmac.compare_digest(credential.encode(), self.admin_token.encode()):
             return Principal("admin", DEFAULT_TENANT, ("admin",), "admin-token")
+        if self.tokens is not None and looks_like_jwt(credential):
+            principal, cause = self._token(credential)
+            if principal is None:
+                audit.warning(
+                    "auth refused",
+                    extra={"event": "auth.refused", "rpc": rpc, "cause": cause, "peer": peer},
+                )
+                raise _unauthenticated()
+            return principal
         key, cause = self._key(credential)
         if key is None:
             audit.warning(
@@ -245,11 +260,60 @@ class Authority:
             return None, "expired key"
         return key, ""
 
+    def _token(self, credential: str) -> tuple[Principal | None, str]:
+        """The principal a JWT authenticates, or (None, why not); verified answers are kept until
+        the token expires, at most KEY_CACHE_S."""
+        now = time.time()
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        with self._lock:
+            hit = self._verified.get(digest)
+        if hit is not None and now < hit[2]:
+            return hit[0], hit[1]
+        return self.verify_token(credential, now)
+
+    def verify_token(
+        self, credential: str, now: float | None = None
+    ) -> tuple[Principal | None, str]:
+        """Verify a JWT (blocking: a JWKS may be fetched) and remember the answer."""
+        assert self.tokens is not None
+        now = time.time() if now is None else now
+        try:
+            identity = self.tokens.verify(credential, now)
+        except InvalidToken as e:
+            principal, cause, until = None, str(e), now + KEY_CACHE_S
+        else:
+            # an issuer's tenant acts only for its tenant's accounts, whatever the token claims
+            accounts = tuple(
+                a for a in identity.accounts
+                if self.keys is not None and self.keys.tenant_of(a) == identity.tenant
+            )  # fmt: skip
+            principal = Principal(
+                identity.principal, identity.tenant, identity.roles, "jwt", "", accounts
+            )
+            cause, until = "", min(identity.expires, now + KEY_CACHE_S)
+        with self._lock:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[hashlib.sha256(credential.encode()).hexdigest()] = (
+                principal,
+                cause,
+                until,
+            )
+        return principal, cause
+
     def _cached(self, credential: str, now: float) -> tuple[ApiKey | None] | None:
         digest = hashlib.sha256(credential.encode()).hexdigest()
         with self._lock:
             hit = self._cache.get(digest)
         return (hit[0],) if hit is not None and now - hit[1] < KEY_CACHE_S else None
+
+    def lookup(self, credential: str) -> None:
+        """The blocking part of authenticating `credential` (a store read, a JWKS fetch, a
+        signature check), run off the event loop; its answer is remembered for `check`."""
+        if self.tokens is not None and looks_like_jwt(credential):
+            self.verify_token(credential)
+        else:
+            self.load(credential)
 
     def load(self, credential: str, now: float | None = None) -> ApiKey | None:
         """Look the key up in the store (blocking) and remember the answer for KEY_CACHE_S."""
@@ -269,6 +333,11 @@ class Authority:
         credential = bearer(metadata)
         if not credential or (self.admin_token and credential == self.admin_token):
             return None
+        if self.tokens is not None and looks_like_jwt(credential):
+            digest = hashlib.sha256(credential.encode()).hexdigest()
+            with self._lock:
+                hit = self._verified.get(digest)
+            return None if hit is not None and time.time() < hit[2] else credential
         return None if self._cached(credential, time.time()) is not None else credential
 
     def forget(self, key_id: str) -> None:

@@ -18,7 +18,7 @@ from pydantic_settings import (
 
 MIB = 1024 * 1024
 # Role defaults (idf.server.auth keeps the enforcement; these are configuration).
-_VIEW = ["catalog.read", "log.read", "proofs.read", "market.read", "telemetry.read"]
+_VIEW = ["catalog.read", "log.read", "proofs.read", "market.read", "telemetry.read", "token.issue"]
 ROLES = {
     "viewer": _VIEW,
     "operator": [*_VIEW, "predict.run", "diffusion.run", "proofs.write", "telemetry.write"],
@@ -165,6 +165,17 @@ class Settings(BaseSettings):
         description="With auth on: engine work per principal, stencil-equivalent site updates per "
         "second; the bucket holds max_call_site_updates (one call of the ceiling passes an idle one).",
     )
+    jwt_issuers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Trusted JWT issuers: tables with issuer, audience, jwks_url (https:// or "
+        "file://), and optionally tenant, principal_claim, roles_claim, max_skew_s "
+        "(idf.server.tokens.TrustedIssuer).",
+    )
+    token_issuer: str = Field(
+        "idf",
+        description="iss and aud of the JWTs this service issues (IssueToken, /oauth2/token).",
+    )
+    token_ttl_s: int = Field(600, ge=30, le=86400, description="Lifetime of those JWTs, seconds.")
     anonymous_permissions: list[str] = Field(
         default_factory=lambda: list(ANONYMOUS),
         description="What a caller without credentials may do when auth is on.",
@@ -197,6 +208,9 @@ class Settings(BaseSettings):
 
     def store_url(self) -> str:
         return self.database_url or str(self.data_dir / "idf.sqlite3")
+
+    def token_key_path(self) -> Path:
+        return self.data_dir / "keys" / "token-ed25519.pem"
 
     def key_path(self) -> Path:
         return self.proof_key_file or self.data_dir / "keys" / "proof-ed25519.pem"

@@ -26,10 +26,13 @@ parsed at once are capped (429 with Retry-After past it).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import math
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +47,11 @@ from google.rpc import error_details_pb2, status_pb2
 from idf.server.admission import FORWARDED_HEADER, GATEWAY_HEADER
 from idf.server.auth import contract_modules
 from idf.server.errors import DOMAIN
+from idf.v1 import keys_pb2
 
 log = logging.getLogger("idf.rest")
+JWKS_PATH = "/.well-known/jwks.json"  # the service's token keys (with auth on)
+TOKEN_PATH = "/oauth2/token"  # the OAuth2 client-credentials grant (with auth on)
 FORWARDED = ("authorization", "x-idf-account")  # never the gateway headers: those are set here
 MIB = 1024 * 1024
 
@@ -439,10 +445,17 @@ def _timeout(headers: Any) -> float | None:
 
 
 class Transcoder:
-    def __init__(self, grpc_target: str, max_message_bytes: int, gateway_secret: str = "") -> None:
+    def __init__(
+        self,
+        grpc_target: str,
+        max_message_bytes: int,
+        gateway_secret: str = "",
+        jwks: dict[str, Any] | None = None,
+    ) -> None:
         self.gateway_secret = (
             gateway_secret  # proves to admission that the forwarded address is ours
         )
+        self.jwks = jwks  # the public keys of the service's own tokens (None: it issues none)
         self.routes = routes()
         self.channel = grpc.aio.insecure_channel(
             grpc_target,
@@ -567,6 +580,10 @@ class Transcoder:
             ).response()
 
     async def _handle(self, http: web.BaseRequest) -> web.StreamResponse:
+        if self.jwks is not None and http.path == JWKS_PATH and http.method == "GET":
+            return web.json_response(self.jwks, headers={"Cache-Control": "max-age=300"})
+        if self.jwks is not None and http.path == TOKEN_PATH and http.method == "POST":
+            return await self._token(http)
         route, values = self._match(http.method, http.path)
         method = route.method
         if method.client_streaming:
@@ -649,6 +666,63 @@ class Transcoder:
         await out.write_eof()
         return out
 
+    async def _token(self, http: web.BaseRequest) -> web.StreamResponse:
+        """The OAuth2 client-credentials grant (RFC 6749 4.4): the client secret is an API key,
+        given as HTTP Basic (client_id:client_secret) or as the client_secret form field; the
+        answer is KeyService.IssueToken's, in the RFC's JSON."""
+
+        def oauth_error(status: int, error: str, description: str) -> web.Response:
+            return web.json_response(
+                {"error": error, "error_description": description},
+                status=status,
+                headers={"Cache-Control": "no-store"},
+            )
+
+        body = await self._body(http)
+        self.budget.give(len(body))
+        try:
+            form = urllib.parse.parse_qs(body.decode(), strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError):
+            return oauth_error(400, "invalid_request", "the body must be a form")
+        if form.get("grant_type") != ["client_credentials"]:
+            return oauth_error(400, "unsupported_grant_type", "only client_credentials is granted")
+        secret = (form.get("client_secret") or [""])[0]
+        scheme, _, basic = http.headers.get("Authorization", "").partition(" ")
+        if not secret and scheme.lower() == "basic":
+            try:
+                secret = base64.b64decode(basic, validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return oauth_error(400, "invalid_request", "malformed Basic credentials")
+        if not secret:
+            return oauth_error(401, "invalid_client", "send the API key as the client secret")
+        metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {secret}"),)
+        if self.gateway_secret:
+            metadata += (
+                (GATEWAY_HEADER, self.gateway_secret),
+                (FORWARDED_HEADER, http.remote or "unknown"),
+            )
+        try:
+            reply = await self.channel.unary_unary(
+                "/idf.v1.KeyService/IssueToken",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=keys_pb2.IssueTokenResponse.FromString,
+            )(keys_pb2.IssueTokenRequest(), metadata=metadata, timeout=30)
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return oauth_error(
+                    401, "invalid_client", "the client secret is not a valid API key"
+                )
+            status, body_json, headers = _status_json(e)
+            return web.json_response(body_json, status=status, headers=headers or None)
+        return web.json_response(
+            {
+                "access_token": reply.access_token,
+                "token_type": reply.token_type,
+                "expires_in": reply.expires_in,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def close(self) -> None:
         await self.channel.close()
 
@@ -724,9 +798,14 @@ class _Server(web.Server):
 
 
 async def start(
-    host: str, port: int, grpc_target: str, max_message_bytes: int, gateway_secret: str = ""
+    host: str,
+    port: int,
+    grpc_target: str,
+    max_message_bytes: int,
+    gateway_secret: str = "",
+    jwks: dict[str, Any] | None = None,
 ) -> tuple[web.BaseRunner, int, Transcoder]:
-    transcoder = Transcoder(grpc_target, max_message_bytes, gateway_secret)
+    transcoder = Transcoder(grpc_target, max_message_bytes, gateway_secret, jwks)
     server = _Server(
         transcoder.handle,
         handler_cancellation=True,  # a client that goes away cancels its gRPC call

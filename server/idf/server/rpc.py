@@ -163,7 +163,7 @@ class Guard(grpc.aio.ServerInterceptor):
         metadata = context.invocation_metadata()
         credential = self.authority.needs_lookup(metadata)
         if credential is not None:
-            await asyncio.to_thread(self.authority.load, credential)
+            await asyncio.to_thread(self.authority.lookup, credential)
         principal = self.authority.check(rpc, metadata, context.peer())
         auth.bind(principal, self.limiter)
         if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free

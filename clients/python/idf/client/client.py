@@ -418,6 +418,12 @@ class Client(_Base):
         request = keys_pb2.RevokeApiKeyRequest(name=name)
         return r.api_key_from(self._call(self.keys_stub.RevokeApiKey, request, timeout).api_key)
 
+    def issue_token(self, *, timeout: float | None = None) -> r.Token:
+        """A short-lived JWT for this client's API key (OAuth2 client credentials): pass its
+        `access_token` as `api_key=` where a token is preferred to the key itself."""
+        request = keys_pb2.IssueTokenRequest()
+        return r.token_from(self._call(self.keys_stub.IssueToken, request, timeout))
+
     # names of the first SDK, kept: the RPC-named methods above and below are the canonical ones
     def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return self.checkpoint(timeout=timeout)
@@ -773,6 +779,10 @@ class AsyncClient(_Base):
         return r.api_key_from(
             (await self._call(self.keys_stub.RevokeApiKey, request, timeout)).api_key
         )
+
+    async def issue_token(self, *, timeout: float | None = None) -> r.Token:
+        request = keys_pb2.IssueTokenRequest()
+        return r.token_from(await self._call(self.keys_stub.IssueToken, request, timeout))
 
     async def get_checkpoint(self, *, timeout: float | None = None) -> proof_pb2.Checkpoint:
         return await self.checkpoint(timeout=timeout)

@@ -517,3 +517,17 @@ class ApiKeyPage:
 
 def api_key_page_from(r: keys_pb2.ListApiKeysResponse) -> ApiKeyPage:
     return ApiKeyPage([api_key_from(k) for k in r.api_keys], r.next_page_token, r)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A JWT the service issued for the caller's API key."""
+
+    access_token: str = dataclasses.field(repr=False)
+    token_type: str  # "Bearer"
+    expires_in: int  # seconds
+    raw: keys_pb2.IssueTokenResponse = dataclasses.field(repr=False)
+
+
+def token_from(r: keys_pb2.IssueTokenResponse) -> Token:
+    return Token(r.access_token, r.token_type, r.expires_in, r)

@@ -51,6 +51,11 @@ class KeyServiceStub:
                 request_serializer=idf_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=idf_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.IssueToken = channel.unary_unary(
+                '/idf.v1.KeyService/IssueToken',
+                request_serializer=idf_dot_v1_dot_keys__pb2.IssueTokenRequest.SerializeToString,
+                response_deserializer=idf_dot_v1_dot_keys__pb2.IssueTokenResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
@@ -79,6 +84,14 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueToken(self, request, context):
+        """Exchanges the caller's API key for a short-lived JWT signed by the service (the OAuth2
+        client-credentials grant; on the REST face also at POST /oauth2/token with a form body).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=idf_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=idf_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'IssueToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueToken,
+                    request_deserializer=idf_dot_v1_dot_keys__pb2.IssueTokenRequest.FromString,
+                    response_serializer=idf_dot_v1_dot_keys__pb2.IssueTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +199,33 @@ class KeyService:
             '/idf.v1.KeyService/RevokeApiKey',
             idf_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.SerializeToString,
             idf_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idf.v1.KeyService/IssueToken',
+            idf_dot_v1_dot_keys__pb2.IssueTokenRequest.SerializeToString,
+            idf_dot_v1_dot_keys__pb2.IssueTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

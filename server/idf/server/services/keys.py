@@ -15,6 +15,7 @@ from idf.engine.market.operations import is_user_account
 from idf.server import auth, paging
 from idf.server.errors import ApiError, invalid_argument
 from idf.server.rpc import run_blocking, unary
+from idf.server.tokens import OwnIssuer
 from idf.store.keys import AccountOfAnotherTenant, ApiKey, KeyStore
 from idf.v1 import keys_pb2, keys_pb2_grpc
 
@@ -50,8 +51,44 @@ def encode(key: ApiKey) -> keys_pb2.ApiKey:
 
 
 class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
-    def __init__(self, executor: Executor, keys: KeyStore, authority: auth.Authority) -> None:
-        self.executor, self.keys, self.authority = executor, keys, authority
+    def __init__(
+        self,
+        executor: Executor,
+        keys: KeyStore,
+        authority: auth.Authority,
+        issuer: OwnIssuer | None = None,
+    ) -> None:
+        self.executor, self.keys, self.authority, self.issuer = executor, keys, authority, issuer
+
+    @unary
+    async def IssueToken(
+        self, request: keys_pb2.IssueTokenRequest, context: grpc.aio.ServicerContext
+    ) -> keys_pb2.IssueTokenResponse:
+        caller = auth.current()
+        if self.issuer is None or self.authority.mode == "off":
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this server issues no tokens: authentication is off",
+                reason="TOKENS_OFF",
+            )
+        if caller.source != "api-key":  # a token cannot renew itself past its lifetime
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "tokens are issued in exchange for an API key",
+                reason="API_KEY_REQUIRED",
+            )
+        token, ttl = self.issuer.issue(caller.name, caller.tenant, caller.roles, caller.accounts)
+        audit.info(
+            "token issued",
+            extra={
+                "event": "token.issued",
+                "key_id": caller.key_id,
+                "principal": caller.name,
+                "tenant": caller.tenant,
+                "expires_in": ttl,
+            },
+        )
+        return keys_pb2.IssueTokenResponse(access_token=token, token_type="Bearer", expires_in=ttl)
 
     @unary
     async def CreateApiKey(

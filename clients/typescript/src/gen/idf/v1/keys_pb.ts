@@ -15,7 +15,57 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file idf/v1/keys.proto.
  */
 export const file_idf_v1_keys: GenFile = /*@__PURE__*/
-  fileDesc("ChFpZGYvdjEva2V5cy5wcm90bxIGaWRmLnYxIs4CCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIUCgZwcmVmaXgYAiABKAlCBOJBAQMSFwoJcHJpbmNpcGFsGAMgASgJQgTiQQEDEhQKBnRlbmFudBgEIAEoCUIE4kEBAxITCgVyb2xlcxgFIAMoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIZCgtkZXNjcmlwdGlvbhgJIAEoCUIE4kEBAxIWCghhY2NvdW50cxgKIAMoCUIE4kEBAyKRAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCglwcmluY2lwYWwYASABKAlCBOJBAQISEwoFcm9sZXMYAiADKAlCBOJBAQISGQoLdHRsX3NlY29uZHMYAyABKANCBOJBAQESGQoLZGVzY3JpcHRpb24YBCABKAlCBOJBAQESFgoIYWNjb3VudHMYBSADKAlCBOJBAQEiUwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USJQoHYXBpX2tleRgBIAEoCzIOLmlkZi52MS5BcGlLZXlCBOJBAQMSFAoGc2VjcmV0GAIgASgJQgTiQQEDIkcKEkxpc3RBcGlLZXlzUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJcChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiYKCGFwaV9rZXlzGAEgAygLMg4uaWRmLnYxLkFwaUtleUIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiKQoTUmV2b2tlQXBpS2V5UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIj0KFFJldm9rZUFwaUtleVJlc3BvbnNlEiUKB2FwaV9rZXkYASABKAsyDi5pZGYudjEuQXBpS2V5QgTiQQEDMuACCgpLZXlTZXJ2aWNlEmwKDENyZWF0ZUFwaUtleRIbLmlkZi52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GhwuaWRmLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIiGquxgKa2V5cy5hZG1pboLT5JMCDToBKiIIL3YxL2tleXMSZgoLTGlzdEFwaUtleXMSGi5pZGYudjEuTGlzdEFwaUtleXNSZXF1ZXN0GhsuaWRmLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2UiHqq7GAprZXlzLmFkbWlugtPkkwIKEggvdjEva2V5cxJ8CgxSZXZva2VBcGlLZXkSGy5pZGYudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBocLmlkZi52MS5SZXZva2VBcGlLZXlSZXNwb25zZSIxqrsYCmtleXMuYWRtaW6C0+STAh06ASoiGC92MS97bmFtZT1rZXlzLyp9OnJldm9rZWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_access]);
+  fileDesc("ChFpZGYvdjEva2V5cy5wcm90bxIGaWRmLnYxIhMKEUlzc3VlVG9rZW5SZXF1ZXN0ImQKEklzc3VlVG9rZW5SZXNwb25zZRIaCgxhY2Nlc3NfdG9rZW4YASABKAlCBOJBAQMSGAoKdG9rZW5fdHlwZRgCIAEoCUIE4kEBAxIYCgpleHBpcmVzX2luGAMgASgDQgTiQQEDIs4CCgZBcGlLZXkSEgoEbmFtZRgBIAEoCUIE4kEBCBIUCgZwcmVmaXgYAiABKAlCBOJBAQMSFwoJcHJpbmNpcGFsGAMgASgJQgTiQQEDEhQKBnRlbmFudBgEIAEoCUIE4kEBAxITCgVyb2xlcxgFIAMoCUIE4kEBAxI1CgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSNQoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEjUKC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIZCgtkZXNjcmlwdGlvbhgJIAEoCUIE4kEBAxIWCghhY2NvdW50cxgKIAMoCUIE4kEBAyKRAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIXCglwcmluY2lwYWwYASABKAlCBOJBAQISEwoFcm9sZXMYAiADKAlCBOJBAQISGQoLdHRsX3NlY29uZHMYAyABKANCBOJBAQESGQoLZGVzY3JpcHRpb24YBCABKAlCBOJBAQESFgoIYWNjb3VudHMYBSADKAlCBOJBAQEiUwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USJQoHYXBpX2tleRgBIAEoCzIOLmlkZi52MS5BcGlLZXlCBOJBAQMSFAoGc2VjcmV0GAIgASgJQgTiQQEDIkcKEkxpc3RBcGlLZXlzUmVxdWVzdBIXCglwYWdlX3NpemUYASABKAVCBOJBAQESGAoKcGFnZV90b2tlbhgCIAEoCUIE4kEBASJcChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiYKCGFwaV9rZXlzGAEgAygLMg4uaWRmLnYxLkFwaUtleUIE4kEBAxIdCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCBOJBAQMiKQoTUmV2b2tlQXBpS2V5UmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIj0KFFJldm9rZUFwaUtleVJlc3BvbnNlEiUKB2FwaV9rZXkYASABKAsyDi5pZGYudjEuQXBpS2V5QgTiQQEDMssDCgpLZXlTZXJ2aWNlEmwKDENyZWF0ZUFwaUtleRIbLmlkZi52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GhwuaWRmLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIiGquxgKa2V5cy5hZG1pboLT5JMCDToBKiIIL3YxL2tleXMSZgoLTGlzdEFwaUtleXMSGi5pZGYudjEuTGlzdEFwaUtleXNSZXF1ZXN0GhsuaWRmLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2UiHqq7GAprZXlzLmFkbWlugtPkkwIKEggvdjEva2V5cxJ8CgxSZXZva2VBcGlLZXkSGy5pZGYudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBocLmlkZi52MS5SZXZva2VBcGlLZXlSZXNwb25zZSIxqrsYCmtleXMuYWRtaW6C0+STAh06ASoiGC92MS97bmFtZT1rZXlzLyp9OnJldm9rZRJpCgpJc3N1ZVRva2VuEhkuaWRmLnYxLklzc3VlVG9rZW5SZXF1ZXN0GhouaWRmLnYxLklzc3VlVG9rZW5SZXNwb25zZSIkqrsYC3Rva2VuLmlzc3VlgtPkkwIPOgEqIgovdjEvdG9rZW5zYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_access]);
+
+/**
+ * Request of KeyService.IssueToken: the credential is the call's API key.
+ *
+ * @generated from message idf.v1.IssueTokenRequest
+ */
+export type IssueTokenRequest = Message<"idf.v1.IssueTokenRequest"> & {
+};
+
+/**
+ * Describes the message idf.v1.IssueTokenRequest.
+ * Use `create(IssueTokenRequestSchema)` to create a new message.
+ */
+export const IssueTokenRequestSchema: GenMessage<IssueTokenRequest> = /*@__PURE__*/
+  messageDesc(file_idf_v1_keys, 0);
+
+/**
+ * Response of KeyService.IssueToken.
+ *
+ * @generated from message idf.v1.IssueTokenResponse
+ */
+export type IssueTokenResponse = Message<"idf.v1.IssueTokenResponse"> & {
+  /**
+   * The token: send it as `authorization: Bearer <access_token>`.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Always "Bearer".
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Seconds until it expires.
+   *
+   * @generated from field: int64 expires_in = 3;
+   */
+  expiresIn: bigint;
+};
+
+/**
+ * Describes the message idf.v1.IssueTokenResponse.
+ * Use `create(IssueTokenResponseSchema)` to create a new message.
+ */
+export const IssueTokenResponseSchema: GenMessage<IssueTokenResponse> = /*@__PURE__*/
+  messageDesc(file_idf_v1_keys, 1);
 
 /**
  * An API key's record (the secret is never stored or returned after creation).
@@ -99,7 +149,7 @@ export type ApiKey = Message<"idf.v1.ApiKey"> & {
  * Use `create(ApiKeySchema)` to create a new message.
  */
 export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 0);
+  messageDesc(file_idf_v1_keys, 2);
 
 /**
  * Request of KeyService.CreateApiKey.
@@ -150,7 +200,7 @@ export type CreateApiKeyRequest = Message<"idf.v1.CreateApiKeyRequest"> & {
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 1);
+  messageDesc(file_idf_v1_keys, 3);
 
 /**
  * Response of KeyService.CreateApiKey.
@@ -178,7 +228,7 @@ export type CreateApiKeyResponse = Message<"idf.v1.CreateApiKeyResponse"> & {
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 2);
+  messageDesc(file_idf_v1_keys, 4);
 
 /**
  * Request of KeyService.ListApiKeys.
@@ -206,7 +256,7 @@ export type ListApiKeysRequest = Message<"idf.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 3);
+  messageDesc(file_idf_v1_keys, 5);
 
 /**
  * Response of KeyService.ListApiKeys.
@@ -234,7 +284,7 @@ export type ListApiKeysResponse = Message<"idf.v1.ListApiKeysResponse"> & {
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 4);
+  messageDesc(file_idf_v1_keys, 6);
 
 /**
  * Request of KeyService.RevokeApiKey.
@@ -255,7 +305,7 @@ export type RevokeApiKeyRequest = Message<"idf.v1.RevokeApiKeyRequest"> & {
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 5);
+  messageDesc(file_idf_v1_keys, 7);
 
 /**
  * Response of KeyService.RevokeApiKey.
@@ -276,7 +326,7 @@ export type RevokeApiKeyResponse = Message<"idf.v1.RevokeApiKeyResponse"> & {
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_keys, 6);
+  messageDesc(file_idf_v1_keys, 8);
 
 /**
  * API keys: credentials for programs. A key is shown once, when it is created; the server stores
@@ -314,6 +364,17 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Exchanges the caller's API key for a short-lived JWT signed by the service (the OAuth2
+   * client-credentials grant; on the REST face also at POST /oauth2/token with a form body).
+   *
+   * @generated from rpc idf.v1.KeyService.IssueToken
+   */
+  issueToken: {
+    methodKind: "unary";
+    input: typeof IssueTokenRequestSchema;
+    output: typeof IssueTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_idf_v1_keys, 0);
