@@ -39,10 +39,44 @@ def _credentials(
             show_default=False,
         ),
     ] = None,
+    token: Annotated[
+        Optional[str],
+        typer.Option(
+            "--token", help="Bearer token (a JWT) [default: IDF_TOKEN].", show_default=False
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tls-ca",
+            help="CA certificate (PEM) to trust: TLS [default: IDF_TLS_CA].",
+            show_default=False,
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tls-cert",
+            help="Client certificate (PEM) for mTLS [default: IDF_TLS_CERT].",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tls-key", help="Its private key (PEM) [default: IDF_TLS_KEY].", show_default=False
+        ),
+    ] = None,
 ) -> None:
     CREDENTIALS.clear()  # one invocation's options only (the CLI also runs in-process in tests)
-    if api_key:
-        CREDENTIALS["api_key"] = api_key
+    given = {
+        "api_key": api_key,
+        "token": token,
+        "tls_ca": tls_ca,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+    }
+    CREDENTIALS.update({k: v for k, v in given.items() if v})
 
 
 app.command()(validate)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
+import grpc
 import typer
 
 from idf.cli.output import REJECTED, UNREACHABLE, fail
@@ -31,7 +32,29 @@ CREDENTIALS: dict[str, str] = {}
 
 
 def api_key() -> str | None:
-    return CREDENTIALS.get("api_key") or os.environ.get("IDF_API_KEY") or None
+    """`--api-key` (an API key or a bearer token), else `--token`, else IDF_API_KEY, IDF_TOKEN."""
+    for name in ("api_key", "token"):
+        if CREDENTIALS.get(name):
+            return CREDENTIALS[name]
+    return os.environ.get("IDF_API_KEY") or os.environ.get("IDF_TOKEN") or None
+
+
+def channel_credentials() -> grpc.ChannelCredentials | None:
+    """TLS to the server when `--tls-ca` (or IDF_TLS_CA) names the CA to trust; with `--tls-cert`
+    and `--tls-key` (IDF_TLS_CERT, IDF_TLS_KEY) the client also presents its certificate (mTLS)."""
+    paths = {
+        name: CREDENTIALS.get(name) or os.environ.get(f"IDF_{name.upper()}")
+        for name in ("tls_ca", "tls_cert", "tls_key")
+    }
+    if not any(paths.values()):
+        return None
+    if bool(paths["tls_cert"]) != bool(paths["tls_key"]):
+        fail("--tls-cert and --tls-key go together")
+    try:
+        data = {k: Path(v).read_bytes() if v else None for k, v in paths.items()}
+    except OSError as e:
+        fail(f"cannot read a TLS file: {e}")
+    return grpc.ssl_channel_credentials(data["tls_ca"], data["tls_key"], data["tls_cert"])
 
 
 @contextlib.contextmanager
@@ -39,7 +62,13 @@ def connected(server: str | None, timeout: float, as_json: bool) -> Iterator[Cli
     """A client for the command; a failed call inside the block ends the command with a clear
     message and exit code 3 (unreachable) or 4 (the server refused the request)."""
     target = server or default_target()
-    with Client(target, timeout=timeout, max_attempts=3, api_key=api_key()) as c:
+    with Client(
+        target,
+        timeout=timeout,
+        max_attempts=3,
+        api_key=api_key(),
+        credentials=channel_credentials(),
+    ) as c:
         try:
             yield c
         except UnavailableError as e:

@@ -35,6 +35,7 @@ from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
+from idf.server.tls import ReloadingCredentials
 from idf.server.tokens import OwnIssuer, TokenVerifier, TrustedIssuer
 from idf.server.transparency import TransparencyLog
 from idf.store.keys import KeyStore
@@ -178,6 +179,7 @@ async def start(
         anonymous=settings.anonymous_permissions,
         admin_token=settings.admin_token,
         tokens=TokenVerifier(trusted, issuer, settings.roles),
+        identities=settings.mtls_identities,
     )
     limiter = RateLimiter(
         (settings.rate_limit_requests_per_s, settings.rate_limit_burst),
@@ -265,10 +267,12 @@ async def start(
         )
     address = f"{settings.host}:{settings.port}"
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:
-        credentials = grpc.ssl_server_credentials(
-            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        tls = ReloadingCredentials(
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_client_ca_file,
         )
-        port = server.add_secure_port(address, credentials)
+        port = server.add_secure_port(address, tls.credentials())
     else:
         port = server.add_insecure_port(address)
     if port == 0:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import grpc
 
@@ -41,6 +42,7 @@ import idf.v1
 from idf.server.config import ANONYMOUS, ROLES
 from idf.server.errors import ApiError
 from idf.server.ratelimit import RateLimiter
+from idf.server.tls import peer_common_name
 from idf.server.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 from idf.store.keys import ApiKey, KeyStore
 from idf.v1 import access_pb2
@@ -125,6 +127,7 @@ class Authority:
         anonymous: Iterable[str] = ANONYMOUS,  # the configuration's defaults
         admin_token: str | None = None,
         tokens: TokenVerifier | None = None,
+        identities: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if mode not in ("off", "api-key"):
             raise ValueError(f"auth mode {mode!r}")
@@ -135,6 +138,17 @@ class Authority:
         self.anonymous = frozenset(anonymous)
         self.permissions = method_permissions()
         self.tokens = tokens  # JWTs: trusted issuers and the service's own (None: no JWTs)
+        # mTLS: client certificate CN -> its principal
+        self.identities = {
+            cn: Principal(
+                cn,
+                str(v.get("tenant", DEFAULT_TENANT)),
+                tuple(v.get("roles", ())),
+                "mtls",
+                accounts=tuple(v.get("accounts", ())),
+            )
+            for cn, v in (identities or {}).items()
+        }
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}  # hash of the secret -> lookup
         # hash of a JWT -> (its principal or None, why not, until when the answer holds)
         self._verified: dict[str, tuple[Principal | None, str, float]] = {}
@@ -150,12 +164,16 @@ class Authority:
         return "*" in granted or permission in granted
 
     def check(
-        self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None, peer: str = ""
+        self,
+        rpc: str,
+        metadata: Iterable[tuple[str, str | bytes]] | None,
+        peer: str = "",
+        auth_context: dict[str, list[bytes]] | None = None,
     ) -> Principal:
         """The caller's principal if it may call `rpc` ('idf.v1.Service/Method'; methods of
         other services, health and reflection, need nothing); else UNAUTHENTICATED or
         PERMISSION_DENIED, audited."""
-        principal = self.authenticate(rpc, metadata, peer)
+        principal = self.authenticate(rpc, metadata, peer, auth_context)
         if rpc not in self.permissions:
             if rpc.startswith("idf."):  # a method of ours this build does not know: refuse
                 raise self._deny(principal, rpc, "", peer)
@@ -211,13 +229,32 @@ class Authority:
 
     # -- credentials ---------------------------------------------------------------------------
     def authenticate(
-        self, rpc: str, metadata: Iterable[tuple[str, str | bytes]] | None, peer: str = ""
+        self,
+        rpc: str,
+        metadata: Iterable[tuple[str, str | bytes]] | None,
+        peer: str = "",
+        auth_context: dict[str, list[bytes]] | None = None,
     ) -> Principal:
         if self.mode == "off":
             return LOCAL
         credential = bearer(metadata)
         if credential is None:
-            return Principal("anonymous", DEFAULT_TENANT, (), "anonymous")
+            cn = peer_common_name(auth_context)  # verified by the TLS handshake
+            if cn is None:
+                return Principal("anonymous", DEFAULT_TENANT, (), "anonymous")
+            if cn not in self.identities:
+                audit.warning(
+                    "auth refused",
+                    extra={
+                        "event": "auth.refused",
+                        "rpc": rpc,
+                        "cause": "certificate not mapped",
+                        "common_name": cn[:128],
+                        "peer": peer,
+                    },
+                )
+                raise _unauthenticated()
+            return self.identities[cn]
         if self.admin_token and hmac.compare_digest(credential.encode(), self.admin_token.encode()):
             return Principal("admin", DEFAULT_TENANT, ("admin",), "admin-token")
         if self.tokens is not None and looks_like_jwt(credential):

@@ -188,6 +188,16 @@ class Settings(BaseSettings):
     )
     tls_cert_file: Optional[Path] = Field(None, description="PEM certificate chain; enables TLS.")
     tls_key_file: Optional[Path] = Field(None, description="PEM private key for tls_cert_file.")
+    tls_client_ca_file: Optional[Path] = Field(
+        None,
+        description="PEM CA bundle of client certificates: mTLS, every client of the gRPC port "
+        "must then present a certificate it signed (needs tls_cert_file).",
+    )
+    mtls_identities: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Client certificate subject CN -> {roles = [...], tenant = '...', accounts = [...]}: "
+        "the principal of calls over mTLS that send no bearer credential.",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -235,6 +245,8 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
         if self.rest_port is not None and self.tls_cert_file is not None:
             raise ValueError(
                 "the REST face does not support TLS yet: terminate TLS in front of it, or leave rest_port unset"

@@ -164,7 +164,7 @@ class Guard(grpc.aio.ServerInterceptor):
         credential = self.authority.needs_lookup(metadata)
         if credential is not None:
             await asyncio.to_thread(self.authority.lookup, credential)
-        principal = self.authority.check(rpc, metadata, context.peer())
+        principal = self.authority.check(rpc, metadata, context.peer(), context.auth_context())
         auth.bind(principal, self.limiter)
         if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free
             self.limiter.admit_call(auth.rate_key(principal, context.peer()), principal.tenant)

@@ -1,0 +1,81 @@
+"""TLS for the gRPC face: server certificates reloaded without a restart, and client certificates
+(mTLS) as a source of identity.
+
+`server_credentials(settings)` builds gRPC's dynamic TLS credentials: gRPC asks for the
+configuration at every new handshake, and the fetcher answers a new one when the certificate, key
+or client CA file changed on disk (their modification times and sizes), else keeps the current
+one. Rotation is therefore: write the new files (key first, then the certificate, each renamed
+into place), and new connections use them; open connections keep theirs until they end (the
+server recycles connections, `max_connection_age`).
+
+With `tls_client_ca_file` set, every client must present a certificate signed by that CA (gRPC
+Python offers no "verify if presented": a server requests and verifies client certificates from
+all clients or from none); gRPC verifies the chain and validity during the handshake, so a
+missing, untrusted or expired certificate never reaches the server. A verified certificate's subject common
+name is looked up in `mtls_identities` (CN -> roles, tenant, accounts): the principal of calls that
+send no bearer credential. A trusted certificate whose CN is not mapped authenticates nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+log = logging.getLogger("idf.tls")
+
+
+def _stamp(paths: list[Path]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class ReloadingCredentials:
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self.require = client_ca is not None
+        self.paths = [p for p in (cert, key, client_ca) if p is not None]
+        self._lock = threading.Lock()
+        self._stamp = _stamp(self.paths)
+        self.reloads = 0
+
+    def configuration(self) -> Any:
+        return grpc.ssl_server_certificate_configuration(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
+        )
+
+    def fetch(self) -> Any:
+        """gRPC's fetcher: a new configuration when the files changed, else None (keep)."""
+        try:
+            stamp = _stamp(self.paths)
+            with self._lock:
+                if stamp == self._stamp:
+                    return None
+                config = self.configuration()
+                self._stamp, self.reloads = stamp, self.reloads + 1
+        except (OSError, ValueError) as e:  # a half-written file: keep serving the old pair
+            log.warning("tls files unreadable; keeping the current ones", extra={"error": str(e)})
+            return None
+        log.info("tls certificate reloaded", extra={"reloads": self.reloads})
+        return config
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self.configuration(), self.fetch, require_client_authentication=self.require
+        )
+
+
+def peer_common_name(auth_context: dict[str, list[bytes]] | None) -> str | None:
+    """The verified client certificate's subject CN, if the call came over mTLS."""
+    if not auth_context:
+        return None
+    names = auth_context.get("x509_common_name") or []
+    return names[0].decode(errors="replace") if names else None
