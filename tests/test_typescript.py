@@ -39,17 +39,28 @@ def test_typescript_rest_client_against_a_live_server(tmp_path):
 
     tsc = TS / "node_modules" / ".bin" / "tsc"
     subprocess.run([str(tsc), "-p", str(TS)], check=True)
+    from idf.client import Client
+
     server = ServerThread(rest_port=0)
+    authed = ServerThread(rest_port=0, auth="api-key", admin_token="ts-admin")
     try:
+        with Client(authed.target, api_key="ts-admin", max_attempts=1) as c:
+            key = c.create_api_key("ts", ["viewer"]).secret
         result = subprocess.run(
             [shutil.which("node"), "--test", "test/rest.test.mjs"],
             cwd=TS,
             capture_output=True,
             text=True,
             timeout=120,
-            env={**os.environ, "IDF_REST_URL": f"http://127.0.0.1:{server.running.rest_port}"},
+            env={
+                **os.environ,
+                "IDF_REST_URL": f"http://127.0.0.1:{server.running.rest_port}",
+                "IDF_REST_AUTH_URL": f"http://127.0.0.1:{authed.running.rest_port}",
+                "IDF_API_KEY": key,
+            },
         )
     finally:
         server.stop()
+        authed.stop()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "# pass 3" in result.stdout and "# skipped 0" in result.stdout
+    assert "# pass 4" in result.stdout and "# skipped 0" in result.stdout

@@ -6,5 +6,6 @@ export * from "./gen/idf/v1/diffusion_pb.js";
 export * from "./gen/idf/v1/proof_pb.js";
 export * from "./gen/idf/v1/market_pb.js";
 export * from "./gen/idf/v1/telemetry_pb.js";
+export * from "./gen/idf/v1/keys_pb.js";
 export { fromField, toField, type FieldArray, type FieldOptions } from "./field.js";
 export { IdfRestError, RestClient, route, type RestClientOptions } from "./rest.js";

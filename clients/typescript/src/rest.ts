@@ -28,7 +28,9 @@ export class IdfRestError extends Error {
 }
 
 export interface RestClientOptions {
-  /** Extra headers on every call, e.g. { authorization: "Bearer …", "x-idf-account": "market/accounts/me" }. */
+  /** An API key (idf_…) or a bearer token (a JWT from /oauth2/token), sent as `authorization: Bearer …`. */
+  apiKey?: string;
+  /** Extra headers on every call, e.g. { "x-idf-account": "market/accounts/me" }. */
   headers?: Record<string, string>;
   /** Deadline of each call in seconds (sent as x-idf-timeout). */
   timeoutSeconds?: number;
@@ -72,6 +74,7 @@ export class RestClient {
     const json = toJson(method.input, request) as Record<string, unknown>;
     const { verb, path, body } = route(method, json);
     const headers: Record<string, string> = { "content-type": "application/json", ...this.options.headers };
+    if (this.options.apiKey) headers["authorization"] = `Bearer ${this.options.apiKey}`;
     if (this.options.timeoutSeconds !== undefined) headers["x-idf-timeout"] = String(this.options.timeoutSeconds);
     let url = this.baseUrl.replace(/\/$/, "") + path;
     if (verb === "get") {

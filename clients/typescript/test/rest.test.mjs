@@ -1,7 +1,7 @@
 // The REST client against a live server (the Python test starts one and passes its URL).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DiffusionService, IdfRestError, PredictService, RestClient, fromField, toField } from "../dist/index.js";
+import { DiffusionService, IdfRestError, KeyService, PredictService, ProofService, RestClient, fromField, toField } from "../dist/index.js";
 
 const base = process.env.IDF_REST_URL;
 
@@ -43,4 +43,21 @@ test("Sample streams progress then samples", { skip: !base }, async () => {
   }
   assert.equal(kinds.at(-1), "result");
   assert.ok(kinds.includes("progress"));
+});
+
+const authBase = process.env.IDF_REST_AUTH_URL;
+
+test("credentials: an API key is sent as a bearer token", { skip: !authBase }, async () => {
+  await assert.rejects(new RestClient(authBase).unary(ProofService.method.listProofs, {}), (e) => {
+    assert.ok(e instanceof IdfRestError);
+    assert.equal(e.httpStatus, 401);
+    return true;
+  });
+  const client = new RestClient(authBase, { apiKey: process.env.IDF_API_KEY });
+  const page = await client.unary(ProofService.method.listProofs, {});
+  assert.deepEqual(page.proofs, []);
+  const token = await client.unary(KeyService.method.issueToken, {});
+  assert.equal(token.tokenType, "Bearer");
+  const viaToken = new RestClient(authBase, { apiKey: token.accessToken });
+  assert.deepEqual((await viaToken.unary(ProofService.method.listProofs, {})).proofs, []);
 });
