@@ -396,3 +396,27 @@ def test_a_burst_past_the_bucket_is_refused_with_retry_information(tmp_path):
             assert e.value.reason == "RATE_LIMITED" and "engine work" in e.value.message
     finally:
         s.stop()
+
+
+def test_proofs_are_read_and_listed_within_their_tenant(server, keys):
+    """One global log (checkpoints cover every tenant's leaves), but a proof is its tenant's: another
+    tenant cannot read it, list it, or collide with its request ids."""
+    store = KeyStore(server.settings.store_url())
+    try:
+        _, theirs = store.create("them", "other-tenant", ("operator",))
+    finally:
+        store.close()
+    ref = np.linspace(1, 2, 64, dtype=np.float32).reshape(8, 8)
+    with Client(server.target, api_key=keys["operator"], max_attempts=1) as ours:
+        mine = ours.create_proof(prediction=ref * 1.001, reference=ref, request_id="same-id")
+        with Client(server.target, api_key=theirs, max_attempts=1) as other:
+            with pytest.raises(NotFoundError):
+                other.get_proof(mine.name)
+            assert mine.name not in {p.name for p in other.list_proofs(page_size=1000).proofs}
+            their = other.create_proof(prediction=ref * 1.001, reference=ref, request_id="same-id")
+            assert their.name != mine.name  # their request id, not ours
+            assert other.get_proof(their.name).record == their.record
+            size = other.checkpoint().tree_size
+        assert ours.get_proof(mine.name).record == mine.record
+        assert their.name not in {p.name for p in ours.list_proofs(page_size=1000).proofs}
+        assert ours.checkpoint().tree_size == size  # one log

@@ -46,11 +46,18 @@ class TransparencyLog:
             return len(self._tree)
 
     def append(
-        self, record: dict, *, request_id: str | None, account: str, fingerprint: str
+        self,
+        record: dict,
+        *,
+        request_id: str | None,
+        account: str,
+        fingerprint: str,
+        tenant: str = "default",
     ) -> Appended:
         """Sign and append `record` (built by `idf.engine.proofs.records.record`). Raises
         ParameterError when it is too large, `IdempotencyKeyReused` when `request_id` was used by
-        `account` with another fingerprint."""
+        `account` of `tenant` with another fingerprint. The leaf is `tenant`'s: others cannot
+        read or list it (the tree and its checkpoints stay one global log)."""
         body = canonical_json(record)
         records.check_size(body)
         new = NewLeaf(
@@ -65,6 +72,7 @@ class TransparencyLog:
             request_id,
             account,
             fingerprint,
+            tenant,
         )
         leaf, created = self.store.append(new)
         return Appended(leaf, created, self.sync())

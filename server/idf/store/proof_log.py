@@ -4,7 +4,9 @@ Appends are serialised and atomic (`Database.write`): one transaction takes the 
 lock, reads the next index, inserts, commits. A retried request (same caller account and
 request id, same fingerprint of its inputs) returns the first append; the same key with another
 fingerprint raises `IdempotencyKeyReused`. Logs written before keys were scoped by account are
-migrated in place (their leaves keep account ''). Nothing here hashes trees: the server builds
+migrated in place (their leaves keep account ''). Every leaf belongs to a tenant (the caller's):
+reads and lists filter by it, and request ids are scoped by (tenant, account); the tree itself
+is one global log. Logs written before tenants are migrated in place (tenant 'default'). Nothing here hashes trees: the server builds
 Merkle proofs from `leaf_hashes`.
 """
 
@@ -30,6 +32,7 @@ class NewLeaf:
     request_id: str | None
     account: str = ""  # the caller's account: scopes request_id
     fingerprint: str | None = None  # of the request's inputs, for idempotency
+    tenant: str = "default"  # whose proof it is: reads and lists are scoped by it
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Leaf(NewLeaf):
 
 class ProofLog(Protocol):
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]: ...
-    def get(self, proof_id: str) -> Leaf | None: ...
+    def get(self, proof_id: str, tenant: str | None = None) -> Leaf | None: ...
     def leaf_hashes(self, start: int = 0) -> list[bytes]: ...
     def list(
         self,
@@ -51,11 +54,12 @@ class ProofLog(Protocol):
         policy: str = "",
         verdict: str = "",
         producer: str = "",
+        tenant: str | None = None,
     ) -> list[Leaf]: ...
     def close(self) -> None: ...
 
 
-_COLUMNS = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id, account, fingerprint"
+_COLUMNS = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id, account, fingerprint, tenant"
 _LEGACY = "idx, proof_id, record, signature, leaf_hash, policy, verdict, producer, create_time, request_id"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -70,11 +74,11 @@ CREATE TABLE IF NOT EXISTS {table} (
     create_time TEXT NOT NULL,
     request_id TEXT,
     account TEXT NOT NULL DEFAULT '',
-    fingerprint TEXT
+    fingerprint TEXT,
+    tenant TEXT NOT NULL DEFAULT 'default'
 )"""
-_KEY_INDEX = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS proof_leaves_key ON proof_leaves (account, request_id)"
-)
+# request ids are scoped by (tenant, account); the index of before tenants is dropped
+_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS proof_leaves_tenant_key ON proof_leaves (tenant, account, request_id)"
 
 
 def _leaf(row: tuple) -> Leaf:
@@ -82,10 +86,20 @@ def _leaf(row: tuple) -> Leaf:
 
 
 def _filters(
-    policy: str, verdict: str, producer: str, before: int | None, mark: str
+    policy: str,
+    verdict: str,
+    producer: str,
+    before: int | None,
+    mark: str,
+    tenant: str | None = None,
 ) -> tuple[str, list]:
     where, args = [], []
-    for column, value in (("policy", policy), ("verdict", verdict), ("producer", producer)):
+    for column, value in (
+        ("policy", policy),
+        ("verdict", verdict),
+        ("producer", producer),
+        ("tenant", tenant),
+    ):
         if value:
             where.append(f"{column} = {mark}")
             args.append(value)
@@ -121,16 +135,23 @@ class SqlProofLog:
                         )
                         db.run("DROP TABLE proof_leaves")
                         db.run("ALTER TABLE proof_leaves_scoped RENAME TO proof_leaves")
-        with db.lock:
+        if "tenant" not in db.columns("proof_leaves"):  # written before tenants
+            with db.write("proof_leaves"):
+                if "tenant" not in db.columns("proof_leaves"):
+                    db.run(
+                        "ALTER TABLE proof_leaves ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
+                    )
+        with db.write("proof_leaves"):
             db.run(_KEY_INDEX)
+            db.run("DROP INDEX IF EXISTS proof_leaves_key")
 
     def append(self, leaf: NewLeaf) -> tuple[Leaf, bool]:
         db = self.db
         with db.write("proof_leaves"):
             if leaf.request_id:
                 row = db.one(
-                    f"SELECT {_COLUMNS} FROM proof_leaves WHERE account = ? AND request_id = ?",
-                    (leaf.account, leaf.request_id),
+                    f"SELECT {_COLUMNS} FROM proof_leaves WHERE tenant = ? AND account = ? AND request_id = ?",
+                    (leaf.tenant, leaf.account, leaf.request_id),
                 )
                 if row:
                     first = _leaf(row)
@@ -155,18 +176,21 @@ class SqlProofLog:
                 leaf.request_id,
                 leaf.account,
                 leaf.fingerprint,
+                leaf.tenant,
             )
             db.run(
-                f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", values
+                f"INSERT INTO proof_leaves ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values
             )
         return _leaf(values), True
 
-    def get(self, proof_id: str) -> Leaf | None:
+    def get(self, proof_id: str, tenant: str | None = None) -> Leaf | None:
+        """The leaf of `proof_id` (None also when it belongs to another tenant than `tenant`)."""
         with self.db.lock:
             row = self.db.one(
                 f"SELECT {_COLUMNS} FROM proof_leaves WHERE proof_id = ?", (proof_id,)
             )
-        return _leaf(row) if row else None
+        leaf = _leaf(row) if row else None
+        return None if leaf is None or (tenant is not None and leaf.tenant != tenant) else leaf
 
     def leaf_hashes(self, start: int = 0) -> list[bytes]:
         with self.db.lock:
@@ -183,8 +207,9 @@ class SqlProofLog:
         policy: str = "",
         verdict: str = "",
         producer: str = "",
+        tenant: str | None = None,
     ) -> list[Leaf]:
-        where, args = _filters(policy, verdict, producer, before, "?")
+        where, args = _filters(policy, verdict, producer, before, "?", tenant)
         with self.db.lock:
             rows = self.db.all(
                 f"SELECT {_COLUMNS} FROM proof_leaves{where} ORDER BY idx DESC LIMIT ?",

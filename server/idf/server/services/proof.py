@@ -19,7 +19,7 @@ from idf.engine.cost import Cost
 from idf.engine.errors import ParameterError
 from idf.engine.market.operations import is_user_account
 from idf.engine.proofs import policies, records
-from idf.server import metering, paging
+from idf.server import auth, metering, paging
 from idf.server.admission import Admission
 from idf.server.config import Settings
 from idf.server.errors import ApiError, invalid_argument
@@ -177,6 +177,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                     request_id=request.request_id or None,
                     account=account or "",
                     fingerprint=key_print,
+                    tenant=auth.current().tenant,
                 ),
             )
         except ParameterError as e:
@@ -231,7 +232,8 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         prefix, _, proof_id = request.name.partition("/")
         if prefix != "proofs" or not proof_id:
             raise invalid_argument("name", "must look like proofs/{proof_id}")
-        leaf = await run_blocking(self.executor, self.log.store.get, proof_id)
+        tenant = auth.current().tenant  # another tenant's proof does not exist for this caller
+        leaf = await run_blocking(self.executor, self.log.store.get, proof_id, tenant)
         if leaf is None:
             raise ApiError(
                 grpc.StatusCode.NOT_FOUND,
@@ -258,6 +260,7 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
             policy=request.policy,
             verdict=verdict,
             producer=request.producer,
+            tenant=auth.current().tenant,
         )
         # A page also ends early when its answer would pass half the message limit, so records
         # written before strings were bounded (a 2 MB producer name) cannot make the list fail forever.
