@@ -113,6 +113,7 @@ GROUPS: dict[str, Group] = {
             "tests/test_flow_checks.py",
             "tests/test_transport.py",
             "tests/test_forecast_checks.py",
+            "tests/test_forecaster_protocol.py",
             "tests/test_engine_hardening.py",
             "tests/test_server.py",
         ),
@@ -412,14 +413,16 @@ def pending_functions(name: str, found: dict[str, str]) -> list[str]:
 
 def save(name: str) -> None:
     """Keep mutmut's statuses of a group run here in tools/mutation_results/<name>.json, with the
-    commit they were measured at (rewritten only when they change). A run in a new checkout of only
+    commit they were measured at (rewritten only when they or the sources' hashes change). A run in a new checkout of only
     some mutants (the rest having run before, on the same sources) is merged into the saved ones."""
     found = statuses(name) if _ran_here(name) else {}
     saved = SAVED / f"{name}.json"
-    if not any(st != "not checked" for st in found.values()) or (
-        saved.exists() and json.loads(saved.read_text())["results"] == found
-    ):
+    if not any(st != "not checked" for st in found.values()):
         return
+    if saved.exists():
+        before = json.loads(saved.read_text())
+        if before["results"] == found and before.get("functions") == function_hashes(GROUPS[name]):
+            return  # same statuses of the same sources (new hashes alone must be saved: they keep them fresh)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
