@@ -420,3 +420,32 @@ def test_proofs_are_read_and_listed_within_their_tenant(server, keys):
         assert ours.get_proof(mine.name).record == mine.record
         assert their.name not in {p.name for p in ours.list_proofs(page_size=1000).proofs}
         assert ours.checkpoint().tree_size == size  # one log
+
+
+def test_a_new_project_has_auth_on_and_its_cli_holds_the_admin_credential(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from idf.cli.main import app
+
+    runner = CliRunner()
+    project = tmp_path / "site"
+    assert runner.invoke(app, ["init", str(project), "--json"]).exit_code == 0
+    config = project / "idf.toml"
+    assert config.stat().st_mode & 0o077 == 0  # a credential: readable by its owner only
+    settings = Settings.load(config)
+    assert settings.auth == "api-key" and len(settings.admin_token or "") >= 40
+    assert settings.client["api_key"] == settings.admin_token
+    s = ServerThread(**{**settings.model_dump(), "port": 0, "data_dir": tmp_path / "data"})
+    try:
+        monkeypatch.chdir(project)  # the CLI reads ./idf.toml
+        listed = runner.invoke(app, ["keys", "list", "--server", s.target, "--json"])
+        assert listed.exit_code == 0, listed.output
+        monkeypatch.chdir(tmp_path)  # no project here: no credential
+        refused = runner.invoke(app, ["keys", "list", "--server", s.target, "--json"])
+        assert refused.exit_code == 4 and "UNAUTHENTICATED" in refused.output
+        named = runner.invoke(
+            app, ["--config", str(config), "keys", "list", "--server", s.target, "--json"]
+        )
+        assert named.exit_code == 0, named.output
+    finally:
+        s.stop()

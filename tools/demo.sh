@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The main job end to end on embedded defaults: start the server, create a project with a
-# sample energy map, forecast it over gRPC with the CLI, check the result, stop the server.
+# The main job end to end on embedded defaults: create a project (its idf.toml turns
+# authentication on and holds the project's admin credential), start the server with it, forecast
+# the project's sample energy map over gRPC with the CLI (which reads ./idf.toml for its
+# credential), check the result, show that a caller without the credential is refused, stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
+BIN=$PWD/.venv/bin
 work=$(mktemp -d)
 port=$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export IDF_SERVER=127.0.0.1:$port
 
-echo "== starting idf serve on $IDF_SERVER (log: $work/server.log)"
-IDF_DATA_DIR="$work/data" $BIN/idf serve --port "$port" --log-format text 2>"$work/server.log" &
+echo "== creating a project"
+$BIN/idf init "$work/site"
+cd "$work/site"
+
+echo "== starting idf serve --config idf.toml on $IDF_SERVER (auth on; log: $work/server.log)"
+IDF_DATA_DIR="$work/data" $BIN/idf serve --config idf.toml --port "$port" --log-format text 2>"$work/server.log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 300); do
@@ -19,14 +25,11 @@ for _ in $(seq 300); do
 done
 $BIN/idf health
 
-echo "== creating a project"
-$BIN/idf init "$work/site"
-
-echo "== forecasting 200 frames (diffusion plus a drift) over gRPC"
-$BIN/idf predict --energy-map "$work/site/maps/energy_map.npy" --steps 200 \
+echo "== forecasting 200 frames (diffusion plus a drift) over gRPC, with the project's credential"
+$BIN/idf predict --energy-map maps/energy_map.npy --steps 200 \
   --diffusivity 0.2 --velocity 0.3,0.1 --out "$work/forecast.npy"
 
-$BIN/python - "$work/forecast.npy" "$work/site/maps/energy_map.npy" <<'PY'
+$BIN/python - "$work/forecast.npy" maps/energy_map.npy <<'PY'
 import sys
 import numpy as np
 frames, start = np.load(sys.argv[1]), np.load(sys.argv[2])
@@ -35,4 +38,11 @@ print(f"frames {frames.shape}, peak {start.max():.3f} -> {frames[-1].max():.3f},
       f"relative change of the total {drift:.2e} (periodic: conserved to float32 rounding)")
 assert drift < 200 * 2.0**-24, "total not conserved"
 PY
+
+echo "== the same call without the project's credential is refused"
+cd "$work"
+if $BIN/idf predict --energy-map site/maps/energy_map.npy --steps 2 --out "$work/x.npy" --json; then
+  echo "an anonymous forecast was served" >&2
+  exit 1
+fi
 echo "== done: frames in $work/forecast.npy"

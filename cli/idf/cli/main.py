@@ -4,6 +4,8 @@ localhost:50051); `idf serve` runs the server itself."""
 from __future__ import annotations
 
 import math
+import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -45,6 +47,15 @@ def _credentials(
             "--token", help="Bearer token (a JWT) [default: IDF_TOKEN].", show_default=False
         ),
     ] = None,
+    config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--config",
+            help="The project's config, for its [client] server and api_key "
+            "[default: IDF_CONFIG, else ./idf.toml].",
+            show_default=False,
+        ),
+    ] = None,
     tls_ca: Annotated[
         Optional[str],
         typer.Option(
@@ -70,6 +81,7 @@ def _credentials(
 ) -> None:
     CREDENTIALS.clear()  # one invocation's options only (the CLI also runs in-process in tests)
     given = {
+        "config": config,
         "api_key": api_key,
         "token": token,
         "tls_ca": tls_ca,
@@ -143,14 +155,22 @@ def health(server: ServerOpt = None, json_out: JsonOpt = False, timeout: Timeout
 
 
 CONFIG_TEMPLATE = """\
-# Industriverse IDF server settings for this project (`idf serve --config idf.toml`).
-# Every setting can also be given as an environment variable IDF_<NAME>; see docs/formats.md.
+# Industriverse IDF settings for this project: the server's (`idf serve --config idf.toml`) and,
+# under [client], the `idf` CLI's (read from ./idf.toml, or the file --config or IDF_CONFIG names).
+# Every server setting can also be given as an environment variable IDF_<NAME>; see docs/formats.md.
+# This file holds the project's administrator credential: it is created readable by you only.
 host = "127.0.0.1"
 port = 50051
 data_dir = ".idf"
 log_format = "json"
 max_message_bytes = 67108864
 grace_period = 10.0
+auth = "api-key"
+admin_token = "{token}"
+
+[client]
+server = "127.0.0.1:50051"
+api_key = "{token}"
 """
 
 
@@ -172,7 +192,10 @@ def init(
     if name.exists() and (not name.is_dir() or any(name.iterdir())):
         fail(f"{name} already exists and is not an empty folder", as_json=json_out)
     (name / "maps").mkdir(parents=True, exist_ok=True)
-    (name / "idf.toml").write_text(CONFIG_TEMPLATE)
+    config = name / "idf.toml"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds a credential
+    with os.fdopen(fd, "w") as f:
+        f.write(CONFIG_TEMPLATE.format(token=secrets.token_urlsafe(32)))
     np.save(name / "maps" / "energy_map.npy", sample_energy_map())
     emit(
         {

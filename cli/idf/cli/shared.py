@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +14,11 @@ import typer
 
 from idf.cli.output import REJECTED, UNREACHABLE, fail
 from idf.client import Client, IdfError, UnavailableError, default_target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 ServerOpt = Annotated[
     Optional[str],
@@ -31,12 +37,34 @@ TimeoutOpt = Annotated[
 CREDENTIALS: dict[str, str] = {}
 
 
+def project() -> dict[str, str]:
+    """The [client] table of the project's config: the file --config or IDF_CONFIG names, else
+    ./idf.toml when there is one (what `idf init` writes); {} without one."""
+    path = CREDENTIALS.get("config") or os.environ.get("IDF_CONFIG")
+    candidate = Path(path) if path else Path("idf.toml")
+    if not candidate.is_file():
+        if path:
+            fail(f"config file not found: {path}")
+        return {}
+    try:
+        table = tomllib.loads(candidate.read_text()).get("client", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        fail(f"cannot read {candidate}: {e}")
+    return {k: str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
 def api_key() -> str | None:
-    """`--api-key` (an API key or a bearer token), else `--token`, else IDF_API_KEY, IDF_TOKEN."""
+    """`--api-key` (an API key or a bearer token), else `--token`, else IDF_API_KEY, IDF_TOKEN,
+    else the project's [client] api_key."""
     for name in ("api_key", "token"):
         if CREDENTIALS.get(name):
             return CREDENTIALS[name]
-    return os.environ.get("IDF_API_KEY") or os.environ.get("IDF_TOKEN") or None
+    return (
+        os.environ.get("IDF_API_KEY")
+        or os.environ.get("IDF_TOKEN")
+        or project().get("api_key")
+        or None
+    )
 
 
 def channel_credentials() -> grpc.ChannelCredentials | None:
@@ -61,7 +89,12 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
 def connected(server: str | None, timeout: float, as_json: bool) -> Iterator[Client]:
     """A client for the command; a failed call inside the block ends the command with a clear
     message and exit code 3 (unreachable) or 4 (the server refused the request)."""
-    target = server or default_target()
+    target = (
+        server
+        or (os.environ.get("IDF_SERVER") and default_target())
+        or project().get("server")
+        or default_target()
+    )
     with Client(
         target,
         timeout=timeout,

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         description="iss and aud of the JWTs this service issues (IssueToken, /oauth2/token).",
     )
     token_ttl_s: int = Field(600, ge=30, le=86400, description="Lifetime of those JWTs, seconds.")
+    client: dict[str, str] = Field(
+        default_factory=dict,
+        description="The `idf` CLI's settings for this project ([client] server, api_key); "
+        "the server ignores them.",
+    )
     anonymous_permissions: list[str] = Field(
         default_factory=lambda: list(ANONYMOUS),
         description="What a caller without credentials may do when auth is on.",
