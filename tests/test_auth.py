@@ -100,7 +100,10 @@ def test_roles_grant_what_the_configuration_says(server, keys):
         with pytest.raises(PermissionDeniedError):
             c.mint("alice", "CEU", 10)
     with Client(server.target, api_key=keys["admin"], max_attempts=1) as c:
-        assert c.mint("alice", "CEU", 10).balance == 10  # an admin key mints
+        with pytest.raises(PermissionDeniedError):  # an account no key of its tenant grants
+            c.mint("alice", "CEU", 10)
+        c.create_api_key("treasurer", ["trader"], accounts=["house"])  # now the tenant's account
+        assert c.mint("house", "CEU", 10).balance == 10  # a tenant's admin mints into its accounts
 
 
 def test_anonymous_callers_read_the_catalogue_and_log_only(server):
@@ -449,3 +452,25 @@ def test_a_new_project_has_auth_on_and_its_cli_holds_the_admin_credential(tmp_pa
         assert named.exit_code == 0, named.output
     finally:
         s.stop()
+
+
+def test_tenants_are_made_by_the_operator_and_their_admins_stay_inside(billing):
+    """The bootstrap admin token (the deployment's operator) creates keys in a new tenant; that
+    tenant's administrator can neither create keys elsewhere nor act for another tenant's
+    accounts, while acting for its own."""
+    with Client(billing.target, api_key=ADMIN, max_attempts=1) as operator:
+        boss = operator.create_api_key("boss", ["admin"], accounts=["acme-main"], tenant="acme")
+    assert boss.api_key.tenant == "acme"
+    with Client(billing.target, api_key=boss.secret, max_attempts=1) as acme:
+        with pytest.raises(PermissionDeniedError) as e:
+            acme.create_api_key("spy", ["viewer"], tenant="default")
+        assert e.value.reason == "OTHER_TENANT"
+        worker = acme.create_api_key("worker", ["trader"], accounts=["acme-ops"])
+        assert worker.api_key.tenant == "acme"
+        assert {k.principal for k in acme.list_api_keys().api_keys} == {"boss", "worker"}
+        with pytest.raises(PermissionDeniedError):
+            acme.get_balance("bob")  # the default tenant's account
+        with pytest.raises(PermissionDeniedError):
+            acme.mint("bob", "CEU", 1)
+        assert acme.mint("acme-ops", "CEU", 5).balance == 5
+        assert acme.get_balance("acme-ops")["CEU"] == 5

@@ -40,6 +40,9 @@ def create(
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     ttl: Annotated[int, typer.Option(help="Seconds until it expires (0: never).", min=0)] = 0,
     description: Annotated[str, typer.Option(help="A note for whoever lists the keys.")] = "",
+    tenant: Annotated[
+        str, typer.Option(help="Another tenant (the deployment's operator only; creates it).")
+    ] = "",
     server: ServerOpt = None,
     timeout: TimeoutOpt = 30.0,
     json_out: JsonOpt = False,
@@ -52,6 +55,7 @@ def create(
             ttl_seconds=ttl,
             description=description,
             accounts=account,
+            tenant=tenant,
         )
     emit(
         {**_row(created.api_key), "secret": created.secret}, json_out, "API key (secret shown once)"

@@ -71,9 +71,15 @@ class Principal:
     accounts: tuple[str, ...] = ()  # ledger accounts it acts and pays for (first: default)
 
     @property
+    def operator(self) -> bool:
+        """The deployment's operator: the bootstrap admin token, or the local caller (auth off)."""
+        return self.source in ("local", "admin-token")
+
+    @property
     def any_account(self) -> bool:
-        """Administrators and the local caller (auth off) act for any account."""
-        return self.source == "local" or "admin" in self.roles
+        """The operator acts for any account; a tenant's administrators for its accounts only
+        (`acting_account`)."""
+        return self.operator
 
 
 LOCAL = Principal("local", DEFAULT_TENANT, ("admin",), "local")
@@ -390,10 +396,19 @@ _LIMITER: contextvars.ContextVar[RateLimiter | None] = contextvars.ContextVar(
 )
 
 
-def bind(principal: Principal, limiter: RateLimiter | None = None) -> None:
-    """The current call's principal, and the rate limiter its engine work is counted by."""
+_AUTHORITY: contextvars.ContextVar[Authority | None] = contextvars.ContextVar(
+    "idf_authority", default=None
+)
+
+
+def bind(
+    principal: Principal, limiter: RateLimiter | None = None, authority: Authority | None = None
+) -> None:
+    """The current call's principal, the rate limiter its engine work is counted by, and the
+    authority (whose store says which tenant owns an account)."""
     _CURRENT.set(principal)
     _LIMITER.set(limiter)
+    _AUTHORITY.set(authority)
 
 
 def rate_key(principal: Principal, peer: str) -> str:
@@ -421,6 +436,11 @@ def acting_account(requested: str | None, field: str) -> str | None:
         return None if principal.any_account or not principal.accounts else principal.accounts[0]
     if principal.any_account or requested in principal.accounts:
         return requested
+    authority = _AUTHORITY.get()
+    if "admin" in principal.roles and authority is not None and authority.keys is not None:
+        owner = authority.keys.tenant_of(requested)  # a tenant's admins: its own accounts
+        if owner == principal.tenant:
+            return requested
     audit.warning(
         "account denied",
         extra={

@@ -165,7 +165,7 @@ class Guard(grpc.aio.ServerInterceptor):
         if credential is not None:
             await asyncio.to_thread(self.authority.lookup, credential)
         principal = self.authority.check(rpc, metadata, context.peer(), context.auth_context())
-        auth.bind(principal, self.limiter)
+        auth.bind(principal, self.limiter, self.authority)
         if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free
             self.limiter.admit_call(auth.rate_key(principal, context.peer()), principal.tenant)
 

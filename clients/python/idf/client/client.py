@@ -394,6 +394,7 @@ class Client(_Base):
         ttl_seconds: int = 0,
         description: str = "",
         accounts: Sequence[str] = (),
+        tenant: str = "",
         timeout: float | None = None,
     ) -> r.CreatedApiKey:
         """A new API key of the caller's tenant for `principal` with `roles`, acting and paying
@@ -405,6 +406,7 @@ class Client(_Base):
             ttl_seconds=ttl_seconds,
             description=description,
             accounts=[p.account_name(a) for a in accounts],
+            tenant=tenant,
         )
         return r.created_api_key_from(self._call(self.keys_stub.CreateApiKey, request, timeout))
 
@@ -755,6 +757,7 @@ class AsyncClient(_Base):
         ttl_seconds: int = 0,
         description: str = "",
         accounts: Sequence[str] = (),
+        tenant: str = "",
         timeout: float | None = None,
     ) -> r.CreatedApiKey:
         request = keys_pb2.CreateApiKeyRequest(
@@ -763,6 +766,7 @@ class AsyncClient(_Base):
             ttl_seconds=ttl_seconds,
             description=description,
             accounts=[p.account_name(a) for a in accounts],
+            tenant=tenant,
         )
         return r.created_api_key_from(
             await self._call(self.keys_stub.CreateApiKey, request, timeout)

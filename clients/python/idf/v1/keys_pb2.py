@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11idf/v1/keys.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13idf/v1/access.proto\"\x13\n\x11IssueTokenRequest\"\x87\x01\n\x12IssueTokenResponse\x12\'\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x61\x63\x63\x65ssToken\x12#\n\ntoken_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\ttokenType\x12#\n\nexpires_in\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\texpiresIn\"\xb1\x03\n\x06\x41piKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1c\n\x06prefix\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06prefix\x12\"\n\tprincipal\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\tprincipal\x12\x1c\n\x06tenant\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06tenant\x12\x1a\n\x05roles\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03R\x05roles\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\x12&\n\x0b\x64\x65scription\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64\x65scription\x12 \n\x08\x61\x63\x63ounts\x18\n \x03(\tB\x04\xe2\x41\x01\x03R\x08\x61\x63\x63ounts\"\xc6\x01\n\x13\x43reateApiKeyRequest\x12\"\n\tprincipal\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprincipal\x12\x1a\n\x05roles\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\x05roles\x12%\n\x0bttl_seconds\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01R\nttlSeconds\x12&\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0b\x64\x65scription\x12 \n\x08\x61\x63\x63ounts\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01R\x08\x61\x63\x63ounts\"c\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x06\x61piKey\x12\x1c\n\x06secret\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06secret\"\\\n\x12ListApiKeysRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"t\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x07\x61piKeys\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"/\n\x13RevokeApiKeyRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x06\x61piKey2\xcb\x03\n\nKeyService\x12l\n\x0c\x43reateApiKey\x12\x1b.idf.v1.CreateApiKeyRequest\x1a\x1c.idf.v1.CreateApiKeyResponse\"!\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\x66\n\x0bListApiKeys\x12\x1a.idf.v1.ListApiKeysRequest\x1a\x1b.idf.v1.ListApiKeysResponse\"\x1e\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12|\n\x0cRevokeApiKey\x12\x1b.idf.v1.RevokeApiKeyRequest\x1a\x1c.idf.v1.RevokeApiKeyResponse\"1\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=keys/*}:revoke:\x01*\x12i\n\nIssueToken\x12\x19.idf.v1.IssueTokenRequest\x1a\x1a.idf.v1.IssueTokenResponse\"$\xaa\xbb\x18\x0btoken.issue\x82\xd3\xe4\x93\x02\x0f\"\n/v1/tokens:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11idf/v1/keys.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13idf/v1/access.proto\"\x13\n\x11IssueTokenRequest\"\x87\x01\n\x12IssueTokenResponse\x12\'\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x61\x63\x63\x65ssToken\x12#\n\ntoken_type\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\ttokenType\x12#\n\nexpires_in\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\texpiresIn\"\xb1\x03\n\x06\x41piKey\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1c\n\x06prefix\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06prefix\x12\"\n\tprincipal\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\tprincipal\x12\x1c\n\x06tenant\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x06tenant\x12\x1a\n\x05roles\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03R\x05roles\x12\x41\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\x12&\n\x0b\x64\x65scription\x18\t \x01(\tB\x04\xe2\x41\x01\x03R\x0b\x64\x65scription\x12 \n\x08\x61\x63\x63ounts\x18\n \x03(\tB\x04\xe2\x41\x01\x03R\x08\x61\x63\x63ounts\"\xe4\x01\n\x13\x43reateApiKeyRequest\x12\"\n\tprincipal\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprincipal\x12\x1a\n\x05roles\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\x05roles\x12%\n\x0bttl_seconds\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01R\nttlSeconds\x12&\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01R\x0b\x64\x65scription\x12 \n\x08\x61\x63\x63ounts\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01R\x08\x61\x63\x63ounts\x12\x1c\n\x06tenant\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x06tenant\"c\n\x14\x43reateApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x06\x61piKey\x12\x1c\n\x06secret\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x06secret\"\\\n\x12ListApiKeysRequest\x12!\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01R\x08pageSize\x12#\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01R\tpageToken\"t\n\x13ListApiKeysResponse\x12/\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x07\x61piKeys\x12,\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\rnextPageToken\"/\n\x13RevokeApiKeyRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"E\n\x14RevokeApiKeyResponse\x12-\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x0e.idf.v1.ApiKeyB\x04\xe2\x41\x01\x03R\x06\x61piKey2\xcb\x03\n\nKeyService\x12l\n\x0c\x43reateApiKey\x12\x1b.idf.v1.CreateApiKeyRequest\x1a\x1c.idf.v1.CreateApiKeyResponse\"!\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\r\"\x08/v1/keys:\x01*\x12\x66\n\x0bListApiKeys\x12\x1a.idf.v1.ListApiKeysRequest\x1a\x1b.idf.v1.ListApiKeysResponse\"\x1e\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\n\x12\x08/v1/keys\x12|\n\x0cRevokeApiKey\x12\x1b.idf.v1.RevokeApiKeyRequest\x1a\x1c.idf.v1.RevokeApiKeyResponse\"1\xaa\xbb\x18\nkeys.admin\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/{name=keys/*}:revoke:\x01*\x12i\n\nIssueToken\x12\x19.idf.v1.IssueTokenRequest\x1a\x1a.idf.v1.IssueTokenResponse\"$\xaa\xbb\x18\x0btoken.issue\x82\xd3\xe4\x93\x02\x0f\"\n/v1/tokens:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -71,6 +71,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['description']._serialized_options = b'\342A\001\001'
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['accounts']._loaded_options = None
   _globals['_CREATEAPIKEYREQUEST'].fields_by_name['accounts']._serialized_options = b'\342A\001\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['tenant']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['tenant']._serialized_options = b'\342A\001\001'
   _globals['_CREATEAPIKEYRESPONSE'].fields_by_name['api_key']._loaded_options = None
   _globals['_CREATEAPIKEYRESPONSE'].fields_by_name['api_key']._serialized_options = b'\342A\001\003'
   _globals['_CREATEAPIKEYRESPONSE'].fields_by_name['secret']._loaded_options = None
@@ -102,17 +104,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEY']._serialized_start=306
   _globals['_APIKEY']._serialized_end=739
   _globals['_CREATEAPIKEYREQUEST']._serialized_start=742
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=940
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=942
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1041
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1043
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1135
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1137
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1253
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1255
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1302
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1304
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1373
-  _globals['_KEYSERVICE']._serialized_start=1376
-  _globals['_KEYSERVICE']._serialized_end=1835
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=970
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=972
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1071
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1073
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1165
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1167
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1283
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1285
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1332
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1334
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1403
+  _globals['_KEYSERVICE']._serialized_start=1406
+  _globals['_KEYSERVICE']._serialized_end=1865
 # @@protoc_insertion_point(module_scope)

@@ -64,7 +64,8 @@ class KeyServiceServicer:
     """
 
     def CreateApiKey(self, request, context):
-        """Creates a key for a principal of the caller's tenant and returns its secret, once.
+        """Creates a key for a principal of the caller's tenant (or, for the deployment's operator, of
+        any tenant) and returns its secret, once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -116,8 +116,18 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
                 raise invalid_argument(f"accounts[{i}]", "must look like market/accounts/{id}")
         accounts = tuple(dict.fromkeys(request.accounts))
         caller = auth.current()
+        tenant = request.tenant or caller.tenant
+        if tenant != caller.tenant and not caller.operator:
+            raise ApiError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only the deployment's operator (the admin token) creates keys in other tenants",
+                reason="OTHER_TENANT",
+                violations=[("tenant", "not the caller's tenant")],
+            )
+        if not PRINCIPAL.match(tenant):
+            raise invalid_argument("tenant", "1 to 64 of a-z, 0-9, '.', '_', '-'")
         try:
-            key, secret = await self._create(request, caller, accounts)
+            key, secret = await self._create(request, tenant, accounts)
         except AccountOfAnotherTenant as e:
             raise ApiError(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -142,14 +152,14 @@ class KeyServicer(keys_pb2_grpc.KeyServiceServicer):
     async def _create(
         self,
         request: keys_pb2.CreateApiKeyRequest,
-        caller: auth.Principal,
+        tenant: str,
         accounts: tuple[str, ...],
     ) -> tuple[ApiKey, str]:
         return await run_blocking(
             self.executor,
             lambda: self.keys.create(
                 request.principal,
-                caller.tenant,
+                tenant,
                 tuple(dict.fromkeys(request.roles)),
                 ttl=request.ttl_seconds,
                 description=request.description,
