@@ -401,6 +401,28 @@ def test_a_burst_past_the_bucket_is_refused_with_retry_information(tmp_path):
         s.stop()
 
 
+def test_a_tenants_engine_work_quota_binds_all_its_principals(tmp_path):
+    s = ServerThread(
+        data_dir=tmp_path, auth="api-key", admin_token=ADMIN, max_call_site_updates=10_000,
+        rate_limit_site_updates_per_s=1e9, tenant_rate_limit_site_updates_per_s=0.001,
+    )  # fmt: skip
+    try:
+        with Client(s.target, api_key=ADMIN, max_attempts=1) as admin:
+            a, b = (admin.create_api_key(n, ["operator"]).secret for n in ("a", "b"))
+            other = admin.create_api_key("c", ["operator"], tenant="elsewhere").secret
+        field = np.ones((10, 10), np.float32)
+        with Client(s.target, api_key=a, max_attempts=1) as c:
+            c.predict(field, 100, diffusivity=0.1)  # 10,000: the tenant's whole bucket
+        with Client(s.target, api_key=b, max_attempts=1) as c:
+            with pytest.raises(ResourceExhaustedError) as e:
+                c.predict(field, 1, diffusivity=0.1)
+            assert "this tenant" in e.value.message
+        with Client(s.target, api_key=other, max_attempts=1) as c:
+            c.predict(field, 100, diffusivity=0.1)  # another tenant's quota is its own
+    finally:
+        s.stop()
+
+
 def test_proofs_are_read_and_listed_within_their_tenant(server, keys):
     """One global log (checkpoints cover every tenant's leaves), but a proof is its tenant's: another
     tenant cannot read it, list it, or collide with its request ids."""

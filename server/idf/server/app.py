@@ -185,6 +185,7 @@ async def start(
         (settings.rate_limit_requests_per_s, settings.rate_limit_burst),
         (settings.tenant_rate_limit_requests_per_s, settings.tenant_rate_limit_burst),
         (settings.rate_limit_site_updates_per_s, settings.max_call_site_updates),
+        (settings.tenant_rate_limit_site_updates_per_s, settings.max_call_site_updates),
     )
     guard = Guard(
         size,

@@ -423,7 +423,8 @@ def admit_work(site_updates: int, peer: str = "") -> None:
     is short); nothing when no limiter is bound (auth off)."""
     limiter = _LIMITER.get()
     if limiter is not None:
-        limiter.admit_work(rate_key(current(), peer), site_updates)
+        principal = current()
+        limiter.admit_work(rate_key(principal, peer), site_updates, principal.tenant)
 
 
 def acting_account(requested: str | None, field: str) -> str | None:

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         description="The `idf` CLI's settings for this project ([client] server, api_key); "
         "the server ignores them.",
     )
+    tenant_rate_limit_site_updates_per_s: float = Field(
+        2e9,
+        gt=0,
+        description="With auth on: engine work per tenant (all its principals), stencil-equivalent "
+        "site updates per second; the bucket holds max_call_site_updates.",
+    )
     anonymous_permissions: list[str] = Field(
         default_factory=lambda: list(ANONYMOUS),
         description="What a caller without credentials may do when auth is on.",

@@ -2,7 +2,7 @@
 
 With authentication on, every call takes one token from its principal's request bucket and one
 from its tenant's; an engine call also takes its stencil-equivalent work (`Cost.work`) from the
-principal's work bucket before it reserves or queues. An empty bucket answers RESOURCE_EXHAUSTED
+principal's work bucket and its tenant's (the tenant's quota) before it reserves or queues. An empty bucket answers RESOURCE_EXHAUSTED
 (`RATE_LIMITED`) with a RetryInfo saying when the tokens will be there (HTTP 429 with Retry-After
 on the REST face); nothing is taken from a bucket by a refused call. Other principals are not
 affected: each has its own buckets. A work bucket holds at least one call's ceiling
@@ -63,10 +63,12 @@ class RateLimiter:
         requests: tuple[float, float],
         tenant_requests: tuple[float, float],
         work: tuple[float, float],
+        tenant_work: tuple[float, float] | None = None,
     ) -> None:
         self.requests = Buckets(*requests)
         self.tenant_requests = Buckets(*tenant_requests)
         self.work = Buckets(*work)
+        self.tenant_work = Buckets(*(tenant_work or (work[0] * 10, work[1])))
 
     def admit_call(self, principal: str, tenant: str) -> None:
         """One request of `principal` of `tenant`, or RATE_LIMITED (nothing taken then)."""
@@ -81,15 +83,22 @@ class RateLimiter:
         self.requests.take(principal)
         self.tenant_requests.take(tenant)
 
-    def admit_work(self, principal: str, site_updates: int) -> None:
-        """An engine call of `site_updates` stencil-equivalent work, or RATE_LIMITED."""
-        wait = self.work.wait(principal, site_updates)
-        if wait:
+    def admit_work(self, principal: str, site_updates: int, tenant: str = "") -> None:
+        """An engine call of `site_updates` stencil-equivalent work, or RATE_LIMITED (by the
+        principal's bucket, or by its tenant's: the tenant's quota)."""
+        mine = self.work.wait(principal, site_updates)
+        theirs = self.tenant_work.wait(tenant, site_updates)
+        if mine or theirs:
+            who, rate = (
+                ("this caller", self.work.rate)
+                if mine >= theirs
+                else ("this tenant", self.tenant_work.rate)
+            )
             raise _limited(
-                f"this caller is over its engine work rate ({self.work.rate:.3g} site updates/s)",
-                wait,
+                f"{who} is over its engine work rate ({rate:.3g} site updates/s)", max(mine, theirs)
             )
         self.work.take(principal, site_updates)
+        self.tenant_work.take(tenant, site_updates)
 
 
 def _limited(message: str, wait: float) -> ApiError:
