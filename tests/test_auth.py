@@ -496,3 +496,26 @@ def test_tenants_are_made_by_the_operator_and_their_admins_stay_inside(billing):
             acme.mint("bob", "CEU", 1)
         assert acme.mint("acme-ops", "CEU", 5).balance == 5
         assert acme.get_balance("acme-ops")["CEU"] == 5
+
+
+def test_a_forwarded_certificate_name_needs_the_gateways_secret(tmp_path):
+    """The REST face vouches for the client certificate it verified with a per-process secret; a
+    gRPC caller sending the same metadata with a guessed secret is anonymous, and a REST caller's
+    own x-idf-client-cn header is never forwarded."""
+    s = ServerThread(
+        data_dir=tmp_path, auth="api-key", admin_token=ADMIN, rest_port=0,
+        mtls_identities={"ci-bot": {"roles": ["admin"]}},
+    )  # fmt: skip
+    try:
+        spoof = [("x-idf-client-cn", "ci-bot"), ("x-idf-gateway", "guessed")]
+        with Client(s.target, metadata=spoof, max_attempts=1) as c:
+            with pytest.raises(UnauthenticatedError):
+                c.list_api_keys()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{s.running.rest_port}/v1/keys", headers={"X-Idf-Client-Cn": "ci-bot"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 401
+    finally:
+        s.stop()

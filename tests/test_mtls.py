@@ -186,3 +186,46 @@ def test_the_cli_speaks_mtls(pki, tmp_path):
         assert plain.exit_code == 3  # unreachable without TLS
     finally:
         s.stop()
+
+
+def _https(port: int, path: str, pki, who: str | None) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    if who:
+        key, cert = pki[who]
+        ctx.load_cert_chain(cert, key)
+    try:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}{path}", context=ctx, timeout=10
+        ) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_rest_face_speaks_tls_and_mtls_with_the_same_identities(pki, tmp_path):
+    key, cert = pki["server"]
+    s = ServerThread(
+        data_dir=tmp_path, auth="api-key", admin_token="adm", rest_port=0,
+        tls_cert_file=cert, tls_key_file=key, tls_client_ca_file=pki["ca"],
+        mtls_identities={"ci-bot": {"roles": ["operator"]}},
+    )  # fmt: skip
+    try:
+        port = s.running.rest_port
+        assert _https(port, "/v1/proofs", pki, "ci-bot") == 200  # an operator reads proofs
+        assert _https(port, "/v1/keys", pki, "ci-bot") == 403  # ... but is no admin: it is ci-bot
+        assert _https(port, "/v1/keys", pki, "stranger") == 401  # trusted, not mapped
+        for who in (None, "untrusted", "expired"):
+            with pytest.raises(OSError):  # the handshake fails (ssl.SSLError / URLError)
+                _https(port, "/v1/models", pki, who)
+        import urllib.request
+
+        with pytest.raises(OSError):  # plain HTTP to the TLS port
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10)
+        with _client(s, pki, "ci-bot") as c:  # the gRPC port still requires its certificate
+            c.list_proofs()
+    finally:
+        s.stop()

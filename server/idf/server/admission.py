@@ -44,6 +44,7 @@ T = TypeVar("T")
 
 GATEWAY_HEADER = "x-idf-gateway"  # the REST face's per-process secret: proves the next header
 FORWARDED_HEADER = "x-idf-forwarded-for"  # the HTTP client's address, set by the REST face
+CLIENT_CN_HEADER = "x-idf-client-cn"  # its verified client certificate's CN (mTLS on REST)
 
 
 def _peer_host(context: grpc.aio.ServicerContext) -> str:

@@ -35,7 +35,7 @@ from idf.server.services.market import MarketServicer
 from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
-from idf.server.tls import ReloadingCredentials
+from idf.server.tls import ReloadingCredentials, RestContext
 from idf.server.tokens import OwnIssuer, TokenVerifier, TrustedIssuer
 from idf.server.transparency import TransparencyLog
 from idf.store.keys import KeyStore
@@ -122,6 +122,7 @@ class Running:
     guard: Guard | None = None  # the interceptor every call passes (its in-flight byte count)
     light: Admission | None = None  # proof metrics and regime features
     keys: KeyStore | None = None  # API keys
+    rest_tls_task: asyncio.Task[None] | None = None  # reloads the REST face's certificate
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -129,6 +130,8 @@ class Running:
             self.guard.closing = True  # before the log line: a call that sees it is refused
         log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
         await self.health.enter_graceful_shutdown()
+        if self.rest_tls_task is not None:
+            self.rest_tls_task.cancel()
         if self.rest_runner is not None:
             await self.rest_runner.cleanup()
             await self.transcoder.close()
@@ -153,6 +156,15 @@ class Running:
         if self.keys is not None:
             self.keys.close()
         log.info("stopped")
+
+
+REST_TLS_RELOAD_S = 5.0  # how often the REST face looks for new certificate files
+
+
+async def _reload_rest_tls(context: RestContext) -> None:
+    while True:
+        await asyncio.sleep(REST_TLS_RELOAD_S)
+        await asyncio.to_thread(context.maybe_reload)
 
 
 async def start(
@@ -187,12 +199,14 @@ async def start(
         (settings.rate_limit_site_updates_per_s, settings.max_call_site_updates),
         (settings.tenant_rate_limit_site_updates_per_s, settings.max_call_site_updates),
     )
+    gateway_secret = secrets.token_urlsafe(32)  # the REST face relays client addresses with it
     guard = Guard(
         size,
         settings.max_inflight_request_bytes,
         settings.default_deadline,
         authority=authority,
         limiter=limiter,
+        gateway_secret=gateway_secret,
     )
     server = grpc.aio.server(
         interceptors=[guard],
@@ -209,7 +223,6 @@ async def start(
     )
     executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="idf-engine")
     io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="idf-io")
-    gateway_secret = secrets.token_urlsafe(32)  # the REST face relays client addresses with it
     admission = Admission(settings, executor, gateway_secret=gateway_secret)
     light_executor = ThreadPoolExecutor(LIGHT_THREADS, thread_name_prefix="idf-light")
     light = Admission(
@@ -274,6 +287,12 @@ async def start(
             settings.tls_client_ca_file,
         )
         port = server.add_secure_port(address, tls.credentials())
+        if settings.rest_port is not None:
+            # the REST face relays onto a private Unix socket in the data directory (0700): the TLS
+            # port may require client certificates the relay does not hold
+            relay = settings.data_dir / "grpc.sock"
+            relay.unlink(missing_ok=True)
+            server.add_insecure_port(f"unix:{relay}")
     else:
         port = server.add_insecure_port(address)
     if port == 0:
@@ -301,13 +320,22 @@ async def start(
     if settings.rest_port is not None:
         from idf.server import rest
 
+        rest_tls = None
+        target = f"127.0.0.1:{port}"
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            rest_tls = RestContext(
+                settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+            )
+            target = f"unix:{settings.data_dir / 'grpc.sock'}"
+            running.rest_tls_task = asyncio.create_task(_reload_rest_tls(rest_tls))
         running.rest_runner, running.rest_port, running.transcoder = await rest.start(
             settings.host,
             settings.rest_port,
-            f"127.0.0.1:{port}",
+            target,
             settings.max_message_bytes,
             gateway_secret,
             issuer.jwks() if settings.auth == "api-key" else None,
+            rest_tls.context if rest_tls else None,
         )
     return running
 

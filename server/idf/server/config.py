@@ -258,10 +258,6 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
-        if self.rest_port is not None and self.tls_cert_file is not None:
-            raise ValueError(
-                "the REST face does not support TLS yet: terminate TLS in front of it, or leave rest_port unset"
-            )
         return self
 
     @classmethod

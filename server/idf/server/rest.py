@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import re
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +45,10 @@ from google.protobuf import any_pb2, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.rpc import error_details_pb2, status_pb2
 
-from idf.server.admission import FORWARDED_HEADER, GATEWAY_HEADER
+from idf.server.admission import CLIENT_CN_HEADER, FORWARDED_HEADER, GATEWAY_HEADER
 from idf.server.auth import contract_modules
 from idf.server.errors import DOMAIN
+from idf.server.tls import certificate_common_name
 from idf.v1 import keys_pb2
 
 log = logging.getLogger("idf.rest")
@@ -612,6 +614,11 @@ class Transcoder:
                 (GATEWAY_HEADER, self.gateway_secret),
                 (FORWARDED_HEADER, http.remote or "unknown"),
             )
+            cn = certificate_common_name(
+                http.transport.get_extra_info("peercert") if http.transport else None
+            )
+            if cn:  # mTLS on this face: the verified client certificate's name, vouched for
+                metadata += ((CLIENT_CN_HEADER, cn),)
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(
             request_serializer=lambda m: m.SerializeToString(),
@@ -804,6 +811,7 @@ async def start(
     max_message_bytes: int,
     gateway_secret: str = "",
     jwks: dict[str, Any] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.BaseRunner, int, Transcoder]:
     transcoder = Transcoder(grpc_target, max_message_bytes, gateway_secret, jwks)
     server = _Server(
@@ -818,7 +826,7 @@ async def start(
     )
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = site.port
     log.info(

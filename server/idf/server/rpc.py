@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import inspect
 import logging
 import time
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import grpc
 
 from idf.server import auth, limits, memory
+from idf.server.admission import CLIENT_CN_HEADER, GATEWAY_HEADER
 from idf.server.errors import ApiError, exhausted, invalid_argument, shutting_down, too_large
 from idf.server.ratelimit import RateLimiter
 
@@ -79,7 +81,9 @@ class Guard(grpc.aio.ServerInterceptor):
         stream_deadline: float = 300.0,
         authority: auth.Authority | None = None,
         limiter: RateLimiter | None = None,
+        gateway_secret: str = "",
     ) -> None:
+        self.gateway_secret = gateway_secret  # vouches for the REST face's forwarded client CN
         self.authority = authority or auth.Authority("off", None)
         self.limiter = limiter if self.authority.mode != "off" else None  # principals to tell apart
         self.max_message_bytes = max_message_bytes
@@ -164,10 +168,22 @@ class Guard(grpc.aio.ServerInterceptor):
         credential = self.authority.needs_lookup(metadata)
         if credential is not None:
             await asyncio.to_thread(self.authority.lookup, credential)
-        principal = self.authority.check(rpc, metadata, context.peer(), context.auth_context())
+        principal = self.authority.check(rpc, metadata, context.peer(), self._tls_identity(context))
         auth.bind(principal, self.limiter, self.authority)
         if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free
             self.limiter.admit_call(auth.rate_key(principal, context.peer()), principal.tenant)
+
+    def _tls_identity(self, context: grpc.aio.ServicerContext) -> dict[str, list[bytes]]:
+        """The call's verified client certificate: gRPC's own (mTLS on this port), or the one the
+        REST face verified and forwarded with this process's gateway secret."""
+        own = context.auth_context() or {}
+        if own.get("x509_common_name") or not self.gateway_secret:
+            return own
+        md = dict(context.invocation_metadata() or ())
+        cn = md.get(CLIENT_CN_HEADER)
+        if cn and hmac.compare_digest(str(md.get(GATEWAY_HEADER, "")), self.gateway_secret):
+            return {"x509_common_name": [str(cn).encode()]}
+        return own
 
     def _check_size(self, response: Any) -> None:
         size = response.ByteSize()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,47 @@ def peer_common_name(auth_context: dict[str, list[bytes]] | None) -> str | None:
         return None
     names = auth_context.get("x509_common_name") or []
     return names[0].decode(errors="replace") if names else None
+
+
+class RestContext:
+    """The REST face's TLS: an `ssl.SSLContext` with the same files, and client certificates
+    required when `client_ca` is set; `maybe_reload()` (called periodically) loads changed files
+    into the same context, so new connections get them."""
+
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self.paths = [p for p in (cert, key, client_ca) if p is not None]
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._load()
+        self._stamp = _stamp(self.paths)
+
+    def _load(self) -> None:
+        self.context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            self.context.load_verify_locations(cafile=self.client_ca)
+            self.context.verify_mode = ssl.CERT_REQUIRED
+
+    def maybe_reload(self) -> bool:
+        try:
+            stamp = _stamp(self.paths)
+            if stamp == self._stamp:
+                return False
+            self._load()
+            self._stamp = stamp
+        except (OSError, ssl.SSLError) as e:
+            log.warning(
+                "rest tls files unreadable; keeping the current ones", extra={"error": str(e)}
+            )
+            return False
+        log.info("rest tls certificate reloaded")
+        return True
+
+
+def certificate_common_name(peercert: dict[str, Any] | None) -> str | None:
+    """The subject CN of a certificate as `ssl.SSLSocket.getpeercert()` gives it."""
+    for rdn in (peercert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
