@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -519,3 +520,50 @@ def test_a_forwarded_certificate_name_needs_the_gateways_secret(tmp_path):
         assert e.value.code == 401
     finally:
         s.stop()
+
+
+def _rest_path(method) -> tuple[str, str, bool]:
+    """A concrete (verb, path, has body) of a method's google.api.http rule: each path variable
+    filled with a placeholder that fits its pattern."""
+    from google.api import annotations_pb2
+
+    rule = method.GetOptions().Extensions[annotations_pb2.http]
+    verb = rule.WhichOneof("pattern")
+    template = getattr(rule, verb)
+    path = re.sub(r"\{[^}=]+=([^}]*)\}", lambda m: m.group(1).replace("*", "x"), template)
+    path = re.sub(r"\{[^}]+\}", "x", path)
+    return verb.upper(), path, bool(rule.body)
+
+
+def test_every_rpc_times_every_role_on_the_rest_face(server, keys):
+    """The matrix again through HTTP: 401/403 exactly when the role lacks the RPC's permission
+    (client streams are gRPC only: 501 before any credential is looked at). The placeholder
+    account belongs to no key, so roles that pass reach the account rule (ACCOUNT_NOT_GRANTED)."""
+    permissions = auth.method_permissions()
+    wrong, seen = [], 0
+    for module in auth.contract_modules():
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for m in service.methods:
+                if m.client_streaming:
+                    continue
+                verb, path, has_body = _rest_path(m)
+                permission = permissions[f"{service.full_name}/{m.name}"]
+                for role in (*ROLES, None):
+                    granted = set(ROLES[role]) if role else set(auth.ANONYMOUS)
+                    allowed = "*" in granted or permission in granted
+                    status, body = _http(
+                        server, verb, path, {} if has_body else None, keys[role] if role else None
+                    )
+                    seen += 1
+                    reason = (
+                        (body.get("details") or [{}])[0].get("reason")
+                        if isinstance(body, dict)
+                        else None
+                    )
+                    refused = status == 401 or (status == 403 and reason != "ACCOUNT_NOT_GRANTED")
+                    if (
+                        allowed == refused
+                    ):  # (an account check past the role check is the next rule)
+                        wrong.append(f"{verb} {path} as {role or 'anonymous'}: {status}")
+    assert wrong == [], "\n".join(wrong)
+    assert seen >= 25 * 5

@@ -113,7 +113,8 @@ def test_server_streaming_is_ndjson(rest_server):
     assert status == 200 and ctype == "application/x-ndjson"
     lines = [json.loads(line) for line in text.strip().splitlines()]
     assert "progress" in lines[0]["result"] and "result" in lines[-1]["result"]
-    status, _, text = _http(
+    # refused before its first message: the error's own status, as a unary call (not a 200 stream)
+    status, ctype, text = _http(
         rest_server, "POST", "/v1/diffuse", {"energyModel": {"name": "nope"}, "shape": ["4", "4"]}
     )
-    assert json.loads(text.strip().splitlines()[-1])["error"]["code"] == 3
+    assert status == 400 and ctype.startswith("application/json") and json.loads(text)["code"] == 3

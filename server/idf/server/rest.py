@@ -11,7 +11,9 @@ identically.
 Responses are proto3 JSON. Every error has the HTTP status grpc-gateway uses and a body that is
 the `google.rpc.Status` in JSON (code, message, details: always an `ErrorInfo` with a stable
 reason, field violations where a field is to blame). Server-streaming RPCs answer
-`application/x-ndjson`: one `{"result": ...}` line per message, or a final `{"error": ...}` line.
+`application/x-ndjson`: one `{"result": ...}` line per message, or a final `{"error": ...}` line;
+a stream refused before its first message (within FIRST_MESSAGE_WAIT_S) answers that error with
+its own HTTP status instead, as a unary call would.
 Client-streaming RPCs are gRPC only (501 here). Headers forwarded as metadata: `authorization`,
 `x-idf-account`; `x-idf-timeout` (seconds, finite, > 0, capped at MAX_TIMEOUT_S) sets the call's
 deadline.
@@ -52,6 +54,7 @@ from idf.server.tls import certificate_common_name
 from idf.v1 import keys_pb2
 
 log = logging.getLogger("idf.rest")
+FIRST_MESSAGE_WAIT_S = 1.0  # a stream's first message is awaited this long before a 200 goes out
 JWKS_PATH = "/.well-known/jwks.json"  # the service's token keys (with auth on)
 TOKEN_PATH = "/oauth2/token"  # the OAuth2 client-credentials grant (with auth on)
 FORWARDED = ("authorization", "x-idf-account")  # never the gateway headers: those are set here
@@ -644,10 +647,31 @@ class Transcoder:
     async def _stream(
         self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None
     ) -> web.StreamResponse:
-        out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await out.prepare(http)
+        messages = call(request, metadata=metadata, timeout=timeout).__aiter__()
+        nxt: asyncio.Future[Any] = asyncio.ensure_future(messages.__anext__())
+        # A call refused before its first message (credentials, permissions, bad input) gets its
+        # own HTTP status, as a unary call does; past FIRST_MESSAGE_WAIT_S the 200 stream starts.
         try:
-            async for message in call(request, metadata=metadata, timeout=timeout):
+            await asyncio.wait({nxt}, timeout=FIRST_MESSAGE_WAIT_S)
+        except asyncio.CancelledError:
+            nxt.cancel()
+            raise
+        if nxt.done() and isinstance(nxt.exception(), grpc.aio.AioRpcError):
+            status, body_json, headers = _status_json(nxt.exception())  # type: ignore[arg-type]
+            return web.json_response(body_json, status=status, headers=headers or None)
+        out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        try:
+            await out.prepare(http)
+        except BaseException:
+            nxt.cancel()
+            raise
+        try:
+            while True:
+                try:
+                    message = await nxt
+                except StopAsyncIteration:
+                    break
+                nxt = asyncio.ensure_future(messages.__anext__())
                 line = {"result": json_format.MessageToDict(message)}
                 # a client that stops reading: the write waits on the socket's drain; cut it off
                 await asyncio.wait_for(
@@ -657,10 +681,12 @@ class Transcoder:
             _, body, _ = _status_json(e)
             await out.write((json.dumps({"error": body}) + "\n").encode())
         except asyncio.TimeoutError:
+            nxt.cancel()
             log.warning("rest stream client stopped reading", extra={"path": http.path[:200]})
             http.transport.close() if http.transport is not None else None
             return out
         except (ConnectionError, asyncio.CancelledError):
+            nxt.cancel()
             raise
         except Exception:  # noqa: BLE001 - the stream is open: the error goes in its last line
             log.exception("rest stream failed", extra={"path": http.path[:200]})
