@@ -57,7 +57,8 @@ def test_the_learned_forecasters_rules_at_their_edges():
     assert _learned_refusal(history=three).parameter == "history"  # three shapes, not only two
     e = _learned_refusal(steps=0)
     assert (e.parameter, e.reason) == ("steps", "must be >= 1, got 0")
-    assert _learned_refusal(history=[]).parameter == "history"  # no frames: check_request's rule
+    e = _learned_refusal(history=[])  # no frames: check_request's rule, counting zero of them
+    assert e.parameter == "history" and str(e).endswith("got 0")
     assert _learned_refusal(boundary="zero-flux").parameter == "boundary"
 
 
@@ -84,17 +85,23 @@ def test_the_physics_forecaster_passes_every_field_through():
     p = registry.get(physics.PHYSICS_MODEL)
     u = np.random.default_rng(1).random((16, 16)).astype(np.float32)
     source = np.full((16, 16), 0.5, np.float32)
-    request = ForecastRequest(
-        [u], 3, diffusivity=0.1, velocity=(0.2, 0.0), substeps=2, source=source
-    )
-    spec = physics.Physics.spec(request)
+    fields = dict(diffusivity=0.1, velocity=(0.2, 0.0), dt=0.5, substeps=2, spacing=(1.0, 2.0),
+                  boundary="fixed-value", boundary_value=0.25)  # fmt: skip
+    request = ForecastRequest([u], 3, source=source, **fields)
+    spec = physics.TransportSpec(**fields)  # written out: not through the code under test
+    assert physics.Physics.spec(request) == spec
     assert p.estimate(request) == physics.estimate(u.shape, u.dtype, 3, spec)
     assert p.estimate(request) != physics.estimate(u.shape, np.dtype(np.float64), 3, spec)
-    assert p.estimate(ForecastRequest([], 3, diffusivity=0.1)) == physics.estimate(
-        (0,), np.zeros(0).dtype, 3, physics.Physics.spec(ForecastRequest([], 3, diffusivity=0.1))
+    empty = ForecastRequest([], 3, diffusivity=0.1)
+    assert p.estimate(empty) == physics.estimate(
+        (0,), np.dtype(np.float64), 3, physics.TransportSpec(0.1)
     )
     direct = physics.physics_forecast([u], 3, spec, source=source)
-    np.testing.assert_array_equal(p.run(request).frames, direct.frames)  # the source reached it
+    got = p.run(request)
+    np.testing.assert_array_equal(
+        got.frames, direct.frames
+    )  # the source and every field reached it
+    assert got.frame_interval == 1.0  # dt x substeps
     with pytest.raises(Cancelled):
         p.run(request, should_stop=lambda: True)
     with pytest.raises(ParameterError) as e:  # the source is checked with the rest
