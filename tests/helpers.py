@@ -67,6 +67,9 @@ class ServerThread:
 
     def __init__(self, extra_handlers: tuple = (), **settings: object) -> None:
         settings.setdefault("port", 0)
+        settings.setdefault(
+            "auth", "off"
+        )  # tests of auth say auth="api-key"; the rest test the rest
         settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="idf-test-")))
         settings.setdefault("log_format", "text")
         self.settings = Settings(**settings)
@@ -109,6 +112,7 @@ class ServerProcess:
                 **os.environ,
                 **PINNED_THREADS,
                 "IDF_DATA_DIR": tempfile.mkdtemp(prefix="idf-test-"),
+                "IDF_AUTH": "off",  # as ServerThread: tests of auth set IDF_AUTH
                 **(env or {}),
             },
         )

@@ -181,7 +181,7 @@ class Authority:
         PERMISSION_DENIED, audited."""
         principal = self.authenticate(rpc, metadata, peer, auth_context)
         if rpc not in self.permissions:
-            if rpc.startswith("idf."):  # a method of ours this build does not know: refuse
+            if rpc.startswith("idf.v1."):  # a method of the contract without its permission: refuse
                 raise self._deny(principal, rpc, "", peer)
             return principal
         permission = self.permissions[rpc]

@@ -141,10 +141,12 @@ class Settings(BaseSettings):
         "with auth off: the only credential Mint and GetLedgerAudit take); unset: none.",
     )
     auth: Literal["off", "api-key"] = Field(
-        "off",
-        description="'api-key': every call is authenticated (API keys, the admin token) and "
-        "authorised by its roles (docs/security.md); 'off': every caller is the local "
-        "administrator, allowed only on a loopback host.",
+        "api-key",
+        description="'api-key' (the default): every call is authenticated (API keys, JWTs, client "
+        "certificates, the admin token) and authorised by its roles (docs/security.md); without "
+        "credentials a caller reads the catalogue and the public log only. 'off', set explicitly: "
+        "every caller is the local administrator (development and tests), allowed only on a "
+        "loopback host.",
     )
     roles: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in ROLES.items()},

@@ -170,7 +170,7 @@ class Guard(grpc.aio.ServerInterceptor):
             await asyncio.to_thread(self.authority.lookup, credential)
         principal = self.authority.check(rpc, metadata, context.peer(), self._tls_identity(context))
         auth.bind(principal, self.limiter, self.authority)
-        if self.limiter is not None and rpc.startswith("idf."):  # health and reflection: free
+        if self.limiter is not None and rpc.startswith("idf.v1."):  # health, reflection: free
             self.limiter.admit_call(auth.rate_key(principal, context.peer()), principal.tenant)
 
     def _tls_identity(self, context: grpc.aio.ServicerContext) -> dict[str, list[bytes]]:
