@@ -20,6 +20,7 @@ from helpers import ServerThread
 
 from idf.client import (
     Client,
+    IdfError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -567,3 +568,71 @@ def test_every_rpc_times_every_role_on_the_rest_face(server, keys):
                         wrong.append(f"{verb} {path} as {role or 'anonymous'}: {status}")
     assert wrong == [], "\n".join(wrong)
     assert seen >= 25 * 5
+
+
+# RPC -> (its permission, a call acting for `account` through client `c`)
+_ACCOUNT_CALLS = {
+    "GetBalance": ("market.read", lambda c, a: c.get_balance(a)),
+    "ListTransactions": ("market.read", lambda c, a: c.list_transactions(a)),
+    "Swap": ("market.trade", lambda c, a: c.swap(a, "CEU", amount_in=10)),
+    "AddLiquidity": ("market.trade", lambda c, a: c.add_liquidity(a, 10, 10)),
+    "RemoveLiquidity": ("market.trade", lambda c, a: c.remove_liquidity(a, 1)),
+    "Mint": ("market.admin", lambda c, a: c.mint(a, "CEU", 1)),
+}
+# the same for the calls whose account is the x-idf-account header (it names whom to bill)
+_HEADER_CALLS = {
+    "Predict": (
+        "predict.run",
+        lambda c: c.predict(np.ones((4, 4), np.float32), 1, diffusivity=0.1),
+    ),
+    "CreateProof": (
+        "proofs.write",
+        lambda c: c.create_proof(prediction=np.ones(4), reference=np.ones(4)),
+    ),
+}
+
+
+def test_every_account_rpc_times_every_role_times_whose_account(server):
+    """The generated matrix of the account rule: each RPC that acts for an account, by each role,
+    for the caller's own account, another account of its tenant and another tenant's account.
+    Allowed exactly when the role grants the permission and the account is the caller's (or the
+    caller is its tenant's administrator and the account its tenant's); refusals are
+    PERMISSION_DENIED, anything else (a rule of the market, a balance) means the call got past."""
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as operator:
+        keys = {
+            role: operator.create_api_key(f"m-{role}", [role], accounts=[f"m-{role}"]).secret for role in ROLES
+        }  # fmt: skip
+        operator.create_api_key("m-neighbour", ["viewer"], accounts=["m-neighbour"])
+        operator.create_api_key("m-foreigner", ["viewer"], accounts=["m-foreign"], tenant="m-other")
+    wrong, seen = [], 0
+    for role, secret in keys.items():
+        granted = set(ROLES[role])
+        for whose, account in (
+            ("own", f"m-{role}"),
+            ("same tenant", "m-neighbour"),
+            ("other tenant", "m-foreign"),
+        ):
+            mine = whose == "own" or (role == "admin" and whose == "same tenant")
+            calls = [
+                (rpc, p, lambda c, f=f, a=account: f(c, a))
+                for rpc, (p, f) in _ACCOUNT_CALLS.items()
+            ]
+            calls += [(rpc, p, f) for rpc, (p, f) in _HEADER_CALLS.items()]
+            metadata = [("x-idf-account", f"market/accounts/{account}")]
+            with Client(server.target, api_key=secret, metadata=metadata, max_attempts=1) as c:
+                for rpc, permission, call in calls:
+                    expected = ("*" in granted or permission in granted) and mine
+                    try:
+                        call(c)
+                        refused = False
+                    except (PermissionDeniedError, UnauthenticatedError):
+                        refused = True
+                    except IdfError:
+                        refused = False  # past the auth rules: the market's own answer
+                    seen += 1
+                    if expected == refused:
+                        wrong.append(
+                            f"{rpc} by {role} for the {whose} account: {'refused' if refused else 'allowed'}"
+                        )
+    assert wrong == [], "\n".join(wrong)
+    assert seen == len(ROLES) * 3 * (len(_ACCOUNT_CALLS) + len(_HEADER_CALLS))

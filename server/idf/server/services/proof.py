@@ -128,6 +128,10 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
         self, request: proof_pb2.CreateProofRequest, context: grpc.aio.ServicerContext
     ) -> proof_pb2.CreateProofResponse:
         limit = self.settings.max_field_elements
+        header = metering.caller_account(
+            context
+        )  # first: a caller acting for another account does no work
+        account = header if is_user_account(header) else None
         try:
             policy = policies.get(request.policy)
             if policy.kind == "compare":
@@ -162,8 +166,6 @@ class ProofServicer(proof_pb2_grpc.ProofServiceServicer):
                 producer_name=request.producer.name,
                 producer_version=request.producer.version,
             )
-            header = metering.caller_account(context)
-            account = header if is_user_account(header) else None
             # A request_id is scoped by the caller's account; its fingerprint covers every input of the
             # record (policy, input digests, producer), so a retry with other inputs is refused.
             key_print = fingerprint(
