@@ -636,3 +636,55 @@ def test_every_account_rpc_times_every_role_times_whose_account(server):
                         )
     assert wrong == [], "\n".join(wrong)
     assert seen == len(ROLES) * 3 * (len(_ACCOUNT_CALLS) + len(_HEADER_CALLS))
+
+
+def test_every_tenant_scoped_rpc_times_every_role_times_whose_tenant(server):
+    """The matrix of the tenant rule for the resources that belong to a tenant (proofs, keys): each
+    role reads or revokes its own tenant's and another tenant's. Another tenant's resource does not
+    exist for the caller (NOT_FOUND); its own is allowed exactly when the role grants it."""
+    ref = np.linspace(1, 2, 64).reshape(8, 8)
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as operator:
+        ours = operator.create_api_key("t-maker", ["operator"]).secret
+        theirs = operator.create_api_key("t-maker", ["operator"], tenant="t-other").secret
+        victims = {
+            (role, whose): operator.create_api_key(
+                f"t-victim-{role}", ["viewer"], tenant="default" if whose == "own" else "t-other"
+            ).api_key.name
+            for role in ROLES
+            for whose in ("own", "other")
+        }
+    proofs = {}
+    for whose, secret in (("own", ours), ("other", theirs)):
+        with Client(server.target, api_key=secret, max_attempts=1) as c:
+            proofs[whose] = c.create_proof(prediction=ref * 1.001, reference=ref).name
+    keys = {}
+    with Client(server.target, api_key=ADMIN, max_attempts=1) as operator:
+        keys = {role: operator.create_api_key(f"t-{role}", [role]).secret for role in ROLES}
+    calls = {
+        "GetProof": ("proofs.read", lambda c, role, whose: c.get_proof(proofs[whose])),
+        "ListProofs": (
+            "proofs.read",
+            lambda c, role, whose: (
+                None if proofs[whose] in {p.name for p in c.list_proofs(page_size=1000).proofs}
+                else (_ for _ in ()).throw(NotFoundError(grpc.StatusCode.NOT_FOUND, "not listed"))
+            ),
+        ),
+        "RevokeApiKey": ("keys.admin", lambda c, role, whose: c.revoke_api_key(victims[(role, whose)])),
+    }  # fmt: skip
+    wrong = []
+    for role, secret in keys.items():
+        granted = set(ROLES[role])
+        with Client(server.target, api_key=secret, max_attempts=1) as c:
+            for whose in ("own", "other"):
+                for rpc, (permission, call) in calls.items():
+                    expected = ("*" in granted or permission in granted) and whose == "own"
+                    try:
+                        call(c, role, whose)
+                        refused = False
+                    except (PermissionDeniedError, UnauthenticatedError, NotFoundError):
+                        refused = True
+                    if expected == refused:
+                        wrong.append(
+                            f"{rpc} by {role} of the {whose} tenant: {'refused' if refused else 'allowed'}"
+                        )
+    assert wrong == [], "\n".join(wrong)
