@@ -687,6 +687,24 @@ def test_every_tenant_scoped_rpc_times_every_role_times_whose_tenant(server):
                         wrong.append(
                             f"{rpc} by {role} of the {whose} tenant: {'refused' if refused else 'allowed'}"
                         )
+    # the same through the REST face (revoking again is idempotent: the answer is the key's record)
+    from idf.v1 import keys_pb2, proof_pb2
+
+    rest = {
+        "GetProof": ("proofs.read", proof_pb2.DESCRIPTOR.services_by_name["ProofService"].methods_by_name["GetProof"],
+                     lambda role, whose: proof_pb2.GetProofRequest(name=proofs[whose])),
+        "RevokeApiKey": ("keys.admin", keys_pb2.DESCRIPTOR.services_by_name["KeyService"].methods_by_name["RevokeApiKey"],
+                         lambda role, whose: keys_pb2.RevokeApiKeyRequest(name=victims[(role, whose)])),
+    }  # fmt: skip
+    for role, secret in keys.items():
+        granted = set(ROLES[role])
+        for whose in ("own", "other"):
+            for rpc, (permission, method, build) in rest.items():
+                expected = ("*" in granted or permission in granted) and whose == "own"
+                status = _rest_request(server, method, build(role, whose), secret)
+                refused = status in (401, 403, 404, 4031)
+                if expected == refused:
+                    wrong.append(f"REST {rpc} by {role} of the {whose} tenant: HTTP {status}")
     assert wrong == [], "\n".join(wrong)
 
 
