@@ -80,3 +80,41 @@ def test_stored_readings_survive_a_crash_of_the_server(tmp_path):
         assert asyncio.run(count()) == 2
     finally:
         again.stop()
+
+
+def test_readings_are_checked_with_a_reason_each():
+    from idf.stream import readings
+
+    now = 1_000_000.0
+    ok = readings.check("acme", "sites/plant-1", "t1", [3, 4], 21.5, measured=None, now=now, unit="K",
+                        reading_id="r-17")  # fmt: skip
+    assert (ok.site, ok.index, ok.measured, ok.quality) == ("plant-1", (3, 4), now, "good")
+    assert ok.subject == "idf.telemetry.acme.plant-1.t1"
+    assert ok.message_id == "acme/plant-1/t1/r-17"
+    no_id = readings.check("acme", "sites/p", "s", [0], 1.0, measured=now - 1.5, now=now)
+    assert no_id.message_id == f"acme/p/s/t{round((now - 1.5) * 1e9)}"  # the time stands in
+    bad = [
+        (dict(site="plant-1"), "site"),
+        (dict(site="sites/a.b"), "site"),
+        (dict(sensor="t*"), "sensor"),
+        (dict(index=[]), "index"),
+        (dict(index=[1, -1]), "index"),
+        (dict(index=[1, 2, 3, 4]), "index"),
+        (dict(value=float("nan")), "value"),
+        (dict(value=float("inf")), "value"),
+        (dict(unit="u" * 33), "unit"),
+        (dict(quality="great"), "quality"),
+        (dict(reading_id="r 1"), "reading_id"),
+        (dict(measured=now + readings.FUTURE_SKEW_S + 1), "measure_time"),
+        (dict(measured=float("nan")), "measure_time"),
+    ]
+    base = dict(site="sites/p", sensor="s", index=[1], value=1.0, measured=None)
+    for change, field in bad:
+        args = {**base, **change}
+        with pytest.raises(readings.Rejected) as e:
+            readings.check("acme", args.pop("site"), args.pop("sensor"), args.pop("index"), args.pop("value"),
+                           now=now, **args)  # fmt: skip
+        assert e.value.field == field, change
+    readings.check(
+        "acme", "sites/p", "s", [1], 1.0, measured=now + readings.FUTURE_SKEW_S, now=now
+    )  # the edge

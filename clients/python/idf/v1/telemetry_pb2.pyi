@@ -6,6 +6,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from idf.v1 import field_pb2 as _field_pb2
 from idf.v1 import access_pb2 as _access_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -13,19 +14,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReadingQuality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    READING_QUALITY_UNSPECIFIED: _ClassVar[ReadingQuality]
+    READING_QUALITY_GOOD: _ClassVar[ReadingQuality]
+    READING_QUALITY_UNCERTAIN: _ClassVar[ReadingQuality]
+    READING_QUALITY_BAD: _ClassVar[ReadingQuality]
+READING_QUALITY_UNSPECIFIED: ReadingQuality
+READING_QUALITY_GOOD: ReadingQuality
+READING_QUALITY_UNCERTAIN: ReadingQuality
+READING_QUALITY_BAD: ReadingQuality
+
 class SensorReading(_message.Message):
-    __slots__ = ("site", "sensor", "index", "value", "measure_time")
+    __slots__ = ("site", "sensor", "index", "value", "measure_time", "unit", "quality", "reading_id")
     SITE_FIELD_NUMBER: _ClassVar[int]
     SENSOR_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     MEASURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    READING_ID_FIELD_NUMBER: _ClassVar[int]
     site: str
     sensor: str
     index: _containers.RepeatedScalarFieldContainer[int]
     value: float
     measure_time: _timestamp_pb2.Timestamp
-    def __init__(self, site: _Optional[str] = ..., sensor: _Optional[str] = ..., index: _Optional[_Iterable[int]] = ..., value: _Optional[float] = ..., measure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    unit: str
+    quality: ReadingQuality
+    reading_id: str
+    def __init__(self, site: _Optional[str] = ..., sensor: _Optional[str] = ..., index: _Optional[_Iterable[int]] = ..., value: _Optional[float] = ..., measure_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unit: _Optional[str] = ..., quality: _Optional[_Union[ReadingQuality, str]] = ..., reading_id: _Optional[str] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
     __slots__ = ("readings",)

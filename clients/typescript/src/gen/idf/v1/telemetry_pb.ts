@@ -2,8 +2,8 @@
 // @generated from file idf/v1/telemetry.proto (package idf.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file idf/v1/telemetry.proto.
  */
 export const file_idf_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEimwEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIk0KD1B1Ymxpc2hSZXNwb25zZRIcCg5hY2NlcHRlZF9jb3VudBgBIAEoA0IE4kEBAxIcCg5yZWplY3RlZF9jb3VudBgCIAEoA0IE4kEBAyKXAQoJRW5lcmd5TWFwEhIKBG5hbWUYASABKAlCBOJBAQgSIgoFZmllbGQYAiABKAsyDS5pZGYudjEuRmllbGRCBOJBAQMSNQoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDXJlYWRpbmdfY291bnQYBCABKANCBOJBAQMiKQoTR2V0RW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkMKFEdldEVuZXJneU1hcFJlc3BvbnNlEisKCmVuZXJneV9tYXAYASABKAsyES5pZGYudjEuRW5lcmd5TWFwQgTiQQEDIisKFVdhdGNoRW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkUKFldhdGNoRW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMymwMKEFRlbGVtZXRyeVNlcnZpY2UScQoHUHVibGlzaBIWLmlkZi52MS5QdWJsaXNoUmVxdWVzdBoXLmlkZi52MS5QdWJsaXNoUmVzcG9uc2UiM6q7GA90ZWxlbWV0cnkud3JpdGWC0+STAho6ASoiFS92MS90ZWxlbWV0cnk6cHVibGlzaCgBEoEBCgxHZXRFbmVyZ3lNYXASGy5pZGYudjEuR2V0RW5lcmd5TWFwUmVxdWVzdBocLmlkZi52MS5HZXRFbmVyZ3lNYXBSZXNwb25zZSI2qrsYDnRlbGVtZXRyeS5yZWFkgtPkkwIeEhwvdjEve25hbWU9c2l0ZXMvKi9lbmVyZ3lNYXB9Eo8BCg5XYXRjaEVuZXJneU1hcBIdLmlkZi52MS5XYXRjaEVuZXJneU1hcFJlcXVlc3QaHi5pZGYudjEuV2F0Y2hFbmVyZ3lNYXBSZXNwb25zZSI8qrsYDnRlbGVtZXRyeS5yZWFkgtPkkwIkEiIvdjEve25hbWU9c2l0ZXMvKi9lbmVyZ3lNYXB9OndhdGNoMAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
+  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEi+AEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARISCgR1bml0GAYgASgJQgTiQQEBEi0KB3F1YWxpdHkYByABKA4yFi5pZGYudjEuUmVhZGluZ1F1YWxpdHlCBOJBAQESGAoKcmVhZGluZ19pZBgIIAEoCUIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIk0KD1B1Ymxpc2hSZXNwb25zZRIcCg5hY2NlcHRlZF9jb3VudBgBIAEoA0IE4kEBAxIcCg5yZWplY3RlZF9jb3VudBgCIAEoA0IE4kEBAyKXAQoJRW5lcmd5TWFwEhIKBG5hbWUYASABKAlCBOJBAQgSIgoFZmllbGQYAiABKAsyDS5pZGYudjEuRmllbGRCBOJBAQMSNQoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDXJlYWRpbmdfY291bnQYBCABKANCBOJBAQMiKQoTR2V0RW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkMKFEdldEVuZXJneU1hcFJlc3BvbnNlEisKCmVuZXJneV9tYXAYASABKAsyES5pZGYudjEuRW5lcmd5TWFwQgTiQQEDIisKFVdhdGNoRW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkUKFldhdGNoRW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMqgwEKDlJlYWRpbmdRdWFsaXR5Eh8KG1JFQURJTkdfUVVBTElUWV9VTlNQRUNJRklFRBAAEhgKFFJFQURJTkdfUVVBTElUWV9HT09EEAESHQoZUkVBRElOR19RVUFMSVRZX1VOQ0VSVEFJThACEhcKE1JFQURJTkdfUVVBTElUWV9CQUQQAzKbAwoQVGVsZW1ldHJ5U2VydmljZRJxCgdQdWJsaXNoEhYuaWRmLnYxLlB1Ymxpc2hSZXF1ZXN0GhcuaWRmLnYxLlB1Ymxpc2hSZXNwb25zZSIzqrsYD3RlbGVtZXRyeS53cml0ZYLT5JMCGjoBKiIVL3YxL3RlbGVtZXRyeTpwdWJsaXNoKAESgQEKDEdldEVuZXJneU1hcBIbLmlkZi52MS5HZXRFbmVyZ3lNYXBSZXF1ZXN0GhwuaWRmLnYxLkdldEVuZXJneU1hcFJlc3BvbnNlIjaquxgOdGVsZW1ldHJ5LnJlYWSC0+STAh4SHC92MS97bmFtZT1zaXRlcy8qL2VuZXJneU1hcH0SjwEKDldhdGNoRW5lcmd5TWFwEh0uaWRmLnYxLldhdGNoRW5lcmd5TWFwUmVxdWVzdBoeLmlkZi52MS5XYXRjaEVuZXJneU1hcFJlc3BvbnNlIjyquxgOdGVsZW1ldHJ5LnJlYWSC0+STAiQSIi92MS97bmFtZT1zaXRlcy8qL2VuZXJneU1hcH06d2F0Y2gwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
 
 /**
  * One sensor reading.
@@ -59,6 +59,28 @@ export type SensorReading = Message<"idf.v1.SensorReading"> & {
    * @generated from field: google.protobuf.Timestamp measure_time = 5;
    */
   measureTime?: Timestamp | undefined;
+
+  /**
+   * Unit of the value as the sensor reports it (e.g. "K", "W/m2"); at most 32 characters.
+   *
+   * @generated from field: string unit = 6;
+   */
+  unit: string;
+
+  /**
+   * How far the sensor vouches for the value.
+   *
+   * @generated from field: idf.v1.ReadingQuality quality = 7;
+   */
+  quality: ReadingQuality;
+
+  /**
+   * The reading's idempotent id, unique per site and sensor (1 to 64 of A-Z a-z 0-9 _ -): a
+   * reading sent again with the same id is applied once.
+   *
+   * @generated from field: string reading_id = 8;
+   */
+  readingId: string;
 };
 
 /**
@@ -242,6 +264,47 @@ export type WatchEnergyMapResponse = Message<"idf.v1.WatchEnergyMapResponse"> & 
  */
 export const WatchEnergyMapResponseSchema: GenMessage<WatchEnergyMapResponse> = /*@__PURE__*/
   messageDesc(file_idf_v1_telemetry, 7);
+
+/**
+ * How far a sensor vouches for a reading (OPC UA's status classes).
+ *
+ * @generated from enum idf.v1.ReadingQuality
+ */
+export enum ReadingQuality {
+  /**
+   * Not stated: taken as good.
+   *
+   * @generated from enum value: READING_QUALITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The value is valid.
+   *
+   * @generated from enum value: READING_QUALITY_GOOD = 1;
+   */
+  GOOD = 1,
+
+  /**
+   * The value may be off (sensor drifting, out of its calibrated range).
+   *
+   * @generated from enum value: READING_QUALITY_UNCERTAIN = 2;
+   */
+  UNCERTAIN = 2,
+
+  /**
+   * The value is not a measurement (sensor fault); kept for the record, not folded into maps.
+   *
+   * @generated from enum value: READING_QUALITY_BAD = 3;
+   */
+  BAD = 3,
+}
+
+/**
+ * Describes the enum idf.v1.ReadingQuality.
+ */
+export const ReadingQualitySchema: GenEnum<ReadingQuality> = /*@__PURE__*/
+  enumDesc(file_idf_v1_telemetry, 0);
 
 /**
  * Ingests sensor telemetry and keeps a live energy map per site.
