@@ -9,9 +9,9 @@ permissions (`Settings.anonymous_permissions`: the catalogue and the public proo
 `Authority.check(rpc, metadata)` runs in the `Guard` interceptor before any servicer code, for
 native gRPC and for the REST face alike (REST forwards `authorization` onto the same gRPC call):
 
-- `auth = "off"` (loopback only; the embedded default until `idf init` issues credentials):
-  every caller is the local administrator of tenant `default`.
-- `auth = "api-key"`: `authorization: Bearer idf_...` is looked up in the key store (hash of the
+- `auth = "off"` (set explicitly; loopback only): every caller is the local administrator of
+  tenant `default`.
+- `auth = "api-key"` (the default): `authorization: Bearer idf_...` is looked up in the key store (hash of the
   secret, revocation, expiry); a JWT is verified by `idf.server.tokens` (trusted issuers, and the
   service's own tokens); `Bearer <admin_token>` is the bootstrap administrator. Any other
   credential, or a bad key or token of any kind, is UNAUTHENTICATED with one message for all causes (no
@@ -72,28 +72,32 @@ class Principal:
 
     @property
     def operator(self) -> bool:
-        """The deployment's operator: the bootstrap admin token, or the local caller (auth off)."""
+        """The deployment's operator (the bootstrap admin token, or the local caller with auth
+        off): it acts for any account and creates tenants."""
         return self.source in ("local", "admin-token")
-
-    @property
-    def any_account(self) -> bool:
-        """The operator acts for any account; a tenant's administrators for its accounts only
-        (`acting_account`)."""
-        return self.operator
 
 
 LOCAL = Principal("local", DEFAULT_TENANT, ("admin",), "local")
 # Outside a call the Guard has bound (a thread the call's context did not reach): nobody, who may
 # do nothing. Fail closed: a missed context is a refusal, never an administrator.
 NOBODY = Principal("nobody", "", (), "none")
-_CURRENT: contextvars.ContextVar[Principal] = contextvars.ContextVar(
-    "idf_principal", default=NOBODY
-)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What the Guard binds for the call being served."""
+
+    principal: Principal = NOBODY
+    limiter: RateLimiter | None = None  # counts its engine work (None: auth off)
+    authority: Authority | None = None  # its store says which tenant owns an account
+
+
+_CALL: contextvars.ContextVar[_Call] = contextvars.ContextVar("idf_call", default=_Call())
 
 
 def current() -> Principal:
     """The principal of the call being served (NOBODY outside a call the Guard has bound)."""
-    return _CURRENT.get()
+    return _CALL.get().principal
 
 
 def method_permissions(modules: Iterable[ModuleType] | None = None) -> dict[str, str]:
@@ -110,6 +114,17 @@ def method_permissions(modules: Iterable[ModuleType] | None = None) -> dict[str,
 
 def _unauthenticated(message: str = "the credential is not valid") -> ApiError:
     return ApiError(grpc.StatusCode.UNAUTHENTICATED, message, reason="UNAUTHENTICATED")
+
+
+def _refused(
+    rpc: str, cause: str, peer: str, message: str = "the credential is not valid", **extra: str
+) -> ApiError:
+    """UNAUTHENTICATED, with the cause in the audit log (never in the answer)."""
+    audit.warning(
+        "auth refused",
+        extra={"event": "auth.refused", "rpc": rpc, "cause": cause, "peer": peer, **extra},
+    )
+    return _unauthenticated(message)
 
 
 def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
@@ -155,9 +170,7 @@ class Authority:
             )
             for cn, v in (identities or {}).items()
         }
-        self._cache: dict[str, tuple[ApiKey | None, float]] = {}  # hash of the secret -> lookup
-        # hash of a JWT -> (its principal or None, why not, until when the answer holds)
-        self._verified: dict[str, tuple[Principal | None, str, float]] = {}
+        self._memory: dict[str, tuple[ApiKey | Principal | None, str, float]] = {}  # see _recall
         self._lock = threading.Lock()
 
     # -- permissions ---------------------------------------------------------------------------
@@ -187,18 +200,8 @@ class Authority:
         permission = self.permissions[rpc]
         if not permission or not self.allows(principal, permission):
             if principal.source == "anonymous":
-                audit.warning(
-                    "auth refused",
-                    extra={
-                        "event": "auth.refused",
-                        "rpc": rpc,
-                        "cause": "no credential",
-                        "peer": peer,
-                    },
-                )
-                raise _unauthenticated(
-                    f"{rpc.rpartition('/')[2]} needs credentials: send authorization: Bearer <API key>"
-                )
+                raise _refused(rpc, "no credential", peer,
+                               f"{rpc.rpartition('/')[2]} needs credentials: send authorization: Bearer <API key>")  # fmt: skip
             raise self._deny(principal, rpc, permission, peer)
         if permission.endswith(".admin"):
             audit.info(
@@ -249,53 +252,31 @@ class Authority:
             if cn is None:
                 return Principal("anonymous", DEFAULT_TENANT, (), "anonymous")
             if cn not in self.identities:
-                audit.warning(
-                    "auth refused",
-                    extra={
-                        "event": "auth.refused",
-                        "rpc": rpc,
-                        "cause": "certificate not mapped",
-                        "common_name": cn[:128],
-                        "peer": peer,
-                    },
-                )
-                raise _unauthenticated()
+                raise _refused(rpc, "certificate not mapped", peer, common_name=cn[:128])
             return self.identities[cn]
         if self.admin_token and hmac.compare_digest(credential.encode(), self.admin_token.encode()):
             return Principal("admin", DEFAULT_TENANT, ("admin",), "admin-token")
         if self.tokens is not None and looks_like_jwt(credential):
-            principal, cause = self._token(credential)
+            recalled = self._recall(credential, time.time())
+            principal, cause = recalled[:2] if recalled else self.verify_token(credential)
             if principal is None:
-                audit.warning(
-                    "auth refused",
-                    extra={"event": "auth.refused", "rpc": rpc, "cause": cause, "peer": peer},
-                )
-                raise _unauthenticated()
-            return principal
+                raise _refused(rpc, cause, peer)
+            return principal  # type: ignore[return-value]
         key, cause = self._key(credential)
         if key is None:
-            audit.warning(
-                "auth refused",
-                extra={
-                    "event": "auth.refused",
-                    "rpc": rpc,
-                    "cause": cause,
-                    "key_id": credential[4:16] if credential.startswith("idf_") else "",
-                    "peer": peer,
-                },
+            raise _refused(
+                rpc, cause, peer, key_id=credential[4:16] if credential.startswith("idf_") else ""
             )
-            raise _unauthenticated()
         return Principal(key.principal, key.tenant, key.roles, "api-key", key.key_id, key.accounts)
 
     def _key(self, credential: str) -> tuple[ApiKey | None, str]:
         """The valid key this credential is, or (None, why not)."""
-        assert self.keys is not None
         if not credential:
             return None, "malformed authorization header"
         now = time.time()
-        cached = self._cached(credential, now)
-        key = cached[0] if cached is not None else self.load(credential, now)
-        if key is None:
+        recalled = self._recall(credential, now)
+        key = recalled[0] if recalled else self.load(credential, now)
+        if not isinstance(key, ApiKey):
             return None, "unknown or malformed key"
         if key.revoked is not None:
             return None, "revoked key"
@@ -303,16 +284,23 @@ class Authority:
             return None, "expired key"
         return key, ""
 
-    def _token(self, credential: str) -> tuple[Principal | None, str]:
-        """The principal a JWT authenticates, or (None, why not); verified answers are kept until
-        the token expires, at most KEY_CACHE_S."""
-        now = time.time()
+    # One memory of recent answers, for keys and tokens alike: sha256(credential) -> (the key as
+    # stored, the principal a token authenticates, or None; why not; until when it holds). Keys
+    # are held KEY_CACHE_S (their expiry and revocation are checked at each use), tokens until
+    # their exp, at most KEY_CACHE_S; bounded, so a flood of made-up credentials cannot grow it.
+    def _recall(self, credential: str, now: float) -> tuple[ApiKey | Principal | None, str] | None:
         digest = hashlib.sha256(credential.encode()).hexdigest()
         with self._lock:
-            hit = self._verified.get(digest)
-        if hit is not None and now < hit[2]:
-            return hit[0], hit[1]
-        return self.verify_token(credential, now)
+            hit = self._memory.get(digest)
+        return (hit[0], hit[1]) if hit is not None and now < hit[2] else None
+
+    def _remember(
+        self, credential: str, answer: ApiKey | Principal | None, cause: str, until: float
+    ) -> None:
+        with self._lock:
+            if len(self._memory) > 10_000:
+                self._memory.clear()
+            self._memory[hashlib.sha256(credential.encode()).hexdigest()] = (answer, cause, until)
 
     def verify_token(
         self, credential: str, now: float | None = None
@@ -323,32 +311,18 @@ class Authority:
         try:
             identity = self.tokens.verify(credential, now)
         except InvalidToken as e:
-            principal, cause, until = None, str(e), now + KEY_CACHE_S
-        else:
-            # an issuer's tenant acts only for its tenant's accounts, whatever the token claims
-            accounts = tuple(
-                a for a in identity.accounts
-                if self.keys is not None and self.keys.tenant_of(a) == identity.tenant
-            )  # fmt: skip
-            principal = Principal(
-                identity.principal, identity.tenant, identity.roles, "jwt", "", accounts
-            )
-            cause, until = "", min(identity.expires, now + KEY_CACHE_S)
-        with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[hashlib.sha256(credential.encode()).hexdigest()] = (
-                principal,
-                cause,
-                until,
-            )
-        return principal, cause
-
-    def _cached(self, credential: str, now: float) -> tuple[ApiKey | None] | None:
-        digest = hashlib.sha256(credential.encode()).hexdigest()
-        with self._lock:
-            hit = self._cache.get(digest)
-        return (hit[0],) if hit is not None and now - hit[1] < KEY_CACHE_S else None
+            self._remember(credential, None, str(e), now + KEY_CACHE_S)
+            return None, str(e)
+        # an issuer's tenant acts only for its tenant's accounts, whatever the token claims
+        accounts = tuple(
+            a for a in identity.accounts
+            if self.keys is not None and self.keys.tenant_of(a) == identity.tenant
+        )  # fmt: skip
+        principal = Principal(
+            identity.principal, identity.tenant, identity.roles, "jwt", "", accounts
+        )
+        self._remember(credential, principal, "", min(identity.expires, now + KEY_CACHE_S))
+        return principal, ""
 
     def lookup(self, credential: str) -> None:
         """The blocking part of authenticating `credential` (a store read, a JWKS fetch, a
@@ -363,42 +337,24 @@ class Authority:
         assert self.keys is not None
         now = time.time() if now is None else now
         key = self.keys.find(credential)
-        with self._lock:
-            if len(self._cache) > 10_000:  # bounded: a flood of made-up keys cannot grow it
-                self._cache.clear()
-            self._cache[hashlib.sha256(credential.encode()).hexdigest()] = (key, now)
+        self._remember(credential, key, "", now + KEY_CACHE_S)
         return key
 
     def needs_lookup(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-        """The credential to `load` off the event loop before `check`, if any."""
+        """The credential to `lookup` off the event loop before `check`, if any."""
         if self.mode == "off":
             return None
         credential = bearer(metadata)
         if not credential or (self.admin_token and credential == self.admin_token):
             return None
-        if self.tokens is not None and looks_like_jwt(credential):
-            digest = hashlib.sha256(credential.encode()).hexdigest()
-            with self._lock:
-                hit = self._verified.get(digest)
-            return None if hit is not None and time.time() < hit[2] else credential
-        return None if self._cached(credential, time.time()) is not None else credential
+        return None if self._recall(credential, time.time()) is not None else credential
 
     def forget(self, key_id: str) -> None:
         """Drop a key from the cache (after revoking it here: refused from the next call)."""
         with self._lock:
-            for digest, (key, _) in list(self._cache.items()):
-                if key is not None and key.key_id == key_id:
-                    del self._cache[digest]
-
-
-_LIMITER: contextvars.ContextVar[RateLimiter | None] = contextvars.ContextVar(
-    "idf_limiter", default=None
-)
-
-
-_AUTHORITY: contextvars.ContextVar[Authority | None] = contextvars.ContextVar(
-    "idf_authority", default=None
-)
+            for digest, (answer, _, _) in list(self._memory.items()):
+                if isinstance(answer, ApiKey) and answer.key_id == key_id:
+                    del self._memory[digest]
 
 
 def bind(
@@ -406,9 +362,7 @@ def bind(
 ) -> None:
     """The current call's principal, the rate limiter its engine work is counted by, and the
     authority (whose store says which tenant owns an account)."""
-    _CURRENT.set(principal)
-    _LIMITER.set(limiter)
-    _AUTHORITY.set(authority)
+    _CALL.set(_Call(principal, limiter, authority))
 
 
 def rate_key(principal: Principal, peer: str) -> str:
@@ -421,10 +375,10 @@ def rate_key(principal: Principal, peer: str) -> str:
 def admit_work(site_updates: int, peer: str = "") -> None:
     """Take an engine call's work from the current principal's work bucket (RATE_LIMITED when it
     is short); nothing when no limiter is bound (auth off)."""
-    limiter = _LIMITER.get()
-    if limiter is not None:
-        principal = current()
-        limiter.admit_work(rate_key(principal, peer), site_updates, principal.tenant)
+    call = _CALL.get()
+    if call.limiter is not None:
+        principal = call.principal
+        call.limiter.admit_work(rate_key(principal, peer), site_updates, principal.tenant)
 
 
 def acting_account(requested: str | None, field: str) -> str | None:
@@ -434,10 +388,10 @@ def acting_account(requested: str | None, field: str) -> str | None:
     when the caller names none and has none."""
     principal = current()
     if not requested:
-        return None if principal.any_account or not principal.accounts else principal.accounts[0]
-    if principal.any_account or requested in principal.accounts:
+        return None if principal.operator or not principal.accounts else principal.accounts[0]
+    if principal.operator or requested in principal.accounts:
         return requested
-    authority = _AUTHORITY.get()
+    authority = _CALL.get().authority
     if "admin" in principal.roles and authority is not None and authority.keys is not None:
         owner = authority.keys.tenant_of(requested)  # a tenant's admins: its own accounts
         if owner == principal.tenant:

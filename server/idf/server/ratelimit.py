@@ -63,42 +63,38 @@ class RateLimiter:
         requests: tuple[float, float],
         tenant_requests: tuple[float, float],
         work: tuple[float, float],
-        tenant_work: tuple[float, float] | None = None,
+        tenant_work: tuple[float, float],
     ) -> None:
+        """Each a (rate per second, burst): calls per principal and per tenant, engine work
+        (stencil-equivalent site updates) per principal and per tenant."""
         self.requests = Buckets(*requests)
         self.tenant_requests = Buckets(*tenant_requests)
         self.work = Buckets(*work)
-        self.tenant_work = Buckets(*(tenant_work or (work[0] * 10, work[1])))
+        self.tenant_work = Buckets(*tenant_work)
 
     def admit_call(self, principal: str, tenant: str) -> None:
         """One request of `principal` of `tenant`, or RATE_LIMITED (nothing taken then)."""
-        mine = self.requests.wait(principal)
-        theirs = self.tenant_requests.wait(tenant)
-        if mine or theirs:
-            raise _limited(
-                f"{'this caller' if mine >= theirs else 'this tenant'} is over its request rate "
-                f"({self.requests.rate:g}/s per caller, {self.tenant_requests.rate:g}/s per tenant)",
-                max(mine, theirs),
-            )
-        self.requests.take(principal)
-        self.tenant_requests.take(tenant)
+        self._admit("request rate", "/s", [("this caller", self.requests, principal, 1.0),
+                                           ("this tenant", self.tenant_requests, tenant, 1.0)])  # fmt: skip
 
-    def admit_work(self, principal: str, site_updates: int, tenant: str = "") -> None:
+    def admit_work(self, principal: str, site_updates: int, tenant: str) -> None:
         """An engine call of `site_updates` stencil-equivalent work, or RATE_LIMITED (by the
         principal's bucket, or by its tenant's: the tenant's quota)."""
-        mine = self.work.wait(principal, site_updates)
-        theirs = self.tenant_work.wait(tenant, site_updates)
-        if mine or theirs:
-            who, rate = (
-                ("this caller", self.work.rate)
-                if mine >= theirs
-                else ("this tenant", self.tenant_work.rate)
-            )
-            raise _limited(
-                f"{who} is over its engine work rate ({rate:.3g} site updates/s)", max(mine, theirs)
-            )
-        self.work.take(principal, site_updates)
-        self.tenant_work.take(tenant, site_updates)
+        self._admit("engine work rate", " site updates/s",
+                    [("this caller", self.work, principal, site_updates),
+                     ("this tenant", self.tenant_work, tenant, site_updates)])  # fmt: skip
+
+    @staticmethod
+    def _admit(what: str, unit: str, draws: list[tuple[str, Buckets, str, float]]) -> None:
+        """Take from every bucket, or from none: RATE_LIMITED with the longest wait, naming the
+        bucket that needs it (the caller's on a tie)."""
+        wait, who, buckets = max(
+            ((b.wait(k, n), who, b) for who, b, k, n in draws), key=lambda w: w[0]
+        )
+        if wait:
+            raise _limited(f"{who} is over its {what} ({buckets.rate:.3g}{unit})", wait)
+        for _, b, k, n in draws:
+            b.take(k, n)
 
 
 def _limited(message: str, wait: float) -> ApiError:
