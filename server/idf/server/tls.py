@@ -22,30 +22,54 @@ import logging
 import os
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 log = logging.getLogger("idf.tls")
+T = TypeVar("T")
 
 
-def _stamp(paths: list[Path]) -> tuple[tuple[int, int], ...]:
-    out = []
-    for p in paths:
-        st = os.stat(p)
-        out.append((st.st_mtime_ns, st.st_size))
-    return tuple(out)
+class _TlsFiles:
+    """The certificate, key and client CA files, and whether they changed on disk since the last
+    load (their modification times and sizes). `reload(load, face)` runs `load` when they did and
+    records the new state only when it succeeded: a half-written file keeps the old pair and is
+    tried again once it changes."""
 
-
-class ReloadingCredentials:
     def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
         self.cert, self.key, self.client_ca = cert, key, client_ca
-        self.require = client_ca is not None
         self.paths = [p for p in (cert, key, client_ca) if p is not None]
         self._lock = threading.Lock()
-        self._stamp = _stamp(self.paths)
-        self.reloads = 0
+        self._stamp = self._now()
+
+    def _now(self) -> tuple[tuple[int, int], ...]:
+        return tuple((st.st_mtime_ns, st.st_size) for st in map(os.stat, self.paths))
+
+    def reload(self, load: Callable[[], T], face: str) -> T | None:
+        try:
+            with self._lock:
+                stamp = self._now()
+                if stamp == self._stamp:
+                    return None
+                loaded = load()
+                self._stamp = stamp
+        except (OSError, ValueError, ssl.SSLError) as e:
+            log.warning(
+                f"{face} tls files unreadable; keeping the current ones", extra={"error": str(e)}
+            )
+            return None
+        log.info(f"{face} tls certificate reloaded")
+        return loaded
+
+
+class ReloadingCredentials(_TlsFiles):
+    """The gRPC port's TLS: gRPC's dynamic credentials, whose fetcher reloads changed files."""
+
+    @property
+    def require(self) -> bool:
+        return self.client_ca is not None
 
     def configuration(self) -> Any:
         return grpc.ssl_server_certificate_configuration(
@@ -55,18 +79,7 @@ class ReloadingCredentials:
 
     def fetch(self) -> Any:
         """gRPC's fetcher: a new configuration when the files changed, else None (keep)."""
-        try:
-            stamp = _stamp(self.paths)
-            with self._lock:
-                if stamp == self._stamp:
-                    return None
-                config = self.configuration()
-                self._stamp, self.reloads = stamp, self.reloads + 1
-        except (OSError, ValueError) as e:  # a half-written file: keep serving the old pair
-            log.warning("tls files unreadable; keeping the current ones", extra={"error": str(e)})
-            return None
-        log.info("tls certificate reloaded", extra={"reloads": self.reloads})
-        return config
+        return self.reload(self.configuration, "grpc")
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
@@ -82,39 +95,26 @@ def peer_common_name(auth_context: dict[str, list[bytes]] | None) -> str | None:
     return names[0].decode(errors="replace") if names else None
 
 
-class RestContext:
+class RestContext(_TlsFiles):
     """The REST face's TLS: an `ssl.SSLContext` with the same files, and client certificates
     required when `client_ca` is set; `maybe_reload()` (called periodically) loads changed files
     into the same context, so new connections get them."""
 
     def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
-        self.cert, self.key, self.client_ca = cert, key, client_ca
-        self.paths = [p for p in (cert, key, client_ca) if p is not None]
+        super().__init__(cert, key, client_ca)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self._load()
-        self._stamp = _stamp(self.paths)
 
-    def _load(self) -> None:
+    def _load(self) -> bool:
         self.context.load_cert_chain(self.cert, self.key)
         if self.client_ca is not None:
             self.context.load_verify_locations(cafile=self.client_ca)
             self.context.verify_mode = ssl.CERT_REQUIRED
+        return True
 
     def maybe_reload(self) -> bool:
-        try:
-            stamp = _stamp(self.paths)
-            if stamp == self._stamp:
-                return False
-            self._load()
-            self._stamp = stamp
-        except (OSError, ssl.SSLError) as e:
-            log.warning(
-                "rest tls files unreadable; keeping the current ones", extra={"error": str(e)}
-            )
-            return False
-        log.info("rest tls certificate reloaded")
-        return True
+        return bool(self.reload(self._load, "rest"))
 
 
 def certificate_common_name(peercert: dict[str, Any] | None) -> str | None:
