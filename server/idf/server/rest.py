@@ -612,16 +612,7 @@ class Transcoder:
             if size > OFFLOAD_BYTES:
                 _trim()  # parsing took several times the body's size: give the pages back
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
-        if self.gateway_secret:  # per-caller limits count the HTTP client, not this relay
-            metadata += (
-                (GATEWAY_HEADER, self.gateway_secret),
-                (FORWARDED_HEADER, http.remote or "unknown"),
-            )
-            cn = certificate_common_name(
-                http.transport.get_extra_info("peercert") if http.transport else None
-            )
-            if cn:  # mTLS on this face: the verified client certificate's name, vouched for
-                metadata += ((CLIENT_CN_HEADER, cn),)
+        metadata += self._relayed(http)
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(
             request_serializer=lambda m: m.SerializeToString(),
@@ -699,6 +690,21 @@ class Transcoder:
         await out.write_eof()
         return out
 
+    def _relayed(self, http: web.BaseRequest) -> tuple[tuple[str, str], ...]:
+        """What this relay vouches for, under its gateway secret: the HTTP client's address (the
+        per-caller limits count it, not the relay) and, with mTLS on this face, the verified
+        client certificate's name."""
+        if not self.gateway_secret:
+            return ()
+        out: tuple[tuple[str, str], ...] = (
+            (GATEWAY_HEADER, self.gateway_secret),
+            (FORWARDED_HEADER, http.remote or "unknown"),
+        )
+        cn = certificate_common_name(
+            http.transport.get_extra_info("peercert") if http.transport else None
+        )
+        return out + (((CLIENT_CN_HEADER, cn),) if cn else ())
+
     async def _token(self, http: web.BaseRequest) -> web.StreamResponse:
         """The OAuth2 client-credentials grant (RFC 6749 4.4): the client secret is an API key,
         given as HTTP Basic (client_id:client_secret) or as the client_secret form field; the
@@ -728,12 +734,7 @@ class Transcoder:
                 return oauth_error(400, "invalid_request", "malformed Basic credentials")
         if not secret:
             return oauth_error(401, "invalid_client", "send the API key as the client secret")
-        metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {secret}"),)
-        if self.gateway_secret:
-            metadata += (
-                (GATEWAY_HEADER, self.gateway_secret),
-                (FORWARDED_HEADER, http.remote or "unknown"),
-            )
+        metadata = (("authorization", f"Bearer {secret}"), *self._relayed(http))
         try:
             reply = await self.channel.unary_unary(
                 "/idf.v1.KeyService/IssueToken",
