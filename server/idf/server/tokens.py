@@ -72,7 +72,8 @@ class OwnIssuer:
 
     def __init__(self, key: Ed25519PrivateKey, issuer: str, ttl_s: int) -> None:
         self.key, self.issuer, self.ttl_s = key, issuer, ttl_s
-        jwk = OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        self.public_key = key.public_key()
+        jwk = OKPAlgorithm.to_jwk(self.public_key, as_dict=True)
         self.kid = jwk["kid"] = jwt.utils.base64url_encode(
             hashlib.sha256(jwk["x"].encode()).digest()[:12]
         ).decode()
@@ -137,12 +138,8 @@ class TokenVerifier:
         if self.own is not None and issuer == self.own.issuer:
             if alg != "EdDSA" or header.get("kid") != self.own.kid:
                 raise InvalidToken("not signed with the service's token key")
-            claims = self._decode(
-                token, self.own.key.public_key(), "EdDSA", issuer, issuer, 5.0, now
-            )
-            return self._identity(
-                claims, issuer, claims.get("tenant", "default"), "sub", "roles", accounts=True
-            )
+            claims = self._decode(token, self.own.public_key, "EdDSA", issuer, issuer, 5.0, now)
+            return self._identity(claims, issuer, claims.get("tenant", "default"), "sub", "roles")
         trusted = self.trusted.get(issuer)
         if trusted is None:
             raise InvalidToken("issuer not trusted")
@@ -155,8 +152,7 @@ class TokenVerifier:
         claims = self._decode(
             token, key.key, alg, issuer, trusted.audience, trusted.max_skew_s, now
         )
-        return self._identity(claims, issuer, trusted.tenant, trusted.principal_claim, trusted.roles_claim,
-                              accounts=True)  # fmt: skip
+        return self._identity(claims, issuer, trusted.tenant, trusted.principal_claim, trusted.roles_claim)  # fmt: skip
 
     @staticmethod
     def _decode(token: str, key: Any, alg: str, issuer: str, audience: str, skew: float,
@@ -182,7 +178,7 @@ class TokenVerifier:
             raise InvalidToken(f"invalid token ({type(e).__name__})") from None
 
     def _identity(self, claims: dict[str, Any], issuer: str, tenant: str, principal_claim: str,
-                  roles_claim: str, *, accounts: bool) -> Identity:  # fmt: skip
+                  roles_claim: str) -> Identity:  # fmt: skip
         name = claims.get(principal_claim)
         if not isinstance(name, str) or not name:
             raise InvalidToken(f"no {principal_claim} claim")
@@ -193,7 +189,7 @@ class TokenVerifier:
             if isinstance(roles, list)
             else ()
         )
-        granted = claims.get("accounts", []) if accounts else []
+        granted = claims.get("accounts", [])
         return Identity(
             name[:128], str(tenant), kept,
             tuple(a for a in granted if isinstance(a, str)) if isinstance(granted, list) else (),

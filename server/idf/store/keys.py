@@ -91,14 +91,12 @@ def _key(row: tuple) -> ApiKey:
     )
 
 
-def split(secret: str) -> tuple[str, str] | None:
-    """(key id, secret) of a well-formed key secret, else None."""
+def key_id_of(secret: str) -> str | None:
+    """The key id of a well-formed key secret, else None."""
     if not secret.startswith(PREFIX):
         return None
     key_id, sep, rest = secret[len(PREFIX) :].partition("_")
-    if not sep or len(key_id) != 12 or len(rest) != 43:
-        return None
-    return key_id, secret
+    return key_id if sep and len(key_id) == 12 and len(rest) == 43 else None
 
 
 class KeyStore:
@@ -177,11 +175,11 @@ class KeyStore:
     def find(self, secret: str) -> ApiKey | None:
         """The key whose secret this is (valid or not: the caller checks `valid_at`), or None
         when no key has this secret. Compares the hashes in constant time."""
-        parts = split(secret)
-        if parts is None:
+        key_id = key_id_of(secret)
+        if key_id is None:
             return None
         with self.db.lock:
-            row = self.db.one(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (parts[0],))
+            row = self.db.one(f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
         if row is None or not hmac.compare_digest(row[1], _hash(secret)):
             return None
         return _key(row)
