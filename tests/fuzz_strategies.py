@@ -9,8 +9,7 @@ random bytes on gRPC, random or mutated JSON and random bytes on REST.
 
 The oracle (`Harness.send`): no gRPC status INTERNAL / UNKNOWN / DATA_LOSS / DEADLINE_EXCEEDED
 (the server must refuse expensive work fast, not run it into the deadline) / UNAVAILABLE, no HTTP
-5xx except 501 with code UNIMPLEMENTED (a client stream over REST, telemetry not built yet: the
-same status the gRPC face gives) and 504 when the case itself asked for a deadline shorter than the
+5xx except 504 when the case itself asked for a deadline shorter than the
 harness's, every REST error body a `google.rpc.Status` with an
 `ErrorInfo` reason, NDJSON error lines likewise; the server process alive and SERVING; its RSS
 back within 10% of the post-warm-up value at the end. Every request is counted per face, RPC and
@@ -1169,7 +1168,7 @@ class Harness:
         outcome = str(status)
         short = _caller_deadline(case.headers.get("x-idf-timeout", "")) < DEADLINE_S
         code = _json_code(body)
-        if status >= 500 and not (status == 501 and code == 12) and not (status == 504 and short):
+        if status >= 500 and not (status == 504 and short):
             return outcome, f"HTTP {status}" + (f" (code {code})" if code is not None else "")
         if ctype.startswith("application/x-ndjson"):
             for line in body.splitlines():

@@ -3,7 +3,7 @@
 Strategies and the oracle live in tests/fuzz_strategies.py (bench/fuzz.py runs the large one).
 The run is derandomized (the same requests every time), sends at least 2,000 requests against a
 real `idf serve` child process with a per-call work ceiling, and asserts: no INTERNAL / UNKNOWN /
-DATA_LOSS / DEADLINE_EXCEEDED, no HTTP 5xx (bar 501 for a client stream over REST), every REST
+DATA_LOSS / DEADLINE_EXCEEDED, no HTTP 5xx, every REST
 error a google.rpc.Status with an ErrorInfo reason, the server alive and SERVING at the end, and
 its RSS back within 10% of the post-warm-up value. It prints one summary JSON line.
 """

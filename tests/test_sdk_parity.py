@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import ServerThread
 
-from idf.client import AsyncClient, Client, UnimplementedError, to_field
+from idf.client import AsyncClient, Client, InvalidArgumentError, NotFoundError, to_field
 from idf.server.auth import contract_modules
 from idf.v1 import diffusion_pb2, market_pb2, predict_pb2
 
@@ -252,14 +252,17 @@ def test_energy_models_and_regimes_decode(client: Client):
 
 
 def test_telemetry_methods_reach_the_server(client: Client):
-    """Telemetry is in the contract but not served yet (issue 16): the methods exist and the
-    server's UNIMPLEMENTED reaches the caller as its typed error."""
-    with pytest.raises(UnimplementedError):
+    """A server with no site configured: Publish refuses every reading with its reason (and
+    goes on), a map of no site is NOT_FOUND on both methods (tests/test_telemetry.py has sites)."""
+    out = client.publish([("sites/a", "t1", (0, 0), 1.0), ("sites/a", "t 2", (0, 0), 1.0)])
+    assert (out.accepted_count, out.rejected_count, out.last_sequence) == (0, 2, 0)
+    assert [(x.position, x.field) for x in out.rejections] == [(0, "site"), (1, "sensor")]
+    with pytest.raises(NotFoundError):
+        client.get_energy_map("sites/a/energyMap")
+    with pytest.raises(NotFoundError):
+        next(iter(client.watch_energy_map("sites/a/energyMap")))
+    with pytest.raises(InvalidArgumentError):
         client.get_energy_map("sites/a/maps/heat")
-    with pytest.raises(UnimplementedError):
-        client.publish([("sites/a", "t1", (0, 0), 1.0)])
-    with pytest.raises(UnimplementedError):
-        next(iter(client.watch_energy_map("sites/a/maps/heat")))
 
 
 def test_sample_request_builds_what_the_cli_used_to_build_by_hand():

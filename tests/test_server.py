@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import grpc
 import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from idf.client import Client, UnimplementedError, predict_request
-from idf.client.errors import from_rpc_error
+from idf.client import Client, predict_request
 from idf.engine.forecast.physics import TransportSpec, physics_forecast
 from idf.server.app import SERVICE_NAMES
-from idf.v1 import diffusion_pb2, telemetry_pb2, telemetry_pb2_grpc
+from idf.v1 import diffusion_pb2
 
 
 def test_health_is_serving(client: Client):
@@ -90,28 +88,6 @@ def test_list_models_is_real(client: Client):
     assert by_name["plume-32-edm"].task == "denoise" and by_name["plume-32-edm"].learned
     assert by_name["regime-kolmogorov"].task == "regime"
     assert by_name["regime-kolmogorov"].raw.task == diffusion_pb2.MODEL_TASK_REGIME
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda c: telemetry_pb2_grpc.TelemetryServiceStub(c.channel).GetEnergyMap(
-            telemetry_pb2.GetEnergyMapRequest()
-        ),
-    ],
-    ids=["Telemetry.GetEnergyMap"],
-)
-def test_pending_rpcs_say_what_is_missing(client: Client, call):
-    try:
-        call(client)
-    except grpc.RpcError as e:
-        error = from_rpc_error(e)
-    except UnimplementedError as e:
-        error = e
-    else:
-        pytest.fail("expected UNIMPLEMENTED")
-    assert isinstance(error, UnimplementedError)
-    assert "not built" in error.message and error.reason == "NOT_IMPLEMENTED"
 
 
 def test_a_draining_server_refuses_new_calls_unavailable_and_still_answers_probes():

@@ -32,15 +32,16 @@ from idf.server.rpc import Guard
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server.services.keys import KeyServicer
 from idf.server.services.market import MarketServicer
-from idf.server.services.pending import PendingTelemetry
 from idf.server.services.predict import PredictServicer
 from idf.server.services.proof import ProofServicer
+from idf.server.services.telemetry import TelemetryServicer
 from idf.server.tls import ReloadingCredentials, RestContext
 from idf.server.tokens import OwnIssuer, TokenVerifier, TrustedIssuer
 from idf.server.transparency import TransparencyLog
 from idf.store.keys import KeyStore
 from idf.store.ledger import Ledger
 from idf.store.proof_log import ProofLog, open_proof_log
+from idf.stream.runtime import StreamRuntime
 from idf.v1 import (
     diffusion_pb2,
     diffusion_pb2_grpc,
@@ -123,6 +124,7 @@ class Running:
     light: Admission | None = None  # proof metrics and regime features
     keys: KeyStore | None = None  # API keys
     rest_tls_task: asyncio.Task[None] | None = None  # reloads the REST face's certificate
+    telemetry: StreamRuntime | None = None  # NATS, the map store, the inline ingest worker
 
     async def stop(self) -> None:
         """Refuse new calls, let in-flight calls finish within the grace period, then stop."""
@@ -151,6 +153,8 @@ class Running:
             await asyncio.to_thread(self.light.executor.shutdown, wait=True, cancel_futures=True)
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.telemetry is not None:
+            await self.telemetry.stop()
         self.proof_log.close()
         self.ledger.close()
         if self.keys is not None:
@@ -267,7 +271,19 @@ async def start(
     market_pb2_grpc.add_MarketServiceServicer_to_server(
         MarketServicer(settings, io_executor, ledger), server
     )
-    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(PendingTelemetry(), server)
+    sites = settings.telemetry_sites()
+    telemetry = None
+    if sites:  # telemetry needs NATS: started (or connected to) only when a site is configured
+        telemetry = await StreamRuntime.start(
+            sites,
+            settings.store_url(),
+            nats_url=settings.nats_url,
+            data_dir=settings.data_dir,
+            inline=settings.ingest == "inline",
+        )
+    telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
+        TelemetryServicer(io_executor, sites, telemetry), server
+    )
     keys_pb2_grpc.add_KeyServiceServicer_to_server(
         KeyServicer(io_executor, keys, authority, issuer), server
     )
@@ -317,6 +333,7 @@ async def start(
     running.keys = keys
     running.light = light
     running.sweeper = sweeper
+    running.telemetry = telemetry
     if settings.rest_port is not None:
         from idf.server import rest
 

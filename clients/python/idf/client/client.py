@@ -14,7 +14,7 @@ retried with backoff by gRPC's retry policy; nothing else is retried.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -359,13 +359,15 @@ class Client(_Base):
 
     def publish(
         self,
-        readings: Sequence[tuple[str, str, Sequence[int], float]],
+        readings: Iterable[p.Reading | tuple[str, str, Sequence[int], float]],
         *,
+        batch: int = p.PUBLISH_BATCH,
         timeout: float | None = None,
     ) -> r.Published:
-        """Publish sensor readings (site, sensor, grid index, value) in one streamed batch."""
+        """Stream sensor readings (`Reading`s, or (site, sensor, grid index, value) tuples) in
+        messages of `batch`; the answer counts the stored, duplicate and refused ones (with reasons)."""
         return r.published_from(
-            self._call(self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout)
+            self._call(self.telemetry_stub.Publish, p.publish_requests(readings, batch), timeout)
         )
 
     def get_energy_map(self, name: str, *, timeout: float | None = None) -> r.EnergyMap:
@@ -377,11 +379,14 @@ class Client(_Base):
             ).energy_map
         )
 
-    def watch_energy_map(self, name: str, *, timeout: float | None = None) -> Iterator[r.EnergyMap]:
-        """Each update of the live energy map `name`, as it happens."""
+    def watch_energy_map(
+        self, name: str, *, after_sequence: int = 0, timeout: float | None = None
+    ) -> Iterator[r.EnergyMap]:
+        """The live energy map `name` now, then after each change (a slow reader gets the newest
+        map next); resume with the `sequence` of the last map received as `after_sequence`."""
         for message in self._stream(
             self.telemetry_stub.WatchEnergyMap,
-            telemetry_pb2.WatchEnergyMapRequest(name=name),
+            telemetry_pb2.WatchEnergyMapRequest(name=name, after_sequence=after_sequence),
             timeout,
         ):
             yield r.energy_map_from(message.energy_map)
@@ -718,13 +723,14 @@ class AsyncClient(_Base):
 
     async def publish(
         self,
-        readings: Sequence[tuple[str, str, Sequence[int], float]],
+        readings: Iterable[p.Reading | tuple[str, str, Sequence[int], float]],
         *,
+        batch: int = p.PUBLISH_BATCH,
         timeout: float | None = None,
     ) -> r.Published:
         return r.published_from(
             await self._call(
-                self.telemetry_stub.Publish, iter([p.publish_request(readings)]), timeout
+                self.telemetry_stub.Publish, p.publish_requests(readings, batch), timeout
             )
         )
 
@@ -740,11 +746,11 @@ class AsyncClient(_Base):
         )
 
     async def watch_energy_map(
-        self, name: str, *, timeout: float | None = None
+        self, name: str, *, after_sequence: int = 0, timeout: float | None = None
     ) -> AsyncIterator[r.EnergyMap]:
         async for message in self._stream(
             self.telemetry_stub.WatchEnergyMap,
-            telemetry_pb2.WatchEnergyMapRequest(name=name),
+            telemetry_pb2.WatchEnergyMapRequest(name=name, after_sequence=after_sequence),
             timeout,
         ):
             yield r.energy_map_from(message.energy_map)

@@ -438,26 +438,44 @@ def ledger_audit_from(r: market_pb2.GetLedgerAuditResponse) -> LedgerAudit:
 @dataclass(frozen=True)
 class EnergyMap:
     name: str
-    field: np.ndarray
+    field: np.ndarray  # NaN where no reading has arrived
     update_time: str  # RFC 3339
     reading_count: int
+    sequence: int  # readings-stream sequence through which readings are folded in
+    observed_count: int  # cells holding a reading
     raw: telemetry_pb2.EnergyMap = dataclasses.field(repr=False)
 
 
 def energy_map_from(m: telemetry_pb2.EnergyMap) -> EnergyMap:
     values = from_field(m.field) if m.HasField("field") else np.zeros(0)
-    return EnergyMap(m.name, values, m.update_time.ToJsonString(), m.reading_count, m)
+    return EnergyMap(
+        m.name, values, m.update_time.ToJsonString(), m.reading_count, m.sequence,
+        m.observed_count, m,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rejection:
+    position: int  # of the reading in the call, from 0
+    field: str
+    reason: str
 
 
 @dataclass(frozen=True)
 class Published:
     accepted_count: int
     rejected_count: int
+    duplicate_count: int  # accepted, stored already (a retry)
+    rejections: tuple[Rejection, ...]  # the first 100
+    last_sequence: int  # a map with sequence >= this holds every accepted reading of the call
     raw: telemetry_pb2.PublishResponse = dataclasses.field(repr=False)
 
 
 def published_from(r: telemetry_pb2.PublishResponse) -> Published:
-    return Published(r.accepted_count, r.rejected_count, r)
+    return Published(
+        r.accepted_count, r.rejected_count, r.duplicate_count,
+        tuple(Rejection(x.position, x.field, x.reason) for x in r.rejections), r.last_sequence, r,
+    )  # fmt: skip
 
 
 def _when(t: Any, present: bool) -> datetime.datetime | None:

@@ -29,7 +29,7 @@ from idf.v1 import field_pb2 as idf_dot_v1_dot_field__pb2
 from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xbb\x02\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\x12\x18\n\x04unit\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04unit\x12\x36\n\x07quality\x18\x07 \x01(\x0e\x32\x16.idf.v1.ReadingQualityB\x04\xe2\x41\x01\x01R\x07quality\x12#\n\nreading_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\treadingId\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"k\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\"\xbe\x01\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"1\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap*\x83\x01\n\x0eReadingQuality\x12\x1f\n\x1bREADING_QUALITY_UNSPECIFIED\x10\x00\x12\x18\n\x14READING_QUALITY_GOOD\x10\x01\x12\x1d\n\x19READING_QUALITY_UNCERTAIN\x10\x02\x12\x17\n\x13READING_QUALITY_BAD\x10\x03\x32\x9b\x03\n\x10TelemetryService\x12q\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\"3\xaa\xbb\x18\x0ftelemetry.write\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12\x81\x01\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"6\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12\x8f\x01\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"<\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xbb\x02\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\x12\x18\n\x04unit\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04unit\x12\x36\n\x07quality\x18\x07 \x01(\x0e\x32\x16.idf.v1.ReadingQualityB\x04\xe2\x41\x01\x01R\x07quality\x12#\n\nreading_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\treadingId\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"\x85\x02\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\x12-\n\x0f\x64uplicate_count\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0e\x64uplicateCount\x12>\n\nrejections\x18\x04 \x03(\x0b\x32\x18.idf.v1.ReadingRejectionB\x04\xe2\x41\x01\x03R\nrejections\x12)\n\rlast_sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0clastSequence\"n\n\x10ReadingRejection\x12 \n\x08position\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08position\x12\x1a\n\x05\x66ield\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x1c\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x06reason\"\x8d\x02\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\x12 \n\x08sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12+\n\x0eobserved_count\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03R\robservedCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"^\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12+\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01R\rafterSequence\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap*\x83\x01\n\x0eReadingQuality\x12\x1f\n\x1bREADING_QUALITY_UNSPECIFIED\x10\x00\x12\x18\n\x14READING_QUALITY_GOOD\x10\x01\x12\x1d\n\x19READING_QUALITY_UNCERTAIN\x10\x02\x12\x17\n\x13READING_QUALITY_BAD\x10\x03\x32\x9b\x03\n\x10TelemetryService\x12q\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\"3\xaa\xbb\x18\x0ftelemetry.write\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12\x81\x01\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"6\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12\x8f\x01\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"<\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,6 +58,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHRESPONSE'].fields_by_name['accepted_count']._serialized_options = b'\342A\001\003'
   _globals['_PUBLISHRESPONSE'].fields_by_name['rejected_count']._loaded_options = None
   _globals['_PUBLISHRESPONSE'].fields_by_name['rejected_count']._serialized_options = b'\342A\001\003'
+  _globals['_PUBLISHRESPONSE'].fields_by_name['duplicate_count']._loaded_options = None
+  _globals['_PUBLISHRESPONSE'].fields_by_name['duplicate_count']._serialized_options = b'\342A\001\003'
+  _globals['_PUBLISHRESPONSE'].fields_by_name['rejections']._loaded_options = None
+  _globals['_PUBLISHRESPONSE'].fields_by_name['rejections']._serialized_options = b'\342A\001\003'
+  _globals['_PUBLISHRESPONSE'].fields_by_name['last_sequence']._loaded_options = None
+  _globals['_PUBLISHRESPONSE'].fields_by_name['last_sequence']._serialized_options = b'\342A\001\003'
+  _globals['_READINGREJECTION'].fields_by_name['position']._loaded_options = None
+  _globals['_READINGREJECTION'].fields_by_name['position']._serialized_options = b'\342A\001\003'
+  _globals['_READINGREJECTION'].fields_by_name['field']._loaded_options = None
+  _globals['_READINGREJECTION'].fields_by_name['field']._serialized_options = b'\342A\001\003'
+  _globals['_READINGREJECTION'].fields_by_name['reason']._loaded_options = None
+  _globals['_READINGREJECTION'].fields_by_name['reason']._serialized_options = b'\342A\001\003'
   _globals['_ENERGYMAP'].fields_by_name['name']._loaded_options = None
   _globals['_ENERGYMAP'].fields_by_name['name']._serialized_options = b'\342A\001\010'
   _globals['_ENERGYMAP'].fields_by_name['field']._loaded_options = None
@@ -66,12 +78,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENERGYMAP'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_ENERGYMAP'].fields_by_name['reading_count']._loaded_options = None
   _globals['_ENERGYMAP'].fields_by_name['reading_count']._serialized_options = b'\342A\001\003'
+  _globals['_ENERGYMAP'].fields_by_name['sequence']._loaded_options = None
+  _globals['_ENERGYMAP'].fields_by_name['sequence']._serialized_options = b'\342A\001\003'
+  _globals['_ENERGYMAP'].fields_by_name['observed_count']._loaded_options = None
+  _globals['_ENERGYMAP'].fields_by_name['observed_count']._serialized_options = b'\342A\001\003'
   _globals['_GETENERGYMAPREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETENERGYMAPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_GETENERGYMAPRESPONSE'].fields_by_name['energy_map']._loaded_options = None
   _globals['_GETENERGYMAPRESPONSE'].fields_by_name['energy_map']._serialized_options = b'\342A\001\003'
   _globals['_WATCHENERGYMAPREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_WATCHENERGYMAPREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHENERGYMAPREQUEST'].fields_by_name['after_sequence']._loaded_options = None
+  _globals['_WATCHENERGYMAPREQUEST'].fields_by_name['after_sequence']._serialized_options = b'\342A\001\001'
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._loaded_options = None
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._serialized_options = b'\342A\001\003'
   _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._loaded_options = None
@@ -80,24 +98,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002\036\022\034/v1/{name=sites/*/energyMap}'
   _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._loaded_options = None
   _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002$\022\"/v1/{name=sites/*/energyMap}:watch'
-  _globals['_READINGQUALITY']._serialized_start=1129
-  _globals['_READINGQUALITY']._serialized_end=1260
+  _globals['_READINGQUALITY']._serialized_start=1520
+  _globals['_READINGQUALITY']._serialized_end=1651
   _globals['_SENSORREADING']._serialized_start=172
   _globals['_SENSORREADING']._serialized_end=487
   _globals['_PUBLISHREQUEST']._serialized_start=489
   _globals['_PUBLISHREQUEST']._serialized_end=562
-  _globals['_PUBLISHRESPONSE']._serialized_start=564
-  _globals['_PUBLISHRESPONSE']._serialized_end=671
-  _globals['_ENERGYMAP']._serialized_start=674
-  _globals['_ENERGYMAP']._serialized_end=864
-  _globals['_GETENERGYMAPREQUEST']._serialized_start=866
-  _globals['_GETENERGYMAPREQUEST']._serialized_end=913
-  _globals['_GETENERGYMAPRESPONSE']._serialized_start=915
-  _globals['_GETENERGYMAPRESPONSE']._serialized_end=993
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=995
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=1044
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=1046
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=1126
-  _globals['_TELEMETRYSERVICE']._serialized_start=1263
-  _globals['_TELEMETRYSERVICE']._serialized_end=1674
+  _globals['_PUBLISHRESPONSE']._serialized_start=565
+  _globals['_PUBLISHRESPONSE']._serialized_end=826
+  _globals['_READINGREJECTION']._serialized_start=828
+  _globals['_READINGREJECTION']._serialized_end=938
+  _globals['_ENERGYMAP']._serialized_start=941
+  _globals['_ENERGYMAP']._serialized_end=1210
+  _globals['_GETENERGYMAPREQUEST']._serialized_start=1212
+  _globals['_GETENERGYMAPREQUEST']._serialized_end=1259
+  _globals['_GETENERGYMAPRESPONSE']._serialized_start=1261
+  _globals['_GETENERGYMAPRESPONSE']._serialized_end=1339
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=1341
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=1435
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=1437
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=1517
+  _globals['_TELEMETRYSERVICE']._serialized_start=1654
+  _globals['_TELEMETRYSERVICE']._serialized_end=2065
 # @@protoc_insertion_point(module_scope)

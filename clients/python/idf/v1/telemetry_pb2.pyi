@@ -52,24 +52,44 @@ class PublishRequest(_message.Message):
     def __init__(self, readings: _Optional[_Iterable[_Union[SensorReading, _Mapping]]] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
-    __slots__ = ("accepted_count", "rejected_count")
+    __slots__ = ("accepted_count", "rejected_count", "duplicate_count", "rejections", "last_sequence")
     ACCEPTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     accepted_count: int
     rejected_count: int
-    def __init__(self, accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ...) -> None: ...
+    duplicate_count: int
+    rejections: _containers.RepeatedCompositeFieldContainer[ReadingRejection]
+    last_sequence: int
+    def __init__(self, accepted_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., duplicate_count: _Optional[int] = ..., rejections: _Optional[_Iterable[_Union[ReadingRejection, _Mapping]]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class ReadingRejection(_message.Message):
+    __slots__ = ("position", "field", "reason")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    field: str
+    reason: str
+    def __init__(self, position: _Optional[int] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class EnergyMap(_message.Message):
-    __slots__ = ("name", "field", "update_time", "reading_count")
+    __slots__ = ("name", "field", "update_time", "reading_count", "sequence", "observed_count")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FIELD_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     READING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_COUNT_FIELD_NUMBER: _ClassVar[int]
     name: str
     field: _field_pb2.Field
     update_time: _timestamp_pb2.Timestamp
     reading_count: int
-    def __init__(self, name: _Optional[str] = ..., field: _Optional[_Union[_field_pb2.Field, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reading_count: _Optional[int] = ...) -> None: ...
+    sequence: int
+    observed_count: int
+    def __init__(self, name: _Optional[str] = ..., field: _Optional[_Union[_field_pb2.Field, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reading_count: _Optional[int] = ..., sequence: _Optional[int] = ..., observed_count: _Optional[int] = ...) -> None: ...
 
 class GetEnergyMapRequest(_message.Message):
     __slots__ = ("name",)
@@ -84,10 +104,12 @@ class GetEnergyMapResponse(_message.Message):
     def __init__(self, energy_map: _Optional[_Union[EnergyMap, _Mapping]] = ...) -> None: ...
 
 class WatchEnergyMapRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "after_sequence")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, name: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class WatchEnergyMapResponse(_message.Message):
     __slots__ = ("energy_map",)

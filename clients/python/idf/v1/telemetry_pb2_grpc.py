@@ -57,7 +57,9 @@ class TelemetryServiceServicer:
     """
 
     def Publish(self, request_iterator, context):
-        """Streams sensor readings into the server; answers once with counts when the stream closes.
+        """Streams sensor readings into the server; answers once when the stream closes with the counts,
+        the reasons of refused readings and the sequence number of the last stored one. A reading is
+        accepted only once durably stored; a retry with the same reading_id is stored once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -71,7 +73,9 @@ class TelemetryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEnergyMap(self, request, context):
-        """Streams a site's energy map each time it changes, starting with the current one.
+        """Streams a site's energy map each time it changes, starting with the current one. A watcher
+        that reads slower than the map changes gets the newest map next (changes are coalesced,
+        never queued): a map is a state, and the newest state includes every earlier reading.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

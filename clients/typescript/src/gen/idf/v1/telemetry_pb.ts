@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file idf/v1/telemetry.proto.
  */
 export const file_idf_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEi+AEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARISCgR1bml0GAYgASgJQgTiQQEBEi0KB3F1YWxpdHkYByABKA4yFi5pZGYudjEuUmVhZGluZ1F1YWxpdHlCBOJBAQESGAoKcmVhZGluZ19pZBgIIAEoCUIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIk0KD1B1Ymxpc2hSZXNwb25zZRIcCg5hY2NlcHRlZF9jb3VudBgBIAEoA0IE4kEBAxIcCg5yZWplY3RlZF9jb3VudBgCIAEoA0IE4kEBAyKXAQoJRW5lcmd5TWFwEhIKBG5hbWUYASABKAlCBOJBAQgSIgoFZmllbGQYAiABKAsyDS5pZGYudjEuRmllbGRCBOJBAQMSNQoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgTiQQEDEhsKDXJlYWRpbmdfY291bnQYBCABKANCBOJBAQMiKQoTR2V0RW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkMKFEdldEVuZXJneU1hcFJlc3BvbnNlEisKCmVuZXJneV9tYXAYASABKAsyES5pZGYudjEuRW5lcmd5TWFwQgTiQQEDIisKFVdhdGNoRW5lcmd5TWFwUmVxdWVzdBISCgRuYW1lGAEgASgJQgTiQQECIkUKFldhdGNoRW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMqgwEKDlJlYWRpbmdRdWFsaXR5Eh8KG1JFQURJTkdfUVVBTElUWV9VTlNQRUNJRklFRBAAEhgKFFJFQURJTkdfUVVBTElUWV9HT09EEAESHQoZUkVBRElOR19RVUFMSVRZX1VOQ0VSVEFJThACEhcKE1JFQURJTkdfUVVBTElUWV9CQUQQAzKbAwoQVGVsZW1ldHJ5U2VydmljZRJxCgdQdWJsaXNoEhYuaWRmLnYxLlB1Ymxpc2hSZXF1ZXN0GhcuaWRmLnYxLlB1Ymxpc2hSZXNwb25zZSIzqrsYD3RlbGVtZXRyeS53cml0ZYLT5JMCGjoBKiIVL3YxL3RlbGVtZXRyeTpwdWJsaXNoKAESgQEKDEdldEVuZXJneU1hcBIbLmlkZi52MS5HZXRFbmVyZ3lNYXBSZXF1ZXN0GhwuaWRmLnYxLkdldEVuZXJneU1hcFJlc3BvbnNlIjaquxgOdGVsZW1ldHJ5LnJlYWSC0+STAh4SHC92MS97bmFtZT1zaXRlcy8qL2VuZXJneU1hcH0SjwEKDldhdGNoRW5lcmd5TWFwEh0uaWRmLnYxLldhdGNoRW5lcmd5TWFwUmVxdWVzdBoeLmlkZi52MS5XYXRjaEVuZXJneU1hcFJlc3BvbnNlIjyquxgOdGVsZW1ldHJ5LnJlYWSC0+STAiQSIi92MS97bmFtZT1zaXRlcy8qL2VuZXJneU1hcH06d2F0Y2gwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
+  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEi+AEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARISCgR1bml0GAYgASgJQgTiQQEBEi0KB3F1YWxpdHkYByABKA4yFi5pZGYudjEuUmVhZGluZ1F1YWxpdHlCBOJBAQESGAoKcmVhZGluZ19pZBgIIAEoCUIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIr0BCg9QdWJsaXNoUmVzcG9uc2USHAoOYWNjZXB0ZWRfY291bnQYASABKANCBOJBAQMSHAoOcmVqZWN0ZWRfY291bnQYAiABKANCBOJBAQMSHQoPZHVwbGljYXRlX2NvdW50GAMgASgDQgTiQQEDEjIKCnJlamVjdGlvbnMYBCADKAsyGC5pZGYudjEuUmVhZGluZ1JlamVjdGlvbkIE4kEBAxIbCg1sYXN0X3NlcXVlbmNlGAUgASgDQgTiQQEDIlUKEFJlYWRpbmdSZWplY3Rpb24SFgoIcG9zaXRpb24YASABKANCBOJBAQMSEwoFZmllbGQYAiABKAlCBOJBAQMSFAoGcmVhc29uGAMgASgJQgTiQQEDIs0BCglFbmVyZ3lNYXASEgoEbmFtZRgBIAEoCUIE4kEBCBIiCgVmaWVsZBgCIAEoCzINLmlkZi52MS5GaWVsZEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGwoNcmVhZGluZ19jb3VudBgEIAEoA0IE4kEBAxIWCghzZXF1ZW5jZRgFIAEoA0IE4kEBAxIcCg5vYnNlcnZlZF9jb3VudBgGIAEoA0IE4kEBAyIpChNHZXRFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQIiQwoUR2V0RW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMiSQoVV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQEiRQoWV2F0Y2hFbmVyZ3lNYXBSZXNwb25zZRIrCgplbmVyZ3lfbWFwGAEgASgLMhEuaWRmLnYxLkVuZXJneU1hcEIE4kEBAyqDAQoOUmVhZGluZ1F1YWxpdHkSHwobUkVBRElOR19RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGAoUUkVBRElOR19RVUFMSVRZX0dPT0QQARIdChlSRUFESU5HX1FVQUxJVFlfVU5DRVJUQUlOEAISFwoTUkVBRElOR19RVUFMSVRZX0JBRBADMpsDChBUZWxlbWV0cnlTZXJ2aWNlEnEKB1B1Ymxpc2gSFi5pZGYudjEuUHVibGlzaFJlcXVlc3QaFy5pZGYudjEuUHVibGlzaFJlc3BvbnNlIjOquxgPdGVsZW1ldHJ5LndyaXRlgtPkkwIaOgEqIhUvdjEvdGVsZW1ldHJ5OnB1Ymxpc2goARKBAQoMR2V0RW5lcmd5TWFwEhsuaWRmLnYxLkdldEVuZXJneU1hcFJlcXVlc3QaHC5pZGYudjEuR2V0RW5lcmd5TWFwUmVzcG9uc2UiNqq7GA50ZWxlbWV0cnkucmVhZILT5JMCHhIcL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfRKPAQoOV2F0Y2hFbmVyZ3lNYXASHS5pZGYudjEuV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0Gh4uaWRmLnYxLldhdGNoRW5lcmd5TWFwUmVzcG9uc2UiPKq7GA50ZWxlbWV0cnkucmVhZILT5JMCJBIiL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfTp3YXRjaDABYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
 
 /**
  * One sensor reading.
@@ -118,18 +118,41 @@ export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
  */
 export type PublishResponse = Message<"idf.v1.PublishResponse"> & {
   /**
-   * Readings accepted.
+   * Readings accepted: durably stored in the readings stream (or stored already, see
+   * duplicate_count); each is folded into its site's map exactly once.
    *
    * @generated from field: int64 accepted_count = 1;
    */
   acceptedCount: bigint;
 
   /**
-   * Readings rejected (outside the grid, not finite).
+   * Readings rejected (unknown site, cell outside the grid, not finite, ...): see rejections.
    *
    * @generated from field: int64 rejected_count = 2;
    */
   rejectedCount: bigint;
+
+  /**
+   * Accepted readings whose id had been stored already (a retry): not stored again.
+   *
+   * @generated from field: int64 duplicate_count = 3;
+   */
+  duplicateCount: bigint;
+
+  /**
+   * The first 100 rejections, with their reasons.
+   *
+   * @generated from field: repeated idf.v1.ReadingRejection rejections = 4;
+   */
+  rejections: ReadingRejection[];
+
+  /**
+   * Readings-stream sequence number of the last accepted reading (0: none). A site's map whose
+   * `sequence` is at least this includes every reading of this call for that site.
+   *
+   * @generated from field: int64 last_sequence = 5;
+   */
+  lastSequence: bigint;
 };
 
 /**
@@ -138,6 +161,41 @@ export type PublishResponse = Message<"idf.v1.PublishResponse"> & {
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
   messageDesc(file_idf_v1_telemetry, 2);
+
+/**
+ * Why one reading of a Publish stream was refused.
+ *
+ * @generated from message idf.v1.ReadingRejection
+ */
+export type ReadingRejection = Message<"idf.v1.ReadingRejection"> & {
+  /**
+   * Position of the reading in the stream, counting from 0 across all its messages.
+   *
+   * @generated from field: int64 position = 1;
+   */
+  position: bigint;
+
+  /**
+   * The field at fault (site, sensor, index, value, measure_time, unit, quality, reading_id).
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * The rule it broke.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message idf.v1.ReadingRejection.
+ * Use `create(ReadingRejectionSchema)` to create a new message.
+ */
+export const ReadingRejectionSchema: GenMessage<ReadingRejection> = /*@__PURE__*/
+  messageDesc(file_idf_v1_telemetry, 3);
 
 /**
  * A site's live energy map.
@@ -172,6 +230,21 @@ export type EnergyMap = Message<"idf.v1.EnergyMap"> & {
    * @generated from field: int64 reading_count = 4;
    */
   readingCount: bigint;
+
+  /**
+   * Readings-stream sequence number up to which readings are folded in (compare with
+   * PublishResponse.last_sequence); 0 before the first reading.
+   *
+   * @generated from field: int64 sequence = 5;
+   */
+  sequence: bigint;
+
+  /**
+   * Cells that hold a reading; the others are NaN (never observed).
+   *
+   * @generated from field: int64 observed_count = 6;
+   */
+  observedCount: bigint;
 };
 
 /**
@@ -179,7 +252,7 @@ export type EnergyMap = Message<"idf.v1.EnergyMap"> & {
  * Use `create(EnergyMapSchema)` to create a new message.
  */
 export const EnergyMapSchema: GenMessage<EnergyMap> = /*@__PURE__*/
-  messageDesc(file_idf_v1_telemetry, 3);
+  messageDesc(file_idf_v1_telemetry, 4);
 
 /**
  * Request for TelemetryService.GetEnergyMap.
@@ -200,7 +273,7 @@ export type GetEnergyMapRequest = Message<"idf.v1.GetEnergyMapRequest"> & {
  * Use `create(GetEnergyMapRequestSchema)` to create a new message.
  */
 export const GetEnergyMapRequestSchema: GenMessage<GetEnergyMapRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_telemetry, 4);
+  messageDesc(file_idf_v1_telemetry, 5);
 
 /**
  * Response of TelemetryService.GetEnergyMap.
@@ -221,7 +294,7 @@ export type GetEnergyMapResponse = Message<"idf.v1.GetEnergyMapResponse"> & {
  * Use `create(GetEnergyMapResponseSchema)` to create a new message.
  */
 export const GetEnergyMapResponseSchema: GenMessage<GetEnergyMapResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_telemetry, 5);
+  messageDesc(file_idf_v1_telemetry, 6);
 
 /**
  * Request for TelemetryService.WatchEnergyMap.
@@ -235,6 +308,14 @@ export type WatchEnergyMapRequest = Message<"idf.v1.WatchEnergyMapRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * Resume: the `sequence` of the last map received. The stream starts with the current map if
+   * it is newer than that (at once when unset), then follows every change.
+   *
+   * @generated from field: int64 after_sequence = 2;
+   */
+  afterSequence: bigint;
 };
 
 /**
@@ -242,7 +323,7 @@ export type WatchEnergyMapRequest = Message<"idf.v1.WatchEnergyMapRequest"> & {
  * Use `create(WatchEnergyMapRequestSchema)` to create a new message.
  */
 export const WatchEnergyMapRequestSchema: GenMessage<WatchEnergyMapRequest> = /*@__PURE__*/
-  messageDesc(file_idf_v1_telemetry, 6);
+  messageDesc(file_idf_v1_telemetry, 7);
 
 /**
  * One message of the TelemetryService.WatchEnergyMap stream.
@@ -263,7 +344,7 @@ export type WatchEnergyMapResponse = Message<"idf.v1.WatchEnergyMapResponse"> & 
  * Use `create(WatchEnergyMapResponseSchema)` to create a new message.
  */
 export const WatchEnergyMapResponseSchema: GenMessage<WatchEnergyMapResponse> = /*@__PURE__*/
-  messageDesc(file_idf_v1_telemetry, 7);
+  messageDesc(file_idf_v1_telemetry, 8);
 
 /**
  * How far a sensor vouches for a reading (OPC UA's status classes).
@@ -313,7 +394,9 @@ export const ReadingQualitySchema: GenEnum<ReadingQuality> = /*@__PURE__*/
  */
 export const TelemetryService: GenService<{
   /**
-   * Streams sensor readings into the server; answers once with counts when the stream closes.
+   * Streams sensor readings into the server; answers once when the stream closes with the counts,
+   * the reasons of refused readings and the sequence number of the last stored one. A reading is
+   * accepted only once durably stored; a retry with the same reading_id is stored once.
    *
    * @generated from rpc idf.v1.TelemetryService.Publish
    */
@@ -333,7 +416,9 @@ export const TelemetryService: GenService<{
     output: typeof GetEnergyMapResponseSchema;
   },
   /**
-   * Streams a site's energy map each time it changes, starting with the current one.
+   * Streams a site's energy map each time it changes, starting with the current one. A watcher
+   * that reads slower than the map changes gets the newest map next (changes are coalesced,
+   * never queued): a map is a state, and the newest state includes every earlier reading.
    *
    * @generated from rpc idf.v1.TelemetryService.WatchEnergyMap
    */

@@ -1,0 +1,210 @@
+"""TelemetryService: readings in (Publish, through the JetStream readings stream), maps out
+(GetEnergyMap, WatchEnergyMap). A caller sees only its tenant's sites: the site named in a reading
+or a map name is looked up under the caller's tenant, so another tenant's site is "no such site".
+The rules of a reading are idf.stream.readings; how readings become maps, idf.stream.ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+
+from idf.server import auth
+from idf.server.errors import ApiError, invalid_argument
+from idf.server.rpc import run_blocking, streaming, unary
+from idf.stream import readings, subjects
+from idf.stream.ingest import DURABLE, energy_map
+from idf.stream.maps import Site, SiteMap
+from idf.stream.runtime import StreamRuntime
+from idf.v1 import telemetry_pb2, telemetry_pb2_grpc
+
+log = logging.getLogger("idf.telemetry")
+
+MAX_REJECTIONS = 100  # reasons returned per Publish call (all are counted)
+PUBLISH_WINDOW = 8192  # readings whose stream acknowledgement may be awaited at once
+PUBLISH_ACK_S = 10.0  # a reading not acknowledged by the stream within this fails the call
+WATCH_POLL_S = 2.0  # a watcher also looks at the store this often (a lost notice delays, never loses)
+QUALITIES = {0: "good", 1: "good", 2: "uncertain", 3: "bad"}
+
+
+def _site_name(name: str) -> str:
+    prefix, _, rest = name.partition("/")
+    site, _, suffix = rest.partition("/")
+    if prefix != "sites" or suffix != "energyMap" or not site:
+        raise invalid_argument("name", "must look like sites/{site_id}/energyMap")
+    try:
+        return subjects.token(site, "site id")
+    except ValueError as e:
+        raise invalid_argument("name", str(e)) from None
+
+
+def _no_site(site: str) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.NOT_FOUND,
+        f"no site {site!r} in your tenant (sites are configured by the operator: [[sites]])",
+        reason="NO_SUCH_SITE",
+        metadata={"site": site},
+    )
+
+
+def _stream_down(stored: int, total: int) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the readings stream did not acknowledge every reading ({stored} of {total} stored): "
+        "send the call again; readings with a reading_id are stored once",
+        reason="STREAM_UNAVAILABLE",
+        retry_after=1.0,
+    )
+
+
+class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
+    def __init__(
+        self,
+        executor: Executor,
+        sites: Mapping[tuple[str, str], Site],
+        runtime: StreamRuntime | None,
+    ) -> None:
+        self.executor, self.sites, self.runtime = executor, sites, runtime
+
+    def _site(self, tenant: str, site_id: str) -> Site | None:
+        return self.sites.get((tenant, site_id)) if self.runtime is not None else None
+
+    @unary
+    async def Publish(
+        self, request_iterator: AsyncIterator[telemetry_pb2.PublishRequest], context: Any
+    ) -> telemetry_pb2.PublishResponse:
+        tenant = auth.current().tenant
+        answer = telemetry_pb2.PublishResponse()
+        pending: list[asyncio.Future[Any]] = []
+        position = 0
+
+        def reject(error: readings.Rejected) -> None:
+            answer.rejected_count += 1
+            if len(answer.rejections) < MAX_REJECTIONS:
+                answer.rejections.add(position=position, field=error.field, reason=error.reason)
+
+        async def drain() -> None:
+            try:
+                acks = await asyncio.wait_for(asyncio.gather(*pending), PUBLISH_ACK_S)
+            except Exception:
+                stored = sum(1 for f in pending if f.done() and not f.exception())
+                raise _stream_down(answer.accepted_count + stored, position) from None
+            for ack in acks:
+                answer.accepted_count += 1
+                answer.duplicate_count += bool(ack.duplicate)
+                answer.last_sequence = max(answer.last_sequence, ack.seq)
+            pending.clear()
+
+        async for message in request_iterator:
+            now = time.time()
+            for r in message.readings:
+                try:
+                    reading = readings.check(
+                        tenant, r.site, r.sensor, r.index, r.value,
+                        measured=r.measure_time.ToNanoseconds() * 1e-9 if r.HasField("measure_time") else None,
+                        now=now, unit=r.unit, quality=QUALITIES.get(r.quality, f"#{r.quality}"),
+                        reading_id=r.reading_id,
+                    )  # fmt: skip
+                    site = self._site(tenant, reading.site)
+                    if site is None:
+                        raise readings.Rejected("site", "no such site in your tenant")
+                    outside = site.outside(reading.index)
+                    if outside is not None:
+                        raise readings.Rejected("index", outside)
+                except readings.Rejected as e:
+                    reject(e)
+                    position += 1
+                    continue
+                assert self.runtime is not None
+                stored = telemetry_pb2.SensorReading()
+                stored.CopyFrom(r)
+                if not r.HasField("measure_time"):
+                    stored.measure_time.FromNanoseconds(round(reading.measured * 1e9))
+                try:
+                    pending.append(
+                        await self.runtime.js.publish_async(
+                            reading.subject,
+                            stored.SerializeToString(),
+                            headers={"Nats-Msg-Id": reading.message_id},
+                            wait_stall=PUBLISH_ACK_S,
+                        )
+                    )
+                except Exception:
+                    raise _stream_down(answer.accepted_count, position) from None
+                position += 1
+                if len(pending) >= PUBLISH_WINDOW:
+                    await drain()
+        if pending:
+            await drain()
+        return answer
+
+    async def _read(self, tenant: str, site: Site) -> tuple[telemetry_pb2.EnergyMap, int]:
+        """The map as stored, and the sequence of the last reading folded into it."""
+        assert self.runtime is not None
+        store = self.runtime.store
+
+        def read() -> tuple[SiteMap, int]:
+            state = store.load(tenant, site.id)
+            if state is None or state.shape != site.shape:
+                state = SiteMap(site.shape, sequence=state.sequence if state else 0)
+            return state, store.progress(DURABLE)
+
+        state, through = await run_blocking(self.executor, read)
+        out = energy_map(site, state)
+        out.sequence = max(state.sequence, through)  # every reading up to it is folded in
+        return out, state.sequence
+
+    def _lookup(self, name: str) -> tuple[str, Site]:
+        site_id = _site_name(name)
+        tenant = auth.current().tenant
+        site = self._site(tenant, site_id)
+        if site is None:
+            raise _no_site(site_id)
+        return tenant, site
+
+    @unary
+    async def GetEnergyMap(
+        self, request: telemetry_pb2.GetEnergyMapRequest, context: Any
+    ) -> telemetry_pb2.GetEnergyMapResponse:
+        tenant, site = self._lookup(request.name)
+        current, _ = await self._read(tenant, site)
+        return telemetry_pb2.GetEnergyMapResponse(energy_map=current)
+
+    @streaming
+    async def WatchEnergyMap(
+        self, request: telemetry_pb2.WatchEnergyMapRequest, context: Any
+    ) -> AsyncIterator[telemetry_pb2.WatchEnergyMapResponse]:
+        tenant, site = self._lookup(request.name)
+        if request.after_sequence < 0:
+            raise invalid_argument("after_sequence", "must be >= 0")
+        assert self.runtime is not None
+        changed = asyncio.Event()
+
+        async def notice(_: Any) -> None:
+            changed.set()  # coalesced: a slow watcher reads the newest map next
+
+        sub = await self.runtime.nc.subscribe(subjects.map_update(tenant, site.id), cb=notice)
+        try:
+            last, first = request.after_sequence, request.after_sequence == 0
+            while True:
+                changed.clear()  # before reading: a change from now on wakes the wait below
+                current, own = await self._read(tenant, site)
+                # news: the site's own readings past the last map sent (others' readings only
+                # raise the reported sequence); an unset after_sequence gets the current map
+                if first or own > last:
+                    first, last = False, current.sequence
+                    yield telemetry_pb2.WatchEnergyMapResponse(energy_map=current)
+                try:
+                    await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass

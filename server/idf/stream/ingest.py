@@ -1,0 +1,272 @@
+"""The ingest worker: readings from the JetStream stream into sites' maps (docs/streaming.md).
+
+A durable pull consumer (`idf-ingest`, explicit acks) takes readings in batches, in stream order;
+each batch is folded into its sites' maps (idf.stream.maps), the touched maps are written in one
+transaction with the worker's progress (the sequence through which every reading is applied,
+idf.store.maps), a map update is published on `idf.maps.<tenant>.<site>`, and only then are the
+batch's messages acknowledged. A failed write is retried (with back-off) before anything newer is
+fetched. At start-up the consumer is recreated to deliver from just past the stored progress, so
+readings are applied in stream order even after a crash (JetStream would otherwise deliver new
+readings before the unacknowledged ones, once their ack wait expires); a reading delivered again
+(a crash between the commit and the acks) is skipped by its sequence number. So every stored
+reading is applied exactly once.
+
+Readings the worker cannot apply (a site no longer configured, a cell outside a grid that
+shrank, a payload that does not parse) are terminated (`term`: never delivered again) and
+counted; bad-quality readings are acknowledged without folding.
+
+One worker per deployment (it owns the consumer and applies batches in order); `run` is an
+asyncio task in `idf serve`, or its own process (`python -m idf.stream.ingest`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from idf.store.maps import MapStore
+from idf.stream import subjects
+from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
+from idf.stream.maps import Site, SiteMap
+from idf.v1 import telemetry_pb2
+
+log = logging.getLogger("idf.stream.ingest")
+
+DURABLE = "idf-ingest"
+BATCH = 4096  # readings per fetch
+ACK_WAIT_S = 30.0  # a batch not acknowledged within this is delivered again
+MAX_ACK_PENDING = 4 * BATCH
+PUBLISH_FIELD_CELLS = 1 << 16  # map updates carry the field up to 64 Ki cells (512 KiB), else only counts
+BAD = telemetry_pb2.READING_QUALITY_BAD
+
+Blocking = Callable[..., Awaitable[Any]]
+
+
+def consumer_config(through: int = 0) -> ConsumerConfig:
+    """The consumer, delivering from just past `through` (the stored progress)."""
+    return ConsumerConfig(
+        durable_name=DURABLE,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if through else DeliverPolicy.ALL,
+        opt_start_seq=through + 1 if through else None,
+        ack_wait=ACK_WAIT_S,
+        max_ack_pending=MAX_ACK_PENDING,
+        filter_subject=f"{subjects.TELEMETRY}.>",
+    )
+
+
+def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> telemetry_pb2.EnergyMap:
+    """The map as the contract says it (`EnergyMap`)."""
+    from idf.client.fields import to_field
+
+    out = telemetry_pb2.EnergyMap(
+        name=f"sites/{site.id}/energyMap",
+        reading_count=state.reading_count,
+        sequence=state.sequence,
+        observed_count=state.observed_count,
+    )
+    if with_field:
+        out.field.CopyFrom(
+            to_field(state.values, spacing=site.spacing or None, units=site.units)
+        )
+    if state.updated:
+        out.update_time.FromNanoseconds(round(state.updated * 1e9))
+    return out
+
+
+@dataclass
+class Counters:
+    applied: int = 0  # readings folded into a map
+    skipped: int = 0  # delivered again, already in the map
+    bad_quality: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> readings terminated
+    batches: int = 0
+
+
+async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        nc: NATS,
+        store: MapStore,
+        sites: Mapping[tuple[str, str], Site],
+        *,
+        batch: int = BATCH,
+        blocking: Blocking = _to_thread,
+    ) -> None:
+        self.nc, self.js = nc, nc.jetstream()
+        self.store, self.sites, self.batch, self.blocking = store, sites, batch, blocking
+        self.maps: dict[tuple[str, str], SiteMap] = {}
+        self.counters = Counters()
+        self.through = 0  # every reading at or below this sequence is applied and committed
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        await ensure_readings_stream(self.js)
+        self.through = await self.blocking(self.store.progress, DURABLE)
+        try:  # resume in stream order just past what is applied (see the module's docstring)
+            await self.js.delete_consumer(READINGS_STREAM, DURABLE)
+        except NotFoundError:
+            pass
+        config = consumer_config(self.through)
+        self._sub = await self.js.pull_subscribe(
+            config.filter_subject or "", durable=DURABLE, stream=READINGS_STREAM, config=config
+        )
+
+    async def run(self) -> None:
+        """Fetch, apply, acknowledge, until cancelled."""
+        if self._sub is None:
+            await self.start()
+        while True:
+            try:
+                msgs = await self._sub.fetch(self.batch, timeout=1.0)
+            except NatsTimeout:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # NATS down or reconnecting: the client reconnects, keep asking
+                log.warning("fetching readings failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            await self.apply(msgs)
+
+    def _state(self, key: tuple[str, str], site: Site) -> SiteMap:
+        state = self.maps.get(key)
+        if state is None:
+            state = self.store.load(*key) or SiteMap(site.shape)
+            if state.shape != site.shape:  # the site's grid was reconfigured: a new map
+                log.warning(
+                    "site grid changed; its map starts afresh",
+                    extra={"site": key[1], "old": list(state.shape), "new": list(site.shape)},
+                )
+                state = SiteMap(site.shape, sequence=state.sequence)
+            self.maps[key] = state
+        return state
+
+    def _drop(self, reason: str) -> None:
+        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + 1
+
+    def _fold(
+        self, groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]]
+    ) -> tuple[list[tuple[str, str, SiteMap]], int]:
+        """Fold the batch into the sites' states (loaded from the store when not cached); the
+        states that changed and how many readings were new."""
+        touched, applied, now = [], 0, time.time()
+        for key, rows in groups.items():
+            site = self.sites[key]
+            state = self._state(key, site)
+            sequences = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            index = np.array([r[1] for r in rows], dtype=np.int64).reshape(len(rows), -1)
+            cells = np.ravel_multi_index(tuple(index.T), site.shape)
+            values = np.fromiter((r[2] for r in rows), np.float64, len(rows))
+            measured = np.fromiter((r[3] for r in rows), np.float64, len(rows))
+            new = state.fold(sequences, cells, values, measured, now)
+            applied += new
+            if new:
+                touched.append((key[0], key[1], state))
+        return touched, applied
+
+    def _commit(
+        self, groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]],
+        through: int,
+    ) -> tuple[list[tuple[str, str, SiteMap]], int]:  # fmt: skip
+        try:
+            touched, applied = self._fold(groups)
+            self.store.save(touched, DURABLE, through)
+        except BaseException:
+            for key in groups:  # the cached states may hold unsaved readings: reload them
+                self.maps.pop(key, None)
+            raise
+        return touched, applied
+
+    async def apply(self, msgs: list[Msg]) -> None:
+        """Fold one batch into its maps, commit, publish the updates, acknowledge."""
+        groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]] = {}
+        finished: list[Msg] = []  # acknowledged with the batch (folded, skipped, bad quality)
+        refused: list[Msg] = []  # terminated
+        through = self.through
+        for msg in msgs:
+            sequence = msg.metadata.sequence.stream
+            through = max(through, sequence)
+            if sequence <= self.through:  # delivered again: applied already
+                self.counters.skipped += 1
+                finished.append(msg)
+                continue
+            parts = msg.subject.split(".")
+            key = (parts[2], parts[3]) if len(parts) == 5 else ("", "")
+            site = self.sites.get(key)
+            try:
+                reading: telemetry_pb2.SensorReading | None = (
+                    telemetry_pb2.SensorReading.FromString(msg.data)
+                )
+            except Exception:
+                reading = None
+            if reading is None or not reading.HasField("measure_time"):
+                self._drop("malformed")
+                refused.append(msg)
+                continue
+            if site is None:
+                self._drop("unknown site")
+                refused.append(msg)
+                continue
+            index = tuple(reading.index)
+            if site.outside(index) is not None:
+                self._drop("outside grid")
+                refused.append(msg)
+                continue
+            finished.append(msg)
+            if reading.quality == BAD:
+                self.counters.bad_quality += 1
+                continue
+            measured = reading.measure_time.seconds + reading.measure_time.nanos * 1e-9
+            groups.setdefault(key, []).append((sequence, index, reading.value, measured))
+        delay = 0.1
+        while True:  # nothing newer is fetched until this batch is committed
+            try:
+                touched, applied = await self.blocking(self._commit, groups, through)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("committing a batch of readings failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.through = through
+        self.counters.applied += applied
+        self.counters.batches += 1
+        for tenant, site_id, state in touched:
+            site = self.sites[(tenant, site_id)]
+            update = energy_map(
+                site, state, with_field=int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS
+            )
+            try:
+                await self.nc.publish(subjects.map_update(tenant, site_id), update.SerializeToString())
+            except Exception:  # watchers also poll; a lost notice delays them, loses nothing
+                log.warning("publishing a map update failed", exc_info=True)
+        for msg in finished:
+            await _quietly(msg.ack())
+        for msg in refused:
+            await _quietly(msg.term())
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    """An acknowledgement that does not reach NATS (it is down) leaves the reading to be
+    delivered again, which the sequence check skips."""
+    try:
+        await call
+    except Exception:
+        pass

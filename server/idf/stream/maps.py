@@ -1,0 +1,101 @@
+"""A site's live map as readings fold into it (docs/streaming.md): the latest value per grid cell.
+
+"Latest" is by measurement time, ties broken by the readings stream's sequence number, so the map
+is a function of the *set* of readings folded in, whatever order they arrive in: a reading
+delivered again after a crash (its sequence number at or below the map's `sequence`) is skipped,
+and an old reading that arrives late never hides a newer one. Cells no reading has reached are
+NaN. Bad-quality readings are not folded (they are kept in the stream for the record).
+
+Pure numpy, no I/O: the ingest worker (`idf.stream.ingest`) feeds batches and persists the state
+(`idf.store.maps`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_SITE_CELLS = 1 << 22  # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site as configured: its id, tenant, grid and units."""
+
+    id: str
+    tenant: str
+    shape: tuple[int, ...]
+    units: str = ""
+    spacing: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.shape) <= 3 or any(n < 1 for n in self.shape):
+            raise ValueError(f"site {self.id}: shape needs 1 to 3 positive extents, got {self.shape}")
+        if int(np.prod(self.shape)) > MAX_SITE_CELLS:
+            raise ValueError(f"site {self.id}: at most {MAX_SITE_CELLS} cells, got {self.shape}")
+        if self.spacing and (
+            len(self.spacing) != len(self.shape) or any(not s > 0 for s in self.spacing)
+        ):
+            raise ValueError(f"site {self.id}: spacing needs one positive value per axis")
+
+    def outside(self, index: Sequence[int]) -> str | None:
+        """Why `index` is not a cell of this site's grid (None when it is)."""
+        if len(index) != len(self.shape):
+            return f"has {len(index)} axes, the site's grid has {len(self.shape)} {list(self.shape)}"
+        if any(not 0 <= i < n for i, n in zip(index, self.shape)):
+            return f"{list(index)} is outside the site's grid {list(self.shape)}"
+        return None
+
+
+@dataclass
+class SiteMap:
+    """The state of one site's map: values and the measurement time of each cell's value."""
+
+    shape: tuple[int, ...]
+    values: np.ndarray = field(default=None)  # type: ignore[assignment]
+    times: np.ndarray = field(default=None)  # type: ignore[assignment]
+    reading_count: int = 0
+    sequence: int = 0  # readings-stream sequence folded in up to
+    updated: float = 0.0  # when the map last changed (seconds since the epoch), 0: never
+
+    def __post_init__(self) -> None:
+        if self.values is None:
+            self.values = np.full(self.shape, np.nan)
+        if self.times is None:
+            self.times = np.full(self.shape, -np.inf)
+
+    @property
+    def observed_count(self) -> int:
+        return int(np.count_nonzero(np.isfinite(self.times)))
+
+    def fold(
+        self,
+        sequences: np.ndarray,
+        cells: np.ndarray,
+        values: np.ndarray,
+        measured: np.ndarray,
+        now: float,
+    ) -> int:
+        """Fold a batch: `sequences` (int64, increasing), flat cell indices, values and measurement
+        times, one per reading. Returns how many readings were new (sequence above the map's)."""
+        new = sequences > self.sequence
+        if not new.any():
+            return 0
+        sequences, cells = sequences[new], cells[new]  # delivered again after a crash: skipped
+        values, measured = values[new], measured[new]
+        # per cell the reading with the largest (time, sequence): sort by cell, then time, then
+        # sequence, and keep the last of each cell
+        order = np.lexsort((sequences, measured, cells))
+        cells, values, measured = cells[order], values[order], measured[order]
+        last = np.ones(len(cells), dtype=bool)
+        last[:-1] = cells[1:] != cells[:-1]
+        cells, values, measured = cells[last], values[last], measured[last]
+        flat_times, flat_values = self.times.reshape(-1), self.values.reshape(-1)
+        newer = measured >= flat_times[cells]  # equal time: the later sequence wins
+        flat_values[cells[newer]] = values[newer]
+        flat_times[cells[newer]] = measured[newer]
+        self.reading_count += len(sequences)
+        self.sequence = int(sequences.max())
+        self.updated = now
+        return len(sequences)

@@ -1,0 +1,92 @@
+"""What a server (or a standalone worker) holds for telemetry: the NATS connection (to `nats_url`,
+or to a private nats-server it starts in the data directory), the readings stream, the map store
+and, when it runs inline, the ingest worker's task. `stop` undoes all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from idf.store.maps import MapStore
+from idf.stream.embedded import EmbeddedNats
+from idf.stream.ingest import IngestWorker
+from idf.stream.jetstream import ensure_readings_stream
+from idf.stream.maps import Site
+
+log = logging.getLogger("idf.stream")
+
+
+async def connect(url: str, name: str) -> Any:
+    """A NATS client that reconnects for ever (a restarted nats-server is found again)."""
+    return await nats.connect(
+        servers=[u.strip() for u in url.split(",") if u.strip()],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        connect_timeout=5,
+    )
+
+
+class StreamRuntime:
+    def __init__(self, nc: Any, store: MapStore, sites: Mapping[tuple[str, str], Site]) -> None:
+        self.nc, self.js, self.store, self.sites = nc, nc.jetstream(), store, sites
+        self.embedded: EmbeddedNats | None = None
+        self.worker: IngestWorker | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        sites: Mapping[tuple[str, str], Site],
+        store_url: str,
+        *,
+        nats_url: str | None,
+        data_dir: Path,
+        inline: bool,
+    ) -> StreamRuntime:
+        embedded = None
+        if nats_url is None:
+            embedded = EmbeddedNats(data_dir / "nats")  # on this thread (see EmbeddedNats)
+            nats_url = embedded.url
+            log.info("started a private nats-server", extra={"url": nats_url})
+        try:
+            nc = await connect(nats_url, "idf-server")
+        except BaseException:
+            if embedded is not None:
+                embedded.stop()
+            raise
+        store = MapStore(store_url)
+        runtime = cls(nc, store, sites)
+        runtime.embedded = embedded
+        try:
+            await ensure_readings_stream(runtime.js)
+            if inline:
+                runtime.worker = IngestWorker(nc, store, sites)
+                await runtime.worker.start()
+                runtime.task = asyncio.create_task(runtime.worker.run(), name="idf-ingest")
+        except BaseException:
+            await runtime.stop()
+            raise
+        return runtime
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("the ingest worker had failed")
+        try:
+            await self.nc.drain()
+        except Exception:
+            pass
+        self.store.close()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
