@@ -20,6 +20,7 @@ from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.proof import proof_app, validate
 from idf.cli.sample import sample
 from idf.cli.shared import CREDENTIALS, JsonOpt, ServerOpt, TimeoutOpt, connected
+from idf.cli.telemetry import telemetry_app
 from idf.cli.train import train_app
 from idf.client.formats import FormatError, load_energy_map
 
@@ -101,6 +102,7 @@ app.command()(forecast)
 app.add_typer(proof_app, name="proof")
 app.add_typer(market_app, name="market")
 app.add_typer(keys_app, name="keys")
+app.add_typer(telemetry_app, name="telemetry")
 
 
 @app.command()

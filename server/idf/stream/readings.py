@@ -98,3 +98,28 @@ def check(
         )
     return Reading(tenant, site_id, sensor, tuple(int(i) for i in index), float(value), when, unit, quality,
                    reading_id)  # fmt: skip
+
+
+BACKWARD_SKEW_S = 300.0  # within one Publish call, a sensor's time may step back this far
+
+
+class SensorClock:
+    """Within one Publish call, each sensor's measurement times must not run backwards by more
+    than BACKWARD_SKEW_S (a sensor whose clock jumped, or readings sent out of order by a
+    broken client); backfill in time order is fine. Bounded: at most `limit` sensors tracked."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.last: dict[tuple[str, str], float] = {}
+        self.limit = limit
+
+    def check(self, reading: Reading) -> None:
+        key = (reading.site, reading.sensor)
+        previous = self.last.get(key)
+        if previous is not None and reading.measured < previous - BACKWARD_SKEW_S:
+            raise Rejected(
+                "measure_time",
+                f"is {previous - reading.measured:.0f} s before the same sensor's previous reading "
+                f"in this call (at most {BACKWARD_SKEW_S:g} s back)",
+            )
+        if previous is not None or len(self.last) < self.limit:
+            self.last[key] = max(reading.measured, previous or reading.measured)

@@ -51,7 +51,8 @@ class StreamRuntime:
     ) -> StreamRuntime:
         embedded = None
         if nats_url is None:
-            embedded = EmbeddedNats(data_dir / "nats")  # on this thread (see EmbeddedNats)
+            # on the loop's thread: a server that dies takes its nats-server along
+            embedded = EmbeddedNats(data_dir / "nats", die_with_parent=True)
             nats_url = embedded.url
             log.info("started a private nats-server", extra={"url": nats_url})
         try:

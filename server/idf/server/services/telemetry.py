@@ -82,6 +82,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         answer = telemetry_pb2.PublishResponse()
         pending: list[asyncio.Future[Any]] = []
         position = 0
+        clock = readings.SensorClock()
 
         def reject(error: readings.Rejected) -> None:
             answer.rejected_count += 1
@@ -116,6 +117,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     outside = site.outside(reading.index)
                     if outside is not None:
                         raise readings.Rejected("index", outside)
+                    clock.check(reading)  # last: only accepted readings set a sensor's clock
                 except readings.Rejected as e:
                     reject(e)
                     position += 1
@@ -149,10 +151,13 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         store = self.runtime.store
 
         def read() -> tuple[SiteMap, int]:
+            # progress first: the map read after it is at least as new (both only grow), so
+            # every reading up to that progress is in it
+            through = store.progress(DURABLE)
             state = store.load(tenant, site.id)
             if state is None or state.shape != site.shape:
                 state = SiteMap(site.shape, sequence=state.sequence if state else 0)
-            return state, store.progress(DURABLE)
+            return state, through
 
         state, through = await run_blocking(self.executor, read)
         out = energy_map(site, state)

