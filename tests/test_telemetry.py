@@ -38,7 +38,8 @@ T0 = 1.7e9  # measurement times near 2023-11 (any past time works)
 
 def replay(readings: list[Reading], shape: tuple[int, ...]) -> np.ndarray:
     """The map the readings make, by brute force: per cell the value of the reading with the
-    largest (time, order sent); bad-quality readings excluded; NaN where none arrived."""
+    largest (time, order sent) — the order between one sensor's readings, which the service
+    keeps; bad-quality readings excluded; NaN where none arrived."""
     best: dict[tuple[int, ...], tuple[float, int, float]] = {}
     for order, r in enumerate(readings):
         if r.quality == "bad":
@@ -54,14 +55,17 @@ def replay(readings: list[Reading], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def random_readings(rng: np.random.Generator, n: int, prefix: str, *, site: str = "sites/p1",
-                    sensors: int = 16, shape: tuple[int, ...] = SHAPE) -> list[Reading]:  # fmt: skip
-    """`n` readings of `sensors` sensors at random cells, at five times a minute apart in random
-    order (so often equal: ties are the interesting case; a sensor's time steps back at most
-    240 s, within the allowed skew), each with its own id."""
-    cells = rng.integers(0, shape, size=(n, len(shape)))
+                    sensors: int = 48, shape: tuple[int, ...] = SHAPE) -> list[Reading]:  # fmt: skip
+    """`n` readings of `sensors` sensors, each on its own cell (as sensors are), in random order,
+    at five times a minute apart (so often equal: ties between a sensor's readings are the
+    interesting case; a sensor's time steps back at most 240 s, within the allowed skew), each
+    with its own id. Readings of different sensors never share a cell: which of two sensors at
+    one cell and one instant wins is not defined (they travel on different subjects)."""
+    where = np.stack(np.unravel_index(rng.permutation(int(np.prod(shape)))[:sensors], shape), 1)
+    who = rng.integers(0, sensors, size=n)
     times = T0 + rng.integers(0, 5, size=n) * 60.0
     return [
-        Reading(site, f"s{i % sensors}", tuple(int(c) for c in cells[i]),
+        Reading(site, f"s{who[i]}", tuple(int(c) for c in where[who[i]]),
                 float(rng.normal()), measured=float(times[i]), reading_id=f"{prefix}{i}")
         for i in range(n)
     ]  # fmt: skip

@@ -12,8 +12,9 @@ readings before the unacknowledged ones, once their ack wait expires); a reading
 reading is applied exactly once.
 
 Readings the worker cannot apply (a site no longer configured, a cell outside a grid that
-shrank, a payload that does not parse) are terminated (`term`: never delivered again) and
-counted; bad-quality readings are acknowledged without folding.
+shrank, a payload that does not parse) are acknowledged with the batch and counted by reason
+(`Counters.dropped`), never retried; bad-quality readings likewise, without folding. The consumer
+acknowledges cumulatively (AckPolicy.ALL): one ack, of the batch's newest reading, per batch.
 
 One worker per deployment (it owns the consumer and applies batches in order); `run` is an
 asyncio task in `idf serve`, or its own process (`python -m idf.stream.ingest`).
@@ -57,7 +58,7 @@ def consumer_config(through: int = 0) -> ConsumerConfig:
     """The consumer, delivering from just past `through` (the stored progress)."""
     return ConsumerConfig(
         durable_name=DURABLE,
-        ack_policy=AckPolicy.EXPLICIT,
+        ack_policy=AckPolicy.ALL,  # one ack per batch: its newest reading acknowledges the rest
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if through else DeliverPolicy.ALL,
         opt_start_seq=through + 1 if through else None,
         ack_wait=ACK_WAIT_S,
@@ -185,6 +186,8 @@ class IngestWorker:
         states that changed and how many readings were new."""
         touched, applied, now = [], 0, time.time()
         for key, rows in groups.items():
+            if not rows:
+                continue
             site = self.sites[key]
             state = self._state(key, site)
             sequences = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -214,44 +217,43 @@ class IngestWorker:
     async def apply(self, msgs: list[Msg]) -> None:
         """Fold one batch into its maps, commit, publish the updates, acknowledge."""
         groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]] = {}
-        finished: list[Msg] = []  # acknowledged with the batch (folded, skipped, bad quality)
-        refused: list[Msg] = []  # terminated
-        through = self.through
+        through, newest = self.through, None
         for msg in msgs:
             sequence = msg.metadata.sequence.stream
-            through = max(through, sequence)
+            if sequence > through:
+                through, newest = sequence, msg
             if sequence <= self.through:  # delivered again: applied already
                 self.counters.skipped += 1
-                finished.append(msg)
                 continue
             parts = msg.subject.split(".")
             key = (parts[2], parts[3]) if len(parts) == 5 else ("", "")
             site = self.sites.get(key)
             try:
-                reading: telemetry_pb2.SensorReading | None = (
-                    telemetry_pb2.SensorReading.FromString(msg.data)
+                group: telemetry_pb2.PublishRequest | None = (
+                    telemetry_pb2.PublishRequest.FromString(msg.data)
                 )
             except Exception:
-                reading = None
-            if reading is None or not reading.HasField("measure_time"):
+                group = None
+            if group is None or not group.readings:
                 self._drop("malformed")
-                refused.append(msg)
                 continue
             if site is None:
-                self._drop("unknown site")
-                refused.append(msg)
+                self.counters.dropped["unknown site"] = (
+                    self.counters.dropped.get("unknown site", 0) + len(group.readings)
+                )
                 continue
-            index = tuple(reading.index)
-            if site.outside(index) is not None:
-                self._drop("outside grid")
-                refused.append(msg)
-                continue
-            finished.append(msg)
-            if reading.quality == BAD:
-                self.counters.bad_quality += 1
-                continue
-            measured = reading.measure_time.seconds + reading.measure_time.nanos * 1e-9
-            groups.setdefault(key, []).append((sequence, index, reading.value, measured))
+            rows = groups.setdefault(key, [])
+            for reading in group.readings:
+                index = tuple(reading.index)
+                if not reading.HasField("measure_time"):
+                    self._drop("malformed")
+                elif site.outside(index) is not None:
+                    self._drop("outside grid")
+                elif reading.quality == BAD:
+                    self.counters.bad_quality += 1
+                else:
+                    t = reading.measure_time
+                    rows.append((sequence, index, reading.value, t.seconds + t.nanos * 1e-9))
         delay = 0.1
         while True:  # nothing newer is fetched until this batch is committed
             try:
@@ -275,10 +277,8 @@ class IngestWorker:
                 await self.nc.publish(subjects.map_update(tenant, site_id), update.SerializeToString())
             except Exception:  # watchers also poll; a lost notice delays them, loses nothing
                 log.warning("publishing a map update failed", exc_info=True)
-        for msg in finished:
-            await _quietly(msg.ack())
-        for msg in refused:
-            await _quietly(msg.term())
+        if newest is not None:  # acknowledges every reading of the batch (AckPolicy.ALL)
+            await _quietly(newest.ack())
 
 
 async def _quietly(call: Awaitable[Any]) -> None:

@@ -77,16 +77,18 @@ class SiteMap:
         measured: np.ndarray,
         now: float,
     ) -> int:
-        """Fold a batch: `sequences` (int64, increasing), flat cell indices, values and measurement
-        times, one per reading. Returns how many readings were new (sequence above the map's)."""
+        """Fold a batch in stream order: `sequences` (int64, non-decreasing: the readings of one
+        stream message share its sequence), flat cell indices, values and measurement times, one
+        per reading. Equal times at a cell: the later reading in the batch wins (the sort below
+        is stable). Returns how many readings were new (sequence above the map's)."""
         new = sequences > self.sequence
         if not new.any():
             return 0
         sequences, cells = sequences[new], cells[new]  # delivered again after a crash: skipped
         values, measured = values[new], measured[new]
-        # per cell the reading with the largest (time, sequence): sort by cell, then time, then
-        # sequence, and keep the last of each cell
-        order = np.lexsort((sequences, measured, cells))
+        # per cell the reading with the largest (time, position in the batch): a stable sort by
+        # cell, then time, and keep the last of each cell
+        order = np.lexsort((measured, cells))
         cells, values, measured = cells[order], values[order], measured[order]
         last = np.ones(len(cells), dtype=bool)
         last[:-1] = cells[1:] != cells[:-1]

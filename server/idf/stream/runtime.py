@@ -19,6 +19,7 @@ from idf.stream.jetstream import ensure_readings_stream
 from idf.stream.maps import Site
 
 log = logging.getLogger("idf.stream")
+MAX_PENDING_PUBLISHES = 1 << 16
 
 
 async def connect(url: str, name: str) -> Any:
@@ -34,7 +35,9 @@ async def connect(url: str, name: str) -> Any:
 
 class StreamRuntime:
     def __init__(self, nc: Any, store: MapStore, sites: Mapping[tuple[str, str], Site]) -> None:
-        self.nc, self.js, self.store, self.sites = nc, nc.jetstream(), store, sites
+        # Publish calls share this context's limit of unacknowledged publishes (32 full windows)
+        self.nc, self.store, self.sites = nc, store, sites
+        self.js = nc.jetstream(publish_async_max_pending=MAX_PENDING_PUBLISHES)
         self.embedded: EmbeddedNats | None = None
         self.worker: IngestWorker | None = None
         self.task: asyncio.Task[None] | None = None
@@ -84,10 +87,11 @@ class StreamRuntime:
                 pass
             except Exception:
                 log.exception("the ingest worker had failed")
-        try:
-            await self.nc.drain()
+        try:  # what is published is flushed; the subscriptions need no draining
+            await self.nc.flush(timeout=2)
         except Exception:
             pass
+        await self.nc.close()
         self.store.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
