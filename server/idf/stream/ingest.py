@@ -46,6 +46,8 @@ log = logging.getLogger("idf.stream.ingest")
 
 DURABLE = "idf-ingest"
 BATCH = 4096  # readings per fetch
+DRAIN_WAIT_S = 0.005  # a fetch of what is there returns within this
+IDLE_WAIT_S = 1.0  # an idle worker asks again this often
 ACK_WAIT_S = 30.0  # a batch not acknowledged within this is delivered again
 MAX_ACK_PENDING = 4 * BATCH
 PUBLISH_FIELD_CELLS = 1 << 16  # map updates carry the field up to 64 Ki cells (512 KiB), else only counts
@@ -152,7 +154,7 @@ class IngestWorker:
                     await asyncio.sleep(0.5)
                     continue
             try:
-                msgs = await self._sub.fetch(self.batch, timeout=1.0)
+                msgs = await self._next()
             except (NatsTimeout, asyncio.TimeoutError):  # nothing to read within the second
                 continue
             except asyncio.CancelledError:
@@ -162,6 +164,15 @@ class IngestWorker:
                 await asyncio.sleep(0.5)
                 continue
             await self.apply(msgs)
+
+    async def _next(self) -> list[Msg]:
+        """The readings there are now (up to a batch); when there are none, wait up to a second
+        for the next one. (nats-py's fetch of a batch, once waiting, holds the messages until
+        the batch is full or its timeout ends: a 1 s timeout meant up to 1 s of latency.)"""
+        try:
+            return list(await self._sub.fetch(self.batch, timeout=DRAIN_WAIT_S))
+        except (NatsTimeout, asyncio.TimeoutError):
+            return list(await self._sub.fetch(1, timeout=IDLE_WAIT_S))
 
     def _state(self, key: tuple[str, str], site: Site) -> SiteMap:
         state = self.maps.get(key)

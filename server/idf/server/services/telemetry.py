@@ -189,8 +189,14 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             raise invalid_argument("after_sequence", "must be >= 0")
         assert self.runtime is not None
         changed = asyncio.Event()
+        newest: list[telemetry_pb2.EnergyMap] = []  # the latest notice that carried the field
 
-        async def notice(_: Any) -> None:
+        async def notice(msg: Any) -> None:
+            try:
+                update = telemetry_pb2.EnergyMap.FromString(msg.data)
+            except Exception:
+                update = None
+            newest[:] = [update] if update is not None and update.HasField("field") else []
             changed.set()  # coalesced: a slow watcher reads the newest map next
 
         sub = await self.runtime.nc.subscribe(subjects.map_update(tenant, site.id), cb=notice)
@@ -198,7 +204,12 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             last, first = request.after_sequence, request.after_sequence == 0
             while True:
                 changed.clear()  # before reading: a change from now on wakes the wait below
-                current, own = await self._read(tenant, site)
+                if newest and not first:  # the notice holds the map: no store read
+                    current = newest.pop()
+                    own = current.sequence  # (the site's own: the worker's progress is not in it)
+                else:  # the first map, a notice without the field, or a poll
+                    newest.clear()
+                    current, own = await self._read(tenant, site)
                 # news: the site's own readings past the last map sent (others' readings only
                 # raise the reported sequence); an unset after_sequence gets the current map
                 if first or own > last:
