@@ -9,6 +9,7 @@ must equal the number of readings (nothing lost, nothing applied twice)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -230,7 +231,7 @@ def test_sigkill_of_the_ingest_worker_loses_nothing_and_applies_nothing_twice(
     config = tmp_path / "idf.toml"
     config.write_text(
         f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\n'
-        f"[[sites]]\nid = \"p1\"\nshape = {list(SHAPE)}\n"
+        f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
     )
     s = _server(tmp_path, nats_server.url, ingest="external")
     rng = np.random.default_rng(3)
@@ -315,3 +316,30 @@ def test_sigkill_of_nats_server_mid_stream(tmp_path):
         s.stop()
         for n in restarted:
             n.stop()
+
+
+def test_the_cli_publishes_watches_and_draws(server, tmp_path):
+    """`idf telemetry publish` paces its load and reports what was stored; `idf telemetry watch`
+    prints one JSON line per map and writes PNG snapshots."""
+    from typer.testing import CliRunner
+
+    from idf.cli.main import app
+
+    runner = CliRunner()
+    published = runner.invoke(app, ["telemetry", "publish", "--site", "p1", "--rate", "400",
+                                    "--sensors", "10", "--duration", "1.5", "--server",
+                                    server.target, "--json"])  # fmt: skip
+    assert published.exit_code == 0, published.output
+    summary = json.loads(published.stdout.strip().splitlines()[-1])
+    assert summary["accepted"] == summary["sent"] == 600 and summary["rejected"] == 0
+    assert summary["map_caught_up_s"] is not None
+    watched = runner.invoke(app, ["telemetry", "watch", "p1", "--count", "1", "--json",
+                                  "--png", str(tmp_path), "--server", server.target])  # fmt: skip
+    assert watched.exit_code == 0, watched.output
+    line = json.loads(watched.stdout.strip().splitlines()[-1])
+    assert line["reading_count"] == 600 and line["observed_count"] == 10
+    assert 299 < line["min"] <= line["max"] < 321  # the synthetic warm spot: 300 K + up to 20 K
+    assert len(list(tmp_path.glob("map-*.png"))) == 1
+    missing = runner.invoke(app, ["telemetry", "watch", "nowhere", "--count", "1", "--json",
+                                  "--server", server.target])  # fmt: skip
+    assert missing.exit_code == 4 and "NOT_FOUND" in missing.stderr

@@ -2,7 +2,8 @@
 # The main job end to end on embedded defaults: create a project (its idf.toml turns
 # authentication on and holds the project's admin credential), start the server with it, forecast
 # the project's sample energy map over gRPC with the CLI (which reads ./idf.toml for its
-# credential), check the result, show that a caller without the credential is refused, stop.
+# credential), check the result, stream sensor readings into the project's site and watch its
+# live map, show that a caller without the credential is refused, stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/.venv/bin
@@ -37,6 +38,25 @@ drift = abs(frames[-1].sum(dtype=np.float64) / start.sum(dtype=np.float64) - 1)
 print(f"frames {frames.shape}, peak {start.max():.3f} -> {frames[-1].max():.3f}, "
       f"relative change of the total {drift:.2e} (periodic: conserved to float32 rounding)")
 assert drift < 200 * 2.0**-24, "total not conserved"
+PY
+
+echo "== streaming readings into site floor-1 (a warm spot circling 256 sensors) and watching its map"
+$BIN/idf telemetry watch floor-1 --duration 8 --json >"$work/maps.ndjson" &
+watcher=$!
+sleep 1  # the watcher's first map is the site's map before any reading
+$BIN/idf telemetry publish --site floor-1 --rate 5000 --sensors 256 --duration 5
+wait $watcher
+$BIN/python - "$work/maps.ndjson" <<'PY'
+import json, sys
+from datetime import datetime
+maps = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+live = [m for m in maps if m["reading_count"] > 0]
+assert live, "the watcher saw no map with readings"
+t = [datetime.fromisoformat(m["update_time"].replace("Z", "+00:00")[:26] + "+00:00") for m in live]
+span = (t[-1] - t[0]).total_seconds() or 1.0
+print(f"map updates seen by the watcher: {len(live)} in {span:.1f} s ({len(live) / span:.0f}/s), "
+      f"{live[-1]['reading_count']} readings on {live[-1]['observed_count']} cells, "
+      f"last sequence {live[-1]['sequence']}")
 PY
 
 echo "== the same call without the project's credential is refused"

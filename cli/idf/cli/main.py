@@ -170,6 +170,14 @@ grace_period = 10.0
 auth = "api-key"
 admin_token = "{token}"
 
+# A telemetry site: sensors stream readings into its live energy map (`idf telemetry publish`,
+# `idf telemetry watch floor-1`; docs/streaming.md). With a site configured the server starts a
+# private NATS server in data_dir, or uses nats_url = "nats://..." when set.
+[[sites]]
+id = "floor-1"
+shape = [128, 128]
+units = "J/m3"
+
 [client]
 server = "127.0.0.1:50051"
 api_key = "{token}"

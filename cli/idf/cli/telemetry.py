@@ -7,6 +7,7 @@ import math
 import secrets
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +20,7 @@ from rich.text import Text
 
 from idf.cli.output import INPUT_ERROR, console, emit, fail
 from idf.cli.shared import JsonOpt, ServerOpt, TimeoutOpt, connected
-from idf.client import Reading
+from idf.client import Client, DeadlineExceededError, Reading
 from idf.client.results import EnergyMap
 
 telemetry_app = typer.Typer(
@@ -147,7 +148,9 @@ def _view(m: EnergyMap, rows: int = 24, cols: int = 48) -> Table:
     pad[: grid.shape[0], : grid.shape[1]] = grid
     with warnings.catch_warnings():  # a block without a reading is NaN (grey), not news
         warnings.simplefilter("ignore", RuntimeWarning)
-        blocks = np.nanmean(pad.reshape(pad.shape[0] // ry, ry, pad.shape[1] // rx, rx), axis=(1, 3))
+        blocks = np.nanmean(
+            pad.reshape(pad.shape[0] // ry, ry, pad.shape[1] // rx, rx), axis=(1, 3)
+        )
     finite = blocks[np.isfinite(blocks)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     rgb = colour(blocks, low, high)
@@ -171,6 +174,15 @@ def _view(m: EnergyMap, rows: int = 24, cols: int = 48) -> Table:
     return table
 
 
+def _maps(c: Client, name: str, after: int, duration: float) -> Iterator[EnergyMap]:
+    """The watch stream; with a duration, its deadline, whose end is the normal end."""
+    try:
+        yield from c.watch_energy_map(name, after_sequence=after, timeout=duration or None)
+    except DeadlineExceededError:
+        if not duration:
+            raise
+
+
 @telemetry_app.command()
 def watch(
     site: SiteArg,
@@ -181,6 +193,9 @@ def watch(
         Optional[Path], typer.Option(help="Also write each map as a PNG into this folder.")
     ] = None,
     after: Annotated[int, typer.Option(min=0, help="Resume after this sequence number.")] = 0,
+    duration: Annotated[
+        float, typer.Option(min=0, help="Stop after this many seconds (0: no limit).")
+    ] = 0.0,
     server: ServerOpt = None,
     timeout: TimeoutOpt = 86400.0,
     json_out: JsonOpt = False,
@@ -196,7 +211,7 @@ def watch(
         try:
             if live is not None:
                 live.start()
-            for m in c.watch_energy_map(name, after_sequence=after):
+            for m in _maps(c, name, after, duration):
                 seen += 1
                 field = np.asarray(m.field, dtype=np.float64)
                 if png is not None and field.ndim in (1, 2) and np.isfinite(field).any():

@@ -66,7 +66,9 @@ class MapStore:
     def progress(self, consumer: str) -> int:
         """The sequence through which `consumer` has applied every reading (0: none)."""
         with self.db.lock:
-            row = self.db.one("SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,))
+            row = self.db.one(
+                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
+            )
         return int(row[0]) if row else 0
 
     def save(self, maps: Iterable[tuple[str, str, SiteMap]], consumer: str, through: int) -> None:

@@ -36,7 +36,6 @@ class EmbeddedNats:
     """`die_with_parent`: the child gets SIGTERM when the thread that started it ends — start it
     from a thread that lives as long as the server (the event loop's, not a pool's)."""
 
-
     def __init__(
         self,
         store_dir: Path,
@@ -53,7 +52,17 @@ class EmbeddedNats:
         self.port = port or _free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*(_die_with_parent() if die_with_parent else []), exe, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(store_dir)],
+            [
+                *(_die_with_parent() if die_with_parent else []),
+                exe,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(store_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

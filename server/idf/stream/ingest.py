@@ -50,7 +50,8 @@ DRAIN_WAIT_S = 0.005  # a fetch of what is there returns within this
 IDLE_WAIT_S = 1.0  # an idle worker asks again this often
 ACK_WAIT_S = 30.0  # a batch not acknowledged within this is delivered again
 MAX_ACK_PENDING = 4 * BATCH
-PUBLISH_FIELD_CELLS = 1 << 16  # map updates carry the field up to 64 Ki cells (512 KiB), else only counts
+# map updates carry the field up to 64 Ki cells (512 KiB), else only the counts
+PUBLISH_FIELD_CELLS = 1 << 16
 BAD = telemetry_pb2.READING_QUALITY_BAD
 
 Blocking = Callable[..., Awaitable[Any]]
@@ -80,9 +81,7 @@ def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> teleme
         observed_count=state.observed_count,
     )
     if with_field:
-        out.field.CopyFrom(
-            to_field(state.values, spacing=site.spacing or None, units=site.units)
-        )
+        out.field.CopyFrom(to_field(state.values, spacing=site.spacing or None, units=site.units))
     if state.updated:
         out.update_time.FromNanoseconds(round(state.updated * 1e9))
     return out
@@ -249,9 +248,9 @@ class IngestWorker:
                 self._drop("malformed")
                 continue
             if site is None:
-                self.counters.dropped["unknown site"] = (
-                    self.counters.dropped.get("unknown site", 0) + len(group.readings)
-                )
+                self.counters.dropped["unknown site"] = self.counters.dropped.get(
+                    "unknown site", 0
+                ) + len(group.readings)
                 continue
             rows = groups.setdefault(key, [])
             for reading in group.readings:
@@ -285,7 +284,9 @@ class IngestWorker:
                 site, state, with_field=int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS
             )
             try:
-                await self.nc.publish(subjects.map_update(tenant, site_id), update.SerializeToString())
+                await self.nc.publish(
+                    subjects.map_update(tenant, site_id), update.SerializeToString()
+                )
             except Exception:  # watchers also poll; a lost notice delays them, loses nothing
                 log.warning("publishing a map update failed", exc_info=True)
         if newest is not None:  # acknowledges every reading of the batch (AckPolicy.ALL)

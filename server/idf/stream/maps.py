@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MAX_SITE_CELLS = 1 << 22  # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
+MAX_SITE_CELLS = (
+    1 << 22
+)  # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class Site:
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.shape) <= 3 or any(n < 1 for n in self.shape):
-            raise ValueError(f"site {self.id}: shape needs 1 to 3 positive extents, got {self.shape}")
+            raise ValueError(
+                f"site {self.id}: shape needs 1 to 3 positive extents, got {self.shape}"
+            )
         if int(np.prod(self.shape)) > MAX_SITE_CELLS:
             raise ValueError(f"site {self.id}: at most {MAX_SITE_CELLS} cells, got {self.shape}")
         if self.spacing and (
@@ -42,7 +46,9 @@ class Site:
     def outside(self, index: Sequence[int]) -> str | None:
         """Why `index` is not a cell of this site's grid (None when it is)."""
         if len(index) != len(self.shape):
-            return f"has {len(index)} axes, the site's grid has {len(self.shape)} {list(self.shape)}"
+            return (
+                f"has {len(index)} axes, the site's grid has {len(self.shape)} {list(self.shape)}"
+            )
         if any(not 0 <= i < n for i, n in zip(index, self.shape)):
             return f"{list(index)} is outside the site's grid {list(self.shape)}"
         return None

@@ -143,4 +143,7 @@ def group_message(
     if len(group) == 1:
         return out.SerializeToString(), group[0][0].message_id
     digest = hashlib.sha256("\n".join(r.message_id for r, _ in group).encode()).hexdigest()
-    return out.SerializeToString(), f"{group[0][0].tenant}/{group[0][0].site}/{group[0][0].sensor}/g{digest[:40]}"
+    return (
+        out.SerializeToString(),
+        f"{group[0][0].tenant}/{group[0][0].site}/{group[0][0].sensor}/g{digest[:40]}",
+    )

@@ -28,7 +28,9 @@ log = logging.getLogger("idf.telemetry")
 MAX_REJECTIONS = 100  # reasons returned per Publish call (all are counted)
 PUBLISH_WINDOW = 2048  # stream messages of a call whose acknowledgements are awaited at once
 PUBLISH_ACK_S = 10.0  # a reading not acknowledged by the stream within this fails the call
-WATCH_POLL_S = 2.0  # a watcher also looks at the store this often (a lost notice delays, never loses)
+WATCH_POLL_S = (
+    2.0  # a watcher also looks at the store this often (a lost notice delays, never loses)
+)
 QUALITIES = {0: "good", 1: "good", 2: "uncertain", 3: "bad"}
 
 
