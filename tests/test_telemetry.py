@@ -217,7 +217,7 @@ def test_unknown_maps_and_tenants_are_not_found(tmp_path, nats_server):
 
 def _worker(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "idf.stream.ingest", "--config", str(config)],
+        [sys.executable, "-m", "idf.server.ingest", "--config", str(config)],
         env={**os.environ, **PINNED_THREADS},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -343,3 +343,71 @@ def test_the_cli_publishes_watches_and_draws(server, tmp_path):
     missing = runner.invoke(app, ["telemetry", "watch", "nowhere", "--count", "1", "--json",
                                   "--server", server.target])  # fmt: skip
     assert missing.exit_code == 4 and "NOT_FOUND" in missing.stderr
+
+
+def test_rest_ndjson_and_websocket_watch_the_same_stream(tmp_path, nats_server):
+    """The REST face serves the watch as NDJSON and, for browsers, over a WebSocket (credential as
+    the `bearer.<key>` subprotocol, since browsers cannot set headers); a WebSocket without a
+    credential is refused at the handshake with the gRPC face's status."""
+    import asyncio
+    import http.client
+
+    import aiohttp
+
+    s = ServerThread(
+        auth="api-key", admin_token="ws-admin", nats_url=nats_server.url, rest_port=0,
+        data_dir=tmp_path / "ws", sites=[{"id": "p1", "shape": [4, 4]}],
+    )  # fmt: skip
+    try:
+        with Client(s.target, api_key="ws-admin", max_attempts=1) as admin:
+            key = admin.create_api_key("viewer-1", ["operator"]).secret
+        with Client(s.target, api_key=key, max_attempts=1) as c:
+            out = c.publish([Reading("sites/p1", "s", (1, 2), 7.5, measured=T0)])
+            wait_for(c, out.last_sequence, "sites/p1/energyMap")
+        port = s.running.rest_port
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG_S)
+        conn.request(
+            "GET", "/v1/sites/p1/energyMap:watch", headers={"Authorization": f"Bearer {key}"}
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        first = json.loads(response.readline())["result"]["energyMap"]
+        assert first["readingCount"] == "1" and first["observedCount"] == "1"
+        conn.close()
+
+        async def websocket() -> tuple[dict, int]:
+            url = f"ws://127.0.0.1:{port}/v1/sites/p1/energyMap:watch"
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(url, protocols=("idf.v1", f"bearer.{key}")) as ws:
+                    assert ws.protocol == "idf.v1"  # never the credential echoed back
+                    frame = json.loads((await ws.receive(timeout=HANG_S)).data)
+                try:
+                    await session.ws_connect(url, protocols=("idf.v1",))
+                except aiohttp.WSServerHandshakeError as e:
+                    return frame, e.status
+            return frame, 0
+
+        frame, refused = asyncio.run(websocket())
+        assert frame["result"]["energyMap"]["sequence"] == first["sequence"]
+        assert refused == 401
+    finally:
+        s.stop()
+
+
+def test_a_publish_stream_with_a_garbled_message_is_refused_cleanly(server):
+    """Each message of the client stream is checked as a unary request is: undecodable bytes
+    are INVALID_ARGUMENT (UNDECODABLE_REQUEST), never an internal error."""
+    import grpc
+
+    from idf.client.errors import from_rpc_error
+
+    with grpc.insecure_channel(server.target) as channel:
+        publish = channel.stream_unary(
+            "/idf.v1.TelemetryService/Publish",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            publish(iter([b"\x0a\x05\xff\xff\xff\xff\xff"]), timeout=HANG_S)
+    error = from_rpc_error(caught.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.reason == "UNDECODABLE_REQUEST"

@@ -25,6 +25,7 @@ from idf.server import memory, signing
 from idf.server.admission import Admission
 from idf.server.auth import Authority
 from idf.server.config import Settings
+from idf.server.ingest import ProtobufCodec
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
 from idf.server.ratelimit import RateLimiter
@@ -280,6 +281,7 @@ async def start(
             nats_url=settings.nats_url,
             data_dir=settings.data_dir,
             inline=settings.ingest == "inline",
+            codec=ProtobufCodec(),
         )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
         TelemetryServicer(io_executor, sites, telemetry), server

@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     ingest: Literal["inline", "external"] = Field(
         "inline",
         description="Where the ingest worker runs: 'inline' in the server, 'external' in its own "
-        "process (python -m idf.stream.ingest, one per deployment).",
+        "process (python -m idf.server.ingest, one per deployment).",
     )
 
     @field_validator("log_level")

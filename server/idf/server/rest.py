@@ -39,6 +39,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import grpc
 import grpc.aio
 from aiohttp import web, web_protocol
@@ -57,6 +58,21 @@ log = logging.getLogger("idf.rest")
 FIRST_MESSAGE_WAIT_S = 1.0  # a stream's first message is awaited this long before a 200 goes out
 JWKS_PATH = "/.well-known/jwks.json"  # the service's token keys (with auth on)
 TOKEN_PATH = "/oauth2/token"  # the OAuth2 client-credentials grant (with auth on)
+WS_PROTOCOL = "idf.v1"  # the WebSocket subprotocol this face speaks
+WS_BEARER = "bearer."  # a browser's credential, as a second subprotocol: bearer.<API key or JWT>
+WS_HEARTBEAT_S = 30.0
+
+
+def _websocket_bearer(protocols: str) -> tuple[tuple[str, str], ...]:
+    """Browsers cannot set headers on a WebSocket: the credential may come as a subprotocol
+    `bearer.<token>` (never in the URL, which logs and proxies keep)."""
+    for entry in protocols.split(","):
+        entry = entry.strip()
+        if entry.startswith(WS_BEARER) and len(entry) > len(WS_BEARER):
+            return (("authorization", f"Bearer {entry[len(WS_BEARER) :]}"),)
+    return ()
+
+
 FORWARDED = ("authorization", "x-idf-account")  # never the gateway headers: those are set here
 MIB = 1024 * 1024
 
@@ -605,6 +621,11 @@ class Transcoder:
             if size > OFFLOAD_BYTES:
                 _trim()  # parsing took several times the body's size: give the pages back
         metadata = tuple((h, http.headers[h]) for h in FORWARDED if h in http.headers)
+        websocket = (
+            method.server_streaming and http.headers.get("Upgrade", "").lower() == "websocket"
+        )
+        if websocket and "authorization" not in http.headers:
+            metadata += _websocket_bearer(http.headers.get("Sec-WebSocket-Protocol", ""))
         metadata += self._relayed(http)
         response_cls = message_factory.GetMessageClass(method.output_type)
         kw = dict(
@@ -613,8 +634,9 @@ class Transcoder:
         )
         if method.server_streaming:
             return await self._stream(
-                http, self.channel.unary_stream(route.path, **kw), request, metadata, timeout
-            )
+                http, self.channel.unary_stream(route.path, **kw), request, metadata, timeout,
+                websocket=websocket,
+            )  # fmt: skip
         try:
             if method.client_streaming:  # the body is the stream's one message
                 reply = await self.channel.stream_unary(route.path, **kw)(
@@ -634,8 +656,9 @@ class Transcoder:
         return web.Response(text=text, content_type="application/json")
 
     async def _stream(
-        self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None
-    ) -> web.StreamResponse:
+        self, http: web.BaseRequest, call: Any, request: Any, metadata: Any, timeout: float | None,
+        *, websocket: bool = False,
+    ) -> web.StreamResponse:  # fmt: skip
         messages = call(request, metadata=metadata, timeout=timeout).__aiter__()
         nxt: asyncio.Future[Any] = asyncio.ensure_future(messages.__anext__())
         # A call refused before its first message (credentials, permissions, bad input) gets its
@@ -648,6 +671,8 @@ class Transcoder:
         if nxt.done() and isinstance(nxt.exception(), grpc.aio.AioRpcError):
             status, body_json, headers = _status_json(nxt.exception())  # type: ignore[arg-type]
             return web.json_response(body_json, status=status, headers=headers or None)
+        if websocket:
+            return await self._websocket(http, messages, nxt)
         out = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         try:
             await out.prepare(http)
@@ -687,6 +712,46 @@ class Transcoder:
             await out.write((json.dumps({"error": body}) + "\n").encode())
         await out.write_eof()
         return out
+
+    async def _websocket(
+        self, http: web.BaseRequest, messages: Any, nxt: asyncio.Future[Any]
+    ) -> web.WebSocketResponse:
+        """The same stream as text frames for browsers: `{"result": ...}` per message, then
+        `{"error": ...}` if the call fails, then a close (1000 at the end, 1011 on an error). The
+        browser closing the socket cancels the call; one that stops reading is cut off."""
+        ws = web.WebSocketResponse(protocols=(WS_PROTOCOL,), heartbeat=WS_HEARTBEAT_S)
+        try:
+            await ws.prepare(http)  # type: ignore[arg-type]  # a BaseRequest serves here
+        except BaseException:
+            nxt.cancel()
+            raise
+        closed = asyncio.ensure_future(ws.receive())  # a close frame (or anything: ignored)
+        code = aiohttp.WSCloseCode.OK
+        try:
+            while True:
+                done, _ = await asyncio.wait({nxt, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:  # the browser went away: stop the call
+                    nxt.cancel()
+                    return ws
+                try:
+                    message = nxt.result()
+                except StopAsyncIteration:
+                    break
+                nxt = asyncio.ensure_future(messages.__anext__())
+                frame = json.dumps({"result": json_format.MessageToDict(message)})
+                await asyncio.wait_for(ws.send_str(frame), WRITE_TIMEOUT_S)
+        except grpc.aio.AioRpcError as e:
+            _, body, _ = _status_json(e)
+            await ws.send_str(json.dumps({"error": body}))
+            code = aiohttp.WSCloseCode.INTERNAL_ERROR
+        except asyncio.TimeoutError:
+            nxt.cancel()
+            log.warning("websocket client stopped reading", extra={"path": http.path[:200]})
+            code = aiohttp.WSCloseCode.POLICY_VIOLATION
+        finally:
+            closed.cancel()
+        await ws.close(code=code)
+        return ws
 
     def _relayed(self, http: web.BaseRequest) -> tuple[tuple[str, str], ...]:
         """What this relay vouches for, under its gateway secret: the HTTP client's address (the

@@ -127,7 +127,19 @@ class Guard(grpc.aio.ServerInterceptor):
             stream_stream=self._stream(rpc, handler.stream_stream, streamed=True),
         )
 
-    def _admit(self, rpc: str, request: Any, context: grpc.aio.ServicerContext) -> int:
+    async def _checked(
+        self, rpc: str, messages: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """A client stream's messages, each checked as a unary request is (decodable, counts and
+        string lengths); one at a time, so a call holds one message (bounded by the message
+        size limit) while it is processed."""
+        async for message in messages:
+            self._admit(rpc, message, context, count=False)
+            yield message
+
+    def _admit(
+        self, rpc: str, request: Any, context: grpc.aio.ServicerContext, *, count: bool = True
+    ) -> int:
         """Checks on the decoded request; returns the bytes it holds (released by the caller)."""
         if isinstance(request, limits.Undecodable):
             log.warning(
@@ -151,6 +163,8 @@ class Guard(grpc.aio.ServerInterceptor):
         )
         limits.check_counts(request)
         limits.check_strings(request)
+        if not count:  # a client stream's message: processed one at a time, not held
+            return 0
         if self.inflight + size > self.max_inflight:
             raise exhausted(
                 "SERVER_BUSY",
@@ -206,6 +220,8 @@ class Guard(grpc.aio.ServerInterceptor):
                     await self._authorize(rpc, context)
                     if not streamed:
                         size = self._admit(rpc, request, context)
+                    else:
+                        request = self._checked(rpc, request, context)
                     response = await inner(request, context)
                     if response is not None:
                         self._check_size(response)

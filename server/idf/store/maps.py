@@ -11,11 +11,25 @@ recognised by its sequence number (idf.stream.maps)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from idf.store.sql import Database
-from idf.stream.maps import SiteMap
+
+
+@dataclass
+class StoredMap:
+    """A site's map as stored: values and per-cell measurement times (float64), the count of
+    readings folded in, the stream sequence folded up to, when it last changed (0: never)."""
+
+    shape: tuple[int, ...]
+    values: np.ndarray
+    times: np.ndarray
+    reading_count: int = 0
+    sequence: int = 0
+    updated: float = 0.0
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS site_maps (
@@ -44,7 +58,7 @@ class MapStore:
     def __init__(self, url: str) -> None:
         self.db = Database(url, [_SCHEMA, _PROGRESS])
 
-    def load(self, tenant: str, site: str) -> SiteMap | None:
+    def load(self, tenant: str, site: str) -> StoredMap | None:
         with self.db.lock:
             row = self.db.one(
                 "SELECT shape, map_values, map_times, reading_count, sequence, updated"
@@ -54,7 +68,7 @@ class MapStore:
         if row is None:
             return None
         shape = _shape(row[0])
-        return SiteMap(
+        return StoredMap(
             shape,
             np.frombuffer(bytes(row[1]), dtype="<f8").reshape(shape).copy(),
             np.frombuffer(bytes(row[2]), dtype="<f8").reshape(shape).copy(),
@@ -71,7 +85,7 @@ class MapStore:
             )
         return int(row[0]) if row else 0
 
-    def save(self, maps: Iterable[tuple[str, str, SiteMap]], consumer: str, through: int) -> None:
+    def save(self, maps: Iterable[tuple[str, str, StoredMap]], consumer: str, through: int) -> None:
         """Upsert (tenant, site, map) rows and `consumer`'s progress, all or none."""
         rows = [
             (

@@ -17,7 +17,8 @@ shrank, a payload that does not parse) are acknowledged with the batch and count
 acknowledges cumulatively (AckPolicy.ALL): one ack, of the batch's newest reading, per batch.
 
 One worker per deployment (it owns the consumer and applies batches in order); `run` is an
-asyncio task in `idf serve`, or its own process (`python -m idf.stream.ingest`).
+asyncio task in `idf serve`, or its own process (`python -m idf.server.ingest`). The messages'
+wire format is the server's (`Codec`; this layer knows no protobuf).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional, Protocol
 
 import numpy as np
 from nats.aio.client import Client as NATS
@@ -40,7 +41,6 @@ from idf.store.maps import MapStore
 from idf.stream import subjects
 from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
 from idf.stream.maps import Site, SiteMap
-from idf.v1 import telemetry_pb2
 
 log = logging.getLogger("idf.stream.ingest")
 
@@ -52,7 +52,6 @@ ACK_WAIT_S = 30.0  # a batch not acknowledged within this is delivered again
 MAX_ACK_PENDING = 4 * BATCH
 # map updates carry the field up to 64 Ki cells (512 KiB), else only the counts
 PUBLISH_FIELD_CELLS = 1 << 16
-BAD = telemetry_pb2.READING_QUALITY_BAD
 
 Blocking = Callable[..., Awaitable[Any]]
 
@@ -70,21 +69,20 @@ def consumer_config(through: int = 0) -> ConsumerConfig:
     )
 
 
-def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> telemetry_pb2.EnergyMap:
-    """The map as the contract says it (`EnergyMap`)."""
-    from idf.client.fields import to_field
+# One reading as the worker folds it: grid index, value, measurement time (seconds since the
+# epoch; None: the reading is malformed), and whether its quality is bad (kept, not folded).
+Row = tuple[tuple[int, ...], float, Optional[float], bool]
 
-    out = telemetry_pb2.EnergyMap(
-        name=f"sites/{site.id}/energyMap",
-        reading_count=state.reading_count,
-        sequence=state.sequence,
-        observed_count=state.observed_count,
-    )
-    if with_field:
-        out.field.CopyFrom(to_field(state.values, spacing=site.spacing or None, units=site.units))
-    if state.updated:
-        out.update_time.FromNanoseconds(round(state.updated * 1e9))
-    return out
+
+class Codec(Protocol):
+    """The wire format of the stream's messages (idf.server.ingest: the contract's protobufs;
+    this layer knows none)."""
+
+    def readings(self, data: bytes) -> list[Row] | None:
+        """The readings of one stream message, in order (None: it does not parse)."""
+
+    def update(self, site: Site, state: SiteMap, with_field: bool) -> bytes:
+        """The map-update notice published on idf.maps.<tenant>.<site>."""
 
 
 @dataclass
@@ -106,12 +104,14 @@ class IngestWorker:
         nc: NATS,
         store: MapStore,
         sites: Mapping[tuple[str, str], Site],
+        codec: Codec,
         *,
         batch: int = BATCH,
         blocking: Blocking = _to_thread,
     ) -> None:
         self.nc, self.js = nc, nc.jetstream()
         self.store, self.sites, self.batch, self.blocking = store, sites, batch, blocking
+        self.codec = codec
         self.maps: dict[tuple[str, str], SiteMap] = {}
         self.counters = Counters()
         self.through = 0  # every reading at or below this sequence is applied and committed
@@ -176,7 +176,8 @@ class IngestWorker:
     def _state(self, key: tuple[str, str], site: Site) -> SiteMap:
         state = self.maps.get(key)
         if state is None:
-            state = self.store.load(*key) or SiteMap(site.shape)
+            stored = self.store.load(*key)
+            state = SiteMap.of(stored) if stored is not None else SiteMap(site.shape)
             if state.shape != site.shape:  # the site's grid was reconfigured: a new map
                 log.warning(
                     "site grid changed; its map starts afresh",
@@ -239,31 +240,27 @@ class IngestWorker:
             key = (parts[2], parts[3]) if len(parts) == 5 else ("", "")
             site = self.sites.get(key)
             try:
-                group: telemetry_pb2.PublishRequest | None = (
-                    telemetry_pb2.PublishRequest.FromString(msg.data)
-                )
+                group = self.codec.readings(msg.data)
             except Exception:
                 group = None
-            if group is None or not group.readings:
+            if not group:
                 self._drop("malformed")
                 continue
             if site is None:
                 self.counters.dropped["unknown site"] = self.counters.dropped.get(
                     "unknown site", 0
-                ) + len(group.readings)
+                ) + len(group)
                 continue
             rows = groups.setdefault(key, [])
-            for reading in group.readings:
-                index = tuple(reading.index)
-                if not reading.HasField("measure_time"):
+            for index, value, measured, bad in group:
+                if measured is None:
                     self._drop("malformed")
                 elif site.outside(index) is not None:
                     self._drop("outside grid")
-                elif reading.quality == BAD:
+                elif bad:
                     self.counters.bad_quality += 1
                 else:
-                    t = reading.measure_time
-                    rows.append((sequence, index, reading.value, t.seconds + t.nanos * 1e-9))
+                    rows.append((sequence, index, value, measured))
         delay = 0.1
         while True:  # nothing newer is fetched until this batch is committed
             try:
@@ -280,13 +277,9 @@ class IngestWorker:
         self.counters.batches += 1
         for tenant, site_id, state in touched:
             site = self.sites[(tenant, site_id)]
-            update = energy_map(
-                site, state, with_field=int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS
-            )
+            update = self.codec.update(site, state, int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS)
             try:
-                await self.nc.publish(
-                    subjects.map_update(tenant, site_id), update.SerializeToString()
-                )
+                await self.nc.publish(subjects.map_update(tenant, site_id), update)
             except Exception:  # watchers also poll; a lost notice delays them, loses nothing
                 log.warning("publishing a map update failed", exc_info=True)
         if newest is not None:  # acknowledges every reading of the batch (AckPolicy.ALL)
@@ -300,41 +293,3 @@ async def _quietly(call: Awaitable[Any]) -> None:
         await call
     except Exception:
         pass
-
-
-async def _main(config: str | None) -> None:
-    import signal
-
-    from idf.server.config import Settings
-    from idf.stream.runtime import connect
-
-    settings = Settings.load(config)
-    if settings.nats_url is None:
-        raise SystemExit("an external ingest worker needs nats_url (the server's NATS)")
-    sites = settings.telemetry_sites()
-    nc = await connect(settings.nats_url, "idf-ingest")
-    store = MapStore(settings.store_url())
-    worker = IngestWorker(nc, store, sites)
-    await worker.start()
-    task = asyncio.create_task(worker.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    log.info("ingesting", extra={"sites": len(sites), "from_sequence": worker.through + 1})
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await nc.drain()
-        store.close()
-
-
-if __name__ == "__main__":  # python -m idf.stream.ingest [--config idf.toml]
-    import argparse
-
-    parser = argparse.ArgumentParser(description="The ingest worker (docs/streaming.md).")
-    parser.add_argument("--config", help="the server's TOML config (default: IDF_CONFIG)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_main(args.config))

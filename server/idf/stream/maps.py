@@ -12,9 +12,11 @@ Pure numpy, no I/O: the ingest worker (`idf.stream.ingest`) feeds batches and pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from idf.store.maps import StoredMap
 
 MAX_SITE_CELLS = (
     1 << 22
@@ -54,22 +56,31 @@ class Site:
         return None
 
 
-@dataclass
-class SiteMap:
-    """The state of one site's map: values and the measurement time of each cell's value."""
+class SiteMap(StoredMap):
+    """The state of one site's map (a stored map that readings fold into); new: all NaN."""
 
-    shape: tuple[int, ...]
-    values: np.ndarray = field(default=None)  # type: ignore[assignment]
-    times: np.ndarray = field(default=None)  # type: ignore[assignment]
-    reading_count: int = 0
-    sequence: int = 0  # readings-stream sequence folded in up to
-    updated: float = 0.0  # when the map last changed (seconds since the epoch), 0: never
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        values: np.ndarray | None = None,
+        times: np.ndarray | None = None,
+        reading_count: int = 0,
+        sequence: int = 0,
+        updated: float = 0.0,
+    ) -> None:
+        super().__init__(
+            tuple(shape),
+            np.full(shape, np.nan) if values is None else values,
+            np.full(shape, -np.inf) if times is None else times,
+            reading_count,
+            sequence,
+            updated,
+        )
 
-    def __post_init__(self) -> None:
-        if self.values is None:
-            self.values = np.full(self.shape, np.nan)
-        if self.times is None:
-            self.times = np.full(self.shape, -np.inf)
+    @classmethod
+    def of(cls, stored: StoredMap) -> SiteMap:
+        return cls(stored.shape, stored.values, stored.times, stored.reading_count,
+                   stored.sequence, stored.updated)  # fmt: skip
 
     @property
     def observed_count(self) -> int:

@@ -10,13 +10,11 @@ the grid). `message_id` is the JetStream `Nats-Msg-Id` that makes a retried read
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from idf.stream import subjects
-from idf.v1 import telemetry_pb2
 
 MAX_UNIT_CHARS = 32
 MAX_AXES = 3
@@ -125,25 +123,3 @@ class SensorClock:
             )
         if previous is not None or len(self.last) < self.limit:
             self.last[key] = max(reading.measured, previous or reading.measured)
-
-
-def group_message(
-    group: Sequence[tuple[Reading, telemetry_pb2.SensorReading]],
-) -> tuple[bytes, str]:
-    """One sensor's readings of one Publish message as one stream message: the payload (an
-    `idf.v1.PublishRequest` holding them, each with its measurement time filled in) and its
-    `Nats-Msg-Id` — the reading's own for a single reading, else a digest of the readings' ids,
-    so the same readings sent again (a retried call) are stored once."""
-    out = telemetry_pb2.PublishRequest()
-    for reading, message in group:
-        stored = out.readings.add()
-        stored.CopyFrom(message)
-        if not message.HasField("measure_time"):
-            stored.measure_time.FromNanoseconds(round(reading.measured * 1e9))
-    if len(group) == 1:
-        return out.SerializeToString(), group[0][0].message_id
-    digest = hashlib.sha256("\n".join(r.message_id for r, _ in group).encode()).hexdigest()
-    return (
-        out.SerializeToString(),
-        f"{group[0][0].tenant}/{group[0][0].site}/{group[0][0].sensor}/g{digest[:40]}",
-    )

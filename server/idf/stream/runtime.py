@@ -14,7 +14,7 @@ import nats
 
 from idf.store.maps import MapStore
 from idf.stream.embedded import EmbeddedNats
-from idf.stream.ingest import IngestWorker
+from idf.stream.ingest import Codec, IngestWorker
 from idf.stream.jetstream import ensure_readings_stream
 from idf.stream.maps import Site
 
@@ -51,6 +51,7 @@ class StreamRuntime:
         nats_url: str | None,
         data_dir: Path,
         inline: bool,
+        codec: Codec,
     ) -> StreamRuntime:
         embedded = None
         if nats_url is None:
@@ -70,7 +71,7 @@ class StreamRuntime:
         try:
             await ensure_readings_stream(runtime.js)
             if inline:
-                runtime.worker = IngestWorker(nc, store, sites)
+                runtime.worker = IngestWorker(nc, store, sites, codec)
                 await runtime.worker.start()
                 runtime.task = asyncio.create_task(runtime.worker.run(), name="idf-ingest")
         except BaseException:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -16,9 +16,10 @@ import grpc
 
 from idf.server import auth
 from idf.server.errors import ApiError, invalid_argument
+from idf.server.ingest import energy_map, group_message
 from idf.server.rpc import run_blocking, streaming, unary
 from idf.stream import readings, subjects
-from idf.stream.ingest import DURABLE, energy_map
+from idf.stream.ingest import DURABLE
 from idf.stream.maps import Site, SiteMap
 from idf.stream.runtime import StreamRuntime
 from idf.v1 import telemetry_pb2, telemetry_pb2_grpc
@@ -54,10 +55,10 @@ def _no_site(site: str) -> ApiError:
     )
 
 
-def _stream_down(stored: int, total: int) -> ApiError:
+def _stream_down(stored: int) -> ApiError:
     return ApiError(
         grpc.StatusCode.UNAVAILABLE,
-        f"the readings stream did not acknowledge every reading ({stored} of {total} stored): "
+        f"the readings stream did not acknowledge every reading (at least {stored} stored): "
         "send the call again; readings with a reading_id are stored once",
         reason="STREAM_UNAVAILABLE",
         retry_after=1.0,
@@ -83,8 +84,6 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         tenant = auth.current().tenant
         answer = telemetry_pb2.PublishResponse()
         pending: list[tuple[asyncio.Future[Any], int]] = []  # (stream ack, readings in it)
-        position = 0
-        clock = readings.SensorClock()
 
         async def drain() -> None:
             try:
@@ -92,14 +91,34 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     asyncio.gather(*(f for f, _ in pending)), PUBLISH_ACK_S
                 )
             except Exception:
-                stored = sum(n for f, n in pending if f.done() and not f.exception())
-                raise _stream_down(answer.accepted_count + stored, position) from None
+                stored = sum(
+                    n for f, n in pending if f.done() and not f.cancelled() and not f.exception()
+                )
+                raise _stream_down(answer.accepted_count + stored) from None
             for ack, (_, count) in zip(acks, pending):
                 answer.accepted_count += count
                 answer.duplicate_count += count if ack.duplicate else 0
                 answer.last_sequence = max(answer.last_sequence, ack.seq)
             pending.clear()
 
+        try:
+            return await self._publish(tenant, request_iterator, answer, pending, drain)
+        finally:
+            # a failed or cancelled call: its unanswered publishes stop waiting (nats-py keeps a
+            # future, and a slot of the pending limit, per publish until it is answered)
+            for future, _ in pending:
+                future.cancel()
+
+    async def _publish(
+        self,
+        tenant: str,
+        request_iterator: AsyncIterator[telemetry_pb2.PublishRequest],
+        answer: telemetry_pb2.PublishResponse,
+        pending: list[tuple[asyncio.Future[Any], int]],
+        drain: Callable[[], Awaitable[None]],
+    ) -> telemetry_pb2.PublishResponse:
+        position = 0
+        clock = readings.SensorClock()
         async for message in request_iterator:
             now = time.time()
             groups: dict[str, list[tuple[readings.Reading, telemetry_pb2.SensorReading]]] = {}
@@ -128,7 +147,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 groups.setdefault(reading.subject, []).append((reading, r))
             assert self.runtime is not None or not groups
             for subject, group in groups.items():
-                payload, message_id = readings.group_message(group)
+                payload, message_id = group_message(group)
                 try:
                     ack = await self.runtime.js.publish_async(  # type: ignore[union-attr]
                         subject,
@@ -139,7 +158,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                         # slower); the window keeps a call under the context's pending limit
                     )
                 except Exception:
-                    raise _stream_down(answer.accepted_count, position) from None
+                    raise _stream_down(answer.accepted_count) from None
                 pending.append((ack, len(group)))
             if len(pending) >= PUBLISH_WINDOW:
                 await drain()
@@ -156,10 +175,10 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             # progress first: the map read after it is at least as new (both only grow), so
             # every reading up to that progress is in it
             through = store.progress(DURABLE)
-            state = store.load(tenant, site.id)
-            if state is None or state.shape != site.shape:
-                state = SiteMap(site.shape, sequence=state.sequence if state else 0)
-            return state, through
+            stored = store.load(tenant, site.id)
+            if stored is None or stored.shape != site.shape:
+                return SiteMap(site.shape, sequence=stored.sequence if stored else 0), through
+            return SiteMap.of(stored), through
 
         state, through = await run_blocking(self.executor, read)
         out = energy_map(site, state)
