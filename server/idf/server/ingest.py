@@ -26,6 +26,22 @@ log = logging.getLogger("idf.stream.ingest")
 BAD = telemetry_pb2.READING_QUALITY_BAD
 
 
+QUALITY = {
+    "good": telemetry_pb2.READING_QUALITY_GOOD,
+    "uncertain": telemetry_pb2.READING_QUALITY_UNCERTAIN,
+    "bad": telemetry_pb2.READING_QUALITY_BAD,
+}
+
+
+def reading_message(r: Reading) -> telemetry_pb2.SensorReading:
+    out = telemetry_pb2.SensorReading(
+        site=f"sites/{r.site}", sensor=r.sensor, index=list(r.index), value=r.value,
+        unit=r.unit, quality=QUALITY[r.quality], reading_id=r.reading_id,
+    )  # fmt: skip
+    out.measure_time.FromNanoseconds(round(r.measured * 1e9))
+    return out
+
+
 def group_message(
     group: Sequence[tuple[Reading, telemetry_pb2.SensorReading]],
 ) -> tuple[bytes, str]:
@@ -80,6 +96,9 @@ class ProtobufCodec:
 
     def update(self, site: Site, state: SiteMap, with_field: bool) -> bytes:
         return energy_map(site, state, with_field=with_field).SerializeToString()
+
+    def message(self, readings: list[Reading]) -> bytes:
+        return group_message([(r, reading_message(r)) for r in readings])[0]
 
 
 async def _main(config: str | None) -> None:

@@ -41,6 +41,7 @@ from idf.store.maps import MapStore
 from idf.stream import subjects
 from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
 from idf.stream.maps import Site, SiteMap
+from idf.stream.readings import Reading
 
 log = logging.getLogger("idf.stream.ingest")
 
@@ -83,6 +84,9 @@ class Codec(Protocol):
 
     def update(self, site: Site, state: SiteMap, with_field: bool) -> bytes:
         """The map-update notice published on idf.maps.<tenant>.<site>."""
+
+    def message(self, readings: list[Reading]) -> bytes:
+        """One sensor's readings as one stream message (the bridges' path in)."""
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from idf.stream.embedded import EmbeddedNats
 from idf.stream.ingest import Codec, IngestWorker
 from idf.stream.jetstream import ensure_readings_stream
 from idf.stream.maps import Site
+from idf.stream.mqtt import MqttBridge, Route
 
 log = logging.getLogger("idf.stream")
 MAX_PENDING_PUBLISHES = 1 << 16
@@ -41,6 +42,8 @@ class StreamRuntime:
         self.embedded: EmbeddedNats | None = None
         self.worker: IngestWorker | None = None
         self.task: asyncio.Task[None] | None = None
+        self.bridges: list[MqttBridge] = []
+        self.bridge_tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def start(
@@ -52,6 +55,7 @@ class StreamRuntime:
         data_dir: Path,
         inline: bool,
         codec: Codec,
+        mqtt: Sequence[Route] = (),
     ) -> StreamRuntime:
         embedded = None
         if nats_url is None:
@@ -74,20 +78,26 @@ class StreamRuntime:
                 runtime.worker = IngestWorker(nc, store, sites, codec)
                 await runtime.worker.start()
                 runtime.task = asyncio.create_task(runtime.worker.run(), name="idf-ingest")
+            for route in mqtt:
+                bridge = MqttBridge(route, runtime.js, nc, sites, codec.message)
+                runtime.bridges.append(bridge)
+                runtime.bridge_tasks.append(
+                    asyncio.create_task(bridge.run(), name=f"idf-mqtt-{route.client_id}")
+                )
         except BaseException:
             await runtime.stop()
             raise
         return runtime
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in [*self.bridge_tasks, *([self.task] if self.task else [])]:
+            task.cancel()
             try:
-                await self.task
+                await task
             except asyncio.CancelledError:
                 pass
             except Exception:
-                log.exception("the ingest worker had failed")
+                log.exception("a telemetry task had failed", extra={"task": task.get_name()})
         try:  # what is published is flushed; the subscriptions need no draining
             await self.nc.flush(timeout=2)
         except Exception:

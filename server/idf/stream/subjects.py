@@ -3,6 +3,7 @@
     idf.telemetry.<tenant>.<site>.<sensor>   one reading
     idf.maps.<tenant>.<site>                 a site's map after an update
     idf.events.<tenant>.<site>               events of the rules on map updates
+    idf.deadletter.<tenant>.<source>         what a bridge refused, with the reason
 
 Every part is one NATS token: 1 to 64 of `A-Z a-z 0-9 _ -`. A name with a dot, a space, a
 wildcard (`*`, `>`) or anything else could address other sites' or tenants' subjects, so it is
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 
 TELEMETRY, MAPS, EVENTS = "idf.telemetry", "idf.maps", "idf.events"
+DEAD_LETTER = "idf.deadletter"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -40,3 +42,8 @@ def map_update(tenant: str, site: str) -> str:
 
 def event(tenant: str, site: str) -> str:
     return f"{EVENTS}.{token(tenant, 'tenant')}.{token(site, 'site')}"
+
+
+def dead_letter(tenant: str, source: str) -> str:
+    """Where a bridge parks what it could not take (the reason in the message's headers)."""
+    return f"{DEAD_LETTER}.{token(tenant, 'tenant')}.{token(source, 'source')}"
