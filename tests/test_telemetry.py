@@ -411,3 +411,27 @@ def test_a_publish_stream_with_a_garbled_message_is_refused_cleanly(server):
             publish(iter([b"\x0a\x05\xff\xff\xff\xff\xff"]), timeout=HANG_S)
     error = from_rpc_error(caught.value)
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.reason == "UNDECODABLE_REQUEST"
+
+
+def test_maps_in_postgresql_survive_a_restart(tmp_path, nats_server, postgres_url):
+    """With database_url set the maps and the worker's progress live in PostgreSQL: after a
+    restart the map is read back whole and new readings fold onto it, none applied twice."""
+    rng = np.random.default_rng(5)
+    readings = random_readings(rng, 3000, "pg")
+    config = dict(nats_url=nats_server.url, database_url=postgres_url,
+                  sites=[{"id": "p1", "shape": list(SHAPE)}])  # fmt: skip
+    s = ServerThread(data_dir=tmp_path / "a", **config)
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            wait_for(c, c.publish(readings[:2000]).last_sequence)
+    finally:
+        s.stop()
+    s = ServerThread(data_dir=tmp_path / "b", **config)  # another replica's disk: state is in PG
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            assert c.get_energy_map(MAP).reading_count == 2000
+            m = wait_for(c, c.publish(readings[2000:]).last_sequence)
+            assert m.reading_count == 3000
+            assert_map(m, replay(readings, SHAPE))
+    finally:
+        s.stop()
