@@ -435,3 +435,71 @@ def test_maps_in_postgresql_survive_a_restart(tmp_path, nats_server, postgres_ur
             assert_map(m, replay(readings, SHAPE))
     finally:
         s.stop()
+
+
+def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
+    """A threshold rule fires when a cell first goes beyond it and when none is any more; a
+    drift rule compares the total of a fully observed map with the first one. Edge-triggered:
+    updates that change nothing publish nothing."""
+    import asyncio
+
+    import nats
+
+    from idf.stream import rules
+
+    rule_tables = [{"kind": "threshold", "above": 350.0}, {"kind": "drift", "tolerance": 0.1}]
+    s = ServerThread(
+        nats_url=nats_server.url, data_dir=tmp_path / "rules",
+        sites=[{"id": "r1", "shape": [2, 2], "rules": rule_tables}],
+    )  # fmt: skip
+    events: list[dict] = []
+
+    async def listen(done: asyncio.Event) -> None:
+        nc = await nats.connect(nats_server.url)
+
+        async def on(msg) -> None:
+            events.append(json.loads(msg.data))
+
+        await nc.subscribe("idf.events.default.r1", cb=on)
+        await nc.flush()  # the server has the subscription
+        ready.set()
+        await done.wait()
+        await nc.flush()
+        await nc.close()
+
+    def send(c: Client, cells: dict, t: float) -> None:
+        out = c.publish(
+            [Reading("sites/r1", f"s{k[0]}{k[1]}", k, v, measured=t) for k, v in cells.items()]
+        )
+        assert out.accepted_count == len(cells)
+        wait_for(c, out.last_sequence, "sites/r1/energyMap")
+
+    loop = asyncio.new_event_loop()
+    done, ready = asyncio.Event(), threading.Event()
+    listener = threading.Thread(target=lambda: loop.run_until_complete(listen(done)))
+    try:
+        listener.start()
+        assert ready.wait(HANG_S), "the listener did not subscribe"
+        with Client(s.target, max_attempts=1) as c:
+            full = {(0, 0): 300.0, (0, 1): 300.0, (1, 0): 300.0, (1, 1): 300.0}
+            send(c, full, T0)  # baseline total 1200, nothing beyond 350
+            send(c, {(0, 0): 400.0}, T0 + 1)  # crossed; total 1300: +8.3%, within 10%
+            send(c, {(0, 1): 380.0}, T0 + 2)  # still crossed; total 1380: +15%, exceeded
+            send(c, {(0, 1): 300.0}, T0 + 3)  # total 1300: recovered; (0, 0) still beyond
+            send(c, {(0, 0): 300.0}, T0 + 4)  # cleared
+        wait_until(lambda: s.running.telemetry.worker.events >= 4, "four events")
+    finally:
+        loop.call_soon_threadsafe(done.set)
+        listener.join(HANG_S)
+        s.stop()
+    wait_until(lambda: len(events) >= 4, "four events received")
+    assert [e["event"] for e in events] == [
+        "threshold.crossed", "drift.exceeded", "drift.recovered", "threshold.cleared",
+    ]  # fmt: skip
+    assert events[0]["cell"] == [0, 0] and events[0]["value"] == 400.0 and events[0]["cells"] == 1
+    assert events[1]["relative_change"] == pytest.approx(0.15)
+    assert all(e["site"] == "sites/r1" and e["sequence"] > 0 for e in events)
+    with pytest.raises(ValueError):
+        rules.parse([{"kind": "threshold"}])
+    with pytest.raises(ValueError):
+        rules.parse([{"kind": "magic"}])

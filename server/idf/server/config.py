@@ -215,7 +215,8 @@ class Settings(BaseSettings):
     sites: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Telemetry sites: tables ([[sites]]) with id, shape (1 to 3 extents) and "
-        "optionally tenant (default 'default'), units and spacing. With any site configured the "
+        "optionally tenant (default 'default'), units, spacing and rules ([[sites.rules]]: kind "
+        "threshold with above/below, or drift with tolerance). With any site configured the "
         "server ingests telemetry (docs/streaming.md).",
     )
     nats_url: Optional[str] = Field(
@@ -255,15 +256,15 @@ class Settings(BaseSettings):
 
     def telemetry_sites(self) -> dict[tuple[str, str], Any]:
         """(tenant, site id) -> idf.stream.maps.Site, checked."""
-        from idf.stream import subjects
+        from idf.stream import rules, subjects
         from idf.stream.maps import Site
 
         out: dict[tuple[str, str], Any] = {}
         for table in self.sites:
-            unknown = set(table) - {"id", "tenant", "shape", "units", "spacing"}
+            unknown = set(table) - {"id", "tenant", "shape", "units", "spacing", "rules"}
             if unknown or "id" not in table or "shape" not in table:
                 raise ValueError(
-                    f"sites: each needs id and shape (and may have tenant, units, spacing), got {sorted(table)}"
+                    f"sites: each needs id and shape (and may have tenant, units, spacing, rules), got {sorted(table)}"
                 )
             site = Site(
                 subjects.token(str(table["id"]), "site id"),
@@ -271,6 +272,7 @@ class Settings(BaseSettings):
                 tuple(int(n) for n in table["shape"]),
                 str(table.get("units", "")),
                 tuple(float(x) for x in table.get("spacing", ())),
+                rules.parse(table.get("rules", ())),
             )
             if (site.tenant, site.id) in out:
                 raise ValueError(f"sites: {site.tenant}/{site.id} is configured twice")

@@ -24,6 +24,7 @@ wire format is the server's (`Codec`; this layer knows no protobuf).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,7 +39,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from idf.store.maps import MapStore
-from idf.stream import subjects
+from idf.stream import rules, subjects
 from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
 from idf.stream.maps import Site, SiteMap
 from idf.stream.readings import Reading
@@ -119,6 +120,8 @@ class IngestWorker:
         self.maps: dict[tuple[str, str], SiteMap] = {}
         self.counters = Counters()
         self.through = 0  # every reading at or below this sequence is applied and committed
+        self.rule_state: dict[tuple[str, str], rules.RuleState] = {}
+        self.events = 0  # published
         self._sub: Any = None
 
     async def start(self) -> None:
@@ -167,6 +170,18 @@ class IngestWorker:
                 await asyncio.sleep(0.5)
                 continue
             await self.apply(msgs)
+
+    async def _events(self, tenant: str, site: Site, state: SiteMap) -> None:
+        """The site's rules on its new map; their events, as JSON, on idf.events.<tenant>.<site>."""
+        memory = self.rule_state.setdefault((tenant, site.id), rules.RuleState())
+        for event in rules.evaluate(site.rules, memory, state.values, state.times):
+            body = {"site": f"sites/{site.id}", "sequence": state.sequence,
+                    "time": state.updated, **event}  # fmt: skip
+            try:
+                await self.nc.publish(subjects.event(tenant, site.id), json.dumps(body).encode())
+                self.events += 1
+            except Exception:
+                log.warning("publishing an event failed", exc_info=True)
 
     async def _next(self) -> list[Msg]:
         """The readings there are now (up to a batch); when there are none, wait up to a second
@@ -282,6 +297,8 @@ class IngestWorker:
         for tenant, site_id, state in touched:
             site = self.sites[(tenant, site_id)]
             update = self.codec.update(site, state, int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS)
+            if site.rules:
+                await self._events(tenant, site, state)
             try:
                 await self.nc.publish(subjects.map_update(tenant, site_id), update)
             except Exception:  # watchers also poll; a lost notice delays them, loses nothing

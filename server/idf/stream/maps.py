@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from idf.store.maps import StoredMap
+from idf.stream.rules import Rule
 
 MAX_SITE_CELLS = (
     1 << 22
@@ -32,6 +33,7 @@ class Site:
     shape: tuple[int, ...]
     units: str = ""
     spacing: tuple[float, ...] = ()
+    rules: tuple[Rule, ...] = ()  # evaluated on each update (idf.stream.rules)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.shape) <= 3 or any(n < 1 for n in self.shape):
