@@ -503,3 +503,50 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
         rules.parse([{"kind": "threshold"}])
     with pytest.raises(ValueError):
         rules.parse([{"kind": "magic"}])
+
+
+def test_sparse_sites_fill_unobserved_cells():
+    """`nearest`: every unobserved cell takes the value of an observed cell at the least distance
+    (checked by brute force); `linear`: a linear field is reproduced exactly inside the sensors'
+    convex hull (piecewise-linear interpolation is exact for it), nearest outside."""
+    from idf.stream.maps import filled
+
+    rng = np.random.default_rng(6)
+    shape = (24, 31)
+    i, j = np.mgrid[: shape[0], : shape[1]]
+    truth = 0.7 * i - 1.3 * j + 5.0
+    sensors = rng.permutation(truth.size)[:40]
+    sparse = np.full(shape, np.nan)
+    sparse.flat[sensors] = truth.flat[sensors]
+    near = filled(sparse, "nearest")
+    where = np.argwhere(np.isfinite(sparse))
+    for cell in np.argwhere(np.isnan(sparse)):
+        d = ((where - cell) ** 2).sum(axis=1)
+        candidates = {float(sparse[tuple(w)]) for w in where[d == d.min()]}
+        assert near[tuple(cell)] in candidates
+    lin = filled(sparse, "linear")
+    from scipy.spatial import Delaunay
+
+    hull = Delaunay(where).find_simplex(np.argwhere(np.ones(shape, bool))).reshape(shape) >= 0
+    np.testing.assert_allclose(lin[hull], truth[hull], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(lin[~hull], near[~hull])
+    np.testing.assert_array_equal(filled(sparse, "none"), sparse)
+    assert np.isnan(filled(np.full(shape, np.nan), "linear")).all()
+
+
+def test_a_linear_fill_site_serves_a_full_map(tmp_path, nats_server):
+    s = ServerThread(
+        nats_url=nats_server.url, data_dir=tmp_path / "fill",
+        sites=[{"id": "f1", "shape": [16, 16], "fill": "linear"}],
+    )  # fmt: skip
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            cells = [(0, 0), (0, 15), (15, 0), (15, 15), (7, 9)]
+            out = c.publish([Reading("sites/f1", f"c{k}", cell, float(cell[0] + 2 * cell[1]),
+                                     measured=T0) for k, cell in enumerate(cells)])  # fmt: skip
+            m = wait_for(c, out.last_sequence, "sites/f1/energyMap")
+        i, j = np.mgrid[:16, :16]
+        np.testing.assert_allclose(m.field, i + 2.0 * j, atol=1e-9)  # the corners span the grid
+        assert m.observed_count == 5
+    finally:
+        s.stop()

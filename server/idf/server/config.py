@@ -215,8 +215,9 @@ class Settings(BaseSettings):
     sites: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Telemetry sites: tables ([[sites]]) with id, shape (1 to 3 extents) and "
-        "optionally tenant (default 'default'), units, spacing and rules ([[sites.rules]]: kind "
-        "threshold with above/below, or drift with tolerance). With any site configured the "
+        "optionally tenant (default 'default'), units, spacing, fill (none, nearest, linear: "
+        "unobserved cells as served) and rules (kind threshold with above/below, or drift with "
+        "tolerance). With any site configured the "
         "server ingests telemetry (docs/streaming.md).",
     )
     nats_url: Optional[str] = Field(
@@ -261,10 +262,10 @@ class Settings(BaseSettings):
 
         out: dict[tuple[str, str], Any] = {}
         for table in self.sites:
-            unknown = set(table) - {"id", "tenant", "shape", "units", "spacing", "rules"}
+            unknown = set(table) - {"id", "tenant", "shape", "units", "spacing", "rules", "fill"}
             if unknown or "id" not in table or "shape" not in table:
                 raise ValueError(
-                    f"sites: each needs id and shape (and may have tenant, units, spacing, rules), got {sorted(table)}"
+                    f"sites: each needs id and shape (and may have tenant, units, spacing, rules, fill), got {sorted(table)}"
                 )
             site = Site(
                 subjects.token(str(table["id"]), "site id"),
@@ -273,6 +274,7 @@ class Settings(BaseSettings):
                 str(table.get("units", "")),
                 tuple(float(x) for x in table.get("spacing", ())),
                 rules.parse(table.get("rules", ())),
+                str(table.get("fill", "none")),
             )
             if (site.tenant, site.id) in out:
                 raise ValueError(f"sites: {site.tenant}/{site.id} is configured twice")

@@ -18,7 +18,7 @@ import numpy as np
 
 from idf.store.maps import MapStore
 from idf.stream.ingest import IngestWorker, Row
-from idf.stream.maps import Site, SiteMap
+from idf.stream.maps import Site, SiteMap, filled
 from idf.stream.readings import Reading
 from idf.v1 import field_pb2, telemetry_pb2
 
@@ -60,7 +60,8 @@ def group_message(
 
 
 def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> telemetry_pb2.EnergyMap:
-    """The map as the contract says it (NaN where no reading arrived)."""
+    """The map as the contract says it: NaN where no reading arrived, unless the site fills
+    those cells (`Site.fill`); `observed_count` says how many cells hold readings."""
     out = telemetry_pb2.EnergyMap(
         name=f"sites/{site.id}/energyMap",
         reading_count=state.reading_count,
@@ -72,7 +73,7 @@ def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> teleme
             field_pb2.Field(
                 shape=list(state.shape),
                 dtype=field_pb2.DTYPE_FLOAT64,
-                data=np.ascontiguousarray(state.values, dtype="<f8").tobytes(),
+                data=np.ascontiguousarray(filled(state.values, site.fill), dtype="<f8").tobytes(),
                 spacing=list(site.spacing),
                 units=site.units,
             )

@@ -24,6 +24,38 @@ MAX_SITE_CELLS = (
 )  # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
 
 
+FILLS = ("none", "nearest", "linear")
+
+
+def filled(values: np.ndarray, how: str) -> np.ndarray:
+    """The map with its unobserved (NaN) cells filled, for sites of sparse sensors: `nearest`,
+    the value of the nearest observed cell (an exact Euclidean distance transform, O(cells));
+    `linear`, 2-D piecewise-linear interpolation over the Delaunay triangulation of the observed
+    cells, and nearest outside their convex hull. Observed cells keep their readings; a map with
+    no reading stays NaN."""
+    observed = np.isfinite(values)
+    if how == "none" or observed.all() or not observed.any():
+        return values
+    from scipy import interpolate, ndimage
+
+    nearest_index = ndimage.distance_transform_edt(
+        ~observed, return_distances=False, return_indices=True
+    )
+    out = values[tuple(nearest_index)]
+    if how == "linear" and observed.sum() >= 3:
+        points = np.argwhere(observed)
+        try:
+            inside = interpolate.griddata(
+                points, values[observed], np.argwhere(~observed), method="linear"
+            )
+        except Exception:  # collinear sensors: no triangulation, nearest everywhere
+            inside = np.full(int((~observed).sum()), np.nan)
+        hole = np.argwhere(~observed)
+        ok = np.isfinite(inside)
+        out[tuple(hole[ok].T)] = inside[ok]
+    return out
+
+
 @dataclass(frozen=True)
 class Site:
     """A site as configured: its id, tenant, grid and units."""
@@ -34,6 +66,7 @@ class Site:
     units: str = ""
     spacing: tuple[float, ...] = ()
     rules: tuple[Rule, ...] = ()  # evaluated on each update (idf.stream.rules)
+    fill: str = "none"  # unobserved cells as served: none (NaN), nearest, linear (see `filled`)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.shape) <= 3 or any(n < 1 for n in self.shape):
@@ -42,6 +75,10 @@ class Site:
             )
         if int(np.prod(self.shape)) > MAX_SITE_CELLS:
             raise ValueError(f"site {self.id}: at most {MAX_SITE_CELLS} cells, got {self.shape}")
+        if self.fill not in FILLS:
+            raise ValueError(f"site {self.id}: fill is one of {FILLS}, got {self.fill!r}")
+        if self.fill == "linear" and len(self.shape) != 2:
+            raise ValueError(f"site {self.id}: linear fill needs a 2-D grid")
         if self.spacing and (
             len(self.spacing) != len(self.shape) or any(not s > 0 for s in self.spacing)
         ):
