@@ -550,3 +550,29 @@ def test_a_linear_fill_site_serves_a_full_map(tmp_path, nats_server):
         assert m.observed_count == 5
     finally:
         s.stop()
+
+
+def test_a_tenants_readings_are_rate_limited(tmp_path, nats_server):
+    """With auth on, a tenant's readings per second are bounded (the stream is shared): past the
+    bucket the call is RESOURCE_EXHAUSTED (RATE_LIMITED) with the delay; others are unaffected."""
+    from idf.client import ResourceExhaustedError
+
+    s = ServerThread(
+        auth="api-key", admin_token="rl-admin", nats_url=nats_server.url,
+        data_dir=tmp_path / "rl", tenant_readings_per_s=1.0, tenant_readings_burst=5.0,
+        sites=[{"id": "p1", "shape": [4, 4], "tenant": "a"}, {"id": "p1", "shape": [4, 4], "tenant": "b"}],
+    )  # fmt: skip
+    try:
+        with Client(s.target, api_key="rl-admin", max_attempts=1) as admin:
+            key_a = admin.create_api_key("ops", ["operator"], tenant="a").secret
+            key_b = admin.create_api_key("ops", ["operator"], tenant="b").secret
+        five = [Reading("sites/p1", "s", (0, k % 4), 1.0, reading_id=f"r{k}") for k in range(5)]
+        with Client(s.target, api_key=key_a, max_attempts=1) as a:
+            assert a.publish(five).accepted_count == 5
+            with pytest.raises(ResourceExhaustedError) as caught:
+                a.publish([Reading("sites/p1", "s", (1, 1), 2.0, reading_id="r9")])
+            assert caught.value.reason == "RATE_LIMITED" and caught.value.retry_after > 0
+        with Client(s.target, api_key=key_b, max_attempts=1) as b:
+            assert b.publish(five).accepted_count == 5  # another tenant's bucket
+    finally:
+        s.stop()

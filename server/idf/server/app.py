@@ -28,7 +28,7 @@ from idf.server.config import Settings
 from idf.server.ingest import ProtobufCodec
 from idf.server.market import DEFAULT_POOL
 from idf.server.metering import Metering, Sweeper, start_sweeper
-from idf.server.ratelimit import RateLimiter
+from idf.server.ratelimit import Buckets, RateLimiter
 from idf.server.rpc import Guard
 from idf.server.services.diffusion import DiffusionServicer
 from idf.server.services.keys import KeyServicer
@@ -285,7 +285,15 @@ async def start(
             mqtt=settings.mqtt_routes(),
         )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
-        TelemetryServicer(io_executor, sites, telemetry), server
+        TelemetryServicer(
+            io_executor,
+            sites,
+            telemetry,
+            Buckets(settings.tenant_readings_per_s, settings.tenant_readings_burst)
+            if settings.auth == "api-key"
+            else None,
+        ),
+        server,
     )
     keys_pb2_grpc.add_KeyServiceServicer_to_server(
         KeyServicer(io_executor, keys, authority, issuer), server

@@ -183,6 +183,13 @@ class Settings(BaseSettings):
         description="The `idf` CLI's settings for this project ([client] server, api_key); "
         "the server ignores them.",
     )
+    tenant_readings_per_s: float = Field(
+        100_000.0,
+        gt=0,
+        description="With auth on: telemetry readings per second a tenant may publish (all its "
+        "callers; the readings stream is shared, so one tenant cannot push out the others').",
+    )
+    tenant_readings_burst: float = Field(200_000.0, gt=0, description="...and the bucket's size.")
     tenant_rate_limit_site_updates_per_s: float = Field(
         2e9,
         gt=0,

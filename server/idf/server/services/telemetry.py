@@ -15,8 +15,9 @@ from typing import Any
 import grpc
 
 from idf.server import auth
-from idf.server.errors import ApiError, invalid_argument
+from idf.server.errors import ApiError, exhausted, invalid_argument
 from idf.server.ingest import energy_map, group_message
+from idf.server.ratelimit import Buckets
 from idf.server.rpc import run_blocking, streaming, unary
 from idf.stream import readings, subjects
 from idf.stream.ingest import DURABLE
@@ -71,8 +72,10 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         executor: Executor,
         sites: Mapping[tuple[str, str], Site],
         runtime: StreamRuntime | None,
+        readings_limit: Buckets | None = None,
     ) -> None:
         self.executor, self.sites, self.runtime = executor, sites, runtime
+        self.readings_limit = readings_limit  # per tenant (auth on)
 
     def _site(self, tenant: str, site_id: str) -> Site | None:
         return self.sites.get((tenant, site_id)) if self.runtime is not None else None
@@ -146,6 +149,17 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 position += 1
                 groups.setdefault(reading.subject, []).append((reading, r))
             assert self.runtime is not None or not groups
+            accepted = sum(len(g) for g in groups.values())
+            if self.readings_limit is not None and accepted:
+                wait = self.readings_limit.wait(tenant, accepted)
+                if wait > 0:
+                    raise exhausted(
+                        "RATE_LIMITED",
+                        f"your tenant's readings limit ({self.readings_limit.rate:g}/s) is reached:"
+                        " send the call again after the delay (readings with ids are stored once)",
+                        retry_after=wait,
+                    )
+                self.readings_limit.take(tenant, accepted)
             for subject, group in groups.items():
                 payload, message_id = group_message(group)
                 try:
