@@ -576,3 +576,28 @@ def test_a_tenants_readings_are_rate_limited(tmp_path, nats_server):
             assert b.publish(five).accepted_count == 5  # another tenant's bucket
     finally:
         s.stop()
+
+
+def test_a_gap_in_deliveries_stops_the_batch_and_resumes_in_order():
+    """A delivery lost on its way to the worker (a gap in the consumer's delivery sequence) must
+    not let newer readings be applied first (the lost one would then be skipped as old): the
+    batch stops at the gap and the worker recreates its consumer from its progress."""
+    from nats.aio.msg import Msg
+
+    from idf.server.ingest import ProtobufCodec
+    from idf.stream.ingest import IngestWorker
+
+    class NoNats:
+        def jetstream(self) -> None:
+            return None
+
+    def delivered(consumer: int, stream: int) -> Msg:
+        reply = f"$JS.ACK.IDF_TELEMETRY.idf-ingest.1.{stream}.{consumer}.1700000000000000000.0"
+        return Msg(_client=None, subject="idf.telemetry.default.p1.s", reply=reply)  # type: ignore[arg-type]
+
+    worker = IngestWorker(NoNats(), None, {}, ProtobufCodec())  # type: ignore[arg-type]
+    batch = [delivered(1, 10), delivered(2, 11), delivered(4, 13), delivered(5, 14)]
+    assert [m.metadata.sequence.stream for m in worker._contiguous(batch)] == [10, 11]
+    assert worker._resync
+    worker._resync, worker._delivered = False, 0  # what start() does
+    assert len(worker._contiguous([delivered(1, 12), delivered(2, 13)])) == 2 and not worker._resync

@@ -123,6 +123,8 @@ class IngestWorker:
         self.rule_state: dict[tuple[str, str], rules.RuleState] = {}
         self.events = 0  # published
         self._sub: Any = None
+        self._delivered = 0
+        self._resync = False
 
     async def start(self) -> None:
         """(Re)create the consumer from just past the stored progress."""
@@ -142,6 +144,8 @@ class IngestWorker:
         self._sub = await self.js.pull_subscribe(
             config.filter_subject or "", durable=DURABLE, stream=READINGS_STREAM, config=config
         )
+        self._delivered = 0  # the consumer's delivery sequence of the last message taken
+        self._resync = False
 
     async def run(self) -> None:
         """Fetch, apply, acknowledge, until cancelled."""
@@ -149,7 +153,7 @@ class IngestWorker:
             await self.start()
         reconnects = self.nc.stats["reconnects"]
         while True:
-            if self.nc.stats["reconnects"] != reconnects:
+            if self.nc.stats["reconnects"] != reconnects or self._resync:
                 # a fetch answer lost with the connection leaves readings "delivered" that we never
                 # got, which JetStream would send again only after newer ones: resume in order
                 try:
@@ -169,7 +173,22 @@ class IngestWorker:
                 log.warning("fetching readings failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            await self.apply(msgs)
+            await self.apply(self._contiguous(msgs))
+
+    def _contiguous(self, msgs: list[Msg]) -> list[Msg]:
+        """The messages up to the first gap in the consumer's delivery sequence. A gap means a
+        delivery we never got (dropped on its way to us): JetStream would redeliver it only
+        after its ack wait, behind newer readings, so the batch stops there and the consumer is
+        recreated from the stored progress (in order again)."""
+        for i, msg in enumerate(msgs):
+            delivered = msg.metadata.sequence.consumer
+            if self._delivered and delivered != self._delivered + 1:
+                log.warning("a gap in the readings delivered; resuming in order",
+                            extra={"expected": self._delivered + 1, "got": delivered})  # fmt: skip
+                self._resync = True
+                return msgs[:i]
+            self._delivered = delivered
+        return msgs
 
     async def _events(self, tenant: str, site: Site, state: SiteMap) -> None:
         """The site's rules on its new map; their events, as JSON, on idf.events.<tenant>.<site>."""
@@ -246,6 +265,8 @@ class IngestWorker:
 
     async def apply(self, msgs: list[Msg]) -> None:
         """Fold one batch into its maps, commit, publish the updates, acknowledge."""
+        if not msgs:
+            return
         groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]] = {}
         through, newest = self.through, None
         for msg in msgs:
