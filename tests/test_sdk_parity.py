@@ -89,8 +89,9 @@ def test_the_rpc_list_comes_from_the_protos():
         "create_proof",
         "get_consistency_proof",
         "watch_energy_map",
+        "watch_events",
         "create_api_key",
-    } <= names and len(names) == 29
+    } <= names and len(names) == 30
 
 
 def test_every_rpc_has_a_method_on_both_twins():

@@ -601,3 +601,41 @@ def test_a_gap_in_deliveries_stops_the_batch_and_resumes_in_order():
     assert worker._resync
     worker._resync, worker._delivered = False, 0  # what start() does
     assert len(worker._contiguous([delivered(1, 12), delivered(2, 13)])) == 2 and not worker._resync
+
+
+def test_watch_events_relays_what_the_rules_find(tmp_path, nats_server):
+    """WatchEvents streams a site's events over gRPC (and REST/WebSocket, same servicer): the
+    events are not kept, so the test publishes crossing/clearing pairs until the watcher, whose
+    subscription starts with the call, has seen both kinds."""
+    s = ServerThread(
+        nats_url=nats_server.url, data_dir=tmp_path / "ev",
+        sites=[{"id": "e1", "shape": [2, 2], "rules": [{"kind": "threshold", "above": 10.0}]}],
+    )  # fmt: skip
+    seen: list = []
+    try:
+        with Client(s.target, max_attempts=1) as c, Client(s.target, max_attempts=1) as w:
+
+            def watch() -> None:
+                for event in w.watch_events("sites/e1", timeout=HANG_S):
+                    seen.append(event)
+                    if {e.event for e in seen} >= {"threshold.crossed", "threshold.cleared"}:
+                        return
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            t = T0
+            while watcher.is_alive():
+                for value in (20.0, 1.0):
+                    t += 1
+                    out = c.publish([Reading("sites/e1", "s", (1, 1), value, measured=t)])
+                    wait_for(c, out.last_sequence, "sites/e1/energyMap")
+                assert t < T0 + 2000, "the watcher saw no events"
+            watcher.join(HANG_S)
+            with pytest.raises(NotFoundError):
+                next(iter(c.watch_events("sites/none", timeout=HANG_S)))
+    finally:
+        s.stop()
+    crossed = next(e for e in seen if e.event == "threshold.crossed")
+    assert crossed.site == "sites/e1" and crossed.rule == 0 and crossed.sequence > 0
+    assert crossed.details["cell"] == [1, 1] and crossed.details["value"] == 20.0
+    assert crossed.time is not None

@@ -391,6 +391,13 @@ class Client(_Base):
         ):
             yield r.energy_map_from(message.energy_map)
 
+    def watch_events(self, site: str, *, timeout: float | None = None) -> Iterator[r.SiteEvent]:
+        """What the rules of `site` ("sites/{id}") find on its map updates, as it happens."""
+        for message in self._stream(
+            self.telemetry_stub.WatchEvents, telemetry_pb2.WatchEventsRequest(site=site), timeout
+        ):
+            yield r.site_event_from(message.event)
+
     def create_api_key(
         self,
         principal: str,
@@ -754,6 +761,14 @@ class AsyncClient(_Base):
             timeout,
         ):
             yield r.energy_map_from(message.energy_map)
+
+    async def watch_events(
+        self, site: str, *, timeout: float | None = None
+    ) -> AsyncIterator[r.SiteEvent]:
+        async for message in self._stream(
+            self.telemetry_stub.WatchEvents, telemetry_pb2.WatchEventsRequest(site=site), timeout
+        ):
+            yield r.site_event_from(message.event)
 
     async def create_api_key(
         self,

@@ -455,6 +455,26 @@ def energy_map_from(m: telemetry_pb2.EnergyMap) -> EnergyMap:
 
 
 @dataclass(frozen=True)
+class SiteEvent:
+    site: str
+    event: str  # threshold.crossed, threshold.cleared, drift.exceeded, drift.recovered
+    rule: int  # its index in the site's configuration
+    sequence: int  # the map's, when the rule fired
+    time: datetime.datetime | None
+    details: dict[str, Any]
+    raw: telemetry_pb2.SiteEvent = dataclasses.field(repr=False)
+
+
+def site_event_from(e: telemetry_pb2.SiteEvent) -> SiteEvent:
+    from google.protobuf import json_format
+
+    return SiteEvent(
+        e.site, e.event, e.rule, e.sequence, _when(e.time, e.HasField("time")),
+        json_format.MessageToDict(e.details), e,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Rejection:
     position: int  # of the reading in the call, from 0
     field: str

@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from idf.v1 import field_pb2 as idf_dot_v1_dot_field__pb2
 from idf.v1 import access_pb2 as idf_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xbb\x02\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\x12\x18\n\x04unit\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04unit\x12\x36\n\x07quality\x18\x07 \x01(\x0e\x32\x16.idf.v1.ReadingQualityB\x04\xe2\x41\x01\x01R\x07quality\x12#\n\nreading_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\treadingId\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"\x85\x02\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\x12-\n\x0f\x64uplicate_count\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0e\x64uplicateCount\x12>\n\nrejections\x18\x04 \x03(\x0b\x32\x18.idf.v1.ReadingRejectionB\x04\xe2\x41\x01\x03R\nrejections\x12)\n\rlast_sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0clastSequence\"n\n\x10ReadingRejection\x12 \n\x08position\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08position\x12\x1a\n\x05\x66ield\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x1c\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x06reason\"\x8d\x02\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\x12 \n\x08sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12+\n\x0eobserved_count\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03R\robservedCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"^\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12+\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01R\rafterSequence\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap*\x83\x01\n\x0eReadingQuality\x12\x1f\n\x1bREADING_QUALITY_UNSPECIFIED\x10\x00\x12\x18\n\x14READING_QUALITY_GOOD\x10\x01\x12\x1d\n\x19READING_QUALITY_UNCERTAIN\x10\x02\x12\x17\n\x13READING_QUALITY_BAD\x10\x03\x32\x9b\x03\n\x10TelemetryService\x12q\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\"3\xaa\xbb\x18\x0ftelemetry.write\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12\x81\x01\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"6\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12\x8f\x01\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"<\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16idf/v1/telemetry.proto\x12\x06idf.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12idf/v1/field.proto\x1a\x13idf/v1/access.proto\"\xbb\x02\n\rSensorReading\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\x12\x1c\n\x06sensor\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06sensor\x12\x1a\n\x05index\x18\x03 \x03(\x03\x42\x04\xe2\x41\x01\x02R\x05index\x12\x1a\n\x05value\x18\x04 \x01(\x01\x42\x04\xe2\x41\x01\x02R\x05value\x12\x43\n\x0cmeasure_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01R\x0bmeasureTime\x12\x18\n\x04unit\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01R\x04unit\x12\x36\n\x07quality\x18\x07 \x01(\x0e\x32\x16.idf.v1.ReadingQualityB\x04\xe2\x41\x01\x01R\x07quality\x12#\n\nreading_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01R\treadingId\"I\n\x0ePublishRequest\x12\x37\n\x08readings\x18\x01 \x03(\x0b\x32\x15.idf.v1.SensorReadingB\x04\xe2\x41\x01\x02R\x08readings\"\x85\x02\n\x0fPublishResponse\x12+\n\x0e\x61\x63\x63\x65pted_count\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\racceptedCount\x12+\n\x0erejected_count\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rrejectedCount\x12-\n\x0f\x64uplicate_count\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0e\x64uplicateCount\x12>\n\nrejections\x18\x04 \x03(\x0b\x32\x18.idf.v1.ReadingRejectionB\x04\xe2\x41\x01\x03R\nrejections\x12)\n\rlast_sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0clastSequence\"n\n\x10ReadingRejection\x12 \n\x08position\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08position\x12\x1a\n\x05\x66ield\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x1c\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\x06reason\"\x8d\x02\n\tEnergyMap\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12)\n\x05\x66ield\x18\x02 \x01(\x0b\x32\r.idf.v1.FieldB\x04\xe2\x41\x01\x03R\x05\x66ield\x12\x41\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12)\n\rreading_count\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0creadingCount\x12 \n\x08sequence\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12+\n\x0eobserved_count\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03R\robservedCount\"/\n\x13GetEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\"N\n\x14GetEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"^\n\x15WatchEnergyMapRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12+\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x01R\rafterSequence\"P\n\x16WatchEnergyMapResponse\x12\x36\n\nenergy_map\x18\x01 \x01(\x0b\x32\x11.idf.v1.EnergyMapB\x04\xe2\x41\x01\x03R\tenergyMap\"\xec\x01\n\tSiteEvent\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x04site\x12\x1a\n\x05\x65vent\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\x05\x65vent\x12\x18\n\x04rule\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x04rule\x12 \n\x08sequence\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03R\x08sequence\x12\x34\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x04time\x12\x37\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03R\x07\x64\x65tails\".\n\x12WatchEventsRequest\x12\x18\n\x04site\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04site\"D\n\x13WatchEventsResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.idf.v1.SiteEventB\x04\xe2\x41\x01\x03R\x05\x65vent*\x83\x01\n\x0eReadingQuality\x12\x1f\n\x1bREADING_QUALITY_UNSPECIFIED\x10\x00\x12\x18\n\x14READING_QUALITY_GOOD\x10\x01\x12\x1d\n\x19READING_QUALITY_UNCERTAIN\x10\x02\x12\x17\n\x13READING_QUALITY_BAD\x10\x03\x32\xa1\x04\n\x10TelemetryService\x12q\n\x07Publish\x12\x16.idf.v1.PublishRequest\x1a\x17.idf.v1.PublishResponse\"3\xaa\xbb\x18\x0ftelemetry.write\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/telemetry:publish:\x01*(\x01\x12\x81\x01\n\x0cGetEnergyMap\x12\x1b.idf.v1.GetEnergyMapRequest\x1a\x1c.idf.v1.GetEnergyMapResponse\"6\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sites/*/energyMap}\x12\x8f\x01\n\x0eWatchEnergyMap\x12\x1d.idf.v1.WatchEnergyMapRequest\x1a\x1e.idf.v1.WatchEnergyMapResponse\"<\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=sites/*/energyMap}:watch0\x01\x12\x83\x01\n\x0bWatchEvents\x12\x1a.idf.v1.WatchEventsRequest\x1a\x1b.idf.v1.WatchEventsResponse\"9\xaa\xbb\x18\x0etelemetry.read\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{site=sites/*}/events:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -92,32 +93,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHENERGYMAPREQUEST'].fields_by_name['after_sequence']._serialized_options = b'\342A\001\001'
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._loaded_options = None
   _globals['_WATCHENERGYMAPRESPONSE'].fields_by_name['energy_map']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['site']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['site']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['event']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['event']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['rule']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['rule']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['sequence']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['sequence']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['time']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['time']._serialized_options = b'\342A\001\003'
+  _globals['_SITEEVENT'].fields_by_name['details']._loaded_options = None
+  _globals['_SITEEVENT'].fields_by_name['details']._serialized_options = b'\342A\001\003'
+  _globals['_WATCHEVENTSREQUEST'].fields_by_name['site']._loaded_options = None
+  _globals['_WATCHEVENTSREQUEST'].fields_by_name['site']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['event']._loaded_options = None
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['event']._serialized_options = b'\342A\001\003'
   _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._loaded_options = None
   _globals['_TELEMETRYSERVICE'].methods_by_name['Publish']._serialized_options = b'\252\273\030\017telemetry.write\202\323\344\223\002\032\"\025/v1/telemetry:publish:\001*'
   _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._loaded_options = None
   _globals['_TELEMETRYSERVICE'].methods_by_name['GetEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002\036\022\034/v1/{name=sites/*/energyMap}'
   _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._loaded_options = None
   _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEnergyMap']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002$\022\"/v1/{name=sites/*/energyMap}:watch'
-  _globals['_READINGQUALITY']._serialized_start=1520
-  _globals['_READINGQUALITY']._serialized_end=1651
-  _globals['_SENSORREADING']._serialized_start=172
-  _globals['_SENSORREADING']._serialized_end=487
-  _globals['_PUBLISHREQUEST']._serialized_start=489
-  _globals['_PUBLISHREQUEST']._serialized_end=562
-  _globals['_PUBLISHRESPONSE']._serialized_start=565
-  _globals['_PUBLISHRESPONSE']._serialized_end=826
-  _globals['_READINGREJECTION']._serialized_start=828
-  _globals['_READINGREJECTION']._serialized_end=938
-  _globals['_ENERGYMAP']._serialized_start=941
-  _globals['_ENERGYMAP']._serialized_end=1210
-  _globals['_GETENERGYMAPREQUEST']._serialized_start=1212
-  _globals['_GETENERGYMAPREQUEST']._serialized_end=1259
-  _globals['_GETENERGYMAPRESPONSE']._serialized_start=1261
-  _globals['_GETENERGYMAPRESPONSE']._serialized_end=1339
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=1341
-  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=1435
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=1437
-  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=1517
-  _globals['_TELEMETRYSERVICE']._serialized_start=1654
-  _globals['_TELEMETRYSERVICE']._serialized_end=2065
+  _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEvents']._loaded_options = None
+  _globals['_TELEMETRYSERVICE'].methods_by_name['WatchEvents']._serialized_options = b'\252\273\030\016telemetry.read\202\323\344\223\002!\022\037/v1/{site=sites/*}/events:watch'
+  _globals['_READINGQUALITY']._serialized_start=1907
+  _globals['_READINGQUALITY']._serialized_end=2038
+  _globals['_SENSORREADING']._serialized_start=202
+  _globals['_SENSORREADING']._serialized_end=517
+  _globals['_PUBLISHREQUEST']._serialized_start=519
+  _globals['_PUBLISHREQUEST']._serialized_end=592
+  _globals['_PUBLISHRESPONSE']._serialized_start=595
+  _globals['_PUBLISHRESPONSE']._serialized_end=856
+  _globals['_READINGREJECTION']._serialized_start=858
+  _globals['_READINGREJECTION']._serialized_end=968
+  _globals['_ENERGYMAP']._serialized_start=971
+  _globals['_ENERGYMAP']._serialized_end=1240
+  _globals['_GETENERGYMAPREQUEST']._serialized_start=1242
+  _globals['_GETENERGYMAPREQUEST']._serialized_end=1289
+  _globals['_GETENERGYMAPRESPONSE']._serialized_start=1291
+  _globals['_GETENERGYMAPRESPONSE']._serialized_end=1369
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_start=1371
+  _globals['_WATCHENERGYMAPREQUEST']._serialized_end=1465
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_start=1467
+  _globals['_WATCHENERGYMAPRESPONSE']._serialized_end=1547
+  _globals['_SITEEVENT']._serialized_start=1550
+  _globals['_SITEEVENT']._serialized_end=1786
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1788
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1834
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1836
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1904
+  _globals['_TELEMETRYSERVICE']._serialized_start=2041
+  _globals['_TELEMETRYSERVICE']._serialized_end=2586
 # @@protoc_insertion_point(module_scope)

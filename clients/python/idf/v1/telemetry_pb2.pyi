@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from idf.v1 import field_pb2 as _field_pb2
 from idf.v1 import access_pb2 as _access_pb2
@@ -116,3 +117,31 @@ class WatchEnergyMapResponse(_message.Message):
     ENERGY_MAP_FIELD_NUMBER: _ClassVar[int]
     energy_map: EnergyMap
     def __init__(self, energy_map: _Optional[_Union[EnergyMap, _Mapping]] = ...) -> None: ...
+
+class SiteEvent(_message.Message):
+    __slots__ = ("site", "event", "rule", "sequence", "time", "details")
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    event: str
+    rule: int
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    details: _struct_pb2.Struct
+    def __init__(self, site: _Optional[str] = ..., event: _Optional[str] = ..., rule: _Optional[int] = ..., sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...
+
+class WatchEventsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: SiteEvent
+    def __init__(self, event: _Optional[_Union[SiteEvent, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,11 @@ class TelemetryServiceStub:
                 request_serializer=idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapRequest.SerializeToString,
                 response_deserializer=idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/idf.v1.TelemetryService/WatchEvents',
+                request_serializer=idf_dot_v1_dot_telemetry__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=idf_dot_v1_dot_telemetry__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -81,6 +86,15 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """Streams a site's events as they happen: what the site's rules find on its map updates
+        (threshold crossings, conservation drift). Events while nobody watches are not kept; a
+        watcher that falls 1,000 events behind is dropped (RESOURCE_EXHAUSTED, SLOW_CONSUMER).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +112,11 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     servicer.WatchEnergyMap,
                     request_deserializer=idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapRequest.FromString,
                     response_serializer=idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=idf_dot_v1_dot_telemetry__pb2.WatchEventsRequest.FromString,
+                    response_serializer=idf_dot_v1_dot_telemetry__pb2.WatchEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +201,33 @@ class TelemetryService:
             '/idf.v1.TelemetryService/WatchEnergyMap',
             idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapRequest.SerializeToString,
             idf_dot_v1_dot_telemetry__pb2.WatchEnergyMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/idf.v1.TelemetryService/WatchEvents',
+            idf_dot_v1_dot_telemetry__pb2.WatchEventsRequest.SerializeToString,
+            idf_dot_v1_dot_telemetry__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

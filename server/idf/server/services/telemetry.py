@@ -6,6 +6,7 @@ The rules of a reading are idf.stream.readings; how readings become maps, idf.st
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -30,9 +31,9 @@ log = logging.getLogger("idf.telemetry")
 MAX_REJECTIONS = 100  # reasons returned per Publish call (all are counted)
 PUBLISH_WINDOW = 2048  # stream messages of a call whose acknowledgements are awaited at once
 PUBLISH_ACK_S = 10.0  # a reading not acknowledged by the stream within this fails the call
-WATCH_POLL_S = (
-    2.0  # a watcher also looks at the store this often (a lost notice delays, never loses)
-)
+# a watcher also looks at the store this often (a lost notice delays, never loses)
+WATCH_POLL_S = 2.0
+EVENTS_BEHIND = 1000  # events a watcher may fall behind before it is dropped
 QUALITIES = {0: "good", 1: "good", 2: "uncertain", 3: "bad"}
 
 
@@ -259,3 +260,62 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 await sub.unsubscribe()
             except Exception:
                 pass
+
+    @streaming
+    async def WatchEvents(
+        self, request: telemetry_pb2.WatchEventsRequest, context: Any
+    ) -> AsyncIterator[telemetry_pb2.WatchEventsResponse]:
+        prefix, _, site_id = request.site.partition("/")
+        if prefix != "sites" or not site_id:
+            raise invalid_argument("site", "must look like sites/{site_id}")
+        tenant, site = self._lookup(f"{request.site}/energyMap")
+        assert self.runtime is not None
+        queue: asyncio.Queue[bytes] = asyncio.Queue(EVENTS_BEHIND)
+        overflowed = asyncio.Event()
+
+        async def on_event(msg: Any) -> None:
+            try:
+                queue.put_nowait(msg.data)
+            except asyncio.QueueFull:  # this watcher reads slower than events come: drop it
+                overflowed.set()
+
+        sub = await self.runtime.nc.subscribe(subjects.event(tenant, site.id), cb=on_event)
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                over = asyncio.ensure_future(overflowed.wait())
+                done, _ = await asyncio.wait({get, over}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    raise exhausted(
+                        "SLOW_CONSUMER",
+                        f"this watcher fell {EVENTS_BEHIND} events behind and was dropped; "
+                        "watch again (events in between are not kept)",
+                    )
+                over.cancel()
+                event = _site_event(get.result())
+                if event is not None:
+                    yield telemetry_pb2.WatchEventsResponse(event=event)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
+
+def _site_event(data: bytes) -> telemetry_pb2.SiteEvent | None:
+    """An event as the worker published it (JSON), in the contract's terms."""
+    try:
+        body = json.loads(data)
+        out = telemetry_pb2.SiteEvent(
+            site=str(body.pop("site")), event=str(body.pop("event")),
+            rule=int(body.pop("rule")), sequence=int(body.pop("sequence")),
+        )  # fmt: skip
+        when = float(body.pop("time", 0.0))
+        if when:
+            out.time.FromNanoseconds(round(when * 1e9))
+        out.details.update({k: v for k, v in body.items() if v is not None})
+        return out
+    except (ValueError, KeyError, TypeError):
+        log.warning("an event that does not parse was skipped")
+        return None

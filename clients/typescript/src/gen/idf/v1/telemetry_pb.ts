@@ -7,17 +7,17 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Field } from "./field_pb.js";
 import { file_idf_v1_field } from "./field_pb.js";
 import { file_idf_v1_access } from "./access_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file idf/v1/telemetry.proto.
  */
 export const file_idf_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEi+AEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARISCgR1bml0GAYgASgJQgTiQQEBEi0KB3F1YWxpdHkYByABKA4yFi5pZGYudjEuUmVhZGluZ1F1YWxpdHlCBOJBAQESGAoKcmVhZGluZ19pZBgIIAEoCUIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIr0BCg9QdWJsaXNoUmVzcG9uc2USHAoOYWNjZXB0ZWRfY291bnQYASABKANCBOJBAQMSHAoOcmVqZWN0ZWRfY291bnQYAiABKANCBOJBAQMSHQoPZHVwbGljYXRlX2NvdW50GAMgASgDQgTiQQEDEjIKCnJlamVjdGlvbnMYBCADKAsyGC5pZGYudjEuUmVhZGluZ1JlamVjdGlvbkIE4kEBAxIbCg1sYXN0X3NlcXVlbmNlGAUgASgDQgTiQQEDIlUKEFJlYWRpbmdSZWplY3Rpb24SFgoIcG9zaXRpb24YASABKANCBOJBAQMSEwoFZmllbGQYAiABKAlCBOJBAQMSFAoGcmVhc29uGAMgASgJQgTiQQEDIs0BCglFbmVyZ3lNYXASEgoEbmFtZRgBIAEoCUIE4kEBCBIiCgVmaWVsZBgCIAEoCzINLmlkZi52MS5GaWVsZEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGwoNcmVhZGluZ19jb3VudBgEIAEoA0IE4kEBAxIWCghzZXF1ZW5jZRgFIAEoA0IE4kEBAxIcCg5vYnNlcnZlZF9jb3VudBgGIAEoA0IE4kEBAyIpChNHZXRFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQIiQwoUR2V0RW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMiSQoVV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQEiRQoWV2F0Y2hFbmVyZ3lNYXBSZXNwb25zZRIrCgplbmVyZ3lfbWFwGAEgASgLMhEuaWRmLnYxLkVuZXJneU1hcEIE4kEBAyqDAQoOUmVhZGluZ1F1YWxpdHkSHwobUkVBRElOR19RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGAoUUkVBRElOR19RVUFMSVRZX0dPT0QQARIdChlSRUFESU5HX1FVQUxJVFlfVU5DRVJUQUlOEAISFwoTUkVBRElOR19RVUFMSVRZX0JBRBADMpsDChBUZWxlbWV0cnlTZXJ2aWNlEnEKB1B1Ymxpc2gSFi5pZGYudjEuUHVibGlzaFJlcXVlc3QaFy5pZGYudjEuUHVibGlzaFJlc3BvbnNlIjOquxgPdGVsZW1ldHJ5LndyaXRlgtPkkwIaOgEqIhUvdjEvdGVsZW1ldHJ5OnB1Ymxpc2goARKBAQoMR2V0RW5lcmd5TWFwEhsuaWRmLnYxLkdldEVuZXJneU1hcFJlcXVlc3QaHC5pZGYudjEuR2V0RW5lcmd5TWFwUmVzcG9uc2UiNqq7GA50ZWxlbWV0cnkucmVhZILT5JMCHhIcL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfRKPAQoOV2F0Y2hFbmVyZ3lNYXASHS5pZGYudjEuV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0Gh4uaWRmLnYxLldhdGNoRW5lcmd5TWFwUmVzcG9uc2UiPKq7GA50ZWxlbWV0cnkucmVhZILT5JMCJBIiL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfTp3YXRjaDABYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
+  fileDesc("ChZpZGYvdjEvdGVsZW1ldHJ5LnByb3RvEgZpZGYudjEi+AEKDVNlbnNvclJlYWRpbmcSEgoEc2l0ZRgBIAEoCUIE4kEBAhIUCgZzZW5zb3IYAiABKAlCBOJBAQISEwoFaW5kZXgYAyADKANCBOJBAQISEwoFdmFsdWUYBCABKAFCBOJBAQISNgoMbWVhc3VyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBARISCgR1bml0GAYgASgJQgTiQQEBEi0KB3F1YWxpdHkYByABKA4yFi5pZGYudjEuUmVhZGluZ1F1YWxpdHlCBOJBAQESGAoKcmVhZGluZ19pZBgIIAEoCUIE4kEBASI/Cg5QdWJsaXNoUmVxdWVzdBItCghyZWFkaW5ncxgBIAMoCzIVLmlkZi52MS5TZW5zb3JSZWFkaW5nQgTiQQECIr0BCg9QdWJsaXNoUmVzcG9uc2USHAoOYWNjZXB0ZWRfY291bnQYASABKANCBOJBAQMSHAoOcmVqZWN0ZWRfY291bnQYAiABKANCBOJBAQMSHQoPZHVwbGljYXRlX2NvdW50GAMgASgDQgTiQQEDEjIKCnJlamVjdGlvbnMYBCADKAsyGC5pZGYudjEuUmVhZGluZ1JlamVjdGlvbkIE4kEBAxIbCg1sYXN0X3NlcXVlbmNlGAUgASgDQgTiQQEDIlUKEFJlYWRpbmdSZWplY3Rpb24SFgoIcG9zaXRpb24YASABKANCBOJBAQMSEwoFZmllbGQYAiABKAlCBOJBAQMSFAoGcmVhc29uGAMgASgJQgTiQQEDIs0BCglFbmVyZ3lNYXASEgoEbmFtZRgBIAEoCUIE4kEBCBIiCgVmaWVsZBgCIAEoCzINLmlkZi52MS5GaWVsZEIE4kEBAxI1Cgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBOJBAQMSGwoNcmVhZGluZ19jb3VudBgEIAEoA0IE4kEBAxIWCghzZXF1ZW5jZRgFIAEoA0IE4kEBAxIcCg5vYnNlcnZlZF9jb3VudBgGIAEoA0IE4kEBAyIpChNHZXRFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQIiQwoUR2V0RW5lcmd5TWFwUmVzcG9uc2USKwoKZW5lcmd5X21hcBgBIAEoCzIRLmlkZi52MS5FbmVyZ3lNYXBCBOJBAQMiSQoVV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0EhIKBG5hbWUYASABKAlCBOJBAQISHAoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCBOJBAQEiRQoWV2F0Y2hFbmVyZ3lNYXBSZXNwb25zZRIrCgplbmVyZ3lfbWFwGAEgASgLMhEuaWRmLnYxLkVuZXJneU1hcEIE4kEBAyLAAQoJU2l0ZUV2ZW50EhIKBHNpdGUYASABKAlCBOJBAQMSEwoFZXZlbnQYAiABKAlCBOJBAQMSEgoEcnVsZRgDIAEoBUIE4kEBAxIWCghzZXF1ZW5jZRgEIAEoA0IE4kEBAxIuCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIE4kEBAxIuCgdkZXRhaWxzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIE4kEBAyIoChJXYXRjaEV2ZW50c1JlcXVlc3QSEgoEc2l0ZRgBIAEoCUIE4kEBAiI9ChNXYXRjaEV2ZW50c1Jlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhEuaWRmLnYxLlNpdGVFdmVudEIE4kEBAyqDAQoOUmVhZGluZ1F1YWxpdHkSHwobUkVBRElOR19RVUFMSVRZX1VOU1BFQ0lGSUVEEAASGAoUUkVBRElOR19RVUFMSVRZX0dPT0QQARIdChlSRUFESU5HX1FVQUxJVFlfVU5DRVJUQUlOEAISFwoTUkVBRElOR19RVUFMSVRZX0JBRBADMqEEChBUZWxlbWV0cnlTZXJ2aWNlEnEKB1B1Ymxpc2gSFi5pZGYudjEuUHVibGlzaFJlcXVlc3QaFy5pZGYudjEuUHVibGlzaFJlc3BvbnNlIjOquxgPdGVsZW1ldHJ5LndyaXRlgtPkkwIaOgEqIhUvdjEvdGVsZW1ldHJ5OnB1Ymxpc2goARKBAQoMR2V0RW5lcmd5TWFwEhsuaWRmLnYxLkdldEVuZXJneU1hcFJlcXVlc3QaHC5pZGYudjEuR2V0RW5lcmd5TWFwUmVzcG9uc2UiNqq7GA50ZWxlbWV0cnkucmVhZILT5JMCHhIcL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfRKPAQoOV2F0Y2hFbmVyZ3lNYXASHS5pZGYudjEuV2F0Y2hFbmVyZ3lNYXBSZXF1ZXN0Gh4uaWRmLnYxLldhdGNoRW5lcmd5TWFwUmVzcG9uc2UiPKq7GA50ZWxlbWV0cnkucmVhZILT5JMCJBIiL3YxL3tuYW1lPXNpdGVzLyovZW5lcmd5TWFwfTp3YXRjaDABEoMBCgtXYXRjaEV2ZW50cxIaLmlkZi52MS5XYXRjaEV2ZW50c1JlcXVlc3QaGy5pZGYudjEuV2F0Y2hFdmVudHNSZXNwb25zZSI5qrsYDnRlbGVtZXRyeS5yZWFkgtPkkwIhEh8vdjEve3NpdGU9c2l0ZXMvKn0vZXZlbnRzOndhdGNoMAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_struct, file_google_protobuf_timestamp, file_idf_v1_field, file_idf_v1_access]);
 
 /**
  * One sensor reading.
@@ -347,6 +347,105 @@ export const WatchEnergyMapResponseSchema: GenMessage<WatchEnergyMapResponse> = 
   messageDesc(file_idf_v1_telemetry, 8);
 
 /**
+ * What a site's rule found on an update of its map.
+ *
+ * @generated from message idf.v1.SiteEvent
+ */
+export type SiteEvent = Message<"idf.v1.SiteEvent"> & {
+  /**
+   * The site, "sites/{site_id}".
+   *
+   * @generated from field: string site = 1;
+   */
+  site: string;
+
+  /**
+   * threshold.crossed, threshold.cleared, drift.exceeded, drift.recovered.
+   *
+   * @generated from field: string event = 2;
+   */
+  event: string;
+
+  /**
+   * Index of the rule in the site's configuration.
+   *
+   * @generated from field: int32 rule = 3;
+   */
+  rule: number;
+
+  /**
+   * The map's sequence when the rule fired.
+   *
+   * @generated from field: int64 sequence = 4;
+   */
+  sequence: bigint;
+
+  /**
+   * When the map changed.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 5;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The rule's figures: for thresholds the bounds, the count of cells beyond, the most extreme
+   * value and its cell; for drift the total, the baseline and the relative change.
+   *
+   * @generated from field: google.protobuf.Struct details = 6;
+   */
+  details?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message idf.v1.SiteEvent.
+ * Use `create(SiteEventSchema)` to create a new message.
+ */
+export const SiteEventSchema: GenMessage<SiteEvent> = /*@__PURE__*/
+  messageDesc(file_idf_v1_telemetry, 9);
+
+/**
+ * Request for TelemetryService.WatchEvents.
+ *
+ * @generated from message idf.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message<"idf.v1.WatchEventsRequest"> & {
+  /**
+   * The site, "sites/{site_id}". At most 128 characters.
+   *
+   * @generated from field: string site = 1;
+   */
+  site: string;
+};
+
+/**
+ * Describes the message idf.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_idf_v1_telemetry, 10);
+
+/**
+ * One message of the TelemetryService.WatchEvents stream.
+ *
+ * @generated from message idf.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message<"idf.v1.WatchEventsResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: idf.v1.SiteEvent event = 1;
+   */
+  event?: SiteEvent | undefined;
+};
+
+/**
+ * Describes the message idf.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_idf_v1_telemetry, 11);
+
+/**
  * How far a sensor vouches for a reading (OPC UA's status classes).
  *
  * @generated from enum idf.v1.ReadingQuality
@@ -426,6 +525,18 @@ export const TelemetryService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEnergyMapRequestSchema;
     output: typeof WatchEnergyMapResponseSchema;
+  },
+  /**
+   * Streams a site's events as they happen: what the site's rules find on its map updates
+   * (threshold crossings, conservation drift). Events while nobody watches are not kept; a
+   * watcher that falls 1,000 events behind is dropped (RESOURCE_EXHAUSTED, SLOW_CONSUMER).
+   *
+   * @generated from rpc idf.v1.TelemetryService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_idf_v1_telemetry, 0);
