@@ -381,6 +381,13 @@ def test_rest_ndjson_and_websocket_watch_the_same_stream(tmp_path, nats_server):
                 async with session.ws_connect(url, protocols=("idf.v1", f"bearer.{key}")) as ws:
                     assert ws.protocol == "idf.v1"  # never the credential echoed back
                     frame = json.loads((await ws.receive(timeout=HANG_S)).data)
+                try:  # the credential offered without the protocol: refused before the
+                    # upgrade (aiohttp would otherwise log the offered list, token included)
+                    await session.ws_connect(url, protocols=(f"bearer.{key}",))
+                except aiohttp.WSServerHandshakeError as e:
+                    assert e.status == 400
+                else:
+                    raise AssertionError("a WebSocket without the idf.v1 protocol was served")
                 try:
                     await session.ws_connect(url, protocols=("idf.v1",))
                 except aiohttp.WSServerHandshakeError as e:
@@ -639,3 +646,41 @@ def test_watch_events_relays_what_the_rules_find(tmp_path, nats_server):
     assert crossed.site == "sites/e1" and crossed.rule == 0 and crossed.sequence > 0
     assert crossed.details["cell"] == [1, 1] and crossed.details["value"] == 20.0
     assert crossed.time is not None
+
+
+def test_one_ingest_worker_applies_a_second_stands_by_and_takes_over(tmp_path, nats_server):
+    """Two external workers on one store: one holds the lead (a lock the store keeps), the other
+    stands by; when the leader is SIGKILLed the other takes over and every reading is applied
+    exactly once. A big message of one sensor is split under NATS's payload limit."""
+    data = tmp_path / "data"
+    config = tmp_path / "idf.toml"
+    config.write_text(
+        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\n'
+        f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
+    )
+    s = _server(tmp_path, nats_server.url, ingest="external")
+    first, second = _worker(config), None
+    store = MapStore(str(data / "idf.sqlite3"))
+    try:
+        with Client(s.target, max_attempts=1) as c:
+            # one sensor, 5,000 readings in one gRPC message: more than one NATS message holds
+            big = [Reading("sites/p1", "s0", (0, 0), float(k), measured=T0 + k * 1e-3,
+                           reading_id=f"b{k}") for k in range(5000)]  # fmt: skip
+            out = c.publish(big, batch=5000)
+            assert out.accepted_count == 5000
+            m = wait_for(c, out.last_sequence)
+            assert m.reading_count == 5000 and m.field[0, 0] == 4999.0
+            second = _worker(config)
+            assert not store.lead(DURABLE)  # the first worker holds it
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            rng = np.random.default_rng(7)
+            more = random_readings(rng, 2000, "t")
+            m = wait_for(c, c.publish(more).last_sequence)
+            assert m.reading_count == 7000  # the second worker took over; nothing twice
+    finally:
+        for w in (first, second):
+            if w is not None and w.poll() is None:
+                w.kill()
+        store.close()
+        s.stop()

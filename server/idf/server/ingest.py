@@ -73,7 +73,9 @@ def energy_map(site: Site, state: SiteMap, *, with_field: bool = True) -> teleme
             field_pb2.Field(
                 shape=list(state.shape),
                 dtype=field_pb2.DTYPE_FLOAT64,
-                data=np.ascontiguousarray(filled(state.values, site.fill), dtype="<f8").tobytes(),
+                data=np.ascontiguousarray(
+                    filled(state.values, site.fill, site.spacing), dtype="<f8"
+                ).tobytes(),
                 spacing=list(site.spacing),
                 units=site.units,
             )
@@ -115,12 +117,11 @@ async def _main(config: str | None) -> None:
     nc = await connect(settings.nats_url, "idf-ingest")
     store = MapStore(settings.store_url())
     worker = IngestWorker(nc, store, sites, ProtobufCodec())
-    await worker.start()
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(worker.run())  # takes the lead (or stands by), then ingests
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    log.info("ingesting", extra={"sites": len(sites), "from_sequence": worker.through + 1})
+    log.info("ingest worker started", extra={"sites": len(sites)})
     try:
         await task
     except asyncio.CancelledError:

@@ -719,13 +719,29 @@ class Transcoder:
         """The same stream as text frames for browsers: `{"result": ...}` per message, then
         `{"error": ...}` if the call fails, then a close (1000 at the end, 1011 on an error). The
         browser closing the socket cancels the call; one that stops reading is cut off."""
+        offered = [p.strip() for p in http.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if WS_PROTOCOL not in offered:  # (aiohttp would log the offered list: a bearer token)
+            nxt.cancel()
+            body = RestError(
+                400, grpc.StatusCode.INVALID_ARGUMENT, "WEBSOCKET_PROTOCOL",
+                f"offer the WebSocket subprotocol {WS_PROTOCOL}",
+            ).status()  # fmt: skip
+            return web.json_response(json_format.MessageToDict(body), status=400)  # type: ignore[return-value]
         ws = web.WebSocketResponse(protocols=(WS_PROTOCOL,), heartbeat=WS_HEARTBEAT_S)
         try:
             await ws.prepare(http)  # type: ignore[arg-type]  # a BaseRequest serves here
         except BaseException:
             nxt.cancel()
             raise
-        closed = asyncio.ensure_future(ws.receive())  # a close frame (or anything: ignored)
+
+        async def until_closed() -> None:  # frames from the browser are ignored; a close ends it
+            while True:
+                frame = await ws.receive()
+                if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                  aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):  # fmt: skip
+                    return
+
+        closed = asyncio.ensure_future(until_closed())
         code = aiohttp.WSCloseCode.OK
         try:
             while True:
@@ -748,6 +764,9 @@ class Transcoder:
             nxt.cancel()
             log.warning("websocket client stopped reading", extra={"path": http.path[:200]})
             code = aiohttp.WSCloseCode.POLICY_VIOLATION
+        except BaseException:  # the connection broke, or the server stops: end the call too
+            nxt.cancel()
+            raise
         finally:
             closed.cancel()
         await ws.close(code=code)

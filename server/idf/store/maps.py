@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,9 +55,19 @@ def _shape(text: str) -> tuple[int, ...]:
     return tuple(int(n) for n in text.split("x"))
 
 
+class ProgressMoved(Exception):
+    """The stored progress is not what this worker last wrote: another worker is applying."""
+
+    def __init__(self, stored: int, expected: int) -> None:
+        super().__init__(f"ingest progress is {stored}, expected {expected}")
+        self.stored, self.expected = stored, expected
+
+
 class MapStore:
     def __init__(self, url: str) -> None:
+        self.url = url
         self.db = Database(url, [_SCHEMA, _PROGRESS])
+        self._lock_file: Any = None
 
     def load(self, tenant: str, site: str) -> StoredMap | None:
         with self.db.lock:
@@ -77,6 +88,14 @@ class MapStore:
             float(row[5]),
         )
 
+    def sequence(self, tenant: str, site: str) -> int:
+        """The stream sequence a site's map is folded up to (0: no map): a cheap change check."""
+        with self.db.lock:
+            row = self.db.one(
+                "SELECT sequence FROM site_maps WHERE tenant = ? AND site = ?", (tenant, site)
+            )
+        return int(row[0]) if row else 0
+
     def progress(self, consumer: str) -> int:
         """The sequence through which `consumer` has applied every reading (0: none)."""
         with self.db.lock:
@@ -85,8 +104,33 @@ class MapStore:
             )
         return int(row[0]) if row else 0
 
-    def save(self, maps: Iterable[tuple[str, str, StoredMap]], consumer: str, through: int) -> None:
-        """Upsert (tenant, site, map) rows and `consumer`'s progress, all or none."""
+    def lead(self, consumer: str) -> bool:
+        """Try to become the one worker of `consumer` (True: this store connection now holds it
+        until it closes; a dead worker's hold ends with its connection or process): PostgreSQL,
+        a session advisory lock; SQLite, an exclusive flock on a file beside the database."""
+        if self.db.postgres:
+            with self.db.lock:
+                row = self.db.one("SELECT pg_try_advisory_lock(hashtext(?))", (f"idf:{consumer}",))
+            return bool(row and row[0])
+        import fcntl
+
+        if self._lock_file is None:
+            self._lock_file = open(f"{self.url.removeprefix('sqlite:///')}.{consumer}.lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def save(
+        self,
+        maps: Iterable[tuple[str, str, StoredMap]],
+        consumer: str,
+        through: int,
+        expected: int,
+    ) -> None:
+        """Upsert (tenant, site, map) rows and `consumer`'s progress, all or none — provided the
+        stored progress is still `expected` (else `ProgressMoved`: another worker wrote it)."""
         rows = [
             (
                 tenant,
@@ -100,7 +144,12 @@ class MapStore:
             )
             for tenant, site, m in maps
         ]
-        with self.db.write("site_maps"):
+        with self.db.write("site_maps", "ingest_progress"):
+            row = self.db.one(
+                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
+            )
+            if (int(row[0]) if row else 0) != expected:
+                raise ProgressMoved(int(row[0]) if row else 0, expected)
             self.db.many(
                 "INSERT INTO site_maps (tenant, site, shape, map_values, map_times, reading_count,"
                 " sequence, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -116,5 +165,19 @@ class MapStore:
                 (consumer, through),
             )
 
+    def restart(self, consumer: str, expected: int) -> None:
+        """The stream starts afresh (recreated): progress and every map's sequence back to 0
+        (values and times are kept: a newer reading still replaces an older one)."""
+        with self.db.write("site_maps", "ingest_progress"):
+            row = self.db.one(
+                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
+            )
+            if (int(row[0]) if row else 0) != expected:
+                raise ProgressMoved(int(row[0]) if row else 0, expected)
+            self.db.run("UPDATE site_maps SET sequence = 0")
+            self.db.run("UPDATE ingest_progress SET sequence = 0 WHERE consumer = ?", (consumer,))
+
     def close(self) -> None:
         self.db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock

@@ -38,7 +38,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from idf.store.maps import MapStore
+from idf.store.maps import MapStore, ProgressMoved
 from idf.stream import rules, subjects
 from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
 from idf.stream.maps import Site, SiteMap
@@ -50,6 +50,7 @@ DURABLE = "idf-ingest"
 BATCH = 4096  # readings per fetch
 DRAIN_WAIT_S = 0.005  # a fetch of what is there returns within this
 IDLE_WAIT_S = 1.0  # an idle worker asks again this often
+LEAD_RETRY_S = 2.0  # a standing-by worker asks for the lead this often
 ACK_WAIT_S = 30.0  # a batch not acknowledged within this is delivered again
 MAX_ACK_PENDING = 4 * BATCH
 # map updates carry the field up to 64 Ki cells (512 KiB), else only the counts
@@ -136,6 +137,21 @@ class IngestWorker:
             self._sub = None
         await ensure_readings_stream(self.js)
         self.through = await self.blocking(self.store.progress, DURABLE)
+        state = (await self.js.stream_info(READINGS_STREAM)).state
+        if state.last_seq < self.through:  # the stream was recreated (or its store lost)
+            log.error(
+                "the readings stream is behind this worker's progress: it was recreated; "
+                "applying it from its start",
+                extra={"stream_last": state.last_seq, "progress": self.through},
+            )
+            await self.blocking(self.store.restart, DURABLE, self.through)
+            self.through = 0
+            self.maps.clear()
+        elif state.first_seq > self.through + 1 and state.messages:
+            log.error(  # retention dropped readings before they were applied
+                "readings were discarded by the stream's retention before they were applied",
+                extra={"first_kept": state.first_seq, "progress": self.through},
+            )
         try:  # resume in stream order just past what is applied (see the module's docstring)
             await self.js.delete_consumer(READINGS_STREAM, DURABLE)
         except NotFoundError:
@@ -150,6 +166,7 @@ class IngestWorker:
     async def run(self) -> None:
         """Fetch, apply, acknowledge, until cancelled."""
         if self._sub is None:
+            await self._lead()
             await self.start()
         reconnects = self.nc.stats["reconnects"]
         while True:
@@ -169,11 +186,25 @@ class IngestWorker:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # NATS down or reconnecting: the client reconnects, keep asking
-                log.warning("fetching readings failed; retrying", exc_info=True)
+            except Exception:  # NATS down, or the consumer or stream gone: start over in order
+                log.warning("fetching readings failed; resuming", exc_info=True)
+                self._resync = True
                 await asyncio.sleep(0.5)
                 continue
             await self.apply(self._contiguous(msgs))
+
+    async def _lead(self) -> None:
+        """Wait until this worker is the deployment's one ingest worker (idf.store.maps.lead):
+        a second one (another replica's inline worker, an external one started twice) stands by
+        and takes over when the first one's store connection or process ends."""
+        told = False
+        while not await self.blocking(self.store.lead, DURABLE):
+            if not told:
+                log.info("another ingest worker is applying readings; standing by")
+                told = True
+            await asyncio.sleep(LEAD_RETRY_S)
+        if told:
+            log.info("this ingest worker now applies readings")
 
     def _contiguous(self, msgs: list[Msg]) -> list[Msg]:
         """The messages up to the first gap in the consumer's delivery sequence. A gap means a
@@ -182,7 +213,7 @@ class IngestWorker:
         recreated from the stored progress (in order again)."""
         for i, msg in enumerate(msgs):
             delivered = msg.metadata.sequence.consumer
-            if self._delivered and delivered != self._delivered + 1:
+            if delivered != self._delivered + 1:  # a new consumer's first delivery is 1
                 log.warning("a gap in the readings delivered; resuming in order",
                             extra={"expected": self._delivered + 1, "got": delivered})  # fmt: skip
                 self._resync = True
@@ -256,7 +287,7 @@ class IngestWorker:
     ) -> tuple[list[tuple[str, str, SiteMap]], int]:  # fmt: skip
         try:
             touched, applied = self._fold(groups)
-            self.store.save(touched, DURABLE, through)
+            self.store.save(touched, DURABLE, through, self.through)
         except BaseException:
             for key in groups:  # the cached states may hold unsaved readings: reload them
                 self.maps.pop(key, None)
@@ -308,6 +339,11 @@ class IngestWorker:
                 break
             except asyncio.CancelledError:
                 raise
+            except ProgressMoved:  # another worker applied readings: start over from its progress
+                log.error("the ingest progress moved under this worker; resuming from the store")
+                self.maps.clear()
+                self._resync = True
+                return
             except Exception:
                 log.exception("committing a batch of readings failed; retrying")
                 await asyncio.sleep(delay)
@@ -317,15 +353,18 @@ class IngestWorker:
         self.counters.batches += 1
         for tenant, site_id, state in touched:
             site = self.sites[(tenant, site_id)]
-            update = self.codec.update(site, state, int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS)
+            update = await self.blocking(  # (a fill of a sparse site's map takes a while)
+                self.codec.update, site, state, int(np.prod(site.shape)) <= PUBLISH_FIELD_CELLS
+            )
             if site.rules:
                 await self._events(tenant, site, state)
             try:
                 await self.nc.publish(subjects.map_update(tenant, site_id), update)
             except Exception:  # watchers also poll; a lost notice delays them, loses nothing
                 log.warning("publishing a map update failed", exc_info=True)
-        if newest is not None:  # acknowledges every reading of the batch (AckPolicy.ALL)
-            await _quietly(newest.ack())
+        # acknowledges every reading of the batch (AckPolicy.ALL); a batch of redeliveries only
+        # is acknowledged too, or it would come back every ack wait
+        await _quietly((newest or msgs[-1]).ack())
 
 
 async def _quietly(call: Awaitable[Any]) -> None:

@@ -45,7 +45,9 @@ async def ensure_readings_stream(
     """The readings stream, created or updated to `retention`; its configuration as stored."""
     config = readings_config(retention)
     try:
-        await js.stream_info(READINGS_STREAM)
+        existing = await js.stream_info(READINGS_STREAM)
+        # an operator's replication (R3 on a cluster) is theirs: keep it
+        config.num_replicas = existing.config.num_replicas
     except NotFoundError:
         try:
             return (await js.add_stream(config)).config

@@ -25,9 +25,12 @@ MAX_SITE_CELLS = (
 
 
 FILLS = ("none", "nearest", "linear")
+# past this many observed cells a linear fill is nearest (triangulating tens of thousands of
+# points takes seconds; a map that dense has little left to fill)
+LINEAR_MAX_POINTS = 4096
 
 
-def filled(values: np.ndarray, how: str) -> np.ndarray:
+def filled(values: np.ndarray, how: str, spacing: tuple[float, ...] = ()) -> np.ndarray:
     """The map with its unobserved (NaN) cells filled, for sites of sparse sensors: `nearest`,
     the value of the nearest observed cell (an exact Euclidean distance transform, O(cells));
     `linear`, 2-D piecewise-linear interpolation over the Delaunay triangulation of the observed
@@ -38,15 +41,16 @@ def filled(values: np.ndarray, how: str) -> np.ndarray:
         return values
     from scipy import interpolate, ndimage
 
-    nearest_index = ndimage.distance_transform_edt(
-        ~observed, return_distances=False, return_indices=True
+    nearest_index = ndimage.distance_transform_edt(  # in physical distance (the spacing)
+        ~observed, sampling=spacing or None, return_distances=False, return_indices=True
     )
     out = values[tuple(nearest_index)]
-    if how == "linear" and observed.sum() >= 3:
-        points = np.argwhere(observed)
+    if how == "linear" and 3 <= observed.sum() <= LINEAR_MAX_POINTS:
+        scale = np.asarray(spacing or (1.0,) * values.ndim)
+        points = np.argwhere(observed) * scale
         try:
             inside = interpolate.griddata(
-                points, values[observed], np.argwhere(~observed), method="linear"
+                points, values[observed], np.argwhere(~observed) * scale, method="linear"
             )
         except Exception:  # collinear sensors: no triangulation, nearest everywhere
             inside = np.full(int((~observed).sum()), np.nan)

@@ -76,7 +76,7 @@ class StreamRuntime:
             await ensure_readings_stream(runtime.js)
             if inline:
                 runtime.worker = IngestWorker(nc, store, sites, codec)
-                await runtime.worker.start()
+                # it takes the lead (or stands by) and starts its consumer in its task
                 runtime.task = asyncio.create_task(runtime.worker.run(), name="idf-ingest")
             for route in mqtt:
                 bridge = MqttBridge(route, runtime.js, nc, sites, codec.message)

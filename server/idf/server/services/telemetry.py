@@ -23,7 +23,7 @@ from idf.server.rpc import run_blocking, streaming, unary
 from idf.stream import readings, subjects
 from idf.stream.ingest import DURABLE
 from idf.stream.maps import Site, SiteMap
-from idf.stream.runtime import StreamRuntime
+from idf.stream.runtime import MAX_PENDING_PUBLISHES, StreamRuntime
 from idf.v1 import telemetry_pb2, telemetry_pb2_grpc
 
 log = logging.getLogger("idf.telemetry")
@@ -34,7 +34,16 @@ PUBLISH_ACK_S = 10.0  # a reading not acknowledged by the stream within this fai
 # a watcher also looks at the store this often (a lost notice delays, never loses)
 WATCH_POLL_S = 2.0
 EVENTS_BEHIND = 1000  # events a watcher may fall behind before it is dropped
+GROUP_READINGS = 2000  # readings per stream message (see _parts)
+NOTICES_HELD = 4  # map notices (up to 512 KiB each) a watcher's subscription holds; older: dropped
 QUALITIES = {0: "good", 1: "good", 2: "uncertain", 3: "bad"}
+
+
+def _parts(group: list[Any]) -> list[list[Any]]:
+    """One sensor's readings of a message in stream messages of at most GROUP_READINGS: a
+    stream message must stay under NATS's payload limit (1 MiB by default; a reading is at most
+    ~250 bytes encoded, its strings bounded), whatever the size of the gRPC message."""
+    return [group[i : i + GROUP_READINGS] for i in range(0, len(group), GROUP_READINGS)]
 
 
 def _site_name(name: str) -> str:
@@ -162,19 +171,24 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     )
                 self.readings_limit.take(tenant, accepted)
             for subject, group in groups.items():
-                payload, message_id = group_message(group)
-                try:
-                    ack = await self.runtime.js.publish_async(  # type: ignore[union-attr]
-                        subject,
-                        payload,
-                        headers={"Nats-Msg-Id": message_id},
-                        # no stall timeout: wait_for with one yields to the loop on every
-                        # publish, and NATS then gets one write per message (several times
-                        # slower); the window keeps a call under the context's pending limit
-                    )
-                except Exception:
-                    raise _stream_down(answer.accepted_count) from None
-                pending.append((ack, len(group)))
+                for part in _parts(group):
+                    payload, message_id = group_message(part)
+                    if self.runtime.js.publish_async_pending() >= MAX_PENDING_PUBLISHES - 1:  # type: ignore[union-attr]
+                        # never wait on nats-py's pending limit (it would wait for ever if NATS is
+                        # gone): the server has too much unacknowledged; the caller retries
+                        raise _stream_down(answer.accepted_count)
+                    try:
+                        ack = await self.runtime.js.publish_async(  # type: ignore[union-attr]
+                            subject,
+                            payload,
+                            headers={"Nats-Msg-Id": message_id},
+                            # no stall timeout: wait_for with one yields to the loop on every
+                            # publish, and NATS then gets one write per message (several times
+                            # slower); the window keeps a call under the context's pending limit
+                        )
+                    except Exception:
+                        raise _stream_down(answer.accepted_count) from None
+                    pending.append((ack, len(part)))
             if len(pending) >= PUBLISH_WINDOW:
                 await drain()
         if pending:
@@ -186,19 +200,20 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         assert self.runtime is not None
         store = self.runtime.store
 
-        def read() -> tuple[SiteMap, int]:
+        def read() -> tuple[telemetry_pb2.EnergyMap, int]:
             # progress first: the map read after it is at least as new (both only grow), so
             # every reading up to that progress is in it
             through = store.progress(DURABLE)
             stored = store.load(tenant, site.id)
             if stored is None or stored.shape != site.shape:
-                return SiteMap(site.shape, sequence=stored.sequence if stored else 0), through
-            return SiteMap.of(stored), through
+                state = SiteMap(site.shape, sequence=stored.sequence if stored else 0)
+            else:
+                state = SiteMap.of(stored)
+            out = energy_map(site, state)  # here, off the loop: a sparse site's fill takes time
+            out.sequence = max(state.sequence, through)  # every reading up to it is folded in
+            return out, state.sequence
 
-        state, through = await run_blocking(self.executor, read)
-        out = energy_map(site, state)
-        out.sequence = max(state.sequence, through)  # every reading up to it is folded in
-        return out, state.sequence
+        return await run_blocking(self.executor, read)
 
     def _lookup(self, name: str) -> tuple[str, Site]:
         site_id = _site_name(name)
@@ -235,11 +250,20 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             newest[:] = [update] if update is not None and update.HasField("field") else []
             changed.set()  # coalesced: a slow watcher reads the newest map next
 
-        sub = await self.runtime.nc.subscribe(subjects.map_update(tenant, site.id), cb=notice)
+        sub = await self.runtime.nc.subscribe(
+            subjects.map_update(tenant, site.id), cb=notice,
+            pending_msgs_limit=NOTICES_HELD, pending_bytes_limit=NOTICES_HELD << 20,
+        )  # fmt: skip
         try:
             last, first = request.after_sequence, request.after_sequence == 0
+            polled, store = False, self.runtime.store
             while True:
                 changed.clear()  # before reading: a change from now on wakes the wait below
+                if polled and not newest:  # no notice came: read the map only if it changed
+                    own = await run_blocking(self.executor, store.sequence, tenant, site.id)
+                    if own <= last:
+                        polled = await _wait(changed)
+                        continue
                 if newest and not first:  # the notice holds the map: no store read
                     current = newest.pop()
                     own = current.sequence  # (the site's own: the worker's progress is not in it)
@@ -251,10 +275,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 if first or own > last:
                     first, last = False, current.sequence
                     yield telemetry_pb2.WatchEnergyMapResponse(energy_map=current)
-                try:
-                    await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
-                except asyncio.TimeoutError:
-                    pass
+                polled = await _wait(changed)
         finally:
             try:
                 await sub.unsubscribe()
@@ -301,6 +322,15 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 await sub.unsubscribe()
             except Exception:
                 pass
+
+
+async def _wait(changed: asyncio.Event) -> bool:
+    """Wait for a notice, at most WATCH_POLL_S; True when none came (time to look at the store)."""
+    try:
+        await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+        return False
+    except asyncio.TimeoutError:
+        return True
 
 
 def _site_event(data: bytes) -> telemetry_pb2.SiteEvent | None:
