@@ -684,3 +684,20 @@ def test_one_ingest_worker_applies_a_second_stands_by_and_takes_over(tmp_path, n
                 w.kill()
         store.close()
         s.stop()
+
+
+def test_readings_without_ids_apart_by_nanoseconds_are_both_stored(client):
+    """Without a reading_id the measurement time is the duplicate key, to the nanosecond as sent
+    (not through float seconds, which resolve only ~240 ns today). Two separate stream messages
+    (one per request message), so each is its own duplicate key."""
+    from idf.v1 import telemetry_pb2
+
+    messages = []
+    for value, ns in ((1.0, 1_700_000_000_000_000_000), (2.0, 1_700_000_000_000_000_100)):
+        r = telemetry_pb2.SensorReading(site="sites/p1", sensor="ns", index=[2, 2], value=value)
+        r.measure_time.FromNanoseconds(ns)
+        messages.append(telemetry_pb2.PublishRequest(readings=[r]))
+    response = client.telemetry_stub.Publish(iter(messages), timeout=HANG_S)
+    assert (response.accepted_count, response.duplicate_count) == (2, 0)
+    m = wait_for(client, response.last_sequence)
+    assert m.reading_count == 2

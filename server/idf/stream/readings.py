@@ -33,6 +33,7 @@ class Reading:
     unit: str = ""
     quality: str = "good"
     reading_id: str = ""
+    measured_ns: int | None = None  # the exact time, when it came as integer nanoseconds
 
     @property
     def subject(self) -> str:
@@ -42,7 +43,8 @@ class Reading:
     def message_id(self) -> str:
         """The duplicate-window key: tenant, site, sensor and the reading's own id (without one,
         the measurement time stands in, to the nanosecond)."""
-        own = self.reading_id or f"t{round(self.measured * 1e9)}"
+        exact = self.measured_ns if self.measured_ns is not None else round(self.measured * 1e9)
+        own = self.reading_id or f"t{exact}"  # (float seconds resolve ~240 ns today)
         return f"{self.tenant}/{self.site}/{self.sensor}/{own}"
 
 
@@ -66,6 +68,7 @@ def check(
     unit: str = "",
     quality: str = "good",
     reading_id: str = "",
+    measured_ns: int | None = None,
 ) -> Reading:
     """The reading, or `Rejected` naming the first broken rule; `measured` None means `now`."""  # fmt: skip
     prefix, _, site_id = site.partition("/")
@@ -97,7 +100,7 @@ def check(
             "measure_time", f"is more than {FUTURE_SKEW_S:g} s ahead of the server's clock"
         )
     return Reading(tenant, site_id, sensor, tuple(int(i) for i in index), float(value), when, unit, quality,
-                   reading_id)  # fmt: skip
+                   reading_id, measured_ns if measured is not None else None)  # fmt: skip
 
 
 BACKWARD_SKEW_S = 300.0  # within one Publish call, a sensor's time may step back this far

@@ -142,6 +142,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                         measured=r.measure_time.ToNanoseconds() * 1e-9 if r.HasField("measure_time") else None,
                         now=now, unit=r.unit, quality=QUALITIES.get(r.quality, f"#{r.quality}"),
                         reading_id=r.reading_id,
+                        measured_ns=r.measure_time.ToNanoseconds() if r.HasField("measure_time") else None,
                     )  # fmt: skip
                     site = self._site(tenant, reading.site)
                     if site is None:
