@@ -227,47 +227,51 @@ def _worker(config: Path) -> subprocess.Popen:
 def test_sigkill_of_the_ingest_worker_loses_nothing_and_applies_nothing_twice(
     tmp_path, nats_server
 ):
+    """Readings stored, the external worker applying them 8 stream messages per commit: it is
+    frozen (SIGSTOP) as soon as it has committed something, and killed (SIGKILL) if readings
+    remain unapplied — else a new wave of readings is published and a new worker tried, so the
+    kill lands mid-stream whatever the machine's load. A restarted worker must then end with
+    the replay of every acknowledged reading, each applied once."""
     data = tmp_path / "data"
     config = tmp_path / "idf.toml"
     config.write_text(
-        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\n'
+        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\ningest_batch = 8\n'
         f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
     )
     s = _server(tmp_path, nats_server.url, ingest="external")
     rng = np.random.default_rng(3)
-    readings = random_readings(rng, 20_000, "k")
-    worker = _worker(config)
+    readings: list[Reading] = []
     store = MapStore(str(data / "idf.sqlite3"))
+    workers: list[subprocess.Popen] = []
     try:
         with Client(s.target, max_attempts=1) as c:
-            done = threading.Event()
-
-            def publish() -> int:
-                try:
-                    return max(c.publish(readings[i : i + 1000]).last_sequence
-                               for i in range(0, len(readings), 1000))  # fmt: skip
-                finally:
-                    done.set()
-
-            def crash() -> int:
-                wait_until(lambda: store.progress(DURABLE) > 0 or done.is_set(), "ingest progress")
+            last, killed_mid_stream = 0, False
+            for wave in range(5):
+                batch = random_readings(rng, 4000, f"w{wave}-")
+                readings += batch
+                last = max(last, c.publish(batch, batch=100).last_sequence)
+                before = store.progress(DURABLE)
+                worker = _worker(config)
+                workers.append(worker)
+                wait_until(lambda: store.progress(DURABLE) > before, "the worker's first commit")
+                worker.send_signal(signal.SIGSTOP)
+                killed_at = store.progress(DURABLE)  # frozen: it cannot move any more
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
-                return store.progress(DURABLE)
-
-            last, killed_at = run_in_threads(lambda f: f(), [(publish,), (crash,)])
+                if killed_at < last:
+                    killed_mid_stream = True
+                    break
+            assert killed_mid_stream, "five workers applied a whole wave before being frozen"
             restarted = _worker(config)
-            try:
-                m = wait_for(c, last)
-                assert m.reading_count == len(readings)  # none lost, none applied twice
-                assert_map(m, replay(readings, SHAPE))
-                assert killed_at < last  # the kill landed before the end of the stream
-            finally:
-                restarted.terminate()
-                restarted.wait(HANG_S)
+            workers.append(restarted)
+            m = wait_for(c, last)
+            assert m.reading_count == len(readings)  # none lost, none applied twice
+            assert_map(m, replay(readings, SHAPE))
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
         store.close()
         s.stop()
 

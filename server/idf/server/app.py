@@ -283,6 +283,7 @@ async def start(
             inline=settings.ingest == "inline",
             codec=ProtobufCodec(),
             mqtt=settings.mqtt_routes(),
+            batch=settings.ingest_batch,
         )
     telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server(
         TelemetryServicer(

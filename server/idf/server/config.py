@@ -239,6 +239,13 @@ class Settings(BaseSettings):
         "levels, e.g. 'plant/{site}/{sensor}') and optionally tenant, host, port, client_id, "
         "username, password (idf.stream.mqtt.Route). They run with the server when sites exist.",
     )
+    ingest_batch: int = Field(
+        4096,
+        ge=1,
+        le=16384,
+        description="Most stream messages the ingest worker folds per commit (larger: fewer "
+        "commits under load; each commit is one fsync).",
+    )
     ingest: Literal["inline", "external"] = Field(
         "inline",
         description="Where the ingest worker runs: 'inline' in the server, 'external' in its own "

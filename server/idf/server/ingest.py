@@ -116,7 +116,7 @@ async def _main(config: str | None) -> None:
     sites = settings.telemetry_sites()
     nc = await connect(settings.nats_url, "idf-ingest")
     store = MapStore(settings.store_url())
-    worker = IngestWorker(nc, store, sites, ProtobufCodec())
+    worker = IngestWorker(nc, store, sites, ProtobufCodec(), batch=settings.ingest_batch)
     task = asyncio.create_task(worker.run())  # takes the lead (or stands by), then ingests
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

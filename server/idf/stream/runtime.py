@@ -14,7 +14,7 @@ import nats
 
 from idf.store.maps import MapStore
 from idf.stream.embedded import EmbeddedNats
-from idf.stream.ingest import Codec, IngestWorker
+from idf.stream.ingest import BATCH, Codec, IngestWorker
 from idf.stream.jetstream import ensure_readings_stream
 from idf.stream.maps import Site
 from idf.stream.mqtt import MqttBridge, Route
@@ -56,6 +56,7 @@ class StreamRuntime:
         inline: bool,
         codec: Codec,
         mqtt: Sequence[Route] = (),
+        batch: int = BATCH,
     ) -> StreamRuntime:
         embedded = None
         if nats_url is None:
@@ -75,7 +76,7 @@ class StreamRuntime:
         try:
             await ensure_readings_stream(runtime.js)
             if inline:
-                runtime.worker = IngestWorker(nc, store, sites, codec)
+                runtime.worker = IngestWorker(nc, store, sites, codec, batch=batch)
                 # it takes the lead (or stands by) and starts its consumer in its task
                 runtime.task = asyncio.create_task(runtime.worker.run(), name="idf-ingest")
             for route in mqtt:
