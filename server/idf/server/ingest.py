@@ -23,8 +23,6 @@ from idf.stream.readings import Reading
 from idf.v1 import field_pb2, telemetry_pb2
 
 log = logging.getLogger("idf.stream.ingest")
-BAD = telemetry_pb2.READING_QUALITY_BAD
-
 
 QUALITY = {
     "good": telemetry_pb2.READING_QUALITY_GOOD,
@@ -34,12 +32,11 @@ QUALITY = {
 
 
 def reading_message(r: Reading) -> telemetry_pb2.SensorReading:
-    out = telemetry_pb2.SensorReading(
+    """A checked reading as the contract's message (its time is group_message's to fill)."""
+    return telemetry_pb2.SensorReading(
         site=f"sites/{r.site}", sensor=r.sensor, index=list(r.index), value=r.value,
         unit=r.unit, quality=QUALITY[r.quality], reading_id=r.reading_id,
     )  # fmt: skip
-    out.measure_time.FromNanoseconds(round(r.measured * 1e9))
-    return out
 
 
 def group_message(
@@ -50,7 +47,7 @@ def group_message(
     for reading, message in group:
         stored = out.readings.add()
         stored.CopyFrom(message)
-        if not message.HasField("measure_time"):
+        if not message.HasField("measure_time"):  # stamped on receipt, or from a bridge
             stored.measure_time.FromNanoseconds(round(reading.measured * 1e9))
     first = group[0][0]
     if len(group) == 1:
@@ -94,7 +91,7 @@ class ProtobufCodec:
         for r in group.readings:
             t = r.measure_time
             measured = t.seconds + t.nanos * 1e-9 if r.HasField("measure_time") else None
-            out.append((tuple(r.index), r.value, measured, r.quality == BAD))
+            out.append((tuple(r.index), r.value, measured, r.quality == QUALITY["bad"]))
         return out
 
     def update(self, site: Site, state: SiteMap, with_field: bool) -> bytes:

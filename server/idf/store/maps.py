@@ -99,10 +99,17 @@ class MapStore:
     def progress(self, consumer: str) -> int:
         """The sequence through which `consumer` has applied every reading (0: none)."""
         with self.db.lock:
-            row = self.db.one(
-                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
-            )
+            return self._progress(consumer)
+
+    def _progress(self, consumer: str) -> int:
+        row = self.db.one("SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,))
         return int(row[0]) if row else 0
+
+    def _expect(self, consumer: str, expected: int) -> None:
+        """In a write transaction: the stored progress is `expected`, else ProgressMoved."""
+        stored = self._progress(consumer)
+        if stored != expected:
+            raise ProgressMoved(stored, expected)
 
     def lead(self, consumer: str) -> bool:
         """Try to become the one worker of `consumer` (True: this store connection now holds it
@@ -145,11 +152,7 @@ class MapStore:
             for tenant, site, m in maps
         ]
         with self.db.write("site_maps", "ingest_progress"):
-            row = self.db.one(
-                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
-            )
-            if (int(row[0]) if row else 0) != expected:
-                raise ProgressMoved(int(row[0]) if row else 0, expected)
+            self._expect(consumer, expected)
             self.db.many(
                 "INSERT INTO site_maps (tenant, site, shape, map_values, map_times, reading_count,"
                 " sequence, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -169,11 +172,7 @@ class MapStore:
         """The stream starts afresh (recreated): progress and every map's sequence back to 0
         (values and times are kept: a newer reading still replaces an older one)."""
         with self.db.write("site_maps", "ingest_progress"):
-            row = self.db.one(
-                "SELECT sequence FROM ingest_progress WHERE consumer = ?", (consumer,)
-            )
-            if (int(row[0]) if row else 0) != expected:
-                raise ProgressMoved(int(row[0]) if row else 0, expected)
+            self._expect(consumer, expected)
             self.db.run("UPDATE site_maps SET sequence = 0")
             self.db.run("UPDATE ingest_progress SET sequence = 0 WHERE consumer = ?", (consumer,))
 

@@ -1,6 +1,6 @@
 """The ingest worker: readings from the JetStream stream into sites' maps (docs/streaming.md).
 
-A durable pull consumer (`idf-ingest`, explicit acks) takes readings in batches, in stream order;
+A durable pull consumer (`idf-ingest`) takes readings in batches, in stream order;
 each batch is folded into its sites' maps (idf.stream.maps), the touched maps are written in one
 transaction with the worker's progress (the sequence through which every reading is applied,
 idf.store.maps), a map update is published on `idf.maps.<tenant>.<site>`, and only then are the
@@ -47,7 +47,7 @@ from idf.stream.readings import Reading
 log = logging.getLogger("idf.stream.ingest")
 
 DURABLE = "idf-ingest"
-BATCH = 4096  # readings per fetch
+BATCH = 4096  # stream messages per fetch (Settings.ingest_batch)
 DRAIN_WAIT_S = 0.005  # a fetch of what is there returns within this
 IDLE_WAIT_S = 1.0  # an idle worker asks again this often
 LEAD_RETRY_S = 2.0  # a standing-by worker asks for the lead this often
@@ -57,6 +57,8 @@ MAX_ACK_PENDING = 4 * BATCH
 PUBLISH_FIELD_CELLS = 1 << 16
 
 Blocking = Callable[..., Awaitable[Any]]
+# (tenant, site) -> the batch's rows for it: (stream sequence, grid index, value, measured)
+Pending = dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]]
 
 
 def consumer_config(through: int = 0) -> ConsumerConfig:
@@ -100,10 +102,6 @@ class Counters:
     batches: int = 0
 
 
-async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
-
-
 class IngestWorker:
     def __init__(
         self,
@@ -113,7 +111,7 @@ class IngestWorker:
         codec: Codec,
         *,
         batch: int = BATCH,
-        blocking: Blocking = _to_thread,
+        blocking: Blocking = asyncio.to_thread,
     ) -> None:
         self.nc, self.js = nc, nc.jetstream()
         self.store, self.sites, self.batch, self.blocking = store, sites, batch, blocking
@@ -256,18 +254,14 @@ class IngestWorker:
             self.maps[key] = state
         return state
 
-    def _drop(self, reason: str) -> None:
-        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + 1
+    def _drop(self, reason: str, readings: int = 1) -> None:
+        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + readings
 
-    def _fold(
-        self, groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]]
-    ) -> tuple[list[tuple[str, str, SiteMap]], int]:
+    def _fold(self, groups: Pending) -> tuple[list[tuple[str, str, SiteMap]], int]:
         """Fold the batch into the sites' states (loaded from the store when not cached); the
         states that changed and how many readings were new."""
         touched, applied, now = [], 0, time.time()
         for key, rows in groups.items():
-            if not rows:
-                continue
             site = self.sites[key]
             state = self._state(key, site)
             sequences = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -281,10 +275,7 @@ class IngestWorker:
                 touched.append((key[0], key[1], state))
         return touched, applied
 
-    def _commit(
-        self, groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]],
-        through: int,
-    ) -> tuple[list[tuple[str, str, SiteMap]], int]:  # fmt: skip
+    def _commit(self, groups: Pending, through: int) -> tuple[list[tuple[str, str, SiteMap]], int]:
         try:
             touched, applied = self._fold(groups)
             self.store.save(touched, DURABLE, through, self.through)
@@ -298,7 +289,7 @@ class IngestWorker:
         """Fold one batch into its maps, commit, publish the updates, acknowledge."""
         if not msgs:
             return
-        groups: dict[tuple[str, str], list[tuple[int, tuple[int, ...], float, float]]] = {}
+        groups: Pending = {}
         through, newest = self.through, None
         for msg in msgs:
             sequence = msg.metadata.sequence.stream
@@ -318,11 +309,8 @@ class IngestWorker:
                 self._drop("malformed")
                 continue
             if site is None:
-                self.counters.dropped["unknown site"] = self.counters.dropped.get(
-                    "unknown site", 0
-                ) + len(group)
+                self._drop("unknown site", len(group))
                 continue
-            rows = groups.setdefault(key, [])
             for index, value, measured, bad in group:
                 if measured is None:
                     self._drop("malformed")
@@ -331,7 +319,7 @@ class IngestWorker:
                 elif bad:
                     self.counters.bad_quality += 1
                 else:
-                    rows.append((sequence, index, value, measured))
+                    groups.setdefault(key, []).append((sequence, index, value, measured))
         delay = 0.1
         while True:  # nothing newer is fetched until this batch is committed
             try:

@@ -1,9 +1,8 @@
 """A site's live map as readings fold into it (docs/streaming.md): the latest value per grid cell.
 
-"Latest" is by measurement time, ties broken by the readings stream's sequence number, so the map
-is a function of the *set* of readings folded in, whatever order they arrive in: a reading
-delivered again after a crash (its sequence number at or below the map's `sequence`) is skipped,
-and an old reading that arrives late never hides a newer one. Cells no reading has reached are
+"Latest" is by measurement time, ties going to the reading later in the stream: an old reading
+that arrives late never hides a newer one, and a reading delivered again after a crash (its
+sequence number at or below the map's `sequence`) is skipped. Cells no reading has reached are
 NaN. Bad-quality readings are not folded (they are kept in the stream for the record).
 
 Pure numpy, no I/O: the ingest worker (`idf.stream.ingest`) feeds batches and persists the state
@@ -19,9 +18,8 @@ import numpy as np
 from idf.store.maps import StoredMap
 from idf.stream.rules import Rule
 
-MAX_SITE_CELLS = (
-    1 << 22
-)  # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
+# 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
+MAX_SITE_CELLS = 1 << 22
 
 
 FILLS = ("none", "nearest", "linear")

@@ -32,6 +32,7 @@ from idf.stream import readings, subjects
 from idf.stream.maps import Site
 
 log = logging.getLogger("idf.stream.mqtt")
+LEVELS = ("{site}", "{sensor}")  # the parts of a topic pattern that vary
 RECONNECT_S = (0.5, 10.0)  # back-off after a lost broker: first wait, longest wait
 STORE_TIMEOUT_S = 10.0
 
@@ -54,13 +55,13 @@ class Route:
             raise ValueError(
                 f"mqtt topic {self.topic!r} needs one {{site}} and one {{sensor}} level"
             )
-        if any(p in ("+", "#") or "{" in p and p not in ("{site}", "{sensor}") for p in parts):
+        if any(p in ("+", "#") or "{" in p and p not in LEVELS for p in parts):
             raise ValueError(f"mqtt topic {self.topic!r}: only {{site}} and {{sensor}} may vary")
         subjects.token(self.tenant, "mqtt tenant")
 
     @property
     def subscription(self) -> str:
-        return "/".join("+" if p in ("{site}", "{sensor}") else p for p in self.topic.split("/"))
+        return "/".join("+" if p in LEVELS else p for p in self.topic.split("/"))
 
     def parse(self, topic: str) -> tuple[str, str] | None:
         """(site, sensor) of a topic that matches the pattern, else None."""
@@ -69,7 +70,7 @@ class Route:
             return None
         got = {}
         for p, w in zip(parts, want):
-            if w in ("{site}", "{sensor}"):
+            if w in LEVELS:
                 got[w] = p
             elif p != w:
                 return None
@@ -156,12 +157,7 @@ class MqttBridge:
         when the stream did not store it (the message must not be acknowledged)."""
         try:
             reading = decode(self.route, topic, payload, time.time())
-            site = self.sites.get((reading.tenant, reading.site))
-            if site is None:
-                raise readings.Rejected("site", "no such site in the bridge's tenant")
-            outside = site.outside(reading.index)
-            if outside is not None:
-                raise readings.Rejected("index", outside)
+            readings.placed(reading, self.sites)
         except readings.Rejected as e:
             await self._park(topic, payload, e)
             return

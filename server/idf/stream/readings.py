@@ -1,20 +1,25 @@
 """A sensor reading as ingestion takes it, checked before it is published (docs/streaming.md).
 
-`check` refuses, with a reason per reading (Publish counts them and ingestion goes on): a site
-name not of the form `sites/<token>`, a sensor that is not one token (subjects.token), a grid
-index that is empty or negative, a value that is NaN or infinite, a unit longer than 32
+`check` refuses, with a reason per reading (Publish and the MQTT bridge count them and go on): a
+site name not of the form `sites/<token>`, a sensor that is not one token (subjects.token), a
+grid index that is empty or negative, a value that is NaN or infinite, a unit longer than 32
 characters, a reading id that is not a token, and a measurement time further in the future than
-the allowed clock skew. Cells outside a site's grid are the ingest worker's to refuse (it knows
-the grid). `message_id` is the JetStream `Nats-Msg-Id` that makes a retried reading count once.
+the allowed clock skew; `placed` then finds its site in the reading's tenant and checks the cell
+is in the grid. `message_id` is the JetStream `Nats-Msg-Id` that makes a retried reading count
+once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from idf.stream import subjects
+from idf.stream.maps import Site
+
+T = TypeVar("T")
 
 MAX_UNIT_CHARS = 32
 MAX_AXES = 3
@@ -56,6 +61,14 @@ class Rejected(ValueError):
         self.field, self.reason = field, reason
 
 
+def _rule(field: str, check: Callable[..., T], *args: str) -> T:
+    """`check(*args)`, its ValueError ("<what> must ...") as Rejected(field, "must ...")."""
+    try:
+        return check(*args)
+    except ValueError as e:
+        raise Rejected(field, str(e)[str(e).find("must") :]) from None
+
+
 def check(
     tenant: str,
     site: str,
@@ -63,22 +76,17 @@ def check(
     index: Sequence[int],
     value: float,
     *,
-    measured: float | None,
     now: float,
+    measured: float | None = None,
+    measured_ns: int | None = None,
     unit: str = "",
     quality: str = "good",
     reading_id: str = "",
-    measured_ns: int | None = None,
 ) -> Reading:
-    """The reading, or `Rejected` naming the first broken rule; `measured` None means `now`."""  # fmt: skip
-    prefix, _, site_id = site.partition("/")
-    if prefix != "sites" or not site_id:
-        raise Rejected("site", "must look like sites/{site_id}")
-    for field, value_ in (("site", site_id), ("sensor", sensor)):
-        try:
-            subjects.token(value_, field)
-        except ValueError as e:
-            raise Rejected(field, str(e).partition(" ")[2]) from None
+    """The reading, or `Rejected` naming the first broken rule. The measurement time comes as
+    seconds (`measured`) or exact nanoseconds (`measured_ns`); neither means `now`."""
+    site_id = _rule("site", subjects.site_id, site)
+    _rule("sensor", subjects.token, sensor, "sensor")
     if not 1 <= len(index) <= MAX_AXES or any(i < 0 for i in index):
         raise Rejected(
             "index", f"needs 1 to {MAX_AXES} non-negative integers, got {list(index)[:8]}"
@@ -90,17 +98,27 @@ def check(
     if quality not in QUALITIES:
         raise Rejected("quality", f"one of {QUALITIES}")
     if reading_id:
-        try:
-            subjects.token(reading_id, "reading_id")
-        except ValueError as e:
-            raise Rejected("reading_id", str(e).partition(" ")[2]) from None
+        _rule("reading_id", subjects.token, reading_id, "reading_id")
+    if measured_ns is not None:
+        measured = measured_ns * 1e-9
     when = now if measured is None else measured
     if not math.isfinite(when) or when > now + FUTURE_SKEW_S:
         raise Rejected(
             "measure_time", f"is more than {FUTURE_SKEW_S:g} s ahead of the server's clock"
         )
     return Reading(tenant, site_id, sensor, tuple(int(i) for i in index), float(value), when, unit, quality,
-                   reading_id, measured_ns if measured is not None else None)  # fmt: skip
+                   reading_id, measured_ns)  # fmt: skip
+
+
+def placed(reading: Reading, sites: Mapping[tuple[str, str], Site]) -> Site:
+    """The reading's site in its tenant, or Rejected: no such site, or a cell off its grid."""
+    site = sites.get((reading.tenant, reading.site))
+    if site is None:
+        raise Rejected("site", "no such site in the tenant")
+    outside = site.outside(reading.index)
+    if outside is not None:
+        raise Rejected("index", outside)
+    return site
 
 
 BACKWARD_SKEW_S = 300.0  # within one Publish call, a sensor's time may step back this far

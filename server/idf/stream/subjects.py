@@ -25,6 +25,15 @@ def token(value: str, what: str) -> str:
     return value
 
 
+def site_id(name: str, suffix: str = "") -> str:
+    """The id of the site a resource name names: "sites/<id>" then `suffix` (e.g. "/energyMap");
+    ValueError saying what is wrong otherwise."""
+    prefix, _, rest = name.partition("/")
+    if prefix != "sites" or not rest.endswith(suffix):
+        raise ValueError(f"site must look like sites/{{site_id}}{suffix}")
+    return token(rest[: len(rest) - len(suffix)], "site id")
+
+
 def reading(tenant: str, site: str, sensor: str) -> str:
     return f"{TELEMETRY}.{token(tenant, 'tenant')}.{token(site, 'site')}.{token(sensor, 'sensor')}"
 

@@ -6,10 +6,11 @@ The rules of a reading are idf.stream.readings; how readings become maps, idf.st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -17,7 +18,7 @@ import grpc
 
 from idf.server import auth
 from idf.server.errors import ApiError, exhausted, invalid_argument
-from idf.server.ingest import energy_map, group_message
+from idf.server.ingest import QUALITY, energy_map, group_message
 from idf.server.ratelimit import Buckets
 from idf.server.rpc import run_blocking, streaming, unary
 from idf.stream import readings, subjects
@@ -36,7 +37,8 @@ WATCH_POLL_S = 2.0
 EVENTS_BEHIND = 1000  # events a watcher may fall behind before it is dropped
 GROUP_READINGS = 2000  # readings per stream message (see _parts)
 NOTICES_HELD = 4  # map notices (up to 512 KiB each) a watcher's subscription holds; older: dropped
-QUALITIES = {0: "good", 1: "good", 2: "uncertain", 3: "bad"}
+QUALITIES = {number: name for name, number in QUALITY.items()} | {0: "good"}  # unset: good
+MAP_SUFFIX = "/energyMap"
 
 
 def _parts(group: list[Any]) -> list[list[Any]]:
@@ -44,17 +46,6 @@ def _parts(group: list[Any]) -> list[list[Any]]:
     stream message must stay under NATS's payload limit (1 MiB by default; a reading is at most
     ~250 bytes encoded, its strings bounded), whatever the size of the gRPC message."""
     return [group[i : i + GROUP_READINGS] for i in range(0, len(group), GROUP_READINGS)]
-
-
-def _site_name(name: str) -> str:
-    prefix, _, rest = name.partition("/")
-    site, _, suffix = rest.partition("/")
-    if prefix != "sites" or suffix != "energyMap" or not site:
-        raise invalid_argument("name", "must look like sites/{site_id}/energyMap")
-    try:
-        return subjects.token(site, "site id")
-    except ValueError as e:
-        raise invalid_argument("name", str(e)) from None
 
 
 def _no_site(site: str) -> ApiError:
@@ -87,9 +78,6 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         self.executor, self.sites, self.runtime = executor, sites, runtime
         self.readings_limit = readings_limit  # per tenant (auth on)
 
-    def _site(self, tenant: str, site_id: str) -> Site | None:
-        return self.sites.get((tenant, site_id)) if self.runtime is not None else None
-
     @unary
     async def Publish(
         self, request_iterator: AsyncIterator[telemetry_pb2.PublishRequest], context: Any
@@ -97,104 +85,80 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         tenant = auth.current().tenant
         answer = telemetry_pb2.PublishResponse()
         pending: list[tuple[asyncio.Future[Any], int]] = []  # (stream ack, readings in it)
-
-        async def drain() -> None:
-            try:
-                acks = await asyncio.wait_for(
-                    asyncio.gather(*(f for f, _ in pending)), PUBLISH_ACK_S
-                )
-            except Exception:
-                stored = sum(
-                    n for f, n in pending if f.done() and not f.cancelled() and not f.exception()
-                )
-                raise _stream_down(answer.accepted_count + stored) from None
-            for ack, (_, count) in zip(acks, pending):
-                answer.accepted_count += count
-                answer.duplicate_count += count if ack.duplicate else 0
-                answer.last_sequence = max(answer.last_sequence, ack.seq)
-            pending.clear()
-
+        position = 0
+        clock = readings.SensorClock()
         try:
-            return await self._publish(tenant, request_iterator, answer, pending, drain)
+            async for message in request_iterator:
+                now = time.time()
+                groups: dict[str, list[tuple[readings.Reading, telemetry_pb2.SensorReading]]] = {}
+                for r in message.readings:
+                    try:
+                        reading = readings.check(
+                            tenant, r.site, r.sensor, r.index, r.value, now=now,
+                            measured_ns=r.measure_time.ToNanoseconds() if r.HasField("measure_time") else None,
+                            unit=r.unit, quality=QUALITIES.get(r.quality, f"#{r.quality}"),
+                            reading_id=r.reading_id,
+                        )  # fmt: skip
+                        readings.placed(reading, self._sites())
+                        clock.check(reading)  # last: only accepted readings set a sensor's clock
+                        groups.setdefault(reading.subject, []).append((reading, r))
+                    except readings.Rejected as e:
+                        answer.rejected_count += 1
+                        if len(answer.rejections) < MAX_REJECTIONS:
+                            answer.rejections.add(position=position, field=e.field, reason=e.reason)
+                    position += 1
+                self._admit_readings(tenant, sum(len(g) for g in groups.values()))
+                for subject, group in groups.items():
+                    for part in _parts(group):
+                        pending.append((await self._send(subject, part, answer), len(part)))
+                if len(pending) >= PUBLISH_WINDOW:
+                    await _drain(pending, answer)
+            await _drain(pending, answer)
+            return answer
         finally:
             # a failed or cancelled call: its unanswered publishes stop waiting (nats-py keeps a
             # future, and a slot of the pending limit, per publish until it is answered)
             for future, _ in pending:
                 future.cancel()
 
-    async def _publish(
+    def _sites(self) -> Mapping[tuple[str, str], Site]:
+        return self.sites if self.runtime is not None else {}
+
+    def _admit_readings(self, tenant: str, accepted: int) -> None:
+        """The tenant's readings bucket (auth on): RATE_LIMITED with the delay when empty."""
+        if self.readings_limit is None or not accepted:
+            return
+        wait = self.readings_limit.wait(tenant, accepted)
+        if wait > 0:
+            raise exhausted(
+                "RATE_LIMITED",
+                f"your tenant's readings limit ({self.readings_limit.rate:g}/s) is reached:"
+                " send the call again after the delay (readings with ids are stored once)",
+                retry_after=wait,
+            )
+        self.readings_limit.take(tenant, accepted)
+
+    async def _send(
         self,
-        tenant: str,
-        request_iterator: AsyncIterator[telemetry_pb2.PublishRequest],
+        subject: str,
+        part: list[tuple[readings.Reading, telemetry_pb2.SensorReading]],
         answer: telemetry_pb2.PublishResponse,
-        pending: list[tuple[asyncio.Future[Any], int]],
-        drain: Callable[[], Awaitable[None]],
-    ) -> telemetry_pb2.PublishResponse:
-        position = 0
-        clock = readings.SensorClock()
-        async for message in request_iterator:
-            now = time.time()
-            groups: dict[str, list[tuple[readings.Reading, telemetry_pb2.SensorReading]]] = {}
-            for r in message.readings:
-                try:
-                    reading = readings.check(
-                        tenant, r.site, r.sensor, r.index, r.value,
-                        measured=r.measure_time.ToNanoseconds() * 1e-9 if r.HasField("measure_time") else None,
-                        now=now, unit=r.unit, quality=QUALITIES.get(r.quality, f"#{r.quality}"),
-                        reading_id=r.reading_id,
-                        measured_ns=r.measure_time.ToNanoseconds() if r.HasField("measure_time") else None,
-                    )  # fmt: skip
-                    site = self._site(tenant, reading.site)
-                    if site is None:
-                        raise readings.Rejected("site", "no such site in your tenant")
-                    outside = site.outside(reading.index)
-                    if outside is not None:
-                        raise readings.Rejected("index", outside)
-                    clock.check(reading)  # last: only accepted readings set a sensor's clock
-                except readings.Rejected as e:
-                    answer.rejected_count += 1
-                    if len(answer.rejections) < MAX_REJECTIONS:
-                        answer.rejections.add(position=position, field=e.field, reason=e.reason)
-                    position += 1
-                    continue
-                position += 1
-                groups.setdefault(reading.subject, []).append((reading, r))
-            assert self.runtime is not None or not groups
-            accepted = sum(len(g) for g in groups.values())
-            if self.readings_limit is not None and accepted:
-                wait = self.readings_limit.wait(tenant, accepted)
-                if wait > 0:
-                    raise exhausted(
-                        "RATE_LIMITED",
-                        f"your tenant's readings limit ({self.readings_limit.rate:g}/s) is reached:"
-                        " send the call again after the delay (readings with ids are stored once)",
-                        retry_after=wait,
-                    )
-                self.readings_limit.take(tenant, accepted)
-            for subject, group in groups.items():
-                for part in _parts(group):
-                    payload, message_id = group_message(part)
-                    if self.runtime.js.publish_async_pending() >= MAX_PENDING_PUBLISHES - 1:  # type: ignore[union-attr]
-                        # never wait on nats-py's pending limit (it would wait for ever if NATS is
-                        # gone): the server has too much unacknowledged; the caller retries
-                        raise _stream_down(answer.accepted_count)
-                    try:
-                        ack = await self.runtime.js.publish_async(  # type: ignore[union-attr]
-                            subject,
-                            payload,
-                            headers={"Nats-Msg-Id": message_id},
-                            # no stall timeout: wait_for with one yields to the loop on every
-                            # publish, and NATS then gets one write per message (several times
-                            # slower); the window keeps a call under the context's pending limit
-                        )
-                    except Exception:
-                        raise _stream_down(answer.accepted_count) from None
-                    pending.append((ack, len(part)))
-            if len(pending) >= PUBLISH_WINDOW:
-                await drain()
-        if pending:
-            await drain()
-        return answer
+    ) -> asyncio.Future[Any]:
+        """One stream message of one sensor's readings; the future of its acknowledgement."""
+        assert self.runtime is not None  # (readings are placed only when it runs)
+        js = self.runtime.js
+        payload, message_id = group_message(part)
+        if js.publish_async_pending() >= MAX_PENDING_PUBLISHES - 1:
+            # never wait on nats-py's pending limit (it would wait for ever if NATS is gone):
+            # the server has too much unacknowledged; the caller retries
+            raise _stream_down(answer.accepted_count)
+        try:
+            # no stall timeout: wait_for with one yields to the loop on every publish, and NATS
+            # then gets one write per message (several times slower); the window keeps a call
+            # under the context's pending limit
+            return await js.publish_async(subject, payload, headers={"Nats-Msg-Id": message_id})
+        except Exception:
+            raise _stream_down(answer.accepted_count) from None
 
     async def _read(self, tenant: str, site: Site) -> tuple[telemetry_pb2.EnergyMap, int]:
         """The map as stored, and the sequence of the last reading folded into it."""
@@ -216,10 +180,14 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
 
         return await run_blocking(self.executor, read)
 
-    def _lookup(self, name: str) -> tuple[str, Site]:
-        site_id = _site_name(name)
+    def _lookup(self, name: str, field: str, suffix: str = "") -> tuple[str, Site]:
+        """The caller's tenant and the site `name` names (NOT_FOUND in another tenant)."""
+        try:
+            site_id = subjects.site_id(name, suffix)
+        except ValueError as e:
+            raise invalid_argument(field, str(e)) from None
         tenant = auth.current().tenant
-        site = self._site(tenant, site_id)
+        site = self._sites().get((tenant, site_id))
         if site is None:
             raise _no_site(site_id)
         return tenant, site
@@ -228,7 +196,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def GetEnergyMap(
         self, request: telemetry_pb2.GetEnergyMapRequest, context: Any
     ) -> telemetry_pb2.GetEnergyMapResponse:
-        tenant, site = self._lookup(request.name)
+        tenant, site = self._lookup(request.name, "name", MAP_SUFFIX)
         current, _ = await self._read(tenant, site)
         return telemetry_pb2.GetEnergyMapResponse(energy_map=current)
 
@@ -236,7 +204,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def WatchEnergyMap(
         self, request: telemetry_pb2.WatchEnergyMapRequest, context: Any
     ) -> AsyncIterator[telemetry_pb2.WatchEnergyMapResponse]:
-        tenant, site = self._lookup(request.name)
+        tenant, site = self._lookup(request.name, "name", MAP_SUFFIX)
         if request.after_sequence < 0:
             raise invalid_argument("after_sequence", "must be >= 0")
         assert self.runtime is not None
@@ -251,11 +219,10 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             newest[:] = [update] if update is not None and update.HasField("field") else []
             changed.set()  # coalesced: a slow watcher reads the newest map next
 
-        sub = await self.runtime.nc.subscribe(
-            subjects.map_update(tenant, site.id), cb=notice,
+        async with _subscribed(
+            self.runtime.nc, subjects.map_update(tenant, site.id), cb=notice,
             pending_msgs_limit=NOTICES_HELD, pending_bytes_limit=NOTICES_HELD << 20,
-        )  # fmt: skip
-        try:
+        ):  # fmt: skip
             last, first = request.after_sequence, request.after_sequence == 0
             polled, store = False, self.runtime.store
             while True:
@@ -277,52 +244,66 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     first, last = False, current.sequence
                     yield telemetry_pb2.WatchEnergyMapResponse(energy_map=current)
                 polled = await _wait(changed)
-        finally:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
 
     @streaming
     async def WatchEvents(
         self, request: telemetry_pb2.WatchEventsRequest, context: Any
     ) -> AsyncIterator[telemetry_pb2.WatchEventsResponse]:
-        prefix, _, site_id = request.site.partition("/")
-        if prefix != "sites" or not site_id:
-            raise invalid_argument("site", "must look like sites/{site_id}")
-        tenant, site = self._lookup(f"{request.site}/energyMap")
+        tenant, site = self._lookup(request.site, "site")
         assert self.runtime is not None
         queue: asyncio.Queue[bytes] = asyncio.Queue(EVENTS_BEHIND)
-        overflowed = asyncio.Event()
+        overflowed = False
 
         async def on_event(msg: Any) -> None:
+            nonlocal overflowed
             try:
                 queue.put_nowait(msg.data)
             except asyncio.QueueFull:  # this watcher reads slower than events come: drop it
-                overflowed.set()
+                overflowed = True
 
-        sub = await self.runtime.nc.subscribe(subjects.event(tenant, site.id), cb=on_event)
-        try:
+        async with _subscribed(self.runtime.nc, subjects.event(tenant, site.id), cb=on_event):
             while True:
-                get = asyncio.ensure_future(queue.get())
-                over = asyncio.ensure_future(overflowed.wait())
-                done, _ = await asyncio.wait({get, over}, return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
+                data = await queue.get()  # (a full queue, the only way to overflow, never waits)
+                if overflowed:
                     raise exhausted(
                         "SLOW_CONSUMER",
                         f"this watcher fell {EVENTS_BEHIND} events behind and was dropped; "
                         "watch again (events in between are not kept)",
                     )
-                over.cancel()
-                event = _site_event(get.result())
+                event = _site_event(data)
                 if event is not None:
                     yield telemetry_pb2.WatchEventsResponse(event=event)
-        finally:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
+
+
+@contextlib.asynccontextmanager
+async def _subscribed(nc: Any, subject: str, **options: Any) -> AsyncIterator[None]:
+    """A NATS subscription for the length of a watch."""
+    sub = await nc.subscribe(subject, **options)
+    try:
+        yield
+    finally:
+        try:
+            await sub.unsubscribe()
+        except Exception:  # the connection is gone: so is the subscription
+            pass
+
+
+async def _drain(
+    pending: list[tuple[asyncio.Future[Any], int]], answer: telemetry_pb2.PublishResponse
+) -> None:
+    """Wait for the pending publishes' acknowledgements and count them in the answer."""
+    if not pending:
+        return
+    try:
+        acks = await asyncio.wait_for(asyncio.gather(*(f for f, _ in pending)), PUBLISH_ACK_S)
+    except Exception:
+        stored = sum(n for f, n in pending if f.done() and not f.cancelled() and not f.exception())
+        raise _stream_down(answer.accepted_count + stored) from None
+    for ack, (_, count) in zip(acks, pending):
+        answer.accepted_count += count
+        answer.duplicate_count += count if ack.duplicate else 0
+        answer.last_sequence = max(answer.last_sequence, ack.seq)
+    pending.clear()
 
 
 async def _wait(changed: asyncio.Event) -> bool:
