@@ -539,6 +539,8 @@ def test_sparse_sites_fill_unobserved_cells():
     from scipy.spatial import Delaunay
 
     hull = Delaunay(where).find_simplex(np.argwhere(np.ones(shape, bool))).reshape(shape) >= 0
+    # exact in exact arithmetic; in float64 the barycentric weights round at ~1e-16 relative on
+    # values below 60, so 1e-9 only allows rounding, never an interpolation error
     np.testing.assert_allclose(lin[hull], truth[hull], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(lin[~hull], near[~hull])
     np.testing.assert_array_equal(filled(sparse, "none"), sparse)
@@ -557,7 +559,8 @@ def test_a_linear_fill_site_serves_a_full_map(tmp_path, nats_server):
                                      measured=T0) for k, cell in enumerate(cells)])  # fmt: skip
             m = wait_for(c, out.last_sequence, "sites/f1/energyMap")
         i, j = np.mgrid[:16, :16]
-        np.testing.assert_allclose(m.field, i + 2.0 * j, atol=1e-9)  # the corners span the grid
+        # the corners span the grid, so linear is exact everywhere: 1e-9 allows float rounding
+        np.testing.assert_allclose(m.field, i + 2.0 * j, atol=1e-9)
         assert m.observed_count == 5
     finally:
         s.stop()

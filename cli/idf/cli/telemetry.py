@@ -7,6 +7,7 @@ import math
 import secrets
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -86,7 +87,7 @@ def publish(
     name = _site(site)
     run = secrets.token_hex(4)
     totals = {"sent": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
-    reasons: dict[str, int] = {}
+    reasons: Counter[str] = Counter()
     last = 0
     with connected(server, timeout, json_out) as c:
         shape = tuple(c.get_energy_map(f"{name}/energyMap").field.shape)
@@ -111,8 +112,7 @@ def publish(
                 totals["accepted"] += result.accepted_count
                 totals["rejected"] += result.rejected_count
                 totals["duplicates"] += result.duplicate_count
-                for r in result.rejections:
-                    reasons[f"{r.field}: {r.reason}"] = reasons.get(f"{r.field}: {r.reason}", 0) + 1
+                reasons.update(f"{r.field}: {r.reason}" for r in result.rejections)
                 last = max(last, result.last_sequence)
                 second += 1
                 if rate > 0:  # pace: the next call starts on its second
@@ -134,7 +134,7 @@ def publish(
         "map_caught_up_s": round(caught_up, 3) if caught_up is not None else None,
     }
     if reasons:
-        summary["rejection_reasons"] = json.dumps(reasons) if not json_out else reasons
+        summary["rejection_reasons"] = dict(reasons) if json_out else json.dumps(reasons)
     emit(summary, json_out, "published")
 
 

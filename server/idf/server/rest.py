@@ -715,18 +715,17 @@ class Transcoder:
 
     async def _websocket(
         self, http: web.BaseRequest, messages: Any, nxt: asyncio.Future[Any]
-    ) -> web.WebSocketResponse:
+    ) -> web.StreamResponse:
         """The same stream as text frames for browsers: `{"result": ...}` per message, then
         `{"error": ...}` if the call fails, then a close (1000 at the end, 1011 on an error). The
         browser closing the socket cancels the call; one that stops reading is cut off."""
         offered = [p.strip() for p in http.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         if WS_PROTOCOL not in offered:  # (aiohttp would log the offered list: a bearer token)
             nxt.cancel()
-            body = RestError(
+            return RestError(
                 400, grpc.StatusCode.INVALID_ARGUMENT, "WEBSOCKET_PROTOCOL",
                 f"offer the WebSocket subprotocol {WS_PROTOCOL}",
-            ).status()  # fmt: skip
-            return web.json_response(json_format.MessageToDict(body), status=400)  # type: ignore[return-value]
+            ).response()  # fmt: skip
         ws = web.WebSocketResponse(protocols=(WS_PROTOCOL,), heartbeat=WS_HEARTBEAT_S)
         try:
             await ws.prepare(http)  # type: ignore[arg-type]  # a BaseRequest serves here
