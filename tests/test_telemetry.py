@@ -215,6 +215,17 @@ def test_unknown_maps_and_tenants_are_not_found(tmp_path, nats_server):
         s.stop()
 
 
+def _worker_config(tmp_path: Path, nats_url: str, extra: str = "") -> tuple[Path, Path]:
+    """The config file an external ingest worker reads (the server's data directory, its NATS,
+    site p1), and that data directory."""
+    data, config = tmp_path / "data", tmp_path / "idf.toml"
+    config.write_text(
+        f'nats_url = "{nats_url}"\ndata_dir = "{data}"\nauth = "off"\n{extra}'
+        f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
+    )
+    return config, data
+
+
 def _worker(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "idf.server.ingest", "--config", str(config)],
@@ -232,12 +243,7 @@ def test_sigkill_of_the_ingest_worker_loses_nothing_and_applies_nothing_twice(
     remain unapplied — else a new wave of readings is published and a new worker tried, so the
     kill lands mid-stream whatever the machine's load. A restarted worker must then end with
     the replay of every acknowledged reading, each applied once."""
-    data = tmp_path / "data"
-    config = tmp_path / "idf.toml"
-    config.write_text(
-        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\ningest_batch = 8\n'
-        f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
-    )
+    config, data = _worker_config(tmp_path, nats_server.url, "ingest_batch = 8\n")
     s = _server(tmp_path, nats_server.url, ingest="external")
     rng = np.random.default_rng(3)
     readings: list[Reading] = []
@@ -659,12 +665,7 @@ def test_one_ingest_worker_applies_a_second_stands_by_and_takes_over(tmp_path, n
     """Two external workers on one store: one holds the lead (a lock the store keeps), the other
     stands by; when the leader is SIGKILLed the other takes over and every reading is applied
     exactly once. A big message of one sensor is split under NATS's payload limit."""
-    data = tmp_path / "data"
-    config = tmp_path / "idf.toml"
-    config.write_text(
-        f'nats_url = "{nats_server.url}"\ndata_dir = "{data}"\nauth = "off"\n'
-        f'[[sites]]\nid = "p1"\nshape = {list(SHAPE)}\n'
-    )
+    config, data = _worker_config(tmp_path, nats_server.url)
     s = _server(tmp_path, nats_server.url, ingest="external")
     first, second = _worker(config), None
     store = MapStore(str(data / "idf.sqlite3"))

@@ -85,8 +85,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         tenant = auth.current().tenant
         answer = telemetry_pb2.PublishResponse()
         pending: list[tuple[asyncio.Future[Any], int]] = []  # (stream ack, readings in it)
-        position = 0
-        clock = readings.SensorClock()
+        position, clock, sites = 0, readings.SensorClock(), self._sites()
         try:
             async for message in request_iterator:
                 now = time.time()
@@ -99,7 +98,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                             unit=r.unit, quality=QUALITIES.get(r.quality, f"#{r.quality}"),
                             reading_id=r.reading_id,
                         )  # fmt: skip
-                        readings.placed(reading, self._sites())
+                        readings.placed(reading, sites)
                         clock.check(reading)  # last: only accepted readings set a sensor's clock
                         groups.setdefault(reading.subject, []).append((reading, r))
                     except readings.Rejected as e:
