@@ -9,6 +9,7 @@ must equal the number of readings (nothing lost, nothing applied twice)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,45 @@ def assert_map(m, expected: np.ndarray) -> None:
     np.testing.assert_array_equal(np.isnan(m.field), np.isnan(expected))
     np.testing.assert_array_equal(m.field[~np.isnan(expected)], expected[~np.isnan(expected)])
     assert m.observed_count == int((~np.isnan(expected)).sum())
+
+
+@contextlib.contextmanager
+def listening(url: str, subject: str) -> Iterator[list[dict]]:
+    """The JSON messages published on `subject` while the block runs, as they arrive (a NATS
+    subscription in a thread of its own, in place before the block starts)."""
+    import asyncio
+
+    import nats
+
+    got: list[dict] = []
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    done: asyncio.Event | None = None
+
+    async def listen() -> None:
+        nonlocal done
+        done = asyncio.Event()
+        nc = await nats.connect(url)
+
+        async def on(msg) -> None:
+            got.append(json.loads(msg.data))
+
+        await nc.subscribe(subject, cb=on)
+        await nc.flush()  # the server has the subscription
+        ready.set()
+        await done.wait()
+        await nc.close()
+
+    listener = threading.Thread(target=lambda: loop.run_until_complete(listen()))
+    listener.start()
+    try:
+        assert ready.wait(HANG_S), "the listener did not subscribe"
+        yield got
+    finally:
+        if done is not None:
+            loop.call_soon_threadsafe(done.set)
+        listener.join(HANG_S)
+        loop.close()
 
 
 @pytest.fixture
@@ -458,10 +499,6 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
     """A threshold rule fires when a cell first goes beyond it and when none is any more; a
     drift rule compares the total of a fully observed map with the first one. Edge-triggered:
     updates that change nothing publish nothing."""
-    import asyncio
-
-    import nats
-
     from idf.stream import rules
 
     rule_tables = [{"kind": "threshold", "above": 350.0}, {"kind": "drift", "tolerance": 0.1}]
@@ -469,20 +506,6 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
         nats_url=nats_server.url, data_dir=tmp_path / "rules",
         sites=[{"id": "r1", "shape": [2, 2], "rules": rule_tables}],
     )  # fmt: skip
-    events: list[dict] = []
-
-    async def listen(done: asyncio.Event) -> None:
-        nc = await nats.connect(nats_server.url)
-
-        async def on(msg) -> None:
-            events.append(json.loads(msg.data))
-
-        await nc.subscribe("idf.events.default.r1", cb=on)
-        await nc.flush()  # the server has the subscription
-        ready.set()
-        await done.wait()
-        await nc.flush()
-        await nc.close()
 
     def send(c: Client, cells: dict, t: float) -> None:
         out = c.publish(
@@ -491,25 +514,21 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
         assert out.accepted_count == len(cells)
         wait_for(c, out.last_sequence, "sites/r1/energyMap")
 
-    loop = asyncio.new_event_loop()
-    done, ready = asyncio.Event(), threading.Event()
-    listener = threading.Thread(target=lambda: loop.run_until_complete(listen(done)))
     try:
-        listener.start()
-        assert ready.wait(HANG_S), "the listener did not subscribe"
-        with Client(s.target, max_attempts=1) as c:
+        with (
+            listening(nats_server.url, "idf.events.default.r1") as events,
+            Client(s.target, max_attempts=1) as c,
+        ):
             full = {(0, 0): 300.0, (0, 1): 300.0, (1, 0): 300.0, (1, 1): 300.0}
             send(c, full, T0)  # baseline total 1200, nothing beyond 350
             send(c, {(0, 0): 400.0}, T0 + 1)  # crossed; total 1300: +8.3%, within 10%
             send(c, {(0, 1): 380.0}, T0 + 2)  # still crossed; total 1380: +15%, exceeded
             send(c, {(0, 1): 300.0}, T0 + 3)  # total 1300: recovered; (0, 0) still beyond
             send(c, {(0, 0): 300.0}, T0 + 4)  # cleared
-        wait_until(lambda: s.running.telemetry.worker.events >= 4, "four events")
+            wait_until(lambda: s.running.telemetry.worker.events >= 4, "four events")
+            wait_until(lambda: len(events) >= 4, "four events received")
     finally:
-        loop.call_soon_threadsafe(done.set)
-        listener.join(HANG_S)
         s.stop()
-    wait_until(lambda: len(events) >= 4, "four events received")
     assert [e["event"] for e in events] == [
         "threshold.crossed", "drift.exceeded", "drift.recovered", "threshold.cleared",
     ]  # fmt: skip
@@ -520,6 +539,65 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
         rules.parse([{"kind": "threshold"}])
     with pytest.raises(ValueError):
         rules.parse([{"kind": "magic"}])
+
+
+def test_a_regime_rule_labels_the_live_map(tmp_path, nats_server):
+    """A regime rule takes the site's map every `interval` seconds of measurement time and judges
+    each full window with the regime detector: a frozen field is steady (its time derivative is
+    zero), a field redrawn at random every frame is not (chaotic: no recurrence, no correlation
+    from frame to frame). The last label also equals DetectRegime on the same window, built here
+    from the readings sent."""
+    from idf.engine import models
+    from idf.engine.regimes import detector, features
+
+    side, interval, frames_sent = 16, 2.0, (40, 40)
+    s = ServerThread(
+        nats_url=nats_server.url, data_dir=tmp_path / "regime",
+        sites=[{"id": "g1", "shape": [side, side],
+                "rules": [{"kind": "regime", "interval": interval}]}],
+    )  # fmt: skip
+    rng = np.random.default_rng(5)
+    frozen = 300.0 + np.sin(np.arange(side))[:, None] * np.ones(side)
+    sent = [frozen] * frames_sent[0] + [
+        300 + rng.normal(size=(side, side)) for _ in range(frames_sent[1])
+    ]
+    cells = [tuple(int(i) for i in c) for c in np.ndindex(side, side)]
+    window = features.frames_needed(0, interval)
+
+    def send(c: Client, first: int, last: int) -> None:
+        readings = [Reading("sites/g1", "camera", cell, float(sent[k][cell]), measured=T0 + k * interval)
+                    for k in range(first, last) for cell in cells]  # fmt: skip
+        out = c.publish(readings)
+        assert out.accepted_count == len(readings)
+        wait_for(c, out.last_sequence, "sites/g1/energyMap")
+
+    try:
+        with (
+            listening(nats_server.url, "idf.events.default.g1") as events,
+            Client(s.target, max_attempts=1) as c,
+        ):
+            for first in range(0, len(sent), 8):
+                send(c, first, min(first + 8, len(sent)))
+                if first + 8 == frames_sent[0]:  # the frozen frames are in: one judgement
+                    wait_until(lambda: len(events) >= 1, "the first regime event")
+            wait_until(lambda: events and events[-1]["regime"] == "chaotic", "the chaotic label")
+    finally:
+        s.stop()
+    assert events[0]["event"] == "regime.changed" and events[0]["previous"] is None
+    assert events[0]["regime"] == "steady" and events[0]["frames"] == window == 32
+    assert all(b["previous"] == a["regime"] for a, b in zip(events, events[1:]))
+    # each event's figures are DetectRegime's on a window of the frames sent (which window
+    # depends on how the stream was batched): the frames are the readings, tick by tick
+    reduced = [features.resample(f[None])[0] for f in sent]
+    judged = [
+        detector.decide(models.load_detector("regime-kolmogorov"), np.stack(reduced[end - window : end]), interval)
+        for end in range(window, len(sent))
+    ]  # fmt: skip
+    for event in events:
+        assert any(
+            label == event["regime"] and event["probabilities"] == pytest.approx(p, abs=1e-12)
+            for label, p, _, _ in judged
+        ), event
 
 
 def test_sparse_sites_fill_unobserved_cells():

@@ -24,6 +24,7 @@ wire format is the server's (`Codec`; this layer knows no protobuf).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -41,7 +42,7 @@ from nats.js.errors import NotFoundError
 from idf.store.maps import MapStore, ProgressMoved
 from idf.stream import rules, subjects
 from idf.stream.jetstream import READINGS_STREAM, ensure_readings_stream
-from idf.stream.maps import Site, SiteMap
+from idf.stream.maps import Site, SiteMap, filled
 from idf.stream.readings import Reading
 
 log = logging.getLogger("idf.stream.ingest")
@@ -222,7 +223,14 @@ class IngestWorker:
     async def _events(self, tenant: str, site: Site, state: SiteMap) -> None:
         """The site's rules on its new map; their events, as JSON, on idf.events.<tenant>.<site>."""
         memory = self.rule_state.setdefault((tenant, site.id), rules.RuleState())
-        for event in rules.evaluate(site.rules, memory, state.values, state.times):
+        try:
+            found = await self.blocking(
+                rules.evaluate, site.rules, memory, state.values, state.times
+            )
+        except Exception:  # a rule that fails never holds the readings back
+            log.exception("evaluating a site's rules failed")
+            return
+        for event in found:
             body = {"site": f"sites/{site.id}", "sequence": state.sequence,
                     "time": state.updated, **event}  # fmt: skip
             try:
@@ -269,11 +277,27 @@ class IngestWorker:
             cells = np.ravel_multi_index(tuple(index.T), site.shape)
             values = np.fromiter((r[2] for r in rows), np.float64, len(rows))
             measured = np.fromiter((r[3] for r in rows), np.float64, len(rows))
+            if any(isinstance(r, rules.Regime) for r in site.rules):  # frames before the fold
+                self._frames(key, site, state, sequences, cells, values, measured)
             new = state.fold(sequences, cells, values, measured, now)
             applied += new
             if new:
                 touched.append((key[0], key[1], state))
         return touched, applied
+
+    def _frames(self, key: tuple[str, str], site: Site, state: SiteMap, sequences: np.ndarray,
+                cells: np.ndarray, values: np.ndarray, measured: np.ndarray) -> None:  # fmt: skip
+        """The regime rules' frames of the ticks the batch's new readings pass (a failure loses
+        the site's windows, never the readings)."""
+        memory = self.rule_state.setdefault(key, rules.RuleState())
+        fresh = sequences > state.sequence
+        try:
+            rules.take(site.rules, memory, state.values, state.times,
+                       (cells[fresh], values[fresh], measured[fresh]),
+                       functools.partial(filled, how=site.fill, spacing=site.spacing))  # fmt: skip
+        except Exception:
+            log.exception("taking a site's regime frames failed; its windows start afresh")
+            memory.frames.clear()
 
     def _commit(self, groups: Pending, through: int) -> tuple[list[tuple[str, str, SiteMap]], int]:
         try:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from idf.store.maps import StoredMap
-from idf.stream.rules import Rule
+from idf.stream.frames import latest
+from idf.stream.rules import Regime, Rule
 
 # 4 Mi cells (a 2048² site): 64 MiB of state, the largest map a site may have
 MAX_SITE_CELLS = 1 << 22
@@ -81,6 +82,8 @@ class Site:
             raise ValueError(f"site {self.id}: fill is one of {FILLS}, got {self.fill!r}")
         if self.fill == "linear" and len(self.shape) != 2:
             raise ValueError(f"site {self.id}: linear fill needs a 2-D grid")
+        if any(isinstance(r, Regime) for r in self.rules) and len(self.shape) != 2:
+            raise ValueError(f"site {self.id}: a regime rule needs a 2-D grid")
         if self.spacing and (
             len(self.spacing) != len(self.shape) or any(not s > 0 for s in self.spacing)
         ):
@@ -144,13 +147,8 @@ class SiteMap(StoredMap):
             return 0
         sequences, cells = sequences[new], cells[new]  # delivered again after a crash: skipped
         values, measured = values[new], measured[new]
-        # per cell the reading with the largest (time, position in the batch): a stable sort by
-        # cell, then time, and keep the last of each cell
-        order = np.lexsort((measured, cells))
-        cells, values, measured = cells[order], values[order], measured[order]
-        last = np.ones(len(cells), dtype=bool)
-        last[:-1] = cells[1:] != cells[:-1]
-        cells, values, measured = cells[last], values[last], measured[last]
+        # per cell the reading with the largest (time, position in the batch)
+        cells, values, measured = latest(cells, values, measured)
         flat_times, flat_values = self.times.reshape(-1), self.values.reshape(-1)
         newer = measured >= flat_times[cells]  # equal time: the later sequence wins
         flat_values[cells[newer]] = values[newer]
