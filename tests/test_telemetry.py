@@ -85,6 +85,13 @@ def wait_for(client: Client, sequence: int, name: str = MAP):
     raise AssertionError("the watch ended")
 
 
+def stored(client: Client, sent: list[Reading]) -> None:
+    """Publish readings that must all be accepted, and wait until their site's map holds them."""
+    out = client.publish(sent)
+    assert out.accepted_count == len(sent)
+    wait_for(client, out.last_sequence, f"{sent[0].site}/energyMap")
+
+
 def assert_map(m, expected: np.ndarray) -> None:
     np.testing.assert_array_equal(np.isnan(m.field), np.isnan(expected))
     np.testing.assert_array_equal(m.field[~np.isnan(expected)], expected[~np.isnan(expected)])
@@ -508,11 +515,8 @@ def test_rules_publish_events_when_conditions_change(tmp_path, nats_server):
     )  # fmt: skip
 
     def send(c: Client, cells: dict, t: float) -> None:
-        out = c.publish(
-            [Reading("sites/r1", f"s{k[0]}{k[1]}", k, v, measured=t) for k, v in cells.items()]
-        )
-        assert out.accepted_count == len(cells)
-        wait_for(c, out.last_sequence, "sites/r1/energyMap")
+        stored(c, [Reading("sites/r1", f"s{k[0]}{k[1]}", k, v, measured=t)
+                   for k, v in cells.items()])  # fmt: skip
 
     try:
         with (
@@ -565,11 +569,8 @@ def test_a_regime_rule_labels_the_live_map(tmp_path, nats_server):
     window = features.frames_needed(0, interval)
 
     def send(c: Client, first: int, last: int) -> None:
-        readings = [Reading("sites/g1", "camera", cell, float(sent[k][cell]), measured=T0 + k * interval)
-                    for k in range(first, last) for cell in cells]  # fmt: skip
-        out = c.publish(readings)
-        assert out.accepted_count == len(readings)
-        wait_for(c, out.last_sequence, "sites/g1/energyMap")
+        stored(c, [Reading("sites/g1", "camera", cell, float(sent[k][cell]), measured=T0 + k * interval)
+                   for k in range(first, last) for cell in cells])  # fmt: skip
 
     try:
         with (
@@ -593,7 +594,7 @@ def test_a_regime_rule_labels_the_live_map(tmp_path, nats_server):
         detector.decide(models.load_detector("regime-kolmogorov"), np.stack(reduced[end - window : end]), interval)
         for end in range(window, len(sent))
     ]  # fmt: skip
-    for event in events:
+    for event in events:  # (the worker's arithmetic is this one's: 1e-12 leaves room for rounding)
         assert any(
             label == event["regime"] and event["probabilities"] == pytest.approx(p, abs=1e-12)
             for label, p, _, _ in judged

@@ -6,8 +6,9 @@ reading measured at or before the tick; it is taken when the first reading measu
 is folded, from the map as it was plus the batch's readings up to the tick, so it does not depend
 on how the stream was cut into batches. A reading measured before a tick but folded after its
 frame was taken is in the map, not in that frame. The first tick is the first at or after the
-newest reading the map held when the rule started (or the first reading, for an empty map). A jump of more than a window's ticks (a sensor
-that was silent a long time) refills the whole window.
+newest reading the map held when the rule started (or the first reading, for an empty map). A
+jump of more than a window's ticks (a sensor that was silent a long time) refills the whole
+window.
 
 Pure numpy: the ingest worker calls `take` while it folds a batch (idf.stream.ingest)."""
 
@@ -48,13 +49,12 @@ class Frames:
         new_values: np.ndarray,
         measured: np.ndarray,
         serve: Callable[[np.ndarray], np.ndarray],
-    ) -> int:
+    ) -> None:
         """Take the frames of the ticks a batch passes. `values`/`times`: the map before the
         batch (left as they are); `cells` (flat indices), `new_values`, `measured`: the batch's
-        new readings; `serve`: what is kept of a frame (the map as served, reduced). Returns how
-        many frames were taken."""
+        new readings; `serve`: what is kept of a frame (the map as served, reduced)."""
         if not len(measured):
-            return 0
+            return
         if self.last is None:  # the first tick the map as it stands can be taken at
             seen = times[np.isfinite(times)]
             start = float(seen.max()) if seen.size else float(measured.min())
@@ -62,7 +62,7 @@ class Frames:
         first = self.last + 1
         last = math.ceil(float(measured.max()) / self.interval) - 1  # ticks before the newest
         if last < first:
-            return 0
+            return
         first = max(first, last - self.size + 1)  # older ticks would leave the window at once
         order = np.argsort(measured, kind="stable")
         m, c, v = measured[order], cells[order], new_values[order]
@@ -79,7 +79,6 @@ class Frames:
             self.frames.append(serve(flat_values.reshape(values.shape).copy()))
         self.last = last
         self.fresh = True
-        return last - first + 1
 
     def window(self) -> np.ndarray | None:
         """The full window, oldest first, when it is full and every cell of it is known."""

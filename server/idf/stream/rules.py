@@ -161,10 +161,13 @@ def evaluate(
                            "cell": [int(c) for c in cell]}  # fmt: skip
             name = "threshold.crossed" if holds else "threshold.cleared"
         elif isinstance(rule, Regime):
-            window = memory.frames[i].window() if i in memory.frames else None
-            if window is None or not memory.frames[i].fresh:
+            frames = memory.frames.get(i)
+            if frames is None or not frames.fresh:  # no new frame since the last judgement
                 continue
-            memory.frames[i].fresh = False
+            frames.fresh = False
+            window = frames.window()
+            if window is None:
+                continue
             detector = models.load_detector(rule.model)
             label, p, _, _ = regime_detector.decide(detector, window, rule.step)
             previous = memory.regime.get(i)
